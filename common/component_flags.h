@@ -1,0 +1,40 @@
+// The command line the supervisor passes to rusd-frontend, rusd-raftd and rusd-stored.
+//
+// The supervisor owns etcd's user-facing flags/env/TOML (supervisor/config.h); it resolves
+// them once and hands each component this small, fully-resolved set as `--key=value`
+// arguments. Components never read ETCD_* variables or config files themselves: one
+// config path. Unknown keys are an error (a version skew between binaries must be loud).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace rusd {
+
+struct ComponentFlags {
+  std::string segment;   // shared-memory segment name (ipc::Segment::NameForDataDir)
+  std::string data_dir;  // the node's --data-dir
+  std::string name = "default";
+  uint64_t member_id = 0;
+  uint64_t cluster_id = 0;
+  std::vector<std::string> listen_client_urls;  // frontend: http://host:port, comma-separated
+  uint64_t max_request_bytes = 1572864;
+  uint32_t max_txn_ops = 128;
+  uint64_t quota_backend_bytes = 2147483648ull;
+  uint64_t snapshot_count = 100000;
+  uint32_t heartbeat_interval_ms = 100;
+  uint32_t election_timeout_ms = 1000;
+  std::string log_level = "info";   // debug|info|warn|error
+  std::string log_format = "text";  // text|json
+
+  // Parses `--key=value` arguments (argv[0] skipped). Keys are the field names with '_'
+  // written as '-': --segment, --data-dir, --member-id (hex), --cluster-id (hex), ...
+  static Result<ComponentFlags> Parse(int argc, char** argv);
+  // The inverse of Parse: the arguments the supervisor passes (without argv[0]).
+  std::vector<std::string> ToArgs() const;
+};
+
+}  // namespace rusd

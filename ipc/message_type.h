@@ -1,0 +1,35 @@
+// The frame types that travel on a node's rings, and which ring carries each. The payload
+// of each is the rusd.internal (proto/rusd/internal.proto) or etcdserverpb message named
+// beside it. The frame id is the deduplication key the brief's ring rules require.
+#pragma once
+
+#include <cstdint>
+
+namespace rusd::ipc {
+
+enum class MessageType : uint16_t {
+  kInvalid = 0,
+  // proposals ring (frontend -> raftd). id = request id.
+  kPropose = 1,        // rusd.internal.Command
+  kReadIndex = 2,      // empty payload
+  // raft-replies ring (raftd -> frontend).
+  kReadIndexReply = 10,  // id = request id; rusd.internal.ReadIndexReply
+  kLeaderInfo = 11,      // id = 0; rusd.internal.LeaderInfo
+  // committed ring (raftd -> stored). id = index of the first entry.
+  kCommittedEntries = 20,  // rusd.internal.EntryBatch
+  // store-control ring (stored -> raftd). id = 0.
+  kResumeFrom = 30,      // rusd.internal.ResumeFrom
+  kDurableApplied = 31,  // rusd.internal.DurableApplied
+  // reads ring (frontend -> stored). id = request id.
+  kRangeRead = 40,  // rusd.internal.RangeRead
+  // store-replies ring (stored -> frontend). id = request id.
+  kResult = 50,  // the etcd response (RangeResponse, PutResponse, DeleteRangeResponse,
+                 // TxnResponse, CompactionResponse) serialized; the frontend knows which
+                 // from the request it keeps pending under that id.
+  // events ring (stored -> frontend), used by the watch issue. id = revision.
+  kEvents = 60,
+  // Any reply ring. id = request id.
+  kError = 90,  // rusd.internal.ErrorReply
+};
+
+}  // namespace rusd::ipc

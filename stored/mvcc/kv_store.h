@@ -1,0 +1,97 @@
+// KvStore: etcd's MVCC key-value semantics on RocksDB. The state machine that stored's
+// apply thread feeds with committed Raft entries and its read workers query.
+//
+// What it promises:
+// - Apply: the entries of one ApplyEntries call are applied in index order and written in
+//   ONE RocksDB WriteBatch together with the new applied index, so the applied index is never
+//   persisted ahead of (or behind) the data it covers. Entries at or below applied_index()
+//   are skipped (raftd re-sends after restarts): nothing is applied twice.
+// - Semantics are etcd 3.5's, byte for byte: revisions (one main revision per write request,
+//   sub-revisions inside a txn), versions, create/mod revisions, Range options, Txn compares,
+//   compaction, and etcd's error texts (see kv_errors.h).
+// - The key index lives in RocksDB, not in memory: memory does not grow with the number of
+//   keys.
+// - Writes are not synced one by one; SyncWal() makes everything applied so far durable and
+//   returns the index it covers (stored reports it to raftd as the durable applied index).
+//
+// Threads: ApplyEntries and SyncWal from one thread (the apply thread); Range, and the
+// accessors, from any thread concurrently with it (reads use RocksDB snapshots).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace etcdserverpb {
+class RangeRequest;
+}
+namespace mvccpb {
+class Event;
+}
+namespace rusd::internal {
+class Entry;
+}
+
+namespace rusd::stored {
+
+struct KvStoreOptions {
+  uint64_t member_id = 0;
+  uint64_t cluster_id = 0;
+  // Budget for RocksDB's block cache and memtables, so RSS stays small and flat.
+  uint64_t block_cache_bytes = 64ull << 20;
+  int background_threads = 1;  // machines have two cores
+};
+
+// The outcome of one applied entry that some frontend waits for.
+struct ApplyReply {
+  uint64_t request_id = 0;
+  uint64_t origin_member_id = 0;
+  bool ok = true;
+  // ok: the serialized etcd response (PutResponse, DeleteRangeResponse, TxnResponse or
+  // CompactionResponse, header filled). !ok: error_code (grpc code) and error_message.
+  std::string response;
+  int error_code = 0;
+  std::string error_message;
+};
+
+struct ApplyOutput {
+  std::vector<ApplyReply> replies;
+  // Every applied event in revision order, each with prev_kv set when a previous version
+  // existed (watch needs it).
+  std::vector<mvccpb::Event> events;
+  uint64_t applied_index = 0;  // after this call
+};
+
+class KvStore {
+ public:
+  // Opens (creating if absent) the store in `dir` (<data-dir>/member/store).
+  static Result<std::unique_ptr<KvStore>> Open(const std::string& dir,
+                                               const KvStoreOptions& options);
+  virtual ~KvStore() = default;
+
+  // Applies committed entries (contiguous, ascending). Entries <= applied_index() are
+  // skipped. An entry whose request is invalid (e.g. compacting a future revision) yields an
+  // error reply, not a failed call; a failed call (I/O) means nothing of the batch applied.
+  virtual Result<ApplyOutput> ApplyEntries(std::span<const rusd::internal::Entry> entries) = 0;
+
+  // Serves a Range at the store's current state. Returns the serialized RangeResponse
+  // (header filled) or etcd's error (e.g. OutOfRange "etcdserver: mvcc: required revision
+  // has been compacted", "etcdserver: mvcc: required revision is a future revision").
+  virtual Result<std::string> Range(const etcdserverpb::RangeRequest& request) = 0;
+
+  // Makes all applied state durable; returns the applied index it covers.
+  virtual Result<uint64_t> SyncWal() = 0;
+
+  virtual uint64_t applied_index() const = 0;
+  virtual int64_t current_revision() const = 0;
+  virtual int64_t compact_revision() const = 0;
+  virtual uint64_t raft_term() const = 0;  // term of the last applied entry
+  // On-disk size (for Maintenance.Status dbSize later).
+  virtual uint64_t ApproximateSizeBytes() const = 0;
+};
+
+}  // namespace rusd::stored
