@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// writeReport prints the comparison of `cand` against `base` for every figure both have.
+// Ratios are always cand/base: for throughput above 1 means cand is faster; for latency, RSS
+// and start-up time below 1 means cand is better.
+func writeReport(w io.Writer, recs []record, base, cand string) {
+	type cellKey struct {
+		name           string
+		clients, conns int
+	}
+	cells := map[cellKey]map[string]record{}
+	var cellOrder []cellKey
+	type otherKey struct{ kind, name string }
+	others := map[otherKey]map[string]record{}
+	var otherOrder []otherKey
+	for _, r := range recs {
+		if r.System != base && r.System != cand {
+			continue
+		}
+		if r.Kind == "cell" {
+			k := cellKey{r.Name, r.Clients, r.Conns}
+			if cells[k] == nil {
+				cells[k] = map[string]record{}
+				cellOrder = append(cellOrder, k)
+			}
+			cells[k][r.System] = r // a later run of the same cell replaces an earlier one
+			continue
+		}
+		k := otherKey{r.Kind, r.Name}
+		if others[k] == nil {
+			others[k] = map[string]record{}
+			otherOrder = append(otherOrder, k)
+		}
+		others[k][r.System] = r
+	}
+
+	ratio := fmt.Sprintf("%s/%s", cand, base)
+	if len(cellOrder) > 0 {
+		fmt.Fprintf(w, "Request matrix (closed loop; ops/s ratio > 1 and p99 ratio < 1 favour %s)\n", cand)
+		fmt.Fprintf(w, "%-17s %7s | %10s %10s %7s | %8s %8s | %8s %8s %7s\n",
+			"workload", "cl/conn", "ops/s "+short(base), "ops/s "+short(cand), "ratio",
+			"p50 "+short(base), "p50 "+short(cand), "p99 "+short(base), "p99 "+short(cand), "ratio")
+		fmt.Fprintln(w, strings.Repeat("-", 108))
+		var notes []string
+		for _, k := range cellOrder {
+			b, c := cells[k][base], cells[k][cand]
+			fmt.Fprintf(w, "%-17s %7s | %10s %10s %7s | %8s %8s | %8s %8s %7s\n",
+				k.name, fmt.Sprintf("%d/%d", k.clients, k.conns),
+				num(b.OpsPerSec, "%.0f"), num(c.OpsPerSec, "%.0f"), rat(c.OpsPerSec, b.OpsPerSec),
+				num(b.P50Ms, "%.2fms"), num(c.P50Ms, "%.2fms"),
+				num(b.P99Ms, "%.2fms"), num(c.P99Ms, "%.2fms"), rat(c.P99Ms, b.P99Ms))
+			for _, r := range []record{b, c} {
+				if r.Errors > 0 {
+					notes = append(notes, fmt.Sprintf("  %s %s %d/%d: %d errors, first: %s",
+						r.System, k.name, k.clients, k.conns, r.Errors, r.FirstError))
+				}
+			}
+		}
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(otherOrder) > 0 {
+		fmt.Fprintf(w, "%-54s %12s %12s %10s\n", "data set, memory, start-up", base, cand, ratio)
+		fmt.Fprintln(w, strings.Repeat("-", 91))
+		for _, k := range otherOrder {
+			b, c := others[k][base], others[k][cand]
+			switch k.kind {
+			case "load":
+				line(w, k.name+": seconds", b.Seconds, c.Seconds, "%.1f")
+				line(w, k.name+": keys/s", b.OpsPerSec, c.OpsPerSec, "%.0f")
+			case "rss":
+				line(w, "RSS "+k.name+" (MiB, VmRSS sum)", kib(b.RssKiB), kib(c.RssKiB), "%.0f")
+				line(w, "PSS "+k.name+" (MiB, Pss sum)", kib(b.PssKiB), kib(c.PssKiB), "%.0f")
+				if c.Procs > 1 || b.Procs > 1 {
+					fmt.Fprintf(w, "  (processes summed: %s %d, %s %d)\n", base, b.Procs, cand, c.Procs)
+				}
+			case "startup":
+				line(w, "start-up "+k.name+" (ms to first Range)", b.Ms, c.Ms, "%.0f")
+			}
+		}
+	}
+}
+
+func line(w io.Writer, label string, b, c float64, f string) {
+	fmt.Fprintf(w, "%-54s %12s %12s %10s\n", label, num(b, f), num(c, f), rat(c, b))
+}
+
+func kib(v int64) float64 { return float64(v) / 1024 }
+
+// num prints a figure, or "-" when it was not measured (failed or skipped).
+func num(v float64, f string) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(f, v)
+}
+
+func rat(c, b float64) string {
+	if c == 0 || b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", c/b)
+}
+
+func short(s string) string {
+	if len(s) > 6 {
+		return s[:6]
+	}
+	return s
+}

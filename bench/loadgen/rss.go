@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// memOf sums memory over a process and (optionally) its direct children. For rusd the
+// supervisor's children are rusd-frontend, rusd-raftd and rusd-stored, so "the node's memory"
+// is the sum over the four; etcd is one process with no children.
+//
+// VmRSS counts the pages of the shared-memory segment once in every process that touches
+// them, so the VmRSS sum overstates rusd's footprint by up to 3x the segment's resident size;
+// Pss (from smaps_rollup) splits shared pages between their users and does not. Both are
+// reported.
+type memUsage struct {
+	rssKiB, pssKiB int64
+	procs          int
+}
+
+func memOf(pid int, withChildren bool) (memUsage, error) {
+	pids := []int{pid}
+	if withChildren {
+		kids, err := childrenOf(pid)
+		if err != nil {
+			return memUsage{}, err
+		}
+		pids = append(pids, kids...)
+	}
+	var m memUsage
+	for _, p := range pids {
+		rss, err := procField(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
+		if err != nil {
+			return memUsage{}, err
+		}
+		pss, _ := procField(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
+		m.rssKiB += rss
+		m.pssKiB += pss
+		m.procs++
+	}
+	return m, nil
+}
+
+func childrenOf(parent int) ([]int, error) {
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		return nil, err
+	}
+	var kids []int
+	for _, s := range stats {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			continue // the process went away while we looked
+		}
+		// pid (comm) state ppid ...; comm may contain spaces, so split after the last ')'.
+		text := string(b)
+		close := strings.LastIndexByte(text, ')')
+		if close < 0 {
+			continue
+		}
+		fields := strings.Fields(text[close+1:])
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); ppid == parent {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(s)))
+			kids = append(kids, pid)
+		}
+	}
+	return kids, nil
+}
+
+// procField reads a "Name:   1234 kB" line.
+func procField(path, name string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name) {
+			fields := strings.Fields(line[len(name):])
+			if len(fields) == 0 {
+				break
+			}
+			return strconv.ParseInt(fields[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s line", path, name)
+}

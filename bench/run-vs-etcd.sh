@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: etcd 3.4 and rusd side by side, in one run, on 127.0.0.1 only.
+#
+#   bench/run-vs-etcd.sh                # full run: 3 s cells, 1,000,000-key data set
+#   bench/run-vs-etcd.sh --quick        # 1 s cells, 100,000 keys (about 1 minute)
+#   bench/run-vs-etcd.sh --against-etcd # sanity: a second etcd in rusd's place, ratios ~ 1
+#
+# What it does (see bench/README.md for how to read the table):
+#   1. starts etcd and rusd from empty temp data dirs and times the first served Range;
+#   2. runs the loadgen request matrix (put, serializable get, linearizable get, txn,
+#      range of 1000 keys; 1 client and 64 clients over 8 connections), alternating between
+#      the two servers cell by cell so that background load hits both alike;
+#   3. loads N keys (32 B keys, 256 B values) into each, one after the other, and records
+#      RSS (etcd's process; rusd = supervisor + frontend + raftd + stored);
+#   4. stops both, then restarts each alone on its data and times the first Range that
+#      returns the last loaded key; records RSS again;
+#   5. prints etcd, rusd and rusd/etcd for every figure.
+#
+# Durability is the same on both sides: etcd runs with its defaults (WAL fsync per batch of
+# proposals), rusd's raftd fdatasyncs its WAL per batch before anything is applied or
+# acknowledged. Neither side gets --unsafe-no-fsync or similar.
+#
+# Everything it starts lives in one temp dir and is stopped by pid on exit (trap), success or
+# failure. Each step is bounded by `timeout`.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+
+keys=1000000
+duration=3s
+warmup=300ms
+keyspace=100000
+workloads=all
+shapes=1x1,64x8
+against_etcd=0
+keep=0
+results_dir=""
+rusd_bin="${RUSD_BIN:-}"
+etcd_bin="${ETCD_BIN:-etcd}"
+base_port="${BENCH_BASE_PORT:-23790}"
+skip_matrix=0
+skip_load=0
+
+usage() {
+  cat <<EOF
+usage: $0 [options]
+  --quick              1 s cells, --keys 100000, --keyspace 10000
+  --keys N             keys in the load/RSS/restart phase (default $keys; 0 skips that phase)
+  --duration D         measured time per matrix cell, Go duration (default $duration)
+  --keyspace N         keys the matrix reads/overwrites (default $keyspace)
+  --workloads LIST     subset of put,get-serializable,get-linearizable,txn,range-1000
+  --shapes LIST        CLIENTSxCONNS list (default $shapes)
+  --no-matrix          skip the request matrix
+  --rusd PATH          rusd supervisor binary (default: build/bin/rusd, then build-bench/bin/rusd)
+  --etcd PATH          etcd binary (default: etcd on PATH; must be 3.4)
+  --against-etcd       run a second etcd where rusd would run (sanity check: ratios ~ 1)
+  --results DIR        also write results.jsonl, report.txt and server logs to DIR
+  --keep               keep the temp dir (data dirs, logs) instead of deleting it
+  --base-port P        etcd uses P (client) and P+10 (peer), rusd P+1000 and P+1010
+EOF
+}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) duration=1s; warmup=200ms; keys=100000; keyspace=10000 ;;
+    --keys) keys="$2"; shift ;;
+    --duration) duration="$2"; shift ;;
+    --keyspace) keyspace="$2"; shift ;;
+    --workloads) workloads="$2"; shift ;;
+    --shapes) shapes="$2"; shift ;;
+    --no-matrix) skip_matrix=1 ;;
+    --rusd) rusd_bin="$2"; shift ;;
+    --etcd) etcd_bin="$2"; shift ;;
+    --against-etcd) against_etcd=1 ;;
+    --results) results_dir="$2"; shift ;;
+    --keep) keep=1 ;;
+    --base-port) base_port="$2"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ "$keys" -gt 0 ]] || skip_load=1
+
+log() { printf '%s run-vs-etcd: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+# ---- binaries -------------------------------------------------------------------------
+command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
+etcd_version="$("$etcd_bin" --version 2>/dev/null | head -1)"
+[[ "$etcd_version" == *"3.4."* ]] || log "warning: expected etcd 3.4, got: $etcd_version"
+
+cand=rusd
+if [[ $against_etcd -eq 1 ]]; then
+  cand=etcd2
+else
+  if [[ -z "$rusd_bin" ]]; then
+    for b in "$repo/build/bin/rusd" "$repo/build-bench/bin/rusd"; do
+      [[ -x "$b" ]] && { rusd_bin="$b"; break; }
+    done
+  fi
+  [[ -n "$rusd_bin" && -x "$rusd_bin" ]] || die "rusd binary not found (build it, or pass --rusd PATH)"
+  for c in rusd-frontend rusd-raftd rusd-stored; do
+    [[ -x "$(dirname "$rusd_bin")/$c" ]] || die "$c not found beside $rusd_bin"
+  done
+fi
+
+work="$(mktemp -d /tmp/rusd-bench.XXXXXX)"
+results="$work/results.jsonl"
+: >"$results"
+
+declare -A pid_of=()
+
+# Stops one server by pid: SIGTERM, up to 20 s, then SIGKILL. For rusd the supervisor stops
+# its children; any child still alive afterwards (by the pids we saw) is killed too.
+stop_server() {
+  local sys="$1" pid="${pid_of[$1]:-}"
+  [[ -n "$pid" ]] || return 0
+  local kids
+  kids="$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ' | tr '\n' ' ' || true)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 200); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$sys (pid $pid) ignored SIGTERM for 20 s; killing"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  for k in $kids; do
+    if kill -0 "$k" 2>/dev/null; then
+      log "$sys child $k outlived its supervisor; killing"
+      kill -KILL "$k" 2>/dev/null || true
+    fi
+  done
+  unset "pid_of[$sys]"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  for sys in "${!pid_of[@]}"; do stop_server "$sys"; done
+  if [[ -n "$results_dir" ]]; then
+    mkdir -p "$results_dir"
+    cp -f "$results" "$work"/*.log "$results_dir"/ 2>/dev/null || true
+    [[ -f "$work/report.txt" ]] && cp -f "$work/report.txt" "$results_dir"/
+  fi
+  if [[ $keep -eq 1 || $rc -ne 0 ]]; then
+    log "temp dir kept: $work"
+  else
+    rm -rf "$work"
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- loadgen ---------------------------------------------------------------------------
+log "building loadgen"
+(cd "$here/loadgen" && timeout 300 go build -o "$work/loadgen" .) || die "go build of bench/loadgen failed"
+lg="$work/loadgen"
+
+# ---- servers ---------------------------------------------------------------------------
+port_of() { # client port of a system
+  if [[ "$1" == etcd ]]; then echo "$base_port"; else echo $((base_port + 1000)); fi
+}
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$(port_of etcd)" $(( $(port_of etcd) + 10 )) "$(port_of "$cand")" $(( $(port_of "$cand") + 10 )); do
+  port_free "$p" || die "port 127.0.0.1:$p is in use (pick another --base-port)"
+done
+
+# start_server SYS: spawns it on its data dir (created on first start, reused after) and
+# records the spawn time in start_ns[SYS].
+declare -A start_ns=()
+start_server() {
+  local sys="$1" cport ppeer bin
+  cport="$(port_of "$sys")"
+  ppeer=$((cport + 10))
+  bin="$etcd_bin"
+  [[ "$sys" == rusd ]] && bin="$rusd_bin"
+  local args=(
+    --name "bench-$sys"
+    --data-dir "$work/$sys.data"
+    --listen-client-urls "http://127.0.0.1:$cport"
+    --advertise-client-urls "http://127.0.0.1:$cport"
+    --listen-peer-urls "http://127.0.0.1:$ppeer"
+    --initial-advertise-peer-urls "http://127.0.0.1:$ppeer"
+    --initial-cluster "bench-$sys=http://127.0.0.1:$ppeer"
+  )
+  start_ns[$sys]="$(date +%s%N)"
+  # Each server gets its own log; stdin from /dev/null so it never reads the terminal.
+  "$bin" "${args[@]}" </dev/null >>"$work/$sys.log" 2>&1 &
+  pid_of[$sys]=$!
+  log "started $sys (pid ${pid_of[$sys]}) on 127.0.0.1:$cport"
+}
+
+# probe SYS LABEL [extra loadgen flags]: time from spawn to first successful Range.
+probe() {
+  local sys="$1" label="$2"; shift 2
+  timeout 150 "$lg" probe -target "$sys=127.0.0.1:$(port_of "$sys")" -start-ns "${start_ns[$sys]}" \
+    -timeout 120s -name "$label" -out "$results" "$@" \
+    || die "$sys did not serve a Range ($label); last log lines:
+$(tail -n 20 "$work/$sys.log")"
+}
+
+rss() {
+  local sys="$1" label="$2" children=()
+  [[ "$sys" == rusd ]] && children=(-children)
+  "$lg" rss -system "$sys" -pid "${pid_of[$sys]}" "${children[@]}" -name "$label" -out "$results" \
+    || die "could not read memory of $sys"
+}
+
+report() {
+  "$lg" report -results "$results" -base etcd -cand "$cand" | tee "$work/report.txt"
+}
+
+# ---- 1. fresh start ------------------------------------------------------------------------
+for sys in etcd "$cand"; do
+  start_server "$sys"
+  probe "$sys" "fresh, empty data dir"
+done
+
+# ---- 2. request matrix ---------------------------------------------------------------------
+if [[ $skip_matrix -eq 0 ]]; then
+  ncells=$(( $(tr ',' '\n' <<<"$workloads" | wc -l) * $(tr ',' '\n' <<<"$shapes" | wc -l) ))
+  [[ "$workloads" == all ]] && ncells=$(( 5 * $(tr ',' '\n' <<<"$shapes" | wc -l) ))
+  dur_s="$(sed -E 's/^([0-9.]+)s$/\1/' <<<"$duration")"
+  [[ "$dur_s" =~ ^[0-9.]+$ ]] || dur_s=10
+  budget=$(awk -v n="$ncells" -v d="$dur_s" 'BEGIN{printf "%d", 2*n*(d+3)+240}')
+  log "request matrix: $ncells cells x 2 systems, $duration each (bounded at ${budget}s)"
+  timeout "$budget" "$lg" matrix -targets "etcd=127.0.0.1:$(port_of etcd),$cand=127.0.0.1:$(port_of "$cand")" \
+    -workloads "$workloads" -shapes "$shapes" -duration "$duration" -warmup "$warmup" \
+    -keyspace "$keyspace" -out "$results" || die "request matrix failed"
+fi
+
+# ---- 3. load N keys, RSS ---------------------------------------------------------------------
+if [[ $skip_load -eq 0 ]]; then
+  for sys in etcd "$cand"; do
+    timeout 900 "$lg" load -targets "$sys=127.0.0.1:$(port_of "$sys")" -keys "$keys" -out "$results" \
+      || die "loading $keys keys into $sys failed; last log lines:
+$(tail -n 20 "$work/$sys.log")"
+  done
+  sleep 2 # let background flushes settle before reading memory
+  for sys in etcd "$cand"; do rss "$sys" "after loading $keys keys"; done
+
+  # ---- 4. restart each alone, time to first Range that sees the data -----------------------
+  for sys in etcd "$cand"; do stop_server "$sys"; done
+  for sys in etcd "$cand"; do
+    sleep 1
+    start_server "$sys"
+    probe "$sys" "restart with $keys keys" -want-loaded "$keys"
+    sleep 1
+    rss "$sys" "after restart with $keys keys"
+    stop_server "$sys"
+  done
+fi
+
+# ---- 5. table ----------------------------------------------------------------------------------
+echo
+echo "etcd: $etcd_version; $cand: ${rusd_bin:-$etcd_bin}; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+report
