@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: etcd 3.4 and rusd side by side, in one run, on 127.0.0.1 only.
 #
-#   bench/run-vs-etcd.sh                # full run: 3 s cells, 1,000,000-key data set
+#   bench/run-vs-etcd.sh                # full run: 2 rounds of 3 s cells, 1,000,000 keys
 #   bench/run-vs-etcd.sh --quick        # 1 s cells, 100,000 keys (about 1 minute)
 #   bench/run-vs-etcd.sh --against-etcd # sanity: a second etcd in rusd's place, ratios ~ 1
 #
@@ -31,6 +31,7 @@ keys=1000000
 duration=3s
 warmup=300ms
 keyspace=100000
+rounds=2
 workloads=all
 shapes=1x1,64x8
 against_etcd=0
@@ -45,10 +46,11 @@ skip_load=0
 usage() {
   cat <<EOF
 usage: $0 [options]
-  --quick              1 s cells, --keys 100000, --keyspace 10000
+  --quick              1 s cells, 1 round, --keys 100000, --keyspace 10000
   --keys N             keys in the load/RSS/restart phase (default $keys; 0 skips that phase)
   --duration D         measured time per matrix cell, Go duration (default $duration)
   --keyspace N         keys the matrix reads/overwrites (default $keyspace)
+  --rounds N           run the matrix N times, report medians (default $rounds)
   --workloads LIST     subset of put,get-serializable,get-linearizable,txn,range-1000
   --shapes LIST        CLIENTSxCONNS list (default $shapes)
   --no-matrix          skip the request matrix
@@ -63,10 +65,11 @@ EOF
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --quick) duration=1s; warmup=200ms; keys=100000; keyspace=10000 ;;
+    --quick) duration=1s; warmup=200ms; keys=100000; keyspace=10000; rounds=1 ;;
     --keys) keys="$2"; shift ;;
     --duration) duration="$2"; shift ;;
     --keyspace) keyspace="$2"; shift ;;
+    --rounds) rounds="$2"; shift ;;
     --workloads) workloads="$2"; shift ;;
     --shapes) shapes="$2"; shift ;;
     --no-matrix) skip_matrix=1 ;;
@@ -228,11 +231,11 @@ if [[ $skip_matrix -eq 0 ]]; then
   [[ "$workloads" == all ]] && ncells=$(( 5 * $(tr ',' '\n' <<<"$shapes" | wc -l) ))
   dur_s="$(sed -E 's/^([0-9.]+)s$/\1/' <<<"$duration")"
   [[ "$dur_s" =~ ^[0-9.]+$ ]] || dur_s=10
-  budget=$(awk -v n="$ncells" -v d="$dur_s" 'BEGIN{printf "%d", 2*n*(d+3)+240}')
-  log "request matrix: $ncells cells x 2 systems, $duration each (bounded at ${budget}s)"
+  budget=$(awk -v r="$rounds" -v n="$ncells" -v d="$dur_s" 'BEGIN{printf "%d", r*2*n*(d+3)+240}')
+  log "request matrix: $rounds round(s) of $ncells cells x 2 systems, $duration each (bounded at ${budget}s)"
   timeout "$budget" "$lg" matrix -targets "etcd=127.0.0.1:$(port_of etcd),$cand=127.0.0.1:$(port_of "$cand")" \
     -workloads "$workloads" -shapes "$shapes" -duration "$duration" -warmup "$warmup" \
-    -keyspace "$keyspace" -out "$results" || die "request matrix failed"
+    -keyspace "$keyspace" -rounds "$rounds" -out "$results" || die "request matrix failed"
 fi
 
 # ---- 3. load N keys, RSS ---------------------------------------------------------------------

@@ -98,6 +98,7 @@ func cmdMatrix(args []string) error {
 	keyspace := fs.Int("keyspace", 100000, "keys the matrix reads and overwrites (>= 1000)")
 	prepare := fs.Bool("prepare", true, "write the keyspace first (needed once per server)")
 	opTimeout := fs.Duration("op-timeout", 10*time.Second, "per-request deadline")
+	rounds := fs.Int("rounds", 1, "run the whole matrix this many times; the report takes medians")
 	out := fs.String("out", "", "append JSON-line records to this file")
 	fs.Parse(args)
 
@@ -153,28 +154,33 @@ func cmdMatrix(args []string) error {
 	}
 
 	cell := 0
-	for _, w := range ws {
-		for _, sh := range shs {
-			// Alternate which target goes first so that a slow drift of background load on the
-			// machine does not always land on the same system.
-			order := ts
-			if cell%2 == 1 {
-				order = reversed(ts)
-			}
-			cell++
-			for _, t := range order {
-				p, err := poolFor(t, sh.conns)
-				if err != nil {
-					return err
+	for round := 1; round <= *rounds; round++ {
+		if *rounds > 1 {
+			logf("matrix round %d of %d", round, *rounds)
+		}
+		for _, w := range ws {
+			for _, sh := range shs {
+				// Alternate which target goes first so that a slow drift of background load on the
+				// machine does not always land on the same system.
+				order := ts
+				if cell%2 == 1 {
+					order = reversed(ts)
 				}
-				res := runCell(p, cellSpec{w: w, clients: sh.clients, conns: sh.conns, keyspace: *keyspace,
-					duration: *duration, ops: *ops, warmup: *warmup, opTimeout: *opTimeout})
-				logf("%-6s %-17s %2d/%d  %9.0f ops/s  p50 %7.2fms  p99 %7.2fms  errors %d %s",
-					t.name, w.name, sh.clients, sh.conns, res.opsPerSec(), ms(res.p50), ms(res.p99), res.errors, res.firstErr)
-				if err := appendRecord(*out, record{System: t.name, Kind: "cell", Name: w.name,
-					Clients: sh.clients, Conns: sh.conns, Ops: res.ops, Errors: res.errors, FirstError: res.firstErr,
-					Seconds: res.elapsed.Seconds(), OpsPerSec: res.opsPerSec(), P50Ms: ms(res.p50), P99Ms: ms(res.p99)}); err != nil {
-					return err
+				cell++
+				for _, t := range order {
+					p, err := poolFor(t, sh.conns)
+					if err != nil {
+						return err
+					}
+					res := runCell(p, cellSpec{w: w, clients: sh.clients, conns: sh.conns, keyspace: *keyspace,
+						duration: *duration, ops: *ops, warmup: *warmup, opTimeout: *opTimeout})
+					logf("%-6s %-17s %2d/%d  %9.0f ops/s  p50 %7.2fms  p99 %7.2fms  errors %d %s",
+						t.name, w.name, sh.clients, sh.conns, res.opsPerSec(), ms(res.p50), ms(res.p99), res.errors, res.firstErr)
+					if err := appendRecord(*out, record{System: t.name, Kind: "cell", Name: w.name,
+						Clients: sh.clients, Conns: sh.conns, Ops: res.ops, Errors: res.errors, FirstError: res.firstErr,
+						Seconds: res.elapsed.Seconds(), OpsPerSec: res.opsPerSec(), P50Ms: ms(res.p50), P99Ms: ms(res.p99)}); err != nil {
+						return err
+					}
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 )
 
@@ -14,7 +15,7 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 		name           string
 		clients, conns int
 	}
-	cells := map[cellKey]map[string]record{}
+	cells := map[cellKey]map[string][]record{}
 	var cellOrder []cellKey
 	type otherKey struct{ kind, name string }
 	others := map[otherKey]map[string]record{}
@@ -26,10 +27,10 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 		if r.Kind == "cell" {
 			k := cellKey{r.Name, r.Clients, r.Conns}
 			if cells[k] == nil {
-				cells[k] = map[string]record{}
+				cells[k] = map[string][]record{}
 				cellOrder = append(cellOrder, k)
 			}
-			cells[k][r.System] = r // a later run of the same cell replaces an earlier one
+			cells[k][r.System] = append(cells[k][r.System], r)
 			continue
 		}
 		k := otherKey{r.Kind, r.Name}
@@ -42,14 +43,20 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 
 	ratio := fmt.Sprintf("%s/%s", cand, base)
 	if len(cellOrder) > 0 {
-		fmt.Fprintf(w, "Request matrix (closed loop; ops/s ratio > 1 and p99 ratio < 1 favour %s)\n", cand)
+		rounds := 0
+		for _, k := range cellOrder {
+			if n := len(cells[k][base]); n > rounds {
+				rounds = n
+			}
+		}
+		fmt.Fprintf(w, "Request matrix (closed loop, median of %d round(s); ops/s ratio > 1 and p99 ratio < 1 favour %s)\n", rounds, cand)
 		fmt.Fprintf(w, "%-17s %7s | %10s %10s %7s | %8s %8s | %8s %8s %7s\n",
 			"workload", "cl/conn", "ops/s "+short(base), "ops/s "+short(cand), "ratio",
 			"p50 "+short(base), "p50 "+short(cand), "p99 "+short(base), "p99 "+short(cand), "ratio")
 		fmt.Fprintln(w, strings.Repeat("-", 108))
 		var notes []string
 		for _, k := range cellOrder {
-			b, c := cells[k][base], cells[k][cand]
+			b, c := medianCell(cells[k][base]), medianCell(cells[k][cand])
 			fmt.Fprintf(w, "%-17s %7s | %10s %10s %7s | %8s %8s | %8s %8s %7s\n",
 				k.name, fmt.Sprintf("%d/%d", k.clients, k.conns),
 				num(b.OpsPerSec, "%.0f"), num(c.OpsPerSec, "%.0f"), rat(c.OpsPerSec, b.OpsPerSec),
@@ -87,6 +94,37 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 			}
 		}
 	}
+}
+
+// medianCell folds repeated runs of one cell (matrix -rounds N) into one record: each figure
+// is the median over the rounds, taken independently; errors are summed.
+func medianCell(rs []record) record {
+	if len(rs) == 0 {
+		return record{}
+	}
+	out := rs[len(rs)-1]
+	pick := func(get func(record) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = get(r)
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	out.OpsPerSec = pick(func(r record) float64 { return r.OpsPerSec })
+	out.P50Ms = pick(func(r record) float64 { return r.P50Ms })
+	out.P99Ms = pick(func(r record) float64 { return r.P99Ms })
+	out.Errors = 0
+	for _, r := range rs {
+		out.Errors += r.Errors
+		if out.FirstError == "" {
+			out.FirstError = r.FirstError
+		}
+	}
+	return out
 }
 
 func line(w io.Writer, label string, b, c float64, f string) {
