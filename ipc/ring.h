@@ -22,6 +22,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -41,6 +42,10 @@ struct Message {
 
 // The producer end. Thread-safe: a process-local mutex is held for one frame at a time,
 // so many threads may write; chunks of different messages may interleave on the ring.
+// Create exactly one RingWriter per ring in the producing process and share it between
+// threads (two writers on one ring would each own a mutex, and the ring would break).
+//
+// Neither write allocates: the payload is copied straight into the ring.
 class RingWriter {
  public:
   RingWriter(Segment& segment, RingId ring, uint64_t sender_epoch);
@@ -51,19 +56,47 @@ class RingWriter {
   Status TryWrite(MessageType type, uint64_t id, std::string_view payload);
 
   // Writes one message of any size, in chunks, waiting for space as the consumer drains
-  // (bounded polling, not a futex). Fails with DeadlineExceeded if `timeout` passes first.
+  // (bounded polling, not a futex). Fails with DeadlineExceeded if `timeout` passes first;
+  // the chunks already written are then cancelled by an abort frame, so the reader never
+  // delivers a partial message.
   Status Write(MessageType type, uint64_t id, std::string_view payload,
                std::chrono::milliseconds timeout);
 
+  // The largest message TryWrite/Write accept (1 GiB).
+  static constexpr uint64_t kMaxMessageBytes = 1ull << 30;
+
  private:
+  bool ReserveLocked(uint64_t frame_bytes, uint64_t* pos);
+  uint64_t PayloadRoomLocked();
+  void WriteFrameLocked(uint64_t pos, MessageType type, uint16_t flags, uint64_t id,
+                        uint64_t total_prefix, const char* data, uint64_t len);
+  bool FlushAbortsLocked();
+  void Publish();
+  void WakeConsumer();
+
   Segment& segment_;
   Ring& ring_;
   DoorbellId doorbell_;
   uint64_t epoch_;
   std::mutex mu_;
+  // Guarded by mu_.
+  uint64_t head_ = 0;         // our copy of ring_.head (we are its only writer)
+  uint64_t cached_tail_ = 0;  // last tail we read; reloaded only when space runs short
+  std::vector<uint64_t> pending_aborts_;  // ids whose abort frame did not fit yet
+  // Immutable.
+  Doorbell& bell_;
+  char* data_;
+  uint64_t capacity_;
+  uint64_t max_payload_;
 };
 
 // The consumer end. Not thread-safe: owned by the one thread that consumes the ring.
+//
+// A corrupt frame header (bad marker, impossible length) means the frame boundaries are
+// lost: the reader then discards everything published so far (tail jumps to head), counts
+// it in corrupt_resyncs() and logs once; the protocols above recover such losses as they
+// recover a restart. Chunks whose first chunk this reader never saw (it started mid-message)
+// are dropped silently.
 class RingReader {
  public:
   RingReader(Segment& segment, RingId ring);
@@ -71,18 +104,54 @@ class RingReader {
   // Returns the next complete message, or nullopt if none is complete yet.
   std::optional<Message> TryRead();
 
+  // As TryRead, into *out, reusing its payload buffer (no allocation once it is large
+  // enough): a message in one frame is copied once, from the ring into out->payload; a
+  // chunked message is assembled once into a buffer reserved to its full size. Returns
+  // false if no message is complete yet (*out is then unspecified).
+  bool TryRead(Message* out);
+
+  // True if the producer has published frames this reader has not consumed yet (they
+  // may still be chunks of an incomplete message). Cheap: one acquire load.
+  bool HasData() const;
+
   DoorbellId doorbell() const { return doorbell_; }
 
+  // Times a corrupt header forced this reader to discard the ring's contents.
+  uint64_t corrupt_resyncs() const { return corrupt_resyncs_; }
+  // Chunk frames dropped because their message's first chunk was never seen, or their
+  // message was aborted or superseded by a newer sender epoch.
+  uint64_t dropped_chunks() const { return dropped_chunks_; }
+
  private:
+  friend void WaitForMessages(Segment&, std::span<RingReader* const>, std::chrono::milliseconds);
+  struct Partial {
+    Message message;
+    uint64_t total = 0;  // the size announced by the first chunk
+  };
+  void Advance(uint64_t bytes);
+  void Resync(const char* why);
+  void NoteEpoch(uint64_t epoch);
+
   Segment& segment_;
   Ring& ring_;
   DoorbellId doorbell_;
-  std::unordered_map<uint64_t, Message> partial_;  // by id, while chunks arrive
+  std::unordered_map<uint64_t, Partial> partial_;  // by id, while chunks arrive
+  uint64_t tail_ = 0;         // our copy of ring_.tail (we are its only writer)
+  uint64_t cached_head_ = 0;  // last head we read
+  uint64_t newest_epoch_ = 0;
+  uint64_t corrupt_resyncs_ = 0;
+  uint64_t dropped_chunks_ = 0;
+  uint32_t seen_word_ = 0;  // doorbell word when WaitForMessages last returned
+  char* data_;
+  uint64_t capacity_;
 };
 
 // Blocks the calling consumer thread until one of `readers` may have a message, or
-// `timeout` passes. All readers must share one doorbell. Spins briefly first, then sleeps
-// on the futex. Spurious returns are allowed; callers loop over TryRead.
+// `timeout` passes. All readers must share one doorbell. Spins briefly (a few µs) first,
+// then sleeps on the futex. Spurious returns are allowed; callers loop over TryRead.
+// Also returns at once if the doorbell was rung (e.g. by Segment::WakeAll after an epoch
+// bump) since the previous return for readers[0], so a caller that checks the epochs after
+// every return never misses a bump.
 void WaitForMessages(Segment& segment, std::span<RingReader* const> readers,
                      std::chrono::milliseconds timeout);
 

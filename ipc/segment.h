@@ -72,6 +72,7 @@ struct alignas(64) ComponentSlot {
 struct alignas(64) Doorbell {
   std::atomic<uint32_t> word;      // futex word: bumped by a producer that wakes
   std::atomic<uint32_t> sleeping;  // 1 while the consumer is (about to be) asleep
+  std::atomic<uint64_t> wakes;     // futex wakes issued on this doorbell (tests, metrics)
 };
 
 // Named counters that components increment and the supervisor exports to Prometheus.
