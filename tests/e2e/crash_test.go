@@ -160,13 +160,15 @@ func (l *putLoad) verify(t *testing.T, cli *clientv3.Client) {
 		len(r.Kvs))
 }
 
-// waitServing measures how long after since the node answers a put and a linearizable get
-// on a fresh connection.
+// waitServing measures how long after since the node answers a linearizable get and a
+// put on a fresh connection.
 func waitServing(s *harness.Server, since time.Time, budget time.Duration) (time.Duration, error) {
 	var last error
 	for time.Since(since) < budget+3*time.Second {
 		if last = s.Probe(500 * time.Millisecond); last == nil {
-			return time.Since(since), nil
+			if last = s.ProbeWrite("probe/after-kill", 500*time.Millisecond); last == nil {
+				return time.Since(since), nil
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -314,6 +314,20 @@ func (s *Server) Probe(timeout time.Duration) error {
 	return err
 }
 
+// ProbeWrite makes one fresh connection and one put of key (it writes: it changes the
+// store's revision); nil if the node accepts writes.
+func (s *Server) ProbeWrite(key string, timeout time.Duration) error {
+	cli, err := s.newClient(timeout)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err = cli.Put(ctx, key, "probe")
+	return err
+}
+
 // ClientDialOptions reconnect fast after a frontend restart (gRPC's default backoff
 // starts at 1 s, longer than the restart budget the crash tests assert).
 func ClientDialOptions() []grpc.DialOption {
