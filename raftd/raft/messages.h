@@ -1,0 +1,87 @@
+// The vocabulary of the Raft core: log entries, the state that must survive a restart, and
+// the messages peers exchange. Plain values; no I/O, no clocks (see raft_node.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rusd::raft {
+
+// Values match rusd.internal.Entry.Type so raftd can hand them to stored unchanged.
+enum class EntryType : uint8_t {
+  kNormal = 0,      // data is a serialized rusd.internal.Command
+  kConfChange = 1,  // membership change (cluster issue)
+  kEmpty = 2,       // a new leader's no-op entry (Raft §8: commits earlier-term entries)
+};
+
+struct Entry {
+  uint64_t index = 0;
+  uint64_t term = 0;
+  EntryType type = EntryType::kNormal;
+  std::string data;
+};
+
+// What Raft requires on stable storage before answering any message (Raft §5, Figure 2).
+// `commit` is persisted too so a restart can re-deliver committed entries without first
+// hearing from a leader.
+struct HardState {
+  uint64_t term = 0;
+  uint64_t vote = 0;  // member id voted for in `term`, 0 for none
+  uint64_t commit = 0;
+  bool operator==(const HardState&) const = default;
+};
+
+enum class Role : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
+const char* RoleName(Role r);
+
+// Volatile state the caller may want to react to (leader changes).
+struct SoftState {
+  uint64_t leader = 0;  // 0: no known leader
+  Role role = Role::kFollower;
+  bool operator==(const SoftState&) const = default;
+};
+
+// The answer to ReadIndex(request_id): reads issued after the request may be served once
+// the state machine has applied `index`.
+struct ReadState {
+  uint64_t request_id = 0;
+  uint64_t index = 0;
+};
+
+enum class MessageType : uint8_t {
+  kPreVote,        // §9.6 (Ongaro's thesis): would you vote for me at term+1?
+  kPreVoteResp,
+  kVote,           // RequestVote
+  kVoteResp,
+  kAppend,         // AppendEntries with entries
+  kAppendResp,
+  kHeartbeat,      // AppendEntries without entries; carries commit and a read context
+  kHeartbeatResp,
+  kPropose,        // a follower forwards proposals to its leader
+  kReadIndex,      // a follower forwards a read-index request to its leader
+  kReadIndexResp,
+};
+const char* MessageTypeName(MessageType t);
+
+// One message between peers. Field use depends on the type, as in etcd's raftpb.Message:
+//  - kAppend: (index, log_term) precede `entries`; `commit` is the leader's commit.
+//  - kAppendResp: `index` is the last index matched, or on reject the index that did not
+//    match with `reject_hint` = the follower's last index.
+//  - kVote/kPreVote: (index, log_term) describe the candidate's last entry.
+//  - kHeartbeat/kHeartbeatResp/kReadIndex/kReadIndexResp: `context` is a read request id.
+struct Message {
+  MessageType type = MessageType::kHeartbeat;
+  uint64_t to = 0;
+  uint64_t from = 0;
+  uint64_t term = 0;
+  uint64_t log_term = 0;
+  uint64_t index = 0;
+  uint64_t commit = 0;
+  bool reject = false;
+  uint64_t reject_hint = 0;
+  uint64_t context = 0;
+  std::vector<Entry> entries;
+};
+
+}  // namespace rusd::raft
