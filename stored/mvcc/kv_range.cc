@@ -1,0 +1,241 @@
+#include "stored/mvcc/kv_range.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "etcd/etcdserverpb/rpc.pb.h"
+#include "etcd/mvccpb/kv.pb.h"
+#include "stored/mvcc/kv_errors.h"
+#include "stored/mvcc/storage_format.h"
+
+namespace rusd::stored {
+
+namespace {
+
+std::string_view ToView(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+Status Corrupt(std::string_view what) {
+  return Status::Internal("mvcc: malformed " + std::string(what) + " record");
+}
+
+Status ForEachCurrent(StoreView& view, const KeySpan& span, const LiveKeyVisitor& visit) {
+  auto* cf = view.families().kv;
+  if (span.kind == KeySpan::Kind::kSingle) {
+    std::string value;
+    rocksdb::Status s = view.Get(cf, span.begin, &value);
+    if (s.IsNotFound()) return Status::Ok();
+    if (!s.ok()) return Status::IoError("mvcc: read kv: " + s.ToString());
+    visit(span.begin, value);
+    return Status::Ok();
+  }
+  auto it = view.NewIterator(cf);
+  for (it->Seek(span.begin); it->Valid(); it->Next()) {
+    std::string_view key = ToView(it->key());
+    if (span.IsPast(key)) break;
+    if (!visit(key, ToView(it->value()))) break;
+  }
+  if (!it->status().ok()) return Status::IoError("mvcc: scan kv: " + it->status().ToString());
+  return Status::Ok();
+}
+
+// For each user key in the span: seek just past its versions at `rev`, step back to the
+// newest version <= rev, then jump to the next user key. Two seeks per key, independent of
+// how long its history is.
+Status ForEachAtRevision(StoreView& view, const KeySpan& span, int64_t rev,
+                         const LiveKeyVisitor& visit) {
+  auto it = view.NewIterator(view.families().history);
+  std::string user_key;
+  std::string probe_key;
+  int64_t main = 0;
+  int64_t sub = 0;
+  it->Seek(span.kind == KeySpan::Kind::kSingle ? format::HistoryKeyPrefix(span.begin)
+                                               : format::EscapeKeyBound(span.begin));
+  while (it->Valid()) {
+    if (!format::DecodeHistoryKey(ToView(it->key()), &user_key, &main, &sub)) {
+      return Corrupt("history");
+    }
+    if (span.kind == KeySpan::Kind::kSingle ? user_key != span.begin : span.IsPast(user_key)) {
+      break;
+    }
+    it->Seek(format::HistoryKey(user_key, rev + 1, 0));
+    if (it->Valid()) {
+      it->Prev();
+    } else {
+      it->SeekToLast();
+    }
+    if (it->Valid()) {
+      if (!format::DecodeHistoryKey(ToView(it->key()), &probe_key, &main, &sub)) {
+        return Corrupt("history");
+      }
+      std::string_view value = ToView(it->value());
+      if (probe_key == user_key && main <= rev && !value.empty() &&
+          value[0] == format::kPutMark) {
+        if (!visit(user_key, value.substr(1))) return Status::Ok();
+      }
+    }
+    if (span.kind == KeySpan::Kind::kSingle) break;
+    it->Seek(format::HistoryKeyAfter(user_key));
+  }
+  if (!it->status().ok()) return Status::IoError("mvcc: scan history: " + it->status().ToString());
+  return Status::Ok();
+}
+
+template <typename Less>
+void SortKvs(std::vector<mvccpb::KeyValue>* kvs, bool descend, Less less) {
+  // Input arrives in key order; a stable sort keeps key order among equal elements.
+  if (descend) {
+    std::stable_sort(kvs->begin(), kvs->end(),
+                     [&](const mvccpb::KeyValue& a, const mvccpb::KeyValue& b) { return less(b, a); });
+  } else {
+    std::stable_sort(kvs->begin(), kvs->end(), less);
+  }
+}
+
+}  // namespace
+
+KeySpan KeySpan::FromRequest(std::string_view key, std::string_view range_end) {
+  KeySpan span;
+  span.begin = std::string(key);
+  if (range_end.empty()) {
+    span.kind = Kind::kSingle;
+  } else if (range_end.size() == 1 && range_end[0] == '\0') {
+    span.kind = Kind::kFrom;
+  } else {
+    span.kind = Kind::kRange;
+    span.end = std::string(range_end);
+  }
+  return span;
+}
+
+bool KeySpan::Contains(std::string_view key) const {
+  switch (kind) {
+    case Kind::kSingle:
+      return key == begin;
+    case Kind::kFrom:
+      return key >= std::string_view(begin);
+    case Kind::kRange:
+      return key >= std::string_view(begin) && key < std::string_view(end);
+  }
+  return false;
+}
+
+bool KeySpan::IsPast(std::string_view key) const {
+  switch (kind) {
+    case Kind::kSingle:
+      return key > std::string_view(begin);
+    case Kind::kFrom:
+      return false;
+    case Kind::kRange:
+      return key >= std::string_view(end);
+  }
+  return true;
+}
+
+Status ForEachLiveKey(StoreView& view, const KeySpan& span, int64_t rev, bool at_current,
+                      const LiveKeyVisitor& visit) {
+  if (at_current) return ForEachCurrent(view, span, visit);
+  return ForEachAtRevision(view, span, rev, visit);
+}
+
+bool ParseKeyValue(std::string_view key, std::string_view kv_bytes, mvccpb::KeyValue* out) {
+  if (!out->ParseFromArray(kv_bytes.data(), static_cast<int>(kv_bytes.size()))) return false;
+  out->set_key(key.data(), key.size());
+  return true;
+}
+
+Status ExecuteRange(StoreView& view, const etcdserverpb::RangeRequest& r,
+                    const RevisionBounds& revisions, etcdserverpb::RangeResponse* response) {
+  using Req = etcdserverpb::RangeRequest;
+  const int64_t current = revisions.current;
+  int64_t rev = r.revision();
+  if (rev > current) return kv_errors::FutureRevision();
+  if (rev <= 0) rev = current;
+  if (rev < revisions.compacted) return kv_errors::Compacted();
+
+  // etcd fetches everything when it must sort or filter, and one extra key for `more`.
+  int64_t fetch_limit = r.limit();
+  if (r.sort_order() != Req::NONE || r.min_mod_revision() != 0 || r.max_mod_revision() != 0 ||
+      r.min_create_revision() != 0 || r.max_create_revision() != 0) {
+    fetch_limit = 0;
+  }
+  if (fetch_limit > 0) fetch_limit++;
+
+  const KeySpan span = KeySpan::FromRequest(r.key(), r.range_end());
+  int64_t count = 0;
+  std::vector<mvccpb::KeyValue> kvs;
+  bool parse_failed = false;
+  Status st = ForEachLiveKey(view, span, rev, rev == current,
+                             [&](std::string_view key, std::string_view bytes) {
+                               ++count;
+                               if (r.count_only()) return true;
+                               if (fetch_limit <= 0 || static_cast<int64_t>(kvs.size()) < fetch_limit) {
+                                 kvs.emplace_back();
+                                 if (!ParseKeyValue(key, bytes, &kvs.back())) {
+                                   parse_failed = true;
+                                   return false;
+                                 }
+                               }
+                               return true;
+                             });
+  RUSD_RETURN_IF_ERROR(st);
+  if (parse_failed) return Corrupt("KeyValue");
+
+  auto prune = [&](auto drop) { kvs.erase(std::remove_if(kvs.begin(), kvs.end(), drop), kvs.end()); };
+  if (r.max_mod_revision() != 0) {
+    prune([&](const mvccpb::KeyValue& kv) { return kv.mod_revision() > r.max_mod_revision(); });
+  }
+  if (r.min_mod_revision() != 0) {
+    prune([&](const mvccpb::KeyValue& kv) { return kv.mod_revision() < r.min_mod_revision(); });
+  }
+  if (r.max_create_revision() != 0) {
+    prune([&](const mvccpb::KeyValue& kv) { return kv.create_revision() > r.max_create_revision(); });
+  }
+  if (r.min_create_revision() != 0) {
+    prune([&](const mvccpb::KeyValue& kv) { return kv.create_revision() < r.min_create_revision(); });
+  }
+
+  // etcd: with sort_order NONE and a target other than KEY it sorts ascending; with KEY the
+  // store's natural key order stands.
+  Req::SortOrder order = r.sort_order();
+  if (r.sort_target() != Req::KEY && order == Req::NONE) order = Req::ASCEND;
+  if (order != Req::NONE) {
+    const bool descend = order == Req::DESCEND;
+    using KV = mvccpb::KeyValue;
+    switch (r.sort_target()) {
+      case Req::KEY:
+        SortKvs(&kvs, descend, [](const KV& a, const KV& b) { return a.key() < b.key(); });
+        break;
+      case Req::VERSION:
+        SortKvs(&kvs, descend, [](const KV& a, const KV& b) { return a.version() < b.version(); });
+        break;
+      case Req::CREATE:
+        SortKvs(&kvs, descend,
+                [](const KV& a, const KV& b) { return a.create_revision() < b.create_revision(); });
+        break;
+      case Req::MOD:
+        SortKvs(&kvs, descend,
+                [](const KV& a, const KV& b) { return a.mod_revision() < b.mod_revision(); });
+        break;
+      case Req::VALUE:
+        SortKvs(&kvs, descend, [](const KV& a, const KV& b) { return a.value() < b.value(); });
+        break;
+      default:
+        break;
+    }
+  }
+
+  if (r.limit() > 0 && static_cast<int64_t>(kvs.size()) > r.limit()) {
+    kvs.resize(static_cast<size_t>(r.limit()));
+    response->set_more(true);
+  }
+  response->mutable_header()->set_revision(current);
+  response->set_count(count);
+  response->mutable_kvs()->Reserve(static_cast<int>(kvs.size()));
+  for (auto& kv : kvs) {
+    if (r.keys_only()) kv.clear_value();
+    *response->add_kvs() = std::move(kv);
+  }
+  return Status::Ok();
+}
+
+}  // namespace rusd::stored
