@@ -1,0 +1,224 @@
+#include "stored/apply_loop.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <span>
+
+#include "ipc/component_context.h"
+#include "ipc/ring.h"
+#include "rusd/internal.pb.h"
+#include "stored/applied_index_gate.h"
+#include "stored/error_reply.h"
+#include "stored/event_publisher.h"
+#include "stored/mvcc/kv_store.h"
+#include "stored/reply_sender.h"
+
+namespace rusd::stored {
+namespace {
+
+using std::chrono::milliseconds;
+
+// The longest the apply thread sleeps on the committed doorbell with nothing to do. Bounds
+// how late it notices a raftd epoch change if a wake-up were ever missed.
+constexpr milliseconds kMaxIdleWait{50};
+// While replies wait in the overflow queue, poll for ring space this often (the frontend
+// drains store-replies quickly); owed control messages wait for raftd, which may be down.
+constexpr milliseconds kBacklogPoll{1};
+constexpr milliseconds kControlPoll{10};
+
+}  // namespace
+
+ApplyLoop::ApplyLoop(ipc::ComponentContext& context, KvStore& store, AppliedIndexGate& gate,
+                     ReplySender& replies, EventPublisher& events, ipc::RingWriter& control,
+                     const ApplyLoopOptions& options)
+    : context_(context),
+      store_(store),
+      gate_(gate),
+      replies_(replies),
+      events_(events),
+      control_(control),
+      options_(options) {}
+
+ApplyLoop::~ApplyLoop() = default;
+
+Status ApplyLoop::Run() {
+  ipc::Segment& segment = context_.segment();
+  ipc::RingReader committed(segment, ipc::RingId::kCommitted);
+
+  applied_ = store_.applied_index();
+  // What the store read back from RocksDB at open is durable by definition.
+  durable_ = applied_;
+  durable_pending_ = true;
+  raftd_epoch_ = context_.PeerEpoch(ipc::Component::kRaftd);
+  resume_pending_ = true;
+  next_sync_ = Clock::now() + options_.sync_interval;
+  spdlog::info("apply loop: applied index {}, revision {}, raftd epoch {}; asking raftd to "
+               "resume from {}",
+               applied_, store_.current_revision(), raftd_epoch_, applied_ + 1);
+
+  while (!stop_.load(std::memory_order_acquire)) {
+    const uint64_t epoch = context_.PeerEpoch(ipc::Component::kRaftd);
+    if (epoch != raftd_epoch_) {
+      spdlog::info("raftd epoch {} -> {}: asking it to resume from {}", raftd_epoch_, epoch,
+                   applied_ + 1);
+      raftd_epoch_ = epoch;
+      resume_pending_ = true;
+    }
+    SendControl();
+    // Replies already owed leave before new work adds to them.
+    const bool backlog = !replies_.Drain();
+
+    const size_t frames = Collect(committed);
+    if (!batch_.empty()) RUSD_RETURN_IF_ERROR(ApplyBatch());
+
+    const Clock::time_point now = Clock::now();
+    RUSD_RETURN_IF_ERROR(SyncIfDue(now, /*force=*/false));
+    SendControl();
+
+    if (frames == 0) {
+      milliseconds wait = kMaxIdleWait;
+      if (backlog) {
+        wait = kBacklogPoll;
+      } else if (resume_pending_ || durable_pending_) {
+        wait = kControlPoll;
+      } else if (applied_ > durable_) {
+        wait = std::clamp(std::chrono::duration_cast<milliseconds>(next_sync_ - now),
+                          milliseconds(1), kMaxIdleWait);
+      }
+      ipc::RingReader* readers[] = {&committed};
+      ipc::WaitForMessages(segment, readers, wait);
+    }
+  }
+
+  // Clean shutdown: make everything applied durable and tell raftd, so the next start
+  // resumes exactly here.
+  RUSD_RETURN_IF_ERROR(SyncIfDue(Clock::now(), /*force=*/true));
+  SendControl();
+  replies_.Drain();
+  spdlog::info("apply loop stopped at applied index {} (durable {}), revision {}", applied_,
+               durable_, store_.current_revision());
+  return Status::Ok();
+}
+
+size_t ApplyLoop::Collect(ipc::RingReader& committed) {
+  size_t frames = 0;
+  uint64_t expected = applied_ + 1 + batch_.size();
+  while (batch_.size() < options_.max_batch_entries && batch_bytes_ < options_.max_batch_bytes) {
+    std::optional<ipc::Message> msg = committed.TryRead();
+    if (!msg) break;
+    ++frames;
+    if (msg->type != ipc::MessageType::kCommittedEntries) {
+      spdlog::warn("committed ring: ignoring frame of unknown type {} (id {})",
+                   static_cast<int>(msg->type), msg->id);
+      continue;
+    }
+    internal::EntryBatch incoming;
+    if (!incoming.ParseFromString(msg->payload)) {
+      // The entries are lost to us; raftd still has them. Ask for them again.
+      spdlog::error("committed ring: unparsable EntryBatch at index {} ({} bytes)", msg->id,
+                    msg->payload.size());
+      NoteGap(msg->id, expected);
+      continue;
+    }
+    for (internal::Entry& entry : *incoming.mutable_entries()) {
+      if (entry.index() < expected) continue;  // already applied (or already in batch_)
+      if (entry.index() > expected) {
+        NoteGap(entry.index(), expected);
+        break;  // the rest of this frame follows the hole
+      }
+      batch_bytes_ += entry.data().size();
+      batch_.push_back(std::move(entry));
+      ++expected;
+    }
+  }
+  return frames;
+}
+
+void ApplyLoop::NoteGap(uint64_t index, uint64_t expected) {
+  if (resume_pending_) return;
+  // Frames already on the ring when raftd got our last kResumeFrom all show the same hole;
+  // ask once per applied index and interval, not once per stale frame.
+  const uint64_t resume_at = expected - 1;
+  const Clock::time_point now = Clock::now();
+  if (resume_at == last_resume_index_ && now - last_resume_time_ < options_.gap_resend_interval) {
+    return;
+  }
+  spdlog::warn("committed ring: got index {} while expecting {}; asking raftd to resume from {}",
+               index, expected, expected);
+  resume_pending_ = true;
+}
+
+Status ApplyLoop::ApplyBatch() {
+  const uint64_t first = batch_.front().index();
+  const uint64_t last = batch_.back().index();
+  Result<ApplyOutput> out =
+      store_.ApplyEntries(std::span<const internal::Entry>(batch_.data(), batch_.size()));
+  if (!out.ok()) {
+    return Status(out.status().code(), "applying entries " + std::to_string(first) + ".." +
+                                           std::to_string(last) + ": " +
+                                           out.status().message());
+  }
+  const size_t count = batch_.size();
+  batch_.clear();
+  batch_bytes_ = 0;
+  applied_ = out->applied_index;
+  if (applied_ != last) {
+    return Status::Internal("store reports applied index " + std::to_string(applied_) +
+                            " after applying entries " + std::to_string(first) + ".." +
+                            std::to_string(last));
+  }
+  context_.segment()
+      .counter(ipc::Counter::kEntriesApplied)
+      .fetch_add(count, std::memory_order_relaxed);
+  gate_.Advance(applied_);
+  if (!out->events.empty()) events_.Publish(out->events);
+  for (ApplyReply& reply : out->replies) {
+    if (reply.request_id == 0 || reply.origin_member_id != options_.member_id) continue;
+    if (reply.ok) {
+      replies_.Send(ipc::MessageType::kResult, reply.request_id, std::move(reply.response));
+    } else {
+      replies_.Send(ipc::MessageType::kError, reply.request_id,
+                    EncodeErrorReply(reply.error_code, reply.error_message));
+    }
+  }
+  return Status::Ok();
+}
+
+Status ApplyLoop::SyncIfDue(Clock::time_point now, bool force) {
+  if (!force && now < next_sync_) return Status::Ok();
+  next_sync_ = now + options_.sync_interval;
+  if (applied_ <= durable_) return Status::Ok();
+  Result<uint64_t> synced = store_.SyncWal();
+  if (!synced.ok()) {
+    return Status(synced.status().code(), "syncing the store's WAL at applied index " +
+                                              std::to_string(applied_) + ": " +
+                                              synced.status().message());
+  }
+  durable_ = synced.value();
+  durable_pending_ = true;
+  return Status::Ok();
+}
+
+void ApplyLoop::SendControl() {
+  if (resume_pending_) {
+    internal::ResumeFrom resume;
+    resume.set_applied_index(applied_);
+    Status st = control_.TryWrite(ipc::MessageType::kResumeFrom, 0, resume.SerializeAsString());
+    if (st.ok()) {
+      resume_pending_ = false;
+      last_resume_index_ = applied_;
+      last_resume_time_ = Clock::now();
+      spdlog::debug("sent kResumeFrom{{{}}}", applied_);
+    }
+  }
+  if (durable_pending_) {
+    internal::DurableApplied durable;
+    durable.set_index(durable_);
+    Status st =
+        control_.TryWrite(ipc::MessageType::kDurableApplied, 0, durable.SerializeAsString());
+    if (st.ok()) durable_pending_ = false;
+  }
+}
+
+}  // namespace rusd::stored

@@ -1,0 +1,104 @@
+// ApplyLoop: stored's apply thread. It consumes the committed ring (raftd -> stored), applies
+// committed entries to the KvStore in index order, answers this member's requests on
+// store-replies, publishes watch events, and keeps raftd informed on store-control:
+//
+// - kResumeFrom{applied}: at start, whenever raftd's epoch changes (a new raftd, or the old
+//   one reaped), and when the ring shows a gap (an entry above applied + 1). raftd then
+//   (re)sends from applied + 1. Entries at or below the applied index are dropped, so
+//   repeats are harmless; a gap is re-reported at most once per applied index and interval
+//   (stale frames already on the ring would otherwise trigger one request each).
+// - kDurableApplied{index}: every sync interval in which the applied index advanced, after
+//   KvStore::SyncWal made it durable (raftd trims its WAL below it).
+//
+// Batching: all frames available at once (up to a cap) become ONE KvStore::ApplyEntries call,
+// so one RocksDB write batch carries many requests.
+//
+// Never blocks on a ring write: store-control and events use TryWrite (control messages that
+// do not fit are retried on the next turn; they are idempotent and only the newest matters),
+// replies go through ReplySender. The only waits are on the committed ring's doorbell and the
+// KvStore's own I/O.
+//
+// Threads: Run() on the one apply thread; Stop() from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+
+namespace rusd::internal {
+class Entry;
+}
+namespace rusd::ipc {
+class ComponentContext;
+class RingReader;
+class RingWriter;
+}  // namespace rusd::ipc
+
+namespace rusd::stored {
+
+class AppliedIndexGate;
+class EventPublisher;
+class KvStore;
+class ReplySender;
+
+struct ApplyLoopOptions {
+  uint64_t member_id = 0;
+  std::chrono::milliseconds sync_interval{100};
+  // Caps on what one ApplyEntries call takes, so replies and durability keep flowing under a
+  // flood of entries.
+  size_t max_batch_entries = 8192;
+  size_t max_batch_bytes = 16u << 20;
+  // A gap at the same applied index is re-reported to raftd at most this often.
+  std::chrono::milliseconds gap_resend_interval{500};
+};
+
+class ApplyLoop {
+ public:
+  // Everything passed in must outlive the loop. `control` writes store-control.
+  ApplyLoop(ipc::ComponentContext& context, KvStore& store, AppliedIndexGate& gate,
+            ReplySender& replies, EventPublisher& events, ipc::RingWriter& control,
+            const ApplyLoopOptions& options);
+  ~ApplyLoop();
+
+  // Runs until Stop(); then makes the applied state durable and reports it. Returns an error
+  // only for a fatal failure (the store cannot apply or sync): the process must exit.
+  Status Run();
+  void Stop() { stop_.store(true, std::memory_order_release); }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  // Moves the entries of the frames available now into `batch_`, keeping only those that
+  // continue applied + 1 contiguously. Returns the number of frames consumed.
+  size_t Collect(ipc::RingReader& committed);
+  Status ApplyBatch();
+  Status SyncIfDue(Clock::time_point now, bool force);
+  void NoteGap(uint64_t index, uint64_t expected);
+  void SendControl();
+
+  ipc::ComponentContext& context_;
+  KvStore& store_;
+  AppliedIndexGate& gate_;
+  ReplySender& replies_;
+  EventPublisher& events_;
+  ipc::RingWriter& control_;
+  const ApplyLoopOptions options_;
+  std::atomic<bool> stop_{false};
+
+  std::vector<internal::Entry> batch_;
+  size_t batch_bytes_ = 0;
+  uint64_t applied_ = 0;         // the store's applied index
+  uint64_t raftd_epoch_ = 0;     // last raftd epoch seen
+
+  bool resume_pending_ = false;       // a kResumeFrom is owed to raftd
+  uint64_t last_resume_index_ = 0;    // applied index of the last kResumeFrom sent
+  Clock::time_point last_resume_time_{};
+  uint64_t durable_ = 0;              // highest index SyncWal covered
+  bool durable_pending_ = false;      // kDurableApplied{durable_} is owed to raftd
+  Clock::time_point next_sync_{};
+};
+
+}  // namespace rusd::stored

@@ -1,0 +1,161 @@
+// rusd-stored: the MVCC store process of a node (see stored/README.md).
+//
+// Threads: main (signals and shutdown), the apply thread (ApplyLoop), the reads thread
+// (ReadDispatcher), two read workers (ReadWorkerPool), the heartbeat (ipc), and RocksDB's own.
+// Exit status: 0 after SIGTERM/SIGINT (state synced, RocksDB closed); 1 on a fatal error
+// (logged); 2 on bad flags.
+#include <signal.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "common/component_flags.h"
+#include "common/logging.h"
+#include "common/status.h"
+#include "ipc/component_context.h"
+#include "ipc/ring.h"
+#include "stored/applied_index_gate.h"
+#include "stored/apply_loop.h"
+#include "stored/event_publisher.h"
+#include "stored/mvcc/kv_store.h"
+#include "stored/read_dispatcher.h"
+#include "stored/read_worker_pool.h"
+#include "stored/reply_sender.h"
+
+namespace rusd::stored {
+namespace {
+
+constexpr int kReadWorkers = 2;  // two cores per machine, shared with three other processes
+
+// The signals main() waits for. SIGUSR1 is raised by a thread that hit a fatal error.
+sigset_t ShutdownSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
+  return set;
+}
+
+// A fatal error seen by a worker thread, handed to main().
+class FatalError {
+ public:
+  void Raise(Status status) {
+    {
+      std::lock_guard lock(mu_);
+      if (status_.ok()) status_ = std::move(status);
+    }
+    kill(getpid(), SIGUSR1);
+  }
+  Status Get() const {
+    std::lock_guard lock(mu_);
+    return status_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Status status_;
+};
+
+int Run(const ComponentFlags& flags) {
+  // Every thread started from here on inherits the mask, so only sigwait() sees them.
+  const sigset_t signals = ShutdownSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto context = ipc::ComponentContext::Start(flags, ipc::Component::kStored);
+  if (!context.ok()) {
+    spdlog::critical("cannot open segment '{}': {}", flags.segment,
+                     context.status().ToString());
+    return 1;
+  }
+  ipc::ComponentContext& ctx = **context;
+  ipc::Segment& segment = ctx.segment();
+
+  const std::filesystem::path member_dir = std::filesystem::path(flags.data_dir) / "member";
+  std::error_code ec;
+  std::filesystem::create_directories(member_dir, ec);
+  if (ec) {
+    spdlog::critical("cannot create {}: {}", member_dir.string(), ec.message());
+    return 1;
+  }
+  KvStoreOptions store_options;
+  store_options.member_id = flags.member_id;
+  store_options.cluster_id = flags.cluster_id;
+  const std::string store_dir = (member_dir / "store").string();
+  auto opened = KvStore::Open(store_dir, store_options);
+  if (!opened.ok()) {
+    spdlog::critical("cannot open the store at {}: {}", store_dir, opened.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<KvStore> store = std::move(opened).value();
+  spdlog::info("rusd-stored up: member {:016x}, epoch {}, store {} at applied index {}, "
+               "revision {}",
+               flags.member_id, ctx.epoch(), store_dir, store->applied_index(),
+               store->current_revision());
+
+  ipc::RingWriter control(segment, ipc::RingId::kStoreControl, ctx.epoch());
+  ipc::RingWriter replies_ring(segment, ipc::RingId::kStoreReplies, ctx.epoch());
+  ipc::RingWriter events_ring(segment, ipc::RingId::kEvents, ctx.epoch());
+
+  ReadWorkerPool workers(*store, replies_ring, segment, kReadWorkers);
+  AppliedIndexGate gate(store->applied_index(), workers);
+  ReplySender replies(replies_ring, workers);
+  EventPublisher events(events_ring);
+  ApplyLoopOptions apply_options;
+  apply_options.member_id = flags.member_id;
+  ApplyLoop apply(ctx, *store, gate, replies, events, control, apply_options);
+  ReadDispatcher dispatcher(segment, gate, workers);
+
+  FatalError fatal;
+  std::thread apply_thread([&] {
+    Status st = apply.Run();
+    if (!st.ok()) {
+      spdlog::critical("apply thread failed, shutting down: {}", st.ToString());
+      fatal.Raise(std::move(st));
+    }
+  });
+  std::thread reads_thread([&] { dispatcher.Run(); });
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  const Status failure = fatal.Get();
+  if (failure.ok()) spdlog::info("signal {}: shutting down", sig);
+
+  dispatcher.Stop();
+  apply.Stop();
+  reads_thread.join();
+  apply_thread.join();
+  workers.Stop();
+  const Status final_failure = fatal.Get();  // the final sync may fail too
+  store.reset();  // closes RocksDB
+  if (!final_failure.ok()) {
+    spdlog::critical("exiting after a fatal error: {}", final_failure.ToString());
+    return 1;
+  }
+  spdlog::info("rusd-stored stopped cleanly");
+  return 0;
+}
+
+}  // namespace
+}  // namespace rusd::stored
+
+int main(int argc, char** argv) {
+  auto flags = rusd::ComponentFlags::Parse(argc, argv);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "rusd-stored: %s\n", flags.status().ToString().c_str());
+    return 2;
+  }
+  rusd::Status st = rusd::SetUpLogging("stored", flags->log_level, flags->log_format);
+  if (!st.ok()) {
+    std::fprintf(stderr, "rusd-stored: %s\n", st.ToString().c_str());
+    return 2;
+  }
+  return rusd::stored::Run(flags.value());
+}

@@ -1,0 +1,37 @@
+// ReadDispatcher: stored's reads thread. It consumes the reads ring (frontend -> stored) and
+// routes each request without doing the work itself: a kRangeRead goes to the
+// AppliedIndexGate (served at once, or parked until the applied index reaches its
+// min_applied_index); anything malformed or unsupported is answered with a kError through the
+// read workers. It never writes a ring, so it never blocks on one.
+//
+// Threads: Run() on the one reads thread; Stop() from any thread.
+#pragma once
+
+#include <atomic>
+
+namespace rusd::ipc {
+class Segment;
+}
+
+namespace rusd::stored {
+
+class AppliedIndexGate;
+class ReadWorkerPool;
+
+class ReadDispatcher {
+ public:
+  // Everything passed in must outlive the dispatcher.
+  ReadDispatcher(ipc::Segment& segment, AppliedIndexGate& gate, ReadWorkerPool& workers);
+
+  // Consumes the reads ring until Stop().
+  void Run();
+  void Stop() { stop_.store(true, std::memory_order_release); }
+
+ private:
+  ipc::Segment& segment_;
+  AppliedIndexGate& gate_;
+  ReadWorkerPool& workers_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace rusd::stored

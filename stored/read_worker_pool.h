@@ -1,0 +1,79 @@
+// ReadWorkerPool: the threads of rusd-stored that may wait for space on the store-replies
+// ring. They serve range reads (KvStore::Range) and write replies too large for the apply
+// thread's non-blocking path, with RingWriter::Write (chunked, waits for the frontend to
+// drain). They consume no ring, so waiting here cannot deadlock the node (ring rule: no
+// thread blocks producing into one ring while it consumes another).
+//
+// Threads: ServeRange and SendReply may be called from any thread (the reads thread, the
+// apply thread); they only enqueue and never block on I/O. Stop() (or the destructor) joins
+// the workers; work still queued then is dropped: the frontend times those requests out or
+// re-sends them when it sees stored's epoch change.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ipc/message_type.h"
+
+namespace rusd::internal {
+class RangeRead;
+}
+namespace rusd::ipc {
+class RingWriter;
+class Segment;
+}  // namespace rusd::ipc
+
+namespace rusd::stored {
+
+class KvStore;
+
+class ReadWorkerPool {
+ public:
+  // `store`, `replies` (the store-replies writer) and `segment` must outlive the pool.
+  ReadWorkerPool(KvStore& store, ipc::RingWriter& replies, ipc::Segment& segment,
+                 int threads);
+  ~ReadWorkerPool();
+  ReadWorkerPool(const ReadWorkerPool&) = delete;
+  ReadWorkerPool& operator=(const ReadWorkerPool&) = delete;
+
+  // Serves `read` at the store's current state and replies kResult (RangeResponse) or kError
+  // under `request_id`. The caller has already waited for read->min_applied_index.
+  void ServeRange(uint64_t request_id, std::shared_ptr<const internal::RangeRead> read);
+  // Writes a ready-made reply, waiting for ring space if needed.
+  void SendReply(ipc::MessageType type, uint64_t request_id, std::string payload);
+
+  // Work queued and not yet picked up by a worker (tests, logs).
+  size_t queued() const;
+
+  void Stop();
+
+ private:
+  struct Work {
+    uint64_t request_id = 0;
+    std::shared_ptr<const internal::RangeRead> read;  // a range to serve, or else
+    ipc::MessageType type = ipc::MessageType::kInvalid;  // a ready reply
+    std::string payload;
+  };
+
+  void Enqueue(Work work);
+  void RunWorker();
+  void Perform(Work& work);
+  void Write(ipc::MessageType type, uint64_t request_id, const std::string& payload);
+
+  KvStore& store_;
+  ipc::RingWriter& replies_;
+  ipc::Segment& segment_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Work> queue_;  // guarded by mu_
+  bool stopping_ = false;   // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace rusd::stored

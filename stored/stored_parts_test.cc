@@ -1,0 +1,265 @@
+// Unit tests of rusd-stored's parts that do not need the real store: the reply overflow
+// queue, the event publisher's gap flag and frame cuts, and the applied-index gate with the
+// read workers. A fake KvStore answers ranges; the rings live in a test segment.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "etcd/etcdserverpb/rpc.pb.h"
+#include "etcd/mvccpb/kv.pb.h"
+#include "ipc/ring.h"
+#include "ipc/test_segment.h"
+#include "rusd/internal.pb.h"
+#include "stored/applied_index_gate.h"
+#include "stored/event_publisher.h"
+#include "stored/mvcc/kv_store.h"
+#include "stored/read_worker_pool.h"
+#include "stored/reply_sender.h"
+
+namespace rusd::stored {
+namespace {
+
+using namespace std::chrono_literals;
+using ipc::MessageType;
+using ipc::RingId;
+using ipc::testing::ScopedSegment;
+using ipc::testing::UniformLayout;
+
+// Answers every Range with a RangeResponse whose count is the request's limit, so a test can
+// tell which request a reply belongs to; "bad" keys fail with etcd's compacted error.
+class FakeStore : public KvStore {
+ public:
+  Result<ApplyOutput> ApplyEntries(std::span<const internal::Entry>) override {
+    return Status::Unimplemented("fake");
+  }
+  Result<std::string> Range(const etcdserverpb::RangeRequest& request) override {
+    if (request.key() == "bad") {
+      return Status::OutOfRange("etcdserver: mvcc: required revision has been compacted");
+    }
+    etcdserverpb::RangeResponse response;
+    response.set_count(request.limit());
+    return response.SerializeAsString();
+  }
+  Result<uint64_t> SyncWal() override { return uint64_t{0}; }
+  uint64_t applied_index() const override { return 0; }
+  int64_t current_revision() const override { return 1; }
+  int64_t compact_revision() const override { return 0; }
+  uint64_t raft_term() const override { return 0; }
+  uint64_t ApproximateSizeBytes() const override { return 0; }
+};
+
+// Reads the next message from `reader`, waiting up to `timeout`.
+std::optional<ipc::Message> ReadWithin(ipc::Segment& segment, ipc::RingReader& reader,
+                                       std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  ipc::RingReader* readers[] = {&reader};
+  for (;;) {
+    if (auto m = reader.TryRead()) return m;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    ipc::WaitForMessages(segment, readers, 10ms);
+  }
+}
+
+std::shared_ptr<internal::RangeRead> MakeRead(uint64_t min_applied, int64_t tag,
+                                              const std::string& key = "k") {
+  auto read = std::make_shared<internal::RangeRead>();
+  read->set_min_applied_index(min_applied);
+  read->mutable_request()->set_key(key);
+  read->mutable_request()->set_limit(tag);
+  return read;
+}
+
+TEST(ReplySenderTest, QueuesRepliesWhenRingIsFullAndDeliversThemInOrder) {
+  ScopedSegment segment("stored-replies", UniformLayout(4096));
+  ASSERT_TRUE(segment.ok());
+  FakeStore store;
+  ipc::RingWriter writer(*segment, RingId::kStoreReplies, 1);
+  ReadWorkerPool workers(store, writer, *segment, 1);
+  ReplySender sender(writer, workers);
+  const std::string payload(100, 'x');
+  for (uint64_t id = 1; id <= 200; ++id) sender.Send(MessageType::kResult, id, payload);
+  EXPECT_TRUE(sender.has_backlog());  // 200 x 128 bytes do not fit in 4 KiB
+  EXPECT_EQ(sender.dropped(), 0u);
+
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+  uint64_t next = 1;
+  while (next <= 200) {
+    sender.Drain();
+    auto m = reader.TryRead();
+    ASSERT_TRUE(m.has_value() || sender.has_backlog()) << "reply " << next << " lost";
+    if (!m) continue;
+    EXPECT_EQ(m->id, next);
+    EXPECT_EQ(m->type, MessageType::kResult);
+    ++next;
+  }
+  EXPECT_FALSE(sender.has_backlog());
+}
+
+TEST(ReplySenderTest, FullOverflowQueueDropsTheOldestReply) {
+  ScopedSegment segment("stored-drop", UniformLayout(4096));
+  ASSERT_TRUE(segment.ok());
+  FakeStore store;
+  ipc::RingWriter writer(*segment, RingId::kStoreReplies, 1);
+  ReadWorkerPool workers(store, writer, *segment, 1);
+  ReplySenderOptions options;
+  options.max_queued_replies = 10;
+  ReplySender sender(writer, workers, options);
+  const std::string payload(1000, 'x');  // 4 frames of 1 KiB fill the ring, 10 queue
+  for (uint64_t id = 1; id <= 20; ++id) sender.Send(MessageType::kResult, id, payload);
+  EXPECT_EQ(sender.queued(), 10u);
+  EXPECT_EQ(sender.dropped(), 6u);
+
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+  std::vector<uint64_t> ids;
+  for (int spins = 0; spins < 1000 && ids.size() < 14; ++spins) {
+    sender.Drain();
+    while (auto m = reader.TryRead()) ids.push_back(m->id);
+  }
+  std::vector<uint64_t> want = {1, 2, 3, 4, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
+  EXPECT_EQ(ids, want);
+}
+
+TEST(ReplySenderTest, OversizedReplyGoesThroughTheWorkersInChunks) {
+  ScopedSegment segment("stored-big", UniformLayout(64 << 10));
+  ASSERT_TRUE(segment.ok());
+  FakeStore store;
+  ipc::RingWriter writer(*segment, RingId::kStoreReplies, 1);
+  ReadWorkerPool workers(store, writer, *segment, 1);
+  ReplySenderOptions options;
+  options.max_inline_reply_bytes = 16 << 10;
+  ReplySender sender(writer, workers, options);
+  const std::string big(1 << 20, 'b');  // 16x the ring: only a waiting writer gets it through
+  sender.Send(MessageType::kResult, 7, big);
+  EXPECT_FALSE(sender.has_backlog());
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+  auto m = ReadWithin(*segment, reader, 5s);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, 7u);
+  EXPECT_EQ(m->payload, big);
+}
+
+mvccpb::Event PutEvent(const std::string& key, int64_t revision, size_t value_bytes = 10) {
+  mvccpb::Event e;
+  e.set_type(mvccpb::Event::PUT);
+  e.mutable_kv()->set_key(key);
+  e.mutable_kv()->set_value(std::string(value_bytes, 'v'));
+  e.mutable_kv()->set_mod_revision(revision);
+  return e;
+}
+
+TEST(EventPublisherTest, FullRingMarksAGapThatTheNextDeliveredBatchAnnounces) {
+  ScopedSegment segment("stored-events", UniformLayout(4096));
+  ASSERT_TRUE(segment.ok());
+  ipc::RingWriter writer(*segment, RingId::kEvents, 1);
+  EventPublisher publisher(writer);
+  int64_t rev = 1;
+  while (!publisher.gap()) {
+    std::vector<mvccpb::Event> events = {PutEvent("k", ++rev, 300)};
+    publisher.Publish(events);
+    ASSERT_LT(rev, 100) << "the ring never filled";
+  }
+  const int64_t lost = rev;
+  ipc::RingReader reader(*segment, RingId::kEvents);
+  int64_t last_delivered = 0;
+  while (auto m = reader.TryRead()) {
+    internal::EventBatch batch;
+    ASSERT_TRUE(batch.ParseFromString(m->payload));
+    EXPECT_FALSE(batch.after_gap());
+    EXPECT_EQ(static_cast<int64_t>(m->id), batch.revision());
+    last_delivered = batch.revision();
+  }
+  EXPECT_EQ(last_delivered, lost - 1);
+
+  std::vector<mvccpb::Event> events = {PutEvent("k", ++rev)};
+  publisher.Publish(events);
+  EXPECT_FALSE(publisher.gap());
+  auto m = reader.TryRead();
+  ASSERT_TRUE(m.has_value());
+  internal::EventBatch batch;
+  ASSERT_TRUE(batch.ParseFromString(m->payload));
+  EXPECT_TRUE(batch.after_gap());
+  EXPECT_EQ(batch.revision(), rev);
+}
+
+TEST(EventPublisherTest, LargeBatchesAreCutOnlyAtRevisionBoundaries) {
+  ScopedSegment segment("stored-cuts", UniformLayout(1 << 20));
+  ASSERT_TRUE(segment.ok());
+  ipc::RingWriter writer(*segment, RingId::kEvents, 1);
+  EventPublisher publisher(writer, /*max_frame_bytes=*/1000);
+  std::vector<mvccpb::Event> events;
+  for (int64_t rev = 2; rev <= 5; ++rev) {
+    for (const char* key : {"k0", "k1", "k2"}) events.push_back(PutEvent(key, rev, 400));
+  }
+  publisher.Publish(events);
+  ipc::RingReader reader(*segment, RingId::kEvents);
+  std::vector<int64_t> frame_revisions;
+  while (auto m = reader.TryRead()) {
+    internal::EventBatch batch;
+    ASSERT_TRUE(batch.ParseFromString(m->payload));
+    ASSERT_EQ(batch.events_size(), 3);  // each revision's 3 events together, ~1200 bytes
+    for (const auto& e : batch.events()) EXPECT_EQ(e.kv().mod_revision(), batch.revision());
+    frame_revisions.push_back(batch.revision());
+  }
+  EXPECT_EQ(frame_revisions, (std::vector<int64_t>{2, 3, 4, 5}));
+}
+
+TEST(AppliedIndexGateTest, ParksReadsUntilTheirIndexIsApplied) {
+  ScopedSegment segment("stored-gate", UniformLayout(64 << 10));
+  ASSERT_TRUE(segment.ok());
+  FakeStore store;
+  ipc::RingWriter writer(*segment, RingId::kStoreReplies, 1);
+  ReadWorkerPool workers(store, writer, *segment, 2);
+  AppliedIndexGate gate(5, workers);
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+
+  gate.Submit(100, MakeRead(0, 1));  // serializable
+  gate.Submit(101, MakeRead(5, 2));  // already applied
+  gate.Submit(102, MakeRead(7, 3));
+  gate.Submit(103, MakeRead(9, 4));
+  std::set<uint64_t> got;
+  for (int i = 0; i < 2; ++i) {
+    auto m = ReadWithin(*segment, reader, 5s);
+    ASSERT_TRUE(m.has_value());
+    got.insert(m->id);
+  }
+  EXPECT_EQ(got, (std::set<uint64_t>{100, 101}));
+  EXPECT_EQ(gate.parked(), 2u);
+  EXPECT_FALSE(ReadWithin(*segment, reader, 100ms).has_value());
+
+  gate.Advance(7);
+  auto m = ReadWithin(*segment, reader, 5s);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, 102u);
+  etcdserverpb::RangeResponse response;
+  ASSERT_TRUE(response.ParseFromString(m->payload));
+  EXPECT_EQ(response.count(), 3);
+  EXPECT_EQ(gate.parked(), 1u);
+
+  gate.Advance(20);
+  m = ReadWithin(*segment, reader, 5s);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, 103u);
+  EXPECT_EQ(gate.parked(), 0u);
+  EXPECT_EQ(segment->counter(ipc::Counter::kRangeReads).load(), 4u);
+}
+
+TEST(ReadWorkerPoolTest, RangeErrorBecomesAnErrorReplyWithEtcdsText) {
+  ScopedSegment segment("stored-err", UniformLayout(64 << 10));
+  ASSERT_TRUE(segment.ok());
+  FakeStore store;
+  ipc::RingWriter writer(*segment, RingId::kStoreReplies, 1);
+  ReadWorkerPool workers(store, writer, *segment, 2);
+  workers.ServeRange(42, MakeRead(0, 1, "bad"));
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+  auto m = ReadWithin(*segment, reader, 5s);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->type, MessageType::kError);
+  internal::ErrorReply error;
+  ASSERT_TRUE(error.ParseFromString(m->payload));
+  EXPECT_EQ(error.code(), static_cast<int>(StatusCode::kOutOfRange));
+  EXPECT_EQ(error.message(), "etcdserver: mvcc: required revision has been compacted");
+}
+
+}  // namespace
+}  // namespace rusd::stored

@@ -1,0 +1,544 @@
+// Process tests of rusd-stored: each test starts the REAL binary (fork + exec) against a
+// segment it creates, in a temporary data directory, and plays raftd (committed ring in,
+// store-control out) and the frontend (reads in, store-replies and events out) itself.
+// Revision numbers prove that nothing is applied twice across SIGKILL and restart.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/component_flags.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
+#include "ipc/ring.h"
+#include "ipc/segment.h"
+#include "rusd/internal.pb.h"
+
+namespace rusd::stored {
+namespace {
+
+using namespace std::chrono_literals;
+using ipc::Component;
+using ipc::Message;
+using ipc::MessageType;
+using ipc::RingId;
+
+constexpr uint64_t kMember = 0x8e9e05c52164694dull;
+constexpr uint64_t kOtherMember = 0x1234;
+constexpr uint64_t kCluster = 0xcdf818194e3a8c32ull;
+
+ipc::SegmentLayout SmallLayout() {
+  ipc::SegmentLayout layout;
+  for (auto& b : layout.ring_bytes) b = 256u << 10;
+  return layout;
+}
+
+// One running rusd-stored child. Killed (SIGKILL) if still running when destroyed.
+class StoredProcess {
+ public:
+  StoredProcess(const std::vector<std::string>& args, const std::string& log_path) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive a crashed test
+      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) dup2(fd, STDERR_FILENO);
+      std::vector<char*> argv;
+      static char binary[] = RUSD_STORED_BINARY;
+      argv.push_back(binary);
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(binary, argv.data());
+      _exit(127);
+    }
+  }
+  ~StoredProcess() {
+    if (running()) {
+      kill(pid_, SIGKILL);
+      Wait(5s);
+    }
+  }
+
+  bool running() const { return pid_ > 0 && !exited_; }
+  void Signal(int sig) { kill(pid_, sig); }
+  // Waits for the child to exit; returns its wait status, or nullopt on timeout.
+  std::optional<int> Wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!exited_) {
+      int status = 0;
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        exited_ = true;
+        status_ = status;
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(5ms);
+    }
+    return status_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+std::string PutCommand(uint64_t request_id, uint64_t origin, const std::string& key,
+                       const std::string& value) {
+  internal::Command command;
+  command.set_request_id(request_id);
+  command.set_origin_member_id(origin);
+  command.mutable_put()->set_key(key);
+  command.mutable_put()->set_value(value);
+  return command.SerializeAsString();
+}
+
+internal::Entry NormalEntry(uint64_t index, std::string data) {
+  internal::Entry e;
+  e.set_index(index);
+  e.set_term(1);
+  e.set_type(internal::Entry::NORMAL);
+  e.set_data(std::move(data));
+  return e;
+}
+
+class StoredTest : public ::testing::Test {
+ protected:
+  void SetUp() override { CreateSegment(SmallLayout()); }
+
+  void CreateSegment(const ipc::SegmentLayout& layout) {
+    Teardown();
+    char tmpl[] = "/tmp/stored_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    data_dir_ = tmpl;
+    segment_name_ = "rusd-stored-test-" + std::to_string(getpid()) + "-" +
+                    std::to_string(reinterpret_cast<uintptr_t>(this));
+    auto segment = ipc::Segment::Create(segment_name_, layout);
+    ASSERT_TRUE(segment.ok()) << segment.status().ToString();
+    segment_ = std::move(segment).value();
+    segment_->component(Component::kRaftd).epoch.store(1);
+    segment_->component(Component::kFrontend).epoch.store(1);
+    committed_ = std::make_unique<ipc::RingWriter>(*segment_, RingId::kCommitted, 1);
+    reads_ = std::make_unique<ipc::RingWriter>(*segment_, RingId::kReads, 1);
+    control_ = std::make_unique<ipc::RingReader>(*segment_, RingId::kStoreControl);
+    replies_ = std::make_unique<ipc::RingReader>(*segment_, RingId::kStoreReplies);
+    events_ = std::make_unique<ipc::RingReader>(*segment_, RingId::kEvents);
+  }
+
+  void TearDown() override {
+    if (HasFailure() && !data_dir_.empty()) {
+      std::ifstream log(data_dir_ + "/stored.log");
+      std::stringstream text;
+      text << log.rdbuf();
+      std::cerr << "---- rusd-stored log ----\n" << text.str() << "-------------------------\n";
+    }
+    Teardown();
+  }
+
+  void Teardown() {
+    stored_.reset();
+    committed_.reset();
+    reads_.reset();
+    control_.reset();
+    replies_.reset();
+    events_.reset();
+    segment_.reset();
+    if (!segment_name_.empty()) ipc::Segment::Remove(segment_name_);
+    if (!data_dir_.empty()) std::filesystem::remove_all(data_dir_);
+    data_dir_.clear();
+  }
+
+  // Starts rusd-stored as the supervisor would: bump its epoch, then spawn.
+  void StartStored() {
+    segment_->component(Component::kStored).epoch.fetch_add(1);
+    ComponentFlags flags;
+    flags.segment = segment_name_;
+    flags.data_dir = data_dir_;
+    flags.member_id = kMember;
+    flags.cluster_id = kCluster;
+    stored_ = std::make_unique<StoredProcess>(flags.ToArgs(), data_dir_ + "/stored.log");
+  }
+
+  void KillStored() {
+    stored_->Signal(SIGKILL);
+    ASSERT_TRUE(stored_->Wait(5s).has_value());
+    // As the supervisor does when it reaps a component.
+    segment_->component(Component::kStored).epoch.fetch_add(1);
+    stored_.reset();
+  }
+
+  static std::optional<Message> ReadWithin(ipc::Segment& segment, ipc::RingReader& reader,
+                                           std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    ipc::RingReader* readers[] = {&reader};
+    for (;;) {
+      if (auto m = reader.TryRead()) return m;
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      ipc::WaitForMessages(segment, readers, 10ms);
+    }
+  }
+
+  // The next kResumeFrom on store-control (kDurableApplied frames on the way are recorded).
+  std::optional<uint64_t> NextResumeFrom(std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms) return std::nullopt;
+      auto m = ReadWithin(*segment_, *control_, left);
+      if (!m) return std::nullopt;
+      if (m->type == MessageType::kResumeFrom) {
+        internal::ResumeFrom resume;
+        EXPECT_TRUE(resume.ParseFromString(m->payload));
+        return resume.applied_index();
+      }
+      NoteControl(*m);
+    }
+  }
+
+  // Waits until stored reported kDurableApplied >= index.
+  bool WaitDurable(uint64_t index, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (durable_ < index) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms) return false;
+      auto m = ReadWithin(*segment_, *control_, left);
+      if (!m) return false;
+      NoteControl(*m);
+    }
+    return true;
+  }
+
+  void NoteControl(const Message& m) {
+    if (m.type == MessageType::kDurableApplied) {
+      internal::DurableApplied d;
+      EXPECT_TRUE(d.ParseFromString(m.payload));
+      EXPECT_GE(d.index(), durable_) << "durable index went backwards";
+      durable_ = std::max(durable_, d.index());
+    } else if (m.type == MessageType::kResumeFrom) {
+      ++resumes_seen_;
+    }
+  }
+
+  // Plays raftd: one kCommittedEntries frame.
+  void SendEntries(const std::vector<internal::Entry>& entries) {
+    internal::EntryBatch batch;
+    for (const auto& e : entries) *batch.add_entries() = e;
+    ASSERT_TRUE(committed_
+                    ->Write(MessageType::kCommittedEntries, entries.front().index(),
+                            batch.SerializeAsString(), 5s)
+                    .ok());
+  }
+
+  // Entries first..last, each a Put of key/"v<index>" with request id base + index.
+  void SendPuts(uint64_t first, uint64_t last, const std::string& key, uint64_t id_base,
+                uint64_t origin = kMember) {
+    std::vector<internal::Entry> entries;
+    for (uint64_t i = first; i <= last; ++i) {
+      entries.push_back(
+          NormalEntry(i, PutCommand(id_base + i, origin, key, "v" + std::to_string(i))));
+    }
+    SendEntries(entries);
+  }
+
+  // The reply for `request_id` on store-replies (others arriving first are kept).
+  std::optional<Message> WaitReply(uint64_t request_id, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto it = replies_seen_.find(request_id);
+      if (it != replies_seen_.end()) {
+        Message m = std::move(it->second);
+        replies_seen_.erase(it);
+        return m;
+      }
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms) return std::nullopt;
+      auto m = ReadWithin(*segment_, *replies_, left);
+      if (!m) return std::nullopt;
+      EXPECT_EQ(replies_seen_.count(m->id), 0u) << "two replies for request " << m->id;
+      replies_seen_[m->id] = std::move(*m);
+    }
+  }
+
+  // Drains store-replies for `duration`, returning every reply seen (and those kept before).
+  std::map<uint64_t, Message> CollectReplies(std::chrono::milliseconds duration) {
+    const auto deadline = std::chrono::steady_clock::now() + duration;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms) break;
+      auto m = ReadWithin(*segment_, *replies_, left);
+      if (!m) break;
+      EXPECT_EQ(replies_seen_.count(m->id), 0u) << "two replies for request " << m->id;
+      replies_seen_[m->id] = std::move(*m);
+    }
+    return std::move(replies_seen_);
+  }
+
+  static int64_t PutRevision(const Message& reply) {
+    EXPECT_EQ(reply.type, MessageType::kResult);
+    etcdserverpb::PutResponse response;
+    EXPECT_TRUE(response.ParseFromString(reply.payload));
+    return response.header().revision();
+  }
+
+  // Plays the frontend: a range read of `key` that stored answers once `min_applied`.
+  void SendRangeRead(uint64_t request_id, const std::string& key, uint64_t min_applied) {
+    internal::RangeRead read;
+    read.set_min_applied_index(min_applied);
+    read.mutable_request()->set_key(key);
+    ASSERT_TRUE(reads_->Write(MessageType::kRangeRead, request_id, read.SerializeAsString(), 5s)
+                    .ok());
+  }
+
+  etcdserverpb::RangeResponse RangeReply(uint64_t request_id) {
+    etcdserverpb::RangeResponse response;
+    auto m = WaitReply(request_id);
+    EXPECT_TRUE(m.has_value()) << "no reply to range " << request_id;
+    if (!m) return response;
+    EXPECT_EQ(m->type, MessageType::kResult);
+    EXPECT_TRUE(response.ParseFromString(m->payload));
+    return response;
+  }
+
+  std::string data_dir_;
+  std::string segment_name_;
+  std::unique_ptr<ipc::Segment> segment_;
+  std::unique_ptr<ipc::RingWriter> committed_, reads_;
+  std::unique_ptr<ipc::RingReader> control_, replies_, events_;
+  std::unique_ptr<StoredProcess> stored_;
+  std::map<uint64_t, Message> replies_seen_;
+  uint64_t durable_ = 0;
+  int resumes_seen_ = 0;
+};
+
+TEST_F(StoredTest, FreshStoreAsksToResumeFromZero) {
+  StartStored();
+  EXPECT_EQ(NextResumeFrom(), 0u);
+}
+
+TEST_F(StoredTest, AppliesCommittedPutsAndRepliesOnlyForThisMembersRequests) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  std::vector<internal::Entry> entries;
+  entries.push_back(NormalEntry(1, PutCommand(101, kMember, "a", "1")));
+  entries.push_back(NormalEntry(2, PutCommand(102, kMember, "b", "2")));
+  entries.push_back(NormalEntry(3, PutCommand(103, kOtherMember, "c", "3")));
+  entries.push_back(NormalEntry(4, PutCommand(0, kMember, "d", "4")));  // nobody waits
+  internal::Entry empty;
+  empty.set_index(5);
+  empty.set_term(2);
+  empty.set_type(internal::Entry::EMPTY);
+  entries.push_back(empty);
+  entries.push_back(NormalEntry(6, PutCommand(106, kMember, "a", "6")));
+  SendEntries(entries);
+
+  auto r1 = WaitReply(101);
+  ASSERT_TRUE(r1.has_value());
+  EXPECT_EQ(PutRevision(*r1), 2);  // etcd's first write is revision 2
+  auto r2 = WaitReply(102);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(PutRevision(*r2), 3);
+  auto r6 = WaitReply(106);
+  ASSERT_TRUE(r6.has_value());
+  EXPECT_EQ(PutRevision(*r6), 6);  // c and d took revisions 4 and 5
+  auto rest = CollectReplies(200ms);
+  EXPECT_TRUE(rest.empty()) << "unexpected reply for request " << rest.begin()->first;
+  EXPECT_TRUE(WaitDurable(6));
+  EXPECT_EQ(segment_->counter(ipc::Counter::kEntriesApplied).load(), 6u);
+}
+
+TEST_F(StoredTest, PublishesAppliedEventsInRevisionOrder) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 3, "k", 100);
+  SendPuts(4, 4, "j", 100);
+  ASSERT_TRUE(WaitReply(104).has_value());
+  std::vector<std::pair<std::string, int64_t>> seen;
+  int64_t prev_mod = 0;
+  while (seen.size() < 4) {
+    auto m = ReadWithin(*segment_, *events_, 5s);
+    ASSERT_TRUE(m.has_value()) << "only " << seen.size() << " events";
+    ASSERT_EQ(m->type, MessageType::kEvents);
+    internal::EventBatch batch;
+    ASSERT_TRUE(batch.ParseFromString(m->payload));
+    EXPECT_EQ(static_cast<int64_t>(m->id), batch.revision());
+    EXPECT_FALSE(batch.after_gap());
+    for (const auto& e : batch.events()) {
+      seen.emplace_back(e.kv().key(), e.kv().mod_revision());
+      if (e.kv().key() == "k" && e.kv().mod_revision() > 2) {
+        EXPECT_EQ(e.prev_kv().mod_revision(), prev_mod);  // watch's prev_kv
+      }
+      if (e.kv().key() == "k") prev_mod = e.kv().mod_revision();
+    }
+  }
+  std::vector<std::pair<std::string, int64_t>> want = {{"k", 2}, {"k", 3}, {"k", 4}, {"j", 5}};
+  EXPECT_EQ(seen, want);
+}
+
+TEST_F(StoredTest, RangeReadWaitsUntilItsMinAppliedIndexIsApplied) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 1, "k", 100);
+  ASSERT_TRUE(WaitReply(101).has_value());
+
+  SendRangeRead(500, "k", /*min_applied=*/2);
+  SendRangeRead(501, "k", /*min_applied=*/0);  // serializable: answered at once
+  etcdserverpb::RangeResponse now = RangeReply(501);
+  ASSERT_EQ(now.kvs_size(), 1);
+  EXPECT_EQ(now.kvs(0).value(), "v1");
+  EXPECT_FALSE(WaitReply(500, 300ms).has_value()) << "answered before index 2 was applied";
+
+  SendPuts(2, 2, "k", 100);
+  etcdserverpb::RangeResponse later = RangeReply(500);
+  ASSERT_EQ(later.kvs_size(), 1);
+  EXPECT_EQ(later.kvs(0).value(), "v2");
+  EXPECT_EQ(later.header().revision(), 3);
+  EXPECT_GE(segment_->counter(ipc::Counter::kRangeReads).load(), 2u);
+}
+
+TEST_F(StoredTest, GapInCommittedEntriesAsksRaftdToResumeAfterTheAppliedIndex) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 2, "k", 100);
+  SendPuts(5, 6, "k", 100);  // 3 and 4 were lost
+  EXPECT_EQ(NextResumeFrom(), 2u);
+  SendPuts(3, 6, "k", 200);  // raftd re-sends from 3
+  auto r6 = WaitReply(206);
+  ASSERT_TRUE(r6.has_value());
+  EXPECT_EQ(PutRevision(*r6), 7);
+  EXPECT_FALSE(WaitReply(105, 100ms).has_value()) << "an entry after the gap was applied";
+}
+
+TEST_F(StoredTest, RaftdEpochChangeAsksForResumeFromTheAppliedIndex) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 3, "k", 100);
+  ASSERT_TRUE(WaitReply(103).has_value());
+  segment_->component(Component::kRaftd).epoch.fetch_add(1);  // the supervisor restarts raftd
+  segment_->WakeAll();
+  EXPECT_EQ(NextResumeFrom(), 3u);
+}
+
+TEST_F(StoredTest, RestartAfterSigkillResumesFromAppliedIndexAndSkipsResentEntries) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 10, "k", 1000);
+  ASSERT_TRUE(WaitReply(1010).has_value());
+  ASSERT_TRUE(WaitDurable(10));
+  KillStored();
+
+  StartStored();
+  EXPECT_EQ(NextResumeFrom(), 10u);
+  SendPuts(5, 12, "k", 1000);  // raftd re-sends entries stored already has
+  auto r11 = WaitReply(1011);
+  ASSERT_TRUE(r11.has_value());
+  EXPECT_EQ(PutRevision(*r11), 12);
+  auto r12 = WaitReply(1012);
+  ASSERT_TRUE(r12.has_value());
+  EXPECT_EQ(PutRevision(*r12), 13);
+  SendRangeRead(1, "k", 12);
+  etcdserverpb::RangeResponse range = RangeReply(1);
+  ASSERT_EQ(range.kvs_size(), 1);
+  EXPECT_EQ(range.kvs(0).version(), 12);
+  EXPECT_EQ(range.kvs(0).mod_revision(), 13);
+  auto rest = CollectReplies(100ms);
+  for (const auto& [id, m] : rest) ADD_FAILURE() << "reply for re-sent request " << id;
+}
+
+TEST_F(StoredTest, SigkillMidStreamThenRestartAppliesEveryEntryExactlyOnce) {
+  constexpr uint64_t kEntries = 400;
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  for (uint64_t first = 1; first <= kEntries; first += 10) SendPuts(first, first + 9, "k", 0);
+  ASSERT_TRUE(WaitReply(50).has_value());
+  WaitDurable(1, 200ms);
+  const uint64_t durable_before = durable_;
+  KillStored();
+  CollectReplies(0ms);
+  replies_seen_.clear();
+
+  StartStored();
+  std::optional<uint64_t> resume = NextResumeFrom();
+  ASSERT_TRUE(resume.has_value());
+  EXPECT_GE(*resume, durable_before) << "durable entries were lost";
+  EXPECT_GE(*resume, 50u);
+  // raftd re-sends from the start of its WAL (more than was asked): stored drops the repeats.
+  for (uint64_t first = 1; first <= kEntries; first += 10) SendPuts(first, first + 9, "k", 0);
+  for (uint64_t i = *resume + 1; i <= kEntries; ++i) {
+    auto r = WaitReply(i);
+    ASSERT_TRUE(r.has_value()) << "no reply for entry " << i;
+    EXPECT_EQ(PutRevision(*r), static_cast<int64_t>(i) + 1);
+  }
+  SendRangeRead(1 << 20, "k", kEntries);
+  etcdserverpb::RangeResponse range = RangeReply(1 << 20);
+  ASSERT_EQ(range.kvs_size(), 1);
+  EXPECT_EQ(range.kvs(0).version(), static_cast<int64_t>(kEntries));
+  EXPECT_EQ(range.kvs(0).mod_revision(), static_cast<int64_t>(kEntries) + 1);
+}
+
+TEST_F(StoredTest, FullRepliesRingNeverBlocksApply) {
+  ipc::SegmentLayout layout = SmallLayout();
+  layout.ring_bytes[static_cast<int>(RingId::kStoreReplies)] = 4096;
+  CreateSegment(layout);
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  constexpr uint64_t kEntries = 300;  // ~20 KB of replies: 5x the ring
+  for (uint64_t first = 1; first <= kEntries; first += 20) SendPuts(first, first + 19, "k", 0);
+  // Nobody reads store-replies yet, and yet everything gets applied and made durable.
+  EXPECT_TRUE(WaitDurable(kEntries));
+  for (uint64_t i = 1; i <= kEntries; ++i) {
+    auto r = WaitReply(i);
+    ASSERT_TRUE(r.has_value()) << "reply " << i << " lost";
+    EXPECT_EQ(PutRevision(*r), static_cast<int64_t>(i) + 1);
+  }
+}
+
+TEST_F(StoredTest, SigtermSyncsAndExitsCleanly) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 5, "k", 100);
+  ASSERT_TRUE(WaitReply(105).has_value());
+  stored_->Signal(SIGTERM);
+  auto status = stored_->Wait(10s);
+  ASSERT_TRUE(status.has_value()) << "rusd-stored did not exit on SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  EXPECT_TRUE(WaitDurable(5, 1s));
+}
+
+TEST_F(StoredTest, BadFlagsExitWithStatusTwo) {
+  StoredProcess p({"--segment=x", "--data-dir=" + data_dir_, "--no-such-flag=1"},
+                  data_dir_ + "/stored.log");
+  auto status = p.Wait(10s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
+}
+
+TEST_F(StoredTest, MissingSegmentIsFatal) {
+  StoredProcess p({"--segment=rusd-stored-test-no-such-segment", "--data-dir=" + data_dir_},
+                  data_dir_ + "/stored.log");
+  auto status = p.Wait(10s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 1);
+}
+
+}  // namespace
+}  // namespace rusd::stored
