@@ -148,24 +148,36 @@ func Start(t testing.TB, opts Options) *Server {
 	if name == "" {
 		name = "default"
 	}
-	dir := t.TempDir()
-	ports := FreePorts(t, 2)
-	s := &Server{
-		t:         t,
-		Kind:      KindOf(bin),
-		Bin:       bin,
-		Dir:       dir,
-		DataDir:   filepath.Join(dir, "data"),
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		Endpoint:  fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
-		name:      name,
-		extra:     opts.ExtraArgs,
+	// A port found free can be taken by a parallel test before the server binds it: a
+	// server that exits during start-up is retried on new ports and a new dir.
+	for attempt := 1; ; attempt++ {
+		dir := t.TempDir()
+		ports := FreePorts(t, 2)
+		s := &Server{
+			t:         t,
+			Kind:      KindOf(bin),
+			Bin:       bin,
+			Dir:       dir,
+			DataDir:   filepath.Join(dir, "data"),
+			ClientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+			Endpoint:  fmt.Sprintf("127.0.0.1:%d", ports[0]),
+			PeerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
+			name:      name,
+			extra:     opts.ExtraArgs,
+		}
+		t.Cleanup(s.cleanup)
+		s.launch()
+		err := s.waitReady(20 * time.Second)
+		if err == nil {
+			return s
+		}
+		if !s.Exited() || attempt == 3 {
+			t.Fatalf("%s did not become ready: %v\n%s", s.Kind, err, s.LogTail(40))
+		}
+		t.Logf("%s exited during start-up (attempt %d), retrying:\n%s", s.Kind, attempt,
+			s.LogTail(10))
+		s.cleanup()
 	}
-	t.Cleanup(s.cleanup)
-	s.launch()
-	s.WaitReady(20 * time.Second)
-	return s
 }
 
 // FreePorts returns n distinct loopback ports that were free a moment ago.
