@@ -655,6 +655,9 @@ std::string VersionText() {
          + "\n";
 }
 
+std::string RusdVersion() { return RUSD_VERSION; }
+std::string EtcdApiVersion() { return RUSD_ETCD_API_VERSION; }
+
 std::string SectionOfFlag(const std::string& flag) {
   const FlagSpec* s = FindSpec(flag);
   return s ? s->section : "";

@@ -91,6 +91,8 @@ Result<LoadedConfig> LoadConfig(const std::vector<std::string>& args,
 std::string HelpText();
 // `rusd --version`.
 std::string VersionText();
+std::string RusdVersion();     // CMake PROJECT_VERSION, e.g. "0.1.0"
+std::string EtcdApiVersion();  // the etcd server version rusd implements, e.g. "3.5.17"
 // The short usage shown after a usage error.
 std::string UsageText();
 

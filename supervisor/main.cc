@@ -1,0 +1,169 @@
+// rusd: the binary users run in place of etcd. Resolves the configuration, takes the
+// data-directory lock, fixes the node identity, creates the shared-memory segment and runs
+// the three components until told to stop. See supervisor/README.md.
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+#include "ipc/segment.h"
+#include "supervisor/cluster_ids.h"
+#include "supervisor/config.h"
+#include "supervisor/data_dir_lock.h"
+#include "supervisor/node_identity.h"
+#include "supervisor/node_supervisor.h"
+
+extern char** environ;
+
+namespace rusd::supervisor {
+namespace {
+
+std::map<std::string, std::string> ReadEnvironment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+std::string OwnDirectory() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return ".";
+  return exe.parent_path().string();
+}
+
+// mkdir -p with etcd's 0700 and a check that we can write there.
+Status PrepareDataDir(const std::string& dir) {
+  std::error_code ec;
+  bool created = std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError("cannot create data dir " + dir + ": " + ec.message());
+  if (created) ::chmod(dir.c_str(), 0700);  // etcd's permission for a new data dir
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return Status::IoError("data dir " + dir + " is not writable: " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+int Main(int argc, char** argv) {
+  // Before anything else (and before any thread exists): the supervisor takes its signals
+  // synchronously in NodeSupervisor::Run.
+  BlockSupervisorSignals();
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto loaded = LoadConfig(args, ReadEnvironment());
+  if (!loaded.ok()) {
+    if (loaded.status().code() == StatusCode::kInvalidArgument) {
+      // Go's flag package: the error, the usage, exit status 2.
+      std::cerr << loaded.status().message() << "\n" << UsageText();
+      return 2;
+    }
+    std::cerr << "rusd: error verifying flags, " << loaded.status().message()
+              << ". See 'rusd --help'.\n";
+    return 1;
+  }
+  if (loaded->action == LoadedConfig::Action::kPrintHelp) {
+    std::cout << HelpText();
+    return 0;
+  }
+  if (loaded->action == LoadedConfig::Action::kPrintVersion) {
+    std::cout << VersionText();
+    return 0;
+  }
+  Config& cfg = loaded->config;
+  Status st = SetUpLogging("rusd", cfg.log_level, cfg.log_format);
+  if (!st.ok()) {
+    std::cerr << "rusd: " << st.message() << "\n";
+    return 1;
+  }
+  for (const auto& w : loaded->warnings) spdlog::warn("{}", w);
+
+  st = PrepareDataDir(cfg.data_dir);
+  if (!st.ok()) {
+    spdlog::error("{}", st.message());
+    return 1;
+  }
+  cfg.data_dir = std::filesystem::canonical(cfg.data_dir).string();
+  auto lock = DataDirLock::Acquire(cfg.data_dir);
+  if (!lock.ok()) {
+    spdlog::error("{}", lock.status().message());
+    return 1;
+  }
+
+  auto members = ParseInitialCluster(cfg.initial_cluster);
+  auto derived = members.ok() ? DeriveClusterIds(*members, cfg.name, cfg.initial_cluster_token)
+                              : Result<ClusterIds>(members.status());
+  if (!derived.ok()) {  // LoadConfig validated this; kept as a guard
+    spdlog::error("{}", derived.status().message());
+    return 1;
+  }
+  auto identity = LoadOrCreateNodeIdentity(
+      cfg.data_dir, NodeIdentity{cfg.name, derived->member_id, derived->cluster_id, false});
+  if (!identity.ok()) {
+    spdlog::error("cannot load the node identity: {}", identity.status().message());
+    return 1;
+  }
+  if (!identity->created && (identity->member_id != derived->member_id ||
+                             identity->cluster_id != derived->cluster_id)) {
+    spdlog::warn(
+        "data dir {} was bootstrapped as member {} of cluster {}; --initial-cluster* flags are "
+        "ignored on restart (as etcd does)",
+        cfg.data_dir, IdToHex(identity->member_id), IdToHex(identity->cluster_id));
+  }
+
+  const std::string bin_dir = OwnDirectory();
+  for (const char* component : {"rusd-stored", "rusd-raftd", "rusd-frontend"}) {
+    std::string path = bin_dir + "/" + component;
+    if (::access(path.c_str(), X_OK) != 0) {
+      spdlog::error("cannot run {}: {} (the components must be installed next to rusd)", path,
+                    std::strerror(errno));
+      return 1;
+    }
+  }
+
+  ComponentFlags flags = cfg.ToComponentFlags();
+  flags.member_id = identity->member_id;
+  flags.cluster_id = identity->cluster_id;
+  flags.segment = ipc::Segment::NameForDataDir(cfg.data_dir);
+
+  spdlog::info("starting rusd {} (etcd API {}), name={}, data-dir={}", RusdVersion(),
+               EtcdApiVersion(), cfg.name, cfg.data_dir);
+  spdlog::info("{} member {} in cluster {}", identity->created ? "starting new" : "restarting",
+               IdToHex(identity->member_id), IdToHex(identity->cluster_id));
+
+  int code;
+  {
+    auto segment = ipc::Segment::Create(flags.segment);
+    if (!segment.ok()) {
+      spdlog::error("cannot create the shared-memory segment {}: {}", flags.segment,
+                    segment.status().ToString());
+      return 1;
+    }
+    NodeSupervisorOptions options;
+    options.bin_dir = bin_dir;
+    options.flags = flags;
+    for (const auto& u : cfg.listen_client_urls) {
+      options.client_urls += (options.client_urls.empty() ? "" : ",") + u;
+    }
+    NodeSupervisor supervisor(std::move(options), segment->get());
+    code = supervisor.Run();
+  }
+  ipc::Segment::Remove(flags.segment);
+  spdlog::info("removed segment {}; released {}", flags.segment, lock->path());
+  return code;
+}
+
+}  // namespace
+}  // namespace rusd::supervisor
+
+int main(int argc, char** argv) { return rusd::supervisor::Main(argc, argv); }

@@ -1,0 +1,336 @@
+// Process-level tests of the rusd supervisor: real `rusd` processes, real signals, real
+// /proc and /dev/shm.
+//
+// Each test runs twice: with stub components (supervisor/testdata/stub_component.cc,
+// always available: they pin the supervisor's own behaviour) and with the real
+// rusd-frontend, rusd-raftd and rusd-stored from the build's bin directory (skipped, with a
+// message, while any of them is missing from it).
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "ipc/segment.h"
+#include "supervisor/data_dir_lock.h"
+#include "supervisor/node_identity.h"
+
+namespace rusd::supervisor {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const char* const kComponents[] = {"rusd-frontend", "rusd-raftd", "rusd-stored"};
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+struct ProcInfo {
+  pid_t ppid = 0;
+  char state = '?';
+  std::string name;  // base name of argv[0]
+};
+
+bool ReadProc(pid_t pid, ProcInfo* out) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream rest(text.substr(close + 2));
+  rest >> out->state >> out->ppid;
+  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string argv0;
+  std::getline(cmd, argv0, '\0');
+  out->name = fs::path(argv0).filename().string();
+  return true;
+}
+
+bool Alive(pid_t pid) {
+  ProcInfo p;
+  return ReadProc(pid, &p) && p.state != 'Z' && p.state != 'X';
+}
+
+// Live children of `parent`, by component name.
+std::map<std::string, pid_t> ChildrenOf(pid_t parent) {
+  std::map<std::string, pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    pid_t pid = std::atoi(e.path().filename().c_str());
+    ProcInfo p;
+    if (pid > 0 && ReadProc(pid, &p) && p.ppid == parent && p.state != 'Z') out[p.name] = pid;
+  }
+  return out;
+}
+
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return cond();
+}
+
+struct BinDirKind {
+  const char* label;
+  bool stub;
+};
+
+class ProcessTest : public ::testing::TestWithParam<BinDirKind> {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/rusd_process_test_XXXXXX";
+    root_ = ::mkdtemp(tmpl);
+    data_dir_ = root_ + "/data";
+    if (GetParam().stub) {
+      // rusd finds its components beside its own executable (/proc/self/exe), so the
+      // stub setup needs a real copy of rusd next to the stubs.
+      bin_dir_ = root_ + "/bin";
+      fs::create_directories(bin_dir_);
+      fs::copy_file(RUSD_BINARY_PATH, bin_dir_ + "/rusd");
+      for (const char* c : kComponents) fs::create_symlink(STUB_COMPONENT_PATH, bin_dir_ + "/" + c);
+    } else {
+      bin_dir_ = fs::path(RUSD_BINARY_PATH).parent_path().string();
+      for (const char* c : kComponents) {
+        if (::access((bin_dir_ + "/" + c).c_str(), X_OK) != 0) {
+          GTEST_SKIP() << c << " is not in " << bin_dir_
+                       << " yet: build it to run the process tests with the real components";
+        }
+      }
+    }
+    int client = FreePort(), peer = FreePort();
+    client_url_ = "http://127.0.0.1:" + std::to_string(client);
+    peer_url_ = "http://127.0.0.1:" + std::to_string(peer);
+    segment_ = ipc::Segment::NameForDataDir(data_dir_);
+  }
+
+  void TearDown() override {
+    for (pid_t pid : started_) {
+      if (Alive(pid)) ::kill(pid, SIGKILL);
+      int status;
+      ::waitpid(pid, &status, 0);
+    }
+    if (HasFailure()) {
+      for (size_t i = 0; i < started_.size(); ++i) {
+        std::ifstream log(LogPath(i));
+        std::cerr << "---- rusd #" << i << " log ----\n" << log.rdbuf() << "\n";
+      }
+    }
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+    ipc::Segment::Remove(segment_);
+  }
+
+  std::string LogPath(size_t i) const { return root_ + "/rusd." + std::to_string(i) + ".log"; }
+
+  // Starts rusd on this test's data dir; `env` is added to the environment.
+  pid_t StartRusd(const std::vector<std::string>& env = {}) {
+    std::vector<std::string> args = {
+        bin_dir_ + "/rusd",
+        "--data-dir=" + data_dir_,
+        "--listen-client-urls=" + client_url_,
+        "--advertise-client-urls=" + client_url_,
+        "--listen-peer-urls=" + peer_url_,
+        "--initial-advertise-peer-urls=" + peer_url_,
+        "--initial-cluster=default=" + peer_url_,
+    };
+    std::string log = LogPath(started_.size());
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    started_.push_back(pid);
+    return pid;
+  }
+
+  std::string Log(size_t i) const {
+    std::ifstream in(LogPath(i));
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+  // Waits until rusd `pid` runs all three components and says it is ready.
+  std::map<std::string, pid_t> WaitUp(pid_t pid, size_t log_index = 0) {
+    std::map<std::string, pid_t> kids;
+    bool up = WaitFor(
+        [&] {
+          kids = ChildrenOf(pid);
+          return kids.size() == 3 &&
+                 Log(log_index).find("ready to serve client requests") != std::string::npos;
+        },
+        20s);
+    EXPECT_TRUE(up) << "rusd pid " << pid << " did not bring up its components";
+    return kids;
+  }
+
+  // waitpid with a timeout; returns the exit status or -1.
+  int WaitExit(pid_t pid, std::chrono::milliseconds timeout) {
+    int status = -1;
+    bool done = WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+    return done ? status : -1;
+  }
+
+  bool SegmentExists() const { return fs::exists("/dev/shm/" + segment_); }
+
+  std::string root_, data_dir_, bin_dir_, client_url_, peer_url_, segment_;
+  std::vector<pid_t> started_;
+};
+
+TEST_P(ProcessTest, KilledComponentIsRestartedWhileTheOthersKeepRunning) {
+  pid_t rusd = StartRusd();
+  auto before = WaitUp(rusd);
+  ASSERT_EQ(before.size(), 3u);
+  auto segment = ipc::Segment::Open(segment_);
+  ASSERT_TRUE(segment.ok()) << segment.status().ToString();
+  auto& slot = (*segment)->component(ipc::Component::kRaftd);
+  EXPECT_EQ(slot.pid.load(), before["rusd-raftd"]);
+  uint64_t epoch = slot.epoch.load();
+
+  ASSERT_EQ(::kill(before["rusd-raftd"], SIGKILL), 0);
+  std::map<std::string, pid_t> after;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        after = ChildrenOf(rusd);
+        return after.count("rusd-raftd") && after["rusd-raftd"] != before["rusd-raftd"];
+      },
+      10s));
+  EXPECT_EQ(after["rusd-frontend"], before["rusd-frontend"]);
+  EXPECT_EQ(after["rusd-stored"], before["rusd-stored"]);
+  // Bumped when reaped and again when respawned; the pid slot names the new process.
+  EXPECT_TRUE(WaitFor([&] { return slot.pid.load() == after["rusd-raftd"]; }, 2s));
+  EXPECT_EQ(slot.epoch.load(), epoch + 2);
+  EXPECT_TRUE(Alive(rusd));
+  EXPECT_NE(Log(0).find("rusd-raftd (pid " + std::to_string(before["rusd-raftd"]) +
+                        ") was killed by signal 9"),
+            std::string::npos);
+}
+
+TEST_P(ProcessTest, SigtermStopsEverythingAndRemovesTheSegment) {
+  pid_t rusd = StartRusd();
+  auto kids = WaitUp(rusd);
+  ASSERT_TRUE(SegmentExists());
+  ASSERT_EQ(::kill(rusd, SIGTERM), 0);
+  int status = WaitExit(rusd, 15s);
+  ASSERT_NE(status, -1) << "rusd did not exit after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  for (const auto& [name, pid] : kids) EXPECT_FALSE(Alive(pid)) << name << " outlived rusd";
+  EXPECT_FALSE(SegmentExists()) << "/dev/shm/" << segment_ << " left behind";
+  EXPECT_TRUE(DataDirLock::Acquire(data_dir_).ok()) << "lock not released";
+}
+
+TEST_P(ProcessTest, SecondRusdOnTheSameDataDirFails) {
+  pid_t first = StartRusd();
+  auto kids = WaitUp(first);
+  pid_t second = StartRusd();
+  int status = WaitExit(second, 10s);
+  ASSERT_NE(status, -1) << "second rusd kept running";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "status " << status;
+  EXPECT_NE(Log(1).find("is already in use by another rusd (pid " + std::to_string(first) + ")"),
+            std::string::npos)
+      << Log(1);
+  // The first node is untouched.
+  EXPECT_EQ(ChildrenOf(first), kids);
+  EXPECT_TRUE(SegmentExists());
+}
+
+TEST_P(ProcessTest, KilledSupervisorTakesItsChildrenAndARestartReclaimsTheSegment) {
+  pid_t first = StartRusd();
+  auto kids = WaitUp(first);
+  std::ifstream id_file(NodeIdentityPath(data_dir_));
+  std::string identity((std::istreambuf_iterator<char>(id_file)), std::istreambuf_iterator<char>());
+  ASSERT_NE(identity.find("member_id="), std::string::npos);
+
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  ASSERT_NE(WaitExit(first, 5s), -1);
+  for (const auto& [name, pid] : kids) {
+    EXPECT_TRUE(WaitFor([pid = pid] { return !Alive(pid); }, 5s)) << name << " survived (PDEATHSIG)";
+  }
+  EXPECT_TRUE(SegmentExists()) << "a SIGKILLed supervisor cannot have removed its segment";
+
+  pid_t second = StartRusd();
+  auto again = WaitUp(second, 1);
+  EXPECT_EQ(again.size(), 3u);
+  std::ifstream id_again(NodeIdentityPath(data_dir_));
+  EXPECT_EQ(identity, std::string((std::istreambuf_iterator<char>(id_again)),
+                                  std::istreambuf_iterator<char>()));
+  EXPECT_NE(Log(1).find("restarting member"), std::string::npos);
+}
+
+TEST_P(ProcessTest, HungComponentIsKilledAndRestarted) {
+  pid_t rusd = StartRusd();
+  auto before = WaitUp(rusd);
+  ASSERT_EQ(::kill(before["rusd-stored"], SIGSTOP), 0);  // alive, but its heartbeat stops
+  std::map<std::string, pid_t> after;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        after = ChildrenOf(rusd);
+        return after.count("rusd-stored") && after["rusd-stored"] != before["rusd-stored"];
+      },
+      15s));
+  EXPECT_FALSE(Alive(before["rusd-stored"]));
+  EXPECT_EQ(after["rusd-raftd"], before["rusd-raftd"]);
+  EXPECT_NE(Log(0).find("heartbeat has not moved"), std::string::npos);
+}
+
+// Behaviours only a stub can provoke on purpose.
+class StubProcessTest : public ProcessTest {};
+
+TEST_P(StubProcessTest, CrashLoopStopsTheNode) {
+  pid_t rusd = StartRusd({"STUB_CRASH_COMPONENT=raftd"});
+  int status = WaitExit(rusd, 20s);
+  ASSERT_NE(status, -1) << "rusd kept restarting a crashing component";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "status " << status;
+  EXPECT_NE(Log(0).find("crash loop"), std::string::npos) << Log(0);
+  EXPECT_TRUE(ChildrenOf(rusd).empty());
+  EXPECT_FALSE(SegmentExists());
+}
+
+TEST_P(StubProcessTest, ComponentIgnoringSigtermIsKilledAfterTheGracePeriod) {
+  pid_t rusd = StartRusd({"STUB_IGNORE_SIGTERM=1"});
+  auto kids = WaitUp(rusd);
+  ASSERT_EQ(::kill(rusd, SIGTERM), 0);
+  int status = WaitExit(rusd, 20s);
+  ASSERT_NE(status, -1);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  for (const auto& [name, pid] : kids) EXPECT_FALSE(Alive(pid)) << name;
+  EXPECT_NE(Log(0).find("did not stop in time; SIGKILL"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Supervisor, ProcessTest,
+                         ::testing::Values(BinDirKind{"StubComponents", true},
+                                           BinDirKind{"RealComponents", false}),
+                         [](const auto& info) { return std::string(info.param.label); });
+INSTANTIATE_TEST_SUITE_P(Supervisor, StubProcessTest,
+                         ::testing::Values(BinDirKind{"StubComponents", true}),
+                         [](const auto& info) { return std::string(info.param.label); });
+
+}  // namespace
+}  // namespace rusd::supervisor
