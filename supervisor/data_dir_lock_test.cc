@@ -46,24 +46,27 @@ TEST(DataDirLock, ReleasedOnDestructionAndAfterHolderDies) {
   EXPECT_TRUE(DataDirLock::Acquire(dir.path()).ok());
 
   // A holder killed by SIGKILL leaves a stale file, never a stale lock.
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
   pid_t child = ::fork();
   if (child == 0) {
     auto lock = DataDirLock::Acquire(dir.path());
-    if (!lock.ok()) ::_exit(3);
+    char c = lock.ok() ? 'y' : 'n';
+    ssize_t ignored = ::write(ready[1], &c, 1);
+    (void)ignored;
     ::pause();
     ::_exit(0);
   }
-  // Wait until the child holds it.
-  bool held = false;
-  for (int i = 0; i < 200 && !held; ++i) {
-    held = !DataDirLock::Acquire(dir.path()).ok();
-    if (!held) ::usleep(10000);
-  }
-  ASSERT_TRUE(held);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+  EXPECT_FALSE(DataDirLock::Acquire(dir.path()).ok());
   ::kill(child, SIGKILL);
   int status;
   ::waitpid(child, &status, 0);
   EXPECT_TRUE(DataDirLock::Acquire(dir.path()).ok());
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
 
 TEST(NodeIdentity, WrittenOnceAndKeptAcrossRestarts) {
