@@ -300,7 +300,7 @@ RingReader::RingReader(Segment& segment, RingId ring)
 }
 
 bool RingReader::HasData() const {
-  return ring_.head.load(std::memory_order_acquire) != tail_;
+  return peeked_ || ring_.head.load(std::memory_order_acquire) != tail_;
 }
 
 void RingReader::Advance(uint64_t bytes) {
@@ -341,6 +341,37 @@ std::optional<Message> RingReader::TryRead() {
 }
 
 bool RingReader::TryRead(Message* out) {
+  if (!peeked_ && !FindNext()) return false;
+  out->type = view_.type;
+  out->id = view_.id;
+  out->sender_epoch = view_.sender_epoch;
+  if (peek_frame_bytes_ != 0) {
+    out->payload.assign(view_.payload.data(), view_.payload.size());
+  } else {
+    out->payload = std::move(assembled_.payload);
+  }
+  Consume();
+  return true;
+}
+
+bool RingReader::Peek(MessageView* out) {
+  if (!peeked_ && !FindNext()) return false;
+  *out = view_;
+  return true;
+}
+
+void RingReader::Consume() {
+  if (!peeked_) return;
+  if (peek_frame_bytes_ != 0) Advance(peek_frame_bytes_);
+  peek_frame_bytes_ = 0;
+  peeked_ = false;
+  view_ = MessageView{};
+}
+
+// Consumes frames up to the next complete message and makes it the peeked one. A message
+// in one frame stays in the ring (the tail stops before it); a chunked one is moved into
+// assembled_, its frames already consumed.
+bool RingReader::FindNext() {
   const uint64_t mask = capacity_ - 1;
   for (;;) {
     if (tail_ == cached_head_) {
@@ -385,11 +416,10 @@ bool RingReader::TryRead(Message* out) {
     const bool first = h.flags & kFirst;
     const bool last = h.flags & kLast;
     if (first && last) {
-      out->type = static_cast<MessageType>(h.type);
-      out->id = h.id;
-      out->sender_epoch = h.sender_epoch;
-      out->payload.assign(payload, h.length);
-      Advance(fb);
+      view_ = {static_cast<MessageType>(h.type), h.id, h.sender_epoch,
+               std::string_view(payload, h.length)};
+      peek_frame_bytes_ = fb;
+      peeked_ = true;
       return true;
     }
     if (first) {
@@ -435,8 +465,11 @@ bool RingReader::TryRead(Message* out) {
     part.message.payload.append(payload, h.length);
     Advance(fb);
     if (last) {
-      *out = std::move(part.message);
+      assembled_ = std::move(part.message);
       partial_.erase(it);
+      view_ = {assembled_.type, assembled_.id, assembled_.sender_epoch, assembled_.payload};
+      peek_frame_bytes_ = 0;
+      peeked_ = true;
       return true;
     }
   }

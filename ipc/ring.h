@@ -40,6 +40,16 @@ struct Message {
   std::string payload;
 };
 
+// A complete message the reader has not consumed yet (RingReader::Peek). payload points
+// into the ring itself (a message that fit in one frame) or into the reader's reassembly
+// buffer (a chunked one); it stays valid until Consume() or the next read call.
+struct MessageView {
+  MessageType type = MessageType::kInvalid;
+  uint64_t id = 0;
+  uint64_t sender_epoch = 0;
+  std::string_view payload;
+};
+
 // The producer end. Thread-safe: a process-local mutex is held for one frame at a time,
 // so many threads may write; chunks of different messages may interleave on the ring.
 // Create exactly one RingWriter per ring in the producing process and share it between
@@ -110,8 +120,16 @@ class RingReader {
   // false if no message is complete yet (*out is then unspecified).
   bool TryRead(Message* out);
 
-  // True if the producer has published frames this reader has not consumed yet (they
-  // may still be chunks of an incomplete message). Cheap: one acquire load.
+  // Zero-copy reading: Peek returns the next complete message without copying it out of
+  // the ring (e.g. to parse a protobuf in place); the ring space stays taken until
+  // Consume(). Peek again before Consume returns the same message. Returns false if no
+  // message is complete yet. Consume without a peeked message does nothing.
+  bool Peek(MessageView* out);
+  void Consume();
+
+  // True if a message is peeked but not consumed, or the producer has published frames
+  // this reader has not consumed yet (they may still be chunks of an incomplete message).
+  // Cheap: one acquire load.
   bool HasData() const;
 
   DoorbellId doorbell() const { return doorbell_; }
@@ -130,6 +148,7 @@ class RingReader {
   };
   void Advance(uint64_t bytes);
   void Resync(const char* why);
+  bool FindNext();
   void NoteEpoch(uint64_t epoch);
 
   Segment& segment_;
@@ -139,6 +158,12 @@ class RingReader {
   uint64_t tail_ = 0;         // our copy of ring_.tail (we are its only writer)
   uint64_t cached_head_ = 0;  // last head we read
   uint64_t newest_epoch_ = 0;
+  // The peeked message: in the ring (peek_frame_bytes_ > 0: advance that much on Consume)
+  // or reassembled into assembled_.
+  bool peeked_ = false;
+  MessageView view_;
+  uint64_t peek_frame_bytes_ = 0;
+  Message assembled_;
   uint64_t corrupt_resyncs_ = 0;
   uint64_t dropped_chunks_ = 0;
   uint32_t seen_word_ = 0;  // doorbell word when WaitForMessages last returned

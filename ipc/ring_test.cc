@@ -93,6 +93,62 @@ TEST(RingTest, ReaderReusesCallerBuffer) {
   }
 }
 
+TEST(RingTest, PeekHandsOutAViewIntoTheRingUntilConsume) {
+  ScopedSegment s("peek", UniformLayout(4096));
+  ASSERT_TRUE(s.ok());
+  Ring& ring = s->ring(kRing);
+  RingWriter w(*s, kRing, 4);
+  RingReader r(*s, kRing);
+  MessageView v;
+  EXPECT_FALSE(r.Peek(&v));
+  ASSERT_TRUE(w.TryWrite(MessageType::kPropose, 1, "in place").ok());
+  ASSERT_TRUE(w.TryWrite(MessageType::kPropose, 2, "second").ok());
+  ASSERT_TRUE(r.Peek(&v));
+  EXPECT_EQ(v.id, 1u);
+  EXPECT_EQ(v.sender_epoch, 4u);
+  EXPECT_EQ(v.payload, "in place");
+  EXPECT_GE(v.payload.data(), ring.data());  // zero copy: the bytes are still in the ring
+  EXPECT_LT(v.payload.data(), ring.data() + ring.capacity());
+  EXPECT_EQ(ring.tail.load(), 0u);
+  MessageView again;
+  ASSERT_TRUE(r.Peek(&again));
+  EXPECT_EQ(again.payload.data(), v.payload.data());
+  // While peeked, the producer cannot reuse the frame's space.
+  while (w.TryWrite(MessageType::kPropose, 3, std::string(200, 'f')).ok()) {
+  }
+  EXPECT_EQ(v.payload, "in place");
+  r.Consume();
+  EXPECT_GT(ring.tail.load(), 0u);
+  ASSERT_TRUE(r.Peek(&v));
+  EXPECT_EQ(v.id, 2u);
+  r.Consume();
+  r.Consume();  // nothing peeked: no effect
+  auto m = r.TryRead();
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, 3u);
+}
+
+TEST(RingTest, PeekOfChunkedMessageViewsTheReassembledBuffer) {
+  ScopedSegment s("peekchunk", UniformLayout(4096));
+  ASSERT_TRUE(s.ok());
+  RingWriter w(*s, kRing, 1);
+  RingReader r(*s, kRing);
+  std::string big;
+  MakePayload(5, 1, 2500, &big);
+  ASSERT_TRUE(w.TryWrite(MessageType::kResult, 5, big).ok());
+  ASSERT_TRUE(w.TryWrite(MessageType::kResult, 6, "small").ok());
+  MessageView v;
+  ASSERT_TRUE(r.Peek(&v));
+  EXPECT_EQ(v.id, 5u);
+  EXPECT_TRUE(CheckPayload(5, 1, 2500, v.payload));
+  EXPECT_TRUE(r.HasData());
+  r.Consume();
+  Message m;
+  ASSERT_TRUE(r.TryRead(&m));
+  EXPECT_EQ(m.payload, "small");
+  EXPECT_FALSE(r.HasData());
+}
+
 // Sizes chosen at random make the producer meet the end of the data area at every possible
 // distance: with room for a skip frame, with less than a header (implicit skip), exactly.
 TEST(RingTest, WrapsAroundManyTimesWithBoundariesIntact) {
