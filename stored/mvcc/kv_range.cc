@@ -38,14 +38,25 @@ Status ForEachCurrent(StoreView& view, const KeySpan& span, const LiveKeyVisitor
   return Status::Ok();
 }
 
-// For each user key in the span: seek just past its versions at `rev`, step back to the
-// newest version <= rev, then jump to the next user key. Two seeks per key, independent of
-// how long its history is.
+int64_t MainOf(const rocksdb::Slice& history_key) {
+  // The last 16 bytes are main|sub; DecodeHistoryKey validated the shape of the first key.
+  int64_t main = 0;
+  int64_t sub = 0;
+  format::DecodeRevision(std::string_view(history_key.data() + history_key.size() - 16, 16), &main,
+                         &sub);
+  return main;
+}
+
+// For each user key in the span: walk its versions forward (most keys have few) keeping
+// the newest one <= rev; a key with a long history is resolved with a seek past rev and
+// one step back instead. Then jump to the next user key.
 Status ForEachAtRevision(StoreView& view, const KeySpan& span, int64_t rev,
                          const LiveKeyVisitor& visit) {
+  constexpr int kStepsBeforeSeek = 8;
   auto it = view.NewIterator(view.families().history);
   std::string user_key;
-  std::string probe_key;
+  std::string prefix;
+  std::string newest;  // value of the newest version <= rev seen so far
   int64_t main = 0;
   int64_t sub = 0;
   it->Seek(span.kind == KeySpan::Kind::kSingle ? format::HistoryKeyPrefix(span.begin)
@@ -57,24 +68,30 @@ Status ForEachAtRevision(StoreView& view, const KeySpan& span, int64_t rev,
     if (span.kind == KeySpan::Kind::kSingle ? user_key != span.begin : span.IsPast(user_key)) {
       break;
     }
-    it->Seek(format::HistoryKey(user_key, rev + 1, 0));
-    if (it->Valid()) {
-      it->Prev();
-    } else {
-      it->SeekToLast();
+    prefix = format::HistoryKeyPrefix(user_key);
+    bool found = false;
+    for (int steps = 0; it->Valid() && it->key().starts_with(prefix); ++steps) {
+      if (it->key().size() != prefix.size() + 16) return Corrupt("history");
+      if (MainOf(it->key()) > rev) break;
+      if (steps == kStepsBeforeSeek) {
+        it->Seek(format::HistoryKey(user_key, rev + 1, 0));
+        if (it->Valid()) {
+          it->Prev();
+        } else {
+          it->SeekToLast();
+        }
+        // At least one version <= rev exists, so this is the newest of them.
+        if (!it->Valid()) break;
+      }
+      newest.assign(it->value().data(), it->value().size());
+      found = true;
+      it->Next();
     }
-    if (it->Valid()) {
-      if (!format::DecodeHistoryKey(ToView(it->key()), &probe_key, &main, &sub)) {
-        return Corrupt("history");
-      }
-      std::string_view value = ToView(it->value());
-      if (probe_key == user_key && main <= rev && !value.empty() &&
-          value[0] == format::kPutMark) {
-        if (!visit(user_key, value.substr(1))) return Status::Ok();
-      }
+    if (found && !newest.empty() && newest[0] == format::kPutMark) {
+      if (!visit(user_key, std::string_view(newest).substr(1))) return Status::Ok();
     }
     if (span.kind == KeySpan::Kind::kSingle) break;
-    it->Seek(format::HistoryKeyAfter(user_key));
+    if (it->Valid() && it->key().starts_with(prefix)) it->Seek(format::HistoryKeyAfter(user_key));
   }
   if (!it->status().ok()) return Status::IoError("mvcc: scan history: " + it->status().ToString());
   return Status::Ok();

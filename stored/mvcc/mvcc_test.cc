@@ -441,6 +441,22 @@ TEST_F(MvccTest, HistoricalReadsAndRevisionErrors) {
   EXPECT_TRUE(hr->more());
 }
 
+TEST_F(MvccTest, HistoricalReadsOverLongHistories) {
+  // "a" gets 30 versions (revisions 2..31), "b" one at 32, "a" deleted at 33.
+  for (int i = 0; i < 30; ++i) Put("a", std::to_string(i));
+  Put("b", "x");
+  Del("a");
+  for (int64_t rev = 2; rev <= 31; ++rev) {
+    auto r = Get("a", "c", rev);
+    ASSERT_EQ(r.kvs_size(), 1) << rev;
+    EXPECT_EQ(r.kvs(0).value(), std::to_string(rev - 2));
+    EXPECT_EQ(r.kvs(0).version(), rev - 1);
+  }
+  EXPECT_EQ(Keys(Get("a", "c", 32)), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Keys(Get("a", "c", 33)), (std::vector<std::string>{"b"}));
+  EXPECT_EQ(Get("a", "", 20).kvs(0).mod_revision(), 20);
+}
+
 TEST_F(MvccTest, CompactionKeepsNewestVersionsAndRemovesHistoryFromDisk) {
   Put("a", "1");  // 2
   Put("a", "2");  // 3
