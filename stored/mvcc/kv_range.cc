@@ -1,6 +1,7 @@
 #include "stored/mvcc/kv_range.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
@@ -175,7 +176,7 @@ Status ExecuteRange(StoreView& view, const etcdserverpb::RangeRequest& r,
       r.min_create_revision() != 0 || r.max_create_revision() != 0) {
     fetch_limit = 0;
   }
-  if (fetch_limit > 0) fetch_limit++;
+  if (fetch_limit > 0 && fetch_limit < INT64_MAX) fetch_limit++;
 
   const KeySpan span = KeySpan::FromRequest(r.key(), r.range_end());
   int64_t count = 0;
