@@ -4,7 +4,7 @@
 // Each test runs twice: with stub components (supervisor/testdata/stub_component.cc,
 // always available: they pin the supervisor's own behaviour) and with the real
 // rusd-frontend, rusd-raftd and rusd-stored from the build's bin directory (skipped, with a
-// message, while any of them is missing from it).
+// message, while any of them is missing from it; SUPERVISOR_TEST_BIN_DIR overrides it).
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -111,8 +112,11 @@ class ProcessTest : public ::testing::TestWithParam<BinDirKind> {
       fs::copy_file(RUSD_BINARY_PATH, bin_dir_ + "/rusd");
       for (const char* c : kComponents) fs::create_symlink(STUB_COMPONENT_PATH, bin_dir_ + "/" + c);
     } else {
-      bin_dir_ = fs::path(RUSD_BINARY_PATH).parent_path().string();
-      for (const char* c : kComponents) {
+      // SUPERVISOR_TEST_BIN_DIR points the real-component tests at another bin directory
+      // holding rusd and the three components (e.g. an install or another build).
+      const char* override_dir = std::getenv("SUPERVISOR_TEST_BIN_DIR");
+      bin_dir_ = override_dir ? override_dir : fs::path(RUSD_BINARY_PATH).parent_path().string();
+      for (const char* c : {"rusd", "rusd-frontend", "rusd-raftd", "rusd-stored"}) {
         if (::access((bin_dir_ + "/" + c).c_str(), X_OK) != 0) {
           GTEST_SKIP() << c << " is not in " << bin_dir_
                        << " yet: build it to run the process tests with the real components";
