@@ -184,7 +184,7 @@ TEST(HeartbeatThreadTest, BeatsAboutEveryIntervalAndStopsWhenDestroyed) {
     std::this_thread::sleep_for(std::chrono::milliseconds(210));
   }
   const uint64_t after = beat.load();
-  EXPECT_GE(after, 5u);
+  EXPECT_GE(after, 3u);  // ~11 on an idle machine; a loaded one delays some wake-ups
   EXPECT_LE(after, 13u);
   std::this_thread::sleep_for(std::chrono::milliseconds(60));
   EXPECT_EQ(beat.load(), after);

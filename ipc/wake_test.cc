@@ -47,7 +47,7 @@ TEST(WakeTest, SleepingConsumerIsWokenPromptlyByOneFutexWake) {
   ASSERT_TRUE(w.TryWrite(MessageType::kRangeRead, 1, "wake up").ok());
   consumer.join();
   const auto latency = Clock::time_point(Clock::duration(woke_at.load())) - sent;
-  EXPECT_LT(latency, 50ms);
+  EXPECT_LT(latency, 250ms);  // vs. a 10 s timeout; generous for a loaded 2-core CI box
   EXPECT_EQ(bell.wakes.load(), 1u);
   EXPECT_EQ(bell.sleeping.load(), 0u);
   EXPECT_TRUE(r.TryRead().has_value());
@@ -115,7 +115,7 @@ TEST(WakeTest, WaitReturnsAtOnceWhenDataIsAlreadyThere) {
   RingReader* readers[] = {&r};
   const auto start = Clock::now();
   WaitForMessages(*s, readers, 5s);
-  EXPECT_LT(Clock::now() - start, 100ms);
+  EXPECT_LT(Clock::now() - start, 250ms);
 }
 
 TEST(WakeTest, OneDoorbellServesSeveralRings) {
@@ -177,7 +177,7 @@ TEST(WakeTest, WakeAllBetweenEpochCheckAndWaitIsNotMissed) {
   s->WakeAll();
   const auto start = Clock::now();
   WaitForMessages(*s, readers, 5s);
-  EXPECT_LT(Clock::now() - start, 100ms);
+  EXPECT_LT(Clock::now() - start, 250ms);
   // Rung once, returns once: the next wait sleeps again.
   const auto again = Clock::now();
   WaitForMessages(*s, readers, 50ms);
