@@ -304,6 +304,55 @@ TEST_P(ProcessTest, HungComponentIsKilledAndRestarted) {
   EXPECT_NE(Log(0).find("heartbeat has not moved"), std::string::npos);
 }
 
+// Runs `rusd args...` to completion; returns the exit status and stdout+stderr.
+std::pair<int, std::string> RunRusd(const std::vector<std::string>& args) {
+  std::string cmd = std::string(RUSD_BINARY_PATH);
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(RusdCommandLine, VersionPrintsRusdAndEtcdApiVersions) {
+  auto [code, out] = RunRusd({"--version"});
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(out.rfind("rusd Version: 0.", 0), 0u) << out;
+  EXPECT_NE(out.find("\netcd API Version: 3.5."), std::string::npos) << out;
+}
+
+TEST(RusdCommandLine, HelpListsFlagsWithDefaults) {
+  auto [code, out] = RunRusd({"--help"});
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(out.find("--data-dir '${name}.etcd'"), std::string::npos) << out;
+  EXPECT_NE(out.find("--election-timeout '1000'"), std::string::npos) << out;
+}
+
+TEST(RusdCommandLine, UnknownFlagExitsWithStatus2) {
+  auto [code, out] = RunRusd({"--listen-client-url=http://127.0.0.1:1"});
+  EXPECT_EQ(code, 2);
+  EXPECT_EQ(out.rfind("flag provided but not defined: -listen-client-url\n", 0), 0u) << out;
+}
+
+TEST(RusdCommandLine, InvalidCombinationExitsWithStatus1AndEtcdsText) {
+  auto [code, out] = RunRusd({"--heartbeat-interval=300"});
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("error verifying flags, --election-timeout[1000ms] should be at least as 5 "
+                     "times as --heartbeat-interval[300ms]"),
+            std::string::npos)
+      << out;
+}
+
+TEST(RusdCommandLine, UncreatableDataDirIsAClearError) {
+  auto [code, out] = RunRusd({"--data-dir=/proc/rusd-cannot-be-here"});
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("cannot create data dir /proc/rusd-cannot-be-here"), std::string::npos) << out;
+}
+
 // Behaviours only a stub can provoke on purpose.
 class StubProcessTest : public ProcessTest {};
 
