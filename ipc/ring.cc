@@ -161,7 +161,7 @@ Status RingWriter::TryWrite(MessageType type, uint64_t id, std::string_view payl
     std::lock_guard<std::mutex> lock(mu_);
     if (!FlushAbortsLocked()) {
       Publish();
-      return Status::ResourceExhausted(std::string("ipc: ring ") + "full");
+      return Status::ResourceExhausted("ipc: ring full");
     }
     if (payload.size() <= max_payload_) {
       uint64_t pos;
@@ -228,6 +228,7 @@ Status RingWriter::Write(MessageType type, uint64_t id, std::string_view payload
     bool done = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      const uint64_t head_before = head_;
       const bool aborts_flushed = FlushAbortsLocked();
       if (aborts_flushed && single) {
         uint64_t pos;
@@ -255,7 +256,7 @@ Status RingWriter::Write(MessageType type, uint64_t id, std::string_view payload
           done = last;
         }
       }
-      if (progressed) Publish();
+      if (head_ != head_before) Publish();  // our frames, or just flushed aborts
     }
     if (progressed) {
       WakeConsumer();

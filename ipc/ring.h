@@ -1,6 +1,8 @@
 // A single-producer single-consumer ring of framed, variable-length records in the
 // shared-memory segment, and the two ends that use it.
 //
+// The frame format and the in-segment layout are drawn in ipc/ring_layout.h.
+//
 // Guarantees:
 // - Lock-free: head (producer) and tail (consumer) live on separate cache lines and are
 //   published with release / read with acquire. Only whole frames are ever published, so
