@@ -105,6 +105,7 @@ class RaftNode {
 
   uint64_t id() const { return id_; }
   uint64_t term() const { return term_; }
+  uint64_t vote() const { return vote_; }
   uint64_t leader() const { return leader_; }
   Role role() const { return role_; }
   const RaftLog& log() const { return log_; }

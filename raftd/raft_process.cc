@@ -1,0 +1,327 @@
+#include "raftd/raft_process.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "raftd/entry_batch_encoder.h"
+#include "rusd/internal.pb.h"
+
+namespace rusd::raftd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ipc::MessageType;
+
+constexpr int kCodeInternal = 13;
+constexpr int kCodeUnavailable = 14;
+constexpr char kNoLeader[] = "etcdserver: no leader";
+// While deliveries or replies wait for ring space, look again this soon.
+constexpr std::chrono::milliseconds kBacklogPoll{1};
+
+raft::Config CoreConfig(const RaftProcessOptions& o) {
+  raft::Config c;
+  c.id = o.member_id;
+  c.voters = {o.member_id};  // a single voter until the cluster issue adds members
+  c.election_tick = std::max(1, o.election_ticks);
+  c.heartbeat_tick = 1;
+  return c;
+}
+
+raft::Config WithApplied(raft::Config c, const raft::RecoveredState& r) {
+  // Everything committed before a restart counts as handed out: stored tells us where it
+  // really is with kResumeFrom, and delivery follows its cursor, not the core's.
+  c.applied = r.hard_state.commit;
+  return c;
+}
+
+}  // namespace
+
+RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
+                         raft::RecoveredState recovered, const RaftProcessOptions& options)
+    : segment_(segment),
+      wal_(wal),
+      options_(options),
+      node_(WithApplied(CoreConfig(options), recovered), std::move(recovered)),
+      proposals_(segment, ipc::RingId::kProposals),
+      control_(segment, ipc::RingId::kStoreControl),
+      replies_(segment, ipc::RingId::kRaftReplies, options.epoch),
+      committed_(segment, ipc::RingId::kCommitted, options.epoch) {
+  persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
+}
+
+RaftProcess::~RaftProcess() = default;
+
+Status RaftProcess::Run(const std::function<bool()>& should_stop) {
+  spdlog::info("raft: member {:016x} starts at term {}, log ({}, {}], commit {}",
+               options_.member_id, node_.term(), node_.log().first_index() - 1,
+               node_.log().last_index(), node_.log().committed());
+  // A single voter need not wait an election timeout: nobody else can be leader.
+  node_.Campaign();
+  RUSD_RETURN_IF_ERROR(HandleReadies());
+
+  Clock::time_point next_tick = Clock::now() + options_.tick_interval;
+  ipc::RingReader* readers[] = {&proposals_, &control_};
+  while (!should_stop()) {
+    bool worked = TakeControl();
+    worked |= TakeProposals();
+    const Clock::time_point now = Clock::now();
+    if (now >= next_tick) {
+      node_.Tick();
+      next_tick += options_.tick_interval;
+      // After a long stall (a slow disk) do not replay the missed ticks in a burst.
+      if (next_tick < now) next_tick = now + options_.tick_interval;
+    }
+    RUSD_RETURN_IF_ERROR(HandleReadies());
+    SendCommitted();
+    FlushReplies();
+    if (!worked) {
+      const bool backlog = !reply_queue_.empty() ||
+                           (next_to_send_ && *next_to_send_ <= node_.log().applied());
+      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - Clock::now());
+      wait = std::clamp(wait, std::chrono::milliseconds(0), options_.tick_interval);
+      if (backlog) wait = std::min(wait, kBacklogPoll);
+      ipc::WaitForMessages(segment_, readers, wait);
+    }
+  }
+  // Clean exit: whatever was written without a sync (hard state commits) becomes durable.
+  wal_.AddHardState(raft::HardState{node_.term(), node_.vote(), node_.log().committed()});
+  Status st = wal_.Flush(/*sync=*/true);
+  FlushReplies();
+  spdlog::info("raft: stopping at term {}, commit {}, last index {}", node_.term(),
+               node_.log().committed(), node_.log().last_index());
+  return st;
+}
+
+bool RaftProcess::TakeControl() {
+  bool worked = false;
+  while (std::optional<ipc::Message> m = control_.TryRead()) {
+    worked = true;
+    switch (m->type) {
+      case MessageType::kResumeFrom: {
+        internal::ResumeFrom resume;
+        if (!resume.ParseFromString(m->payload)) {
+          spdlog::error("store-control: unparsable ResumeFrom");
+          break;
+        }
+        const uint64_t current = segment_.component(ipc::Component::kStored).epoch.load(
+            std::memory_order_acquire);
+        if (m->sender_epoch < current) {
+          spdlog::info("store-control: ignoring ResumeFrom{{{}}} of old stored epoch {}",
+                       resume.applied_index(), m->sender_epoch);
+          break;
+        }
+        next_to_send_ = resume.applied_index() + 1;
+        resume_epoch_ = m->sender_epoch;
+        spdlog::info("stored (epoch {}) resumes after index {}; last committed {}",
+                     m->sender_epoch, resume.applied_index(), node_.log().applied());
+        break;
+      }
+      case MessageType::kDurableApplied: {
+        internal::DurableApplied durable;
+        if (!durable.ParseFromString(m->payload)) {
+          spdlog::error("store-control: unparsable DurableApplied");
+          break;
+        }
+        if (durable.index() <= durable_applied_) break;
+        durable_applied_ = durable.index();
+        // Entries up to here are durable in RocksDB: neither memory nor WAL needs them.
+        node_.CompactLog(durable_applied_);
+        Status st = wal_.Trim(durable_applied_ + 1);
+        if (!st.ok()) spdlog::warn("wal trim below {}: {}", durable_applied_ + 1, st.ToString());
+        break;
+      }
+      default:
+        spdlog::warn("store-control: ignoring frame type {}", static_cast<int>(m->type));
+    }
+  }
+  return worked;
+}
+
+bool RaftProcess::RememberProposal(uint64_t request_id) {
+  if (request_id == 0) return true;  // nobody waits for it; nothing to deduplicate by
+  if (!seen_ids_.insert(request_id).second) return false;
+  seen_order_.push_back(request_id);
+  if (seen_order_.size() > options_.dedup_window) {
+    seen_ids_.erase(seen_order_.front());
+    seen_order_.pop_front();
+  }
+  return true;
+}
+
+bool RaftProcess::TakeProposals() {
+  batch_data_.clear();
+  batch_ids_.clear();
+  read_ids_.clear();
+  size_t bytes = 0;
+  while (batch_data_.size() < options_.max_proposals_per_turn &&
+         bytes < options_.max_proposal_bytes_per_turn) {
+    std::optional<ipc::Message> m = proposals_.TryRead();
+    if (!m) break;
+    if (m->type == MessageType::kPropose) {
+      segment_.counter(ipc::Counter::kProposalsReceived).fetch_add(1, std::memory_order_relaxed);
+      if (!RememberProposal(m->id)) {
+        spdlog::debug("dropping duplicate proposal {:x}", m->id);
+        continue;
+      }
+      bytes += m->payload.size();
+      batch_ids_.push_back(m->id);
+      batch_data_.push_back(std::move(m->payload));  // the entry data, unchanged
+    } else if (m->type == MessageType::kReadIndex) {
+      read_ids_.push_back(m->id);
+    } else {
+      spdlog::warn("proposals: ignoring frame type {} id {}", static_cast<int>(m->type), m->id);
+    }
+  }
+  if (!batch_data_.empty()) {
+    Status st = node_.Propose(batch_data_);
+    if (!st.ok()) {
+      for (uint64_t id : batch_ids_) {
+        if (id != 0) QueueError(id, static_cast<int>(st.code()), st.message());
+      }
+    }
+  }
+  for (uint64_t id : read_ids_) {
+    Status st = node_.ReadIndex(id);
+    if (st.ok()) {
+      pending_reads_.insert(id);
+    } else {
+      QueueError(id, static_cast<int>(st.code()), st.message());
+    }
+  }
+  return !batch_data_.empty() || !read_ids_.empty() || !batch_ids_.empty();
+}
+
+Status RaftProcess::HandleReadies() {
+  while (node_.HasReady()) {
+    raft::Ready rd = node_.GetReady();
+    if (rd.soft_state) {
+      spdlog::info("raft: {} at term {}, leader {:016x}", raft::RoleName(rd.soft_state->role),
+                   node_.term(), rd.soft_state->leader);
+      internal::LeaderInfo info;
+      info.set_leader_id(rd.soft_state->leader);
+      info.set_term(node_.term());
+      QueueReply(MessageType::kLeaderInfo, 0, info.SerializeAsString());
+      if (rd.soft_state->leader == 0) FailPendingReads(kCodeUnavailable, kNoLeader);
+    }
+    Status st = Persist(rd);
+    if (!st.ok()) {
+      // The WAL is in an unknown state. Proposals of this batch may or may not be on disk:
+      // their clients time out (outcome unknown, as in etcd); reads fail now.
+      FailPendingReads(kCodeInternal, "etcdserver: " + st.message());
+      FlushReplies();
+      return st;
+    }
+    // Single voter: no peer messages. The cluster issue sends rd.messages here, after the
+    // WAL sync above (Raft requires persisting before answering).
+    if (!rd.messages.empty()) {
+      spdlog::warn("raft: dropping {} peer messages (no transport yet)", rd.messages.size());
+    }
+    for (const raft::ReadState& rs : rd.read_states) {
+      if (pending_reads_.erase(rs.request_id) == 0) continue;
+      internal::ReadIndexReply reply;
+      reply.set_read_index(rs.index);
+      reply.set_term(node_.term());
+      QueueReply(MessageType::kReadIndexReply, rs.request_id, reply.SerializeAsString());
+    }
+    if (!rd.committed_entries.empty()) {
+      segment_.counter(ipc::Counter::kEntriesCommitted)
+          .fetch_add(rd.committed_entries.size(), std::memory_order_relaxed);
+    }
+    node_.Advance(rd);
+  }
+  return Status::Ok();
+}
+
+Status RaftProcess::Persist(const raft::Ready& rd) {
+  // Raft needs term, vote and entries durable before anything depends on them; a commit
+  // index alone may lag (it is re-learned), so it rides along with the next sync (etcd's
+  // MustSync rule).
+  bool must_sync = !rd.entries.empty();
+  if (rd.hard_state) {
+    must_sync |= rd.hard_state->term != persisted_.term || rd.hard_state->vote != persisted_.vote;
+    persisted_ = *rd.hard_state;
+  }
+  if (rd.entries.empty() && !rd.hard_state) return Status::Ok();
+  if (!rd.entries.empty()) wal_.AddEntries(rd.entries);
+  if (rd.hard_state) wal_.AddHardState(*rd.hard_state);
+  const uint64_t before = wal_.fsyncs();
+  RUSD_RETURN_IF_ERROR(wal_.Flush(must_sync));
+  segment_.counter(ipc::Counter::kWalFsyncs)
+      .fetch_add(wal_.fsyncs() - before, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+void RaftProcess::SendCommitted() {
+  if (!next_to_send_) return;
+  const uint64_t stored_epoch =
+      segment_.component(ipc::Component::kStored).epoch.load(std::memory_order_acquire);
+  if (stored_epoch != resume_epoch_) {
+    // stored restarted (or was reaped) since it told us where to resume: wait for the new
+    // incarnation's kResumeFrom instead of pushing entries into the void.
+    spdlog::info("stored epoch {} -> {}: holding entries until it asks to resume",
+                 resume_epoch_, stored_epoch);
+    next_to_send_.reset();
+    return;
+  }
+  const raft::RaftLog& log = node_.log();
+  const uint64_t limit = log.applied();  // committed and durable in our WAL
+  uint64_t next = *next_to_send_;
+  if (next > limit) return;
+  if (next < log.first_index()) {
+    if (gap_logged_at_ != next) {
+      spdlog::error("stored asks for entry {} but the log starts at {} (snapshot needed)",
+                    next, log.first_index());
+      gap_logged_at_ = next;
+    }
+    return;
+  }
+  while (next <= limit) {
+    frame_.clear();
+    const uint64_t first = next;
+    while (next <= limit) {
+      const raft::Entry& e = log.At(next);
+      if (!frame_.empty() && frame_.size() + EncodedEntrySize(e) > options_.max_frame_bytes) break;
+      AppendEntryToBatch(e, &frame_);
+      ++next;
+    }
+    if (!committed_.TryWrite(MessageType::kCommittedEntries, first, frame_).ok()) {
+      next = first;  // ring full: stored drains it, we come back next turn
+      break;
+    }
+  }
+  *next_to_send_ = next;
+}
+
+void RaftProcess::QueueReply(MessageType type, uint64_t id, std::string payload) {
+  if (reply_queue_.empty() && replies_.TryWrite(type, id, payload).ok()) return;
+  if (reply_queue_.size() >= options_.max_queued_replies) {
+    // The frontend is not draining its ring (down or stuck): its requests time out anyway.
+    spdlog::warn("raft-replies: overflow queue full, dropping reply {} for {:x}",
+                 static_cast<int>(reply_queue_.front().type), reply_queue_.front().id);
+    reply_queue_.pop_front();
+  }
+  reply_queue_.push_back(Reply{type, id, std::move(payload)});
+}
+
+void RaftProcess::QueueError(uint64_t id, int code, const std::string& message) {
+  internal::ErrorReply err;
+  err.set_code(code);
+  err.set_message(message);
+  QueueReply(MessageType::kError, id, err.SerializeAsString());
+}
+
+void RaftProcess::FlushReplies() {
+  while (!reply_queue_.empty()) {
+    const Reply& r = reply_queue_.front();
+    if (!replies_.TryWrite(r.type, r.id, r.payload).ok()) return;
+    reply_queue_.pop_front();
+  }
+}
+
+void RaftProcess::FailPendingReads(int code, const std::string& message) {
+  for (uint64_t id : pending_reads_) QueueError(id, code, message);
+  pending_reads_.clear();
+}
+
+}  // namespace rusd::raftd

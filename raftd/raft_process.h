@@ -1,0 +1,115 @@
+// RaftProcess: the main loop of rusd-raftd. One thread owns everything here: the Raft core,
+// the WAL writer and the ring ends of raftd. It never blocks on a ring (a full ring leaves
+// work for the next turn) and it sleeps only in WaitForMessages, bounded by the next tick.
+//
+// Rings (docs/architecture.md):
+//   reads   proposals      kPropose (id = request id, payload = rusd.internal.Command)
+//                          kReadIndex (id = request id)
+//           store-control  kResumeFrom{applied}, kDurableApplied{index}
+//   writes  raft-replies   kReadIndexReply, kError, kLeaderInfo
+//           committed      kCommittedEntries (id = first index, EntryBatch)
+//
+// One turn of the loop: take every available control message and proposal (bounded), feed
+// them to the core, tick if due, then for each Ready: append entries + hard state to the WAL
+// with ONE fdatasync, answer read states, advance; then send committed entries from
+// `next_to_send` as far as the committed ring takes them.
+//
+// Delivery to stored: entries are sent only after stored told this raftd where to resume
+// (kResumeFrom) and only while stored's epoch is the one that sent it; after stored
+// restarts nothing is pushed until its new kResumeFrom arrives. Entries stay in memory
+// until stored reports them durable (kDurableApplied); then the WAL segments below are
+// deleted too.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "common/status.h"
+#include "ipc/ring.h"
+#include "ipc/segment.h"
+#include "raftd/raft/raft_node.h"
+#include "raftd/wal/wal_writer.h"
+
+namespace rusd::raftd {
+
+struct RaftProcessOptions {
+  uint64_t member_id = 1;
+  uint64_t epoch = 0;  // this raftd's epoch, stamped on every frame
+  std::chrono::milliseconds tick_interval{100};
+  int election_ticks = 10;
+  // Bounds of one turn, so a flood of proposals cannot starve ticks and deliveries.
+  size_t max_proposals_per_turn = 8192;
+  size_t max_proposal_bytes_per_turn = 16u << 20;
+  // Target size of one kCommittedEntries frame (a single larger entry travels alone).
+  size_t max_frame_bytes = 1u << 20;
+  size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
+  size_t max_queued_replies = 1u << 16;
+};
+
+class RaftProcess {
+ public:
+  // `segment`, `wal` and the recovered state belong to the caller's main(); the process
+  // uses the WAL from its own thread only.
+  RaftProcess(ipc::Segment& segment, wal::WalWriter& wal, raft::RecoveredState recovered,
+              const RaftProcessOptions& options);
+  ~RaftProcess();
+
+  // Runs until `should_stop` returns true (checked every turn, at least once per tick) or
+  // an unrecoverable WAL error (returned). On a clean stop everything written is synced.
+  Status Run(const std::function<bool()>& should_stop);
+
+ private:
+  struct Reply {
+    ipc::MessageType type;
+    uint64_t id;
+    std::string payload;
+  };
+
+  bool TakeControl();
+  bool TakeProposals();
+  Status HandleReadies();
+  Status Persist(const raft::Ready& rd);
+  void SendCommitted();
+  void QueueReply(ipc::MessageType type, uint64_t id, std::string payload);
+  void QueueError(uint64_t id, int code, const std::string& message);
+  void FlushReplies();
+  bool RememberProposal(uint64_t request_id);
+  void FailPendingReads(int code, const std::string& message);
+
+  ipc::Segment& segment_;
+  wal::WalWriter& wal_;
+  const RaftProcessOptions options_;
+  raft::RaftNode node_;
+
+  ipc::RingReader proposals_;
+  ipc::RingReader control_;
+  ipc::RingWriter replies_;
+  ipc::RingWriter committed_;
+
+  // Delivery cursor to stored; unset until a kResumeFrom of the current stored epoch.
+  std::optional<uint64_t> next_to_send_;
+  uint64_t resume_epoch_ = 0;
+  uint64_t durable_applied_ = 0;
+  uint64_t gap_logged_at_ = 0;
+
+  raft::HardState persisted_;  // last hard state handed to the WAL
+  std::deque<Reply> reply_queue_;
+  std::unordered_set<uint64_t> seen_ids_;
+  std::deque<uint64_t> seen_order_;
+  std::unordered_set<uint64_t> pending_reads_;  // given to the core, not yet answered
+
+  // Reused buffers: one turn's proposals and the frame being built.
+  std::vector<std::string> batch_data_;
+  std::vector<uint64_t> batch_ids_;
+  std::vector<uint64_t> read_ids_;
+  std::string frame_;
+};
+
+}  // namespace rusd::raftd
