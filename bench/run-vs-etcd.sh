@@ -32,6 +32,7 @@ duration=3s
 warmup=300ms
 keyspace=100000
 rounds=2
+starts=3
 workloads=all
 shapes=1x1,64x8
 against_etcd=0
@@ -39,7 +40,7 @@ keep=0
 results_dir=""
 rusd_bin="${RUSD_BIN:-}"
 etcd_bin="${ETCD_BIN:-etcd}"
-base_port="${BENCH_BASE_PORT:-23790}"
+base_port="${BENCH_BASE_PORT:-}"
 skip_matrix=0
 skip_load=0
 
@@ -51,6 +52,7 @@ usage: $0 [options]
   --duration D         measured time per matrix cell, Go duration (default $duration)
   --keyspace N         keys the matrix reads/overwrites (default $keyspace)
   --rounds N           run the matrix N times, report medians (default $rounds)
+  --starts N           fresh (empty) starts to time, report the median (default $starts)
   --workloads LIST     subset of put,get-serializable,get-linearizable,txn,range-1000
   --shapes LIST        CLIENTSxCONNS list (default $shapes)
   --no-matrix          skip the request matrix
@@ -60,6 +62,7 @@ usage: $0 [options]
   --results DIR        also write results.jsonl, report.txt and server logs to DIR
   --keep               keep the temp dir (data dirs, logs) instead of deleting it
   --base-port P        etcd uses P (client) and P+10 (peer), rusd P+1000 and P+1010
+                       (default: free ports picked at random)
 EOF
 }
 
@@ -70,6 +73,7 @@ while [[ $# -gt 0 ]]; do
     --duration) duration="$2"; shift ;;
     --keyspace) keyspace="$2"; shift ;;
     --rounds) rounds="$2"; shift ;;
+    --starts) starts="$2"; shift ;;
     --workloads) workloads="$2"; shift ;;
     --shapes) shapes="$2"; shift ;;
     --no-matrix) skip_matrix=1 ;;
@@ -166,37 +170,56 @@ log "building loadgen"
 lg="$work/loadgen"
 
 # ---- servers ---------------------------------------------------------------------------
-port_of() { # client port of a system
-  if [[ "$1" == etcd ]]; then echo "$base_port"; else echo $((base_port + 1000)); fi
-}
+# Loopback ports: --base-port P gives etcd P/P+10 and the other system P+1000/P+1010;
+# without it, free ports are picked at random from 20000-40000 (other engineers' tests and
+# servers run on this machine too).
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$(port_of etcd)" $(( $(port_of etcd) + 10 )) "$(port_of "$cand")" $(( $(port_of "$cand") + 10 )); do
-  port_free "$p" || die "port 127.0.0.1:$p is in use (pick another --base-port)"
+declare -A cport=() pport=()
+pick_port() {
+  local p
+  for p in $(shuf -i 20000-40000 -n 200); do
+    port_free "$p" || continue
+    [[ " ${cport[*]} ${pport[*]} " == *" $p "* ]] && continue
+    echo "$p"; return 0
+  done
+  die "no free loopback port found"
+}
+if [[ -n "$base_port" ]]; then
+  cport[etcd]=$base_port; pport[etcd]=$((base_port + 10))
+  cport[$cand]=$((base_port + 1000)); pport[$cand]=$((base_port + 1010))
+else
+  for sys in etcd "$cand"; do
+    cport[$sys]="$(pick_port)"; pport[$sys]="$(pick_port)"
+  done
+fi
+for sys in etcd "$cand"; do
+  for p in "${cport[$sys]}" "${pport[$sys]}"; do
+    port_free "$p" || die "port 127.0.0.1:$p is in use (pick another --base-port)"
+  done
 done
+port_of() { echo "${cport[$1]}"; }
 
 # start_server SYS: spawns it on its data dir (created on first start, reused after) and
 # records the spawn time in start_ns[SYS].
 declare -A start_ns=()
 start_server() {
-  local sys="$1" cport ppeer bin
-  cport="$(port_of "$sys")"
-  ppeer=$((cport + 10))
+  local sys="$1" cp="${cport[$1]}" pp="${pport[$1]}" bin
   bin="$etcd_bin"
   [[ "$sys" == rusd ]] && bin="$rusd_bin"
   local args=(
     --name "bench-$sys"
     --data-dir "$work/$sys.data"
-    --listen-client-urls "http://127.0.0.1:$cport"
-    --advertise-client-urls "http://127.0.0.1:$cport"
-    --listen-peer-urls "http://127.0.0.1:$ppeer"
-    --initial-advertise-peer-urls "http://127.0.0.1:$ppeer"
-    --initial-cluster "bench-$sys=http://127.0.0.1:$ppeer"
+    --listen-client-urls "http://127.0.0.1:$cp"
+    --advertise-client-urls "http://127.0.0.1:$cp"
+    --listen-peer-urls "http://127.0.0.1:$pp"
+    --initial-advertise-peer-urls "http://127.0.0.1:$pp"
+    --initial-cluster "bench-$sys=http://127.0.0.1:$pp"
   )
   start_ns[$sys]="$(date +%s%N)"
   # Each server gets its own log; stdin from /dev/null so it never reads the terminal.
   "$bin" "${args[@]}" </dev/null >>"$work/$sys.log" 2>&1 &
   pid_of[$sys]=$!
-  log "started $sys (pid ${pid_of[$sys]}) on 127.0.0.1:$cport"
+  log "started $sys (pid ${pid_of[$sys]}) on 127.0.0.1:$cp"
 }
 
 # probe SYS LABEL [extra loadgen flags]: time from spawn to first successful Range.
@@ -220,9 +243,18 @@ report() {
 }
 
 # ---- 1. fresh start ------------------------------------------------------------------------
+# etcd's first election on a fresh single-member cluster fires after a random 100 ms - 1 s
+# (election timeout randomised, ticks fast-forwarded), so one sample says little: take the
+# median of --starts fresh starts, each on a new empty data dir.
 for sys in etcd "$cand"; do
-  start_server "$sys"
-  probe "$sys" "fresh, empty data dir"
+  for i in $(seq 1 "$starts"); do
+    start_server "$sys"
+    probe "$sys" "fresh, empty data dir"
+    if [[ $i -lt $starts ]]; then
+      stop_server "$sys"
+      rm -rf "${work:?}/$sys.data"
+    fi
+  done
 done
 
 # ---- 2. request matrix ---------------------------------------------------------------------

@@ -68,8 +68,8 @@ func TestReportRatiosAreCandidateOverBaseWithMedians(t *testing.T) {
 	out := buf.String()
 	for _, want := range []string{
 		"2000   2.00x", // median ops/s of 3000, 2000, 100 over 1000
-		"0.50x",            // median p99 2 over 4
-		"0.25x",            // RSS 100 over 400
+		"0.50x",        // median p99 2 over 4
+		"0.25x",        // RSS 100 over 400
 		"processes summed: etcd 1, rusd 4",
 	} {
 		if !strings.Contains(out, want) {

@@ -18,7 +18,7 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 	cells := map[cellKey]map[string][]record{}
 	var cellOrder []cellKey
 	type otherKey struct{ kind, name string }
-	others := map[otherKey]map[string]record{}
+	others := map[otherKey]map[string][]record{}
 	var otherOrder []otherKey
 	for _, r := range recs {
 		if r.System != base && r.System != cand {
@@ -35,33 +35,32 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 		}
 		k := otherKey{r.Kind, r.Name}
 		if others[k] == nil {
-			others[k] = map[string]record{}
+			others[k] = map[string][]record{}
 			otherOrder = append(otherOrder, k)
 		}
-		others[k][r.System] = r
+		others[k][r.System] = append(others[k][r.System], r)
 	}
 
 	ratio := fmt.Sprintf("%s/%s", cand, base)
 	if len(cellOrder) > 0 {
 		rounds := 0
 		for _, k := range cellOrder {
-			if n := len(cells[k][base]); n > rounds {
-				rounds = n
-			}
+			rounds = max(rounds, len(cells[k][base]), len(cells[k][cand]))
 		}
 		fmt.Fprintf(w, "Request matrix (closed loop, median of %d round(s); ops/s ratio > 1 and p99 ratio < 1 favour %s)\n", rounds, cand)
-		fmt.Fprintf(w, "%-17s %7s | %10s %10s %7s | %8s %8s | %8s %8s %7s\n",
-			"workload", "cl/conn", "ops/s "+short(base), "ops/s "+short(cand), "ratio",
-			"p50 "+short(base), "p50 "+short(cand), "p99 "+short(base), "p99 "+short(cand), "ratio")
-		fmt.Fprintln(w, strings.Repeat("-", 108))
+		const row = "%-17s %7s | %9s %9s %7s | %8s %8s | %9s %9s %7s\n"
+		fmt.Fprintf(w, "%-25s | %-27s | %-17s | %s\n", "", "ops/s", "p50 ms", "p99 ms")
+		fmt.Fprintf(w, row, "workload", "cl/conn", short(base), short(cand), "ratio",
+			short(base), short(cand), short(base), short(cand), "ratio")
+		fmt.Fprintln(w, strings.Repeat("-", 103))
 		var notes []string
 		for _, k := range cellOrder {
 			b, c := medianCell(cells[k][base]), medianCell(cells[k][cand])
-			fmt.Fprintf(w, "%-17s %7s | %10s %10s %7s | %8s %8s | %8s %8s %7s\n",
+			fmt.Fprintf(w, row,
 				k.name, fmt.Sprintf("%d/%d", k.clients, k.conns),
 				num(b.OpsPerSec, "%.0f"), num(c.OpsPerSec, "%.0f"), rat(c.OpsPerSec, b.OpsPerSec),
-				num(b.P50Ms, "%.2fms"), num(c.P50Ms, "%.2fms"),
-				num(b.P99Ms, "%.2fms"), num(c.P99Ms, "%.2fms"), rat(c.P99Ms, b.P99Ms))
+				num(b.P50Ms, "%.2f"), num(c.P50Ms, "%.2f"),
+				num(b.P99Ms, "%.2f"), num(c.P99Ms, "%.2f"), rat(c.P99Ms, b.P99Ms))
 			for _, r := range []record{b, c} {
 				if r.Errors > 0 {
 					notes = append(notes, fmt.Sprintf("  %s %s %d/%d: %d errors, first: %s",
@@ -78,7 +77,7 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 		fmt.Fprintf(w, "%-54s %12s %12s %10s\n", "data set, memory, start-up", base, cand, ratio)
 		fmt.Fprintln(w, strings.Repeat("-", 91))
 		for _, k := range otherOrder {
-			b, c := others[k][base], others[k][cand]
+			b, c := medianOther(others[k][base]), medianOther(others[k][cand])
 			switch k.kind {
 			case "load":
 				line(w, k.name+": seconds", b.Seconds, c.Seconds, "%.1f")
@@ -90,7 +89,11 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 					fmt.Fprintf(w, "  (processes summed: %s %d, %s %d)\n", base, b.Procs, cand, c.Procs)
 				}
 			case "startup":
-				line(w, "start-up "+k.name+" (ms to first Range)", b.Ms, c.Ms, "%.0f")
+				label := "start-up " + k.name + " (ms to first Range)"
+				if n := max(len(others[k][base]), len(others[k][cand])); n > 1 {
+					label = fmt.Sprintf("start-up %s (ms, median of %d)", k.name, n)
+				}
+				line(w, label, b.Ms, c.Ms, "%.0f")
 			}
 		}
 	}
@@ -108,11 +111,7 @@ func medianCell(rs []record) record {
 		for i, r := range rs {
 			v[i] = get(r)
 		}
-		sort.Float64s(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return median(v)
 	}
 	out.OpsPerSec = pick(func(r record) float64 { return r.OpsPerSec })
 	out.P50Ms = pick(func(r record) float64 { return r.P50Ms })
@@ -125,6 +124,31 @@ func medianCell(rs []record) record {
 		}
 	}
 	return out
+}
+
+// medianOther folds repeated start-up probes into their median; for every other kind the
+// last record wins (a re-run replaces an earlier one).
+func medianOther(rs []record) record {
+	if len(rs) == 0 {
+		return record{}
+	}
+	out := rs[len(rs)-1]
+	if out.Kind == "startup" {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = r.Ms
+		}
+		out.Ms = median(v)
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func line(w io.Writer, label string, b, c float64, f string) {
