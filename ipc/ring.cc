@@ -378,6 +378,10 @@ bool RingReader::FindNext() {
     if (tail_ == cached_head_) {
       cached_head_ = ring_.head.load(std::memory_order_acquire);
       if (tail_ == cached_head_) return false;
+      if (cached_head_ - tail_ > capacity_ || (cached_head_ & (kFrameAlign - 1)) != 0) {
+        Resync("head is not within one ring of the tail");
+        return false;
+      }
     }
     const uint64_t to_end = capacity_ - (tail_ & mask);
     if (to_end < sizeof(FrameHeader)) {  // the producer skipped these implicitly

@@ -406,6 +406,22 @@ TEST(RingTest, CorruptLengthBeyondPublishedBytesIsDetected) {
   EXPECT_EQ(r.corrupt_resyncs(), 1u);
 }
 
+TEST(RingTest, HeadMoreThanARingAheadOfTailIsDetected) {
+  ScopedSegment s("badhead", UniformLayout(4096));
+  ASSERT_TRUE(s.ok());
+  RingReader r(*s, kRing);
+  s->ring(kRing).head.store(3 * 4096);  // a stray write over the control block
+  EXPECT_FALSE(r.TryRead().has_value());
+  EXPECT_EQ(r.corrupt_resyncs(), 1u);
+  EXPECT_EQ(s->ring(kRing).tail.load(), 3u * 4096);
+  // The producer continues from the head it finds; the reader follows.
+  RingWriter w(*s, kRing, 1);
+  ASSERT_TRUE(w.TryWrite(MessageType::kPropose, 1, "resumed").ok());
+  auto m = r.TryRead();
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->payload, "resumed");
+}
+
 TEST(RingTest, ChunksDisagreeingWithAnnouncedTotalAreNotDelivered) {
   ScopedSegment s("badtotal");
   ASSERT_TRUE(s.ok());
