@@ -48,6 +48,8 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       replies_(segment, ipc::RingId::kRaftReplies, options.epoch),
       committed_(segment, ipc::RingId::kCommitted, options.epoch) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
+  frontend_epoch_ =
+      segment.component(ipc::Component::kFrontend).epoch.load(std::memory_order_acquire);
 }
 
 RaftProcess::~RaftProcess() = default;
@@ -63,6 +65,13 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
   Clock::time_point next_tick = Clock::now() + options_.tick_interval;
   ipc::RingReader* readers[] = {&proposals_, &control_};
   while (!should_stop()) {
+    const uint64_t frontend_epoch =
+        segment_.component(ipc::Component::kFrontend).epoch.load(std::memory_order_acquire);
+    if (frontend_epoch != frontend_epoch_) {
+      // A new frontend knows nothing yet: tell it who leads (it answers /health from this).
+      frontend_epoch_ = frontend_epoch;
+      QueueLeaderInfo();
+    }
     bool worked = TakeControl();
     worked |= TakeProposals();
     const Clock::time_point now = Clock::now();
@@ -198,10 +207,7 @@ Status RaftProcess::HandleReadies() {
     if (rd.soft_state) {
       spdlog::info("raft: {} at term {}, leader {:016x}", raft::RoleName(rd.soft_state->role),
                    node_.term(), rd.soft_state->leader);
-      internal::LeaderInfo info;
-      info.set_leader_id(rd.soft_state->leader);
-      info.set_term(node_.term());
-      QueueReply(MessageType::kLeaderInfo, 0, info.SerializeAsString());
+      QueueLeaderInfo();
       if (rd.soft_state->leader == 0) FailPendingReads(kCodeUnavailable, kNoLeader);
     }
     Status st = Persist(rd);
@@ -302,6 +308,13 @@ void RaftProcess::QueueReply(MessageType type, uint64_t id, std::string payload)
     reply_queue_.pop_front();
   }
   reply_queue_.push_back(Reply{type, id, std::move(payload)});
+}
+
+void RaftProcess::QueueLeaderInfo() {
+  internal::LeaderInfo info;
+  info.set_leader_id(node_.leader());
+  info.set_term(node_.term());
+  QueueReply(MessageType::kLeaderInfo, 0, info.SerializeAsString());
 }
 
 void RaftProcess::QueueError(uint64_t id, int code, const std::string& message) {

@@ -6,7 +6,8 @@
 //   reads   proposals      kPropose (id = request id, payload = rusd.internal.Command)
 //                          kReadIndex (id = request id)
 //           store-control  kResumeFrom{applied}, kDurableApplied{index}
-//   writes  raft-replies   kReadIndexReply, kError, kLeaderInfo
+//   writes  raft-replies   kReadIndexReply, kError, kLeaderInfo (on every leader or term
+//                          change, and again whenever the frontend's epoch changes)
 //           committed      kCommittedEntries (id = first index, EntryBatch)
 //
 // One turn of the loop: take every available control message and proposal (bounded), feed
@@ -78,6 +79,7 @@ class RaftProcess {
   Status Persist(const raft::Ready& rd);
   void SendCommitted();
   void QueueReply(ipc::MessageType type, uint64_t id, std::string payload);
+  void QueueLeaderInfo();
   void QueueError(uint64_t id, int code, const std::string& message);
   void FlushReplies();
   bool RememberProposal(uint64_t request_id);
@@ -97,6 +99,7 @@ class RaftProcess {
   std::optional<uint64_t> next_to_send_;
   uint64_t resume_epoch_ = 0;
   uint64_t durable_applied_ = 0;
+  uint64_t frontend_epoch_ = 0;  // a change means a new frontend: re-send kLeaderInfo
   uint64_t gap_logged_at_ = 0;
 
   raft::HardState persisted_;  // last hard state handed to the WAL

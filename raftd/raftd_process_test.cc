@@ -317,6 +317,26 @@ TEST_F(RaftdProcessTest, HoldsEntriesAfterStoredRestartsUntilItsResumeFrom) {
   ASSERT_TRUE(ApplyUntil(22)) << RaftdLog();
 }
 
+TEST_F(RaftdProcessTest, TellsARestartedFrontendWhoLeadsAndAnswersReadIndex) {
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  EXPECT_FALSE(AwaitReply(MessageType::kLeaderInfo, 0, 100ms)) << "no change, no message";
+  SetEpoch(Component::kFrontend, 2);
+  (*segment_)->WakeAll();
+  auto again = AwaitReply(MessageType::kLeaderInfo, 0);
+  ASSERT_TRUE(again);
+  internal::LeaderInfo info;
+  ASSERT_TRUE(info.ParseFromString(again->payload));
+  EXPECT_EQ(info.leader_id(), kMemberId);
+  EXPECT_EQ(info.term(), 1u);
+  ASSERT_TRUE(proposals_->Write(MessageType::kReadIndex, 77, "", 1s).ok());
+  auto read = AwaitReply(MessageType::kReadIndexReply, 77);
+  ASSERT_TRUE(read);
+  internal::ReadIndexReply r;
+  ASSERT_TRUE(r.ParseFromString(read->payload));
+  EXPECT_EQ(r.read_index(), 1u) << "the leader's empty entry";
+}
+
 TEST_F(RaftdProcessTest, RefusesToStartOnACorruptWalNamingTheFile) {
   StartRaftd();
   ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
