@@ -47,8 +47,14 @@ Status ApplyLoop::Run() {
   ipc::RingReader committed(segment, ipc::RingId::kCommitted);
 
   applied_ = store_.applied_index();
-  // What the store read back from RocksDB at open is durable by definition.
-  durable_ = applied_;
+  // What the store recovered at open may sit in the page cache only (the previous stored was
+  // killed, not the machine): sync before calling it durable.
+  Result<uint64_t> synced = store_.SyncWal();
+  if (!synced.ok()) {
+    return Status(synced.status().code(),
+                  "syncing the store's WAL at start: " + synced.status().message());
+  }
+  durable_ = synced.value();
   durable_pending_ = true;
   raftd_epoch_ = context_.PeerEpoch(ipc::Component::kRaftd);
   resume_pending_ = true;

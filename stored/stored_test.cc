@@ -370,6 +370,39 @@ TEST_F(StoredTest, AppliesCommittedPutsAndRepliesOnlyForThisMembersRequests) {
   EXPECT_EQ(segment_->counter(ipc::Counter::kEntriesApplied).load(), 6u);
 }
 
+TEST_F(StoredTest, RequestThatFailsAtApplyGetsEtcdsErrorAndStillAdvancesTheIndex) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  internal::Command compact;
+  compact.set_request_id(77);
+  compact.set_origin_member_id(kMember);
+  compact.mutable_compaction()->set_revision(100);
+  SendEntries({NormalEntry(1, compact.SerializeAsString())});
+  auto reply = WaitReply(77);
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_EQ(reply->type, MessageType::kError);
+  internal::ErrorReply error;
+  ASSERT_TRUE(error.ParseFromString(reply->payload));
+  EXPECT_EQ(error.code(), static_cast<int>(StatusCode::kOutOfRange));
+  EXPECT_EQ(error.message(), "etcdserver: mvcc: required revision is a future revision");
+  EXPECT_TRUE(WaitDurable(1));
+}
+
+TEST_F(StoredTest, MalformedOrUnsupportedReadsGetAnErrorReply) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  ASSERT_TRUE(reads_->Write(MessageType::kRangeRead, 5, "\xff\xff\xff", 5s).ok());
+  ASSERT_TRUE(reads_->Write(MessageType::kReadIndex, 6, "", 5s).ok());
+  auto bad = WaitReply(5);
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->type, MessageType::kError);
+  auto unsupported = WaitReply(6);
+  ASSERT_TRUE(unsupported.has_value());
+  internal::ErrorReply error;
+  ASSERT_TRUE(error.ParseFromString(unsupported->payload));
+  EXPECT_EQ(error.code(), static_cast<int>(StatusCode::kUnimplemented));
+}
+
 TEST_F(StoredTest, PublishesAppliedEventsInRevisionOrder) {
   StartStored();
   ASSERT_EQ(NextResumeFrom(), 0u);
@@ -540,6 +573,38 @@ TEST_F(StoredTest, SigtermSyncsAndExitsCleanly) {
   EXPECT_TRUE(WIFEXITED(*status));
   EXPECT_EQ(WEXITSTATUS(*status), 0);
   EXPECT_TRUE(WaitDurable(5, 1s));
+}
+
+// Not a pass/fail test: how fast the real process applies small puts through the rings.
+// Run with --gtest_also_run_disabled_tests --gtest_filter=*Throughput*.
+TEST_F(StoredTest, DISABLED_ThroughputOfSmallPuts) {
+  ipc::SegmentLayout layout;  // the production ring sizes
+  CreateSegment(layout);
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  constexpr uint64_t kEntries = 200000, kPerFrame = 100;
+  const auto start = std::chrono::steady_clock::now();
+  std::thread raftd([&] {
+    for (uint64_t first = 1; first <= kEntries; first += kPerFrame) {
+      std::vector<internal::Entry> entries;
+      for (uint64_t i = first; i < first + kPerFrame; ++i) {
+        entries.push_back(NormalEntry(i, PutCommand(i, kMember, "key" + std::to_string(i % 1000),
+                                                    std::string(100, 'v'))));
+      }
+      SendEntries(entries);
+    }
+  });
+  uint64_t received = 0;
+  while (received < kEntries) {
+    auto m = ReadWithin(*segment_, *replies_, 10s);
+    ASSERT_TRUE(m.has_value()) << "stalled after " << received << " replies";
+    ++received;
+  }
+  raftd.join();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << kEntries << " puts applied and answered in " << seconds << " s: "
+            << kEntries / seconds << " puts/s\n";
 }
 
 TEST_F(StoredTest, BadFlagsExitWithStatusTwo) {
