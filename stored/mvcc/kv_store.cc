@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <thread>
 #include <filesystem>
 #include <mutex>
 #include <vector>
@@ -430,6 +432,14 @@ class RocksKvStore final : public KvStore {
 
   ~RocksKvStore() override {
     if (db_ == nullptr) return;
+    // The purger finishes the compaction it was given (it is resumable, but a clean stop
+    // leaves nothing for the next start to do).
+    {
+      std::lock_guard<std::mutex> lock(purge_mu_);
+      purge_stop_ = true;
+    }
+    purge_cv_.notify_all();
+    if (purger_.joinable()) purger_.join();
     // Flushing at shutdown keeps the next start from replaying a large WAL.
     rocksdb::FlushOptions fo;
     fo.wait = true;
@@ -457,6 +467,8 @@ class RocksKvStore final : public KvStore {
  private:
   Result<uint64_t> ReadMeta(const char* name, uint64_t absent);
   Status PurgeCompactedHistory(int64_t target);
+  void RequestPurge(int64_t target);
+  void PurgeLoop();
 
   KvStoreOptions options_;
   std::shared_ptr<rocksdb::Cache> cache_;
@@ -470,7 +482,15 @@ class RocksKvStore final : public KvStore {
   std::atomic<int64_t> current_rev_{1};
   std::atomic<int64_t> compact_rev_{-1};
   std::atomic<uint64_t> raft_term_{0};
-  // Apply thread only: history is physically purged up to here.
+  // History is purged on its own thread so a large compaction never stalls applying. Safe
+  // beside the apply thread and readers: it deletes, in revision order, only versions no
+  // read at or above the compact revision can reach (and readers use snapshots).
+  std::mutex purge_mu_;
+  std::condition_variable purge_cv_;
+  int64_t purge_target_ = -1;  // guarded by purge_mu_
+  bool purge_stop_ = false;    // guarded by purge_mu_
+  std::thread purger_;
+  // Purger thread only (Open before it starts): history is purged up to here.
   int64_t finished_compact_ = -1;
 };
 
@@ -567,10 +587,9 @@ Status RocksKvStore::OpenDb(const std::string& dir) {
   current_rev_ = static_cast<int64_t>(*rev);
   compact_rev_ = *compact == UINT64_MAX ? -1 : static_cast<int64_t>(*compact);
   finished_compact_ = *finished == UINT64_MAX ? -1 : static_cast<int64_t>(*finished);
-  if (finished_compact_ < compact_rev_) {
-    // A compaction was recorded but its purge did not finish before the last stop.
-    RUSD_RETURN_IF_ERROR(PurgeCompactedHistory(compact_rev_));
-  }
+  purger_ = std::thread([this] { PurgeLoop(); });
+  // A compaction recorded before the last stop may not have finished its purge.
+  if (finished_compact_ < compact_rev_) RequestPurge(compact_rev_);
   spdlog::info("mvcc: opened {} (applied index {}, revision {}, compacted {})", dir,
                applied_index(), current_revision(), compact_revision());
   return Status::Ok();
@@ -659,8 +678,36 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
     current_rev_.store(state.revision, std::memory_order_release);
     compact_rev_.store(state.compacted, std::memory_order_release);
   }
-  if (state.compaction_scheduled) RUSD_RETURN_IF_ERROR(PurgeCompactedHistory(state.compacted));
+  if (state.compaction_scheduled) RequestPurge(state.compacted);
   return out;
+}
+
+void RocksKvStore::RequestPurge(int64_t target) {
+  {
+    std::lock_guard<std::mutex> lock(purge_mu_);
+    purge_target_ = std::max(purge_target_, target);
+  }
+  purge_cv_.notify_all();
+}
+
+void RocksKvStore::PurgeLoop() {
+  int64_t failed = -1;  // a target whose purge failed: retried only when a newer one comes
+  for (;;) {
+    int64_t target = -1;
+    {
+      std::unique_lock<std::mutex> lock(purge_mu_);
+      purge_cv_.wait(lock, [&] {
+        return purge_stop_ || (purge_target_ > finished_compact_ && purge_target_ > failed);
+      });
+      if (!(purge_target_ > finished_compact_ && purge_target_ > failed)) return;
+      target = purge_target_;
+    }
+    Status st = PurgeCompactedHistory(target);
+    if (!st.ok()) {
+      spdlog::error("mvcc: purging history up to revision {} failed: {}", target, st.ToString());
+      failed = target;
+    }
+  }
 }
 
 // Physically removes what compaction at `target` made unreachable: every version of a key

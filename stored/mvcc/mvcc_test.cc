@@ -516,6 +516,55 @@ TEST_F(MvccTest, CompactionKeepsNewestVersionsAndRemovesHistoryFromDisk) {
   EXPECT_EQ(Compact(8).error_message, kv_errors::kCompacted);
 }
 
+// The purge runs on its own thread: applying and reading go on meanwhile and stay correct;
+// after close only the kept versions and newer ones are in history.
+TEST_F(MvccTest, LargeCompactionPurgesBesideApplying) {
+  std::vector<internal::Entry> entries;
+  for (int i = 0; i < 3000; ++i) {
+    internal::Command c;
+    c.mutable_put()->set_key("k" + std::to_string(i % 10));
+    c.mutable_put()->set_value(std::to_string(i));
+    entries.push_back(MakeEntry(c));
+  }
+  ASSERT_TRUE(store_->ApplyEntries(entries).ok());
+  ASSERT_TRUE(Compact(3001).ok);
+  for (int i = 0; i < 50; ++i) Put("k" + std::to_string(i % 10), "after" + std::to_string(i));
+  for (int k = 0; k < 10; ++k) {
+    auto at = Get("k" + std::to_string(k), "", 3001);
+    ASSERT_EQ(at.kvs_size(), 1);
+    EXPECT_EQ(at.kvs(0).value(), std::to_string(2990 + k));
+    EXPECT_EQ(at.kvs(0).version(), 300);
+  }
+  EXPECT_EQ(Get("k3").kvs(0).version(), 305);
+  store_.reset();
+  Reopen();
+  // 10 kept versions at or below 3001 + 50 newer ones: count them through historical reads.
+  for (int k = 0; k < 10; ++k) {
+    EXPECT_EQ(Get("k" + std::to_string(k), "", 3001).kvs(0).version(), 300);
+  }
+  store_.reset();
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
+      {rocksdb::kDefaultColumnFamilyName, {}}, {format::kKvFamily, {}},
+      {format::kHistoryFamily, {}},            {format::kRevlogFamily, {}},
+      {format::kMetaFamily, {}}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly({}, dir_.string(), descs, &handles, &db).ok());
+  int history = 0;
+  int revlog = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, handles[2]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++history;
+    std::unique_ptr<rocksdb::Iterator> rl(db->NewIterator({}, handles[3]));
+    for (rl->SeekToFirst(); rl->Valid(); rl->Next()) ++revlog;
+  }
+  EXPECT_EQ(history, 60);
+  EXPECT_EQ(revlog, 50);
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;
+  Reopen();
+}
+
 TEST_F(MvccTest, TxnEveryCompareTargetAndResult) {
   Put("k", "m");  // create 2, mod 2, version 1
   Put("k", "n");  // mod 3, version 2
