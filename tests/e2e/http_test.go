@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -60,9 +61,11 @@ func TestHTTPGatewayPutAndRangeSpeakEtcdJSON(t *testing.T) {
 			t.Fatalf("POST %s: %v", path, err)
 		}
 		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
 		var m map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			t.Fatalf("POST %s: decode: %v", path, err)
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("POST %s %s: %d %q is not a JSON object (%v)", path, body, resp.StatusCode,
+				raw, err)
 		}
 		return resp.StatusCode, m
 	}
