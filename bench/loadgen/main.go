@@ -153,17 +153,19 @@ func cmdMatrix(args []string) error {
 		}
 	}
 
-	cell := 0
 	for round := 1; round <= *rounds; round++ {
+		cell := 0
 		if *rounds > 1 {
 			logf("matrix round %d of %d", round, *rounds)
 		}
 		for _, w := range ws {
 			for _, sh := range shs {
-				// Alternate which target goes first so that a slow drift of background load on the
-				// machine does not always land on the same system.
+				// Alternate which target goes first, cell by cell and round by round, so that a
+				// slow drift of background load, or whatever one server leaves running after its
+				// turn, does not always land on the same system: over an even number of rounds
+				// every cell runs once in each order.
 				order := ts
-				if cell%2 == 1 {
+				if (cell+round)%2 == 0 {
 					order = reversed(ts)
 				}
 				cell++
