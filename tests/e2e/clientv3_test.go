@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -411,5 +413,81 @@ func TestClientv3AnyByteKeysAndEmptyValuesRoundTrip(t *testing.T) {
 	mustPut(t, cli, "big", big)
 	if r := mustGet(t, cli, "big"); len(r.Kvs) != 1 || string(r.Kvs[0].Value) != big {
 		t.Errorf("1 MiB value did not round-trip")
+	}
+}
+
+func TestClientv3ConcurrentCompareAndSwapLosesNoUpdate(t *testing.T) {
+	t.Parallel()
+	s := harness.Start(t, harness.Options{})
+	const workers, incs = 8, 25
+	mustPut(t, s.Client(), "counter", "0")
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		cli := s.Client() // one connection each (created here: Client may call t.Fatal)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for done := 0; done < incs; {
+				g, err := cli.Get(ctx, "counter")
+				if err != nil {
+					errs <- err
+					return
+				}
+				n, _ := strconv.Atoi(string(g.Kvs[0].Value))
+				tr, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision("counter"), "=",
+					g.Kvs[0].ModRevision)).Then(clientv3.OpPut("counter", strconv.Itoa(n+1))).Commit()
+				if err != nil {
+					errs <- err
+					return
+				}
+				if tr.Succeeded {
+					done++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("worker: %v", err)
+	}
+	r := mustGet(t, s.Client(), "counter")
+	if got := string(r.Kvs[0].Value); got != strconv.Itoa(workers*incs) ||
+		r.Kvs[0].Version != workers*incs+1 {
+		t.Errorf("counter = %s version %d, want %d version %d", got, r.Kvs[0].Version,
+			workers*incs, workers*incs+1)
+	}
+}
+
+func TestClientv3RangeOfManyMegabytesIsComplete(t *testing.T) {
+	t.Parallel()
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	const n, size = 24, 1 << 20 // 24 MiB in one response: more than any ring slot
+	for i := 0; i < n; i++ {
+		v := bytes.Repeat([]byte{byte('a' + i)}, size)
+		copy(v, fmt.Sprintf("value %d", i))
+		mustPut(t, cli, fmt.Sprintf("big/%02d", i), string(v))
+	}
+	r := mustGet(t, cli, "big/", clientv3.WithPrefix())
+	if len(r.Kvs) != n || r.Count != n {
+		t.Fatalf("range: %d kvs count %d, want %d", len(r.Kvs), r.Count, n)
+	}
+	for i, kv := range r.Kvs {
+		want := bytes.Repeat([]byte{byte('a' + i)}, size)
+		copy(want, fmt.Sprintf("value %d", i))
+		if string(kv.Key) != fmt.Sprintf("big/%02d", i) || !bytes.Equal(kv.Value, want) {
+			t.Errorf("kv %d: key %q, %d value bytes, content equal %v", i, kv.Key, len(kv.Value),
+				bytes.Equal(kv.Value, want))
+		}
+	}
+	// A small read right after is not held up behind the big one.
+	start := time.Now()
+	mustGet(t, cli, "big/00", clientv3.WithKeysOnly())
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("point get after the big range took %v", d)
 	}
 }

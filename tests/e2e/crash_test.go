@@ -219,3 +219,32 @@ func TestKilledComponentIsRestartedAndLosesNoAcknowledgedPut(t *testing.T) {
 	}
 	s.Stop(15 * time.Second)
 }
+
+func TestKilledRaftdAndStoredTogetherLoseNoAcknowledgedPut(t *testing.T) {
+	if harness.TargetKind() != harness.Rusd {
+		t.Skip("component kills need rusd (the target is etcd)")
+	}
+	s := harness.Start(t, harness.Options{})
+	load := startPutLoad(t, s, 8, "crash2")
+	defer load.stop()
+	time.Sleep(500 * time.Millisecond)
+	for round := 0; round < 2; round++ {
+		killed := time.Now()
+		oldRaftd := s.KillComponent(harness.Raftd)
+		oldStored := s.KillComponent(harness.Stored)
+		for name, old := range map[string]int{harness.Raftd: oldRaftd, harness.Stored: oldStored} {
+			if _, err := s.WaitComponentReplaced(name, old, 2*time.Second); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		took, err := waitServing(s, killed, 2*time.Second)
+		if err != nil || took > 2*time.Second {
+			t.Errorf("round %d: after SIGKILL of raftd and stored: serving after %v (%v), want <= 2s",
+				round, took, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	load.stop()
+	load.verify(t, s.Client())
+	s.Stop(15 * time.Second)
+}
