@@ -241,18 +241,20 @@ Status RaftProcess::HandleReadies() {
 
 Status RaftProcess::Persist(const raft::Ready& rd) {
   // Raft needs term, vote and entries durable before anything depends on them; a commit
-  // index alone may lag (it is re-learned), so it rides along with the next sync (etcd's
-  // MustSync rule).
+  // index alone may lag (a restart re-learns it by committing an entry of the new term),
+  // so it rides along with the next sync (etcd's MustSync rule).
   bool must_sync = !rd.entries.empty();
   if (rd.hard_state) {
     must_sync |= rd.hard_state->term != persisted_.term || rd.hard_state->vote != persisted_.vote;
     persisted_ = *rd.hard_state;
   }
-  if (rd.entries.empty() && !rd.hard_state) return Status::Ok();
   if (!rd.entries.empty()) wal_.AddEntries(rd.entries);
   if (rd.hard_state) wal_.AddHardState(*rd.hard_state);
+  // A commit-index-only change stays staged: it reaches the disk with the next group's
+  // single write, so a batch costs one pwrite + one fdatasync, not two writes.
+  if (!must_sync) return Status::Ok();
   const uint64_t before = wal_.fsyncs();
-  RUSD_RETURN_IF_ERROR(wal_.Flush(must_sync));
+  RUSD_RETURN_IF_ERROR(wal_.Flush(/*sync=*/true));
   segment_.counter(ipc::Counter::kWalFsyncs)
       .fetch_add(wal_.fsyncs() - before, std::memory_order_relaxed);
   return Status::Ok();
@@ -291,7 +293,15 @@ void RaftProcess::SendCommitted() {
       AppendEntryToBatch(e, &frame_);
       ++next;
     }
-    if (!committed_.TryWrite(MessageType::kCommittedEntries, first, frame_).ok()) {
+    Status st = committed_.TryWrite(MessageType::kCommittedEntries, first, frame_);
+    if (!st.ok() && frame_.size() > options_.max_frame_bytes) {
+      // One entry larger than a frame may be larger than the free space will ever be: let
+      // it stream in chunks as stored drains, waiting a bounded time (heartbeats run on
+      // their own thread; a timeout cancels the chunks and we retry next turn).
+      st = committed_.Write(MessageType::kCommittedEntries, first, frame_,
+                            options_.oversized_frame_wait);
+    }
+    if (!st.ok()) {
       next = first;  // ring full: stored drains it, we come back next turn
       break;
     }

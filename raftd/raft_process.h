@@ -50,6 +50,8 @@ struct RaftProcessOptions {
   size_t max_proposal_bytes_per_turn = 16u << 20;
   // Target size of one kCommittedEntries frame (a single larger entry travels alone).
   size_t max_frame_bytes = 1u << 20;
+  // How long one turn may wait to stream a single entry bigger than max_frame_bytes.
+  std::chrono::milliseconds oversized_frame_wait{100};
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
   size_t max_queued_replies = 1u << 16;
 };

@@ -337,6 +337,21 @@ TEST_F(RaftdProcessTest, TellsARestartedFrontendWhoLeadsAndAnswersReadIndex) {
   EXPECT_EQ(r.read_index(), 1u) << "the leader's empty entry";
 }
 
+TEST_F(RaftdProcessTest, StreamsAnEntryLargerThanTheCommittedRing) {
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  Resume(0, 1);
+  internal::Command cmd;
+  cmd.set_request_id(42);
+  cmd.mutable_put()->set_key("big");
+  cmd.mutable_put()->set_value(std::string(10u << 20, 'b'));  // the committed ring is 8 MiB
+  ASSERT_TRUE(proposals_->Write(MessageType::kPropose, 42, cmd.SerializeAsString(), 5s).ok());
+  Propose(43);
+  ASSERT_TRUE(ApplyUntil(3)) << RaftdLog();
+  ASSERT_EQ(log_[2].data().size(), cmd.ByteSizeLong());
+  EXPECT_EQ(AppliedRequestIds(), (std::vector<uint64_t>{42, 43}));
+}
+
 TEST_F(RaftdProcessTest, RefusesToStartOnACorruptWalNamingTheFile) {
   StartRaftd();
   ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
