@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -605,6 +606,25 @@ TEST_F(StoredTest, DISABLED_ThroughputOfSmallPuts) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << kEntries << " puts applied and answered in " << seconds << " s: "
             << kEntries / seconds << " puts/s\n";
+}
+
+// Not a pass/fail test: one put at a time, as a single sequential client drives it.
+TEST_F(StoredTest, DISABLED_LatencyOfSequentialPuts) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  constexpr uint64_t kPuts = 2000;
+  std::vector<double> micros;
+  for (uint64_t i = 1; i <= kPuts; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    SendPuts(i, i, "k", 0);
+    ASSERT_TRUE(WaitReply(i).has_value());
+    micros.push_back(std::chrono::duration<double, std::micro>(
+                         std::chrono::steady_clock::now() - start)
+                         .count());
+  }
+  std::sort(micros.begin(), micros.end());
+  std::cerr << "put round trip through rusd-stored: p50 " << micros[kPuts / 2] << " us, p99 "
+            << micros[kPuts * 99 / 100] << " us, max " << micros.back() << " us\n";
 }
 
 TEST_F(StoredTest, BadFlagsExitWithStatusTwo) {
