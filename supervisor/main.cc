@@ -138,8 +138,27 @@ int Main(int argc, char** argv) {
 
   spdlog::info("starting rusd {} (etcd API {}), name={}, data-dir={}", RusdVersion(),
                EtcdApiVersion(), cfg.name, cfg.data_dir);
+  if (!cfg.config_file.empty()) spdlog::info("loaded configuration file {}", cfg.config_file);
+  auto join = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+    return out;
+  };
+  spdlog::info(
+      "listen-client-urls={} advertise-client-urls={} initial-advertise-peer-urls={} "
+      "initial-cluster={} initial-cluster-token={} heartbeat-interval={}ms "
+      "election-timeout={}ms snapshot-count={} max-request-bytes={} max-txn-ops={} "
+      "quota-backend-bytes={}",
+      join(cfg.listen_client_urls), join(cfg.advertise_client_urls),
+      join(cfg.initial_advertise_peer_urls), cfg.initial_cluster, cfg.initial_cluster_token,
+      cfg.heartbeat_interval_ms, cfg.election_timeout_ms, cfg.snapshot_count,
+      cfg.max_request_bytes, cfg.max_txn_ops, cfg.quota_backend_bytes);
   spdlog::info("{} member {} in cluster {}", identity->created ? "starting new" : "restarting",
                IdToHex(identity->member_id), IdToHex(identity->cluster_id));
+  if (!identity->created && identity->name != cfg.name) {
+    spdlog::warn("data dir {} belongs to member named '{}', now started as --name={}",
+                 cfg.data_dir, identity->name, cfg.name);
+  }
 
   int code;
   {
