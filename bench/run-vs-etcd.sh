@@ -95,7 +95,7 @@ die() { log "FAILED: $*"; exit 1; }
 
 # ---- binaries -------------------------------------------------------------------------
 command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
-etcd_version="$("$etcd_bin" --version 2>/dev/null | head -1)"
+etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
 [[ "$etcd_version" == *"3.4."* ]] || log "warning: expected etcd 3.4, got: $etcd_version"
 
 cand=rusd
@@ -267,7 +267,8 @@ if [[ $skip_matrix -eq 0 ]]; then
   log "request matrix: $rounds round(s) of $ncells cells x 2 systems, $duration each (bounded at ${budget}s)"
   timeout "$budget" "$lg" matrix -targets "etcd=127.0.0.1:$(port_of etcd),$cand=127.0.0.1:$(port_of "$cand")" \
     -workloads "$workloads" -shapes "$shapes" -duration "$duration" -warmup "$warmup" \
-    -keyspace "$keyspace" -rounds "$rounds" -out "$results" || die "request matrix failed"
+    -keyspace "$keyspace" -rounds "$rounds" -pids "etcd=${pid_of[etcd]},$cand=${pid_of[$cand]}" \
+    -out "$results" || die "request matrix failed"
 fi
 
 # ---- 3. load N keys, RSS ---------------------------------------------------------------------

@@ -20,6 +20,9 @@ type cellSpec struct {
 	ops       int64         // total successful ops across clients; 0 = run for duration
 	warmup    time.Duration
 	opTimeout time.Duration
+	// Called when measurement starts (after the warm-up) and when the last measured op has
+	// completed; the matrix reads the servers' CPU time there. May be nil.
+	atStart, atEnd func()
 }
 
 type cellResult struct {
@@ -81,6 +84,9 @@ func runCell(pool connPool, spec cellSpec) cellResult {
 	}
 
 	time.Sleep(spec.warmup)
+	if spec.atStart != nil {
+		spec.atStart()
+	}
 	start := time.Now()
 	measuring.Store(true)
 	if spec.ops == 0 {
@@ -88,6 +94,9 @@ func runCell(pool connPool, spec cellSpec) cellResult {
 		stop.Store(true)
 	}
 	wg.Wait()
+	if spec.atEnd != nil {
+		spec.atEnd()
+	}
 	// With a duration, ops that were in flight at the deadline complete after it and are
 	// counted; the elapsed time includes their tail, so ops/elapsed stays honest.
 	elapsed := time.Since(start)

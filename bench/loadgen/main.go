@@ -98,6 +98,7 @@ func cmdMatrix(args []string) error {
 	keyspace := fs.Int("keyspace", 100000, "keys the matrix reads and overwrites (>= 1000)")
 	prepare := fs.Bool("prepare", true, "write the keyspace first (needed once per server)")
 	opTimeout := fs.Duration("op-timeout", 10*time.Second, "per-request deadline")
+	pids := fs.String("pids", "", "name=pid[,...]: charge each cell the CPU of these servers (and their children)")
 	rounds := fs.Int("rounds", 1, "run the whole matrix this many times; the report takes medians")
 	out := fs.String("out", "", "append JSON-line records to this file")
 	fs.Parse(args)
@@ -113,6 +114,17 @@ func cmdMatrix(args []string) error {
 	shs, err := parseShapes(*shapes)
 	if err != nil {
 		return err
+	}
+	serverPid := map[string]int{}
+	if *pids != "" {
+		for _, part := range strings.Split(*pids, ",") {
+			name, v, _ := strings.Cut(part, "=")
+			var pid int
+			if _, err := fmt.Sscanf(v, "%d", &pid); err != nil {
+				return fmt.Errorf("bad -pids entry %q", part)
+			}
+			serverPid[name] = pid
+		}
 	}
 	if *keyspace < rangeKeys {
 		return fmt.Errorf("-keyspace must be >= %d", rangeKeys)
@@ -174,13 +186,33 @@ func cmdMatrix(args []string) error {
 					if err != nil {
 						return err
 					}
-					res := runCell(p, cellSpec{w: w, clients: sh.clients, conns: sh.conns, keyspace: *keyspace,
-						duration: *duration, ops: *ops, warmup: *warmup, opTimeout: *opTimeout})
-					logf("%-6s %-17s %2d/%d  %9.0f ops/s  p50 %7.2fms  p99 %7.2fms  errors %d %s",
-						t.name, w.name, sh.clients, sh.conns, res.opsPerSec(), ms(res.p50), ms(res.p99), res.errors, res.firstErr)
+					// CPU the server spent in the measured window (not the warm-up).
+					pid, charged := serverPid[t.name]
+					var before, after int64
+					var cpuErr error
+					spec := cellSpec{w: w, clients: sh.clients, conns: sh.conns, keyspace: *keyspace,
+						duration: *duration, ops: *ops, warmup: *warmup, opTimeout: *opTimeout}
+					if charged {
+						spec.atStart = func() { before, cpuErr = cpuTicksOf(pid) }
+						spec.atEnd = func() {
+							if cpuErr == nil {
+								after, cpuErr = cpuTicksOf(pid)
+							}
+						}
+					}
+					res := runCell(p, spec)
+					if cpuErr != nil {
+						return fmt.Errorf("%s: cpu: %w", t.name, cpuErr)
+					}
+					var cpuUsPerOp float64
+					if charged && res.ops > 0 {
+						cpuUsPerOp = float64(after-before) * 1e6 / userHz / float64(res.ops)
+					}
+					logf("%-6s %-17s %2d/%d  %9.0f ops/s  p50 %7.2fms  p99 %7.2fms  cpu %6.0fus/op  errors %d %s",
+						t.name, w.name, sh.clients, sh.conns, res.opsPerSec(), ms(res.p50), ms(res.p99), cpuUsPerOp, res.errors, res.firstErr)
 					if err := appendRecord(*out, record{System: t.name, Kind: "cell", Name: w.name,
 						Clients: sh.clients, Conns: sh.conns, Ops: res.ops, Errors: res.errors, FirstError: res.firstErr,
-						Seconds: res.elapsed.Seconds(), OpsPerSec: res.opsPerSec(), P50Ms: ms(res.p50), P99Ms: ms(res.p99)}); err != nil {
+						Seconds: res.elapsed.Seconds(), OpsPerSec: res.opsPerSec(), P50Ms: ms(res.p50), P99Ms: ms(res.p99), CPUUsPerOp: cpuUsPerOp}); err != nil {
 						return err
 					}
 				}

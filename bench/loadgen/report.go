@@ -47,12 +47,12 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 		for _, k := range cellOrder {
 			rounds = max(rounds, len(cells[k][base]), len(cells[k][cand]))
 		}
-		fmt.Fprintf(w, "Request matrix (closed loop, median of %d round(s); ops/s ratio > 1 and p99 ratio < 1 favour %s)\n", rounds, cand)
-		const row = "%-17s %7s | %9s %9s %7s | %8s %8s | %9s %9s %7s\n"
-		fmt.Fprintf(w, "%-25s | %-27s | %-17s | %s\n", "", "ops/s", "p50 ms", "p99 ms")
+		fmt.Fprintf(w, "Request matrix (closed loop, median of %d round(s); ops/s ratio > 1, p99 and CPU ratios < 1 favour %s)\n", rounds, cand)
+		const row = "%-17s %7s | %9s %9s %7s | %8s %8s | %9s %9s %7s | %7s %7s %7s\n"
+		fmt.Fprintf(w, "%-25s | %-27s | %-17s | %-27s | %s\n", "", "ops/s", "p50 ms", "p99 ms", "server CPU us/op")
 		fmt.Fprintf(w, row, "workload", "cl/conn", short(base), short(cand), "ratio",
-			short(base), short(cand), short(base), short(cand), "ratio")
-		fmt.Fprintln(w, strings.Repeat("-", 103))
+			short(base), short(cand), short(base), short(cand), "ratio", short(base), short(cand), "ratio")
+		fmt.Fprintln(w, strings.Repeat("-", 129))
 		var notes []string
 		for _, k := range cellOrder {
 			b, c := medianCell(cells[k][base]), medianCell(cells[k][cand])
@@ -60,7 +60,8 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 				k.name, fmt.Sprintf("%d/%d", k.clients, k.conns),
 				num(b.OpsPerSec, "%.0f"), num(c.OpsPerSec, "%.0f"), rat(c.OpsPerSec, b.OpsPerSec),
 				num(b.P50Ms, "%.2f"), num(c.P50Ms, "%.2f"),
-				num(b.P99Ms, "%.2f"), num(c.P99Ms, "%.2f"), rat(c.P99Ms, b.P99Ms))
+				num(b.P99Ms, "%.2f"), num(c.P99Ms, "%.2f"), rat(c.P99Ms, b.P99Ms),
+				num(b.CPUUsPerOp, "%.0f"), num(c.CPUUsPerOp, "%.0f"), rat(c.CPUUsPerOp, b.CPUUsPerOp))
 			for _, r := range []record{b, c} {
 				if r.Errors > 0 {
 					notes = append(notes, fmt.Sprintf("  %s %s %d/%d: %d errors, first: %s",
@@ -116,6 +117,7 @@ func medianCell(rs []record) record {
 	out.OpsPerSec = pick(func(r record) float64 { return r.OpsPerSec })
 	out.P50Ms = pick(func(r record) float64 { return r.P50Ms })
 	out.P99Ms = pick(func(r record) float64 { return r.P99Ms })
+	out.CPUUsPerOp = pick(func(r record) float64 { return r.CPUUsPerOp })
 	out.Errors = 0
 	for _, r := range rs {
 		out.Errors += r.Errors

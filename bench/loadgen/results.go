@@ -26,6 +26,7 @@ type record struct {
 	OpsPerSec  float64 `json:"ops_per_s,omitempty"`
 	P50Ms      float64 `json:"p50_ms,omitempty"`
 	P99Ms      float64 `json:"p99_ms,omitempty"`
+	CPUUsPerOp float64 `json:"cpu_us_per_op,omitempty"` // server CPU (user+sys) per successful op
 
 	Keys     int     `json:"keys,omitempty"`
 	RssKiB   int64   `json:"rss_kib,omitempty"`

@@ -94,3 +94,32 @@ func procField(path, name string) (int64, error) {
 	}
 	return 0, fmt.Errorf("%s: no %s line", path, name)
 }
+
+// cpuTicksOf sums user+system CPU time (clock ticks, USER_HZ = 100 on Linux) of a process and
+// its direct children, all threads included. Used to charge each matrix cell the CPU the server
+// spent on it: on a shared 2-core machine, CPU per op is steadier than ops/s.
+func cpuTicksOf(pid int) (int64, error) {
+	kids, err := childrenOf(pid)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, p := range append([]int{pid}, kids...) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			return 0, err
+		}
+		text := string(b)
+		fields := strings.Fields(text[strings.LastIndexByte(text, ')')+1:])
+		// After "pid (comm)": state=0 ppid=1 ... utime=11 stime=12.
+		if len(fields) < 13 {
+			return 0, fmt.Errorf("/proc/%d/stat: short", p)
+		}
+		ut, _ := strconv.ParseInt(fields[11], 10, 64)
+		st, _ := strconv.ParseInt(fields[12], 10, 64)
+		total += ut + st
+	}
+	return total, nil
+}
+
+const userHz = 100
