@@ -121,7 +121,9 @@ if [[ $rc != 0 ]]; then
   grep -E -A5 'error|FAILED' "$LOG_DIR/setup-build.log" | head -n 60 >&2
   exit 1
 fi
-step "built in $((SECONDS - start_s)) s: $(ls "$BUILD_DIR"/bin 2>/dev/null | grep -c '^rusd' || true) rusd binaries in ${BUILD_DIR#"$REPO"/}/bin"
+nbin=0
+for f in "$BUILD_DIR"/bin/rusd*; do [[ -x $f ]] && nbin=$((nbin + 1)); done
+step "built in $((SECONDS - start_s)) s: $nbin rusd binaries in ${BUILD_DIR#"$REPO"/}/bin"
 
 # ---- 4. optionally start one node ----
 if [[ $START == 1 ]]; then
