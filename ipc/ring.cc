@@ -134,6 +134,12 @@ bool RingWriter::FlushAbortsLocked() {
   return true;
 }
 
+uint64_t RingWriter::FreeBytes() const {
+  const uint64_t tail = ring_.tail.load(std::memory_order_acquire);
+  const uint64_t head = ring_.head.load(std::memory_order_acquire);
+  return head - tail >= capacity_ ? 0 : capacity_ - (head - tail);
+}
+
 void RingWriter::Publish() { ring_.head.store(head_, std::memory_order_release); }
 
 // The producer half of the doorbell protocol (the consumer half is WaitForMessages).
@@ -316,6 +322,16 @@ void RingReader::Resync(const char* why) {
   }
   ++corrupt_resyncs_;
   partial_.clear();
+  tail_ = cached_head_;
+  ring_.tail.store(tail_, std::memory_order_release);
+}
+
+void RingReader::SkipToHead() {
+  peeked_ = false;
+  peek_frame_bytes_ = 0;
+  view_ = MessageView{};
+  partial_.clear();
+  cached_head_ = ring_.head.load(std::memory_order_acquire);
   tail_ = cached_head_;
   ring_.tail.store(tail_, std::memory_order_release);
 }

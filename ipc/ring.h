@@ -77,6 +77,13 @@ class RingWriter {
   // The largest message TryWrite/Write accept (1 GiB).
   static constexpr uint64_t kMaxMessageBytes = 1ull << 30;
 
+  // The ring's data bytes. A message needs about its size plus 24 bytes per frame (one
+  // frame per capacity/4 bytes); TryWrite of a message larger than about half the ring may
+  // never succeed, so size batches below that.
+  uint64_t capacity() const { return capacity_; }
+  // Free bytes right now (a snapshot: the consumer may free more at any moment).
+  uint64_t FreeBytes() const;
+
  private:
   bool ReserveLocked(uint64_t frame_bytes, uint64_t* pos);
   uint64_t PayloadRoomLocked();
@@ -128,6 +135,10 @@ class RingReader {
   // message is complete yet. Consume without a peeked message does nothing.
   bool Peek(MessageView* out);
   void Consume();
+
+  // Drops everything published so far, and any partial message: for a restarted consumer
+  // that wants none of its predecessor's backlog. Moves only this end's index (the tail).
+  void SkipToHead();
 
   // True if a message is peeked but not consumed, or the producer has published frames
   // this reader has not consumed yet (they may still be chunks of an incomplete message).

@@ -436,6 +436,27 @@ TEST(RingTest, ChunksDisagreeingWithAnnouncedTotalAreNotDelivered) {
   EXPECT_EQ(r.corrupt_resyncs(), 2u);
 }
 
+TEST(RingTest, SkipToHeadDropsBacklogAndReportsFreeSpace) {
+  ScopedSegment s("skip", UniformLayout(4096));
+  ASSERT_TRUE(s.ok());
+  RingWriter w(*s, kRing, 1);
+  EXPECT_EQ(w.capacity(), 4096u);
+  EXPECT_EQ(w.FreeBytes(), 4096u);
+  ASSERT_TRUE(w.TryWrite(MessageType::kPropose, 1, "old").ok());
+  ASSERT_TRUE(w.TryWrite(MessageType::kPropose, 2, std::string(2500, 'c')).ok());  // chunked
+  EXPECT_EQ(w.FreeBytes(), 4096u - 32 - (24 + 1000) - (24 + 1000) - (24 + 512));
+  RingReader r(*s, kRing);
+  MessageView v;
+  ASSERT_TRUE(r.Peek(&v));
+  r.SkipToHead();
+  EXPECT_FALSE(r.HasData());
+  EXPECT_EQ(w.FreeBytes(), 4096u);
+  ASSERT_TRUE(w.TryWrite(MessageType::kPropose, 3, "new").ok());
+  auto m = r.TryRead();
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, 3u);
+}
+
 TEST(RingTest, RestartedProducerContinuesAfterLastPublishedFrame) {
   ScopedSegment s("restart");
   ASSERT_TRUE(s.ok());
