@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "ipc/ring.h"
@@ -335,6 +336,57 @@ TEST_F(RaftdProcessTest, TellsARestartedFrontendWhoLeadsAndAnswersReadIndex) {
   internal::ReadIndexReply r;
   ASSERT_TRUE(r.ParseFromString(read->payload));
   EXPECT_EQ(r.read_index(), 1u) << "the leader's empty entry";
+}
+
+TEST_F(RaftdProcessTest, DeliveredEntriesSurviveKillsUnderLoad) {
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> delivered;  // index -> (term, request id)
+  uint64_t next_id = 1;
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    StartRaftd();
+    ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+    // Re-read the whole log: whatever was delivered before a kill is there, unchanged.
+    applied_ = 0;
+    log_.clear();
+    Resume(0, 1);
+    const uint64_t before = delivered.empty() ? 0 : delivered.rbegin()->first;
+    ASSERT_TRUE(ApplyUntil(before + 1)) << RaftdLog();
+    for (const auto& [index, v] : delivered) {
+      ASSERT_TRUE(log_.count(index)) << index;
+      EXPECT_EQ(log_[index].term(), v.first) << index;
+      internal::Command cmd;
+      if (log_[index].type() == internal::Entry::NORMAL) {
+        ASSERT_TRUE(cmd.ParseFromString(log_[index].data()));
+      }
+      EXPECT_EQ(cmd.request_id(), v.second) << index;
+    }
+    // A burst, part of it delivered, then SIGKILL in the middle of it.
+    for (int i = 0; i < 300; ++i) Propose(next_id++);
+    ASSERT_TRUE(ApplyUntil(applied_ + 100)) << RaftdLog();
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    for (const auto& [index, e] : log_) {
+      internal::Command cmd;
+      if (e.type() == internal::Entry::NORMAL) {
+        ASSERT_TRUE(cmd.ParseFromString(e.data()));
+      }
+      delivered[index] = {e.term(), cmd.request_id()};
+    }
+    SetEpoch(Component::kRaftd, Epoch(Component::kRaftd) + 1);
+    // Drain what the dead incarnation left on the rings.
+    while (committed_->TryRead()) {
+    }
+    while (replies_->TryRead()) {
+    }
+  }
+  std::set<uint64_t> ids;
+  for (const auto& [index, v] : delivered) {
+    if (v.second != 0) {
+      EXPECT_TRUE(ids.insert(v.second).second) << "request twice: " << v.second;
+    }
+  }
+  EXPECT_GE(ids.size(), 400u);
 }
 
 TEST_F(RaftdProcessTest, StreamsAnEntryLargerThanTheCommittedRing) {
