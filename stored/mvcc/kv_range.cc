@@ -48,6 +48,25 @@ int64_t MainOf(const rocksdb::Slice& history_key) {
   return main;
 }
 
+// Number of live keys in the span at the view's current revision, from the keys family.
+Result<int64_t> CountCurrent(StoreView& view, const KeySpan& span) {
+  if (span.kind == KeySpan::Kind::kSingle) {
+    std::string value;
+    rocksdb::Status s = view.Get(view.families().keys, span.begin, &value);
+    if (s.IsNotFound()) return int64_t{0};
+    if (!s.ok()) return Status::IoError("mvcc: read keys: " + s.ToString());
+    return int64_t{1};
+  }
+  int64_t count = 0;
+  auto it = view.NewIterator(view.families().keys);
+  for (it->Seek(span.begin); it->Valid(); it->Next()) {
+    if (span.IsPast(ToView(it->key()))) break;
+    ++count;
+  }
+  if (!it->status().ok()) return Status::IoError("mvcc: scan keys: " + it->status().ToString());
+  return count;
+}
+
 // For each user key in the span: walk its versions forward (most keys have few) keeping
 // the newest one <= rev; a key with a long history is resolved with a seek past rev and
 // one step back instead. Then jump to the next user key.
@@ -179,23 +198,43 @@ Status ExecuteRange(StoreView& view, const etcdserverpb::RangeRequest& r,
   if (fetch_limit > 0 && fetch_limit < INT64_MAX) fetch_limit++;
 
   const KeySpan span = KeySpan::FromRequest(r.key(), r.range_end());
+  const bool at_current = rev == current;
   int64_t count = 0;
   std::vector<mvccpb::KeyValue> kvs;
   bool parse_failed = false;
-  Status st = ForEachLiveKey(view, span, rev, rev == current,
-                             [&](std::string_view key, std::string_view bytes) {
-                               ++count;
-                               if (r.count_only()) return true;
-                               if (fetch_limit <= 0 || static_cast<int64_t>(kvs.size()) < fetch_limit) {
-                                 kvs.emplace_back();
-                                 if (!ParseKeyValue(key, bytes, &kvs.back())) {
-                                   parse_failed = true;
-                                   return false;
-                                 }
-                               }
-                               return true;
-                             });
-  RUSD_RETURN_IF_ERROR(st);
+  auto keep = [&](std::string_view key, std::string_view bytes) {
+    kvs.emplace_back();
+    if (!ParseKeyValue(key, bytes, &kvs.back())) {
+      parse_failed = true;
+      return false;
+    }
+    return true;
+  };
+  if (at_current) {
+    // etcd counts every key of the range even with a limit: count from the keys family and
+    // read values only as far as the fetch limit.
+    auto counted = CountCurrent(view, span);
+    if (!counted.ok()) return counted.status();
+    count = *counted;
+    if (!r.count_only() && count > 0) {
+      RUSD_RETURN_IF_ERROR(ForEachLiveKey(view, span, rev, /*at_current=*/true,
+                                          [&](std::string_view key, std::string_view bytes) {
+                                            if (!keep(key, bytes)) return false;
+                                            return fetch_limit <= 0 ||
+                                                   static_cast<int64_t>(kvs.size()) < fetch_limit;
+                                          }));
+    }
+  } else {
+    RUSD_RETURN_IF_ERROR(ForEachLiveKey(
+        view, span, rev, /*at_current=*/false, [&](std::string_view key, std::string_view bytes) {
+          ++count;
+          if (r.count_only()) return true;
+          if (fetch_limit <= 0 || static_cast<int64_t>(kvs.size()) < fetch_limit) {
+            return keep(key, bytes);
+          }
+          return true;
+        }));
+  }
   if (parse_failed) return Corrupt("KeyValue");
 
   auto prune = [&](auto drop) { kvs.erase(std::remove_if(kvs.begin(), kvs.end(), drop), kvs.end()); };

@@ -107,6 +107,7 @@ class WriteTxn {
     kv.set_value(value);
     const std::string bytes = kv.SerializeAsString();
     RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.kv, key, bytes), "batch"));
+    if (!*found) RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.keys, key, ""), "batch"));
     RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.history,
                                                 format::HistoryKey(key, rev, changes_),
                                                 WithMark(format::kPutMark, bytes)),
@@ -145,6 +146,7 @@ class WriteTxn {
     for (auto& prev : victims) {
       const std::string& key = prev.key();
       RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Delete(s_.families.kv, key), "batch"));
+      RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Delete(s_.families.keys, key), "batch"));
       RUSD_RETURN_IF_ERROR(FromRocks(
           s_.batch.Put(s_.families.history, format::HistoryKey(key, rev, changes_),
                        std::string(1, format::kTombstoneMark)),
@@ -443,7 +445,8 @@ class RocksKvStore final : public KvStore {
     // Flushing at shutdown keeps the next start from replaying a large WAL.
     rocksdb::FlushOptions fo;
     fo.wait = true;
-    std::vector<rocksdb::ColumnFamilyHandle*> cfs = {fam_.kv, fam_.history, fam_.revlog, fam_.meta};
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs = {fam_.kv, fam_.history, fam_.revlog, fam_.meta,
+                                                     fam_.keys};
     rocksdb::Status s = db_->Flush(fo, cfs);
     if (!s.ok()) spdlog::warn("mvcc: flush at close failed: {}", s.ToString());
     for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
@@ -549,6 +552,7 @@ Status RocksKvStore::OpenDb(const std::string& dir) {
       rocksdb::NewCompactOnDeletionCollectorFactory(1024, 256, 0.25));
   auto revlog = FamilyOptions(cache_, wb / 2, 16384, false);
   auto meta = FamilyOptions(cache_, 1ull << 20, 4096, false);
+  auto keys = FamilyOptions(cache_, wb / 4, 4096, false);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
       {rocksdb::kDefaultColumnFamilyName, meta},
@@ -556,12 +560,13 @@ Status RocksKvStore::OpenDb(const std::string& dir) {
       {format::kHistoryFamily, history},
       {format::kRevlogFamily, revlog},
       {format::kMetaFamily, meta},
+      {format::kKeysFamily, keys},
   };
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db, dir, descs, &handles_, &raw);
   if (!s.ok()) return FromRocks(s, "open " + dir);
   db_.reset(raw);
-  fam_ = {handles_[1], handles_[2], handles_[3], handles_[4]};
+  fam_ = {handles_[1], handles_[2], handles_[3], handles_[4], handles_[5]};
 
   auto version = ReadMeta(format::kMetaFormatVersion, 0);
   if (!version.ok()) return version.status();
@@ -809,7 +814,7 @@ Result<uint64_t> RocksKvStore::SyncWal() {
 
 uint64_t RocksKvStore::ApproximateSizeBytes() const {
   uint64_t total = 0;
-  for (auto* cf : {fam_.kv, fam_.history, fam_.revlog, fam_.meta}) {
+  for (auto* cf : {fam_.kv, fam_.history, fam_.revlog, fam_.meta, fam_.keys}) {
     uint64_t v = 0;
     if (db_->GetIntProperty(cf, rocksdb::DB::Properties::kTotalSstFilesSize, &v)) total += v;
     if (db_->GetIntProperty(cf, rocksdb::DB::Properties::kSizeAllMemTables, &v)) total += v;

@@ -896,6 +896,13 @@ TEST_F(MvccTest, ManyRandomOpsMatchAModel) {
   }
   auto all = Get("a", "z");
   ASSERT_EQ(static_cast<size_t>(all.kvs_size()), model.size());
+  EXPECT_EQ(static_cast<size_t>(all.count()), model.size());
+  RangeRequest limited;
+  limited.set_key("a");
+  limited.set_range_end("z");
+  limited.set_limit(2);
+  EXPECT_EQ(static_cast<size_t>(RangeOk(limited).count()), model.size());
+  for (const auto& [k, v] : model) EXPECT_EQ(Get(k).count(), 1);
   size_t i = 0;
   for (const auto& [k, v] : model) {
     EXPECT_EQ(all.kvs(static_cast<int>(i)).key(), k);

@@ -8,6 +8,10 @@
 //            The current value of each live key: the common read is one Get. Deleted keys
 //            are absent. Bloom filter on.
 //
+//   keys     user key (raw bytes)            -> "" (empty)
+//            The set of live keys, values elsewhere: counting the keys of a range (etcd's
+//            `count`, computed even with a limit) scans a few bytes per key, not values.
+//
 //   history  Escape(user key) 00 01 | main(8, BE) | sub(8, BE)
 //                                            -> 'p' KeyValue (key left empty) | 't'
 //            Every version of every key, ordered by key then revision. 't' marks a
@@ -41,6 +45,7 @@ inline constexpr char kKvFamily[] = "kv";
 inline constexpr char kHistoryFamily[] = "history";
 inline constexpr char kRevlogFamily[] = "revlog";
 inline constexpr char kMetaFamily[] = "meta";
+inline constexpr char kKeysFamily[] = "keys";
 
 inline constexpr char kMetaFormatVersion[] = "format_version";
 inline constexpr char kMetaAppliedIndex[] = "applied_index";

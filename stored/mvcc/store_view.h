@@ -19,6 +19,7 @@ struct Families {
   rocksdb::ColumnFamilyHandle* history = nullptr;
   rocksdb::ColumnFamilyHandle* revlog = nullptr;
   rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::ColumnFamilyHandle* keys = nullptr;
 };
 
 class StoreView {
