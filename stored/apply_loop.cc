@@ -73,7 +73,7 @@ Status ApplyLoop::Run() {
     }
     SendControl();
     // Replies already owed leave before new work adds to them.
-    const bool backlog = !replies_.Drain();
+    replies_.Drain();
 
     const size_t frames = Collect(committed);
     if (!batch_.empty()) RUSD_RETURN_IF_ERROR(ApplyBatch());
@@ -84,7 +84,7 @@ Status ApplyLoop::Run() {
 
     if (frames == 0) {
       milliseconds wait = kMaxIdleWait;
-      if (backlog) {
+      if (replies_.has_backlog()) {
         wait = kBacklogPoll;
       } else if (resume_pending_ || durable_pending_) {
         wait = kControlPoll;
