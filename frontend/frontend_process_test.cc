@@ -1,0 +1,504 @@
+// Process-level tests: a real rusd-frontend (fork+exec) on a free port, this test acting as
+// raftd and stored on the rings of a segment it created, and a real gRPC client. They pin
+// the frontend's whole behaviour without the other processes.
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "ipc/ring.h"
+#include "ipc/segment.h"
+#include "rusd/internal.pb.h"
+
+namespace rusd::frontend {
+namespace {
+
+using namespace std::chrono_literals;
+using ipc::MessageType;
+
+constexpr uint64_t kMemberId = 0xabc;
+constexpr uint64_t kReadIndex = 42;
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// What the fake raftd/stored saw.
+struct Seen {
+  std::mutex mu;
+  std::vector<internal::Command> commands;
+  std::vector<uint64_t> command_frame_ids;
+  std::vector<internal::RangeRead> reads;
+  int read_index_requests = 0;
+};
+
+// Plays raftd (proposals -> raft-replies) and stored (reads -> store-replies).
+// Keys steer it: "fail" -> kError, "never" -> no answer, "drop-once" -> the first
+// kRangeRead is ignored (a stored that died before answering).
+class FakeNode {
+ public:
+  explicit FakeNode(ipc::Segment& seg)
+      : seg_(seg),
+        proposals_(seg, ipc::RingId::kProposals),
+        reads_(seg, ipc::RingId::kReads),
+        raft_replies_(seg, ipc::RingId::kRaftReplies, 1),
+        store_replies_(seg, ipc::RingId::kStoreReplies, 1),
+        thread_([this] { Run(); }) {}
+  ~FakeNode() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  void SendLeader(uint64_t leader) {
+    internal::LeaderInfo info;
+    info.set_leader_id(leader);
+    info.set_term(3);
+    ASSERT_TRUE(raft_replies_.Write(MessageType::kLeaderInfo, 0, info.SerializeAsString(), 1s).ok());
+  }
+
+  Seen seen;
+
+ private:
+  void Run() {
+    ipc::Message m;
+    while (!stop_) {
+      bool any = false;
+      while (proposals_.TryRead(&m)) {
+        any = true;
+        OnProposal(m);
+      }
+      while (reads_.TryRead(&m)) {
+        any = true;
+        OnRead(m);
+      }
+      if (!any) std::this_thread::sleep_for(100us);
+    }
+  }
+
+  void ReplyError(uint64_t id, int code, const std::string& text) {
+    internal::ErrorReply err;
+    err.set_code(code);
+    err.set_message(text);
+    (void)store_replies_.Write(MessageType::kError, id, err.SerializeAsString(), 1s);
+  }
+
+  void OnProposal(const ipc::Message& m) {
+    if (m.type == MessageType::kReadIndex) {
+      {
+        std::lock_guard lock(seen.mu);
+        seen.read_index_requests++;
+      }
+      internal::ReadIndexReply r;
+      r.set_read_index(kReadIndex);
+      r.set_term(3);
+      (void)raft_replies_.Write(MessageType::kReadIndexReply, m.id, r.SerializeAsString(), 1s);
+      return;
+    }
+    internal::Command c;
+    ASSERT_TRUE(c.ParseFromString(m.payload));
+    {
+      std::lock_guard lock(seen.mu);
+      seen.commands.push_back(c);
+      seen.command_frame_ids.push_back(m.id);
+    }
+    std::string key = c.has_put() ? c.put().key() : "";
+    if (key == "never") return;
+    if (key == "fail") {
+      ReplyError(m.id, 9, "etcdserver: some failure");
+      return;
+    }
+    std::string out;
+    if (c.has_put()) {
+      etcdserverpb::PutResponse resp;
+      resp.mutable_header()->set_revision(++revision_);
+      resp.mutable_header()->set_member_id(kMemberId);
+      out = resp.SerializeAsString();
+    } else if (c.has_txn()) {
+      etcdserverpb::TxnResponse resp;
+      resp.set_succeeded(true);
+      resp.mutable_header()->set_revision(revision_);
+      out = resp.SerializeAsString();
+    } else if (c.has_delete_range()) {
+      etcdserverpb::DeleteRangeResponse resp;
+      resp.set_deleted(1);
+      out = resp.SerializeAsString();
+    } else {
+      etcdserverpb::CompactionResponse resp;
+      resp.mutable_header()->set_revision(revision_);
+      out = resp.SerializeAsString();
+    }
+    (void)store_replies_.Write(MessageType::kResult, m.id, out, 1s);
+  }
+
+  void OnRead(const ipc::Message& m) {
+    internal::RangeRead r;
+    ASSERT_TRUE(r.ParseFromString(m.payload));
+    {
+      std::lock_guard lock(seen.mu);
+      seen.reads.push_back(r);
+    }
+    const std::string& key = r.request().key();
+    if (key == "never") return;
+    if (key == "drop-once" && !dropped_) {
+      dropped_ = true;
+      return;
+    }
+    if (key == "fail") {
+      ReplyError(m.id, 11, "etcdserver: mvcc: required revision has been compacted");
+      return;
+    }
+    etcdserverpb::RangeResponse resp;
+    resp.mutable_header()->set_revision(revision_);
+    resp.mutable_header()->set_raft_term(3);
+    auto* kv = resp.add_kvs();
+    kv->set_key(key);
+    kv->set_value(std::string(key == "big" ? 3 << 20 : 1, 'v'));
+    resp.set_count(1);
+    (void)store_replies_.Write(MessageType::kResult, m.id, resp.SerializeAsString(), 5s);
+  }
+
+  ipc::Segment& seg_;
+  ipc::RingReader proposals_;
+  ipc::RingReader reads_;
+  ipc::RingWriter raft_replies_;
+  ipc::RingWriter store_replies_;
+  int64_t revision_ = 1;
+  bool dropped_ = false;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+class FrontendProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    segment_name_ = "rusd-fe-test-" + std::to_string(getpid());
+    auto seg = ipc::Segment::Create(segment_name_);
+    ASSERT_TRUE(seg.ok()) << seg.status().ToString();
+    segment_ = std::move(seg).value();
+    for (auto c : {ipc::Component::kFrontend, ipc::Component::kRaftd, ipc::Component::kStored}) {
+      segment_->component(c).epoch.store(1);
+    }
+    node_ = std::make_unique<FakeNode>(*segment_);
+    port_ = FreePort();
+    pid_ = Spawn({"--listen-client-urls=http://127.0.0.1:" + std::to_string(port_),
+                  "--max-request-bytes=4096"});
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
+                                   grpc::InsecureChannelCredentials());
+    ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() + 10s));
+    stub_ = etcdserverpb::KV::NewStub(channel_);
+  }
+
+  void TearDown() override {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    }
+    node_.reset();
+    segment_.reset();
+    ipc::Segment::Remove(segment_name_);
+  }
+
+  pid_t Spawn(std::vector<std::string> extra) {
+    std::vector<std::string> args = {RUSD_FRONTEND_BINARY, "--segment=" + segment_name_,
+                                     "--data-dir=/tmp", "--member-id=abc", "--cluster-id=123",
+                                     "--log-level=warn"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      _exit(127);
+    }
+    return pid;
+  }
+
+  // One HTTP/1.1 exchange on a fresh connection (Connection: close).
+  std::string HttpGet(const std::string& path) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "connect failed";
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    (void)::send(fd, req.data(), req.size(), 0);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, n);
+    ::close(fd);
+    return out;
+  }
+
+  std::unique_ptr<grpc::ClientContext> Ctx() {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + 20s);
+    return ctx;
+  }
+
+  std::string segment_name_;
+  std::unique_ptr<ipc::Segment> segment_;
+  std::unique_ptr<FakeNode> node_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<etcdserverpb::KV::Stub> stub_;
+};
+
+TEST_F(FrontendProcessTest, PutIsProposedAsCommandAndAnsweredWithStoredsResponse) {
+  etcdserverpb::PutRequest req;
+  req.set_key("k");
+  req.set_value("v");
+  etcdserverpb::PutResponse resp;
+  grpc::Status st = stub_->Put(Ctx().get(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.header().revision(), 2);
+  EXPECT_EQ(resp.header().member_id(), kMemberId);
+  std::lock_guard lock(node_->seen.mu);
+  ASSERT_EQ(node_->seen.commands.size(), 1u);
+  const internal::Command& c = node_->seen.commands[0];
+  EXPECT_EQ(c.request_id(), node_->seen.command_frame_ids[0]);
+  EXPECT_NE(c.request_id(), 0u);
+  EXPECT_EQ(c.origin_member_id(), kMemberId);
+  EXPECT_EQ(c.put().key(), "k");
+  EXPECT_EQ(c.put().value(), "v");
+}
+
+TEST_F(FrontendProcessTest, TxnDeleteAndCompactAreProposed) {
+  etcdserverpb::TxnRequest txn;
+  txn.add_success()->mutable_request_put()->set_key("a");
+  etcdserverpb::TxnResponse txn_resp;
+  ASSERT_TRUE(stub_->Txn(Ctx().get(), txn, &txn_resp).ok());
+  EXPECT_TRUE(txn_resp.succeeded());
+  etcdserverpb::DeleteRangeRequest del;
+  del.set_key("a");
+  etcdserverpb::DeleteRangeResponse del_resp;
+  ASSERT_TRUE(stub_->DeleteRange(Ctx().get(), del, &del_resp).ok());
+  EXPECT_EQ(del_resp.deleted(), 1);
+  etcdserverpb::CompactionRequest compact;
+  compact.set_revision(1);
+  etcdserverpb::CompactionResponse compact_resp;
+  ASSERT_TRUE(stub_->Compact(Ctx().get(), compact, &compact_resp).ok());
+  std::lock_guard lock(node_->seen.mu);
+  ASSERT_EQ(node_->seen.commands.size(), 3u);
+  EXPECT_TRUE(node_->seen.commands[0].has_txn());
+  EXPECT_TRUE(node_->seen.commands[1].has_delete_range());
+  EXPECT_EQ(node_->seen.commands[2].compaction().revision(), 1);
+}
+
+TEST_F(FrontendProcessTest, LinearizableRangeWaitsForTheReadIndex) {
+  etcdserverpb::RangeRequest req;
+  req.set_key("k");
+  etcdserverpb::RangeResponse resp;
+  ASSERT_TRUE(stub_->Range(Ctx().get(), req, &resp).ok());
+  ASSERT_EQ(resp.kvs_size(), 1);
+  EXPECT_EQ(resp.kvs(0).key(), "k");
+  std::lock_guard lock(node_->seen.mu);
+  EXPECT_EQ(node_->seen.read_index_requests, 1);
+  ASSERT_EQ(node_->seen.reads.size(), 1u);
+  EXPECT_EQ(node_->seen.reads[0].min_applied_index(), kReadIndex);
+  EXPECT_EQ(node_->seen.reads[0].request().key(), "k");
+}
+
+TEST_F(FrontendProcessTest, SerializableRangeGoesStraightToStored) {
+  etcdserverpb::RangeRequest req;
+  req.set_key("k");
+  req.set_serializable(true);
+  etcdserverpb::RangeResponse resp;
+  ASSERT_TRUE(stub_->Range(Ctx().get(), req, &resp).ok());
+  std::lock_guard lock(node_->seen.mu);
+  EXPECT_EQ(node_->seen.read_index_requests, 0);
+  ASSERT_EQ(node_->seen.reads.size(), 1u);
+  EXPECT_EQ(node_->seen.reads[0].min_applied_index(), 0u);
+}
+
+TEST_F(FrontendProcessTest, LargeResponseTravelsInChunks) {
+  etcdserverpb::RangeRequest req;
+  req.set_key("big");
+  req.set_serializable(true);
+  etcdserverpb::RangeResponse resp;
+  ASSERT_TRUE(stub_->Range(Ctx().get(), req, &resp).ok());
+  ASSERT_EQ(resp.kvs_size(), 1);
+  EXPECT_EQ(resp.kvs(0).value().size(), 3u << 20);
+}
+
+TEST_F(FrontendProcessTest, ErrorRepliesKeepCodeAndMessage) {
+  etcdserverpb::PutRequest put;
+  put.set_key("fail");
+  etcdserverpb::PutResponse put_resp;
+  grpc::Status st = stub_->Put(Ctx().get(), put, &put_resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(st.error_message(), "etcdserver: some failure");
+  etcdserverpb::RangeRequest range;
+  range.set_key("fail");
+  etcdserverpb::RangeResponse range_resp;
+  st = stub_->Range(Ctx().get(), range, &range_resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(st.error_message(), "etcdserver: mvcc: required revision has been compacted");
+}
+
+TEST_F(FrontendProcessTest, ValidationAndSizeLimitsAnswerLikeEtcd) {
+  etcdserverpb::PutRequest empty;
+  etcdserverpb::PutResponse resp;
+  grpc::Status st = stub_->Put(Ctx().get(), empty, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "etcdserver: key is not provided");
+
+  etcdserverpb::PutRequest large;  // over --max-request-bytes=4096, under the gRPC limit
+  large.set_key("k");
+  large.set_value(std::string(8192, 'x'));
+  st = stub_->Put(Ctx().get(), large, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "etcdserver: request is too large");
+
+  etcdserverpb::PutRequest huge;  // over max-request-bytes + 512 KiB: gRPC itself refuses
+  huge.set_key("k");
+  huge.set_value(std::string(600 * 1024, 'x'));
+  st = stub_->Put(Ctx().get(), huge, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  etcdserverpb::TxnRequest dup;
+  dup.add_success()->mutable_request_put()->set_key("a");
+  dup.add_success()->mutable_request_put()->set_key("a");
+  etcdserverpb::TxnResponse txn_resp;
+  st = stub_->Txn(Ctx().get(), dup, &txn_resp);
+  EXPECT_EQ(st.error_message(), "etcdserver: duplicate key given in txn request");
+  std::lock_guard lock(node_->seen.mu);
+  EXPECT_TRUE(node_->seen.commands.empty());  // nothing invalid reached raftd
+}
+
+TEST_F(FrontendProcessTest, PendingReadIsResentWhenStoredRestarts) {
+  std::thread bump([this] {
+    std::this_thread::sleep_for(300ms);
+    segment_->component(ipc::Component::kStored).epoch.fetch_add(1);
+    segment_->WakeAll();
+  });
+  etcdserverpb::RangeRequest req;
+  req.set_key("drop-once");
+  req.set_serializable(true);
+  etcdserverpb::RangeResponse resp;
+  auto start = std::chrono::steady_clock::now();
+  grpc::Status st = stub_->Range(Ctx().get(), req, &resp);
+  bump.join();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  std::lock_guard lock(node_->seen.mu);
+  EXPECT_EQ(node_->seen.reads.size(), 2u);
+}
+
+TEST_F(FrontendProcessTest, UnansweredProposalTimesOutLikeEtcd) {
+  etcdserverpb::PutRequest req;
+  req.set_key("never");
+  etcdserverpb::PutResponse resp;
+  auto start = std::chrono::steady_clock::now();
+  grpc::Status st = stub_->Put(Ctx().get(), req, &resp);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(st.error_message(), "etcdserver: request timed out");
+  // 5 s + 2 x the default 1 s election timeout.
+  EXPECT_GE(took, 6500ms);
+  EXPECT_LT(took, 9s);
+  std::lock_guard lock(node_->seen.mu);
+  EXPECT_EQ(node_->seen.commands.size(), 1u);  // never re-sent
+}
+
+TEST_F(FrontendProcessTest, HttpEndpointsShareTheClientPort) {
+  std::string version = HttpGet("/version");
+  EXPECT_NE(version.find("200 OK"), std::string::npos) << version;
+  EXPECT_NE(version.find(R"({"etcdserver":"3.5.17","etcdcluster":"3.5.0"})"), std::string::npos);
+
+  std::string no_leader = HttpGet("/health");
+  EXPECT_NE(no_leader.find("503"), std::string::npos) << no_leader;
+  EXPECT_NE(no_leader.find("RAFT NO LEADER"), std::string::npos);
+
+  node_->SendLeader(kMemberId);
+  std::string health;
+  for (int i = 0; i < 50; ++i) {  // the leader info travels asynchronously
+    health = HttpGet("/health");
+    if (health.find("200 OK") != std::string::npos) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE(health.find(R"({"health":"true","reason":""})"), std::string::npos) << health;
+  EXPECT_NE(HttpGet("/readyz").find("ok\n"), std::string::npos);
+  EXPECT_NE(HttpGet("/nope").find("404"), std::string::npos);
+
+  // gRPC still works on the same port after HTTP traffic.
+  etcdserverpb::PutRequest req;
+  req.set_key("k");
+  etcdserverpb::PutResponse resp;
+  EXPECT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
+}
+
+TEST_F(FrontendProcessTest, GarbageOnTheClientPortGets400) {
+  std::string reply;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port_);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::string junk = "\x16\x03\x01garbage\r\n\r\n";
+  (void)::send(fd, junk.data(), junk.size(), 0);
+  char buf[512];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) reply.append(buf, n);
+  ::close(fd);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+}
+
+TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
+  node_->SendLeader(kMemberId);
+  auto stub = etcdserverpb::Maintenance::NewStub(channel_);
+  etcdserverpb::StatusResponse resp;
+  grpc::Status st;
+  for (int i = 0; i < 50; ++i) {
+    st = stub->Status(Ctx().get(), etcdserverpb::StatusRequest(), &resp);
+    if (st.ok() && resp.leader() == kMemberId) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.version(), "3.5.17");
+  EXPECT_EQ(resp.leader(), kMemberId);
+  EXPECT_EQ(resp.header().member_id(), kMemberId);
+  EXPECT_EQ(resp.header().cluster_id(), 0x123u);
+  EXPECT_EQ(resp.raftterm(), 3u);
+  // Other services are not registered: clients get a clean Unimplemented.
+  auto lease = etcdserverpb::Lease::NewStub(channel_);
+  etcdserverpb::LeaseGrantResponse grant;
+  EXPECT_EQ(lease->LeaseGrant(Ctx().get(), etcdserverpb::LeaseGrantRequest(), &grant).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(FrontendProcessTest, SecondFrontendOnABoundPortExitsWithAnError) {
+  pid_t second = Spawn({"--listen-client-urls=http://127.0.0.1:" + std::to_string(port_)});
+  int status = 0;
+  ::waitpid(second, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace rusd::frontend

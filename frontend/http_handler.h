@@ -1,0 +1,52 @@
+// The HTTP endpoints etcd 3.5 serves on its client URLs (etcdhttp/base.go, health.go):
+//   GET /version  {"etcdserver":"3.5.17","etcdcluster":"3.5.0"}
+//   GET /health   {"health":"true","reason":""}, or 503 with health "false" and the reason
+//                 ("RAFT NO LEADER", "RANGE ERROR:<etcd error>"); ?serializable=true skips
+//                 the leader check and reads locally, as etcd.
+//   GET /livez, /readyz (and /livez/<check>, /readyz/<check>): "ok\n", ?verbose lists the
+//                 checks, ?exclude=<check> skips one; a failed check answers 503.
+// Anything else is 404 "404 page not found\n"; a non-GET on a known path is 405.
+//
+// Thread safety: Handle may be called from many connection threads at once; it blocks the
+// caller for the duration of the health reads (bounded by the request timeout).
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "frontend/http_message.h"
+
+namespace rusd::frontend {
+
+// What the health endpoints ask of the node. RingHealthProbe (health_probe.h) answers
+// through the rings; tests substitute a fake.
+class HealthProbe {
+ public:
+  virtual ~HealthProbe() = default;
+  // True if raftd reported a leader.
+  virtual bool HasLeader() = 0;
+  // A one-key keys-only range, like etcd's health check; blocks until it completes.
+  virtual Status Read(bool serializable) = 0;
+};
+
+struct HttpVersions {
+  std::string server = "3.5.17";
+  std::string cluster = "3.5.0";
+};
+
+class HttpHandler {
+ public:
+  HttpHandler(HealthProbe& probe, HttpVersions versions)
+      : probe_(probe), versions_(std::move(versions)) {}
+
+  HttpResponse Handle(const HttpRequest& request);
+
+ private:
+  HttpResponse Health(const HttpRequest& request);
+  HttpResponse Checks(const HttpRequest& request, bool readyz, const std::string& only);
+
+  HealthProbe& probe_;
+  const HttpVersions versions_;
+};
+
+}  // namespace rusd::frontend

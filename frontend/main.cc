@@ -1,0 +1,117 @@
+// rusd-frontend: etcd's client-facing gRPC (KV, Maintenance.Status) and HTTP endpoints on
+// --listen-client-urls, in front of the node's rings. Started by the supervisor with the
+// arguments of common/component_flags.h; holds no durable state.
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/service_type.h>
+#include <grpcpp/resource_quota.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <climits>
+#include <cstdio>
+
+#include "common/component_flags.h"
+#include "common/logging.h"
+#include "frontend/client_listener.h"
+#include "frontend/health_probe.h"
+#include "frontend/http_handler.h"
+#include "frontend/kv_service.h"
+#include "frontend/ring_client.h"
+#include "ipc/component_context.h"
+
+namespace {
+
+// etcd: the gRPC receive limit is the request limit plus this much room for the envelope.
+constexpr uint64_t kGrpcOverheadBytes = 512 * 1024;
+
+int Run(int argc, char** argv) {
+  using namespace rusd;
+  // Block the stop signals before any thread starts, so only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Result<ComponentFlags> flags = ComponentFlags::Parse(argc, argv);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "rusd-frontend: %s\n", flags.status().message().c_str());
+    return 2;
+  }
+  Status st = SetUpLogging("frontend", flags->log_level, flags->log_format);
+  if (!st.ok()) {
+    std::fprintf(stderr, "rusd-frontend: %s\n", st.message().c_str());
+    return 2;
+  }
+
+  // Bind first: a port in use is the most common start-up failure; say so and exit.
+  auto listener = frontend::ClientListener::Bind(flags->listen_client_urls);
+  if (!listener.ok()) {
+    spdlog::error("frontend: {}", listener.status().message());
+    return 1;
+  }
+
+  auto ctx = ipc::ComponentContext::Start(*flags, ipc::Component::kFrontend);
+  if (!ctx.ok()) {
+    spdlog::error("frontend: cannot open the segment: {}", ctx.status().ToString());
+    return 1;
+  }
+
+  frontend::RingClientOptions ring_options;
+  ring_options.member_id = flags->member_id;
+  ring_options.own_epoch = (*ctx)->epoch();
+  ring_options.request_timeout =
+      std::chrono::milliseconds(5000 + 2 * static_cast<uint64_t>(flags->election_timeout_ms));
+  frontend::RingClient ring((*ctx)->segment(), ring_options);
+  ring.Start();
+
+  frontend::KvServiceOptions kv_options;
+  kv_options.member_id = flags->member_id;
+  kv_options.max_request_bytes = flags->max_request_bytes;
+  kv_options.max_txn_ops = flags->max_txn_ops;
+  std::unique_ptr<grpc::Service> kv = frontend::MakeKvService(ring, kv_options);
+  std::unique_ptr<grpc::Service> maintenance =
+      frontend::MakeMaintenanceService(ring, flags->member_id, flags->cluster_id);
+
+  grpc::ServerBuilder builder;
+  builder.RegisterService(kv.get());
+  builder.RegisterService(maintenance.get());
+  uint64_t max_recv = flags->max_request_bytes + kGrpcOverheadBytes;
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(max_recv, INT_MAX)));
+  builder.SetMaxSendMessageSize(INT_MAX);
+  // Two cores: keep gRPC's own thread pool small.
+  grpc::ResourceQuota quota("rusd-frontend");
+  quota.SetMaxThreads(4);
+  builder.SetResourceQuota(quota);
+  // etcd accepts client keepalive pings every 5 s; clientv3/etcdctl ping often, and a
+  // GOAWAY for "too many pings" would break them. Never count ping strikes.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 2 * 60 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, INT_MAX);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    spdlog::error("frontend: the gRPC server did not start");
+    return 1;
+  }
+
+  frontend::RingHealthProbe probe(ring);
+  frontend::HttpHandler http(probe, frontend::HttpVersions{RUSD_ETCD_SERVER_VERSION,
+                                                           RUSD_ETCD_CLUSTER_VERSION});
+  (*listener)->Start(server.get(), &http);
+  spdlog::info("frontend: serving clients on {} (member {:x}, epoch {})",
+               fmt::join(flags->listen_client_urls, ","), flags->member_id, (*ctx)->epoch());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("frontend: signal {}, shutting down", sig);
+  (*listener)->Stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Run(argc, argv); }

@@ -1,0 +1,387 @@
+#include "frontend/ring_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "frontend/etcd_errors.h"
+#include "frontend/grpc_status.h"
+#include "ipc/message_type.h"
+#include "ipc/ring.h"
+#include "ipc/segment.h"
+#include "rusd/internal.pb.h"
+
+namespace rusd::frontend {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ipc::MessageType;
+
+void AppendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// How far along a pending request is; decides what a re-send writes.
+enum class Stage : uint8_t {
+  kProposed,           // kPropose written; waits for stored's kResult (never re-sent)
+  kAwaitingReadIndex,  // kReadIndex written; waits for raftd's kReadIndexReply
+  kReading,            // kRangeRead written; waits for stored's kResult
+};
+
+struct Pending {
+  Stage stage = Stage::kProposed;
+  Clock::time_point deadline;
+  RequestCallback done;
+  std::string range_request;  // reads: the serialized RangeRequest, kept for re-sends
+  uint64_t read_index = 0;    // reads: the minimum applied index stored must reach
+};
+
+// Pending requests by id, sharded so that gRPC threads registering requests rarely contend
+// with each other or with the reply thread.
+class PendingTable {
+ public:
+  static constexpr size_t kShards = 32;
+
+  void Insert(uint64_t id, Pending p) {
+    Shard& s = shard(id);
+    std::lock_guard lock(s.mu);
+    s.map.emplace(id, std::move(p));
+  }
+
+  // Removes and returns the request, if still pending.
+  std::optional<Pending> Take(uint64_t id) {
+    Shard& s = shard(id);
+    std::lock_guard lock(s.mu);
+    auto it = s.map.find(id);
+    if (it == s.map.end()) return std::nullopt;
+    Pending p = std::move(it->second);
+    s.map.erase(it);
+    return p;
+  }
+
+  // Runs fn(Pending&) under the shard lock if `id` is pending; returns whether it was.
+  template <typename Fn>
+  bool With(uint64_t id, Fn&& fn) {
+    Shard& s = shard(id);
+    std::lock_guard lock(s.mu);
+    auto it = s.map.find(id);
+    if (it == s.map.end()) return false;
+    fn(it->second);
+    return true;
+  }
+
+  // Calls fn(id, Pending&) for every pending request, one shard lock at a time.
+  template <typename Fn>
+  void ForEach(Fn&& fn) {
+    for (Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      for (auto& [id, p] : s.map) fn(id, p);
+    }
+  }
+
+  // Removes the requests whose deadline passed (or all, if `all`), returning them.
+  std::vector<Pending> TakeExpired(Clock::time_point now, bool all) {
+    std::vector<Pending> out;
+    for (Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      for (auto it = s.map.begin(); it != s.map.end();) {
+        if (all || it->second.deadline <= now) {
+          out.push_back(std::move(it->second));
+          it = s.map.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    return out;
+  }
+
+  size_t Size() {
+    size_t n = 0;
+    for (Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      n += s.map.size();
+    }
+    return n;
+  }
+
+ private:
+  struct alignas(64) Shard {
+    std::mutex mu;
+    std::unordered_map<uint64_t, Pending> map;
+  };
+  // Request ids are consecutive: the low bits spread them evenly.
+  Shard& shard(uint64_t id) { return shards_[id % kShards]; }
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace
+
+std::string EncodeRangeRead(uint64_t min_applied_index, std::string_view range_request) {
+  std::string out;
+  out.reserve(range_request.size() + 24);
+  if (min_applied_index != 0) {
+    out.push_back(0x08);  // field 1 (min_applied_index), varint
+    AppendVarint(&out, min_applied_index);
+  }
+  out.push_back(0x12);  // field 2 (request), length-delimited
+  AppendVarint(&out, range_request.size());
+  out.append(range_request);
+  return out;
+}
+
+struct RingClient::Impl {
+  Impl(ipc::Segment& seg, const RingClientOptions& opts)
+      : segment(seg),
+        options(opts),
+        proposals(seg, ipc::RingId::kProposals, opts.own_epoch),
+        reads(seg, ipc::RingId::kReads, opts.own_epoch),
+        raft_replies(seg, ipc::RingId::kRaftReplies),
+        store_replies(seg, ipc::RingId::kStoreReplies) {}
+
+  void Run();
+  void Handle(ipc::Message& m);
+  void OnReadIndexReply(uint64_t id, const std::string& payload);
+  void CheckEpochs();
+  void RetryBacklog();
+  void SendRangeRead(uint64_t id);
+  void SendReadIndex(uint64_t id);
+  void FailExpired(bool all, const Status& why);
+
+  ipc::Segment& segment;
+  const RingClientOptions options;
+  ipc::RingWriter proposals;
+  ipc::RingWriter reads;
+  PendingTable pending;
+
+  std::atomic<uint64_t> leader_id{0};
+  std::atomic<uint64_t> leader_term{0};
+  std::atomic<bool> stop{false};
+  std::thread thread;
+
+  // Owned by the reply thread.
+  ipc::RingReader raft_replies;
+  ipc::RingReader store_replies;
+  uint64_t raftd_epoch = 0;
+  uint64_t stored_epoch = 0;
+  struct Retry {
+    Stage stage;  // kAwaitingReadIndex: re-send kReadIndex; kReading: re-send kRangeRead
+    uint64_t id;
+  };
+  std::deque<Retry> backlog;
+};
+
+void RingClient::Impl::Run() {
+  raftd_epoch = segment.component(ipc::Component::kRaftd).epoch.load(std::memory_order_acquire);
+  stored_epoch = segment.component(ipc::Component::kStored).epoch.load(std::memory_order_acquire);
+  std::array<ipc::RingReader*, 2> readers = {&raft_replies, &store_replies};
+  ipc::Message m;
+  Clock::time_point next_sweep = Clock::now();
+  while (!stop.load(std::memory_order_acquire)) {
+    // Bounded batches so that one busy ring cannot starve the other or the epoch checks.
+    int handled = 0;
+    for (int i = 0; i < 256 && raft_replies.TryRead(&m); ++i, ++handled) Handle(m);
+    for (int i = 0; i < 256 && store_replies.TryRead(&m); ++i, ++handled) Handle(m);
+    CheckEpochs();
+    if (!backlog.empty()) RetryBacklog();
+    Clock::time_point now = Clock::now();
+    if (now >= next_sweep) {
+      FailExpired(false, etcd_errors::RequestTimedOut());
+      next_sweep = now + std::chrono::milliseconds(50);
+    }
+    if (handled == 0) {
+      auto wait = backlog.empty() ? std::chrono::milliseconds(50) : std::chrono::milliseconds(1);
+      ipc::WaitForMessages(segment, readers, wait);
+    }
+  }
+}
+
+void RingClient::Impl::Handle(ipc::Message& m) {
+  switch (m.type) {
+    case MessageType::kResult: {
+      std::optional<Pending> p = pending.Take(m.id);
+      if (!p) return;  // not ours (an older frontend's) or already timed out
+      p->done(Status::Ok(), std::move(m.payload));
+      return;
+    }
+    case MessageType::kError: {
+      std::optional<Pending> p = pending.Take(m.id);
+      if (!p) return;
+      internal::ErrorReply err;
+      if (!err.ParseFromString(m.payload)) {
+        p->done(Status::Internal("rusd: malformed error reply"), std::string());
+        return;
+      }
+      p->done(StatusFromWire(err.code(), std::move(*err.mutable_message())), std::string());
+      return;
+    }
+    case MessageType::kReadIndexReply:
+      OnReadIndexReply(m.id, m.payload);
+      return;
+    case MessageType::kLeaderInfo: {
+      internal::LeaderInfo info;
+      if (!info.ParseFromString(m.payload)) return;
+      leader_id.store(info.leader_id(), std::memory_order_relaxed);
+      leader_term.store(info.term(), std::memory_order_relaxed);
+      return;
+    }
+    default:
+      spdlog::debug("frontend: dropping unexpected frame type {} id {}",
+                    static_cast<int>(m.type), m.id);
+      return;
+  }
+}
+
+void RingClient::Impl::OnReadIndexReply(uint64_t id, const std::string& payload) {
+  internal::ReadIndexReply reply;
+  if (!reply.ParseFromString(payload)) return;
+  bool advanced = false;
+  pending.With(id, [&](Pending& p) {
+    if (p.stage != Stage::kAwaitingReadIndex) return;  // a duplicate reply
+    p.stage = Stage::kReading;
+    p.read_index = reply.read_index();
+    advanced = true;
+  });
+  if (advanced) SendRangeRead(id);
+}
+
+// Writes the kRangeRead of pending read `id` without blocking; queues it on failure.
+void RingClient::Impl::SendRangeRead(uint64_t id) {
+  std::string payload;
+  bool found = pending.With(id, [&](Pending& p) {
+    if (p.stage == Stage::kReading) payload = EncodeRangeRead(p.read_index, p.range_request);
+  });
+  if (!found || payload.empty()) return;
+  if (!reads.TryWrite(MessageType::kRangeRead, id, payload).ok()) {
+    backlog.push_back({Stage::kReading, id});
+  }
+}
+
+void RingClient::Impl::SendReadIndex(uint64_t id) {
+  if (!proposals.TryWrite(MessageType::kReadIndex, id, std::string_view()).ok()) {
+    backlog.push_back({Stage::kAwaitingReadIndex, id});
+  }
+}
+
+void RingClient::Impl::CheckEpochs() {
+  uint64_t r = segment.component(ipc::Component::kRaftd).epoch.load(std::memory_order_acquire);
+  uint64_t s = segment.component(ipc::Component::kStored).epoch.load(std::memory_order_acquire);
+  if (r != raftd_epoch) {
+    raftd_epoch = r;
+    std::vector<uint64_t> ids;
+    pending.ForEach([&](uint64_t id, Pending& p) {
+      if (p.stage == Stage::kAwaitingReadIndex) ids.push_back(id);
+    });
+    spdlog::info("frontend: raftd epoch is now {}; re-sending {} read-index requests", r,
+                 ids.size());
+    for (uint64_t id : ids) SendReadIndex(id);
+  }
+  if (s != stored_epoch) {
+    stored_epoch = s;
+    std::vector<uint64_t> ids;
+    pending.ForEach([&](uint64_t id, Pending& p) {
+      if (p.stage == Stage::kReading) ids.push_back(id);
+    });
+    spdlog::info("frontend: stored epoch is now {}; re-sending {} reads", s, ids.size());
+    for (uint64_t id : ids) SendRangeRead(id);
+  }
+}
+
+void RingClient::Impl::RetryBacklog() {
+  std::deque<Retry> todo;
+  todo.swap(backlog);
+  for (const Retry& r : todo) {
+    bool still = false;
+    pending.With(r.id, [&](Pending& p) { still = p.stage == r.stage; });
+    if (!still) continue;
+    if (r.stage == Stage::kReading) {
+      SendRangeRead(r.id);
+    } else {
+      SendReadIndex(r.id);
+    }
+  }
+}
+
+void RingClient::Impl::FailExpired(bool all, const Status& why) {
+  std::vector<Pending> expired = pending.TakeExpired(Clock::now(), all);
+  for (Pending& p : expired) p.done(why, std::string());
+}
+
+RingClient::RingClient(ipc::Segment& segment, const RingClientOptions& options)
+    : impl_(std::make_unique<Impl>(segment, options)),
+      options_(options),
+      ids_(options.member_id,
+           static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count())) {}
+
+RingClient::~RingClient() {
+  impl_->stop.store(true, std::memory_order_release);
+  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->FailExpired(true, etcd_errors::ServerStopped());
+}
+
+void RingClient::Start() {
+  impl_->thread = std::thread([this] { impl_->Run(); });
+}
+
+void RingClient::Propose(uint64_t request_id, std::string_view command, RequestCallback done) {
+  impl_->segment.counter(ipc::Counter::kFrontendRequests).fetch_add(1, std::memory_order_relaxed);
+  Pending p;
+  p.stage = Stage::kProposed;
+  p.deadline = Clock::now() + options_.request_timeout;
+  p.done = std::move(done);
+  // Registered before the write: the reply may arrive before Write returns.
+  impl_->pending.Insert(request_id, std::move(p));
+  Status st = impl_->proposals.Write(MessageType::kPropose, request_id, command,
+                                     options_.ring_write_timeout);
+  if (!st.ok()) {
+    std::optional<Pending> back = impl_->pending.Take(request_id);
+    if (back) back->done(etcd_errors::TooManyRequests(), std::string());
+  }
+}
+
+void RingClient::Read(std::string range_request, bool linearizable, RequestCallback done) {
+  impl_->segment.counter(ipc::Counter::kFrontendRequests).fetch_add(1, std::memory_order_relaxed);
+  const uint64_t id = NextRequestId();
+  Pending p;
+  p.deadline = Clock::now() + options_.request_timeout;
+  p.done = std::move(done);
+  Status st;
+  if (linearizable) {
+    p.stage = Stage::kAwaitingReadIndex;
+    p.range_request = std::move(range_request);
+    impl_->pending.Insert(id, std::move(p));
+    st = impl_->proposals.Write(MessageType::kReadIndex, id, std::string_view(),
+                                options_.ring_write_timeout);
+  } else {
+    p.stage = Stage::kReading;
+    std::string payload = EncodeRangeRead(0, range_request);
+    p.range_request = std::move(range_request);
+    impl_->pending.Insert(id, std::move(p));
+    st = impl_->reads.Write(MessageType::kRangeRead, id, payload, options_.ring_write_timeout);
+  }
+  if (!st.ok()) {
+    std::optional<Pending> back = impl_->pending.Take(id);
+    if (back) back->done(etcd_errors::TooManyRequests(), std::string());
+  }
+}
+
+LeaderState RingClient::leader() const {
+  return LeaderState{impl_->leader_id.load(std::memory_order_relaxed),
+                     impl_->leader_term.load(std::memory_order_relaxed)};
+}
+
+size_t RingClient::PendingCount() const { return impl_->pending.Size(); }
+
+}  // namespace rusd::frontend

@@ -1,0 +1,101 @@
+// RingClient: the frontend's side of the rings. gRPC and HTTP threads hand it requests;
+// it writes them to the proposals and reads rings, keeps them pending by request id, and
+// its ONE reply thread (the consumer of raft-replies and store-replies, woken through
+// DoorbellId::kFrontendReplies) completes them.
+//
+// What it promises:
+// - Every request's `done` callback runs exactly once: with the kResult payload (the
+//   serialized etcd response stored built, passed on unchanged), with the kError status
+//   (gRPC code and etcd message unchanged), with Unavailable "etcdserver: request timed
+//   out" at the deadline (etcd's request timeout: 5 s + 2 x election timeout), with
+//   ResourceExhausted "etcdserver: too many requests" when the ring stays full, or with
+//   Unavailable "etcdserver: server stopped" when the client shuts down.
+// - A linearizable read is a kReadIndex on proposals; on kReadIndexReply it becomes a
+//   kRangeRead{min_applied_index = read_index} on reads. A serializable read is a kRangeRead
+//   with minimum 0.
+// - Re-sends follow docs/architecture.md: when stored's epoch changes, pending kRangeReads are
+//   sent again; when raftd's epoch changes, pending kReadIndexes are. A kPropose is never
+//   sent twice (it may already be in the WAL): it completes through stored or times out.
+// - Replies for ids nobody waits for (an older frontend's, or already timed out) are dropped.
+// - The reply thread never blocks producing into a ring (it consumes two): its own writes
+//   (read-index follow-ups, re-sends) use TryWrite and are retried from a local backlog.
+//
+// Threads: Propose/Read/NextRequestId from any thread. `done` runs on the reply thread, or on
+// the calling thread when the request fails before it reached a ring. Callbacks should be
+// short (they delay every other reply); no lock of the client is held while one runs, so a
+// callback may issue new requests.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/request_id.h"
+#include "common/status.h"
+
+namespace rusd::ipc {
+class Segment;
+}
+
+namespace rusd::frontend {
+
+struct RingClientOptions {
+  uint64_t member_id = 0;
+  uint64_t own_epoch = 0;  // stamped on every frame (ComponentContext::epoch)
+  // etcd's ReqTimeout(): 5 s + 2 x election timeout.
+  std::chrono::milliseconds request_timeout{7000};
+  // How long a request thread waits for ring space before "too many requests".
+  std::chrono::milliseconds ring_write_timeout{200};
+};
+
+// Called once per request. `payload` is the kResult bytes when status is OK.
+using RequestCallback = std::function<void(const Status& status, std::string&& payload)>;
+
+// What raftd last reported (kLeaderInfo).
+struct LeaderState {
+  uint64_t leader_id = 0;  // 0: no leader known
+  uint64_t term = 0;
+};
+
+class RingClient {
+ public:
+  RingClient(ipc::Segment& segment, const RingClientOptions& options);
+  // Stops the reply thread and fails every pending request with "server stopped".
+  ~RingClient();
+  RingClient(const RingClient&) = delete;
+  RingClient& operator=(const RingClient&) = delete;
+
+  // Starts the reply thread. Call once, before the first request.
+  void Start();
+
+  uint64_t NextRequestId() { return ids_.Next(); }
+  uint64_t member_id() const { return options_.member_id; }
+
+  // Writes a kPropose carrying `command` (a serialized rusd.internal.Command whose
+  // request_id is `request_id`); `done` gets stored's kResult (or kError from raftd/stored).
+  void Propose(uint64_t request_id, std::string_view command, RequestCallback done);
+
+  // Reads `range_request` (a serialized etcdserverpb.RangeRequest): linearizable via
+  // kReadIndex first, or serializable straight from stored. `done` gets the RangeResponse.
+  void Read(std::string range_request, bool linearizable, RequestCallback done);
+
+  LeaderState leader() const;
+
+  // Number of requests waiting for a reply (tests, metrics).
+  size_t PendingCount() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  RingClientOptions options_;
+  RequestIdGenerator ids_;
+};
+
+// The payload of a kRangeRead: rusd.internal.RangeRead{min_applied_index, request} built
+// around already-serialized RangeRequest bytes (no re-encoding of the request).
+std::string EncodeRangeRead(uint64_t min_applied_index, std::string_view range_request);
+
+}  // namespace rusd::frontend
