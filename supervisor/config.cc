@@ -105,8 +105,7 @@ const std::vector<FlagSpec>& Specs() {
        &Config::initial_advertise_peer_urls, "http://localhost:2380",
        "List of this member's peer URLs to advertise to the rest of the cluster."},
       {"listen-metrics-urls", "network", Syntax::kUrlList, &Config::listen_metrics_urls, "",
-       "List of URLs to listen on for the /metrics and /health endpoints.",
-       "a separate metrics listener: issue 'metrics'"},
+       "List of additional URLs to listen on for /metrics and /health (relayed to the frontend)."},
       {"cert-file", "network", Syntax::kString, &Config::cert_file, "",
        "Path to the client server TLS cert file.", kTls},
       {"key-file", "network", Syntax::kString, &Config::key_file, "",
@@ -449,6 +448,12 @@ Status Validate(const Config& cfg, const std::set<std::string>& set_flags) {
   // told to dial the default localhost:2379.
   if (set_flags.count("listen-client-urls") && !set_flags.count("advertise-client-urls")) {
     return fail("--advertise-client-urls is required when --listen-client-urls is set explicitly");
+  }
+  for (const auto& u : cfg.listen_metrics_urls) {
+    if (ParseUrl(u)->scheme != "http") {
+      return fail("--listen-metrics-urls " + u + ": only http is implemented yet (" +
+                  std::string(kTls) + ")");
+    }
   }
   if (cfg.initial_advertise_peer_urls.empty()) {
     return fail("--initial-advertise-peer-urls must not be empty");

@@ -111,7 +111,7 @@ TEST(Config, AcceptsEveryFlagKubeadmPasses) {
   };
   for (const char* f : {"cert-file", "key-file", "trusted-ca-file", "client-cert-auth",
                         "peer-cert-file", "peer-key-file", "peer-trusted-ca-file",
-                        "peer-client-cert-auth", "listen-metrics-urls", "listen-peer-urls",
+                        "peer-client-cert-auth", "listen-peer-urls",
                         "experimental-initial-corrupt-check",
                         "experimental-watch-progress-notify-interval"}) {
     EXPECT_TRUE(warned(f)) << "no warning for --" << f;
@@ -184,6 +184,15 @@ TEST(Config, HelpListsEveryFlagWithItsDefault) {
   }
   EXPECT_NE(help.find("--max-request-bytes '1572864'"), std::string::npos);
   EXPECT_NE(help.find("--initial-cluster-token 'etcd-cluster'"), std::string::npos);
+}
+
+TEST(Config, MetricsUrlsAreImplementedForHttpOnly) {
+  auto ok = Load({"--listen-metrics-urls=http://127.0.0.1:2381"});
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(ok->warnings.empty());
+  auto tls = Load({"--listen-metrics-urls=https://127.0.0.1:2381"});
+  ASSERT_FALSE(tls.ok());
+  EXPECT_NE(tls.status().message().find("only http is implemented yet"), std::string::npos);
 }
 
 TEST(Config, ElectionTimeoutMustBeFiveHeartbeats) {

@@ -18,6 +18,7 @@
 #include "supervisor/cluster_ids.h"
 #include "supervisor/config.h"
 #include "supervisor/data_dir_lock.h"
+#include "supervisor/metrics_listener.h"
 #include "supervisor/node_identity.h"
 #include "supervisor/node_supervisor.h"
 
@@ -167,6 +168,24 @@ int Main(int argc, char** argv) {
       spdlog::error("cannot create the shared-memory segment {}: {}", flags.segment,
                     segment.status().ToString());
       return 1;
+    }
+    // The metrics listener's thread exists before the components are forked; that is safe
+    // because SpawnChild's child side only makes async-signal-safe calls (restarts fork
+    // from a threaded process anyway).
+    std::unique_ptr<MetricsListener> metrics;
+    if (!cfg.listen_metrics_urls.empty()) {
+      auto listener = MetricsListener::Start(cfg.listen_metrics_urls, cfg.listen_client_urls[0]);
+      if (!listener.ok()) {
+        spdlog::error("--listen-metrics-urls: {}", listener.status().message());
+        segment->reset();
+        ipc::Segment::Remove(flags.segment);
+        return 1;
+      }
+      metrics = std::move(*listener);
+      for (const auto& u : cfg.listen_metrics_urls) {
+        spdlog::info("serving /metrics and /health on {} (relayed to {})", u,
+                     cfg.listen_client_urls[0]);
+      }
     }
     NodeSupervisorOptions options;
     options.bin_dir = bin_dir;

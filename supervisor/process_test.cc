@@ -149,7 +149,8 @@ class ProcessTest : public ::testing::TestWithParam<BinDirKind> {
   std::string LogPath(size_t i) const { return root_ + "/rusd." + std::to_string(i) + ".log"; }
 
   // Starts rusd on this test's data dir; `env` is added to the environment.
-  pid_t StartRusd(const std::vector<std::string>& env = {}) {
+  pid_t StartRusd(const std::vector<std::string>& env = {},
+                  const std::vector<std::string>& extra_args = {}) {
     std::vector<std::string> args = {
         bin_dir_ + "/rusd",
         "--data-dir=" + data_dir_,
@@ -159,6 +160,7 @@ class ProcessTest : public ::testing::TestWithParam<BinDirKind> {
         "--initial-advertise-peer-urls=" + peer_url_,
         "--initial-cluster=default=" + peer_url_,
     };
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::string log = LogPath(started_.size());
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -353,6 +355,28 @@ TEST(RusdCommandLine, UncreatableDataDirIsAClearError) {
   EXPECT_NE(out.find("cannot create data dir /proc/rusd-cannot-be-here"), std::string::npos) << out;
 }
 
+// GET http://127.0.0.1:<port><path>; returns the whole response ("" if no connection).
+std::string HttpGet(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "";
+  }
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ssize_t ignored = ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  (void)ignored;
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
 // Behaviours only a stub can provoke on purpose.
 class StubProcessTest : public ProcessTest {};
 
@@ -375,6 +399,50 @@ TEST_P(StubProcessTest, ComponentIgnoringSigtermIsKilledAfterTheGracePeriod) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   for (const auto& [name, pid] : kids) EXPECT_FALSE(Alive(pid)) << name;
   EXPECT_NE(Log(0).find("did not stop in time; SIGKILL"), std::string::npos);
+}
+
+// kubeadm probes etcd on --listen-metrics-urls (/health); rusd relays to the frontend.
+TEST_P(StubProcessTest, MetricsUrlRelaysHealthToTheFrontend) {
+  int metrics_port = FreePort();
+  pid_t rusd = StartRusd({}, {"--listen-metrics-urls=http://127.0.0.1:" + std::to_string(metrics_port)});
+  WaitUp(rusd);
+  // Nothing serves the client URL (stub frontend): 503 with etcd's JSON shape.
+  std::string down = HttpGet(metrics_port, "/health?serializable=true");
+  EXPECT_EQ(down.rfind("HTTP/1.1 503", 0), 0u) << down;
+  EXPECT_NE(down.find("{\"health\":\"false\""), std::string::npos) << down;
+  EXPECT_EQ(HttpGet(metrics_port, "/nope").rfind("HTTP/1.1 404", 0), 0u);
+
+  // Play the frontend: answer one request on the client port, then compare.
+  int client_port = std::stoi(client_url_.substr(client_url_.rfind(':') + 1));
+  int srv = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(srv, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(client_port));
+  ASSERT_EQ(::bind(srv, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ::listen(srv, 1);
+  std::string seen_request;
+  std::thread frontend([&] {
+    int c = ::accept(srv, nullptr, nullptr);
+    char buf[4096];
+    ssize_t n = ::recv(c, buf, sizeof buf, 0);
+    if (n > 0) seen_request.assign(buf, static_cast<size_t>(n));
+    std::string resp =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 34\r\n\r\n"
+        "{\"health\":\"true\",\"reason\":\"\"}\n\n";
+    ssize_t ignored = ::send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
+    (void)ignored;
+    ::close(c);
+  });
+  std::string up = HttpGet(metrics_port, "/health?exclude=NOSPACE&serializable=true");
+  frontend.join();
+  ::close(srv);
+  EXPECT_EQ(up.rfind("HTTP/1.1 200 OK", 0), 0u) << up;
+  EXPECT_NE(up.find("{\"health\":\"true\""), std::string::npos) << up;
+  EXPECT_EQ(seen_request.rfind("GET /health?exclude=NOSPACE&serializable=true HTTP/1.1\r\n", 0), 0u)
+      << seen_request;
 }
 
 INSTANTIATE_TEST_SUITE_P(Supervisor, ProcessTest,
