@@ -133,6 +133,8 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when cmd has been waited for
 	log  *os.File
+
+	segments []string // /dev/shm files of rusd's segment, removed by cleanup
 }
 
 // Start launches a server in a fresh temp dir and waits until it serves requests.
@@ -391,6 +393,9 @@ func (s *Server) Stop(timeout time.Duration) {
 // PR_SET_PDEATHSIG) and waits for it.
 func (s *Server) Kill() {
 	s.t.Helper()
+	if pid := s.Pid(); pid != 0 {
+		s.noteSegments(pid)
+	}
 	if err := s.signalAndWait(syscall.SIGKILL, 10*time.Second); err != nil {
 		s.t.Fatalf("kill %s: %v", s.Kind, err)
 	}
@@ -460,8 +465,15 @@ func (s *Server) cleanup() {
 	s.mu.Unlock()
 	if cmd != nil {
 		pid := cmd.Process.Pid
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-done
+		s.noteSegments(pid)
+		// Gracefully first: a clean stop removes rusd's shared-memory segment.
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			<-done
+		}
 		s.mu.Lock()
 		if s.log != nil {
 			s.log.Close()
@@ -475,8 +487,34 @@ func (s *Server) cleanup() {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// Segments a killed node left behind (its restart would have reused them).
+	for _, seg := range s.segments {
+		_ = os.Remove(seg)
+	}
 	if s.t.Failed() {
 		s.t.Logf("%s log tail (%s):\n%s", s.Kind, s.Dir, s.LogTail(25))
+	}
+}
+
+// noteSegments remembers the rusd shared-memory segments (/dev/shm/rusd-*) that process
+// pid has mapped, so cleanup can remove them after a kill.
+func (s *Server) noteSegments(pid int) {
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.HasPrefix(f[5], "/dev/shm/rusd-") {
+			continue
+		}
+		seen := false
+		for _, have := range s.segments {
+			seen = seen || have == f[5]
+		}
+		if !seen {
+			s.segments = append(s.segments, f[5])
+		}
 	}
 }
 
