@@ -16,6 +16,7 @@ using ipc::MessageType;
 constexpr int kCodeInternal = 13;
 constexpr int kCodeUnavailable = 14;
 constexpr char kNoLeader[] = "etcdserver: no leader";
+constexpr char kLeaderChanged[] = "etcdserver: leader changed";
 // While deliveries or replies wait for ring space, look again this soon.
 constexpr std::chrono::milliseconds kBacklogPoll{1};
 
@@ -208,7 +209,13 @@ Status RaftProcess::HandleReadies() {
       spdlog::info("raft: {} at term {}, leader {:016x}", raft::RoleName(rd.soft_state->role),
                    node_.term(), rd.soft_state->leader);
       QueueLeaderInfo();
-      if (rd.soft_state->leader == 0) FailPendingReads(kCodeUnavailable, kNoLeader);
+      // The core forgets read requests when leadership moves; their clients learn now.
+      if (rd.soft_state->leader == 0) {
+        FailPendingReads(kCodeUnavailable, kNoLeader);
+      } else if (rd.soft_state->leader != last_leader_) {
+        FailPendingReads(kCodeUnavailable, kLeaderChanged);
+      }
+      last_leader_ = rd.soft_state->leader;
     }
     Status st = Persist(rd);
     if (!st.ok()) {

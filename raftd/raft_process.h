@@ -101,6 +101,7 @@ class RaftProcess {
   std::optional<uint64_t> next_to_send_;
   uint64_t resume_epoch_ = 0;
   uint64_t durable_applied_ = 0;
+  uint64_t last_leader_ = 0;
   uint64_t frontend_epoch_ = 0;  // a change means a new frontend: re-send kLeaderInfo
   uint64_t gap_logged_at_ = 0;
 
