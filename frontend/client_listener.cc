@@ -235,7 +235,7 @@ void ClientListener::Impl::Accept() {
     int r = ::poll(fds.data(), fds.size(), -1);
     if (r < 0) {
       if (errno == EINTR) continue;
-      spdlog::error("frontend: poll on client sockets failed: {}", ErrnoText(errno));
+      spdlog::error("poll on client sockets failed: {}", ErrnoText(errno));
       return;
     }
     if (fds.back().revents != 0) return;  // Stop()
@@ -244,7 +244,7 @@ void ClientListener::Impl::Accept() {
       int fd = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE) {
-          spdlog::warn("frontend: accept: {}", ErrnoText(errno));
+          spdlog::warn("accept: {}", ErrnoText(errno));
           std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         continue;

@@ -200,7 +200,9 @@ class FrontendProcessTest : public ::testing::Test {
     node_ = std::make_unique<FakeNode>(*segment_);
     port_ = FreePort();
     pid_ = Spawn({"--listen-client-urls=http://127.0.0.1:" + std::to_string(port_),
-                  "--max-request-bytes=4096"});
+                  "--max-request-bytes=4096", "--election-timeout-ms=100"});
+    // Wait for the port first: a refused first connect would put the channel in backoff.
+    for (int i = 0; i < 1000 && !PortAccepts(); ++i) std::this_thread::sleep_for(5ms);
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
                                    grpc::InsecureChannelCredentials());
     ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() + 10s));
@@ -233,6 +235,17 @@ class FrontendProcessTest : public ::testing::Test {
       _exit(127);
     }
     return pid;
+  }
+
+  bool PortAccepts() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
   }
 
   // One HTTP/1.1 exchange on a fresh connection (Connection: close).
@@ -418,9 +431,9 @@ TEST_F(FrontendProcessTest, UnansweredProposalTimesOutLikeEtcd) {
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(st.error_message(), "etcdserver: request timed out");
-  // 5 s + 2 x the default 1 s election timeout.
-  EXPECT_GE(took, 6500ms);
-  EXPECT_LT(took, 9s);
+  // 5 s + 2 x the 100 ms election timeout this test starts the frontend with.
+  EXPECT_GE(took, 5100ms);
+  EXPECT_LT(took, 7s);
   std::lock_guard lock(node_->seen.mu);
   EXPECT_EQ(node_->seen.commands.size(), 1u);  // never re-sent
 }

@@ -48,13 +48,13 @@ int Run(int argc, char** argv) {
   // Bind first: a port in use is the most common start-up failure; say so and exit.
   auto listener = frontend::ClientListener::Bind(flags->listen_client_urls);
   if (!listener.ok()) {
-    spdlog::error("frontend: {}", listener.status().message());
+    spdlog::error("{}", listener.status().message());
     return 1;
   }
 
   auto ctx = ipc::ComponentContext::Start(*flags, ipc::Component::kFrontend);
   if (!ctx.ok()) {
-    spdlog::error("frontend: cannot open the segment: {}", ctx.status().ToString());
+    spdlog::error("cannot open the segment: {}", ctx.status().ToString());
     return 1;
   }
 
@@ -93,7 +93,7 @@ int Run(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, INT_MAX);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
-    spdlog::error("frontend: the gRPC server did not start");
+    spdlog::error("the gRPC server did not start");
     return 1;
   }
 
@@ -101,12 +101,12 @@ int Run(int argc, char** argv) {
   frontend::HttpHandler http(probe, frontend::HttpVersions{RUSD_ETCD_SERVER_VERSION,
                                                            RUSD_ETCD_CLUSTER_VERSION});
   (*listener)->Start(server.get(), &http);
-  spdlog::info("frontend: serving clients on {} (member {:x}, epoch {})",
+  spdlog::info("serving clients on {} (member {:x}, epoch {})",
                fmt::join(flags->listen_client_urls, ","), flags->member_id, (*ctx)->epoch());
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  spdlog::info("frontend: signal {}, shutting down", sig);
+  spdlog::info("signal {}, shutting down", sig);
   (*listener)->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;

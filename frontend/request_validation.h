@@ -1,6 +1,7 @@
 // The checks etcd's gRPC API layer (server/etcdserver/api/v3rpc/key.go) makes before a KV
 // request reaches the server: same rules, same order, same error texts (etcd_errors.h).
-// Pure functions of the request; callable from any thread.
+// Pure functions of the request; callable from any thread. The checks themselves live in
+// stored/mvcc/{request,txn}_validation.h (shared with stored); these names forward to them.
 #pragma once
 
 #include <cstdint>

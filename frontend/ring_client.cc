@@ -236,7 +236,7 @@ void RingClient::Impl::Handle(ipc::Message& m) {
       return;
     }
     default:
-      spdlog::debug("frontend: dropping unexpected frame type {} id {}",
+      spdlog::debug("dropping unexpected frame type {} id {}",
                     static_cast<int>(m.type), m.id);
       return;
   }
@@ -282,7 +282,7 @@ void RingClient::Impl::CheckEpochs() {
     pending.ForEach([&](uint64_t id, Pending& p) {
       if (p.stage == Stage::kAwaitingReadIndex) ids.push_back(id);
     });
-    spdlog::info("frontend: raftd epoch is now {}; re-sending {} read-index requests", r,
+    spdlog::info("raftd epoch is now {}; re-sending {} read-index requests", r,
                  ids.size());
     for (uint64_t id : ids) SendReadIndex(id);
   }
@@ -292,7 +292,7 @@ void RingClient::Impl::CheckEpochs() {
     pending.ForEach([&](uint64_t id, Pending& p) {
       if (p.stage == Stage::kReading) ids.push_back(id);
     });
-    spdlog::info("frontend: stored epoch is now {}; re-sending {} reads", s, ids.size());
+    spdlog::info("stored epoch is now {}; re-sending {} reads", s, ids.size());
     for (uint64_t id : ids) SendRangeRead(id);
   }
 }
