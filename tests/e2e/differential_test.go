@@ -115,20 +115,21 @@ func runSteps(t *testing.T, s *harness.Server) []ctlOutcome {
 
 func TestDifferentialEtcdctlJSONMatchesEtcd(t *testing.T) {
 	t.Parallel()
-	etcd := harness.EtcdBin()
-	if etcd == "" {
-		t.Skip("etcd is not installed: nothing to compare against")
-	}
+	want, refName := referenceOutcomes(t, "etcdctl_differential", func(etcd string) []ctlOutcome {
+		return runSteps(t, harness.Start(t, harness.Options{Bin: etcd}))
+	})
 	target := harness.Start(t, harness.Options{})
-	ref := harness.Start(t, harness.Options{Bin: etcd})
-	got := runSteps(t, target)
-	want := runSteps(t, ref)
+	got := roundTrip(t, runSteps(t, target))
 
 	if testing.Verbose() {
 		for i, o := range want {
 			b, _ := json.Marshal(o)
-			t.Logf("etcd step %d %q: %s", i, differentialSteps[i].args, b)
+			t.Logf("%s step %d %q: %s", refName, i, differentialSteps[i].args, b)
 		}
+	}
+	if len(want) != len(differentialSteps) {
+		t.Fatalf("%d reference outcomes for %d steps: regenerate the golden file", len(want),
+			len(differentialSteps))
 	}
 	mismatches := 0
 	for i, st := range differentialSteps {
@@ -138,8 +139,8 @@ func TestDifferentialEtcdctlJSONMatchesEtcd(t *testing.T) {
 		mismatches++
 		g, _ := json.Marshal(got[i])
 		w, _ := json.Marshal(want[i])
-		t.Errorf("step %d: etcdctl %q (stdin %q)\n %s: %s\n etcd: %s", i,
-			strings.Join(st.args, " "), st.stdin, target.Kind, g, w)
+		t.Errorf("step %d: etcdctl %q (stdin %q)\n %s: %s\n %s: %s", i,
+			strings.Join(st.args, " "), st.stdin, target.Kind, g, refName, w)
 	}
 	if mismatches > 0 {
 		t.Logf("%d of %d steps differ", mismatches, len(differentialSteps))

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -72,4 +75,62 @@ func keysOf(kvs []ctlKV) []string {
 		ks = append(ks, string(kv.Key))
 	}
 	return ks
+}
+
+// roundTrip passes v through JSON so that live outcomes and ones read from a golden file
+// compare equal with reflect.DeepEqual (numbers become float64, and so on).
+func roundTrip[T any](t *testing.T, v []T) []T {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []T
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// referenceOutcomes returns etcd 3.4's outcomes of a fixed sequence and where they came
+// from. With etcd installed they come from a live run (which must still match the golden
+// file testdata/<name>.golden.json: a different etcd would make the comparison meaningless);
+// without etcd, from the golden file. E2E_UPDATE_GOLDEN=1 rewrites the file from live etcd.
+func referenceOutcomes[T any](t *testing.T, name string, live func(etcdBin string) []T) ([]T, string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden.json")
+	etcd := harness.EtcdBin()
+	if os.Getenv("E2E_UPDATE_GOLDEN") == "1" {
+		if etcd == "" {
+			t.Fatal("E2E_UPDATE_GOLDEN=1 needs etcd on PATH")
+		}
+		out := roundTrip(t, live(etcd))
+		b, _ := json.MarshalIndent(out, "", " ")
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return out, "etcd"
+	}
+	var golden []T
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(b, &golden); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	if etcd == "" {
+		if golden == nil {
+			t.Skipf("etcd is not installed and %s is missing: nothing to compare against", path)
+		}
+		return golden, "etcd (recorded)"
+	}
+	out := roundTrip(t, live(etcd))
+	if golden != nil && !reflect.DeepEqual(out, golden) {
+		t.Errorf("the installed etcd answers differently from %s (recorded from etcd 3.4.23); "+
+			"if that is expected, rerun with E2E_UPDATE_GOLDEN=1", path)
+	}
+	return out, "etcd"
 }

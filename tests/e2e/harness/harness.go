@@ -11,7 +11,8 @@
 //	          tests/e2e). A binary whose base name is "etcd" is driven as real etcd, so the
 //	          whole suite can be proven against etcd: RUSD_BIN=$(command -v etcd) go test ./...
 //
-// etcd for differential tests and etcdctl are taken from PATH.
+// etcd for differential tests (E2E_ETCD_BIN overrides, see EtcdBin) and etcdctl are taken
+// from PATH.
 //
 // A Server is used from the test goroutine that created it; Components, KillComponent and
 // the client helpers may be called from any goroutine.
@@ -100,8 +101,15 @@ func KindOf(bin string) Kind {
 // TargetKind is KindOf(TargetBin()).
 func TargetKind() Kind { return KindOf(TargetBin()) }
 
-// EtcdBin returns etcd from PATH, or "" if it is not installed.
+// EtcdBin returns the reference etcd: E2E_ETCD_BIN if set ("none": act as if etcd were
+// not installed), else etcd from PATH, or "" if it is not installed.
 func EtcdBin() string {
+	if b := os.Getenv("E2E_ETCD_BIN"); b != "" {
+		if b == "none" {
+			return ""
+		}
+		return b
+	}
 	p, err := exec.LookPath("etcd")
 	if err != nil {
 		return ""
