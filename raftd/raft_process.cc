@@ -121,6 +121,12 @@ bool RaftProcess::TakeControl() {
                        resume.applied_index(), m->sender_epoch);
           break;
         }
+        if (resume.applied_index() > node_.log().last_index()) {
+          // stored has applied entries this WAL does not hold (the WAL was lost or
+          // replaced): new entries would reuse indexes stored already applied.
+          spdlog::error("stored has applied index {} but the WAL ends at {}: WAL lost?",
+                        resume.applied_index(), node_.log().last_index());
+        }
         next_to_send_ = resume.applied_index() + 1;
         resume_epoch_ = m->sender_epoch;
         spdlog::info("stored (epoch {}) resumes after index {}; last committed {}",

@@ -169,7 +169,9 @@ Status WalWriter::Flush(bool sync) {
   if (!staged_.empty()) {
     // Roll over when the group does not fit, unless the segment holds nothing but its
     // header (then a huge group simply grows the file).
-    if (offset_ + staged_.size() > options_.segment_bytes && offset_ > 128) {
+    constexpr uint64_t kPreamble =
+        AlignedRecordSize(kSegmentHeaderPayload) + AlignedRecordSize(kHardStatePayload);
+    if (offset_ + staged_.size() > options_.segment_bytes && offset_ > kPreamble) {
       if (dirty_) {
         // Every segment but the last must be complete on disk (recovery treats a bad
         // record there as corruption).
