@@ -18,6 +18,7 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "ipc/test_segment.h"
+#include "raftd/wal/wal_reader.h"
 #include "rusd/internal.pb.h"
 
 namespace rusd::raftd {
@@ -276,9 +277,16 @@ TEST_F(RaftdProcessTest, CommitsProposalsAndResendsFromWalAfterKillWithoutLossOr
   EXPECT_EQ(read->read_index(), 1054u);
   EXPECT_EQ(read->term(), 2u);
 
-  // SIGTERM: clean exit.
+  // SIGTERM: clean exit, with the latest commit index on disk.
   kill(pid_, SIGTERM);
   EXPECT_EQ(WaitExit(5s), 0) << RaftdLog();
+  auto wal = wal::ReadWal((data_dir_ / "member" / "wal").string());
+  ASSERT_TRUE(wal.ok()) << wal.status().ToString();
+  EXPECT_EQ(wal->hard_state.term, 2u);
+  EXPECT_EQ(wal->hard_state.vote, kMemberId);
+  EXPECT_EQ(wal->hard_state.commit, 1054u);
+  EXPECT_EQ(wal->prev_index + wal->entries.size(), 1054u);
+  EXPECT_FALSE(wal->torn_tail);
 }
 
 TEST_F(RaftdProcessTest, HoldsEntriesAfterStoredRestartsUntilItsResumeFrom) {
