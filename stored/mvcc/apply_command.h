@@ -1,0 +1,57 @@
+// Applying one committed command (Put, DeleteRange, Txn, Compaction) inside the pending
+// batch of an ApplyEntries call, with etcd 3.5's semantics (etcdserver/apply.go,
+// mvcc/kvstore_txn.go). Internal to rusd_mvcc; apply thread only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rocksdb/status.h>
+
+#include "common/status.h"
+#include "stored/mvcc/kv_store.h"
+#include "stored/mvcc/store_view.h"
+
+namespace etcdserverpb {
+class ResponseHeader;
+}
+namespace rusd::internal {
+class Command;
+}
+
+namespace rusd::stored {
+
+// The mutable state of one ApplyEntries call.
+struct ApplyState {
+  ApplyState(rocksdb::DB* db, const Families& families)
+      : batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
+        view(db, &batch, families),
+        families(families) {}
+
+  rocksdb::WriteBatchWithIndex batch;
+  BatchView view;
+  Families families;
+  int64_t revision = 1;
+  int64_t compacted = -1;
+  bool compaction_scheduled = false;
+  std::vector<mvccpb::Event>* events = nullptr;
+};
+
+// Applies `cmd` at the state's current revision; returns the serialized etcd response
+// (header filled with options' ids and `term`). A request error (etcd's InvalidArgument,
+// OutOfRange...) may leave partial writes in the batch: the caller rolls back to the save
+// point it set. Internal/DataLoss errors mean I/O or corruption.
+Result<std::string> ApplyCommand(ApplyState& state, const internal::Command& cmd,
+                                 const KvStoreOptions& options, uint64_t term);
+
+// Sets the cluster/member ids and the term of a top-level response header (etcd fills
+// these in its gRPC layer; nested txn responses carry only the revision).
+void FillHeader(etcdserverpb::ResponseHeader* header, const KvStoreOptions& options,
+                uint64_t term);
+
+// Converts a RocksDB status into ours (Internal).
+Status FromRocks(const rocksdb::Status& s, std::string_view what);
+
+}  // namespace rusd::stored
