@@ -88,7 +88,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
     if (!worked) {
       const bool backlog = !reply_queue_.empty() ||
                            (next_to_send_ && *next_to_send_ <= node_.log().applied());
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - Clock::now());
+      auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_tick - Clock::now());
       wait = std::clamp(wait, std::chrono::milliseconds(0), options_.tick_interval);
       if (backlog) wait = std::min(wait, kBacklogPoll);
       ipc::WaitForMessages(segment_, readers, wait);
