@@ -1,8 +1,9 @@
 // ipc_bench: the rings between two real processes (Google Benchmark).
 //
 //   BM_Throughput/<bytes>  the benchmark process writes batches of records on the committed
-//                          ring; a forked consumer process reads them and acknowledges each
-//                          batch on store-control. Time covers write + drain + ack.
+//                          ring (8 MiB); a forked consumer process reads them and acknowledges
+//                          each batch on store-control. Time covers write + drain + ack.
+//                          4 MiB records travel in chunks (the large-range path).
 //   BM_PingPong/<bytes>    one record each way (proposals → raft-replies); the time per
 //                          iteration is one round trip.
 //
@@ -98,7 +99,7 @@ class PeerProcess {
 
 void BM_Throughput(benchmark::State& state) {
   const size_t bytes = static_cast<size_t>(state.range(0));
-  const uint64_t batch = bytes <= 256 ? 100000 : 20000;
+  const uint64_t batch = bytes <= 256 ? 100000 : bytes <= 65536 ? 20000 : 25;
   PeerProcess peer(RingId::kCommitted, RingId::kStoreControl, /*echo=*/false);
   if (!peer.ok()) {
     state.SkipWithError("cannot start the peer process");
@@ -123,7 +124,7 @@ void BM_Throughput(benchmark::State& state) {
   state.counters["wakes"] = static_cast<double>(
       peer.segment().doorbell(DoorbellOf(RingId::kCommitted)).wakes.load());
 }
-BENCHMARK(BM_Throughput)->Arg(64)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Throughput)->Arg(64)->Arg(4096)->Arg(4 << 20)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_PingPong(benchmark::State& state) {
   const size_t bytes = static_cast<size_t>(state.range(0));

@@ -326,6 +326,16 @@ void RingReader::Resync(const char* why) {
   ring_.tail.store(tail_, std::memory_order_release);
 }
 
+// Keeps *buffer (emptied) as the spare for the next chunked message if it is larger than
+// the current spare and not so large that holding on to it would waste memory.
+void RingReader::RecycleBuffer(std::string* buffer) {
+  if (buffer->capacity() > spare_.capacity() && buffer->capacity() <= kMaxSpareBytes) {
+    std::swap(*buffer, spare_);
+    spare_.clear();
+  }
+  buffer->clear();
+}
+
 void RingReader::SkipToHead() {
   peeked_ = false;
   peek_frame_bytes_ = 0;
@@ -365,7 +375,11 @@ bool RingReader::TryRead(Message* out) {
   if (peek_frame_bytes_ != 0) {
     out->payload.assign(view_.payload.data(), view_.payload.size());
   } else {
-    out->payload = std::move(assembled_.payload);
+    // Hand over the assembled buffer and keep the caller's old one for the next chunked
+    // message: a steady stream of large messages then reuses two buffers instead of
+    // allocating (and page-faulting) a fresh one per message.
+    std::swap(out->payload, assembled_.payload);
+    RecycleBuffer(&assembled_.payload);
   }
   Consume();
   return true;
@@ -462,8 +476,15 @@ bool RingReader::FindNext() {
       part.message.type = static_cast<MessageType>(h.type);
       part.message.id = h.id;
       part.message.sender_epoch = h.sender_epoch;
+      if (spare_.capacity() > part.message.payload.capacity()) {
+        std::swap(part.message.payload, spare_);
+      }
       part.message.payload.clear();
-      part.message.payload.reserve(total);
+      if (part.message.payload.capacity() < total) {
+        // A recyclable buffer gets headroom so that the next, slightly larger message of a
+        // stream still fits in it.
+        part.message.payload.reserve(total <= kMaxSpareBytes / 2 ? total + total / 4 : total);
+      }
       part.message.payload.append(payload + sizeof total, data);
       Advance(fb);
       continue;
@@ -486,6 +507,7 @@ bool RingReader::FindNext() {
     part.message.payload.append(payload, h.length);
     Advance(fb);
     if (last) {
+      RecycleBuffer(&assembled_.payload);  // the previous one, if Peek/Consume left it
       assembled_ = std::move(part.message);
       partial_.erase(it);
       view_ = {assembled_.type, assembled_.id, assembled_.sender_epoch, assembled_.payload};

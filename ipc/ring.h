@@ -163,6 +163,9 @@ class RingReader {
   void Advance(uint64_t bytes);
   void Resync(const char* why);
   bool FindNext();
+  void RecycleBuffer(std::string* buffer);
+  // Reassembly buffers up to this size are kept for reuse; larger ones are freed.
+  static constexpr size_t kMaxSpareBytes = 16u << 20;
   void NoteEpoch(uint64_t epoch);
 
   Segment& segment_;
@@ -178,6 +181,7 @@ class RingReader {
   MessageView view_;
   uint64_t peek_frame_bytes_ = 0;
   Message assembled_;
+  std::string spare_;  // an empty buffer with capacity, for the next chunked message
   uint64_t corrupt_resyncs_ = 0;
   uint64_t dropped_chunks_ = 0;
   uint32_t seen_word_ = 0;  // doorbell word when WaitForMessages last returned
