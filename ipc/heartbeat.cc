@@ -1,5 +1,7 @@
 #include "ipc/heartbeat.h"
 
+#include <pthread.h>
+
 namespace rusd::ipc {
 
 HeartbeatThread::HeartbeatThread(Segment& segment, Component component,
@@ -7,6 +9,7 @@ HeartbeatThread::HeartbeatThread(Segment& segment, Component component,
     : beat_(segment.component(component).heartbeat), interval_(interval) {
   beat_.fetch_add(1, std::memory_order_relaxed);
   thread_ = std::thread([this] { Run(); });
+  pthread_setname_np(thread_.native_handle(), "heartbeat");  // visible in top -H, gdb
 }
 
 HeartbeatThread::~HeartbeatThread() {

@@ -11,7 +11,7 @@
 //   |   RingDescriptor[kRingCount]  |  offset + capacity of each ring
 //   |   metric counters             |  updated by components, exported by the supervisor
 //   +-------------------------------+ aligned to 4 KiB
-//   | ring 0: RingControl + data    |
+//   | ring 0: control block + data  |  (drawn in ipc/ring_layout.h)
 //   | ring 1 ...                    |
 //   +-------------------------------+
 //
