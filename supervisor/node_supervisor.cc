@@ -212,8 +212,8 @@ struct NodeSupervisor::State {
     SignalAll(SIGTERM);
     auto deadline = Clock::now() + options.shutdown_grace;
     while (AnyRunning() && Clock::now() < deadline) {
-      int sig = WaitSignal(std::min<milliseconds>(
-          milliseconds(50), duration_cast<milliseconds>(deadline - Clock::now()) + milliseconds(1)));
+      auto left = duration_cast<milliseconds>(deadline - Clock::now()) + milliseconds(1);
+      int sig = WaitSignal(std::min<milliseconds>(milliseconds(50), left));
       if (sig == SIGTERM || sig == SIGINT) {
         spdlog::warn("second stop signal: killing the components now");
         break;
@@ -222,7 +222,8 @@ struct NodeSupervisor::State {
     }
     if (AnyRunning()) {
       for (const auto& c : children) {
-        if (c.pid != 0) spdlog::warn("{} (pid {}) did not stop in time; SIGKILL", BinaryName(c.component), c.pid);
+        if (c.pid == 0) continue;
+        spdlog::warn("{} (pid {}) did not stop in time; SIGKILL", BinaryName(c.component), c.pid);
       }
       SignalAll(SIGKILL);
       while (AnyRunning()) {
@@ -250,7 +251,8 @@ int NodeSupervisor::Run() {
   while (true) {
     int sig = s.WaitSignal(s.options.poll_interval);
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
-      spdlog::info("received {} signal, shutting down", sig == SIGINT ? "interrupt" : sig == SIGTERM ? "terminated" : "hangup");
+      const char* name = sig == SIGINT ? "interrupt" : sig == SIGTERM ? "terminated" : "hangup";
+      spdlog::info("received {} signal, shutting down", name);
       s.Shutdown();
       spdlog::info("stopped the node");
       return 0;
