@@ -90,3 +90,17 @@ TEST(TomlReader, MissingFileIsAnError) {
 
 }  // namespace
 }  // namespace rusd::supervisor
+
+namespace rusd::supervisor {
+namespace {
+
+TEST(TomlReader, AcceptsWindowsLineEndings) {
+  auto doc = ParseToml("[server]\r\nname = \"a\"\r\n# c\r\nx = [\"u\",\r\n \"v\"]\r\n", "crlf.toml");
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  EXPECT_EQ(doc->tables.at("server").at("name").string_value, "a");
+  EXPECT_EQ(doc->tables.at("server").at("x").array_value.size(), 2u);
+  EXPECT_EQ(doc->tables.at("server").at("x").line, 4);
+}
+
+}  // namespace
+}  // namespace rusd::supervisor
