@@ -61,6 +61,7 @@ struct MessageView {
 // Neither write allocates: the payload is copied straight into the ring.
 class RingWriter {
  public:
+  // `segment` must outlive the writer. sender_epoch is stamped on every frame.
   RingWriter(Segment& segment, RingId ring, uint64_t sender_epoch);
 
   // Writes one message if the whole of it fits in the free space now; never blocks.
@@ -119,6 +120,8 @@ class RingWriter {
 // are dropped silently.
 class RingReader {
  public:
+  // `segment` must outlive the reader. Starts at the ring's current tail (where a previous
+  // consumer of this ring stopped).
   RingReader(Segment& segment, RingId ring);
 
   // Returns the next complete message, or nullopt if none is complete yet.
