@@ -21,7 +21,8 @@
 # acknowledged. Neither side gets --unsafe-no-fsync or similar.
 #
 # Everything it starts lives in one temp dir and is stopped by pid on exit (trap), success or
-# failure. Each step is bounded by `timeout`.
+# failure; the temp dir is removed (on failure the server logs are first copied to
+# /tmp/rusd-bench-logs.*). Each step is bounded by `timeout`.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -118,6 +119,20 @@ results="$work/results.jsonl"
 : >"$results"
 
 declare -A pid_of=()
+step_pid=""
+
+# bounded SECONDS CMD...: runs CMD under `timeout`, in the background, and waits for it. A
+# signal to this script interrupts `wait` at once (a foreground child would delay the trap
+# until it finished); cleanup then stops the step by its pid.
+bounded() {
+  local secs="$1"; shift
+  timeout "$secs" "$@" &
+  step_pid=$!
+  local rc=0
+  wait "$step_pid" || rc=$?
+  step_pid=""
+  return "$rc"
+}
 
 # Stops one server by pid: SIGTERM, up to 20 s, then SIGKILL. For rusd the supervisor stops
 # its children; any child still alive afterwards (by the pids we saw) is killed too.
@@ -148,15 +163,26 @@ stop_server() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  if [[ -n "$step_pid" ]]; then
+    kill -TERM "$step_pid" 2>/dev/null || true
+    wait "$step_pid" 2>/dev/null || true
+  fi
   for sys in "${!pid_of[@]}"; do stop_server "$sys"; done
   if [[ -n "$results_dir" ]]; then
     mkdir -p "$results_dir"
     cp -f "$results" "$work"/*.log "$results_dir"/ 2>/dev/null || true
     [[ -f "$work/report.txt" ]] && cp -f "$work/report.txt" "$results_dir"/
   fi
-  if [[ $keep -eq 1 || $rc -ne 0 ]]; then
+  if [[ $keep -eq 1 ]]; then
     log "temp dir kept: $work"
   else
+    if [[ $rc -ne 0 ]]; then
+      # Keep what explains the failure (server logs, records), not the data dirs.
+      local logs
+      logs="$(mktemp -d /tmp/rusd-bench-logs.XXXXXX)"
+      cp -f "$work"/*.log "$results" "$logs"/ 2>/dev/null || true
+      log "server logs kept in $logs"
+    fi
     rm -rf "$work"
   fi
   exit $rc
@@ -225,7 +251,7 @@ start_server() {
 # probe SYS LABEL [extra loadgen flags]: time from spawn to first successful Range.
 probe() {
   local sys="$1" label="$2"; shift 2
-  timeout 150 "$lg" probe -target "$sys=127.0.0.1:$(port_of "$sys")" -start-ns "${start_ns[$sys]}" \
+  bounded 150 "$lg" probe -target "$sys=127.0.0.1:$(port_of "$sys")" -start-ns "${start_ns[$sys]}" \
     -timeout 120s -name "$label" -out "$results" "$@" \
     || die "$sys did not serve a Range ($label); last log lines:
 $(tail -n 20 "$work/$sys.log")"
@@ -265,7 +291,7 @@ if [[ $skip_matrix -eq 0 ]]; then
   [[ "$dur_s" =~ ^[0-9.]+$ ]] || dur_s=10
   budget=$(awk -v r="$rounds" -v n="$ncells" -v d="$dur_s" 'BEGIN{printf "%d", r*2*n*(d+3)+240}')
   log "request matrix: $rounds round(s) of $ncells cells x 2 systems, $duration each (bounded at ${budget}s)"
-  timeout "$budget" "$lg" matrix -targets "etcd=127.0.0.1:$(port_of etcd),$cand=127.0.0.1:$(port_of "$cand")" \
+  bounded "$budget" "$lg" matrix -targets "etcd=127.0.0.1:$(port_of etcd),$cand=127.0.0.1:$(port_of "$cand")" \
     -workloads "$workloads" -shapes "$shapes" -duration "$duration" -warmup "$warmup" \
     -keyspace "$keyspace" -rounds "$rounds" -pids "etcd=${pid_of[etcd]},$cand=${pid_of[$cand]}" \
     -out "$results" || die "request matrix failed"
@@ -274,7 +300,7 @@ fi
 # ---- 3. load N keys, RSS ---------------------------------------------------------------------
 if [[ $skip_load -eq 0 ]]; then
   for sys in etcd "$cand"; do
-    timeout 900 "$lg" load -targets "$sys=127.0.0.1:$(port_of "$sys")" -keys "$keys" -out "$results" \
+    bounded 900 "$lg" load -targets "$sys=127.0.0.1:$(port_of "$sys")" -keys "$keys" -out "$results" \
       || die "loading $keys keys into $sys failed; last log lines:
 $(tail -n 20 "$work/$sys.log")"
   done
