@@ -565,6 +565,50 @@ TEST_F(MvccTest, LargeCompactionPurgesBesideApplying) {
   Reopen();
 }
 
+// Garbage in the store is reported as an error, never a crash or a wrong answer.
+TEST_F(MvccTest, MalformedRecordsYieldInternalErrors) {
+  Put("a", "1");
+  Put("b", "1");
+  Put("a", "2");
+  store_.reset();
+  {
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {format::kKvFamily, {}},
+        {format::kHistoryFamily, {}},            {format::kRevlogFamily, {}},
+        {format::kMetaFamily, {}},               {format::kKeysFamily, {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open({}, dir_.string(), descs, &handles, &db).ok());
+    ASSERT_TRUE(db->Put({}, handles[1], "b", "\xff\xff not a KeyValue").ok());
+    ASSERT_TRUE(db->Put({}, handles[2], "c-without-terminator-and-revision", "p").ok());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  Reopen();
+  RangeRequest cur;
+  cur.set_key("a");
+  cur.set_range_end("z");
+  auto bad_kv = Range(cur);
+  ASSERT_FALSE(bad_kv.ok());
+  EXPECT_EQ(bad_kv.status().code(), StatusCode::kInternal);
+  RangeRequest hist;
+  hist.set_key("a");
+  hist.set_range_end("z");
+  hist.set_revision(3);
+  auto bad_history = Range(hist);
+  ASSERT_FALSE(bad_history.ok());
+  EXPECT_EQ(bad_history.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(Get("a").kvs(0).value(), "2");  // intact records still read
+  // A write that must read the broken record fails the whole call, nothing applied.
+  internal::Command c;
+  c.mutable_put()->set_key("b");
+  c.mutable_put()->set_value("x");
+  std::vector<internal::Entry> entries = {MakeEntry(c)};
+  auto out = store_->ApplyEntries(entries);
+  EXPECT_FALSE(out.ok());
+  EXPECT_EQ(store_->current_revision(), 4);
+}
+
 TEST_F(MvccTest, TxnEveryCompareTargetAndResult) {
   Put("k", "m");  // create 2, mod 2, version 1
   Put("k", "n");  // mod 3, version 2
