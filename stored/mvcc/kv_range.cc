@@ -210,7 +210,11 @@ Status ExecuteRange(StoreView& view, const etcdserverpb::RangeRequest& r,
     }
     return true;
   };
-  if (at_current) {
+  if (at_current && span.kind == KeySpan::Kind::kSingle && !r.count_only()) {
+    // The common read: one Get on the kv family.
+    RUSD_RETURN_IF_ERROR(ForEachLiveKey(view, span, rev, /*at_current=*/true, keep));
+    count = static_cast<int64_t>(kvs.size());
+  } else if (at_current) {
     // etcd counts every key of the range even with a limit: count from the keys family and
     // read values only as far as the fetch limit.
     auto counted = CountCurrent(view, span);
