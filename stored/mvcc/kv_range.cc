@@ -48,6 +48,29 @@ int64_t MainOf(const rocksdb::Slice& history_key) {
   return main;
 }
 
+// Like ForEachCurrent over a range, in descending key order.
+Status ForEachCurrentReverse(StoreView& view, const KeySpan& span, const LiveKeyVisitor& visit) {
+  auto it = view.NewIterator(view.families().kv);
+  if (span.kind == KeySpan::Kind::kRange) {
+    it->Seek(span.end);
+    if (it->Valid()) {
+      it->Prev();
+    } else {
+      it->SeekToLast();
+    }
+  } else {
+    it->SeekToLast();
+  }
+  for (; it->Valid(); it->Prev()) {
+    std::string_view key = ToView(it->key());
+    if (key < std::string_view(span.begin)) break;
+    if (!span.Contains(key)) continue;
+    if (!visit(key, ToView(it->value()))) break;
+  }
+  if (!it->status().ok()) return Status::IoError("mvcc: scan kv: " + it->status().ToString());
+  return Status::Ok();
+}
+
 // Number of live keys in the span at the view's current revision, from the keys family.
 Result<int64_t> CountCurrent(StoreView& view, const KeySpan& span) {
   if (span.kind == KeySpan::Kind::kSingle) {
@@ -195,10 +218,19 @@ Status ExecuteRange(StoreView& view, const etcdserverpb::RangeRequest& r,
       r.min_create_revision() != 0 || r.max_create_revision() != 0) {
     fetch_limit = 0;
   }
+  const bool no_filters = r.min_mod_revision() == 0 && r.max_mod_revision() == 0 &&
+                          r.min_create_revision() == 0 && r.max_create_revision() == 0;
+  // Sorting by key needs no full fetch: ascending is the natural order, and descending at
+  // the current revision is a reverse scan. Same keys, `more` and count as etcd's way.
+  const bool by_key = no_filters && r.sort_target() == Req::KEY;
+  if (by_key && r.sort_order() == Req::ASCEND) fetch_limit = r.limit();
   if (fetch_limit > 0 && fetch_limit < INT64_MAX) fetch_limit++;
 
   const KeySpan span = KeySpan::FromRequest(r.key(), r.range_end());
   const bool at_current = rev == current;
+  const bool reverse_scan = by_key && r.sort_order() == Req::DESCEND && at_current &&
+                            r.limit() > 0 && span.kind != KeySpan::Kind::kSingle;
+  if (reverse_scan) fetch_limit = r.limit() < INT64_MAX ? r.limit() + 1 : r.limit();
   int64_t count = 0;
   std::vector<mvccpb::KeyValue> kvs;
   bool parse_failed = false;
@@ -220,7 +252,14 @@ Status ExecuteRange(StoreView& view, const etcdserverpb::RangeRequest& r,
     auto counted = CountCurrent(view, span);
     if (!counted.ok()) return counted.status();
     count = *counted;
-    if (!r.count_only() && count > 0) {
+    if (!r.count_only() && count > 0 && reverse_scan) {
+      RUSD_RETURN_IF_ERROR(ForEachCurrentReverse(view, span,
+                                                 [&](std::string_view key, std::string_view bytes) {
+                                                   if (!keep(key, bytes)) return false;
+                                                   return static_cast<int64_t>(kvs.size()) <
+                                                          fetch_limit;
+                                                 }));
+    } else if (!r.count_only() && count > 0) {
       RUSD_RETURN_IF_ERROR(ForEachLiveKey(view, span, rev, /*at_current=*/true,
                                           [&](std::string_view key, std::string_view bytes) {
                                             if (!keep(key, bytes)) return false;

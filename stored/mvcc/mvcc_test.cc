@@ -342,6 +342,41 @@ TEST_F(MvccTest, RangeSortOrdersAndTargets) {
   r.set_sort_target(RangeRequest::KEY);
   r.set_limit(0);
   EXPECT_EQ(Keys(RangeOk(r)), (std::vector<std::string>{"a", "b", "c"}));
+  // By key with a limit (served by a forward or reverse scan): etcd's keys, more, count.
+  r.set_limit(2);
+  r.set_sort_order(RangeRequest::ASCEND);
+  resp = Range(r);
+  EXPECT_EQ(Keys(*resp), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(resp->more());
+  EXPECT_EQ(resp->count(), 3);
+  r.set_sort_order(RangeRequest::DESCEND);
+  resp = Range(r);
+  EXPECT_EQ(Keys(*resp), (std::vector<std::string>{"c", "b"}));
+  EXPECT_TRUE(resp->more());
+  EXPECT_EQ(resp->count(), 3);
+  r.set_limit(3);
+  resp = Range(r);
+  EXPECT_EQ(Keys(*resp), (std::vector<std::string>{"c", "b", "a"}));
+  EXPECT_FALSE(resp->more());
+  r.set_limit(1);
+  r.set_range_end("c");  // end exclusive
+  EXPECT_EQ(Keys(RangeOk(r)), (std::vector<std::string>{"b"}));
+  r.set_key("b");
+  r.set_range_end(std::string(1, '\0'));
+  EXPECT_EQ(Keys(RangeOk(r)), (std::vector<std::string>{"c"}));
+  r.set_key("a");
+  r.set_range_end("z");
+  r.set_revision(4);  // history: a, b, c exist at 4
+  EXPECT_EQ(Keys(RangeOk(r)), (std::vector<std::string>{"c"}));
+  // Inside a txn, after a write of the same txn.
+  TxnRequest t;
+  *t.add_success() = PutOp("d", "1");
+  *t.add_success() = GetOp("a", "z");
+  t.mutable_success(1)->mutable_request_range()->set_sort_order(RangeRequest::DESCEND);
+  t.mutable_success(1)->mutable_request_range()->set_limit(2);
+  auto tr = Txn(t);
+  EXPECT_EQ(Keys(tr.responses(1).response_range()), (std::vector<std::string>{"d", "c"}));
+  EXPECT_EQ(tr.responses(1).response_range().count(), 4);
 }
 
 TEST_F(MvccTest, RangeRevisionFiltersPruneAfterFetchAndCountIgnoresThem) {
