@@ -438,6 +438,31 @@ TEST_F(FrontendProcessTest, UnansweredProposalTimesOutLikeEtcd) {
   EXPECT_EQ(node_->seen.commands.size(), 1u);  // never re-sent
 }
 
+TEST_F(FrontendProcessTest, SigtermFinishesPendingCallsAndExitsCleanly) {
+  etcdserverpb::PutRequest req;
+  req.set_key("never");
+  etcdserverpb::PutResponse resp;
+  grpc::Status st;
+  std::thread call([&] { st = stub_->Put(Ctx().get(), req, &resp); });
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(node_->seen.mu);
+      if (!node_->seen.commands.empty()) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  auto start = std::chrono::steady_clock::now();
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  call.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(st.error_message(), "etcdserver: server stopped");
+}
+
 TEST_F(FrontendProcessTest, HttpEndpointsShareTheClientPort) {
   std::string version = HttpGet("/version");
   EXPECT_NE(version.find("200 OK"), std::string::npos) << version;

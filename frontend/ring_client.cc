@@ -167,7 +167,14 @@ struct RingClient::Impl {
   std::atomic<uint64_t> leader_id{0};
   std::atomic<uint64_t> leader_term{0};
   std::atomic<bool> stop{false};
+  std::atomic<bool> stopped{false};  // Stop() ran: requests fail at once
   std::thread thread;
+
+  // Registers a request, unless the client is stopped; then `done` fails at once. False if
+  // the request must not be written.
+  bool Register(uint64_t id, Pending p);
+  // Fails `id` with `why` if it is still pending.
+  void Fail(uint64_t id, const Status& why);
 
   // Owned by the reply thread.
   ipc::RingReader raft_replies;
@@ -325,7 +332,30 @@ RingClient::RingClient(ipc::Segment& segment, const RingClientOptions& options)
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count())) {}
 
-RingClient::~RingClient() {
+bool RingClient::Impl::Register(uint64_t id, Pending p) {
+  if (stopped.load(std::memory_order_seq_cst)) {
+    p.done(etcd_errors::ServerStopped(), std::string());
+    return false;
+  }
+  pending.Insert(id, std::move(p));
+  // Stop() may have swept the table between the check above and the insert: look again
+  // (seq_cst on both sides: either its sweep saw our entry, or we see its flag).
+  if (stopped.load(std::memory_order_seq_cst)) {
+    Fail(id, etcd_errors::ServerStopped());
+    return false;
+  }
+  return true;
+}
+
+void RingClient::Impl::Fail(uint64_t id, const Status& why) {
+  std::optional<Pending> p = pending.Take(id);
+  if (p) p->done(why, std::string());
+}
+
+RingClient::~RingClient() { Stop(); }
+
+void RingClient::Stop() {
+  impl_->stopped.store(true, std::memory_order_seq_cst);
   impl_->stop.store(true, std::memory_order_release);
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->FailExpired(true, etcd_errors::ServerStopped());
@@ -342,13 +372,10 @@ void RingClient::Propose(uint64_t request_id, std::string_view command, RequestC
   p.deadline = Clock::now() + options_.request_timeout;
   p.done = std::move(done);
   // Registered before the write: the reply may arrive before Write returns.
-  impl_->pending.Insert(request_id, std::move(p));
+  if (!impl_->Register(request_id, std::move(p))) return;
   Status st = impl_->proposals.Write(MessageType::kPropose, request_id, command,
                                      options_.ring_write_timeout);
-  if (!st.ok()) {
-    std::optional<Pending> back = impl_->pending.Take(request_id);
-    if (back) back->done(etcd_errors::TooManyRequests(), std::string());
-  }
+  if (!st.ok()) impl_->Fail(request_id, etcd_errors::TooManyRequests());
 }
 
 void RingClient::Read(std::string range_request, bool linearizable, RequestCallback done) {
@@ -361,20 +388,17 @@ void RingClient::Read(std::string range_request, bool linearizable, RequestCallb
   if (linearizable) {
     p.stage = Stage::kAwaitingReadIndex;
     p.range_request = std::move(range_request);
-    impl_->pending.Insert(id, std::move(p));
+    if (!impl_->Register(id, std::move(p))) return;
     st = impl_->proposals.Write(MessageType::kReadIndex, id, std::string_view(),
                                 options_.ring_write_timeout);
   } else {
     p.stage = Stage::kReading;
     std::string payload = EncodeRangeRead(0, range_request);
     p.range_request = std::move(range_request);
-    impl_->pending.Insert(id, std::move(p));
+    if (!impl_->Register(id, std::move(p))) return;
     st = impl_->reads.Write(MessageType::kRangeRead, id, payload, options_.ring_write_timeout);
   }
-  if (!st.ok()) {
-    std::optional<Pending> back = impl_->pending.Take(id);
-    if (back) back->done(etcd_errors::TooManyRequests(), std::string());
-  }
+  if (!st.ok()) impl_->Fail(id, etcd_errors::TooManyRequests());
 }
 
 LeaderState RingClient::leader() const {

@@ -71,6 +71,12 @@ class RingClient {
   // Starts the reply thread. Call once, before the first request.
   void Start();
 
+  // Stops the reply thread and fails every pending request, and every later one, with
+  // Unavailable "etcdserver: server stopped". Call before shutting down the gRPC server:
+  // a call whose reactor never finishes would keep the server's shutdown waiting.
+  // Idempotent; the destructor calls it.
+  void Stop();
+
   uint64_t NextRequestId() { return ids_.Next(); }
   uint64_t member_id() const { return options_.member_id; }
 
