@@ -249,14 +249,18 @@ class FrontendProcessTest : public ::testing::Test {
   }
 
   // One HTTP/1.1 exchange on a fresh connection (Connection: close).
-  std::string HttpGet(const std::string& path) {
+  std::string HttpGet(const std::string& path) { return HttpExchange("GET", path, ""); }
+
+  std::string HttpExchange(const std::string& method, const std::string& path,
+                           const std::string& body) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port_);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "connect failed";
-    std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    std::string req = method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     (void)::send(fd, req.data(), req.size(), 0);
     std::string out;
     char buf[4096];
@@ -488,6 +492,24 @@ TEST_F(FrontendProcessTest, HttpEndpointsShareTheClientPort) {
   req.set_key("k");
   etcdserverpb::PutResponse resp;
   EXPECT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
+}
+
+TEST_F(FrontendProcessTest, JsonGatewaySpeaksEtcdJson) {
+  // {"key":"foo","value":"bar"} in base64, as grpc-gateway clients send bytes.
+  std::string put = HttpExchange("POST", "/v3/kv/put", R"({"key":"Zm9v","value":"YmFy"})");
+  EXPECT_NE(put.find("200 OK"), std::string::npos) << put;
+  EXPECT_NE(put.find(R"("revision":"2")"), std::string::npos) << put;  // int64 as a string
+  std::string range = HttpExchange("POST", "/v3/kv/range", R"({"key":"Zm9v"})");
+  EXPECT_NE(range.find(R"("key":"Zm9v")"), std::string::npos) << range;
+  EXPECT_NE(range.find(R"("count":"1")"), std::string::npos) << range;
+  std::string empty = HttpExchange("POST", "/v3/kv/range", R"({"key":""})");
+  EXPECT_NE(empty.find("HTTP/1.1 400"), std::string::npos) << empty;
+  EXPECT_NE(empty.find(R"({"error":"etcdserver: key is not provided","code":3,)"),
+            std::string::npos)
+      << empty;
+  std::lock_guard lock(node_->seen.mu);
+  ASSERT_EQ(node_->seen.commands.size(), 1u);
+  EXPECT_EQ(node_->seen.commands[0].put().value(), "bar");
 }
 
 TEST_F(FrontendProcessTest, GarbageOnTheClientPortGets400) {

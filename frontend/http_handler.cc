@@ -72,6 +72,10 @@ HttpResponse HttpHandler::Handle(const HttpRequest& request) {
       return Checks(request, readyz, only);
     }
   }
+  if (gateway_ != nullptr) {
+    std::optional<HttpResponse> r = gateway_->Serve(request);
+    if (r) return std::move(*r);
+  }
   return GoError(404, "404 page not found");
 }
 

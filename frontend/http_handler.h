@@ -5,12 +5,14 @@
 //                 the leader check and reads locally, as etcd.
 //   GET /livez, /readyz (and /livez/<check>, /readyz/<check>): "ok\n", ?verbose lists the
 //                 checks, ?exclude=<check> skips one; a failed check answers 503.
+//   POST /v3/kv/...  the JSON gateway, when one is given (gateway.h).
 // Anything else is 404 "404 page not found\n"; a non-GET on a known path is 405.
 //
 // Thread safety: Handle may be called from many connection threads at once; it blocks the
 // caller for the duration of the health reads (bounded by the request timeout).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -29,6 +31,13 @@ class HealthProbe {
   virtual Status Read(bool serializable) = 0;
 };
 
+// The JSON gateway (gateway.h): answers the requests on its paths, nullopt for others.
+class JsonGateway {
+ public:
+  virtual ~JsonGateway() = default;
+  virtual std::optional<HttpResponse> Serve(const HttpRequest& request) = 0;
+};
+
 struct HttpVersions {
   std::string server = "3.5.17";
   std::string cluster = "3.5.0";
@@ -36,8 +45,9 @@ struct HttpVersions {
 
 class HttpHandler {
  public:
-  HttpHandler(HealthProbe& probe, HttpVersions versions)
-      : probe_(probe), versions_(std::move(versions)) {}
+  // `gateway` may be null (no /v3/ JSON gateway).
+  HttpHandler(HealthProbe& probe, HttpVersions versions, JsonGateway* gateway = nullptr)
+      : probe_(probe), versions_(std::move(versions)), gateway_(gateway) {}
 
   HttpResponse Handle(const HttpRequest& request);
 
@@ -47,6 +57,7 @@ class HttpHandler {
 
   HealthProbe& probe_;
   const HttpVersions versions_;
+  JsonGateway* const gateway_;
 };
 
 }  // namespace rusd::frontend

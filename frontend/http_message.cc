@@ -128,6 +128,7 @@ HttpParse ParseHttpRequest(std::string_view in, HttpRequest* out, size_t* consum
   out->path = std::string(target.substr(0, q));
   out->query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
   out->keep_alive = keep_alive;
+  out->body = std::string(in.substr(head_end + 4, content_length));
   *consumed = total;
   return HttpParse::kComplete;
 }

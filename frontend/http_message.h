@@ -1,6 +1,6 @@
 // HTTP/1.1 request parsing and response formatting for the small HTTP surface served on the
 // client port (/version, /health, /livez, /readyz). Deliberately minimal and strict: a
-// request line, headers, an optional Content-Length body (read and ignored). Anything else
+// request line, headers, an optional Content-Length body. Anything else
 // (chunked bodies, oversized headers, garbage) is reported as an error so the connection
 // can answer 400 and close. Pure functions; no I/O.
 #pragma once
@@ -17,14 +17,16 @@ struct HttpRequest {
   std::string method;
   std::string path;   // without the query
   std::string query;  // after '?', undecoded
+  std::string body;   // the Content-Length bytes (the JSON gateway reads them)
   bool keep_alive = true;
 };
 
 enum class HttpParse { kIncomplete, kComplete, kBad };
 
-// Largest request head (request line + headers) accepted, and largest ignored body.
+// Largest request head (request line + headers) and body accepted (a gateway put carries up
+// to --max-request-bytes, base64-encoded).
 inline constexpr size_t kMaxHttpHeadBytes = 16 * 1024;
-inline constexpr size_t kMaxHttpBodyBytes = 64 * 1024;
+inline constexpr size_t kMaxHttpBodyBytes = 4 * 1024 * 1024;
 
 // Parses one request from the start of `in`. kComplete: *out is filled and *consumed is the
 // request's length including its body. kIncomplete: more bytes are needed (and `in` is still

@@ -14,6 +14,7 @@
 #include "common/component_flags.h"
 #include "common/logging.h"
 #include "frontend/client_listener.h"
+#include "frontend/gateway.h"
 #include "frontend/health_probe.h"
 #include "frontend/http_handler.h"
 #include "frontend/kv_service.h"
@@ -103,8 +104,11 @@ int Run(int argc, char** argv) {
   }
 
   frontend::RingHealthProbe probe(ring);
-  frontend::HttpHandler http(probe, frontend::HttpVersions{RUSD_ETCD_SERVER_VERSION,
-                                                           RUSD_ETCD_CLUSTER_VERSION});
+  frontend::KvDispatcher gateway_dispatcher(ring, kv_options);
+  frontend::KvGateway gateway(gateway_dispatcher);
+  frontend::HttpHandler http(
+      probe, frontend::HttpVersions{RUSD_ETCD_SERVER_VERSION, RUSD_ETCD_CLUSTER_VERSION},
+      &gateway);
   (*listener)->Start(server.get(), &http);
   spdlog::info("serving clients on {} (member {:x}, epoch {})",
                fmt::join(flags->listen_client_urls, ","), flags->member_id, (*ctx)->epoch());
