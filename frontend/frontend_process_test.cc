@@ -557,7 +557,7 @@ TEST_F(FrontendProcessTest, SecondFrontendOnABoundPortExitsWithAnError) {
   int status = 0;
   ::waitpid(second, &status, 0);
   EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_EQ(WEXITSTATUS(status), 78);  // EX_CONFIG: the supervisor must not restart it
 }
 
 }  // namespace

@@ -23,6 +23,12 @@
 
 namespace {
 
+// Exit status for start-up failures a restart cannot fix (a client port in use, a bad URL or
+// flag): sysexits' EX_CONFIG. The supervisor should stop the node on it, as etcd exits, rather
+// than restart the frontend (a harness probing the port would otherwise reach whatever
+// process holds it).
+constexpr int kExitConfig = 78;
+
 // etcd: the gRPC receive limit is the request limit plus this much room for the envelope.
 constexpr uint64_t kGrpcOverheadBytes = 512 * 1024;
 
@@ -43,19 +49,19 @@ int Run(int argc, char** argv) {
   Result<ComponentFlags> flags = ComponentFlags::Parse(argc, argv);
   if (!flags.ok()) {
     std::fprintf(stderr, "rusd-frontend: %s\n", flags.status().message().c_str());
-    return 2;
+    return kExitConfig;
   }
   Status st = SetUpLogging("frontend", flags->log_level, flags->log_format);
   if (!st.ok()) {
     std::fprintf(stderr, "rusd-frontend: %s\n", st.message().c_str());
-    return 2;
+    return kExitConfig;
   }
 
   // Bind first: a port in use is the most common start-up failure; say so and exit.
   auto listener = frontend::ClientListener::Bind(flags->listen_client_urls);
   if (!listener.ok()) {
     spdlog::error("{}", listener.status().message());
-    return 1;
+    return kExitConfig;
   }
 
   auto ctx = ipc::ComponentContext::Start(*flags, ipc::Component::kFrontend);
