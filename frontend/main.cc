@@ -17,17 +17,17 @@
 #include "frontend/gateway.h"
 #include "frontend/health_probe.h"
 #include "frontend/http_handler.h"
+#include "common/exit_codes.h"
 #include "frontend/kv_service.h"
 #include "frontend/ring_client.h"
 #include "ipc/component_context.h"
 
 namespace {
 
-// Exit status for start-up failures a restart cannot fix (a client port in use, a bad URL or
-// flag): sysexits' EX_CONFIG. The supervisor should stop the node on it, as etcd exits, rather
-// than restart the frontend (a harness probing the port would otherwise reach whatever
-// process holds it).
-constexpr int kExitConfig = 78;
+// Start-up failures a restart cannot fix (a client port in use, a bad URL or flag) exit with
+// rusd::kExitConfigError: the supervisor then stops the node instead of restarting into it
+// (a client probing the port would otherwise reach whatever process holds it).
+constexpr int kExitConfig = rusd::kExitConfigError;
 
 // etcd: the gRPC receive limit is the request limit plus this much room for the envelope.
 constexpr uint64_t kGrpcOverheadBytes = 512 * 1024;

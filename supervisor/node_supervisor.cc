@@ -9,6 +9,7 @@
 #include <optional>
 #include <spdlog/spdlog.h>
 
+#include "common/exit_codes.h"
 #include "ipc/segment.h"
 #include "supervisor/child_process.h"
 
@@ -133,7 +134,14 @@ struct NodeSupervisor::State {
           spdlog::error("{} (pid {}) {} after {}ms{}", BinaryName(c.component), pid,
                         DescribeExit(status), Ms(now - c.started),
                         c.killed_for_hang ? " (killed: heartbeat stalled)" : "");
-          if (!ScheduleRestart(c, now)) ok = false;
+          if (WIFEXITED(status) && WEXITSTATUS(status) == kExitConfigError) {
+            // Restarting cannot fix a port held by someone else or a bad setting.
+            spdlog::error("{} cannot start with this configuration; stopping the node",
+                          BinaryName(c.component));
+            ok = false;
+          } else if (!ScheduleRestart(c, now)) {
+            ok = false;
+          }
         }
       }
     }

@@ -252,6 +252,32 @@ TEST_P(ProcessTest, SigtermStopsEverythingAndRemovesTheSegment) {
   EXPECT_TRUE(DataDirLock::Acquire(data_dir_).ok()) << "lock not released";
 }
 
+// Tests that need the real components (the stubs bind no port).
+class RealProcessTest : public ProcessTest {};
+
+TEST_P(RealProcessTest, ClientPortHeldByAnotherProcessStopsTheNodeWithoutRestarts) {
+  // Hold the client port the way another server would.
+  int holder = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(std::stoi(client_url_.substr(client_url_.rfind(':') + 1)));
+  ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(holder, 4), 0);
+
+  pid_t rusd = StartRusd();
+  int status = WaitExit(rusd, 15s);
+  ::close(holder);
+  ASSERT_NE(status, -1) << "rusd kept running while its client port was taken";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "status " << status;
+  std::string log = Log(0);
+  EXPECT_NE(log.find("rusd-frontend cannot start with this configuration; stopping the node"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("restarting rusd-frontend"), std::string::npos) << log;
+  EXPECT_FALSE(SegmentExists()) << "/dev/shm/" << segment_ << " left behind";
+}
+
 TEST_P(ProcessTest, SecondRusdOnTheSameDataDirFails) {
   pid_t first = StartRusd();
   auto kids = WaitUp(first);
@@ -448,6 +474,9 @@ TEST_P(StubProcessTest, MetricsUrlRelaysHealthToTheFrontend) {
 INSTANTIATE_TEST_SUITE_P(Supervisor, ProcessTest,
                          ::testing::Values(BinDirKind{"StubComponents", true},
                                            BinDirKind{"RealComponents", false}),
+                         [](const auto& info) { return std::string(info.param.label); });
+INSTANTIATE_TEST_SUITE_P(Supervisor, RealProcessTest,
+                         ::testing::Values(BinDirKind{"RealComponents", false}),
                          [](const auto& info) { return std::string(info.param.label); });
 INSTANTIATE_TEST_SUITE_P(Supervisor, StubProcessTest,
                          ::testing::Values(BinDirKind{"StubComponents", true}),
