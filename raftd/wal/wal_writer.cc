@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -39,6 +40,9 @@ Status Preallocate(int fd, uint64_t bytes, const std::string& path) {
   }
   return Status::IoError(Errno("preallocate", path));
 }
+
+// How far ahead of the records Flush writes zeros (see WalWriter::zeroed_).
+constexpr uint64_t kZeroChunk = 1ull << 20;
 
 void EncodeHardState(std::string* out, uint32_t group, const raft::HardState& hs) {
   char p[kHardStatePayload];
@@ -82,6 +86,7 @@ Result<std::unique_ptr<WalWriter>> WalWriter::Open(const std::string& dir,
   w->fd_ = ::open(last.path.c_str(), O_RDWR | O_CLOEXEC);
   if (w->fd_ < 0) return Status::IoError(Errno("open", last.path));
   w->offset_ = rec.tail_offset;
+  w->zeroed_ = rec.tail_offset;  // what lies beyond is unknown: zero it again when needed
   if (rec.torn_tail) {
     // Cut the torn tail and give the space back as zeros, so that no stale record after
     // the new ones can ever be mistaken for part of the log.
@@ -119,6 +124,10 @@ Status WalWriter::CreateSegment(uint64_t sequence) {
   PutU64(p + 32, last_term_);
   AppendRecord(&head, RecordType::kSegmentHeader, group_, std::string_view(p, sizeof p));
   EncodeHardState(&head, group_, hard_state_);
+  const uint64_t head_bytes = head.size();
+  // The first chunk is zeroed with the header, under the same fdatasync (see zeroed_).
+  const uint64_t zeroed = std::max<uint64_t>(head.size(), std::min(kZeroChunk, options_.segment_bytes));
+  head.resize(zeroed, '\0');
   st = WriteAll(fd, head.data(), head.size(), 0, tmp);
   if (!st.ok()) return fail(st);
   if (::fdatasync(fd) != 0) return fail(Status::IoError(Errno("fdatasync", tmp)));
@@ -128,7 +137,8 @@ Status WalWriter::CreateSegment(uint64_t sequence) {
   RUSD_RETURN_IF_ERROR(SyncDir());
   if (fd_ >= 0) ::close(fd_);
   fd_ = fd;
-  offset_ = head.size();
+  offset_ = head_bytes;
+  zeroed_ = zeroed;
   // The header keeps the current group number: the records staged for this segment carry
   // it too, so recovery sees one group, never a skipped one.
   dirty_ = false;
@@ -180,6 +190,7 @@ Status WalWriter::Flush(bool sync) {
       }
       RUSD_RETURN_IF_ERROR(CreateSegment(segments_.back().sequence + 1));
     }
+    RUSD_RETURN_IF_ERROR(ZeroAhead(offset_ + staged_.size()));
     RUSD_RETURN_IF_ERROR(WriteAll(fd_, staged_.data(), staged_.size(), offset_,
                                   segments_.back().path));
     offset_ += staged_.size();
@@ -201,6 +212,24 @@ Status WalWriter::Flush(bool sync) {
     dirty_ = false;
     ++group_;
   }
+  return Status::Ok();
+}
+
+// Makes [zeroed_, end) and the chunk after it written zeros before records land there, so
+// the fdatasync of most groups flushes data only. Writes of zeros over space that reads as
+// zeros anyway change nothing recovery can see; they become durable with the next sync.
+Status WalWriter::ZeroAhead(uint64_t end) {
+  if (end <= zeroed_ || zeroed_ >= options_.segment_bytes) return Status::Ok();
+  const uint64_t target = std::max(end, std::min(zeroed_ + kZeroChunk, options_.segment_bytes));
+  if (zeros_.size() < kZeroChunk) zeros_.assign(kZeroChunk, '\0');
+  // Records (padded to 8 bytes) are written over everything below `end` right after.
+  uint64_t at = end;
+  while (at < target) {
+    const uint64_t n = std::min<uint64_t>(target - at, zeros_.size());
+    RUSD_RETURN_IF_ERROR(WriteAll(fd_, zeros_.data(), n, at, segments_.back().path));
+    at += n;
+  }
+  zeroed_ = target;
   return Status::Ok();
 }
 
