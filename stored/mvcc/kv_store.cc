@@ -163,6 +163,10 @@ Status RocksKvStore::OpenDb(const std::string& dir) {
   const size_t wb = std::max<size_t>(budget / 8, 2ull << 20);
   auto kv = FamilyOptions(cache_, wb, 4096, /*bloom=*/true);
   kv.optimize_filters_for_hits = false;
+  // Every put first reads the key's current record: a memtable bloom filter lets the reads
+  // of keys not written lately skip the memtables' skiplist searches.
+  kv.memtable_prefix_bloom_size_ratio = 0.05;
+  kv.memtable_whole_key_filtering = true;
   auto history = FamilyOptions(cache_, wb, 16384, false);
   // Compaction leaves runs of deletes in history: compact files dense with them.
   history.table_properties_collector_factories.push_back(
