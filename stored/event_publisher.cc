@@ -12,6 +12,11 @@ EventPublisher::EventPublisher(ipc::RingWriter& events, size_t max_frame_bytes)
     : events_(events), max_frame_bytes_(max_frame_bytes) {}
 
 void EventPublisher::Publish(std::span<mvccpb::Event> events) {
+  if (events.empty()) return;
+  if (gap_ && events_.FreeBytes() <= free_at_drop_) {
+    ++dropped_frames_;  // nothing drained since the last drop: this would not fit either
+    return;
+  }
   size_t begin = 0;
   size_t bytes = 0;
   for (size_t i = 0; i < events.size(); ++i) {
@@ -50,6 +55,7 @@ void EventPublisher::SendFrame(std::span<mvccpb::Event> events) {
                  first_revision, st.ToString());
   }
   gap_ = true;
+  free_at_drop_ = events_.FreeBytes();
   ++dropped_frames_;
 }
 

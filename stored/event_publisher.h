@@ -5,7 +5,8 @@
 // at most ~max_frame_bytes each, never splitting one revision across frames. A frame that
 // does not fit the ring now is dropped and the publisher remembers the gap: the next frame it
 // delivers carries after_gap = true, which tells the frontend that its watchers must catch
-// up from history (docs/architecture.md, "Reads, watches and leases").
+// up from history (docs/architecture.md, "Reads, watches and leases"). While the consumer
+// frees no space after a drop, later frames are dropped without being serialized.
 //
 // Threads: the apply thread only.
 #pragma once
@@ -42,6 +43,11 @@ class EventPublisher {
   const size_t max_frame_bytes_;
   bool gap_ = false;
   uint64_t dropped_frames_ = 0;
+  // While gap_: the ring's free bytes when the last frame was dropped. Until the consumer
+  // frees more, a new frame is dropped without being built (the watchers must catch up
+  // from history anyway; with no frontend draining the ring this saves every put the cost
+  // of serializing its events).
+  uint64_t free_at_drop_ = 0;
 };
 
 }  // namespace rusd::stored

@@ -182,6 +182,41 @@ TEST(EventPublisherTest, FullRingMarksAGapThatTheNextDeliveredBatchAnnounces) {
   EXPECT_EQ(batch.revision(), rev);
 }
 
+TEST(EventPublisherTest, WhileTheConsumerDrainsNothingLaterBatchesAreDroppedUnbuilt) {
+  ScopedSegment segment("stored-events-idle", UniformLayout(4096));
+  ASSERT_TRUE(segment.ok());
+  ipc::RingWriter writer(*segment, RingId::kEvents, 1);
+  EventPublisher publisher(writer);
+  int64_t rev = 1;
+  while (!publisher.gap()) {
+    std::vector<mvccpb::Event> events = {PutEvent("k", ++rev, 300)};
+    publisher.Publish(events);
+    ASSERT_LT(rev, 100) << "the ring never filled";
+  }
+  // A tiny batch would fit the leftover space, but nobody drained: it is dropped too, and
+  // the ring's free space is untouched.
+  const uint64_t free_before = writer.FreeBytes();
+  const uint64_t dropped_before = publisher.dropped_frames();
+  std::vector<mvccpb::Event> small = {PutEvent("k", ++rev, 1)};
+  publisher.Publish(small);
+  EXPECT_TRUE(publisher.gap());
+  EXPECT_EQ(publisher.dropped_frames(), dropped_before + 1);
+  EXPECT_EQ(writer.FreeBytes(), free_before);
+  // Once the consumer frees space, publishing resumes and announces the gap.
+  ipc::RingReader reader(*segment, RingId::kEvents);
+  while (reader.TryRead()) {
+  }
+  std::vector<mvccpb::Event> next = {PutEvent("k", ++rev)};
+  publisher.Publish(next);
+  EXPECT_FALSE(publisher.gap());
+  auto m = reader.TryRead();
+  ASSERT_TRUE(m.has_value());
+  internal::EventBatch batch;
+  ASSERT_TRUE(batch.ParseFromString(m->payload));
+  EXPECT_TRUE(batch.after_gap());
+  EXPECT_EQ(batch.revision(), rev);
+}
+
 TEST(EventPublisherTest, LargeBatchesAreCutOnlyAtRevisionBoundaries) {
   ScopedSegment segment("stored-cuts", UniformLayout(1 << 20));
   ASSERT_TRUE(segment.ok());
