@@ -19,6 +19,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/experimental.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
@@ -231,7 +232,12 @@ Result<uint64_t> RocksKvStore::ReadMeta(const char* name, uint64_t absent) {
   return v;
 }
 
+// RocksDB counts into thread-local perf/IO-stat contexts by default (kEnableCount): a
+// dozen TLS look-ups per Get/Put in the shared library. Nobody reads them here.
+void DisablePerfCounters() { rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable); }
+
 Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> entries) {
+  DisablePerfCounters();
   ApplyOutput out;
   uint64_t applied = applied_index();
   uint64_t term = raft_term();
@@ -418,6 +424,7 @@ Status RocksKvStore::PurgeCompactedHistory(int64_t target) {
 
 Result<std::string> RocksKvStore::Range(const etcdserverpb::RangeRequest& request) {
   RUSD_RETURN_IF_ERROR(ValidateRangeRequest(request));
+  DisablePerfCounters();
   RevisionBounds bounds;
   uint64_t term = 0;
   std::unique_ptr<SnapshotView> view;
