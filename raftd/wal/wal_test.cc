@@ -135,6 +135,21 @@ TEST_F(WalTest, RestartAppendsAfterRecoveredRecords) {
   EXPECT_EQ(rec->hard_state.commit, 6u);
 }
 
+TEST_F(WalTest, ReopenSyncsARecoveredTailTheDeadWriterLeftUnsynced) {
+  {
+    // A writer killed between writing and syncing: its records are only in the page cache.
+    auto w = OpenWriter(dir_);
+    raft::Entry e = MakeEntry(1, 1, "unsynced");
+    w->AddEntries(std::span<const raft::Entry>(&e, 1));
+    ASSERT_TRUE(w->Flush(false).ok());
+  }
+  auto w = OpenWriter(dir_);
+  EXPECT_EQ(w->last_index(), 1u);
+  // Its successor commits what it recovered, so it must make it durable first, even when
+  // its own first write rolls over to a new segment and never syncs the old one.
+  EXPECT_EQ(w->fsyncs(), 1u);
+}
+
 TEST_F(WalTest, LaterEntryWithLowerIndexOverwritesTheSuffix) {
   auto w = OpenWriter(dir_);
   AppendEach(*w, 1, 5, 1);

@@ -94,8 +94,12 @@ Result<std::unique_ptr<WalWriter>> WalWriter::Open(const std::string& dir,
       return Status::IoError(Errno("truncate", last.path));
     }
     RUSD_RETURN_IF_ERROR(Preallocate(w->fd_, options.segment_bytes, last.path));
-    if (::fdatasync(w->fd_) != 0) return Status::IoError(Errno("fdatasync", last.path));
   }
+  // The previous raftd may have died between writing its last records and syncing them:
+  // they are readable from the page cache but not yet durable. Sync before this raftd
+  // treats them as persisted (it will commit them), whatever its first write does next.
+  if (::fdatasync(w->fd_) != 0) return Status::IoError(Errno("fdatasync", last.path));
+  ++w->fsyncs_;
   return w;
 }
 
