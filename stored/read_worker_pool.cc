@@ -44,6 +44,13 @@ void ReadWorkerPool::Stop() {
 
 void ReadWorkerPool::ServeRange(uint64_t request_id,
                                 std::shared_ptr<const internal::RangeRead> read) {
+  {
+    std::lock_guard lock(mu_);
+    if (!reads_in_flight_.insert(request_id).second) {
+      spdlog::debug("read {:016x} is already being served; dropping the repeat", request_id);
+      return;
+    }
+  }
   Work work;
   work.request_id = request_id;
   work.read = std::move(read);
@@ -98,6 +105,8 @@ void ReadWorkerPool::Perform(Work& work) {
   } else {
     Write(ipc::MessageType::kError, work.request_id, EncodeErrorReply(response.status()));
   }
+  std::lock_guard lock(mu_);
+  reads_in_flight_.erase(work.request_id);
 }
 
 void ReadWorkerPool::Write(ipc::MessageType type, uint64_t request_id,

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "ipc/message_type.h"
@@ -44,6 +45,10 @@ class ReadWorkerPool {
 
   // Serves `read` at the store's current state and replies kResult (RangeResponse) or kError
   // under `request_id`. The caller has already waited for read->min_applied_index.
+  // A read whose id is already queued or being served is dropped: the frontend may re-send
+  // a read (stored's epoch moves twice per restart), and two workers streaming chunks under
+  // one id at once would interleave them into one corrupt message. A repeat that arrives
+  // after the first reply is complete is served again; the frontend drops the extra reply.
   void ServeRange(uint64_t request_id, std::shared_ptr<const internal::RangeRead> read);
   // Writes a ready-made reply, waiting for ring space if needed.
   void SendReply(ipc::MessageType type, uint64_t request_id, std::string payload);
@@ -72,6 +77,7 @@ class ReadWorkerPool {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Work> queue_;  // guarded by mu_
+  std::unordered_set<uint64_t> reads_in_flight_;  // ids of queued or running reads; mu_
   bool stopping_ = false;   // guarded by mu_
   std::vector<std::thread> threads_;
 };

@@ -3,6 +3,7 @@
 // read workers. A fake KvStore answers ranges; the rings live in a test segment.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -68,6 +69,48 @@ std::shared_ptr<internal::RangeRead> MakeRead(uint64_t min_applied, int64_t tag,
   read->mutable_request()->set_key(key);
   read->mutable_request()->set_limit(tag);
   return read;
+}
+
+// A FakeStore whose ranges wait until the test opens the gate, counting the calls.
+class GatedStore : public FakeStore {
+ public:
+  Result<std::string> Range(const etcdserverpb::RangeRequest& request) override {
+    calls_.fetch_add(1);
+    while (!open_.load()) std::this_thread::sleep_for(1ms);
+    return FakeStore::Range(request);
+  }
+  void Open() { open_.store(true); }
+  int calls() const { return calls_.load(); }
+
+ private:
+  std::atomic<bool> open_{false};
+  std::atomic<int> calls_{0};
+};
+
+TEST(ReadWorkerPoolTest, RepeatOfAReadStillBeingServedIsDropped) {
+  ScopedSegment segment("stored-repeat", UniformLayout(1 << 16));
+  ASSERT_TRUE(segment.ok());
+  GatedStore store;
+  ipc::RingWriter writer(*segment, RingId::kStoreReplies, 1);
+  ReadWorkerPool workers(store, writer, *segment, 2);
+  // The frontend re-sent read 7 (stored's epoch moved) while the first copy is served.
+  workers.ServeRange(7, MakeRead(0, 70));
+  workers.ServeRange(7, MakeRead(0, 70));
+  std::this_thread::sleep_for(50ms);  // both workers idle but one: the repeat must not start
+  store.Open();
+
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+  auto first = ReadWithin(*segment, reader, 2s);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->id, 7u);
+  EXPECT_FALSE(ReadWithin(*segment, reader, 200ms).has_value()) << "the repeat was served too";
+  EXPECT_EQ(store.calls(), 1);
+
+  // Once the first reply is out, a late repeat is served again (the frontend drops it).
+  workers.ServeRange(7, MakeRead(0, 70));
+  auto again = ReadWithin(*segment, reader, 2s);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->id, 7u);
 }
 
 TEST(ReplySenderTest, QueuesRepliesWhenRingIsFullAndDeliversThemInOrder) {
