@@ -74,6 +74,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
       QueueLeaderInfo();
     }
     bool worked = TakeControl();
+    RUSD_RETURN_IF_ERROR(fatal_);
     worked |= TakeProposals();
     const Clock::time_point now = Clock::now();
     if (now >= next_tick) {
@@ -124,8 +125,12 @@ bool RaftProcess::TakeControl() {
         if (resume.applied_index() > node_.log().last_index()) {
           // stored has applied entries this WAL does not hold (the WAL was lost or
           // replaced): new entries would reuse indexes stored already applied.
-          spdlog::error("stored has applied index {} but the WAL ends at {}: WAL lost?",
-                        resume.applied_index(), node_.log().last_index());
+          // Serving on would commit writes stored silently drops as already applied.
+          fatal_ = Status::DataLoss(
+              "stored has applied index " + std::to_string(resume.applied_index()) +
+              " but the WAL ends at index " + std::to_string(node_.log().last_index()) +
+              ": the WAL was lost or replaced; refusing to serve");
+          return worked;
         }
         next_to_send_ = resume.applied_index() + 1;
         resume_epoch_ = m->sender_epoch;

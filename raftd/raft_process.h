@@ -75,7 +75,7 @@ class RaftProcess {
     std::string payload;
   };
 
-  bool TakeControl();
+  bool TakeControl();  // sets fatal_ when stored is ahead of this WAL
   bool TakeProposals();
   Status HandleReadies();
   Status Persist(const raft::Ready& rd);
@@ -96,6 +96,7 @@ class RaftProcess {
   ipc::RingReader control_;
   ipc::RingWriter replies_;
   ipc::RingWriter committed_;
+  Status fatal_;  // an unrecoverable inconsistency found while serving; ends Run()
 
   // Delivery cursor to stored; unset until a kResumeFrom of the current stored epoch.
   std::optional<uint64_t> next_to_send_;

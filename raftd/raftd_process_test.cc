@@ -412,6 +412,18 @@ TEST_F(RaftdProcessTest, StreamsAnEntryLargerThanTheCommittedRing) {
   EXPECT_EQ(AppliedRequestIds(), (std::vector<uint64_t>{42, 43}));
 }
 
+TEST_F(RaftdProcessTest, StoredAheadOfTheWalStopsRaftdInsteadOfReusingIndexes) {
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  // stored applied up to 100, but this WAL (lost and recreated) holds only index 1.
+  Resume(100, 1);
+  EXPECT_EQ(WaitExit(5s), 2) << RaftdLog();
+  const std::string log = RaftdLog();
+  EXPECT_NE(log.find("stored has applied index 100 but the WAL ends at index 1"),
+            std::string::npos)
+      << log;
+}
+
 TEST_F(RaftdProcessTest, RefusesToStartOnACorruptWalNamingTheFile) {
   StartRaftd();
   ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
