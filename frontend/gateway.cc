@@ -7,30 +7,16 @@
 #include <string>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
+#include "frontend/json_text.h"
 #include "frontend/kv_dispatcher.h"
 
 namespace rusd::frontend {
 namespace {
 
 std::string JsonQuote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static const char* kHex = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xf];
-          out += kHex[c & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out(1, '"');
+  out.append(JsonEscape(s)).push_back('"');
+  return out;
 }
 
 HttpResponse JsonError(const Status& st) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "frontend/json_text.h"
+
 namespace rusd::frontend {
 namespace {
 
@@ -20,32 +22,6 @@ HttpResponse MethodNotAllowed() {
   HttpResponse r = GoError(405, "Method Not Allowed");
   r.headers.emplace_back("Allow", "GET");
   return r;
-}
-
-std::string JsonEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '<': out += "\\u003c"; break;  // as Go's encoding/json
-      case '>': out += "\\u003e"; break;
-      case '&': out += "\\u0026"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static const char* kHex = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[(c >> 4) & 0xf];
-          out += kHex[c & 0xf];
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
 }
 
 }  // namespace
