@@ -6,7 +6,8 @@
 
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "frontend/etcd_errors.h"
-#include "frontend/request_validation.h"
+#include "stored/mvcc/request_validation.h"
+#include "stored/mvcc/txn_validation.h"
 
 namespace rusd::frontend {
 namespace {
@@ -94,7 +95,7 @@ void KvDispatcher::Submit(KvMethod method, std::string_view request, RequestCall
         done(Unparsable(), std::string());
         return;
       }
-      Status st = CheckRangeRequest(*r);
+      Status st = stored::ValidateRangeRequest(*r);
       if (!st.ok()) {
         done(st, std::string());
         return;
@@ -105,19 +106,19 @@ void KvDispatcher::Submit(KvMethod method, std::string_view request, RequestCall
     case KvMethod::kPut:
       ProposeChecked<etcdserverpb::PutRequest>(
           ring_, options_, kTagPut, request,
-          [](const etcdserverpb::PutRequest& r) { return CheckPutRequest(r); }, std::move(done));
+          [](const etcdserverpb::PutRequest& r) { return stored::ValidatePutRequest(r); }, std::move(done));
       return;
     case KvMethod::kDeleteRange:
       ProposeChecked<etcdserverpb::DeleteRangeRequest>(
           ring_, options_, kTagDeleteRange, request,
-          [](const etcdserverpb::DeleteRangeRequest& r) { return CheckDeleteRequest(r); },
+          [](const etcdserverpb::DeleteRangeRequest& r) { return stored::ValidateDeleteRangeRequest(r); },
           std::move(done));
       return;
     case KvMethod::kTxn: {
       const uint32_t max_ops = options_.max_txn_ops;
       ProposeChecked<etcdserverpb::TxnRequest>(
           ring_, options_, kTagTxn, request,
-          [max_ops](const etcdserverpb::TxnRequest& r) { return CheckTxnRequest(r, max_ops); },
+          [max_ops](const etcdserverpb::TxnRequest& r) { return stored::ValidateTxnRequest(r, max_ops); },
           std::move(done));
       return;
     }
