@@ -531,6 +531,9 @@ TEST_F(FrontendProcessTest, GarbageOnTheClientPortGets400) {
 
 TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
   node_->SendLeader(kMemberId);
+  // As raftd and stored publish them.
+  segment_->counter(ipc::Counter::kRaftCommittedIndex).store(42);
+  segment_->counter(ipc::Counter::kAppliedIndex).store(41);
   auto stub = etcdserverpb::Maintenance::NewStub(channel_);
   etcdserverpb::StatusResponse resp;
   grpc::Status st;
@@ -545,6 +548,8 @@ TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
   EXPECT_EQ(resp.header().member_id(), kMemberId);
   EXPECT_EQ(resp.header().cluster_id(), 0x123u);
   EXPECT_EQ(resp.raftterm(), 3u);
+  EXPECT_EQ(resp.raftindex(), 42u);
+  EXPECT_EQ(resp.raftappliedindex(), 41u);
   // Other services are not registered: clients get a clean Unimplemented.
   auto lease = etcdserverpb::Lease::NewStub(channel_);
   etcdserverpb::LeaseGrantResponse grant;

@@ -130,6 +130,8 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
                  resp->set_version(RUSD_ETCD_SERVER_VERSION);
                  resp->set_leader(leader.leader_id);
                  resp->set_raftterm(term);
+                 resp->set_raftindex(ring_.committed_index());
+                 resp->set_raftappliedindex(ring_.applied_index());
                  reactor->Finish(grpc::Status::OK);
                });
     return reactor;

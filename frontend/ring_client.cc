@@ -406,6 +406,14 @@ LeaderState RingClient::leader() const {
                      impl_->leader_term.load(std::memory_order_relaxed)};
 }
 
+uint64_t RingClient::committed_index() const {
+  return impl_->segment.counter(ipc::Counter::kRaftCommittedIndex).load(std::memory_order_relaxed);
+}
+
+uint64_t RingClient::applied_index() const {
+  return impl_->segment.counter(ipc::Counter::kAppliedIndex).load(std::memory_order_relaxed);
+}
+
 size_t RingClient::PendingCount() const { return impl_->pending.Size(); }
 
 }  // namespace rusd::frontend

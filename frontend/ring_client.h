@@ -90,6 +90,11 @@ class RingClient {
 
   LeaderState leader() const;
 
+  // raftd's commit index and stored's applied index as they last published them in the
+  // segment (Maintenance.Status's raftIndex and raftAppliedIndex).
+  uint64_t committed_index() const;
+  uint64_t applied_index() const;
+
   // Number of requests waiting for a reply (tests, metrics).
   size_t PendingCount() const;
 

@@ -22,7 +22,7 @@ namespace {
 constexpr uint64_t kSegmentMagic = 0x4d68536453755221ull;  // "!RuSdShM" read backwards
 // Bump whenever anything in SegmentHeader, Ring or FrameHeader changes shape or meaning:
 // binaries of two builds must never share a segment.
-constexpr uint32_t kLayoutVersion = 1;
+constexpr uint32_t kLayoutVersion = 2;
 constexpr uint64_t kRingAlign = 4096;
 
 struct RingDescriptor {
@@ -103,6 +103,8 @@ const char* CounterName(Counter c) {
     case Counter::kWalFsyncs: return "wal_fsyncs";
     case Counter::kRangeReads: return "range_reads";
     case Counter::kFrontendRequests: return "frontend_requests";
+    case Counter::kRaftCommittedIndex: return "raft_committed_index";
+    case Counter::kAppliedIndex: return "applied_index";
     case Counter::kCount: break;
   }
   return "unknown";

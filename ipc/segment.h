@@ -83,6 +83,9 @@ enum class Counter : uint32_t {
   kWalFsyncs,
   kRangeReads,
   kFrontendRequests,
+  // Gauges (the latest value, stored, not added): what Maintenance.Status and metrics show.
+  kRaftCommittedIndex,  // raftd: highest index committed (and fsynced in its WAL)
+  kAppliedIndex,        // stored: highest index applied to the store
   kCount
 };
 const char* CounterName(Counter c);

@@ -254,6 +254,8 @@ Status RaftProcess::HandleReadies() {
     }
     node_.Advance(rd);
   }
+  segment_.counter(ipc::Counter::kRaftCommittedIndex)
+      .store(node_.log().committed(), std::memory_order_relaxed);
   return Status::Ok();
 }
 

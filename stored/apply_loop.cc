@@ -47,6 +47,7 @@ Status ApplyLoop::Run() {
   ipc::RingReader committed(segment, ipc::RingId::kCommitted);
 
   applied_ = store_.applied_index();
+  segment.counter(ipc::Counter::kAppliedIndex).store(applied_, std::memory_order_relaxed);
   // What the store recovered at open may sit in the page cache only (the previous stored was
   // killed, not the machine): sync before calling it durable.
   Result<uint64_t> synced = store_.SyncWal();
@@ -177,6 +178,7 @@ Status ApplyLoop::ApplyBatch() {
   context_.segment()
       .counter(ipc::Counter::kEntriesApplied)
       .fetch_add(count, std::memory_order_relaxed);
+  context_.segment().counter(ipc::Counter::kAppliedIndex).store(applied_, std::memory_order_relaxed);
   gate_.Advance(applied_);
   if (!out->events.empty()) events_.Publish(out->events);
   for (ApplyReply& reply : out->replies) {
