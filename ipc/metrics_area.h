@@ -115,4 +115,31 @@ struct MetricsArea {
   LatencyHistogram& histogram(Histogram h) { return histograms[static_cast<int>(h)]; }
 };
 
+// One unit of a gauge held while this object lives (a pending proposal, say): +1 when
+// made, -1 when destroyed. Movable, so it can ride inside a request's bookkeeping.
+class GaugeHold {
+ public:
+  GaugeHold() = default;
+  explicit GaugeHold(std::atomic<uint64_t>& gauge) : gauge_(&gauge) {
+    gauge_->fetch_add(1, std::memory_order_relaxed);
+  }
+  GaugeHold(GaugeHold&& o) noexcept : gauge_(o.gauge_) { o.gauge_ = nullptr; }
+  GaugeHold& operator=(GaugeHold&& o) noexcept {
+    if (this != &o) {
+      Release();
+      gauge_ = o.gauge_;
+      o.gauge_ = nullptr;
+    }
+    return *this;
+  }
+  ~GaugeHold() { Release(); }
+
+ private:
+  void Release() {
+    if (gauge_ != nullptr) gauge_->fetch_sub(1, std::memory_order_relaxed);
+    gauge_ = nullptr;
+  }
+  std::atomic<uint64_t>* gauge_ = nullptr;
+};
+
 }  // namespace rusd::ipc
