@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -23,6 +24,7 @@ namespace {
 
 constexpr int kIoTimeoutMs = 3000;
 constexpr size_t kMaxResponseBytes = 64 * 1024 * 1024;
+constexpr std::chrono::nanoseconds kReadyBeatAge = std::chrono::seconds(1);
 
 void SetTimeouts(int fd) {
   timeval tv{kIoTimeoutMs / 1000, (kIoTimeoutMs % 1000) * 1000};
@@ -179,12 +181,27 @@ struct MetricsListener::Impl {
                      (HasQueryKey(query, "verbose") ? detail : std::string()) + "ok\n");
   }
 
-  // Empty when the node can serve as far as the supervisor can tell.
+  // Empty when the node can serve as far as the supervisor can tell: every component runs
+  // and its heartbeat moved within kReadyBeatAge (the supervisor samples beats every
+  // 100 ms; a stopped or wedged process stops beating long before it is killed as hung).
   std::string NotReadyReason() {
+    const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                   std::chrono::steady_clock::now().time_since_epoch())
+                                                   .count());
     for (int c = 0; c < ipc::kComponentCount; ++c) {
       const auto comp = static_cast<ipc::Component>(c);
+      const std::string name = ipc::ComponentName(comp);
       if (segment->component(comp).pid.load(std::memory_order_relaxed) == 0) {
-        return std::string(ipc::ComponentName(comp)) + " failed: not running (restarting)";
+        return name + " failed: not running (restarting)";
+      }
+      const ipc::ComponentStats& st = segment->metrics().components[c];
+      const uint64_t beat = st.last_beat_mono_ns.load(std::memory_order_relaxed);
+      if (beat < st.start_mono_ns.load(std::memory_order_relaxed)) {
+        return name + " failed: starting";
+      }
+      if (now > beat && now - beat > kReadyBeatAge.count()) {
+        return name + " failed: heartbeat stalled for " + std::to_string((now - beat) / 1000000) +
+               "ms";
       }
     }
     if (segment->metrics().Get(ipc::Metric::kHasLeader) == 0) return "raft failed: no leader";
@@ -256,7 +273,7 @@ Result<std::unique_ptr<MetricsListener>> MetricsListener::Start(
     // Options as Exposer(bind_address) sets them, plus short timeouts: a stuck scraper must
     // not hold one of the two threads.
     impl->exposer = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", listening, "num_threads", "2",
+        std::vector<std::string>{"listening_ports", listening, "num_threads", "4",
                                  "request_timeout_ms", std::to_string(kIoTimeoutMs)},
         &callbacks);
   } catch (const std::exception& e) {

@@ -7,15 +7,17 @@
 // - /livez (and /livez/<check>): answered here: the supervisor is alive and restarts what
 //   fails, so liveness holds while a component restarts (a kubelet restarting the whole node
 //   would not help). ?verbose lists the components.
-// - /readyz (and /readyz/<check>): 503 unless every component runs and raftd knows a leader;
-//   then relayed to the frontend, whose checks read through the rings as etcd's do.
+// - /readyz (and /readyz/<check>): 503 unless every component runs with a heartbeat younger
+//   than 1 s and raftd knows a leader; then relayed to the frontend, whose checks read
+//   through the rings as etcd's do.
 // - /health (?exclude=, ?serializable=) and /version: relayed unchanged to rusd-frontend on
 //   the node's first client URL; 503 with etcd's JSON shape while it cannot be reached.
 // Anything else is 404; a non-GET on a probe path is 405.
 //
-// Threads: civetweb's (two), created by Start; they inherit the caller's signal mask, so
-// create the listener after BlockSupervisorSignals() and stop signals still reach the main
-// thread. Their sockets are close-on-exec (the components never inherit them).
+// Threads: civetweb's four (a probe relayed to a frontend that waits for raftd may hold one
+// for up to 3 s), created by Start; they inherit the caller's signal mask, so create the
+// listener after BlockSupervisorSignals() and stop signals still reach the main thread.
+// Their sockets are close-on-exec (the components never inherit them).
 #pragma once
 
 #include <memory>
