@@ -36,6 +36,13 @@ HttpResponse HttpHandler::Handle(const HttpRequest& request) {
              versions_.cluster + "\"}";
     return r;
   }
+  if (path == "/metrics" && metrics_page_ != nullptr) {
+    if (request.method != "GET") return MethodNotAllowed();
+    HttpResponse r;
+    r.content_type = metrics_page_->ContentType();
+    r.body = metrics_page_->Render();
+    return r;
+  }
   if (path == "/health") {
     if (request.method != "GET") return MethodNotAllowed();
     return Health(request);

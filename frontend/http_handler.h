@@ -5,6 +5,7 @@
 //                 the leader check and reads locally, as etcd.
 //   GET /livez, /readyz (and /livez/<check>, /readyz/<check>): "ok\n", ?verbose lists the
 //                 checks, ?exclude=<check> skips one; a failed check answers 503.
+//   GET /metrics  Prometheus' text format, when a MetricsPage is given (metrics_page.h).
 //   POST /v3/kv/...  the JSON gateway, when one is given (gateway.h).
 // Anything else is 404 "404 page not found\n"; a non-GET on a known path is 405.
 //
@@ -38,6 +39,14 @@ class JsonGateway {
   virtual std::optional<HttpResponse> Serve(const HttpRequest& request) = 0;
 };
 
+// The /metrics page (metrics_page.h renders the segment's metrics).
+class MetricsPage {
+ public:
+  virtual ~MetricsPage() = default;
+  virtual std::string ContentType() = 0;
+  virtual std::string Render() = 0;
+};
+
 struct HttpVersions {
   std::string server = "3.5.17";
   std::string cluster = "3.5.0";
@@ -50,6 +59,8 @@ class HttpHandler {
       : probe_(probe), versions_(std::move(versions)), gateway_(gateway) {}
 
   HttpResponse Handle(const HttpRequest& request);
+  // Serves /metrics from `page` (must outlive the handler); set before serving starts.
+  void set_metrics_page(MetricsPage* page) { metrics_page_ = page; }
 
  private:
   HttpResponse Health(const HttpRequest& request);
@@ -58,6 +69,7 @@ class HttpHandler {
   HealthProbe& probe_;
   const HttpVersions versions_;
   JsonGateway* const gateway_;
+  MetricsPage* metrics_page_ = nullptr;
 };
 
 }  // namespace rusd::frontend

@@ -165,6 +165,44 @@ TEST(HttpHandler, UnknownPathIs404AndPostIs405) {
   EXPECT_EQ(probe.linearizable_reads, 0);
 }
 
+// etcd's ?exclude= names alarms to ignore; rusd raises none, so it never changes the answer.
+TEST(HttpHandler, HealthAcceptsExcludedAlarms) {
+  FakeProbe probe;
+  HttpHandler h(probe, HttpVersions{});
+  HttpResponse r = h.Handle(Get("/health", "exclude=NOSPACE&exclude=CORRUPT"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"health":"true","reason":""})");
+  probe.leader = false;
+  EXPECT_EQ(h.Handle(Get("/health", "exclude=NOSPACE")).status, 503);
+  EXPECT_EQ(h.Handle(Get("/health", "exclude=NOSPACE&serializable=true")).status, 200);
+}
+
+class FakeMetricsPage : public MetricsPage {
+ public:
+  std::string ContentType() override { return "text/plain; version=0.0.4; charset=utf-8"; }
+  std::string Render() override {
+    ++renders;
+    return "# TYPE etcd_server_has_leader gauge\netcd_server_has_leader 1\n";
+  }
+  int renders = 0;
+};
+
+TEST(HttpHandler, MetricsServedFromThePage) {
+  FakeProbe probe;
+  HttpHandler h(probe, HttpVersions{});
+  EXPECT_EQ(h.Handle(Get("/metrics")).status, 404);  // no page: etcd's 404 text
+  FakeMetricsPage page;
+  h.set_metrics_page(&page);
+  HttpResponse r = h.Handle(Get("/metrics"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(r.body, "# TYPE etcd_server_has_leader gauge\netcd_server_has_leader 1\n");
+  HttpRequest post = Get("/metrics");
+  post.method = "POST";
+  EXPECT_EQ(h.Handle(post).status, 405);
+  EXPECT_EQ(page.renders, 1);
+}
+
 TEST(ClientUrl, ParsesHostsAndRefusesTls) {
   auto a = ParseClientUrl("http://127.0.0.1:2379");
   ASSERT_TRUE(a.ok());

@@ -11,6 +11,7 @@
 // Thread safety: any thread; immutable after construction.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 
@@ -22,6 +23,8 @@ struct KvServiceOptions {
   uint64_t member_id = 0;
   uint64_t max_request_bytes = 1572864;
   uint32_t max_txn_ops = 128;
+  // Where the KV service counts etcd_network_client_grpc_received_bytes_total (may be null).
+  std::atomic<uint64_t>* received_bytes = nullptr;
 };
 
 enum class KvMethod { kRange, kPut, kDeleteRange, kTxn, kCompact };

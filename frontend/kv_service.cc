@@ -44,7 +44,8 @@ using KvBase = etcdserverpb::KV::WithRawCallbackMethod_Range<
 // it in one slice (the common case), and stored's response bytes go out unchanged.
 class KvService final : public KvBase {
  public:
-  KvService(RingClient& ring, const KvServiceOptions& options) : dispatcher_(ring, options) {}
+  KvService(RingClient& ring, const KvServiceOptions& options)
+      : dispatcher_(ring, options), received_bytes_(options.received_bytes) {}
 
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
                                   grpc::ByteBuffer* resp) override {
@@ -72,6 +73,7 @@ class KvService final : public KvBase {
   grpc::ServerUnaryReactor* Submit(KvMethod method, grpc::CallbackServerContext* ctx,
                                    const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (received_bytes_ != nullptr) received_bytes_->fetch_add(req->Length(), std::memory_order_relaxed);
     grpc::Slice single;
     if (req->TrySingleSlice(&single).ok()) {
       dispatcher_.Submit(method,
@@ -95,6 +97,7 @@ class KvService final : public KvBase {
   }
 
   KvDispatcher dispatcher_;
+  std::atomic<uint64_t>* const received_bytes_;
 };
 
 class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {

@@ -19,6 +19,8 @@
 #include "frontend/http_handler.h"
 #include "common/exit_codes.h"
 #include "frontend/kv_service.h"
+#include "frontend/metrics_interceptor.h"
+#include "frontend/metrics_page.h"
 #include "frontend/ring_client.h"
 #include "ipc/component_context.h"
 
@@ -82,6 +84,7 @@ int Run(int argc, char** argv) {
   kv_options.member_id = flags->member_id;
   kv_options.max_request_bytes = flags->max_request_bytes;
   kv_options.max_txn_ops = flags->max_txn_ops;
+  kv_options.received_bytes = &(*ctx)->segment().metrics().at(ipc::Metric::kGrpcReceivedBytes);
   std::unique_ptr<grpc::Service> kv = frontend::MakeKvService(ring, kv_options);
   std::unique_ptr<grpc::Service> maintenance =
       frontend::MakeMaintenanceService(ring, flags->member_id, flags->cluster_id);
@@ -103,6 +106,9 @@ int Run(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 2 * 60 * 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, INT_MAX);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(frontend::MakeGrpcMetricsInterceptor((*ctx)->segment().metrics()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
     spdlog::error("the gRPC server did not start");
@@ -115,6 +121,8 @@ int Run(int argc, char** argv) {
   frontend::HttpHandler http(
       probe, frontend::HttpVersions{RUSD_ETCD_SERVER_VERSION, RUSD_ETCD_CLUSTER_VERSION},
       &gateway);
+  frontend::SegmentMetricsPage metrics_page((*ctx)->segment(), RUSD_ETCD_SERVER_VERSION);
+  http.set_metrics_page(&metrics_page);
   (*listener)->Start(server.get(), &http);
   spdlog::info("serving clients on {} (member {:x}, epoch {})",
                fmt::join(flags->listen_client_urls, ","), flags->member_id, (*ctx)->epoch());

@@ -44,6 +44,7 @@ struct Pending {
   RequestCallback done;
   std::string range_request;  // reads: the serialized RangeRequest, kept for re-sends
   uint64_t read_index = 0;    // reads: the minimum applied index stored must reach
+  ipc::GaugeHold in_flight;   // proposals: etcd_server_proposals_pending while it waits
 };
 
 // Pending requests by id, sharded so that gRPC threads registering requests rarely contend
@@ -369,6 +370,7 @@ void RingClient::Propose(uint64_t request_id, std::string_view command, RequestC
   impl_->segment.counter(ipc::Counter::kFrontendRequests).fetch_add(1, std::memory_order_relaxed);
   Pending p;
   p.stage = Stage::kProposed;
+  p.in_flight = ipc::GaugeHold(impl_->segment.metrics().at(ipc::Metric::kProposalsPending));
   p.deadline = Clock::now() + options_.request_timeout;
   p.done = std::move(done);
   // Registered before the write: the reply may arrive before Write returns.

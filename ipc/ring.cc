@@ -57,6 +57,7 @@ RingWriter::RingWriter(Segment& segment, RingId ring, uint64_t sender_epoch)
       doorbell_(DoorbellOf(ring)),
       epoch_(sender_epoch),
       bell_(segment.doorbell(DoorbellOf(ring))),
+      stats_(segment.metrics().rings[static_cast<int>(ring)]),
       data_(ring_.data()),
       capacity_(ring_.capacity()),
       max_payload_(MaxFramePayload(ring_.capacity())) {
@@ -154,6 +155,7 @@ void RingWriter::WakeConsumer() {
       bell_.sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
     bell_.word.fetch_add(1, std::memory_order_seq_cst);
     bell_.wakes.fetch_add(1, std::memory_order_relaxed);
+    stats_.wakeups.fetch_add(1, std::memory_order_relaxed);
     FutexWakeAll(&bell_.word);
   }
 }
@@ -167,13 +169,15 @@ Status RingWriter::TryWrite(MessageType type, uint64_t id, std::string_view payl
     std::lock_guard<std::mutex> lock(mu_);
     if (!FlushAbortsLocked()) {
       Publish();
+      stats_.full_rejects.fetch_add(1, std::memory_order_relaxed);
       return Status::ResourceExhausted("ipc: ring full");
     }
     if (payload.size() <= max_payload_) {
       uint64_t pos;
       if (!ReserveLocked(FrameBytes(payload.size()), &pos)) {
         Publish();  // aborts flushed above, if any
-        return Status::ResourceExhausted("ipc: ring full");
+        stats_.full_rejects.fetch_add(1, std::memory_order_relaxed);
+      return Status::ResourceExhausted("ipc: ring full");
       }
       WriteFrameLocked(pos, type, kFirst | kLast, id, 0, payload.data(), payload.size());
     } else {
@@ -193,7 +197,8 @@ Status RingWriter::TryWrite(MessageType type, uint64_t id, std::string_view payl
         cached_tail_ = ring_.tail.load(std::memory_order_acquire);
         if (pos - head_ > capacity_ - (head_ - cached_tail_)) {
           Publish();
-          return Status::ResourceExhausted("ipc: ring full");
+          stats_.full_rejects.fetch_add(1, std::memory_order_relaxed);
+      return Status::ResourceExhausted("ipc: ring full");
         }
       }
       off = 0;
@@ -212,6 +217,7 @@ Status RingWriter::TryWrite(MessageType type, uint64_t id, std::string_view payl
     }
     Publish();
   }
+  stats_.messages.fetch_add(1, std::memory_order_relaxed);
   WakeConsumer();
   return Status::Ok();
 }
@@ -265,6 +271,7 @@ Status RingWriter::Write(MessageType type, uint64_t id, std::string_view payload
       if (head_ != head_before) Publish();  // our frames, or just flushed aborts
     }
     if (progressed) {
+      if (done) stats_.messages.fetch_add(1, std::memory_order_relaxed);
       WakeConsumer();
       if (done) return Status::Ok();
       backoff = kMinWriteBackoff;
@@ -282,6 +289,7 @@ Status RingWriter::Write(MessageType type, uint64_t id, std::string_view payload
                                       std::to_string(timeout.count()) + " ms");
     }
     // The consumer is behind. Give it the CPU (two cores, four processes), then back off.
+    if (polls == 0) stats_.producer_waits.fetch_add(1, std::memory_order_relaxed);
     if (++polls <= 4) {
       std::this_thread::yield();
     } else {

@@ -106,6 +106,7 @@ class RingWriter {
   std::vector<uint64_t> pending_aborts_;  // ids whose abort frame did not fit yet
   // Immutable.
   Doorbell& bell_;
+  RingStats& stats_;  // this ring's producer-side metrics in the segment
   char* data_;
   uint64_t capacity_;
   uint64_t max_payload_;

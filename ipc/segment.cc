@@ -22,7 +22,7 @@ namespace {
 constexpr uint64_t kSegmentMagic = 0x4d68536453755221ull;  // "!RuSdShM" read backwards
 // Bump whenever anything in SegmentHeader, Ring or FrameHeader changes shape or meaning:
 // binaries of two builds must never share a segment.
-constexpr uint32_t kLayoutVersion = 2;
+constexpr uint32_t kLayoutVersion = 3;  // 3: MetricsArea
 constexpr uint64_t kRingAlign = 4096;
 
 struct RingDescriptor {
@@ -50,7 +50,10 @@ struct SegmentHeader {
   Doorbell doorbells[kDoorbellCount];
   RingDescriptor rings[kRingCount];
   alignas(64) std::atomic<uint64_t> counters[static_cast<int>(Counter::kCount)];
+  MetricsArea metrics;
 };
+static_assert(sizeof(MetricsArea::rings) / sizeof(RingStats) == kRingCount);
+static_assert(sizeof(MetricsArea::components) / sizeof(ComponentStats) == kComponentCount);
 
 struct Segment::Impl {
   bip::shared_memory_object shm;
@@ -238,6 +241,23 @@ Ring& Segment::ring(RingId r) {
 
 std::atomic<uint64_t>& Segment::counter(Counter c) {
   return impl_->header->counters[static_cast<int>(c)];
+}
+
+MetricsArea& Segment::metrics() { return impl_->header->metrics; }
+
+void Segment::ResetLiveGauges(Component c) {
+  MetricsArea& m = impl_->header->metrics;
+  switch (c) {
+    case Component::kRaftd:
+      m.Set(Metric::kHasLeader, 0);
+      m.Set(Metric::kIsLeader, 0);
+      break;
+    case Component::kFrontend:
+      m.Set(Metric::kProposalsPending, 0);
+      break;
+    case Component::kStored:
+      break;  // its gauges (keys, db size) stay true while it restarts
+  }
 }
 
 void Segment::WakeAll() {

@@ -10,6 +10,7 @@
 //   |   Doorbell[kDoorbellCount]    |  futex words consumers sleep on
 //   |   RingDescriptor[kRingCount]  |  offset + capacity of each ring
 //   |   metric counters             |  updated by components, exported by the supervisor
+//   |   MetricsArea                 |  counters, gauges, histograms (ipc/metrics_area.h)
 //   +-------------------------------+ aligned to 4 KiB
 //   | ring 0: control block + data  |  (drawn in ipc/ring_layout.h)
 //   | ring 1 ...                    |
@@ -26,6 +27,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "ipc/metrics_area.h"
 
 namespace rusd::ipc {
 
@@ -128,6 +130,11 @@ class Segment {
   Doorbell& doorbell(DoorbellId d);
   Ring& ring(RingId r);
   std::atomic<uint64_t>& counter(Counter c);
+  // The metrics every component updates and the supervisor exports (ipc/metrics_area.h).
+  MetricsArea& metrics();
+  // Clears the gauges that describe a live `c` (has_leader and is_leader for raftd, pending
+  // proposals for the frontend): the supervisor calls it when it reaps `c`.
+  void ResetLiveGauges(Component c);
 
   // Rings every doorbell: the supervisor does this after bumping an epoch so that a peer
   // asleep on a futex notices.

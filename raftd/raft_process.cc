@@ -197,6 +197,7 @@ bool RaftProcess::TakeProposals() {
   if (!batch_data_.empty()) {
     Status st = node_.Propose(batch_data_);
     if (!st.ok()) {
+      segment_.metrics().Add(ipc::Metric::kProposalsFailed, batch_ids_.size());
       for (uint64_t id : batch_ids_) {
         if (id != 0) QueueError(id, static_cast<int>(st.code()), st.message());
       }
@@ -220,6 +221,14 @@ Status RaftProcess::HandleReadies() {
       spdlog::info("raft: {} at term {}, leader {:016x}", raft::RoleName(rd.soft_state->role),
                    node_.term(), rd.soft_state->leader);
       QueueLeaderInfo();
+      // etcd's has_leader / is_leader / leader_changes_seen_total (etcdserver/raft.go).
+      ipc::MetricsArea& metrics = segment_.metrics();
+      metrics.Set(ipc::Metric::kHasLeader, rd.soft_state->leader != 0 ? 1 : 0);
+      metrics.Set(ipc::Metric::kIsLeader, rd.soft_state->role == raft::Role::kLeader ? 1 : 0);
+      metrics.Set(ipc::Metric::kRaftTerm, node_.term());
+      if (rd.soft_state->leader != 0 && rd.soft_state->leader != last_leader_) {
+        metrics.Add(ipc::Metric::kLeaderChanges);
+      }
       // The core forgets read requests when leadership moves; their clients learn now.
       if (rd.soft_state->leader == 0) {
         FailPendingReads(kCodeUnavailable, kNoLeader);
@@ -274,7 +283,13 @@ Status RaftProcess::Persist(const raft::Ready& rd) {
   // single write, so a batch costs one pwrite + one fdatasync, not two writes.
   if (!must_sync) return Status::Ok();
   const uint64_t before = wal_.fsyncs();
+  // etcd_disk_wal_fsync_duration_seconds: here the group's pwrite + fdatasync.
+  const auto sync_start = std::chrono::steady_clock::now();
   RUSD_RETURN_IF_ERROR(wal_.Flush(/*sync=*/true));
+  segment_.metrics().histogram(ipc::Histogram::kWalFsync).Observe(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                           sync_start)
+          .count()));
   segment_.counter(ipc::Counter::kWalFsyncs)
       .fetch_add(wal_.fsyncs() - before, std::memory_order_relaxed);
   return Status::Ok();

@@ -36,6 +36,7 @@ PACKAGES=(
   librocksdb-dev libboost-dev libspdlog-dev prometheus-cpp-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   etcd-server etcd-client
+  prometheus  # the e2e metrics test scrapes rusd with a real Prometheus; promtool lints /metrics
 )
 
 step() { printf '==> %s\n' "$*"; }

@@ -99,6 +99,7 @@ class ApplyLoop {
   uint64_t durable_ = 0;              // highest index SyncWal covered
   bool durable_pending_ = false;      // kDurableApplied{durable_} is owed to raftd
   Clock::time_point next_sync_{};
+  Clock::time_point next_store_stats_{};  // metrics: db size and keys, about once a second
 };
 
 }  // namespace rusd::stored

@@ -172,9 +172,20 @@ int Main(int argc, char** argv) {
     // The metrics listener's thread exists before the components are forked; that is safe
     // because SpawnChild's child side only makes async-signal-safe calls (restarts fork
     // from a threaded process anyway).
+    // What the components cannot know: exported as etcd_server_id, quota and process_*.
+    ipc::MetricsArea& area = (*segment)->metrics();
+    area.Set(ipc::Metric::kMemberId, identity->member_id);
+    // etcd reports its 2 GiB default when the quota is 0.
+    area.Set(ipc::Metric::kQuotaBackendBytes,
+             cfg.quota_backend_bytes == 0 ? 2147483648ull : cfg.quota_backend_bytes);
+    area.Set(ipc::Metric::kSupervisorPid, static_cast<uint64_t>(::getpid()));
     std::unique_ptr<MetricsListener> metrics;
     if (!cfg.listen_metrics_urls.empty()) {
-      auto listener = MetricsListener::Start(cfg.listen_metrics_urls, cfg.listen_client_urls[0]);
+      MetricsListenerOptions metrics_options;
+      metrics_options.listen_urls = cfg.listen_metrics_urls;
+      metrics_options.client_url = cfg.listen_client_urls[0];
+      metrics_options.server_version = EtcdApiVersion();
+      auto listener = MetricsListener::Start(metrics_options, **segment);
       if (!listener.ok()) {
         spdlog::error("--listen-metrics-urls: {}", listener.status().message());
         segment->reset();
@@ -183,8 +194,7 @@ int Main(int argc, char** argv) {
       }
       metrics = std::move(*listener);
       for (const auto& u : cfg.listen_metrics_urls) {
-        spdlog::info("serving /metrics and /health on {} (relayed to {})", u,
-                     cfg.listen_client_urls[0]);
+        spdlog::info("serving /metrics, /livez, /readyz and /health on {}", u);
       }
     }
     NodeSupervisorOptions options;

@@ -1,27 +1,30 @@
 #include "supervisor/metrics_listener.h"
 
-#include <arpa/inet.h>
+#include <CivetServer.h>
+#include <civetweb.h>
 #include <netdb.h>
-#include <poll.h>
-#include <sys/eventfd.h>
+#include <prometheus/exposer.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
-#include <thread>
+#include <map>
+#include <mutex>
 
-#include <spdlog/spdlog.h>
-
+#include "ipc/metrics_collector.h"
+#include "ipc/segment.h"
 #include "supervisor/urls.h"
 
 namespace rusd::supervisor {
 namespace {
 
 constexpr int kIoTimeoutMs = 3000;
-constexpr size_t kMaxRequestBytes = 16 * 1024;
 constexpr size_t kMaxResponseBytes = 64 * 1024 * 1024;
+constexpr std::chrono::nanoseconds kReadyBeatAge = std::chrono::seconds(1);
 
 void SetTimeouts(int fd) {
   timeval tv{kIoTimeoutMs / 1000, (kIoTimeoutMs % 1000) * 1000};
@@ -40,152 +43,203 @@ bool WriteAll(int fd, const std::string& data) {
   return true;
 }
 
-// Resolves host:port; `passive` for binding.
-Result<int> OpenSocket(const std::string& host, const std::string& port, bool passive) {
+Result<int> Connect(const std::string& host, const std::string& port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  if (passive) hints.ai_flags = AI_PASSIVE;
   addrinfo* res = nullptr;
-  int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
+  int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0) return Status::InvalidArgument("resolve " + host + ":" + port + ": " + gai_strerror(rc));
   std::string last_error = "no address";
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
     int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) continue;
-    if (passive) {
-      int one = 1;
-      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 16) == 0) {
-        ::freeaddrinfo(res);
-        return fd;
-      }
-    } else {
-      SetTimeouts(fd);
-      if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-        ::freeaddrinfo(res);
-        return fd;
-      }
+    SetTimeouts(fd);
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      ::freeaddrinfo(res);
+      return fd;
     }
     last_error = std::strerror(errno);
     ::close(fd);
   }
   ::freeaddrinfo(res);
-  return Status::Unavailable((passive ? "listen on " : "connect to ") + host + ":" + port + ": " +
-                             last_error);
+  return Status::Unavailable("connect to " + host + ":" + port + ": " + last_error);
 }
 
-std::string SimpleResponse(int code, const char* reason, const std::string& body) {
-  return "HTTP/1.1 " + std::to_string(code) + " " + reason +
-         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nConnection: close\r\n\r\n" + body;
+// One HTTP/1.1 response with Go's text/plain or a JSON body; the connection closes after it
+// (probes are rare; keeping it simple beats keep-alive bookkeeping).
+std::string Response(int code, const char* reason, const char* content_type,
+                     const std::string& body) {
+  std::string out = "HTTP/1.1 ";
+  out.append(std::to_string(code)).append(" ").append(reason);
+  out.append("\r\nContent-Type: ").append(content_type);
+  out.append("\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ");
+  out.append(std::to_string(body.size())).append("\r\nConnection: close\r\n\r\n").append(body);
+  return out;
+}
+
+bool HasQueryKey(const std::string& query, const std::string& key) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    std::string part = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    if (part == key || part.rfind(key + "=", 0) == 0) return true;
+    if (amp == std::string::npos) break;
+    pos = amp + 1;
+  }
+  return false;
 }
 
 }  // namespace
 
 struct MetricsListener::Impl {
-  std::vector<int> listeners;
-  int stop_fd = -1;
+  ipc::Segment* segment = nullptr;
   std::string backend_host, backend_port;
-  std::thread thread;
+  std::shared_ptr<ipc::SegmentCollector> collector;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::vector<int> ports;
+
+  // civetweb's begin_request callback receives only the connection, and Exposer keeps its
+  // CivetServer (whose user data civetweb would hand back) private: find the listener by the
+  // port the request arrived on. Guarded by RegistryMutex().
+  static std::map<int, Impl*>& Registry() {
+    static std::map<int, Impl*> registry;
+    return registry;
+  }
+  static std::mutex& RegistryMutex() {
+    static std::mutex mu;
+    return mu;
+  }
 
   ~Impl() {
-    if (thread.joinable()) {
-      uint64_t one = 1;
-      ssize_t ignored = ::write(stop_fd, &one, sizeof one);
-      (void)ignored;
-      thread.join();
+    {
+      std::lock_guard<std::mutex> lock(RegistryMutex());
+      for (int p : ports) Registry().erase(p);
     }
-    for (int fd : listeners) ::close(fd);
-    if (stop_fd >= 0) ::close(stop_fd);
+    exposer.reset();  // joins civetweb's threads
   }
 
-  void Run() {
-    std::vector<pollfd> fds;
-    for (int fd : listeners) fds.push_back({fd, POLLIN, 0});
-    fds.push_back({stop_fd, POLLIN, 0});
-    while (true) {
-      for (auto& p : fds) p.revents = 0;
-      if (::poll(fds.data(), fds.size(), -1) < 0) {
-        if (errno == EINTR) continue;
-        spdlog::error("metrics listener: poll: {}", std::strerror(errno));
-        return;
-      }
-      if (fds.back().revents != 0) return;
-      for (size_t i = 0; i + 1 < fds.size(); ++i) {
-        if (fds[i].revents == 0) continue;
-        int conn = ::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
-        if (conn < 0) continue;
-        SetTimeouts(conn);
-        Serve(conn);
-        ::close(conn);
-      }
+  static int BeginRequest(mg_connection* conn) {
+    const mg_request_info* info = mg_get_request_info(conn);
+    if (info == nullptr || info->local_uri == nullptr) return 0;
+    Impl* self = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(RegistryMutex());
+      auto it = Registry().find(info->server_port);
+      if (it != Registry().end()) self = it->second;
     }
+    if (self == nullptr) return 0;
+    const std::string path = info->local_uri;
+    if (path == "/metrics") return 0;  // the Exposer's handler
+    const std::string method = info->request_method ? info->request_method : "";
+    const std::string query = info->query_string ? info->query_string : "";
+    std::string response = self->Answer(method, path, query);
+    mg_write(conn, response.data(), response.size());
+    const auto sp = response.find(' ');
+    return sp == std::string::npos ? 500 : std::atoi(response.c_str() + sp + 1);
   }
 
-  void Serve(int conn) {
-    std::string request;
-    char buf[4096];
-    while (request.find("\r\n\r\n") == std::string::npos && request.size() < kMaxRequestBytes) {
-      ssize_t n = ::recv(conn, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;
-      request.append(buf, static_cast<size_t>(n));
-    }
-    auto line_end = request.find("\r\n");
-    std::string line = request.substr(0, line_end);
-    auto sp1 = line.find(' ');
-    auto sp2 = line.find(' ', sp1 == std::string::npos ? 0 : sp1 + 1);
-    if (sp1 == std::string::npos || sp2 == std::string::npos) {
-      WriteAll(conn, SimpleResponse(400, "Bad Request", ""));
-      return;
-    }
-    std::string method = line.substr(0, sp1);
-    std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    std::string path = target.substr(0, target.find('?'));
-    bool health = path == "/health" || path == "/livez" || path == "/readyz";
-    if (!health && path != "/metrics" && path != "/version") {
-      WriteAll(conn, SimpleResponse(404, "Not Found", "404 page not found\n"));
-      return;
+  std::string Answer(const std::string& method, const std::string& path, const std::string& query) {
+    const bool livez = path == "/livez" || path.rfind("/livez/", 0) == 0;
+    const bool readyz = path == "/readyz" || path.rfind("/readyz/", 0) == 0;
+    const bool health = path == "/health";
+    if (!livez && !readyz && !health && path != "/version") {
+      return Response(404, "Not Found", "text/plain; charset=utf-8", "404 page not found\n");
     }
     if (method != "GET" && method != "HEAD") {
-      WriteAll(conn, SimpleResponse(405, "Method Not Allowed", "Method Not Allowed\n"));
-      return;
+      return Response(405, "Method Not Allowed", "text/plain; charset=utf-8",
+                      "Method Not Allowed\n");
     }
-    auto upstream = OpenSocket(backend_host, backend_port, /*passive=*/false);
-    std::string response;
-    if (upstream.ok()) {
-      std::string forward = method + " " + target + " HTTP/1.1\r\nHost: " + backend_host + ":" +
-                            backend_port + "\r\nConnection: close\r\n\r\n";
-      if (WriteAll(*upstream, forward)) {
-        while (response.size() < kMaxResponseBytes) {
-          ssize_t n = ::recv(*upstream, buf, sizeof buf, 0);
-          if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) break;
-          response.append(buf, static_cast<size_t>(n));
-        }
+    const std::string target = query.empty() ? path : path + "?" + query;
+    if (livez) return Livez(query);
+    if (readyz) {
+      std::string not_ready = NotReadyReason();
+      if (!not_ready.empty()) {
+        return Response(503, "Service Unavailable", "text/plain; charset=utf-8",
+                        "[-]" + not_ready + "\n");
       }
-      ::close(*upstream);
     }
-    if (response.rfind("HTTP/", 0) != 0) {
-      // The frontend is down or restarting: the node cannot serve, say so as etcd does.
-      std::string reason = upstream.ok() ? "frontend closed the connection" : upstream.status().message();
-      WriteAll(conn, SimpleResponse(503, "Service Unavailable",
-                                    health ? "{\"health\":\"false\",\"reason\":\"" + reason + "\"}"
-                                           : std::string()));
-      return;
+    std::string relayed = Relay(method, target);
+    if (relayed.rfind("HTTP/", 0) == 0) return relayed;
+    // The frontend is down or restarting: the node cannot serve, say so as etcd does.
+    if (health) {
+      return Response(503, "Service Unavailable", "text/plain; charset=utf-8",
+                      "{\"health\":\"false\",\"reason\":\"" + relayed + "\"}");
     }
-    WriteAll(conn, response);
+    return Response(503, "Service Unavailable", "text/plain; charset=utf-8", relayed + "\n");
+  }
+
+  std::string Livez(const std::string& query) {
+    std::string detail;
+    for (int c = 0; c < ipc::kComponentCount; ++c) {
+      const auto comp = static_cast<ipc::Component>(c);
+      const bool running = segment->component(comp).pid.load(std::memory_order_relaxed) != 0;
+      detail.append("[+]").append(ipc::ComponentName(comp));
+      detail.append(running ? " ok\n" : " restarting (the supervisor restarts it)\n");
+    }
+    return Response(200, "OK", "text/plain; charset=utf-8",
+                     (HasQueryKey(query, "verbose") ? detail : std::string()) + "ok\n");
+  }
+
+  // Empty when the node can serve as far as the supervisor can tell: every component runs
+  // and its heartbeat moved within kReadyBeatAge (the supervisor samples beats every
+  // 100 ms; a stopped or wedged process stops beating long before it is killed as hung).
+  std::string NotReadyReason() {
+    const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                   std::chrono::steady_clock::now().time_since_epoch())
+                                                   .count());
+    for (int c = 0; c < ipc::kComponentCount; ++c) {
+      const auto comp = static_cast<ipc::Component>(c);
+      const std::string name = ipc::ComponentName(comp);
+      if (segment->component(comp).pid.load(std::memory_order_relaxed) == 0) {
+        return name + " failed: not running (restarting)";
+      }
+      const ipc::ComponentStats& st = segment->metrics().components[c];
+      const uint64_t beat = st.last_beat_mono_ns.load(std::memory_order_relaxed);
+      if (beat < st.start_mono_ns.load(std::memory_order_relaxed)) {
+        return name + " failed: starting";
+      }
+      if (now > beat && now - beat > kReadyBeatAge.count()) {
+        return name + " failed: heartbeat stalled for " + std::to_string((now - beat) / 1000000) +
+               "ms";
+      }
+    }
+    if (segment->metrics().Get(ipc::Metric::kHasLeader) == 0) return "raft failed: no leader";
+    return {};
+  }
+
+  // The frontend's whole response, or (not starting with "HTTP/") why there is none.
+  std::string Relay(const std::string& method, const std::string& target) {
+    auto upstream = Connect(backend_host, backend_port);
+    if (!upstream.ok()) return upstream.status().message();
+    std::string forward = method + " " + target + " HTTP/1.1\r\nHost: " + backend_host + ":" +
+                          backend_port + "\r\nConnection: close\r\n\r\n";
+    std::string response;
+    if (WriteAll(*upstream, forward)) {
+      char buf[4096];
+      while (response.size() < kMaxResponseBytes) {
+        ssize_t n = ::recv(*upstream, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        response.append(buf, static_cast<size_t>(n));
+      }
+    }
+    ::close(*upstream);
+    if (response.rfind("HTTP/", 0) != 0) return "frontend closed the connection";
+    return response;
   }
 };
 
 MetricsListener::MetricsListener(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MetricsListener::~MetricsListener() = default;
 
+std::vector<int> MetricsListener::ports() const { return impl_->ports; }
+
 Result<std::unique_ptr<MetricsListener>> MetricsListener::Start(
-    const std::vector<std::string>& listen_urls, const std::string& client_url) {
+    const MetricsListenerOptions& options, ipc::Segment& segment) {
   auto impl = std::make_unique<Impl>();
-  auto backend = ParseUrl(client_url);
+  impl->segment = &segment;
+  auto backend = ParseUrl(options.client_url);
   if (!backend.ok()) return backend.status();
   if (backend->scheme != "http") {
     return Status::Unimplemented("--listen-metrics-urls needs an http client URL to relay to");
@@ -195,21 +249,42 @@ Result<std::unique_ptr<MetricsListener>> MetricsListener::Start(
   // A frontend listening on every interface is reached on loopback.
   if (impl->backend_host.empty() || impl->backend_host == "0.0.0.0") impl->backend_host = "127.0.0.1";
   if (impl->backend_host == "::") impl->backend_host = "::1";
-  for (const auto& url : listen_urls) {
+
+  // civetweb's listening_ports: "host:port" or "[v6]:port", comma separated.
+  std::string listening;
+  for (const auto& url : options.listen_urls) {
     auto parsed = ParseUrl(url);
     if (!parsed.ok()) return parsed.status();
     if (parsed->scheme != "http") {
       return Status::Unimplemented("--listen-metrics-urls " + url + ": only http is implemented");
     }
     std::string host = parsed->host == "localhost" ? "127.0.0.1" : parsed->host;
-    auto fd = OpenSocket(host, parsed->port, /*passive=*/true);
-    if (!fd.ok()) return fd.status();
-    impl->listeners.push_back(*fd);
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    if (!listening.empty()) listening += ",";
+    listening += (host.empty() ? std::string() : host + ":") + parsed->port;
   }
-  impl->stop_fd = ::eventfd(0, EFD_CLOEXEC);
-  if (impl->stop_fd < 0) return Status::IoError(std::string("eventfd: ") + std::strerror(errno));
-  Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->Run(); });
+  if (listening.empty()) return Status::InvalidArgument("--listen-metrics-urls: no URL");
+
+  impl->collector = std::make_shared<ipc::SegmentCollector>(
+      segment, ipc::MetricsCollectorOptions{options.server_version});
+  CivetCallbacks callbacks;  // civetweb copies it
+  callbacks.begin_request = &Impl::BeginRequest;
+  try {
+    // Options as Exposer(bind_address) sets them, plus short timeouts: a stuck scraper must
+    // not hold one of the two threads.
+    impl->exposer = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", listening, "num_threads", "4",
+                                 "request_timeout_ms", std::to_string(kIoTimeoutMs)},
+        &callbacks);
+  } catch (const std::exception& e) {
+    return Status::Unavailable("listen on " + listening + ": " + e.what());
+  }
+  impl->exposer->RegisterCollectable(impl->collector);
+  impl->ports = impl->exposer->GetListeningPorts();
+  {
+    std::lock_guard<std::mutex> lock(Impl::RegistryMutex());
+    for (int p : impl->ports) Impl::Registry()[p] = impl.get();
+  }
   return std::unique_ptr<MetricsListener>(new MetricsListener(std::move(impl)));
 }
 

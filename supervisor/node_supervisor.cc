@@ -53,6 +53,7 @@ struct NodeSupervisor::State {
     Clock::time_point beat_at;      // when it last moved (or the start)
     bool beating = false;           // has it moved since the start?
     bool killed_for_hang = false;
+    bool ever_started = false;      // a later start counts as a restart (metrics)
     std::optional<Clock::time_point> restart_at;
     RestartPolicy policy;
     explicit Child(ipc::Component c, RestartPolicy::Options o) : component(c), policy(o) {}
@@ -72,6 +73,15 @@ struct NodeSupervisor::State {
   }
 
   ipc::ComponentSlot& Slot(const Child& c) { return segment->component(c.component); }
+  // rusd_component_* in the segment's metrics area; times are steady_clock (CLOCK_MONOTONIC)
+  // nanoseconds, so any process can compute the heartbeat age.
+  ipc::ComponentStats& Stats(const Child& c) {
+    return segment->metrics().components[static_cast<int>(c.component)];
+  }
+  static uint64_t MonoNanos(Clock::time_point t) {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+  }
 
   bool Start(Child& c, Clock::time_point now) {
     c.restart_at.reset();
@@ -91,6 +101,9 @@ struct NodeSupervisor::State {
     c.beat_at = now;
     c.beating = false;
     c.killed_for_hang = false;
+    if (c.ever_started) Stats(c).restarts.fetch_add(1, std::memory_order_relaxed);
+    c.ever_started = true;
+    Stats(c).start_mono_ns.store(MonoNanos(now), std::memory_order_relaxed);
     slot.pid.store(c.pid, std::memory_order_release);
     segment->WakeAll();
     spdlog::info("started {} (pid {}, epoch {})", BinaryName(c.component), c.pid,
@@ -126,6 +139,7 @@ struct NodeSupervisor::State {
         ipc::ComponentSlot& slot = Slot(c);
         slot.pid.store(0, std::memory_order_release);
         slot.epoch.fetch_add(1, std::memory_order_acq_rel);
+        segment->ResetLiveGauges(c.component);
         segment->WakeAll();
         c.pid = 0;
         if (stopping) {
@@ -155,6 +169,7 @@ struct NodeSupervisor::State {
       if (beat != c.heartbeat) {
         c.heartbeat = beat;
         c.beat_at = now;
+        Stats(c).last_beat_mono_ns.store(MonoNanos(now), std::memory_order_relaxed);
         if (!c.beating) {
           c.beating = true;
           spdlog::info("{} (pid {}) is up", BinaryName(c.component), c.pid);

@@ -471,6 +471,43 @@ TEST_P(StubProcessTest, MetricsUrlRelaysHealthToTheFrontend) {
       << seen_request;
 }
 
+// The supervisor itself serves /metrics (prometheus-cpp's Exposer) and /livez, and gates
+// /readyz, whether or not a frontend answers (the stubs serve no HTTP).
+TEST_P(StubProcessTest, MetricsUrlServesMetricsAndProbesItself) {
+  int metrics_port = FreePort();
+  pid_t rusd = StartRusd({}, {"--listen-metrics-urls=http://127.0.0.1:" + std::to_string(metrics_port)});
+  auto kids = WaitUp(rusd);
+  std::string metrics = HttpGet(metrics_port, "/metrics");
+  EXPECT_EQ(metrics.rfind("HTTP/1.1 200", 0), 0u) << metrics.substr(0, 300);
+  for (const char* want : {"\netcd_server_has_leader 0\n", "\nrusd_component_up{component=\"raftd\"} 1\n",
+                           "\nrusd_component_restarts_total{component=\"stored\"} 0\n",
+                           "\nprocess_resident_memory_bytes{component=\"supervisor\"} ",
+                           "\netcd_server_quota_backend_bytes 2147483648\n",
+                           "# TYPE etcd_disk_wal_fsync_duration_seconds histogram\n"}) {
+    EXPECT_NE(metrics.find(want), std::string::npos) << want;
+  }
+  std::string livez = HttpGet(metrics_port, "/livez?verbose");
+  EXPECT_EQ(livez.rfind("HTTP/1.1 200", 0), 0u) << livez;
+  EXPECT_NE(livez.find("[+]raftd ok\n"), std::string::npos) << livez;
+  // The stubs elect no leader: not ready, and said why.
+  std::string readyz = HttpGet(metrics_port, "/readyz");
+  EXPECT_EQ(readyz.rfind("HTTP/1.1 503", 0), 0u) << readyz;
+  EXPECT_NE(readyz.find("[-]raft failed: no leader"), std::string::npos) << readyz;
+
+  // A killed component shows in the restart counter, and /livez keeps answering.
+  ASSERT_EQ(::kill(kids.at("rusd-stored"), SIGKILL), 0);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::string now;
+  while (std::chrono::steady_clock::now() < deadline) {
+    now = HttpGet(metrics_port, "/metrics");
+    if (now.find("\nrusd_component_restarts_total{component=\"stored\"} 1\n") != std::string::npos) break;
+    EXPECT_EQ(HttpGet(metrics_port, "/livez").rfind("HTTP/1.1 200", 0), 0u);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE(now.find("\nrusd_component_restarts_total{component=\"stored\"} 1\n"), std::string::npos);
+  EXPECT_NE(now.find("\nrusd_component_restarts_total{component=\"raftd\"} 0\n"), std::string::npos);
+}
+
 INSTANTIATE_TEST_SUITE_P(Supervisor, ProcessTest,
                          ::testing::Values(BinDirKind{"StubComponents", true},
                                            BinDirKind{"RealComponents", false}),

@@ -82,6 +82,8 @@ class RocksKvStore final : public KvStore {
   int64_t compact_revision() const override { return compact_rev_.load(std::memory_order_acquire); }
   uint64_t raft_term() const override { return raft_term_.load(std::memory_order_acquire); }
   uint64_t ApproximateSizeBytes() const override;
+  uint64_t EstimatedKeyCount() const override;
+  uint64_t EstimatedLiveDataBytes() const override;
 
  private:
   Result<uint64_t> ReadMeta(const char* name, uint64_t absent);
@@ -445,6 +447,21 @@ Result<uint64_t> RocksKvStore::SyncWal() {
   const uint64_t covered = applied_index();
   RUSD_RETURN_IF_ERROR(FromRocks(db_->FlushWAL(/*sync=*/true), "sync wal"));
   return covered;
+}
+
+uint64_t RocksKvStore::EstimatedKeyCount() const {
+  uint64_t v = 0;  // the keys family holds one record per live key
+  return db_->GetIntProperty(fam_.keys, rocksdb::DB::Properties::kEstimateNumKeys, &v) ? v : 0;
+}
+
+uint64_t RocksKvStore::EstimatedLiveDataBytes() const {
+  uint64_t total = 0;
+  for (auto* cf : {fam_.kv, fam_.history, fam_.revlog, fam_.meta, fam_.keys}) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(cf, rocksdb::DB::Properties::kEstimateLiveDataSize, &v)) total += v;
+    if (db_->GetIntProperty(cf, rocksdb::DB::Properties::kSizeAllMemTables, &v)) total += v;
+  }
+  return total;
 }
 
 uint64_t RocksKvStore::ApproximateSizeBytes() const {

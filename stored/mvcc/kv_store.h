@@ -92,6 +92,9 @@ class KvStore {
   virtual uint64_t raft_term() const = 0;  // term of the last applied entry
   // On-disk size (for Maintenance.Status dbSize later).
   virtual uint64_t ApproximateSizeBytes() const = 0;
+  // For metrics: RocksDB's estimates of the live keys and of the bytes of live data.
+  virtual uint64_t EstimatedKeyCount() const { return 0; }
+  virtual uint64_t EstimatedLiveDataBytes() const { return 0; }
 };
 
 }  // namespace rusd::stored

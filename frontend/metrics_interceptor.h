@@ -1,0 +1,23 @@
+// The gRPC server interceptor that counts etcd's go-grpc-prometheus metrics into the
+// segment: grpc_server_started_total, grpc_server_handled_total (per method and code),
+// grpc_server_msg_received/sent_total, and etcd_network_client_grpc_sent_bytes_total.
+// (Received bytes are counted where the request bytes are at hand: kv_service.cc.)
+//
+// Cost per call: one method lookup when the call starts, relaxed atomic adds after that.
+// Thread safety: gRPC creates one interceptor per call; the factory is shared and immutable.
+#pragma once
+
+#include <grpcpp/support/server_interceptor.h>
+
+#include <memory>
+
+namespace rusd::ipc {
+struct MetricsArea;
+}
+
+namespace rusd::frontend {
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeGrpcMetricsInterceptor(
+    ipc::MetricsArea& metrics);
+
+}  // namespace rusd::frontend
