@@ -40,8 +40,15 @@ void RaftNode::SwitchConf(ConfState next, uint64_t index) {
     // A candidate whose own vote no longer counts, or counts less, simply times out.
     return;
   }
-  for (uint64_t v : conf_.voters) AddProgress(v, false);
-  for (uint64_t l : conf_.learners) AddProgress(l, true);
+  std::vector<uint64_t> added;
+  for (uint64_t v : conf_.voters) {
+    if (!progress_.count(v)) added.push_back(v);
+    AddProgress(v, false);
+  }
+  for (uint64_t l : conf_.learners) {
+    if (!progress_.count(l)) added.push_back(l);
+    AddProgress(l, true);
+  }
   std::erase_if(progress_, [&](const auto& kv) {
     return !IsVoter(kv.first) && !IsLearner(kv.first);
   });
@@ -63,6 +70,8 @@ void RaftNode::SwitchConf(ConfState next, uint64_t index) {
   } else {
     for (auto& [id, pr] : progress_) MaybeSendAppend(id, false);
   }
+  // A newcomer is probed at once rather than at the next heartbeat.
+  for (uint64_t id : added) MaybeSendAppend(id, true);
   ReleaseReads();  // the quorum may have shrunk
 }
 
