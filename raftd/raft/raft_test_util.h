@@ -75,6 +75,11 @@ class TestCluster {
     nodes_[id] = std::make_unique<RaftNode>(c, storage_[id].Recover());
   }
 
+  // Starts node `id` with an explicit configuration (e.g. a joiner that knows nobody).
+  void StartWith(const Config& c) {
+    nodes_[c.id] = std::make_unique<RaftNode>(c, storage_[c.id].Recover());
+  }
+
   RaftNode& node(uint64_t id) { return *nodes_.at(id); }
   MemStorage& storage(uint64_t id) { return storage_[id]; }
   std::vector<Entry>& committed(uint64_t id) { return committed_[id]; }
