@@ -9,9 +9,9 @@
 //   starts at the new leader's own first entry, so it commits an entry of its term before
 //   proposing a change.
 // - A smaller quorum commits more: after a removal the leader recounts and broadcasts.
-// - A leader removing itself steps down once the removal is applied (committed), after
-//   telling the others the new commit index and, when one is up to date, handing over
-//   with kTimeoutNow; it never campaigns again (it is not a voter).
+// - A leader removing itself keeps leading without counting itself, refusing proposals,
+//   and hands over (kTimeoutNow, retried) to the most up-to-date voter; the others learn
+//   the commit of the removal from it. Once deposed it never campaigns (not a voter).
 #include <algorithm>
 
 #include "raftd/raft/raft_node.h"
@@ -54,15 +54,12 @@ void RaftNode::SwitchConf(ConfState next, uint64_t index) {
   });
   if (lead_transferee_ != 0 && !IsVoter(lead_transferee_)) AbortLeaderTransfer();
   if (!IsVoter(id_)) {
-    // Removed (or demoted): tell the others where the log is committed, hand over to an
-    // up-to-date voter if there is one, and step down.
-    BroadcastAppend();
-    uint64_t best = 0;
-    for (const auto& [id, pr] : progress_) {
-      if (IsVoter(id) && pr.match == log_.last_index()) best = id;
-    }
-    if (best != 0) SendTimeoutNow(best);
-    BecomeFollower(term_, 0);
+    // Removed: keep leading (without counting ourselves) until a remaining voter takes
+    // over, so the others surely learn that the removal is committed. Stepping down at
+    // once could leave them waiting for our vote under the old configuration while our
+    // log, longer than theirs, makes us refuse it.
+    if (MaybeCommit()) BroadcastAppend();
+    HandOverLeadership();
     return;
   }
   if (MaybeCommit()) {
@@ -73,6 +70,20 @@ void RaftNode::SwitchConf(ConfState next, uint64_t index) {
   // A newcomer is probed at once rather than at the next heartbeat.
   for (uint64_t id : added) MaybeSendAppend(id, true);
   ReleaseReads();  // the quorum may have shrunk
+}
+
+void RaftNode::HandOverLeadership() {
+  uint64_t best = 0;
+  uint64_t best_match = 0;
+  for (const auto& [id, pr] : progress_) {
+    if (IsVoter(id) && id != id_ && (best == 0 || pr.match > best_match)) {
+      best = id;
+      best_match = pr.match;
+    }
+  }
+  if (best == 0) return;
+  lead_transferee_ = 0;
+  HandleTransferLeader(best);
 }
 
 void RaftNode::HandleTransferLeader(uint64_t transferee) {

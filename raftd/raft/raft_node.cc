@@ -242,8 +242,9 @@ void RaftNode::Tick() {
         }
       }
       // A transfer that did not finish within an election timeout is abandoned: the
-      // leader takes proposals again (etcd does the same).
+      // leader takes proposals again (etcd does the same). A removed leader tries anew.
       AbortLeaderTransfer();
+      if (!IsVoter(id_)) HandOverLeadership();
     }
     if (heartbeat_elapsed_ >= heartbeat_tick_) {
       heartbeat_elapsed_ = 0;

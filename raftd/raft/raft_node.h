@@ -223,6 +223,7 @@ class RaftNode {
   void SwitchConf(ConfState next, uint64_t index);
   ConfState ConfAt(uint64_t index) const;
   void HandleTransferLeader(uint64_t transferee);
+  void HandOverLeadership();  // a leader that is no longer a voter
   void SendTimeoutNow(uint64_t to);
   void AbortLeaderTransfer() { lead_transferee_ = 0; }
 

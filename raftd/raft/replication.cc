@@ -165,6 +165,8 @@ void RaftNode::HandleHeartbeatResp(const Message& m) {
   // A lagging follower gets an append; when everything was already sent (maybe lost) it
   // is empty and acts as a probe: the follower rejects it and says where its log ends.
   if (pr.match < log_.last_index()) MaybeSendAppend(m.from, true);
+  // The transferee is up to date but still a follower: kTimeoutNow was lost, again.
+  if (m.from == lead_transferee_ && pr.match == log_.last_index()) SendTimeoutNow(m.from);
   if (m.context != 0) {
     pr.read_acked = std::max(pr.read_acked, m.context);
     ReleaseReads();
