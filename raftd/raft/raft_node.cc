@@ -421,7 +421,11 @@ bool RaftNode::AppendProposals(std::vector<Entry>&& entries) {
     if (e.type == EntryType::kConfChange) {
       // One change at a time, and only once this leader's first entry is applied; a
       // refused change (forwarded by a follower) becomes a no-op, as in etcd.
-      if (pending_conf_index_ > log_.applied()) {
+      // A change that would leave no voter is refused the same way (the proposer may
+      // have judged it on a stale configuration).
+      Result<ConfChange> cc = DecodeConfChange(e.data);
+      if (pending_conf_index_ > log_.applied() || !cc.ok() ||
+          ApplyToConfState(conf_, *cc).voters.empty()) {
         e.type = EntryType::kEmpty;
         e.data.clear();
       } else {
@@ -454,8 +458,7 @@ Status RaftNode::Propose(std::span<std::string> data) {
 
 Status RaftNode::ProposeConfChange(const ConfChange& cc) {
   if (cc.node_id == 0) return Status::InvalidArgument("raft: conf change for node id 0");
-  if (cc.type == ConfChangeType::kRemoveNode && conf_.voters.size() == 1 &&
-      conf_.voters[0] == cc.node_id) {
+  if (ApplyToConfState(conf_, cc).voters.empty()) {
     return Status::FailedPrecondition("raft: cannot remove the only voter");
   }
   std::vector<Entry> entries(1);

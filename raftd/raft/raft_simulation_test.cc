@@ -63,9 +63,25 @@ struct Trace {
   }
 };
 
+// How often each action happens (relative weights) and how lossy the network is.
+struct Mix {
+  int tick, deliver, propose, read, conf, transfer, compact, partition, heal, crash,
+      crash_leader;
+  int drop_percent;
+  int total() const {
+    return tick + deliver + propose + read + conf + transfer + compact + partition + heal +
+           crash + crash_leader;
+  }
+};
+// Steady: mostly a working cluster with occasional faults. Stormy: leaders crash often,
+// partitions come and go, a quarter of the messages are lost.
+constexpr Mix kSteady{300, 500, 80, 30, 20, 7, 33, 10, 15, 5, 2, 10};
+constexpr Mix kStormy{300, 400, 120, 30, 10, 10, 30, 20, 20, 8, 8, 25};
+
 class Simulation {
  public:
-  Simulation(uint64_t seed, int voters, bool trace) : rng_(seed), seed_(seed) {
+  Simulation(uint64_t seed, int voters, bool trace)
+      : rng_(seed), seed_(seed), mix_(seed % 4 < 2 ? kSteady : kStormy) {
     trace_.on = trace;
     for (int i = 1; i <= voters; ++i) bootstrap_.push_back(static_cast<uint64_t>(i));
     ids_ = bootstrap_;
@@ -107,34 +123,45 @@ class Simulation {
   void Run(int steps) {
     for (int step = 0; step < steps && !::testing::Test::HasFailure(); ++step) {
       step_ = step;
-      const int a = Uniform(1000);
-      if (a < 300) {
+      // Weighted pick of one action; the weights depend on the seed's profile.
+      int a = Uniform(mix_.total());
+      auto take = [&a](int w) {
+        a -= w;
+        return a < 0;
+      };
+      if (take(mix_.tick)) {
         const uint64_t id = Pick();
         trace_("tick ", id);
         nodes_[id]->Tick();
-      } else if (a < 760) {
+      } else if (take(mix_.deliver)) {
         Deliver(/*lossy=*/true);
-      } else if (a < 840) {
+      } else if (take(mix_.propose)) {
         Propose();
-      } else if (a < 870) {
+      } else if (take(mix_.read)) {
         Read();
-      } else if (a < 890) {
+      } else if (take(mix_.conf)) {
         ChangeConf();
-      } else if (a < 897) {
+      } else if (take(mix_.transfer)) {
         Transfer();
-      } else if (a < 930) {
+      } else if (take(mix_.compact)) {
         Compact(Pick());
-      } else if (a < 945) {
+      } else if (take(mix_.partition)) {
         Partition();
-      } else if (a < 960) {
+      } else if (take(mix_.heal)) {
         trace_("heal");
         side_.clear();
-      } else if (a < 975) {
+      } else if (take(mix_.crash)) {
         const uint64_t id = Pick();
         trace_("crash ", id);
         Restart(id);
       } else {
-        Deliver(/*lossy=*/true);
+        // Crash whoever leads: the path to Figure 8 of the Raft paper.
+        for (uint64_t id : ids_) {
+          if (nodes_[id]->role() != Role::kLeader) continue;
+          trace_("crash leader ", id);
+          Restart(id);
+          break;
+        }
       }
       ProcessReadies();
       CheckLeaders();
@@ -217,7 +244,7 @@ class Simulation {
     InFlight f = network_[i];  // a random pick: delay and reordering
     const int fate = Uniform(100);
     if (fate >= 5) network_.erase(network_.begin() + static_cast<long>(i));  // else duplicate
-    if (lossy && fate >= 90) {
+    if (lossy && fate >= 100 - mix_.drop_percent) {
       if (f.m.type == MessageType::kSnapshot) nodes_[f.m.from]->ReportSnapshot(f.m.to, false);
       return;  // dropped
     }
@@ -439,6 +466,7 @@ class Simulation {
 
   std::mt19937_64 rng_;
   uint64_t seed_;
+  Mix mix_;
   Trace trace_;
   int step_ = 0;
   std::vector<uint64_t> bootstrap_;
@@ -482,7 +510,7 @@ std::pair<uint64_t, uint64_t> SeedRange(bool* single) {
               std::strtoull(r.substr(dash + 1).c_str(), nullptr, 10)};
     }
   }
-  return {1, 400};
+  return {1, 1000};
 }
 
 TEST(RaftSimulationTest, SafetyAndLivenessUnderFaultsMembershipChangesAndSnapshots) {
