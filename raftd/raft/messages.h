@@ -61,13 +61,39 @@ enum class MessageType : uint8_t {
   kPropose,        // a follower forwards proposals to its leader
   kReadIndex,      // a follower forwards a read-index request to its leader
   kReadIndexResp,
+  // Appended for flow control, membership and snapshots (keep the order: wire values).
+  kSnapshot,        // leader → follower: install the snapshot described by `snapshot`
+  kTimeoutNow,      // leader → transferee: campaign now (leader transfer)
+  kTransferLeader,  // a follower forwards a leader-transfer request; `context` = transferee
 };
 const char* MessageTypeName(MessageType t);
+
+// A cluster configuration: who votes and who only receives the log. Sorted, disjoint.
+struct ConfState {
+  std::vector<uint64_t> voters;
+  std::vector<uint64_t> learners;
+  bool operator==(const ConfState&) const = default;
+};
+
+// Describes the state machine as of `index` (the entry at `index` had `term`), with the
+// configuration in force there. The snapshot's data is the caller's business.
+struct SnapshotMeta {
+  uint64_t index = 0;
+  uint64_t term = 0;
+  ConfState conf;
+  bool operator==(const SnapshotMeta&) const = default;
+};
 
 // One message between peers. Field use depends on the type, as in etcd's raftpb.Message:
 //  - kAppend: (index, log_term) precede `entries`; `commit` is the leader's commit.
 //  - kAppendResp: `index` is the last index matched, or on reject the index that did not
-//    match with `reject_hint` = the follower's last index.
+//    match with `reject_hint` = the follower's guess of the last index that may match and
+//    `log_term` = the term of its entry there (fast back-off: the leader skips a whole term
+//    per round trip, as etcd 3.5).
+//  - kSnapshot: `snapshot` describes the snapshot; the caller carries its data beside.
+//  - kTimeoutNow: the transferee campaigns at once. A kVote with `context` ==
+//    kCampaignTransfer is part of a leader transfer: voters answer it even in lease.
+//  - kTransferLeader: `context` is the member that should become leader.
 //  - kVote/kPreVote: (index, log_term) describe the candidate's last entry.
 //  - kHeartbeat/kHeartbeatResp/kReadIndex/kReadIndexResp: `context` is a read request id.
 struct Message {
@@ -82,6 +108,10 @@ struct Message {
   uint64_t reject_hint = 0;
   uint64_t context = 0;
   std::vector<Entry> entries;
+  SnapshotMeta snapshot;  // kSnapshot only (appended field)
 };
+
+// Message::context of a kVote sent because of a leader transfer.
+inline constexpr uint64_t kCampaignTransfer = 1;
 
 }  // namespace rusd::raft

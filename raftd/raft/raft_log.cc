@@ -107,4 +107,22 @@ void RaftLog::CompactTo(uint64_t index) {
   prev_index_ = index;
 }
 
+void RaftLog::Restore(uint64_t index, uint64_t term) {
+  entries_.clear();
+  prev_index_ = index;
+  prev_term_ = term;
+  committed_ = index;
+  stabled_ = index;
+  applied_ = index;
+}
+
+uint64_t RaftLog::FindConflictByTerm(uint64_t index, uint64_t term) const {
+  index = std::min(index, last_index());
+  while (index > prev_index_) {
+    if (entries_[index - prev_index_ - 1].term <= term) break;
+    --index;
+  }
+  return index;
+}
+
 }  // namespace rusd::raft

@@ -66,6 +66,12 @@ class RaftLog {
   void AppliedTo(uint64_t index);
   // Forgets entries up to `index` (<= applied); they are safe in the state machine.
   void CompactTo(uint64_t index);
+  // Replaces the whole log by a snapshot point: everything up to `index` (of `term`) is
+  // in the state machine, committed, durable and applied.
+  void Restore(uint64_t index, uint64_t term);
+  // The largest index <= `index` whose entry has a term <= `term` (or the oldest index
+  // whose term is still known): where a log that has `term` at `index` may match ours.
+  uint64_t FindConflictByTerm(uint64_t index, uint64_t term) const;
 
  private:
   uint64_t prev_index_;

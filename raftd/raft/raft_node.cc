@@ -1,3 +1,6 @@
+// RaftNode: construction, elections, the message dispatch and the Ready cycle. The other
+// concepts live beside it: replication.cc (appends, flow control, commit), read_index.cc,
+// membership.cc (configuration changes, leader transfer), snapshot.cc.
 #include "raftd/raft/raft_node.h"
 
 #include <algorithm>
@@ -28,35 +31,79 @@ const char* MessageTypeName(MessageType t) {
     case MessageType::kPropose: return "Propose";
     case MessageType::kReadIndex: return "ReadIndex";
     case MessageType::kReadIndexResp: return "ReadIndexResp";
+    case MessageType::kSnapshot: return "Snapshot";
+    case MessageType::kTimeoutNow: return "TimeoutNow";
+    case MessageType::kTransferLeader: return "TransferLeader";
   }
   return "?";
 }
 
+namespace {
+
+// Messages a node sends to its own leader on behalf of a local caller: they carry no term
+// (etcd's "local" messages) and never move anyone's term.
+bool IsLocal(MessageType t) {
+  return t == MessageType::kPropose || t == MessageType::kReadIndex ||
+         t == MessageType::kTransferLeader;
+}
+
+ConfState InitialConf(const Config& config, const RecoveredState& recovered) {
+  ConfState conf;
+  if (recovered.conf_state) {
+    conf = *recovered.conf_state;
+  } else {
+    conf.voters = config.voters;
+    conf.learners = config.learners;
+    if (conf.voters.empty() && conf.learners.empty()) conf.voters.push_back(config.id);
+  }
+  for (auto* v : {&conf.voters, &conf.learners}) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+  }
+  // A member listed as both is a voter (a learner can only be promoted).
+  std::erase_if(conf.learners, [&](uint64_t id) {
+    return std::binary_search(conf.voters.begin(), conf.voters.end(), id);
+  });
+  return conf;
+}
+
+}  // namespace
+
 RaftNode::RaftNode(const Config& config, RecoveredState recovered)
     : id_(config.id),
-      voters_(config.voters),
       election_tick_(std::max(1, config.election_tick)),
       heartbeat_tick_(std::max(1, config.heartbeat_tick)),
       pre_vote_(config.pre_vote),
       check_quorum_(config.check_quorum),
       max_entries_per_message_(std::max<size_t>(1, config.max_entries_per_message)),
+      max_bytes_per_message_(config.max_bytes_per_message),
+      max_inflight_messages_(std::max<size_t>(1, config.max_inflight_messages)),
+      max_inflight_bytes_(config.max_inflight_bytes),
       rng_(config.random_seed != 0 ? config.random_seed : config.id),
       log_(recovered.prev_index, recovered.prev_term, std::move(recovered.entries)) {
   assert(id_ != 0);
-  if (voters_.empty()) voters_.push_back(id_);
-  std::sort(voters_.begin(), voters_.end());
+  conf_ = InitialConf(config, recovered);
+  snapshot_conf_ = conf_;
   const HardState& hs = recovered.hard_state;
   term_ = hs.term;
   vote_ = hs.vote;
   log_.CommitTo(std::min(hs.commit, log_.last_index()));
   log_.AppliedTo(std::clamp(config.applied, log_.applied(), log_.committed()));
+  // Configuration changes the caller applied before the restart are in force again.
+  for (const Entry& e : log_.Slice(log_.first_index(), log_.applied())) {
+    if (e.type == EntryType::kConfChange) ApplyConfChangeEntry(e);
+  }
   prev_hard_state_ = HardState{term_, vote_, log_.committed()};
   BecomeFollower(term_, 0);
   prev_soft_state_ = SoftState{leader_, role_};
 }
 
 bool RaftNode::IsVoter(uint64_t id) const {
-  return std::binary_search(voters_.begin(), voters_.end(), id);
+  return std::binary_search(conf_.voters.begin(), conf_.voters.end(), id);
+}
+
+bool RaftNode::IsLearner(uint64_t id) const {
+  return std::binary_search(conf_.learners.begin(), conf_.learners.end(), id);
 }
 
 bool RaftNode::CommittedInCurrentTerm() const {
@@ -81,6 +128,9 @@ void RaftNode::Reset(uint64_t term) {
   progress_.clear();
   pending_reads_.clear();
   reads_before_commit_.clear();
+  read_round_wanted_ = false;
+  lead_transferee_ = 0;
+  pending_conf_index_ = 0;
 }
 
 void RaftNode::BecomeFollower(uint64_t term, uint64_t leader) {
@@ -107,9 +157,13 @@ void RaftNode::BecomeLeader() {
   Reset(term_);
   role_ = Role::kLeader;
   leader_ = id_;
-  for (uint64_t v : voters_) progress_[v] = Progress{0, log_.last_index() + 1, false};
-  progress_[id_].match = log_.stabled();
-  progress_[id_].recent_active = true;
+  for (uint64_t v : conf_.voters) AddProgress(v, false);
+  for (uint64_t l : conf_.learners) AddProgress(l, true);
+  if (auto self = progress_.find(id_); self != progress_.end()) {
+    self->second.match = log_.stabled();
+    self->second.BecomeReplicate();
+    self->second.recent_active = true;
+  }
   // §5.4.2 / §8: an entry of the new term lets earlier-term entries commit, and tells
   // ReadIndex when the commit index is known to be current.
   Entry e;
@@ -117,15 +171,19 @@ void RaftNode::BecomeLeader() {
   e.term = term_;
   e.type = EntryType::kEmpty;
   log_.AppendLeaderEntry(std::move(e));
+  // No configuration change until everything up to our own first entry is applied: a
+  // change may be pending from the previous leader, and a new leader must commit an
+  // entry of its term first (the single-server change bug, Ongaro 2015).
+  pending_conf_index_ = log_.last_index();
   BroadcastAppend();
 }
 
 void RaftNode::Campaign() {
   if (role_ == Role::kLeader || !IsVoter(id_)) return;
-  StartElection(pre_vote_);
+  StartElection(pre_vote_, false);
 }
 
-void RaftNode::StartElection(bool pre_vote) {
+void RaftNode::StartElection(bool pre_vote, bool transfer) {
   if (pre_vote) {
     BecomePreCandidate();
   } else {
@@ -134,7 +192,7 @@ void RaftNode::StartElection(bool pre_vote) {
   const uint64_t vote_term = pre_vote ? term_ + 1 : term_;
   Poll(id_, true, pre_vote);
   if (role_ == Role::kLeader || (pre_vote && role_ == Role::kCandidate)) return;
-  for (uint64_t v : voters_) {
+  for (uint64_t v : conf_.voters) {
     if (v == id_) continue;
     Message m;
     m.type = pre_vote ? MessageType::kPreVote : MessageType::kVote;
@@ -142,25 +200,24 @@ void RaftNode::StartElection(bool pre_vote) {
     m.term = vote_term;
     m.index = log_.last_index();
     m.log_term = log_.last_term();
+    if (transfer) m.context = kCampaignTransfer;
     Send(std::move(m));
   }
 }
 
-int RaftNode::VoteCount(bool granted) const {
-  int n = 0;
-  for (const auto& [id, g] : votes_) n += (g == granted);
-  return n;
-}
-
 void RaftNode::Poll(uint64_t from, bool granted, bool pre_vote) {
+  if (!IsVoter(from)) return;
   votes_.emplace(from, granted);  // only the first answer of each voter counts
-  if (static_cast<size_t>(VoteCount(true)) >= Quorum()) {
+  size_t yes = 0;
+  size_t no = 0;
+  for (const auto& [id, g] : votes_) (g ? yes : no) += 1;
+  if (yes >= Quorum()) {
     if (pre_vote) {
-      StartElection(false);
+      StartElection(false, false);
     } else {
       BecomeLeader();
     }
-  } else if (static_cast<size_t>(VoteCount(false)) >= Quorum()) {
+  } else if (no >= Quorum()) {
     BecomeFollower(term_, 0);
   }
 }
@@ -176,7 +233,7 @@ void RaftNode::Tick() {
         // steps down, so clients stop reading stale data from it.
         size_t active = 0;
         for (auto& [id, pr] : progress_) {
-          if (id == id_ || pr.recent_active) ++active;
+          if (IsVoter(id) && (id == id_ || pr.recent_active)) ++active;
           if (id != id_) pr.recent_active = false;
         }
         if (active < Quorum()) {
@@ -184,10 +241,14 @@ void RaftNode::Tick() {
           return;
         }
       }
+      // A transfer that did not finish within an election timeout is abandoned: the
+      // leader takes proposals again (etcd does the same). A removed leader tries anew.
+      AbortLeaderTransfer();
+      if (!IsVoter(id_)) HandOverLeadership();
     }
     if (heartbeat_elapsed_ >= heartbeat_tick_) {
       heartbeat_elapsed_ = 0;
-      BroadcastHeartbeat(0);
+      BroadcastHeartbeat(pending_reads_.empty() ? 0 : read_round_);
     }
     return;
   }
@@ -199,25 +260,29 @@ void RaftNode::Tick() {
 }
 
 void RaftNode::Step(Message m) {
-  const bool local = m.type == MessageType::kPropose || m.type == MessageType::kReadIndex;
+  const bool local = IsLocal(m.type);
   if (!local && m.term > term_) {
     if (m.type == MessageType::kVote || m.type == MessageType::kPreVote) {
-      // Thesis §4.2.3: while we hear from a live leader, ignore disruptive candidates.
+      // Thesis §4.2.3: while we hear from a live leader, ignore disruptive candidates
+      // (unless the leader itself asked for the election: a leader transfer).
+      const bool forced = m.type == MessageType::kVote && m.context == kCampaignTransfer;
       bool in_lease = check_quorum_ && leader_ != 0 && election_elapsed_ < election_tick_;
-      if (in_lease) return;
+      if (in_lease && !forced) return;
     }
     if (m.type == MessageType::kPreVote) {
       // Never change term for a pre-vote.
     } else if (m.type == MessageType::kPreVoteResp && !m.reject) {
       // Granted pre-votes carry the future term; we move there when we win.
-    } else if (m.type == MessageType::kAppend || m.type == MessageType::kHeartbeat) {
+    } else if (m.type == MessageType::kAppend || m.type == MessageType::kHeartbeat ||
+               m.type == MessageType::kSnapshot) {
       BecomeFollower(m.term, m.from);
     } else {
       BecomeFollower(m.term, 0);
     }
   } else if (!local && m.term < term_) {
     if ((check_quorum_ || pre_vote_) &&
-        (m.type == MessageType::kAppend || m.type == MessageType::kHeartbeat)) {
+        (m.type == MessageType::kAppend || m.type == MessageType::kHeartbeat ||
+         m.type == MessageType::kSnapshot)) {
       // A stale leader learns our term and steps down; without this a node partitioned
       // with higher term could never rejoin under check-quorum (etcd does the same).
       Message r;
@@ -267,56 +332,21 @@ void RaftNode::HandleVoteRequest(const Message& m) {
 
 void RaftNode::StepLeader(Message& m) {
   switch (m.type) {
-    case MessageType::kPropose: {
-      std::vector<std::string> data;
-      data.reserve(m.entries.size());
-      for (Entry& e : m.entries) data.push_back(std::move(e.data));
-      AppendEntries(data);
+    case MessageType::kPropose:
+      AppendProposals(std::move(m.entries));
       return;
-    }
     case MessageType::kReadIndex:
       LeaderReadIndex(m.context, m.from);
       return;
-    case MessageType::kAppendResp: {
-      auto it = progress_.find(m.from);
-      if (it == progress_.end()) return;
-      Progress& pr = it->second;
-      pr.recent_active = true;
-      if (m.reject) {
-        // Back up to the follower's last index (or one before the probe), never below
-        // what it is known to match.
-        uint64_t next = std::min(m.index, m.reject_hint + 1);
-        pr.next = std::max(next, pr.match + 1);
-        SendAppend(m.from);
-        return;
-      }
-      if (m.index > pr.match) {
-        pr.match = m.index;
-        pr.next = std::max(pr.next, m.index + 1);
-        if (MaybeCommit()) {
-          BroadcastAppend();
-          return;
-        }
-      }
-      if (pr.next <= log_.last_index()) SendAppend(m.from);
+    case MessageType::kAppendResp:
+      HandleAppendResp(m);
       return;
-    }
-    case MessageType::kHeartbeatResp: {
-      auto it = progress_.find(m.from);
-      if (it == progress_.end()) return;
-      it->second.recent_active = true;
-      // A lagging follower gets an append; when everything was already sent (maybe lost)
-      // it is empty and acts as a probe: the follower rejects it and tells us where its
-      // log ends (etcd does the same).
-      if (it->second.match < log_.last_index()) SendAppend(m.from);
-      if (m.context != 0) {
-        for (PendingRead& r : pending_reads_) {
-          if (r.request_id == m.context) r.acks[m.from] = true;
-        }
-        ReleaseReads();
-      }
+    case MessageType::kHeartbeatResp:
+      HandleHeartbeatResp(m);
       return;
-    }
+    case MessageType::kTransferLeader:
+      HandleTransferLeader(m.context);
+      return;
     default:
       return;
   }
@@ -326,6 +356,7 @@ void RaftNode::StepFollower(Message& m) {
   switch (m.type) {
     case MessageType::kPropose:
     case MessageType::kReadIndex:
+    case MessageType::kTransferLeader:
       if (leader_ == 0) return;  // dropped; the proposer times out, as in etcd
       m.to = leader_;
       Send(std::move(m));
@@ -340,8 +371,18 @@ void RaftNode::StepFollower(Message& m) {
       leader_ = m.from;
       HandleHeartbeat(m);
       return;
+    case MessageType::kSnapshot:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      HandleSnapshot(m);
+      return;
     case MessageType::kReadIndexResp:
       read_states_.push_back(ReadState{m.context, m.index});
+      return;
+    case MessageType::kTimeoutNow:
+      // Our leader hands over: campaign at once, skipping pre-vote (we are known up to
+      // date) and telling voters to answer even within their leader lease.
+      if (IsVoter(id_)) StartElection(false, true);
       return;
     default:
       return;
@@ -358,6 +399,10 @@ void RaftNode::StepCandidate(Message& m) {
       BecomeFollower(m.term, m.from);
       HandleHeartbeat(m);
       return;
+    case MessageType::kSnapshot:
+      BecomeFollower(m.term, m.from);
+      HandleSnapshot(m);
+      return;
     case MessageType::kPreVoteResp:
       if (role_ == Role::kPreCandidate) Poll(m.from, !m.reject, true);
       return;
@@ -369,48 +414,71 @@ void RaftNode::StepCandidate(Message& m) {
   }
 }
 
-void RaftNode::HandleAppend(Message& m) {
-  Message r;
-  r.type = MessageType::kAppendResp;
-  r.to = m.from;
-  if (m.index < log_.committed()) {
-    r.index = log_.committed();
-    Send(std::move(r));
-    return;
+bool RaftNode::AppendProposals(std::vector<Entry>&& entries) {
+  // While leadership moves, new entries would only delay the transferee's catch-up.
+  if (lead_transferee_ != 0) return false;
+  for (Entry& e : entries) {
+    if (e.type == EntryType::kConfChange) {
+      // One change at a time, and only once this leader's first entry is applied; a
+      // refused change (forwarded by a follower) becomes a no-op, as in etcd.
+      // A change that would leave no voter is refused the same way (the proposer may
+      // have judged it on a stale configuration).
+      Result<ConfChange> cc = DecodeConfChange(e.data);
+      if (pending_conf_index_ > log_.applied() || !cc.ok() ||
+          ApplyToConfState(conf_, *cc).voters.empty()) {
+        e.type = EntryType::kEmpty;
+        e.data.clear();
+      } else {
+        pending_conf_index_ = log_.last_index() + 1;
+      }
+    }
+    e.index = log_.last_index() + 1;
+    e.term = term_;
+    log_.AppendLeaderEntry(std::move(e));
   }
-  const uint64_t commit = m.commit;
-  if (auto last = log_.MaybeAppend(m.index, m.log_term, std::move(m.entries))) {
-    log_.CommitTo(std::min(commit, *last));
-    r.index = *last;
-  } else {
-    r.reject = true;
-    r.index = m.index;
-    r.reject_hint = log_.last_index();
-  }
-  Send(std::move(r));
-}
-
-void RaftNode::HandleHeartbeat(const Message& m) {
-  // The leader sends min(our match, its commit), so this never commits past our log.
-  log_.CommitTo(std::min(m.commit, log_.last_index()));
-  Message r;
-  r.type = MessageType::kHeartbeatResp;
-  r.to = m.from;
-  r.context = m.context;
-  Send(std::move(r));
+  BroadcastAppend();
+  return true;
 }
 
 Status RaftNode::Propose(std::span<std::string> data) {
+  std::vector<Entry> entries(data.size());
+  for (size_t i = 0; i < data.size(); ++i) entries[i].data = std::move(data[i]);
   if (role_ == Role::kLeader) {
-    AppendEntries(data);
+    if (!AppendProposals(std::move(entries))) return Status::Unavailable(kProposalDropped);
     return Status::Ok();
   }
   if (leader_ == 0) return Status::Unavailable("etcdserver: no leader");
   Message m;
   m.type = MessageType::kPropose;
   m.to = leader_;
-  m.entries.resize(data.size());
-  for (size_t i = 0; i < data.size(); ++i) m.entries[i].data = std::move(data[i]);
+  m.entries = std::move(entries);
+  Send(std::move(m));
+  return Status::Ok();
+}
+
+Status RaftNode::ProposeConfChange(const ConfChange& cc) {
+  if (cc.node_id == 0) return Status::InvalidArgument("raft: conf change for node id 0");
+  if (ApplyToConfState(conf_, cc).voters.empty()) {
+    return Status::FailedPrecondition("raft: cannot remove the only voter");
+  }
+  std::vector<Entry> entries(1);
+  entries[0].type = EntryType::kConfChange;
+  entries[0].data = EncodeConfChange(cc);
+  if (role_ == Role::kLeader) {
+    if (lead_transferee_ != 0) return Status::Unavailable(kProposalDropped);
+    if (pending_conf_index_ > log_.applied()) {
+      return Status::FailedPrecondition(
+          "raft: a configuration change is pending (wait until index " +
+          std::to_string(pending_conf_index_) + " is applied)");
+    }
+    AppendProposals(std::move(entries));
+    return Status::Ok();
+  }
+  if (leader_ == 0) return Status::Unavailable("etcdserver: no leader");
+  Message m;
+  m.type = MessageType::kPropose;
+  m.to = leader_;
+  m.entries = std::move(entries);
   Send(std::move(m));
   return Status::Ok();
 }
@@ -429,140 +497,48 @@ Status RaftNode::ReadIndex(uint64_t request_id) {
   return Status::Ok();
 }
 
-void RaftNode::AppendEntries(std::span<std::string> data) {
-  for (std::string& d : data) {
-    Entry e;
-    e.index = log_.last_index() + 1;
-    e.term = term_;
-    e.type = EntryType::kNormal;
-    e.data = std::move(d);
-    log_.AppendLeaderEntry(std::move(e));
+Status RaftNode::TransferLeadership(uint64_t to) {
+  if (!IsVoter(to)) {
+    return Status::FailedPrecondition("raft: leader transfer to " + std::to_string(to) +
+                                      ", which is not a voter");
   }
-  BroadcastAppend();
-}
-
-bool RaftNode::MaybeCommit() {
-  std::vector<uint64_t> matches;
-  matches.reserve(voters_.size());
-  for (uint64_t v : voters_) {
-    auto it = progress_.find(v);
-    matches.push_back(it == progress_.end() ? 0 : it->second.match);
+  if (role_ == Role::kLeader) {
+    HandleTransferLeader(to);
+    return Status::Ok();
   }
-  std::sort(matches.begin(), matches.end(), std::greater<>());
-  const uint64_t q = matches[Quorum() - 1];
-  // §5.4.2: only entries of the current term are committed by counting replicas.
-  if (q <= log_.committed() || log_.Term(q) != term_) return false;
-  log_.CommitTo(q);
-  OnCommitInCurrentTerm();
-  return true;
-}
-
-void RaftNode::OnCommitInCurrentTerm() {
-  if (reads_before_commit_.empty()) return;
-  auto waiting = std::move(reads_before_commit_);
-  reads_before_commit_.clear();
-  for (auto [rid, from] : waiting) LeaderReadIndex(rid, from);
-}
-
-void RaftNode::LeaderReadIndex(uint64_t request_id, uint64_t from) {
-  if (!CommittedInCurrentTerm()) {
-    // Thesis §6.4 step 1: until an entry of this term commits, the leader's commit index
-    // may be behind what earlier leaders committed.
-    reads_before_commit_.emplace_back(request_id, from);
-    return;
-  }
-  PendingRead r{request_id, log_.committed(), from, {{id_, true}}};
-  if (voters_.size() == 1) {
-    pending_reads_.push_back(std::move(r));
-    ReleaseReads();
-    return;
-  }
-  pending_reads_.push_back(std::move(r));
-  BroadcastHeartbeat(request_id);
-}
-
-void RaftNode::ReleaseReads() {
-  // A quorum acknowledging a later read confirms leadership for every earlier one too.
-  size_t release = 0;
-  for (size_t i = 0; i < pending_reads_.size(); ++i) {
-    size_t acks = 0;
-    for (const auto& [id, ok] : pending_reads_[i].acks) acks += ok && IsVoter(id);
-    if (acks >= Quorum()) release = i + 1;
-  }
-  for (size_t i = 0; i < release; ++i) {
-    const PendingRead& r = pending_reads_[i];
-    if (r.from == id_) {
-      read_states_.push_back(ReadState{r.request_id, r.index});
-    } else {
-      Message m;
-      m.type = MessageType::kReadIndexResp;
-      m.to = r.from;
-      m.index = r.index;
-      m.context = r.request_id;
-      Send(std::move(m));
-    }
-  }
-  pending_reads_.erase(pending_reads_.begin(), pending_reads_.begin() + release);
-}
-
-void RaftNode::SendAppend(uint64_t to) {
-  Progress& pr = progress_[to];
-  const uint64_t prev = pr.next - 1;
-  auto prev_term = log_.Term(prev);
-  if (!prev_term) return;  // needs a snapshot (cluster issue)
+  if (leader_ == 0) return Status::Unavailable("etcdserver: no leader");
   Message m;
-  m.type = MessageType::kAppend;
-  m.to = to;
-  m.index = prev;
-  m.log_term = *prev_term;
-  m.commit = log_.committed();
-  auto ents = log_.Slice(pr.next, pr.next + max_entries_per_message_ - 1);
-  m.entries.assign(ents.begin(), ents.end());
-  if (!ents.empty()) pr.next = ents.back().index + 1;
+  m.type = MessageType::kTransferLeader;
+  m.to = leader_;
+  m.context = to;
   Send(std::move(m));
-}
-
-void RaftNode::BroadcastAppend() {
-  for (uint64_t v : voters_) {
-    if (v != id_) SendAppend(v);
-  }
-}
-
-void RaftNode::BroadcastHeartbeat(uint64_t context) {
-  for (uint64_t v : voters_) {
-    if (v == id_) continue;
-    Message m;
-    m.type = MessageType::kHeartbeat;
-    m.to = v;
-    m.commit = std::min(progress_[v].match, log_.committed());
-    m.context = context;
-    Send(std::move(m));
-  }
+  return Status::Ok();
 }
 
 void RaftNode::Send(Message m) {
   m.from = id_;
-  // Forwarded proposals and read requests carry no term (etcd: "local" messages), so they
-  // never move anyone's term; answers to votes set their term explicitly.
-  if (m.term == 0 && m.type != MessageType::kPropose && m.type != MessageType::kReadIndex) {
-    m.term = term_;
-  }
+  // Local messages carry no term; answers to votes set their term explicitly.
+  if (m.term == 0 && !IsLocal(m.type)) m.term = term_;
   msgs_.push_back(std::move(m));
 }
 
 bool RaftNode::HasReady() const {
   return SoftState{leader_, role_} != prev_soft_state_ ||
          HardState{term_, vote_, log_.committed()} != prev_hard_state_ ||
-         !log_.Unstable().empty() || !msgs_.empty() || log_.HasNextCommitted() ||
-         !read_states_.empty();
+         restored_snapshot_ || !log_.Unstable().empty() || !msgs_.empty() ||
+         log_.HasNextCommitted() || !read_states_.empty() ||
+         (role_ == Role::kLeader && read_round_wanted_);
 }
 
 Ready RaftNode::GetReady() {
+  // Every read that arrived since the last Ready shares this one confirmation round.
+  if (role_ == Role::kLeader && read_round_wanted_) StartReadRound();
   Ready rd;
   SoftState ss{leader_, role_};
   if (ss != prev_soft_state_) rd.soft_state = ss;
   HardState hs{term_, vote_, log_.committed()};
   if (hs != prev_hard_state_) rd.hard_state = hs;
+  rd.snapshot = restored_snapshot_;
   rd.entries = log_.Unstable();
   rd.committed_entries = log_.NextCommitted();
   rd.messages = std::move(msgs_);
@@ -575,15 +551,25 @@ Ready RaftNode::GetReady() {
 void RaftNode::Advance(const Ready& rd) {
   if (rd.soft_state) prev_soft_state_ = *rd.soft_state;
   if (rd.hard_state) prev_hard_state_ = *rd.hard_state;
-  if (!rd.committed_entries.empty()) log_.AppliedTo(rd.committed_entries.back().index);
+  if (rd.snapshot && restored_snapshot_ == rd.snapshot) restored_snapshot_.reset();
   if (!rd.entries.empty()) {
     log_.StableTo(rd.entries.back().index, rd.entries.back().term);
     if (role_ == Role::kLeader) {
-      Progress& self = progress_[id_];
-      self.match = std::max(self.match, log_.stabled());
-      if (MaybeCommit()) BroadcastAppend();
+      if (auto self = progress_.find(id_); self != progress_.end()) {
+        self->second.MaybeUpdate(log_.stabled());
+      }
     }
   }
+  if (!rd.committed_entries.empty()) {
+    // Copy what is needed first: applying a change may make this node step down, and
+    // nothing below may touch the log entries the spans point to.
+    const uint64_t last = rd.committed_entries.back().index;
+    log_.AppliedTo(last);
+    for (const Entry& e : rd.committed_entries) {
+      if (e.type == EntryType::kConfChange) ApplyConfChangeEntry(e);
+    }
+  }
+  if (role_ == Role::kLeader && !rd.entries.empty() && MaybeCommit()) BroadcastAppend();
 }
 
 }  // namespace rusd::raft

@@ -3,9 +3,11 @@
 // inputs and carries out the Ready batches it produces.
 //
 // Inputs:   Tick() (one logical clock tick), Step(peer message), Propose(data batch),
-//           ReadIndex(request id), Campaign().
-// Output:   GetReady() → Ready{hard state and entries to persist, messages to send,
-//           committed entries to apply, read states, soft state}; then Advance(ready).
+//           ProposeConfChange, ReadIndex(request id), Campaign(), TransferLeadership,
+//           ReportSnapshot, CompactLog.
+// Output:   GetReady() → Ready{hard state, entries and an installed snapshot to persist,
+//           messages to send, committed entries to apply, read states, soft state}; then
+//           Advance(ready).
 //
 // The caller's loop (raftd/raft_process.cc is the real one):
 //   while (node.HasReady()) {
@@ -15,7 +17,15 @@
 //     node.Advance(rd);
 //   }
 // Spans in a Ready point into the node's log: they stay valid until the next call that
-// mutates the node (Advance, Tick, Step, Propose, ReadIndex, Campaign, CompactLog).
+// mutates the node (Advance, Tick, Step, Propose, ReadIndex, Campaign, CompactLog, ...).
+//
+// Snapshots: the core only orchestrates. CompactLog(i) declares that the caller holds a
+// snapshot of its state machine at i (the core records index, term and configuration
+// there). A follower whose next entry is compacted away gets a kSnapshot message in
+// Ready.messages: the caller sends its snapshot data for `m.snapshot.index` with it and
+// reports the outcome with ReportSnapshot(to, ok). On the receiving side the caller
+// stores the data and steps the message; when the core accepts it, Ready.snapshot says
+// "persist this snapshot point and install the data before applying later entries".
 //
 // Algorithm notes (section numbers of the Raft paper / Ongaro's thesis):
 // - Elections §5.2 with pre-vote (thesis §9.6) and check-quorum (thesis §6.2) options.
@@ -23,13 +33,20 @@
 //   single voter commits an entry exactly when its WAL holds it.
 // - Commit only by counting replicas of entries of the current term (§5.4.2); a new leader
 //   appends an empty entry of its term to commit earlier ones.
+// - Flow control per follower (progress.h): probe / pipelined replicate / snapshot, an
+//   inflight window by messages and bytes, fast back-off by term on rejection.
 // - ReadIndex (thesis §6.4): answered with the commit index once the leader has committed
 //   an entry of its term; with other voters, after a heartbeat round confirms leadership.
+//   Reads arriving between two Readys share one round (read_index.cc).
+// - Membership (membership.cc): learners, single-member changes applied when committed,
+//   one pending at a time and only after the leader committed an entry of its term;
+//   leader transfer with kTimeoutNow.
 //
 // Thread safety: none. One thread owns a RaftNode.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <random>
@@ -38,20 +55,30 @@
 #include <vector>
 
 #include "common/status.h"
+#include "raftd/raft/conf_change.h"
 #include "raftd/raft/messages.h"
+#include "raftd/raft/progress.h"
 #include "raftd/raft/raft_log.h"
 
 namespace rusd::raft {
 
 struct Config {
   uint64_t id = 0;                  // this member's id, non-zero
-  std::vector<uint64_t> voters;     // all voting members, including `id`
+  // The configuration at the start of the log (index 0): the bootstrap members. Empty
+  // voters and learners: this node alone. A node joining an existing cluster passes the
+  // bootstrap configuration (it replays the changes since from the log) or nothing and
+  // receives a snapshot; a node not among the voters never campaigns.
+  std::vector<uint64_t> voters;
+  std::vector<uint64_t> learners;
   int election_tick = 10;           // ticks without a leader before campaigning
   int heartbeat_tick = 1;           // leader heartbeat period in ticks
   bool pre_vote = true;
   bool check_quorum = true;
   uint64_t applied = 0;             // entries up to here were applied before a restart
   size_t max_entries_per_message = 1024;
+  uint64_t max_bytes_per_message = 1 << 20;  // entry data per append (at least one entry)
+  size_t max_inflight_messages = 256;        // per follower, pipelined appends
+  uint64_t max_inflight_bytes = 0;           // per follower; 0: no byte limit
   uint64_t random_seed = 0;         // election timeout jitter; 0: derived from id
 };
 
@@ -61,18 +88,24 @@ struct RecoveredState {
   uint64_t prev_index = 0;  // index/term of the entry before entries[0] (compaction point)
   uint64_t prev_term = 0;
   std::vector<Entry> entries;
+  // The configuration at prev_index (from the snapshot); nullopt: Config's voters and
+  // learners (only right for prev_index 0 or a cluster that never changed membership).
+  std::optional<ConfState> conf_state = std::nullopt;
 };
 
 struct Ready {
   std::optional<SoftState> soft_state;  // set when leader or role changed
   std::optional<HardState> hard_state;  // set when it must be persisted
+  // A snapshot the node restored (from a kSnapshot message): persist it as the new start
+  // of the log and install its data before the committed entries below.
+  std::optional<SnapshotMeta> snapshot;
   std::span<const Entry> entries;            // to append to the WAL (may overwrite a suffix)
   std::span<const Entry> committed_entries;  // durable and committed; apply in order
   std::vector<Message> messages;             // send after persisting
   std::vector<ReadState> read_states;
   bool empty() const {
-    return !soft_state && !hard_state && entries.empty() && committed_entries.empty() &&
-           messages.empty() && read_states.empty();
+    return !soft_state && !hard_state && !snapshot && entries.empty() &&
+           committed_entries.empty() && messages.empty() && read_states.empty();
   }
 };
 
@@ -89,19 +122,32 @@ class RaftNode {
   void Step(Message m);
   // Appends one entry per element of `data` (moved from) as a leader; a follower that
   // knows its leader forwards them. Unavailable("etcdserver: no leader") when there is no
-  // leader to take them.
+  // leader to take them; Unavailable(kProposalDropped) while leadership is being
+  // transferred.
   Status Propose(std::span<std::string> data);
+  // Proposes a configuration change (forwarded like Propose on a follower). The leader
+  // refuses with FailedPrecondition while another change is not yet applied, or before it
+  // has applied an entry of its own term (the one-change-at-a-time pitfalls).
+  Status ProposeConfChange(const ConfChange& cc);
   // Asks for a read index for `request_id`; the answer comes as a ReadState in a later
   // Ready. Unavailable when there is no leader.
   Status ReadIndex(uint64_t request_id);
+  // Moves leadership to voter `to` (etcd's MsgTransferLeader; forwarded by a follower).
+  // The leader stops taking proposals until `to` wins or an election timeout passes.
+  Status TransferLeadership(uint64_t to);
+  // The caller's transfer of the snapshot to `to` finished (ok) or failed.
+  void ReportSnapshot(uint64_t to, bool ok);
+  // The caller could not reach `to` (etcd's ReportUnreachable): probe it again.
+  void ReportUnreachable(uint64_t to);
 
   bool HasReady() const;
   Ready GetReady();
   void Advance(const Ready& ready);
 
-  // Drops in-memory entries up to `index` (clipped to applied): the caller keeps them
-  // elsewhere (the state machine has them durably).
-  void CompactLog(uint64_t index) { log_.CompactTo(index); }
+  // The caller holds a snapshot of its state machine at `index` (clipped to applied):
+  // entries up to there are dropped and `index` becomes the snapshot point sent to
+  // followers that need it.
+  void CompactLog(uint64_t index);
 
   uint64_t id() const { return id_; }
   uint64_t term() const { return term_; }
@@ -111,56 +157,89 @@ class RaftNode {
   const RaftLog& log() const { return log_; }
   // True once the leader has committed an entry of its own term (reads may be served).
   bool CommittedInCurrentTerm() const;
+  // The configuration in force (as of the last applied configuration change).
+  const ConfState& conf_state() const { return conf_; }
+  bool IsVoter(uint64_t id) const;
+  bool IsLearner(uint64_t id) const;
+  // The snapshot point: index, term and configuration at first_index() - 1.
+  SnapshotMeta snapshot_meta() const;
+  // Leader only: what it knows of each member (voters and learners, itself included).
+  const std::map<uint64_t, Progress>& progress() const { return progress_; }
+  // Leader only: the member leadership is being transferred to, 0 if none.
+  uint64_t lead_transferee() const { return lead_transferee_; }
+  // Index of the last configuration change appended by this leader (or its last index
+  // when it was elected); a new change waits until applied reaches it.
+  uint64_t pending_conf_index() const { return pending_conf_index_; }
+
+  static constexpr char kProposalDropped[] = "raft proposal dropped";
 
  private:
-  struct Progress {
-    uint64_t match = 0;
-    uint64_t next = 1;
-    bool recent_active = false;
-  };
   struct PendingRead {
     uint64_t request_id;
     uint64_t index;
-    uint64_t from;  // the member that asked (id_ for a local request)
-    std::map<uint64_t, bool> acks;
+    uint64_t from;   // the member that asked (id_ for a local request)
+    uint64_t round;  // the confirmation round that must complete first
   };
 
+  // Elections (raft_node.cc).
   void BecomeFollower(uint64_t term, uint64_t leader);
   void BecomePreCandidate();
   void BecomeCandidate();
   void BecomeLeader();
   void Reset(uint64_t term);
-  void StartElection(bool pre_vote);
+  void StartElection(bool pre_vote, bool transfer);
   void Poll(uint64_t from, bool granted, bool pre_vote);
-  int VoteCount(bool granted) const;
-  size_t Quorum() const { return voters_.size() / 2 + 1; }
-  bool IsVoter(uint64_t id) const;
-
+  size_t Quorum() const { return conf_.voters.size() / 2 + 1; }
   void StepLeader(Message& m);
   void StepFollower(Message& m);
   void StepCandidate(Message& m);
+  void HandleVoteRequest(const Message& m);
+  void ResetRandomizedTimeout();
+  void Send(Message m);
+  bool AppendProposals(std::vector<Entry>&& entries);
+
+  // Replication and flow control (replication.cc).
   void HandleAppend(Message& m);
   void HandleHeartbeat(const Message& m);
-  void HandleVoteRequest(const Message& m);
-
-  void AppendEntries(std::span<std::string> data);
+  void HandleAppendResp(const Message& m);
+  void HandleHeartbeatResp(const Message& m);
   bool MaybeCommit();
   void OnCommitInCurrentTerm();
-  void SendAppend(uint64_t to);
+  // Sends `to` what it lacks, if its flow control allows: returns whether a message went.
+  bool MaybeSendAppend(uint64_t to, bool send_if_empty);
+  void SendAppendsWhileOpen(uint64_t to);
   void BroadcastAppend();
   void BroadcastHeartbeat(uint64_t context);
+  Progress& AddProgress(uint64_t id, bool learner);
+
+  // ReadIndex (read_index.cc).
   void LeaderReadIndex(uint64_t request_id, uint64_t from);
+  void AnswerRead(uint64_t request_id, uint64_t index, uint64_t from);
+  void StartReadRound();
   void ReleaseReads();
-  void Send(Message m);
-  void ResetRandomizedTimeout();
+
+  // Membership and leader transfer (membership.cc).
+  void ApplyConfChangeEntry(const Entry& e);
+  void SwitchConf(ConfState next, uint64_t index);
+  ConfState ConfAt(uint64_t index) const;
+  void HandleTransferLeader(uint64_t transferee);
+  void HandOverLeadership();  // a leader that is no longer a voter
+  void SendTimeoutNow(uint64_t to);
+  void AbortLeaderTransfer() { lead_transferee_ = 0; }
+
+  // Snapshots (snapshot.cc).
+  void HandleSnapshot(const Message& m);
+  void SendSnapshot(uint64_t to, Progress& pr);
 
   const uint64_t id_;
-  std::vector<uint64_t> voters_;
   const int election_tick_;
   const int heartbeat_tick_;
   const bool pre_vote_;
   const bool check_quorum_;
   const size_t max_entries_per_message_;
+  const uint64_t max_bytes_per_message_;
+  const size_t max_inflight_messages_;
+  const uint64_t max_inflight_bytes_;
   std::mt19937_64 rng_;
 
   RaftLog log_;
@@ -172,13 +251,22 @@ class RaftNode {
   int heartbeat_elapsed_ = 0;
   int randomized_election_timeout_ = 0;
 
+  ConfState conf_;                                   // in force now
+  ConfState snapshot_conf_;                          // at the snapshot point
+  std::vector<std::pair<uint64_t, ConfState>> conf_history_;  // applied changes after it
+  uint64_t pending_conf_index_ = 0;                  // leader
+  uint64_t lead_transferee_ = 0;                     // leader
+
   std::map<uint64_t, bool> votes_;            // candidate: who answered, and how
-  std::map<uint64_t, Progress> progress_;     // leader: per voter, including self
-  std::vector<PendingRead> pending_reads_;    // leader: awaiting a heartbeat quorum
+  std::map<uint64_t, Progress> progress_;     // leader: per member, including self
+  std::deque<PendingRead> pending_reads_;     // leader: awaiting a confirmation round
   std::vector<std::pair<uint64_t, uint64_t>> reads_before_commit_;  // (request id, from)
+  uint64_t read_round_ = 0;        // last confirmation round sent (monotonic)
+  bool read_round_wanted_ = false;  // reads wait for a round not yet sent
 
   std::vector<Message> msgs_;
   std::vector<ReadState> read_states_;
+  std::optional<SnapshotMeta> restored_snapshot_;  // follower: for the next Ready
   HardState prev_hard_state_;
   SoftState prev_soft_state_;
 };

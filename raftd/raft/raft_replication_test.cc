@@ -1,0 +1,202 @@
+// Replication and flow control: inflight windows, pipelining, probing, fast back-off, and
+// that a slow or dead follower never holds back the leader or the other followers.
+#include <gtest/gtest.h>
+
+#include "raftd/raft/progress.h"
+#include "raftd/raft/raft_test_util.h"
+
+namespace rusd::raft {
+namespace {
+
+using testing::Data;
+using testing::TestCluster;
+
+TEST(ProgressTest, InflightsLimitByCountAndBytes) {
+  Inflights by_count(3, 0);
+  by_count.Add(1, 10);
+  by_count.Add(2, 10);
+  EXPECT_FALSE(by_count.Full());
+  by_count.Add(3, 10);
+  EXPECT_TRUE(by_count.Full());
+  by_count.FreeLE(2);
+  EXPECT_EQ(by_count.count(), 1u);
+  EXPECT_EQ(by_count.bytes(), 10u);
+  EXPECT_FALSE(by_count.Full());
+
+  Inflights by_bytes(100, 25);
+  by_bytes.Add(1, 10);
+  EXPECT_FALSE(by_bytes.Full());
+  by_bytes.Add(2, 20);
+  EXPECT_TRUE(by_bytes.Full());
+  by_bytes.FreeFirstOne();
+  EXPECT_FALSE(by_bytes.Full());
+}
+
+TEST(ProgressTest, ProbeWaitsForAnswerAndIgnoresStaleRejections) {
+  Progress pr(11, 8, 0);
+  EXPECT_FALSE(pr.IsPaused());
+  pr.SentAppend(true, 11, 1);  // probing: one message out
+  EXPECT_TRUE(pr.IsPaused());
+  EXPECT_FALSE(pr.MaybeDecrTo(5, 3)) << "answers an older probe";
+  EXPECT_TRUE(pr.MaybeDecrTo(10, 4));
+  EXPECT_EQ(pr.next, 5u);
+  EXPECT_FALSE(pr.IsPaused());
+  EXPECT_TRUE(pr.MaybeUpdate(4));
+  pr.BecomeReplicate();
+  EXPECT_EQ(pr.next, 5u);
+  pr.SentAppend(true, 9, 5);
+  EXPECT_EQ(pr.next, 10u) << "replicate advances optimistically";
+  EXPECT_FALSE(pr.MaybeDecrTo(3, 0)) << "at or below match: stale";
+  EXPECT_TRUE(pr.MaybeDecrTo(7, 6));
+  EXPECT_EQ(pr.next, 5u) << "replicate falls back to match + 1";
+}
+
+TEST(ReplicationTest, PipelinesAppendsUpToTheInflightWindowThenPauses) {
+  TestCluster c(3, [](Config& cfg) {
+    cfg.max_inflight_messages = 4;
+    cfg.max_entries_per_message = 1;
+  });
+  c.Elect(1);
+  c.ClearSent();
+  // Ten proposals, nothing delivered: each follower gets exactly the window's worth.
+  for (int i = 0; i < 10; ++i) {
+    c.Propose(1, {"x"});
+    c.ProcessReadies();
+  }
+  EXPECT_EQ(c.Count(MessageType::kAppend, 2), 4u);
+  EXPECT_EQ(c.Count(MessageType::kAppend, 3), 4u);
+  EXPECT_EQ(c.node(1).progress().at(2).state, ProgressState::kReplicate);
+  EXPECT_TRUE(c.node(1).progress().at(2).IsPaused());
+  c.Settle();  // acks open the window: everything goes and commits
+  EXPECT_EQ(c.node(1).log().committed(), c.node(1).log().last_index());
+  EXPECT_EQ(c.committed(2).size(), c.committed(1).size());
+  EXPECT_GE(c.Count(MessageType::kAppend, 2), 10u);
+}
+
+TEST(ReplicationTest, InflightBytesBoundTheWindow) {
+  TestCluster c(2, [](Config& cfg) {
+    cfg.max_inflight_bytes = 250;
+    cfg.max_entries_per_message = 1;
+  });
+  c.Elect(1);
+  c.ClearSent();
+  std::vector<std::string> big(6, std::string(100, 'b'));
+  ASSERT_TRUE(c.node(1).Propose(big).ok());
+  c.ProcessReadies();
+  EXPECT_EQ(c.Count(MessageType::kAppend, 2), 3u) << "100+100+100 bytes reach the 250 limit";
+  c.Settle();
+  EXPECT_EQ(c.committed(2).size(), c.committed(1).size());
+}
+
+TEST(ReplicationTest, MessagesRespectTheByteLimitButCarryAtLeastOneEntry) {
+  TestCluster c(2, [](Config& cfg) { cfg.max_bytes_per_message = 150; });
+  c.Elect(1);
+  c.ClearSent();
+  std::vector<std::string> data = {std::string(100, 'a'), std::string(100, 'b'),
+                                   std::string(400, 'c')};
+  ASSERT_TRUE(c.node(1).Propose(data).ok());
+  c.ProcessReadies();
+  size_t appends = 0;
+  for (const Message& m : c.sent()) {
+    if (m.type != MessageType::kAppend || m.to != 2) continue;
+    ++appends;
+    EXPECT_EQ(m.entries.size(), 1u);
+  }
+  EXPECT_EQ(appends, 3u) << "pipelined: three messages without waiting";
+  c.Settle();
+  EXPECT_EQ(c.committed(2).size(), c.committed(1).size());
+}
+
+TEST(ReplicationTest, DeadFollowerDoesNotStallTheOthersAndIsBoundedByItsWindow) {
+  TestCluster c(3, [](Config& cfg) { cfg.max_inflight_messages = 8; });
+  c.Elect(1);
+  c.Isolate(3);
+  c.ClearSent();
+  for (int i = 0; i < 200; ++i) {
+    c.Propose(1, {"v"});
+    c.Settle();
+    if (i % 20 == 0) c.TickAll();
+  }
+  EXPECT_EQ(c.node(1).role(), Role::kLeader);
+  EXPECT_EQ(c.node(1).log().committed(), c.node(1).log().last_index());
+  EXPECT_EQ(c.node(2).log().committed(), c.node(1).log().committed());
+  // The dead follower gets one window of appends, then nothing until it answers.
+  size_t with_entries = 0;
+  for (const Message& m : c.sent()) {
+    with_entries += m.type == MessageType::kAppend && m.to == 3 && !m.entries.empty();
+  }
+  EXPECT_LE(with_entries, 8u);
+  EXPECT_LE(c.Count(MessageType::kAppend, 3), 16u);
+  EXPECT_GE(c.Count(MessageType::kAppend, 2), 200u);
+  // It catches up once back.
+  c.Heal();
+  c.TickAll(2);
+  EXPECT_EQ(c.node(3).log().committed(), c.node(1).log().committed());
+}
+
+TEST(ReplicationTest, SlowFollowerWithFullWindowDoesNotDelayCommit) {
+  TestCluster c(3, [](Config& cfg) { cfg.max_inflight_messages = 2; });
+  c.Elect(1);
+  // Follower 3 receives but its answers are lost: its window fills and stays full.
+  c.SetDrop([](const Message& m) { return m.from == 3; });
+  for (int i = 0; i < 50; ++i) {
+    c.Propose(1, {"w"});
+    c.Settle();
+  }
+  EXPECT_EQ(c.node(1).log().committed(), c.node(1).log().last_index());
+  EXPECT_TRUE(c.node(1).progress().at(3).IsPaused());
+  c.SetDrop(nullptr);
+  c.TickAll(3);
+  EXPECT_EQ(c.node(3).log().last_index(), c.node(1).log().last_index());
+  EXPECT_EQ(c.node(1).progress().at(3).match, c.node(1).log().last_index());
+}
+
+// A follower with a long suffix of entries from a deposed leader: the leader finds the
+// match point in one rejection per term, not one per entry.
+TEST(ReplicationTest, FastBackOffSkipsAWholeConflictingTermPerRoundTrip) {
+  auto log = [](uint64_t conflicting_term) {
+    std::vector<Entry> es;
+    for (uint64_t i = 1; i <= 110; ++i) {
+      Entry e;
+      e.index = i;
+      e.term = i <= 10 ? 1 : conflicting_term;
+      e.data = std::string("d").append(std::to_string(i));
+      es.push_back(e);
+    }
+    return es;
+  };
+  TestCluster c(3);
+  c.storage(1).entries = log(3);
+  c.storage(1).hs = HardState{3, 0, 10};
+  c.storage(2).entries = log(3);
+  c.storage(2).hs = HardState{3, 0, 10};
+  c.storage(3).entries = log(2);
+  c.storage(3).hs = HardState{3, 0, 10};
+  for (uint64_t id : {1, 2, 3}) c.Start(id);
+  c.Elect(1);
+  size_t rejects = 0;
+  for (const Message& m : c.sent()) rejects += m.type == MessageType::kAppendResp && m.reject;
+  EXPECT_LE(rejects, 2u);
+  EXPECT_EQ(c.node(3).log().last_index(), c.node(1).log().last_index());
+  EXPECT_EQ(c.node(3).log().Term(50), std::optional<uint64_t>(3));
+  EXPECT_EQ(c.node(3).log().committed(), c.node(1).log().last_index());
+}
+
+TEST(ReplicationTest, LostAppendsInReplicateAreRecoveredByHeartbeats) {
+  TestCluster c(3);
+  c.Elect(1);
+  c.SetDrop([&](const Message& m) { return m.type == MessageType::kAppend && m.to == 2; });
+  for (int i = 0; i < 5; ++i) {
+    c.Propose(1, {"z"});
+    c.Settle();
+  }
+  c.SetDrop(nullptr);
+  EXPECT_EQ(c.node(1).log().committed(), c.node(1).log().last_index());
+  EXPECT_LT(c.node(2).log().last_index(), c.node(1).log().last_index());
+  c.TickAll(2);
+  EXPECT_EQ(c.node(2).log().last_index(), c.node(1).log().last_index());
+  EXPECT_EQ(c.node(2).log().committed(), c.node(1).log().committed());
+}
+
+}  // namespace
+}  // namespace rusd::raft
