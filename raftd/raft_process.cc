@@ -63,6 +63,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
                node_.log().last_index(), node_.log().committed());
   // A single voter need not wait an election timeout: nobody else can be leader.
   if (options_.members.size() <= 1) node_.Campaign();
+  QueueMemberList();  // for a frontend that started first; a later one triggers a resend
   RUSD_RETURN_IF_ERROR(HandleReadies());
 
   Clock::time_point next_tick = Clock::now() + options_.tick_interval;

@@ -206,6 +206,9 @@ func TestClusterLeaderNodeKillElectsNewLeaderAndLosesNoWrite(t *testing.T) {
 }
 
 func TestClusterLeaderRaftdKillRecovers(t *testing.T) {
+	if harness.TargetKind() != harness.Rusd {
+		t.Skip("etcd has no raftd process to kill")
+	}
 	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
 	leader := c.WaitLeader(5 * time.Second)
 	all := c.Client()
@@ -236,4 +239,97 @@ func TestClusterLeaderRaftdKillRecovers(t *testing.T) {
 		waitSerializable(t, cli, "raftd/after", "2", 10*time.Second)
 	}
 	c.WaitLeader(5 * time.Second)
+}
+
+func TestClusterMemberListAndEndpointStatus(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	c.WaitLeader(5 * time.Second)
+	// clientv3 MemberList on a follower and on the leader: every member with its name, peer
+	// URL and the client URL it advertises (learned through the peer handshakes).
+	want := map[string]*harness.Server{}
+	for _, n := range c.Nodes {
+		want[n.Name()] = n
+	}
+	ids := map[uint64]string{}
+	for _, n := range c.Nodes {
+		m, _, _, err := n.MemberStatus(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[m] = n.Name()
+	}
+	for _, n := range c.Nodes {
+		var resp *clientv3.MemberListResponse
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			r, err := c.Client(n).MemberList(ctx)
+			cancel()
+			complete := err == nil && len(r.Members) == 3
+			if complete {
+				for _, m := range r.Members {
+					complete = complete && len(m.ClientURLs) == 1
+				}
+			}
+			if complete {
+				resp = r
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("member list on %s: %v %v", n.Name(), r, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, m := range resp.Members {
+			s, ok := want[m.Name]
+			if !ok {
+				t.Fatalf("unexpected member %+v", m)
+			}
+			if ids[m.ID] != m.Name {
+				t.Errorf("member %s has id %x, Status says %s", m.Name, m.ID, ids[m.ID])
+			}
+			if len(m.PeerURLs) != 1 || m.PeerURLs[0] != s.PeerURL || m.ClientURLs[0] != s.ClientURL || m.IsLearner {
+				t.Errorf("member %s: %+v, want peer %s client %s", m.Name, m, s.PeerURL, s.ClientURL)
+			}
+		}
+	}
+	// etcdctl: member list, endpoint status --cluster (one leader, one term), health.
+	out := c.Nodes[1].MustEtcdctl("", "member", "list")
+	for _, n := range c.Nodes {
+		line := fmt.Sprintf(", started, %s, %s, %s, false", n.Name(), n.PeerURL, n.ClientURL)
+		if !strings.Contains(out, line) {
+			t.Errorf("member list lacks %q:\n%s", line, out)
+		}
+	}
+	out = c.Nodes[0].MustEtcdctl("", "endpoint", "status", "--cluster")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	leaders := 0
+	for _, l := range lines {
+		// endpoint, id, version, db size, is leader, is learner, term, index, applied, errors
+		f := strings.Split(l, ", ")
+		if len(f) < 9 {
+			t.Fatalf("endpoint status line %q", l)
+		}
+		if f[4] == "true" {
+			leaders++
+		}
+		if f[5] != "false" || f[6] != strings.Split(lines[0], ", ")[6] {
+			t.Errorf("endpoint status line %q (learner / term differ)", l)
+		}
+	}
+	if len(lines) != 3 || leaders != 1 {
+		t.Errorf("endpoint status --cluster: want 3 endpoints and 1 leader:\n%s", out)
+	}
+	// etcdctl 3.4 prints health lines on stderr.
+	h := c.Nodes[2].Etcdctl("", "endpoint", "health", "--cluster")
+	if h.Code != 0 || strings.Count(h.Stdout+h.Stderr, "is healthy") != 3 {
+		t.Errorf("endpoint health --cluster: exit %d\n%s%s", h.Code, h.Stdout, h.Stderr)
+	}
+	// Membership changes are refused cleanly until Raft conf changes exist.
+	if c.Nodes[0].Kind == harness.Rusd {
+		r := c.Nodes[0].Etcdctl("", "member", "add", "n4", "--peer-urls=http://127.0.0.1:1")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "Unimplemented") {
+			t.Errorf("member add: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+		}
+	}
 }
