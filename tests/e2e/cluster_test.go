@@ -333,3 +333,57 @@ func TestClusterMemberListAndEndpointStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterMinorityFailsRequestsAsEtcdAndRecovers(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	c.WaitLeader(5 * time.Second)
+	survivor := c.Nodes[0]
+	cli := c.Client(survivor)
+	mustPut(t, cli, "minority/before", "1")
+	waitSerializable(t, cli, "minority/before", "1", 5*time.Second)
+	c.Nodes[1].Kill()
+	c.Nodes[2].Kill()
+	// Without a quorum, writes and linearizable reads fail with etcd's errors within the
+	// request timeout: never hang, never succeed.
+	etcdErr := func(err error) bool {
+		if err == nil {
+			return false
+		}
+		s := err.Error()
+		return strings.Contains(s, "etcdserver: no leader") ||
+			strings.Contains(s, "etcdserver: request timed out") ||
+			strings.Contains(s, "etcdserver: leader changed")
+	}
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		start := time.Now()
+		_, err := cli.Put(ctx, fmt.Sprintf("minority/w%d", i), "x")
+		cancel()
+		if !etcdErr(err) {
+			t.Fatalf("put without quorum: %v after %v (want etcd's no leader / request timed out)", err, time.Since(start))
+		}
+		t.Logf("put without quorum: %v after %v", err, time.Since(start).Round(time.Millisecond))
+		if survivor.Kind != harness.Rusd {
+			// etcd answers a leaderless read with "request timed out" after 7 s, which
+			// clientv3 retries (Unavailable, idempotent) until the caller's deadline.
+			continue
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 15*time.Second)
+		start = time.Now()
+		_, err = cli.Get(ctx, "minority/before")
+		cancel()
+		if !etcdErr(err) {
+			t.Fatalf("linearizable get without quorum: %v after %v", err, time.Since(start))
+		}
+	}
+	// A serializable read is served locally.
+	if got, ok, err := getValue(cli, "minority/before", clientv3.WithSerializable()); err != nil || !ok || got != "1" {
+		t.Fatalf("serializable get without quorum: %q %v %v", got, ok, err)
+	}
+	// Quorum back: writes succeed again.
+	c.Nodes[1].Restart()
+	mustPut(t, cli, "minority/after", "2")
+	if got, ok, err := getValue(cli, "minority/after"); err != nil || !ok || got != "2" {
+		t.Fatalf("get after quorum returned: %q %v %v", got, ok, err)
+	}
+}
