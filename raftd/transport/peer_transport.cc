@@ -663,6 +663,17 @@ Result<std::unique_ptr<PeerTransport>> PeerTransport::Start(TransportOptions opt
 
 void PeerTransport::Send(std::vector<raft::Message>& msgs) {
   bool queued = false;
+  // Bound every message (and so every frame) whatever the core batched.
+  bool oversized = false;
+  for (const raft::Message& m : msgs) {
+    oversized |= m.type == raft::MessageType::kAppend && m.entries.size() > 1 &&
+                 EncodedMessageSize(m) > impl_->options.max_batch_bytes;
+  }
+  if (oversized) {
+    std::vector<raft::Message> split;
+    for (raft::Message& m : msgs) SplitAppend(std::move(m), impl_->options.max_batch_bytes, &split);
+    msgs.swap(split);
+  }
   {
     std::lock_guard lock(impl_->mu);
     for (raft::Message& m : msgs) {

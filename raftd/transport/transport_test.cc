@@ -157,6 +157,42 @@ TEST(WireFormat, GarbageIsAnErrorNeverACrash) {
   EXPECT_FALSE(SplitFrame(bad_kind, &f).ok());
 }
 
+TEST(WireFormat, OversizedAppendsSplitIntoConsecutiveAppends) {
+  raft::Message m = MakeMessage(1, 2, 10, 0);
+  m.reject = false;
+  for (uint64_t i = 0; i < 10; ++i) {
+    raft::Entry e;
+    e.index = 11 + i;
+    e.term = 7 + i / 5;
+    e.data = std::string(1000, 'x');
+    m.entries.push_back(e);
+  }
+  std::vector<raft::Message> out;
+  SplitAppend(raft::Message(m), 2500, &out);
+  ASSERT_EQ(out.size(), 5u);  // two 1000-byte entries per part
+  uint64_t next = 11, prev_index = 10, prev_term = 6;
+  for (const raft::Message& p : out) {
+    EXPECT_LE(EncodedMessageSize(p), 2500u);
+    EXPECT_EQ(p.index, prev_index);
+    EXPECT_EQ(p.log_term, prev_term);
+    EXPECT_EQ(p.commit, m.commit);
+    EXPECT_EQ(p.term, m.term);
+    for (const raft::Entry& e : p.entries) EXPECT_EQ(e.index, next++);
+    prev_index = p.entries.back().index;
+    prev_term = p.entries.back().term;
+  }
+  EXPECT_EQ(next, 21u);
+  // Small appends, and any other message, pass unchanged.
+  out.clear();
+  SplitAppend(raft::Message(m), 1u << 20, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].entries.size(), 10u);
+  // One entry larger than the limit travels alone.
+  out.clear();
+  SplitAppend(raft::Message(m), 10, &out);
+  EXPECT_EQ(out.size(), 10u);
+}
+
 // Ports that were free a moment ago.
 uint16_t FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

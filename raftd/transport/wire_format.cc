@@ -150,6 +150,35 @@ void AppendMessagesFrame(const std::vector<raft::Message>& msgs, size_t begin, s
   FinishFrame(at, out);
 }
 
+void SplitAppend(raft::Message&& m, size_t max_bytes, std::vector<raft::Message>* out) {
+  if (m.type != raft::MessageType::kAppend || m.entries.size() < 2 ||
+      EncodedMessageSize(m) <= max_bytes) {
+    out->push_back(std::move(m));
+    return;
+  }
+  raft::Message header = m;  // copies everything but the entries below
+  header.entries.clear();
+  const size_t base = EncodedMessageSize(header);
+  size_t i = 0;
+  uint64_t prev_index = m.index, prev_term = m.log_term;
+  while (i < m.entries.size()) {
+    raft::Message part = header;
+    part.index = prev_index;
+    part.log_term = prev_term;
+    size_t bytes = base;
+    while (i < m.entries.size()) {
+      const size_t sz = 8 + 8 + 1 + 4 + m.entries[i].data.size();
+      if (!part.entries.empty() && bytes + sz > max_bytes) break;
+      bytes += sz;
+      part.entries.push_back(std::move(m.entries[i]));
+      ++i;
+    }
+    prev_index = part.entries.back().index;
+    prev_term = part.entries.back().term;
+    out->push_back(std::move(part));
+  }
+}
+
 Result<size_t> SplitFrame(std::string_view buffer, FrameView* frame) {
   if (buffer.size() < kFrameHeaderBytes) return size_t{0};
   uint32_t len = 0;

@@ -72,6 +72,14 @@ void AppendMessagesFrame(const std::vector<raft::Message>& msgs, size_t begin, s
 // The encoded size of one message inside a Messages frame (for batching limits).
 size_t EncodedMessageSize(const raft::Message& m);
 
+// Splits an Append whose encoding exceeds `max_bytes` into consecutive Appends (each
+// (index, log_term) is the last entry of the part before; commit and term unchanged) and
+// appends them to `out`; any other message is appended unchanged. A follower handles the
+// parts exactly like the whole (Raft §5.3: each part's log-matching check holds after the
+// part before), so the frame size stays bounded whatever the core batches (a part holds
+// at least one entry, so one entry larger than max_bytes travels alone).
+void SplitAppend(raft::Message&& m, size_t max_bytes, std::vector<raft::Message>* out);
+
 // A frame split off the front of a byte stream.
 struct FrameView {
   FrameKind kind;
