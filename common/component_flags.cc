@@ -42,6 +42,76 @@ std::string Join(const std::vector<std::string>& v) {
   return out;
 }
 
+// Names are free text in etcd: escape the characters the --members encoding uses.
+std::string EscapeName(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '%' || c == ',' || c == '=' || c == '|' || static_cast<unsigned char>(c) < 0x20) {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Result<std::string> UnescapeName(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    uint64_t v = 0;
+    if (i + 2 >= text.size() || !ParseUnsigned(text.substr(i + 1, 2), 16, &v).ok()) {
+      return Status::InvalidArgument("bad escape in member name '" + text + "'");
+    }
+    out += static_cast<char>(v);
+    i += 2;
+  }
+  return out;
+}
+
+std::string EncodeMembers(const std::vector<ClusterMember>& members) {
+  std::string out;
+  for (const ClusterMember& m : members) {
+    if (!out.empty()) out += ',';
+    out += Hex(m.id);
+    out += '=';
+    out += EscapeName(m.name);
+    out += '=';
+    for (size_t i = 0; i < m.peer_urls.size(); ++i) {
+      if (i > 0) out += '|';
+      out += m.peer_urls[i];
+    }
+  }
+  return out;
+}
+
+Status DecodeMembers(const std::string& text, std::vector<ClusterMember>* out) {
+  out->clear();
+  for (const std::string& item : SplitCommas(text)) {
+    const size_t a = item.find('=');
+    const size_t b = a == std::string::npos ? a : item.find('=', a + 1);
+    if (b == std::string::npos) return Status::InvalidArgument("expected id=name=urls, got '" + item + "'");
+    ClusterMember m;
+    RUSD_RETURN_IF_ERROR(ParseUnsigned(item.substr(0, a), 16, &m.id));
+    auto name = UnescapeName(item.substr(a + 1, b - a - 1));
+    if (!name.ok()) return name.status();
+    m.name = std::move(*name);
+    std::stringstream urls(item.substr(b + 1));
+    std::string u;
+    while (std::getline(urls, u, '|')) {
+      if (!u.empty()) m.peer_urls.push_back(u);
+    }
+    if (m.id == 0) return Status::InvalidArgument("member id 0 in '" + item + "'");
+    out->push_back(std::move(m));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<ComponentFlags> ComponentFlags::Parse(int argc, char** argv) {
@@ -70,6 +140,11 @@ Result<ComponentFlags> ComponentFlags::Parse(int argc, char** argv) {
       {"cluster-id", u64(&f.cluster_id, 16)},
       {"listen-client-urls",
        Setter([&f](const std::string& v) { f.listen_client_urls = SplitCommas(v); return Status::Ok(); })},
+      {"advertise-client-urls",
+       Setter([&f](const std::string& v) { f.advertise_client_urls = SplitCommas(v); return Status::Ok(); })},
+      {"listen-peer-urls",
+       Setter([&f](const std::string& v) { f.listen_peer_urls = SplitCommas(v); return Status::Ok(); })},
+      {"members", Setter([&f](const std::string& v) { return DecodeMembers(v, &f.members); })},
       {"max-request-bytes", u64(&f.max_request_bytes, 10)},
       {"max-txn-ops", u32(&f.max_txn_ops)},
       {"quota-backend-bytes", u64(&f.quota_backend_bytes, 10)},
@@ -104,6 +179,9 @@ std::vector<std::string> ComponentFlags::ToArgs() const {
       "--member-id=" + Hex(member_id),
       "--cluster-id=" + Hex(cluster_id),
       "--listen-client-urls=" + Join(listen_client_urls),
+      "--advertise-client-urls=" + Join(advertise_client_urls),
+      "--listen-peer-urls=" + Join(listen_peer_urls),
+      "--members=" + EncodeMembers(members),
       "--max-request-bytes=" + std::to_string(max_request_bytes),
       "--max-txn-ops=" + std::to_string(max_txn_ops),
       "--quota-backend-bytes=" + std::to_string(quota_backend_bytes),

@@ -14,6 +14,14 @@
 
 namespace rusd {
 
+// One voting member of the cluster, as the supervisor resolved it from --initial-cluster.
+struct ClusterMember {
+  uint64_t id = 0;
+  std::string name;
+  std::vector<std::string> peer_urls;
+  bool operator==(const ClusterMember&) const = default;
+};
+
 struct ComponentFlags {
   std::string segment;   // shared-memory segment name (ipc::Segment::NameForDataDir)
   std::string data_dir;  // the node's --data-dir
@@ -21,6 +29,11 @@ struct ComponentFlags {
   uint64_t member_id = 0;
   uint64_t cluster_id = 0;
   std::vector<std::string> listen_client_urls;  // frontend: http://host:port, comma-separated
+  std::vector<std::string> advertise_client_urls;  // what MemberList shows for this member
+  std::vector<std::string> listen_peer_urls;       // raftd: the peer transport's listeners
+  // Every member of the cluster, this one included (empty or one: a single-node cluster).
+  // Encoded as --members=<hex id>=<name>=<url>|<url>,... with the name percent-encoded.
+  std::vector<ClusterMember> members;
   uint64_t max_request_bytes = 1572864;
   uint32_t max_txn_ops = 128;
   uint64_t quota_backend_bytes = 2147483648ull;

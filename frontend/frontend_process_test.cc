@@ -75,6 +75,10 @@ class FakeNode {
     ASSERT_TRUE(raft_replies_.Write(MessageType::kLeaderInfo, 0, info.SerializeAsString(), 1s).ok());
   }
 
+  void SendRaftReply(MessageType type, const std::string& payload) {
+    ASSERT_TRUE(raft_replies_.Write(type, 0, payload, 1s).ok());
+  }
+
   Seen seen;
 
  private:
@@ -563,6 +567,44 @@ TEST_F(FrontendProcessTest, SecondFrontendOnABoundPortExitsWithAnError) {
   ::waitpid(second, &status, 0);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 78);  // EX_CONFIG: the supervisor must not restart it
+}
+
+TEST_F(FrontendProcessTest, ClusterMemberListServesWhatRaftdReportsAndChangesAreRefused) {
+  auto stub = etcdserverpb::Cluster::NewStub(channel_);
+  etcdserverpb::MemberListResponse resp;
+  // Before raftd reported members: a clean retryable error, not an empty list.
+  grpc::Status st = stub->MemberList(Ctx().get(), etcdserverpb::MemberListRequest(), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  etcdserverpb::MemberListResponse list;
+  auto* m = list.add_members();
+  m->set_id(kMemberId);
+  m->set_name("n1");
+  m->add_peerurls("http://127.0.0.1:2380");
+  m->add_clienturls("http://127.0.0.1:2379");
+  m = list.add_members();
+  m->set_id(0x77);
+  m->set_name("n2");
+  m->add_peerurls("http://127.0.0.1:2480");
+  node_->SendRaftReply(ipc::MessageType::kMemberList, list.SerializeAsString());
+  for (int i = 0; i < 50; ++i) {
+    resp.Clear();
+    st = stub->MemberList(Ctx().get(), etcdserverpb::MemberListRequest(), &resp);
+    if (st.ok()) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(resp.members_size(), 2);
+  EXPECT_EQ(resp.members(0).name(), "n1");
+  EXPECT_EQ(resp.members(0).clienturls(0), "http://127.0.0.1:2379");
+  EXPECT_EQ(resp.members(1).id(), 0x77u);
+  EXPECT_EQ(resp.header().member_id(), kMemberId);
+  EXPECT_EQ(resp.header().cluster_id(), 0x123u);
+  etcdserverpb::MemberAddRequest add;
+  add.add_peerurls("http://127.0.0.1:9999");
+  etcdserverpb::MemberAddResponse added;
+  st = stub->MemberAdd(Ctx().get(), add, &added);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(st.error_message().find("not supported yet"), std::string::npos);
 }
 
 }  // namespace

@@ -132,6 +132,7 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
                  h->set_raft_term(term);
                  resp->set_version(RUSD_ETCD_SERVER_VERSION);
                  resp->set_leader(leader.leader_id);
+                 resp->set_islearner(false);  // learners need conf changes (not yet)
                  resp->set_raftterm(term);
                  resp->set_raftindex(ring_.committed_index());
                  resp->set_raftappliedindex(ring_.applied_index());

@@ -18,6 +18,7 @@
 #include "frontend/health_probe.h"
 #include "frontend/http_handler.h"
 #include "common/exit_codes.h"
+#include "frontend/cluster_service.h"
 #include "frontend/kv_service.h"
 #include "frontend/metrics_interceptor.h"
 #include "frontend/metrics_page.h"
@@ -88,10 +89,13 @@ int Run(int argc, char** argv) {
   std::unique_ptr<grpc::Service> kv = frontend::MakeKvService(ring, kv_options);
   std::unique_ptr<grpc::Service> maintenance =
       frontend::MakeMaintenanceService(ring, flags->member_id, flags->cluster_id);
+  std::unique_ptr<grpc::Service> cluster =
+      frontend::MakeClusterService(ring, flags->member_id, flags->cluster_id);
 
   grpc::ServerBuilder builder;
   builder.RegisterService(kv.get());
   builder.RegisterService(maintenance.get());
+  builder.RegisterService(cluster.get());
   uint64_t max_recv = flags->max_request_bytes + kGrpcOverheadBytes;
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(max_recv, INT_MAX)));
   builder.SetMaxSendMessageSize(INT_MAX);

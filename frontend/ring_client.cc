@@ -167,6 +167,8 @@ struct RingClient::Impl {
 
   std::atomic<uint64_t> leader_id{0};
   std::atomic<uint64_t> leader_term{0};
+  mutable std::mutex members_mu;
+  std::string members;  // kMemberList payload, under members_mu
   std::atomic<bool> stop{false};
   std::atomic<bool> stopped{false};  // Stop() ran: requests fail at once
   std::thread thread;
@@ -241,6 +243,11 @@ void RingClient::Impl::Handle(ipc::Message& m) {
       if (!info.ParseFromString(m.payload)) return;
       leader_id.store(info.leader_id(), std::memory_order_relaxed);
       leader_term.store(info.term(), std::memory_order_relaxed);
+      return;
+    }
+    case MessageType::kMemberList: {
+      std::lock_guard lock(members_mu);
+      members = std::move(m.payload);
       return;
     }
     default:
@@ -401,6 +408,11 @@ void RingClient::Read(std::string range_request, bool linearizable, RequestCallb
     st = impl_->reads.Write(MessageType::kRangeRead, id, payload, options_.ring_write_timeout);
   }
   if (!st.ok()) impl_->Fail(id, etcd_errors::TooManyRequests());
+}
+
+std::string RingClient::member_list() const {
+  std::lock_guard lock(impl_->members_mu);
+  return impl_->members;
 }
 
 LeaderState RingClient::leader() const {

@@ -90,6 +90,10 @@ class RingClient {
 
   LeaderState leader() const;
 
+  // The members raftd last reported (kMemberList): a serialized
+  // etcdserverpb.MemberListResponse without header; empty until raftd sent one.
+  std::string member_list() const;
+
   // raftd's commit index and stored's applied index as they last published them in the
   // segment (Maintenance.Status's raftIndex and raftAppliedIndex).
   uint64_t committed_index() const;

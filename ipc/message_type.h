@@ -15,6 +15,7 @@ enum class MessageType : uint16_t {
   // raft-replies ring (raftd -> frontend).
   kReadIndexReply = 10,  // id = request id; rusd.internal.ReadIndexReply
   kLeaderInfo = 11,      // id = 0; rusd.internal.LeaderInfo
+  kMemberList = 12,      // id = 0; etcdserverpb.MemberListResponse (members only, no header)
   // committed ring (raftd -> stored). id = index of the first entry.
   kCommittedEntries = 20,  // rusd.internal.EntryBatch
   // store-control ring (stored -> raftd). id = 0.

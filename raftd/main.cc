@@ -5,9 +5,15 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
 #include <ctime>
 
 #include "common/component_flags.h"
+#include "common/exit_codes.h"
 #include "common/logging.h"
 #include "ipc/component_context.h"
 #include "raftd/raft_process.h"
@@ -28,6 +34,20 @@ sigset_t BlockStopSignals() {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
+}
+
+// Rings the main loop's doorbell (the one the proposals and store-control rings ring), so
+// that peer messages wake it like ring records do. Always bumping the word closes the race
+// with a loop about to sleep: WaitForMessages sleeps only while the word is unchanged.
+void WakeMainLoop(rusd::ipc::Segment& segment) {
+  rusd::ipc::Doorbell& bell = segment.doorbell(rusd::ipc::DoorbellId::kRaftdMain);
+  bell.word.fetch_add(1, std::memory_order_seq_cst);
+  if (bell.sleeping.load(std::memory_order_seq_cst) != 0 &&
+      bell.sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+    bell.wakes.fetch_add(1, std::memory_order_relaxed);
+    ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&bell.word), FUTEX_WAKE, INT_MAX, nullptr,
+              nullptr, 0);
+  }
 }
 
 bool StopRequested(const sigset_t& set) {
@@ -90,6 +110,38 @@ int main(int argc, char** argv) {
   const uint32_t hb = std::max<uint32_t>(1, flags->heartbeat_interval_ms);
   options.tick_interval = std::chrono::milliseconds(hb);
   options.election_ticks = static_cast<int>(std::max<uint32_t>(1, flags->election_timeout_ms / hb));
+  options.members = flags->members;
+  options.client_urls = flags->advertise_client_urls;
+  std::unique_ptr<rusd::transport::PeerTransport> transport;
+  if (flags->members.size() > 1) {
+    rusd::transport::TransportOptions t;
+    t.cluster_id = flags->cluster_id;
+    t.member_id = options.member_id;
+    t.name = flags->name;
+    t.listen_urls = flags->listen_peer_urls;
+    t.client_urls = flags->advertise_client_urls;
+    bool self_listed = false;
+    for (const rusd::ClusterMember& m : flags->members) {
+      self_listed |= m.id == options.member_id;
+      if (m.id != options.member_id) t.peers.push_back({m.id, m.name, m.peer_urls});
+    }
+    if (!self_listed) {
+      spdlog::critical("member {:x} is not in the cluster's member list", options.member_id);
+      return rusd::kExitConfigError;
+    }
+    rusd::ipc::Segment* segment = &(*ctx)->segment();
+    t.on_receive = [segment] { WakeMainLoop(*segment); };
+    auto started = rusd::transport::PeerTransport::Start(std::move(t));
+    if (!started.ok()) {
+      // Restarting cannot free a port another process holds: stop the node (as etcd exits).
+      spdlog::critical("peer transport: {}", started.status().ToString());
+      return rusd::kExitConfigError;
+    }
+    transport = std::move(*started);
+    options.transport = transport.get();
+    options.log_retention_entries = std::max<uint64_t>(flags->snapshot_count, 1000);
+    for (const auto& u : flags->listen_peer_urls) spdlog::info("listening for peers on {}", u);
+  }
   rusd::raft::RecoveredState state{recovered->hard_state, recovered->prev_index,
                                    recovered->prev_term, std::move(recovered->entries)};
   rusd::raftd::RaftProcess process((*ctx)->segment(), **wal, std::move(state), options);

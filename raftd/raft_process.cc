@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "raftd/entry_batch_encoder.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
 #include "rusd/internal.pb.h"
 
 namespace rusd::raftd {
@@ -23,7 +24,8 @@ constexpr std::chrono::milliseconds kBacklogPoll{1};
 raft::Config CoreConfig(const RaftProcessOptions& o) {
   raft::Config c;
   c.id = o.member_id;
-  c.voters = {o.member_id};  // a single voter until the cluster issue adds members
+  for (const ClusterMember& m : o.members) c.voters.push_back(m.id);
+  if (c.voters.empty()) c.voters = {o.member_id};
   c.election_tick = std::max(1, o.election_ticks);
   c.heartbeat_tick = 1;
   return c;
@@ -60,7 +62,8 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
                options_.member_id, node_.term(), node_.log().first_index() - 1,
                node_.log().last_index(), node_.log().committed());
   // A single voter need not wait an election timeout: nobody else can be leader.
-  node_.Campaign();
+  if (options_.members.size() <= 1) node_.Campaign();
+  QueueMemberList();  // for a frontend that started first; a later one triggers a resend
   RUSD_RETURN_IF_ERROR(HandleReadies());
 
   Clock::time_point next_tick = Clock::now() + options_.tick_interval;
@@ -72,9 +75,14 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
       // A new frontend knows nothing yet: tell it who leads (it answers /health from this).
       frontend_epoch_ = frontend_epoch;
       QueueLeaderInfo();
+      QueueMemberList();
+    } else if (options_.transport != nullptr &&
+               options_.transport->peers_version() != peers_version_) {
+      QueueMemberList();
     }
     bool worked = TakeControl();
     RUSD_RETURN_IF_ERROR(fatal_);
+    worked |= TakePeerMessages();
     worked |= TakeProposals();
     const Clock::time_point now = Clock::now();
     if (now >= next_tick) {
@@ -146,10 +154,14 @@ bool RaftProcess::TakeControl() {
         }
         if (durable.index() <= durable_applied_) break;
         durable_applied_ = durable.index();
-        // Entries up to here are durable in RocksDB: neither memory nor WAL needs them.
-        node_.CompactLog(durable_applied_);
-        Status st = wal_.Trim(durable_applied_ + 1);
-        if (!st.ok()) spdlog::warn("wal trim below {}: {}", durable_applied_ + 1, st.ToString());
+        // Entries up to here are durable in RocksDB: this node no longer needs them, but a
+        // lagging peer may (the leader sends them from its log), so keep a window.
+        const uint64_t retain = options_.log_retention_entries;
+        if (durable_applied_ <= retain) break;
+        const uint64_t compact_to = durable_applied_ - retain;
+        node_.CompactLog(compact_to);
+        Status st = wal_.Trim(compact_to + 1);
+        if (!st.ok()) spdlog::warn("wal trim below {}: {}", compact_to + 1, st.ToString());
         break;
       }
       default:
@@ -157,6 +169,42 @@ bool RaftProcess::TakeControl() {
     }
   }
   return worked;
+}
+
+bool RaftProcess::TakePeerMessages() {
+  if (options_.transport == nullptr || !options_.transport->HasReceived()) return false;
+  inbox_.clear();
+  options_.transport->TakeReceived(&inbox_);
+  for (raft::Message& m : inbox_) node_.Step(std::move(m));
+  inbox_.clear();
+  return true;
+}
+
+void RaftProcess::QueueMemberList() {
+  etcdserverpb::MemberListResponse list;
+  std::vector<transport::PeerState> peers;
+  if (options_.transport != nullptr) {
+    peers_version_ = options_.transport->peers_version();
+    peers = options_.transport->Peers();
+  }
+  std::vector<ClusterMember> members = options_.members;
+  if (members.empty()) members.push_back(ClusterMember{options_.member_id, "", {}});
+  for (const ClusterMember& m : members) {
+    etcdserverpb::Member* out = list.add_members();
+    out->set_id(m.id);
+    out->set_name(m.name);
+    for (const auto& u : m.peer_urls) out->add_peerurls(u);
+    if (m.id == options_.member_id) {
+      for (const auto& u : options_.client_urls) out->add_clienturls(u);
+      continue;
+    }
+    for (const transport::PeerState& p : peers) {
+      if (p.id != m.id) continue;
+      if (!p.name.empty()) out->set_name(p.name);
+      for (const auto& u : p.client_urls) out->add_clienturls(u);
+    }
+  }
+  QueueReply(MessageType::kMemberList, 0, list.SerializeAsString());
 }
 
 bool RaftProcess::RememberProposal(uint64_t request_id) {
@@ -245,10 +293,10 @@ Status RaftProcess::HandleReadies() {
       FlushReplies();
       return st;
     }
-    // Single voter: no peer messages. The cluster issue sends rd.messages here, after the
-    // WAL sync above (Raft requires persisting before answering).
-    if (!rd.messages.empty()) {
-      spdlog::warn("raft: dropping {} peer messages (no transport yet)", rd.messages.size());
+    // After the WAL sync above: Raft requires persisting before answering (votes,
+    // append acknowledgements). The transport never blocks; it drops when a peer lags.
+    if (!rd.messages.empty() && options_.transport != nullptr) {
+      options_.transport->Send(rd.messages);
     }
     for (const raft::ReadState& rs : rd.read_states) {
       if (pending_reads_.erase(rs.request_id) == 0) continue;

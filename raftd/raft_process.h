@@ -7,7 +7,11 @@
 //                          kReadIndex (id = request id)
 //           store-control  kResumeFrom{applied}, kDurableApplied{index}
 //   writes  raft-replies   kReadIndexReply, kError, kLeaderInfo (on every leader or term
-//                          change, and again whenever the frontend's epoch changes)
+//                          change, and again whenever the frontend's epoch changes),
+//                          kMemberList (members with the client URLs peers announced in
+//                          their handshakes; on changes and for every new frontend)
+//   peers   transport      messages received are stepped into the core each turn; a
+//                          Ready's messages are sent after its entries are fsynced
 //           committed      kCommittedEntries (id = first index, EntryBatch)
 //
 // One turn of the loop: take every available control message and proposal (bounded), feed
@@ -32,16 +36,24 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/component_flags.h"
 #include "common/status.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "raftd/raft/raft_node.h"
+#include "raftd/transport/peer_transport.h"
 #include "raftd/wal/wal_writer.h"
 
 namespace rusd::raftd {
 
 struct RaftProcessOptions {
   uint64_t member_id = 1;
+  // Every voter, this member included; empty or just this member: a single-node cluster
+  // (campaigns at once, needs no transport).
+  std::vector<ClusterMember> members;
+  std::vector<std::string> client_urls;  // this member's advertised client URLs (MemberList)
+  // Carries peer messages when there are other members (owned by main(); may be null).
+  transport::PeerTransport* transport = nullptr;
   uint64_t epoch = 0;  // this raftd's epoch, stamped on every frame
   std::chrono::milliseconds tick_interval{100};
   int election_ticks = 10;
@@ -52,6 +64,10 @@ struct RaftProcessOptions {
   size_t max_frame_bytes = 1u << 20;
   // How long one turn may wait to stream a single entry bigger than max_frame_bytes.
   std::chrono::milliseconds oversized_frame_wait{100};
+  // With peers: entries kept below stored's durable index, so a follower that lagged (or
+  // restarted) can catch up from the log. Until snapshots can be streamed to followers this
+  // bounds how far behind a member may fall (etcd keeps --snapshot-count entries likewise).
+  uint64_t log_retention_entries = 0;
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
   size_t max_queued_replies = 1u << 16;
 };
@@ -77,6 +93,8 @@ class RaftProcess {
 
   bool TakeControl();  // sets fatal_ when stored is ahead of this WAL
   bool TakeProposals();
+  bool TakePeerMessages();
+  void QueueMemberList();
   Status HandleReadies();
   Status Persist(const raft::Ready& rd);
   void SendCommitted();
@@ -116,6 +134,8 @@ class RaftProcess {
   std::vector<std::string> batch_data_;
   std::vector<uint64_t> batch_ids_;
   std::vector<uint64_t> read_ids_;
+  std::vector<raft::Message> inbox_;
+  uint64_t peers_version_ = 0;  // transport's peers_version when kMemberList was last sent
   std::string frame_;
 };
 

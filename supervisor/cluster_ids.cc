@@ -104,4 +104,15 @@ std::string IdToHex(uint64_t id) {
   return buf;
 }
 
+Result<std::vector<ClusterMember>> ResolveClusterMembers(const std::string& initial_cluster,
+                                                         const std::string& token) {
+  auto members = ParseInitialCluster(initial_cluster);
+  if (!members.ok()) return members.status();
+  std::vector<ClusterMember> out;
+  for (const InitialMember& m : *members) {
+    out.push_back(ClusterMember{ComputeMemberId(m.peer_urls, token), m.name, m.peer_urls});
+  }
+  return out;
+}
+
 }  // namespace rusd::supervisor

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/component_flags.h"
 #include "common/status.h"
 
 namespace rusd::supervisor {
@@ -42,6 +43,10 @@ struct ClusterIds {
 // name absent, two members with the same id, an id of 0.
 Result<ClusterIds> DeriveClusterIds(const std::vector<InitialMember>& members,
                                     const std::string& name, const std::string& token);
+
+// Every member of a new cluster with its id (the order of --initial-cluster).
+Result<std::vector<ClusterMember>> ResolveClusterMembers(const std::string& initial_cluster,
+                                                         const std::string& token);
 
 // Lower-case hex without leading zeros, as etcd prints ids (types.ID.String).
 std::string IdToHex(uint64_t id);

@@ -52,7 +52,6 @@ struct FlagSpec {
 };
 
 constexpr const char* kTls = "TLS: issue 'auth and TLS'";
-constexpr const char* kPeers = "peer networking: issue 'multi-node clusters'";
 
 const std::vector<FlagSpec>& Specs() {
   static const std::vector<FlagSpec> specs = {
@@ -100,7 +99,7 @@ const std::vector<FlagSpec>& Specs() {
       {"advertise-client-urls", "network", Syntax::kUrlList, &Config::advertise_client_urls,
        "http://localhost:2379", "List of this member's client URLs to advertise to the public."},
       {"listen-peer-urls", "network", Syntax::kUrlList, &Config::listen_peer_urls,
-       "http://localhost:2380", "List of URLs to listen on for peer traffic.", kPeers},
+       "http://localhost:2380", "List of URLs to listen on for peer traffic."},
       {"initial-advertise-peer-urls", "network", Syntax::kUrlList,
        &Config::initial_advertise_peer_urls, "http://localhost:2380",
        "List of this member's peer URLs to advertise to the rest of the cluster."},
@@ -492,6 +491,8 @@ ComponentFlags Config::ToComponentFlags() const {
   f.data_dir = data_dir;
   f.name = name;
   f.listen_client_urls = listen_client_urls;
+  f.advertise_client_urls = advertise_client_urls;
+  f.listen_peer_urls = listen_peer_urls;
   f.max_request_bytes = max_request_bytes;
   f.max_txn_ops = max_txn_ops;
   f.quota_backend_bytes = quota_backend_bytes;
@@ -594,13 +595,6 @@ Result<LoadedConfig> LoadConfig(const std::vector<std::string>& args,
     out.warnings.push_back("flag --" + std::string(spec.name) +
                            " is accepted but not implemented yet (" + spec.not_implemented +
                            "); ignoring");
-  }
-  auto cluster = ParseInitialCluster(cfg.initial_cluster);
-  if (cluster.ok() && cluster->size() > 1) {
-    out.warnings.push_back("flag --initial-cluster lists " + std::to_string(cluster->size()) +
-                           " members: the member and cluster ids are derived from all of them, "
-                           "but multi-member clusters are accepted but not implemented yet (" +
-                           kPeers + "); this node runs alone");
   }
   if (cfg.initial_cluster_state == "existing") {
     out.warnings.push_back(

@@ -71,24 +71,28 @@ TEST(DataDirLock, ReleasedOnDestructionAndAfterHolderDies) {
 
 TEST(NodeIdentity, WrittenOnceAndKeptAcrossRestarts) {
   TempDir dir;
-  auto first = LoadOrCreateNodeIdentity(dir.path(), {"default", 0x8e9e05c52164694dull,
-                                                     0xcdf818194e3a8c32ull, false});
+  auto first = LoadOrCreateNodeIdentity(
+      dir.path(), {"default", 0x8e9e05c52164694dull, 0xcdf818194e3a8c32ull, false,
+                   "default=http://localhost:2380", "etcd-cluster"});
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_TRUE(first->created);
   // A restart with other flags (e.g. another token) keeps the stored identity.
-  auto second = LoadOrCreateNodeIdentity(dir.path(), {"default", 1, 2, false});
+  auto second = LoadOrCreateNodeIdentity(dir.path(), {"default", 1, 2, false, "x=http://a:1", "t"});
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_FALSE(second->created);
   EXPECT_EQ(second->member_id, 0x8e9e05c52164694dull);
   EXPECT_EQ(second->cluster_id, 0xcdf818194e3a8c32ull);
   EXPECT_EQ(second->name, "default");
+  // The bootstrap membership is kept too (it is the membership until conf changes exist).
+  EXPECT_EQ(second->initial_cluster, "default=http://localhost:2380");
+  EXPECT_EQ(second->initial_cluster_token, "etcd-cluster");
 }
 
 TEST(NodeIdentity, CorruptFileIsDataLossNotOverwritten) {
   TempDir dir;
   std::filesystem::create_directories(dir.path() + "/member");
   { std::ofstream(NodeIdentityPath(dir.path())) << "member_id=zz\n"; }
-  auto id = LoadOrCreateNodeIdentity(dir.path(), {"default", 1, 2, false});
+  auto id = LoadOrCreateNodeIdentity(dir.path(), {"default", 1, 2, false, "", ""});
   ASSERT_FALSE(id.ok());
   EXPECT_EQ(id.status().code(), StatusCode::kDataLoss);
 }

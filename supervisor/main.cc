@@ -108,8 +108,9 @@ int Main(int argc, char** argv) {
     spdlog::error("{}", derived.status().message());
     return 1;
   }
-  auto identity = LoadOrCreateNodeIdentity(
-      cfg.data_dir, NodeIdentity{cfg.name, derived->member_id, derived->cluster_id, false});
+  NodeIdentity fresh{cfg.name, derived->member_id, derived->cluster_id, false,
+                     cfg.initial_cluster, cfg.initial_cluster_token};
+  auto identity = LoadOrCreateNodeIdentity(cfg.data_dir, fresh);
   if (!identity.ok()) {
     spdlog::error("cannot load the node identity: {}", identity.status().message());
     return 1;
@@ -135,6 +136,30 @@ int Main(int argc, char** argv) {
   ComponentFlags flags = cfg.ToComponentFlags();
   flags.member_id = identity->member_id;
   flags.cluster_id = identity->cluster_id;
+  // The membership is the one the node was bootstrapped with (as etcd, which ignores
+  // --initial-cluster on a restart); identity files written before it was recorded fall
+  // back to the flags.
+  {
+    const bool stored = !identity->initial_cluster.empty();
+    auto boot = ResolveClusterMembers(stored ? identity->initial_cluster : cfg.initial_cluster,
+                                      stored ? identity->initial_cluster_token
+                                             : cfg.initial_cluster_token);
+    if (!boot.ok()) {
+      spdlog::error("--initial-cluster: {}", boot.status().message());
+      return 1;
+    }
+    std::vector<uint64_t> ids;
+    for (const auto& m : *boot) ids.push_back(m.id);
+    if (ComputeClusterId(ids) != identity->cluster_id) {
+      spdlog::error(
+          "the membership {} does not match cluster {} this data dir belongs to; refusing to "
+          "start",
+          stored ? identity->initial_cluster : cfg.initial_cluster,
+          IdToHex(identity->cluster_id));
+      return 1;
+    }
+    flags.members = std::move(*boot);
+  }
   flags.segment = ipc::Segment::NameForDataDir(cfg.data_dir);
 
   spdlog::info("starting rusd {} (etcd API {}), name={}, data-dir={}", RusdVersion(),

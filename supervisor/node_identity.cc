@@ -40,6 +40,10 @@ Result<NodeIdentity> Parse(const std::string& path, const std::string& text) {
     std::string key = line.substr(0, eq), value = line.substr(eq + 1);
     if (key == "name") {
       id.name = value;
+    } else if (key == "initial_cluster") {
+      id.initial_cluster = value;
+    } else if (key == "initial_cluster_token") {
+      id.initial_cluster_token = value;
     } else if (key == "member_id" || key == "cluster_id") {
       uint64_t v = 0;
       auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v, 16);
@@ -83,6 +87,10 @@ Result<NodeIdentity> LoadOrCreateNodeIdentity(const std::string& data_dir,
        << "name=" << derived.name << "\n"
        << "member_id=" << IdToHex(derived.member_id) << "\n"
        << "cluster_id=" << IdToHex(derived.cluster_id) << "\n";
+  if (!derived.initial_cluster.empty()) {
+    text << "initial_cluster=" << derived.initial_cluster << "\n"
+         << "initial_cluster_token=" << derived.initial_cluster_token << "\n";
+  }
   const std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Errno("create " + tmp);

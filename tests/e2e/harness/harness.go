@@ -136,6 +136,8 @@ type Server struct {
 	PeerURL   string
 	name      string
 	extra     []string
+	// initialCluster overrides --initial-cluster (a member of a multi-node Cluster).
+	initialCluster string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -219,7 +221,11 @@ func (s *Server) args() []string {
 		"--advertise-client-urls=" + s.ClientURL,
 		"--listen-peer-urls=" + s.PeerURL,
 		"--initial-advertise-peer-urls=" + s.PeerURL,
-		"--initial-cluster=" + s.name + "=" + s.PeerURL,
+	}
+	if s.initialCluster != "" {
+		a = append(a, "--initial-cluster="+s.initialCluster)
+	} else {
+		a = append(a, "--initial-cluster="+s.name+"="+s.PeerURL)
 	}
 	return append(a, s.extra...)
 }
