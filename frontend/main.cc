@@ -19,6 +19,7 @@
 #include "frontend/http_handler.h"
 #include "common/exit_codes.h"
 #include "frontend/kv_service.h"
+#include "frontend/lease_service.h"
 #include "frontend/ring_client.h"
 #include "ipc/component_context.h"
 
@@ -89,6 +90,8 @@ int Run(int argc, char** argv) {
   grpc::ServerBuilder builder;
   builder.RegisterService(kv.get());
   builder.RegisterService(maintenance.get());
+  std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring);
+  builder.RegisterService(lease.get());
   uint64_t max_recv = flags->max_request_bytes + kGrpcOverheadBytes;
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(max_recv, INT_MAX)));
   builder.SetMaxSendMessageSize(INT_MAX);

@@ -144,10 +144,15 @@ void LeaseKeeper::Serve(const Query& q) {
         std::lock_guard lock(mu_);
         ttl = lessor_.Lookup(req.id(), now);
       }
-      if (!ttl) return reply_error(kv_errors::LeaseNotFound());
       etcdserverpb::LeaseTimeToLiveResponse resp;
       fill(resp.mutable_header());
       resp.set_id(req.id());
+      if (!ttl) {
+        // etcd's v3rpc turns "lease not found" into TTL -1 (etcdctl: "already expired").
+        resp.set_ttl(-1);
+        workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+        return;
+      }
       resp.set_ttl(ttl->remaining_seconds);
       resp.set_grantedttl(ttl->granted_ttl);
       if (req.keys()) {
