@@ -1,19 +1,29 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"rusd/tests/e2e/harness"
 )
@@ -412,5 +422,305 @@ func parallel(t *testing.T, workers, n int, fn func(i int) error) {
 	wg.Wait()
 	if first != nil {
 		t.Fatal(first)
+	}
+}
+
+// ---- v3lock / v3election over raw gRPC (their Go stubs live in etcd's server module) ----
+
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// msg builds a protobuf message from (field, value) pairs: []byte/string are length-
+// delimited, int64 a varint.
+func msg(fields ...any) []byte {
+	var b []byte
+	for i := 0; i < len(fields); i += 2 {
+		num := protowire.Number(fields[i].(int))
+		switch v := fields[i+1].(type) {
+		case int64:
+			b = protowire.AppendTag(b, num, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(v))
+		case string:
+			b = protowire.AppendTag(b, num, protowire.BytesType)
+			b = protowire.AppendBytes(b, []byte(v))
+		case []byte:
+			b = protowire.AppendTag(b, num, protowire.BytesType)
+			b = protowire.AppendBytes(b, v)
+		}
+	}
+	return b
+}
+
+// fieldsOf splits a message into its fields: varints as uint64, the rest as []byte.
+func fieldsOf(t *testing.T, b []byte) map[int]any {
+	t.Helper()
+	out := map[int]any{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			t.Fatalf("bad message")
+		}
+		b = b[n:]
+		switch typ {
+		case protowire.VarintType:
+			v, m := protowire.ConsumeVarint(b)
+			out[int(num)] = v
+			b = b[m:]
+		case protowire.BytesType:
+			v, m := protowire.ConsumeBytes(b)
+			out[int(num)] = v
+			b = b[m:]
+		default:
+			t.Fatalf("unexpected wire type %d", typ)
+		}
+	}
+	return out
+}
+
+func invoke(ctx context.Context, cli *clientv3.Client, method string, req []byte) ([]byte, error) {
+	var resp []byte
+	err := cli.ActiveConnection().Invoke(ctx, method, &req, &resp, grpc.ForceCodec(rawCodec{}))
+	return resp, err
+}
+
+func headerOf(t *testing.T, f map[int]any) *pb.ResponseHeader {
+	t.Helper()
+	var h pb.ResponseHeader
+	b, _ := f[1].([]byte)
+	if err := h.Unmarshal(b); err != nil {
+		t.Fatal(err)
+	}
+	return &h
+}
+
+func TestLockEtcdctlAndMutexTryLock(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	expectOut(t, s, "hello\n", "", "lock", "mylock", "echo", "hello")
+	cli := s.Client()
+	s1, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	m1, m2 := concurrency.NewMutex(s1, "tl"), concurrency.NewMutex(s2, "tl")
+	ctx := ctx10s(t)
+	if err := m1.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.TryLock(ctx); err != concurrency.ErrLocked {
+		t.Errorf("TryLock of a held mutex: %v, want ErrLocked", err)
+	}
+	if err := m1.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.TryLock(ctx); err != nil {
+		t.Errorf("TryLock of a free mutex: %v", err)
+	}
+}
+
+// The v3lock service: mutual exclusion between two holders, Unlock hands over.
+func TestLockServiceMutualExclusion(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	l1, err := cli.Grant(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := cli.Grant(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := invoke(ctx, cli, "/v3lockpb.Lock/Lock", msg(1, "svc", 2, int64(l1.ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key1 := string(fieldsOf(t, r1)[2].([]byte))
+	if want := fmt.Sprintf("svc/%x", int64(l1.ID)); key1 != want {
+		t.Errorf("lock key %q, want %q", key1, want)
+	}
+	got := make(chan string, 1)
+	var acquired time.Time
+	go func() {
+		r2, err := invoke(ctx, cli, "/v3lockpb.Lock/Lock", msg(1, "svc", 2, int64(l2.ID)))
+		acquired = time.Now()
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- string(fieldsOf(t, r2)[2].([]byte))
+	}()
+	select {
+	case k := <-got:
+		t.Fatalf("second Lock returned while the first holds it: %s", k)
+	case <-time.After(700 * time.Millisecond):
+	}
+	unlocked := time.Now()
+	ur, err := invoke(ctx, cli, "/v3lockpb.Lock/Unlock", msg(1, key1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if headerOf(t, fieldsOf(t, ur)).Revision == 0 {
+		t.Errorf("Unlock header without a revision")
+	}
+	select {
+	case k := <-got:
+		if want := fmt.Sprintf("svc/%x", int64(l2.ID)); k != want {
+			t.Errorf("second lock: %s, want %s", k, want)
+		}
+		t.Logf("lock handed over %v after Unlock", acquired.Sub(unlocked))
+	case <-time.After(5 * time.Second):
+		t.Fatal("second Lock not granted after Unlock")
+	}
+	// Lock with an unknown lease fails as the txn put does.
+	if _, err := invoke(ctx, cli, "/v3lockpb.Lock/Lock", msg(1, "svc2", 2, int64(999))); err == nil ||
+		!strings.Contains(err.Error(), "requested lease not found") {
+		t.Errorf("lock with unknown lease: %v", err)
+	}
+}
+
+func TestElectionService(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	if _, err := invoke(ctx, cli, "/v3electionpb.Election/Leader", msg(1, "E")); err == nil ||
+		status.Code(err) != codes.Unknown || !strings.Contains(err.Error(), "election: no leader") {
+		t.Errorf("leader of an empty election: %v", err)
+	}
+	if _, err := invoke(ctx, cli, "/v3electionpb.Election/Proclaim", msg(2, "x")); err == nil ||
+		!strings.Contains(err.Error(), `"leader" field must be provided`) {
+		t.Errorf("proclaim without leader: %v", err)
+	}
+	l1, _ := cli.Grant(ctx, 30)
+	l2, _ := cli.Grant(ctx, 30)
+	c1, err := invoke(ctx, cli, "/v3electionpb.Election/Campaign", msg(1, "E", 2, int64(l1.ID), 3, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader1 := fieldsOf(t, c1)[2].([]byte)
+	lk := fieldsOf(t, leader1)
+	if string(lk[1].([]byte)) != "E" || string(lk[2].([]byte)) != fmt.Sprintf("E/%x", int64(l1.ID)) ||
+		int64(lk[4].(uint64)) != int64(l1.ID) || lk[3].(uint64) == 0 {
+		t.Errorf("campaign leader key %v", lk)
+	}
+	leaderValue := func() string {
+		r, err := invoke(ctx, cli, "/v3electionpb.Election/Leader", msg(1, "E"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kv mvccpb.KeyValue
+		if err := kv.Unmarshal(fieldsOf(t, r)[2].([]byte)); err != nil {
+			t.Fatal(err)
+		}
+		return string(kv.Value)
+	}
+	if v := leaderValue(); v != "a" {
+		t.Errorf("leader value %q, want a", v)
+	}
+	if _, err := invoke(ctx, cli, "/v3electionpb.Election/Proclaim", msg(1, leader1, 2, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if v := leaderValue(); v != "b" {
+		t.Errorf("leader value after proclaim %q, want b", v)
+	}
+	// Observe reports the current leader.
+	octx, ocancel := context.WithCancel(ctx)
+	stream, err := cli.ActiveConnection().NewStream(octx, &grpc.StreamDesc{ServerStreams: true},
+		"/v3electionpb.Election/Observe", grpc.ForceCodec(rawCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := msg(1, "E")
+	if err := stream.SendMsg(&req); err != nil {
+		t.Fatal(err)
+	}
+	stream.CloseSend()
+	var first []byte
+	if err := stream.RecvMsg(&first); err != nil {
+		t.Fatal(err)
+	}
+	var okv mvccpb.KeyValue
+	okv.Unmarshal(fieldsOf(t, first)[2].([]byte))
+	if string(okv.Value) != "b" {
+		t.Errorf("observed %q, want b", okv.Value)
+	}
+	// A second candidate waits until the first resigns; Observe sees the new leader.
+	done := make(chan error, 1)
+	go func() {
+		_, err := invoke(ctx, cli, "/v3electionpb.Election/Campaign", msg(1, "E", 2, int64(l2.ID), 3, "c"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("second campaign won while the first leads: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := invoke(ctx, cli, "/v3electionpb.Election/Resign", msg(1, leader1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("second campaign: %v", err)
+	}
+	var next []byte
+	if err := stream.RecvMsg(&next); err != nil {
+		t.Fatal(err)
+	}
+	okv.Unmarshal(fieldsOf(t, next)[2].([]byte))
+	if string(okv.Value) != "c" {
+		t.Errorf("observed %q after the resignation, want c", okv.Value)
+	}
+	ocancel()
+	if _, err := invoke(ctx, cli, "/v3electionpb.Election/Proclaim", msg(1, leader1, 2, "z")); err == nil ||
+		!strings.Contains(err.Error(), "election: not leader") {
+		t.Errorf("proclaim after resign: %v", err)
+	}
+}
+
+// etcdctl elect: the campaigner prints its key and value once elected.
+func TestElectEtcdctl(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "etcdctl", "--endpoints="+s.Endpoint, "elect", "myelection", "p1")
+	cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	}()
+	sc := bufio.NewScanner(out)
+	var lines []string
+	for len(lines) < 2 && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) != 2 || !regexp.MustCompile(`^myelection/[0-9a-f]+$`).MatchString(lines[0]) || lines[1] != "p1" {
+		t.Fatalf("etcdctl elect printed %q", lines)
+	}
+	cli := s.Client()
+	r, err := concurrency.NewSession(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ld, err := concurrency.NewElection(r, "myelection").Leader(ctx10s(t))
+	if err != nil || string(ld.Kvs[0].Value) != "p1" || string(ld.Kvs[0].Key) != lines[0] {
+		t.Errorf("clientv3 Election.Leader: %v %v", ld, err)
 	}
 }
