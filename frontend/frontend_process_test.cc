@@ -555,9 +555,10 @@ TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
   EXPECT_EQ(resp.raftindex(), 42u);
   EXPECT_EQ(resp.raftappliedindex(), 41u);
   // Other services are not registered: clients get a clean Unimplemented.
-  auto lease = etcdserverpb::Lease::NewStub(channel_);
-  etcdserverpb::LeaseGrantResponse grant;
-  EXPECT_EQ(lease->LeaseGrant(Ctx().get(), etcdserverpb::LeaseGrantRequest(), &grant).error_code(),
+  auto auth = etcdserverpb::Auth::NewStub(channel_);
+  etcdserverpb::AuthStatusResponse auth_status;
+  EXPECT_EQ(auth->AuthStatus(Ctx().get(), etcdserverpb::AuthStatusRequest(), &auth_status)
+                .error_code(),
             grpc::StatusCode::UNIMPLEMENTED);
 }
 

@@ -22,6 +22,9 @@
 #include "frontend/kv_service.h"
 #include "frontend/metrics_interceptor.h"
 #include "frontend/metrics_page.h"
+#include "frontend/lease_service.h"
+#include "frontend/election_service.h"
+#include "frontend/lock_service.h"
 #include "frontend/ring_client.h"
 #include "ipc/component_context.h"
 
@@ -96,6 +99,14 @@ int Run(int argc, char** argv) {
   builder.RegisterService(kv.get());
   builder.RegisterService(maintenance.get());
   builder.RegisterService(cluster.get());
+  std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring);
+  builder.RegisterService(lease.get());
+  frontend::KvDispatcher concurrency_dispatcher(ring, kv_options);  // v3lock, v3election
+  std::unique_ptr<grpc::Service> lock = frontend::MakeLockService(concurrency_dispatcher);
+  std::unique_ptr<grpc::Service> election =
+      frontend::MakeElectionService(concurrency_dispatcher);
+  builder.RegisterService(lock.get());
+  builder.RegisterService(election.get());
   uint64_t max_recv = flags->max_request_bytes + kGrpcOverheadBytes;
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(max_recv, INT_MAX)));
   builder.SetMaxSendMessageSize(INT_MAX);

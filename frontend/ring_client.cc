@@ -45,6 +45,7 @@ struct Pending {
   std::string range_request;  // reads: the serialized RangeRequest, kept for re-sends
   uint64_t read_index = 0;    // reads: the minimum applied index stored must reach
   ipc::GaugeHold in_flight;   // proposals: etcd_server_proposals_pending while it waits
+  MessageType read_type = MessageType::kRangeRead;  // reads: the reads-ring frame to send
 };
 
 // Pending requests by id, sharded so that gRPC threads registering requests rarely contend
@@ -273,11 +274,13 @@ void RingClient::Impl::OnReadIndexReply(uint64_t id, const std::string& payload)
 // Writes the kRangeRead of pending read `id` without blocking; queues it on failure.
 void RingClient::Impl::SendRangeRead(uint64_t id) {
   std::string payload;
+  MessageType type = MessageType::kRangeRead;
   bool found = pending.With(id, [&](Pending& p) {
     if (p.stage == Stage::kReading) payload = EncodeRangeRead(p.read_index, p.range_request);
+    type = p.read_type;
   });
   if (!found || payload.empty()) return;
-  if (!reads.TryWrite(MessageType::kRangeRead, id, payload).ok()) {
+  if (!reads.TryWrite(type, id, payload).ok()) {
     backlog.push_back({Stage::kReading, id});
   }
 }
@@ -388,9 +391,16 @@ void RingClient::Propose(uint64_t request_id, std::string_view command, RequestC
 }
 
 void RingClient::Read(std::string range_request, bool linearizable, RequestCallback done) {
+  ReadAs(static_cast<uint16_t>(MessageType::kRangeRead), std::move(range_request), linearizable,
+         std::move(done));
+}
+
+void RingClient::ReadAs(uint16_t read_type, std::string range_request, bool linearizable,
+                        RequestCallback done) {
   impl_->segment.counter(ipc::Counter::kFrontendRequests).fetch_add(1, std::memory_order_relaxed);
   const uint64_t id = NextRequestId();
   Pending p;
+  p.read_type = static_cast<MessageType>(read_type);
   p.deadline = Clock::now() + options_.request_timeout;
   p.done = std::move(done);
   Status st;
@@ -405,7 +415,8 @@ void RingClient::Read(std::string range_request, bool linearizable, RequestCallb
     std::string payload = EncodeRangeRead(0, range_request);
     p.range_request = std::move(range_request);
     if (!impl_->Register(id, std::move(p))) return;
-    st = impl_->reads.Write(MessageType::kRangeRead, id, payload, options_.ring_write_timeout);
+    st = impl_->reads.Write(static_cast<MessageType>(read_type), id, payload,
+                            options_.ring_write_timeout);
   }
   if (!st.ok()) impl_->Fail(id, etcd_errors::TooManyRequests());
 }

@@ -88,6 +88,11 @@ class RingClient {
   // kReadIndex first, or serializable straight from stored. `done` gets the RangeResponse.
   void Read(std::string range_request, bool linearizable, RequestCallback done);
 
+  // The same path for another reads-ring query (`read_type`, e.g. the lease queries of
+  // ipc/message_type.h): `request` is the etcd request, sent in a RangeRead-shaped envelope
+  // {min_applied_index, request}; `done` gets stored's kResult. Linearizable = ReadIndex first.
+  void ReadAs(uint16_t read_type, std::string request, bool linearizable, RequestCallback done);
+
   LeaderState leader() const;
 
   // The members raftd last reported (kMemberList): a serialized

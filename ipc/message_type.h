@@ -18,11 +18,17 @@ enum class MessageType : uint16_t {
   kMemberList = 12,      // id = 0; etcdserverpb.MemberListResponse (members only, no header)
   // committed ring (raftd -> stored). id = index of the first entry.
   kCommittedEntries = 20,  // rusd.internal.EntryBatch
+  kLeaderState = 21,       // id = term; rusd.internal.LeaderState (proto/rusd/lease.proto)
   // store-control ring (stored -> raftd). id = 0.
   kResumeFrom = 30,      // rusd.internal.ResumeFrom
   kDurableApplied = 31,  // rusd.internal.DurableApplied
+  kLeaseProposals = 32,  // id = term; rusd.internal.LeaseProposals (expiry revocations)
   // reads ring (frontend -> stored). id = request id.
   kRangeRead = 40,  // rusd.internal.RangeRead
+  // Lease queries: rusd.internal.LeaseRead around the etcd request; answered with kResult.
+  kLeaseKeepAlive = 45,
+  kLeaseTimeToLive = 46,
+  kLeaseLeases = 47,
   // store-replies ring (stored -> frontend). id = request id.
   kResult = 50,  // the etcd response (RangeResponse, PutResponse, DeleteRangeResponse,
                  // TxnResponse, CompactionResponse) serialized; the frontend knows which

@@ -7,6 +7,7 @@
 #include "raftd/entry_batch_encoder.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
 
 namespace rusd::raftd {
 namespace {
@@ -142,6 +143,7 @@ bool RaftProcess::TakeControl() {
         }
         next_to_send_ = resume.applied_index() + 1;
         resume_epoch_ = m->sender_epoch;
+        leader_state_owed_ = true;  // a new stored knows nothing of our leadership
         spdlog::info("stored (epoch {}) resumes after index {}; last committed {}",
                      m->sender_epoch, resume.applied_index(), node_.log().applied());
         break;
@@ -164,6 +166,9 @@ bool RaftProcess::TakeControl() {
         if (!st.ok()) spdlog::warn("wal trim below {}: {}", compact_to + 1, st.ToString());
         break;
       }
+      case MessageType::kLeaseProposals:
+        ProposeForStored(m->payload);
+        break;
       default:
         spdlog::warn("store-control: ignoring frame type {}", static_cast<int>(m->type));
     }
@@ -277,6 +282,7 @@ Status RaftProcess::HandleReadies() {
       if (rd.soft_state->leader != 0 && rd.soft_state->leader != last_leader_) {
         metrics.Add(ipc::Metric::kLeaderChanges);
       }
+      leader_state_owed_ = true;
       // The core forgets read requests when leadership moves; their clients learn now.
       if (rd.soft_state->leader == 0) {
         FailPendingReads(kCodeUnavailable, kNoLeader);
@@ -355,6 +361,7 @@ void RaftProcess::SendCommitted() {
     next_to_send_.reset();
     return;
   }
+  if (leader_state_owed_ && !SendLeaderState()) return;  // ring full: entries wait behind it
   const raft::RaftLog& log = node_.log();
   const uint64_t limit = log.applied();  // committed and durable in our WAL
   uint64_t next = *next_to_send_;
@@ -390,6 +397,37 @@ void RaftProcess::SendCommitted() {
     }
   }
   *next_to_send_ = next;
+}
+
+bool RaftProcess::SendLeaderState() {
+  internal::LeaderState state;
+  state.set_term(node_.term());
+  state.set_is_leader(node_.role() == raft::Role::kLeader);
+  if (!committed_.TryWrite(MessageType::kLeaderState, node_.term(), state.SerializeAsString())
+           .ok()) {
+    return false;
+  }
+  leader_state_owed_ = false;
+  return true;
+}
+
+// Commands stored originated (lease expiries) become proposals only while this node still
+// leads in the term stored saw: a revocation decided by a deposed leader's clock is dropped.
+void RaftProcess::ProposeForStored(const std::string& payload) {
+  internal::LeaseProposals proposals;
+  if (!proposals.ParseFromString(payload)) {
+    spdlog::error("store-control: unparsable LeaseProposals");
+    return;
+  }
+  if (node_.role() != raft::Role::kLeader || proposals.term() != node_.term()) {
+    spdlog::info("store-control: dropping {} lease proposals of term {} (term {}, {})",
+                 proposals.commands_size(), proposals.term(), node_.term(),
+                 raft::RoleName(node_.role()));
+    return;
+  }
+  std::vector<std::string> data(proposals.commands().begin(), proposals.commands().end());
+  Status st = node_.Propose(data);
+  if (!st.ok()) spdlog::warn("lease proposals not accepted: {}", st.ToString());
 }
 
 void RaftProcess::QueueReply(MessageType type, uint64_t id, std::string payload) {

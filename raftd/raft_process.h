@@ -104,6 +104,9 @@ class RaftProcess {
   void FlushReplies();
   bool RememberProposal(uint64_t request_id);
   void FailPendingReads(int code, const std::string& message);
+  // Leases: kLeaderState to stored (ahead of entries), stored's kLeaseProposals in.
+  bool SendLeaderState();
+  void ProposeForStored(const std::string& payload);
 
   ipc::Segment& segment_;
   wal::WalWriter& wal_;
@@ -123,6 +126,9 @@ class RaftProcess {
   uint64_t last_leader_ = 0;
   uint64_t frontend_epoch_ = 0;  // a change means a new frontend: re-send kLeaderInfo
   uint64_t gap_logged_at_ = 0;
+  // stored must hear "leader or not, term T" again: after its kResumeFrom and whenever the
+  // role or term changed. Sent on the committed ring before further entries.
+  bool leader_state_owed_ = true;
 
   raft::HardState persisted_;  // last hard state handed to the WAL
   std::deque<Reply> reply_queue_;

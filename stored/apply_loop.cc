@@ -12,6 +12,7 @@
 #include "stored/error_reply.h"
 #include "stored/event_publisher.h"
 #include "stored/metrics_ops.h"
+#include "stored/lease/lease_keeper.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/reply_sender.h"
 
@@ -120,6 +121,10 @@ size_t ApplyLoop::Collect(ipc::RingReader& committed) {
     std::optional<ipc::Message> msg = committed.TryRead();
     if (!msg) break;
     ++frames;
+    if (msg->type == ipc::MessageType::kLeaderState) {
+      if (leases_ != nullptr) leases_->OnLeaderState(msg->payload);
+      continue;
+    }
     if (msg->type != ipc::MessageType::kCommittedEntries) {
       spdlog::warn("committed ring: ignoring frame of unknown type {} (id {})",
                    static_cast<int>(msg->type), msg->id);
@@ -196,6 +201,7 @@ Status ApplyLoop::ApplyBatch() {
       .fetch_add(count, std::memory_order_relaxed);
   context_.segment().counter(ipc::Counter::kAppliedIndex).store(applied_, std::memory_order_relaxed);
   gate_.Advance(applied_);
+  if (leases_ != nullptr) leases_->OnApplied(applied_, out->lease_changes);
   if (!out->events.empty()) events_.Publish(out->events);
   for (ApplyReply& reply : out->replies) {
     if (reply.request_id == 0 || reply.origin_member_id != options_.member_id) continue;

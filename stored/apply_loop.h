@@ -42,6 +42,7 @@ namespace rusd::stored {
 class AppliedIndexGate;
 class EventPublisher;
 class KvStore;
+class LeaseKeeper;
 class ReplySender;
 
 struct ApplyLoopOptions {
@@ -67,6 +68,9 @@ class ApplyLoop {
   // only for a fatal failure (the store cannot apply or sync): the process must exit.
   Status Run();
   void Stop() { stop_.store(true, std::memory_order_release); }
+  // Lease state goes here: kLeaderState frames and each batch's lease changes (optional;
+  // set before Run).
+  void SetLeaseKeeper(LeaseKeeper* leases) { leases_ = leases; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -87,6 +91,7 @@ class ApplyLoop {
   ipc::RingWriter& control_;
   const ApplyLoopOptions options_;
   std::atomic<bool> stop_{false};
+  LeaseKeeper* leases_ = nullptr;
 
   std::vector<internal::Entry> batch_;
   size_t batch_bytes_ = 0;

@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -24,6 +25,7 @@
 #include "stored/applied_index_gate.h"
 #include "stored/apply_loop.h"
 #include "stored/event_publisher.h"
+#include "stored/lease/lease_keeper.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/read_dispatcher.h"
 #include "stored/read_worker_pool.h"
@@ -64,6 +66,14 @@ class FatalError {
   Status status_;
 };
 
+// etcd's minimum lease TTL: ceil((3 x election ticks / 2) x heartbeat), 2 s by default.
+int64_t MinLeaseTtlSeconds(const ComponentFlags& flags) {
+  const uint64_t heartbeat = std::max<uint64_t>(flags.heartbeat_interval_ms, 1);
+  const uint64_t ticks = flags.election_timeout_ms / heartbeat;
+  const uint64_t min_ms = (3 * ticks / 2) * heartbeat;
+  return static_cast<int64_t>((min_ms + 999) / 1000);
+}
+
 int Run(const ComponentFlags& flags) {
   // Every thread started from here on inherits the mask, so only sigwait() sees them.
   const sigset_t signals = ShutdownSignals();
@@ -88,6 +98,7 @@ int Run(const ComponentFlags& flags) {
   KvStoreOptions store_options;
   store_options.member_id = flags.member_id;
   store_options.cluster_id = flags.cluster_id;
+  store_options.min_lease_ttl = MinLeaseTtlSeconds(flags);
   const std::string store_dir = (member_dir / "store").string();
   auto opened = KvStore::Open(store_dir, store_options);
   if (!opened.ok()) {
@@ -112,6 +123,18 @@ int Run(const ComponentFlags& flags) {
   apply_options.member_id = flags.member_id;
   ApplyLoop apply(ctx, *store, gate, replies, events, control, apply_options);
   ReadDispatcher dispatcher(segment, gate, workers);
+  LeaseKeeperOptions lease_options;
+  lease_options.member_id = flags.member_id;
+  lease_options.cluster_id = flags.cluster_id;
+  lease_options.promote_extend = std::chrono::milliseconds(flags.election_timeout_ms);
+  LeaseKeeper leases(*store, workers, control, lease_options);
+  if (Status lst = leases.Recover(); !lst.ok()) {
+    spdlog::critical("cannot load the leases: {}", lst.ToString());
+    return 1;
+  }
+  apply.SetLeaseKeeper(&leases);
+  dispatcher.SetLeaseKeeper(&leases);
+  std::thread expiry_thread([&] { leases.RunExpiry(); });
 
   FatalError fatal;
   std::thread apply_thread([&] {
@@ -132,6 +155,8 @@ int Run(const ComponentFlags& flags) {
   apply.Stop();
   reads_thread.join();
   apply_thread.join();
+  leases.Stop();
+  expiry_thread.join();
   workers.Stop();
   const Status final_failure = fatal.Get();  // the final sync may fail too
   store.reset();  // closes RocksDB

@@ -10,6 +10,7 @@
 #include "rusd/internal.pb.h"
 #include "stored/applied_index_gate.h"
 #include "stored/error_reply.h"
+#include "stored/lease/lease_keeper.h"
 #include "stored/read_worker_pool.h"
 
 namespace rusd::stored {
@@ -31,6 +32,10 @@ void ReadDispatcher::Run() {
     std::optional<ipc::Message> msg = reads.TryRead();
     if (!msg) {
       ipc::WaitForMessages(segment_, readers, kIdleWait);
+      continue;
+    }
+    if (leases_ != nullptr && IsLeaseRead(msg->type)) {
+      leases_->Submit(msg->type, msg->id, std::move(msg->payload));
       continue;
     }
     if (msg->type != ipc::MessageType::kRangeRead) {

@@ -16,6 +16,7 @@ class Segment;
 namespace rusd::stored {
 
 class AppliedIndexGate;
+class LeaseKeeper;
 class ReadWorkerPool;
 
 class ReadDispatcher {
@@ -26,12 +27,15 @@ class ReadDispatcher {
   // Consumes the reads ring until Stop().
   void Run();
   void Stop() { stop_.store(true, std::memory_order_release); }
+  // Lease queries (kLeaseKeepAlive/TimeToLive/Leases) go here; set before Run.
+  void SetLeaseKeeper(LeaseKeeper* leases) { leases_ = leases; }
 
  private:
   ipc::Segment& segment_;
   AppliedIndexGate& gate_;
   ReadWorkerPool& workers_;
   std::atomic<bool> stop_{false};
+  LeaseKeeper* leases_ = nullptr;
 };
 
 }  // namespace rusd::stored

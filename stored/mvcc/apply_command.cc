@@ -4,12 +4,15 @@
 // of a batch see earlier ones, as if etcd had applied them one by one.
 #include "stored/mvcc/apply_command.h"
 
+#include <algorithm>
 #include <string_view>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "etcd/mvccpb/kv.pb.h"
 #include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
 #include "stored/mvcc/kv_errors.h"
+#include "stored/mvcc/lease_records.h"
 #include "stored/mvcc/kv_range.h"
 #include "stored/mvcc/request_validation.h"
 #include "stored/mvcc/storage_format.h"
@@ -75,6 +78,18 @@ class WriteTxn {
     const std::string bytes = kv.SerializeAsString();
     RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.kv, key, bytes), "batch"));
     if (!*found) RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.keys, key, ""), "batch"));
+    // The key moves between leases (etcd's Detach of the old lease, Attach to the new).
+    const int64_t old_lease = *found ? prev.lease() : 0;
+    if (old_lease != lease) {
+      if (old_lease != 0) {
+        RUSD_RETURN_IF_ERROR(FromRocks(
+            s_.batch.Delete(s_.families.meta, lease_records::AttachmentKey(old_lease, key)), "batch"));
+      }
+      if (lease != 0) {
+        RUSD_RETURN_IF_ERROR(FromRocks(
+            s_.batch.Put(s_.families.meta, lease_records::AttachmentKey(lease, key), ""), "batch"));
+      }
+    }
     RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.history,
                                                 format::HistoryKey(key, rev, changes_),
                                                 WithMark(format::kPutMark, bytes)),
@@ -114,6 +129,11 @@ class WriteTxn {
       const std::string& key = prev.key();
       RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Delete(s_.families.kv, key), "batch"));
       RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Delete(s_.families.keys, key), "batch"));
+      if (prev.lease() != 0) {
+        RUSD_RETURN_IF_ERROR(FromRocks(
+            s_.batch.Delete(s_.families.meta, lease_records::AttachmentKey(prev.lease(), key)),
+            "batch"));
+      }
       RUSD_RETURN_IF_ERROR(FromRocks(
           s_.batch.Put(s_.families.history, format::HistoryKey(key, rev, changes_),
                        std::string(1, format::kTombstoneMark)),
@@ -207,6 +227,16 @@ Result<bool> ApplyCompare(WriteTxn& txn, const etcdserverpb::Compare& c) {
 
 using Ops = google::protobuf::RepeatedPtrField<etcdserverpb::RequestOp>;
 
+// etcd's lessor.Lookup check before a put attaches a key: "requested lease not found".
+Status CheckLeaseExists(StoreView& view, int64_t lease) {
+  if (lease == 0) return Status::Ok();
+  internal::LeaseRecord record;
+  auto found = lease_records::Get(view, lease, &record);
+  if (!found.ok()) return found.status();
+  if (!*found) return kv_errors::LeaseNotFound();
+  return Status::Ok();
+}
+
 // etcd's compareToPath: the branch taken by this txn and (pre-order) by each nested txn on
 // the taken branch; all compares see the state before the txn writes.
 Status ComputePath(WriteTxn& txn, const etcdserverpb::TxnRequest& t, std::vector<bool>* path) {
@@ -245,6 +275,7 @@ Status CheckTxnOps(WriteTxn& txn, const etcdserverpb::TxnRequest& t, const std::
           if (!found.ok()) return found.status();
           if (!*found) return kv_errors::KeyNotFound();
         }
+        RUSD_RETURN_IF_ERROR(CheckLeaseExists(txn.view(), p.lease()));
         break;
       }
       case etcdserverpb::RequestOp::kRequestRange: {
@@ -322,6 +353,89 @@ Status ExecuteTxnOps(WriteTxn& txn, const etcdserverpb::TxnRequest& t, const std
   return Status::Ok();
 }
 
+// ---- Leases (etcd 3.5 lease/lessor.go Grant, Revoke, Checkpoint) ----
+
+// etcd's MaxLeaseTTL.
+constexpr int64_t kMaxLeaseTtl = 9000000000;
+
+Result<std::string> ApplyLeaseGrant(ApplyState& state, const etcdserverpb::LeaseGrantRequest& r,
+                                    const KvStoreOptions& options, uint64_t term) {
+  // The frontend always picks an ID; 0 reaching here is etcd's "lease not found" from Grant.
+  if (r.id() == 0) return kv_errors::LeaseNotFound();
+  if (r.ttl() > kMaxLeaseTtl) return kv_errors::LeaseTtlTooLarge();
+  internal::LeaseRecord record;
+  auto found = lease_records::Get(state.view, r.id(), &record);
+  if (!found.ok()) return found.status();
+  if (*found) return kv_errors::LeaseExists();
+  record.set_id(r.id());
+  record.set_ttl(std::max(r.ttl(), state.min_lease_ttl));
+  RUSD_RETURN_IF_ERROR(FromRocks(state.batch.Put(state.families.meta,
+                                                 lease_records::LeaseKey(r.id()),
+                                                 record.SerializeAsString()),
+                                 "batch"));
+  state.lease_changes->push_back(
+      LeaseChange{LeaseChange::Kind::kGranted, record.id(), record.ttl(), 0});
+  etcdserverpb::LeaseGrantResponse resp;
+  resp.set_id(record.id());
+  resp.set_ttl(record.ttl());
+  resp.mutable_header()->set_revision(state.revision);
+  FillHeader(resp.mutable_header(), options, term);
+  return resp.SerializeAsString();
+}
+
+// Deletes every attached key in ONE revision (etcd: one txn, keys sorted), then the lease.
+Result<std::string> ApplyLeaseRevoke(ApplyState& state, const etcdserverpb::LeaseRevokeRequest& r,
+                                     const KvStoreOptions& options, uint64_t term) {
+  internal::LeaseRecord record;
+  auto found = lease_records::Get(state.view, r.id(), &record);
+  if (!found.ok()) return found.status();
+  if (!*found) return kv_errors::LeaseNotFound();
+  std::vector<std::string> keys;
+  RUSD_RETURN_IF_ERROR(lease_records::AttachedKeys(state.view, r.id(), &keys));
+  WriteTxn txn(state);
+  for (const std::string& key : keys) {
+    auto deleted = txn.DeleteRange(KeySpan::FromRequest(key, ""), nullptr);
+    if (!deleted.ok()) return deleted.status();
+    if (*deleted == 0) {
+      // An attachment without its key (cannot happen unless the store was damaged): drop it.
+      RUSD_RETURN_IF_ERROR(FromRocks(
+          state.batch.Delete(state.families.meta, lease_records::AttachmentKey(r.id(), key)),
+          "batch"));
+    }
+  }
+  txn.Commit();
+  RUSD_RETURN_IF_ERROR(
+      FromRocks(state.batch.Delete(state.families.meta, lease_records::LeaseKey(r.id())), "batch"));
+  state.lease_changes->push_back(LeaseChange{LeaseChange::Kind::kRevoked, r.id(), 0, 0});
+  etcdserverpb::LeaseRevokeResponse resp;
+  resp.mutable_header()->set_revision(state.revision);
+  FillHeader(resp.mutable_header(), options, term);
+  return resp.SerializeAsString();
+}
+
+// Records each lease's remaining TTL (persisted, as etcd 3.6 does), so a new leader does
+// not restart a long lease from its full TTL. Unknown leases are skipped, as etcd does.
+Result<std::string> ApplyLeaseCheckpoint(ApplyState& state,
+                                         const etcdserverpb::LeaseCheckpointRequest& r,
+                                         const KvStoreOptions& options, uint64_t term) {
+  for (const auto& cp : r.checkpoints()) {
+    internal::LeaseRecord record;
+    auto found = lease_records::Get(state.view, cp.id(), &record);
+    if (!found.ok()) return found.status();
+    if (!*found) continue;
+    record.set_remaining_ttl(cp.remaining_ttl());
+    RUSD_RETURN_IF_ERROR(FromRocks(state.batch.Put(state.families.meta,
+                                                   lease_records::LeaseKey(cp.id()),
+                                                   record.SerializeAsString()),
+                                   "batch"));
+    state.lease_changes->push_back(
+        LeaseChange{LeaseChange::Kind::kCheckpointed, cp.id(), record.ttl(), cp.remaining_ttl()});
+  }
+  etcdserverpb::LeaseCheckpointResponse resp;
+  resp.mutable_header()->set_revision(state.revision);
+  FillHeader(resp.mutable_header(), options, term);
+  return resp.SerializeAsString();
+}
 
 }  // namespace
 
@@ -335,6 +449,8 @@ Result<std::string> ApplyCommand(ApplyState& state, const internal::Command& cmd
       // etcd checks these at its API layer; repeated here so the store never applies an
       // invalid Put that bypassed the frontend.
       RUSD_RETURN_IF_ERROR(ValidatePutRequest(cmd.put()));
+      // etcd checks the lease before the ignore_* checks for a plain put.
+      RUSD_RETURN_IF_ERROR(CheckLeaseExists(state.view, cmd.put().lease()));
       WriteTxn txn(state);
       etcdserverpb::PutResponse resp;
       RUSD_RETURN_IF_ERROR(ApplyPutOp(txn, cmd.put(), &resp));
@@ -383,6 +499,12 @@ Result<std::string> ApplyCommand(ApplyState& state, const internal::Command& cmd
       FillHeader(resp.mutable_header(), options, term);
       return resp.SerializeAsString();
     }
+    case internal::Command::kLeaseGrant:
+      return ApplyLeaseGrant(state, cmd.lease_grant(), options, term);
+    case internal::Command::kLeaseRevoke:
+      return ApplyLeaseRevoke(state, cmd.lease_revoke(), options, term);
+    case internal::Command::kLeaseCheckpoint:
+      return ApplyLeaseCheckpoint(state, cmd.lease_checkpoint(), options, term);
     default:
       return Status::InvalidArgument("mvcc: command without an operation");
   }

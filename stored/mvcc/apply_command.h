@@ -1,4 +1,5 @@
-// Applying one committed command (Put, DeleteRange, Txn, Compaction) inside the pending
+// Applying one committed command (Put, DeleteRange, Txn, Compaction, lease grant/revoke/
+// checkpoint) inside the pending
 // batch of an ApplyEntries call, with etcd 3.5's semantics (etcdserver/apply.go,
 // mvcc/kvstore_txn.go). Internal to rusd_mvcc; apply thread only.
 #pragma once
@@ -37,6 +38,8 @@ struct ApplyState {
   int64_t compacted = -1;
   bool compaction_scheduled = false;
   std::vector<mvccpb::Event>* events = nullptr;
+  std::vector<LeaseChange>* lease_changes = nullptr;
+  int64_t min_lease_ttl = 2;
 };
 
 // Applies `cmd` at the state's current revision; returns the serialized etcd response

@@ -18,6 +18,8 @@ inline constexpr char kCompacted[] = "etcdserver: mvcc: required revision has be
 inline constexpr char kFutureRevision[] =
     "etcdserver: mvcc: required revision is a future revision";
 inline constexpr char kLeaseNotFound[] = "etcdserver: requested lease not found";
+inline constexpr char kLeaseExists[] = "etcdserver: lease already exists";
+inline constexpr char kLeaseTtlTooLarge[] = "etcdserver: too large lease TTL";
 
 // InvalidArgument, as etcd's ErrGRPCEmptyKey etc.
 inline Status EmptyKey() { return Status::InvalidArgument(kEmptyKey); }
@@ -31,5 +33,8 @@ inline Status Compacted() { return Status::OutOfRange(kCompacted); }
 inline Status FutureRevision() { return Status::OutOfRange(kFutureRevision); }
 // NotFound, as etcd's ErrGRPCLeaseNotFound (used once leases exist).
 inline Status LeaseNotFound() { return Status::NotFound(kLeaseNotFound); }
+// etcd's ErrGRPCLeaseExist (FailedPrecondition) and ErrGRPCLeaseTTLTooLarge (OutOfRange).
+inline Status LeaseExists() { return Status::FailedPrecondition(kLeaseExists); }
+inline Status LeaseTtlTooLarge() { return Status::OutOfRange(kLeaseTtlTooLarge); }
 
 }  // namespace rusd::stored::kv_errors

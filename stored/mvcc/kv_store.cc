@@ -29,9 +29,11 @@
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "etcd/mvccpb/kv.pb.h"
 #include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
 #include "stored/mvcc/apply_command.h"
 #include "stored/mvcc/kv_range.h"
 #include "stored/mvcc/kv_store.h"
+#include "stored/mvcc/lease_records.h"
 #include "stored/mvcc/request_validation.h"
 #include "stored/mvcc/storage_format.h"
 #include "stored/mvcc/store_view.h"
@@ -84,6 +86,8 @@ class RocksKvStore final : public KvStore {
   uint64_t ApproximateSizeBytes() const override;
   uint64_t EstimatedKeyCount() const override;
   uint64_t EstimatedLiveDataBytes() const override;
+  Result<std::vector<LeaseInfo>> Leases() override;
+  Result<std::vector<std::string>> LeaseKeys(int64_t id) override;
 
  private:
   Result<uint64_t> ReadMeta(const char* name, uint64_t absent);
@@ -252,6 +256,8 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
   state.revision = current_revision();
   state.compacted = compact_revision();
   state.events = &out.events;
+  state.lease_changes = &out.lease_changes;
+  state.min_lease_ttl = options_.min_lease_ttl;
   bool any = false;
 
   for (const auto& entry : entries) {
@@ -268,6 +274,7 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
     }
     state.batch.SetSavePoint();
     const size_t events_mark = out.events.size();
+    const size_t leases_mark = out.lease_changes.size();
     const int64_t revision_mark = state.revision;
     const int64_t compacted_mark = state.compacted;
     const bool scheduled_mark = state.compaction_scheduled;
@@ -276,6 +283,7 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
       if (IsInternal(result.status())) return result.status();
       RUSD_RETURN_IF_ERROR(FromRocks(state.batch.RollbackToSavePoint(), "rollback"));
       out.events.resize(events_mark);
+      out.lease_changes.resize(leases_mark);
       state.revision = revision_mark;
       state.compacted = compacted_mark;
       state.compaction_scheduled = scheduled_mark;
@@ -422,6 +430,23 @@ Status RocksKvStore::PurgeCompactedHistory(int64_t target) {
   if (!s.ok()) spdlog::warn("mvcc: suggest compact range: {}", s.ToString());
   spdlog::info("mvcc: compacted history at revision {} ({} versions removed)", target, purged);
   return Status::Ok();
+}
+
+Result<std::vector<LeaseInfo>> RocksKvStore::Leases() {
+  SnapshotView view(db_.get(), fam_);
+  std::vector<internal::LeaseRecord> records;
+  RUSD_RETURN_IF_ERROR(lease_records::All(view, &records));
+  std::vector<LeaseInfo> out;
+  out.reserve(records.size());
+  for (const auto& r : records) out.push_back(LeaseInfo{r.id(), r.ttl(), r.remaining_ttl()});
+  return out;
+}
+
+Result<std::vector<std::string>> RocksKvStore::LeaseKeys(int64_t id) {
+  SnapshotView view(db_.get(), fam_);
+  std::vector<std::string> keys;
+  RUSD_RETURN_IF_ERROR(lease_records::AttachedKeys(view, id, &keys));
+  return keys;
 }
 
 Result<std::string> RocksKvStore::Range(const etcdserverpb::RangeRequest& request) {

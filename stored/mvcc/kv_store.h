@@ -44,6 +44,27 @@ struct KvStoreOptions {
   // Budget for RocksDB's block cache and memtables, so RSS stays small and flat.
   uint64_t block_cache_bytes = 64ull << 20;
   int background_threads = 1;  // machines have two cores
+  // etcd's minimum lease TTL in seconds: ceil(1.5 x election timeout) (2 s by default). A
+  // grant asking for less gets this.
+  int64_t min_lease_ttl = 2;
+};
+
+// A change to the set of leases made by applied entries, for the process's in-memory
+// lessor (expiry clock, keep-alives). Kinds: granted (id, ttl), revoked (id), checkpointed
+// (id, remaining_ttl).
+struct LeaseChange {
+  enum class Kind { kGranted, kRevoked, kCheckpointed };
+  Kind kind = Kind::kGranted;
+  int64_t id = 0;
+  int64_t ttl = 0;
+  int64_t remaining_ttl = 0;
+};
+
+// One persisted lease, as Leases() lists them.
+struct LeaseInfo {
+  int64_t id = 0;
+  int64_t ttl = 0;
+  int64_t remaining_ttl = 0;
 };
 
 // The outcome of one applied entry that some frontend waits for.
@@ -64,6 +85,8 @@ struct ApplyOutput {
   // existed (watch needs it).
   std::vector<mvccpb::Event> events;
   uint64_t applied_index = 0;  // after this call
+  // Lease grants, revocations and checkpoints applied, in order.
+  std::vector<LeaseChange> lease_changes;
 };
 
 class KvStore {
@@ -95,6 +118,13 @@ class KvStore {
   // For metrics: RocksDB's estimates of the live keys and of the bytes of live data.
   virtual uint64_t EstimatedKeyCount() const { return 0; }
   virtual uint64_t EstimatedLiveDataBytes() const { return 0; }
+
+  // Every persisted lease (stored rebuilds its lessor from them at start). Any thread.
+  virtual Result<std::vector<LeaseInfo>> Leases() { return std::vector<LeaseInfo>(); }
+  // The keys attached to lease `id`, in key order, at the current state. Any thread.
+  virtual Result<std::vector<std::string>> LeaseKeys(int64_t /*id*/) {
+    return std::vector<std::string>();
+  }
 };
 
 }  // namespace rusd::stored

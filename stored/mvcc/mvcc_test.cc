@@ -752,6 +752,10 @@ TEST_F(MvccTest, PutIgnoreValueAndLeaseAndPrevKv) {
   l.mutable_put()->set_lease(5);
   EXPECT_EQ(Apply(l).error_message, kv_errors::kLeaseProvided);
 
+  internal::Command grant;  // a put's lease must exist (checked at apply)
+  grant.mutable_lease_grant()->set_id(42);
+  grant.mutable_lease_grant()->set_ttl(60);
+  ASSERT_TRUE(Apply(grant).ok);
   internal::Command withLease;
   withLease.mutable_put()->set_key("k");
   withLease.mutable_put()->set_value("orig");

@@ -1,0 +1,26 @@
+// etcd's v3election gRPC service (Campaign, Proclaim, Leader, Observe, Resign), behaving as
+// etcd's server-side implementation (etcdserver/api/v3election over clientv3's
+// concurrency.Election): keys "<name>/<lease hex>", the leader is the oldest key by create
+// revision; errors "election: not leader", "election: no leader" and `"leader" field must be
+// provided` with gRPC code Unknown, as etcd's plain Go errors reach clients.
+//
+// Campaign waits (polling, BlockingKv::WaitDeletes) on its own thread. Observe polls the
+// leader key every 50 ms instead of watching it: it reports each new leader and each changed
+// value it sees, but two proclamations within one poll interval show only the last (etcd's
+// watch-based Observe would show both). A campaign without a lease gets a fresh 60 s lease
+// (concurrency.NewSession's default), as etcd.
+#pragma once
+
+#include <memory>
+
+namespace grpc {
+class Service;
+}
+
+namespace rusd::frontend {
+
+class KvDispatcher;
+
+std::unique_ptr<grpc::Service> MakeElectionService(KvDispatcher& kv);
+
+}  // namespace rusd::frontend

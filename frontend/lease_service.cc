@@ -1,0 +1,225 @@
+#include "frontend/lease_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "frontend/grpc_status.h"
+#include "frontend/ring_client.h"
+#include "ipc/message_type.h"
+#include "rusd/internal.pb.h"
+
+namespace rusd::frontend {
+namespace {
+
+using etcdserverpb::LeaseKeepAliveRequest;
+using etcdserverpb::LeaseKeepAliveResponse;
+
+constexpr uint16_t Type(ipc::MessageType t) { return static_cast<uint16_t>(t); }
+
+// Completes a unary call by parsing stored's response bytes into `resp`.
+template <typename Response>
+RequestCallback Complete(grpc::ServerUnaryReactor* reactor, Response* resp) {
+  return [reactor, resp](const Status& st, std::string&& payload) {
+    if (!st.ok()) {
+      reactor->Finish(ToGrpcStatus(st));
+      return;
+    }
+    if (!resp->ParseFromString(payload)) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "rusd: malformed lease reply"));
+      return;
+    }
+    reactor->Finish(grpc::Status::OK);
+  };
+}
+
+// One LeaseKeepAlive stream. Each request becomes a keep-alive read; answers are written in
+// arrival order, one at a time. Finish is called once, never while a write is in flight.
+// The reactor deletes itself once gRPC is done with it (OnDone, which follows Finish) AND no
+// ring callback is pending or running.
+class KeepAliveReactor final
+    : public grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
+ public:
+  explicit KeepAliveReactor(RingClient& ring) : ring_(ring) { StartRead(&request_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Step([&] { reads_done_ = true; });
+      return;
+    }
+    Step([&] { ++pending_; });
+    ring_.ReadAs(Type(ipc::MessageType::kLeaseKeepAlive), request_.SerializeAsString(),
+                 /*linearizable=*/true,
+                 [this](const Status& st, std::string&& payload) { OnReply(st, payload); });
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    Step([&] {
+      queue_.pop_front();
+      writing_ = false;
+      if (!ok) failure_ = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
+    });
+  }
+
+  void OnDone() override {
+    bool destroy = false;
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+      destroy = pending_ == 0 && running_ == 0;
+    }
+    if (destroy) delete this;
+  }
+
+ private:
+  void OnReply(const Status& st, const std::string& payload) {
+    bool gone = false;
+    bool destroy = false;
+    {
+      std::lock_guard lock(mu_);
+      --pending_;
+      gone = done_;  // gRPC finished with us before this answer came
+      if (gone) {
+        destroy = pending_ == 0 && running_ == 0;
+      } else {
+        ++running_;
+      }
+    }
+    if (gone) {
+      if (destroy) delete this;
+      return;
+    }
+    Step([&] {
+      if (failure_) return;
+      if (!st.ok()) {
+        // etcd ends the stream with the error (togRPCError); clientv3 reconnects.
+        failure_ = ToGrpcStatus(st);
+        return;
+      }
+      LeaseKeepAliveResponse& resp = queue_.emplace_back();
+      if (!resp.ParseFromString(payload)) {
+        queue_.pop_back();
+        failure_ = grpc::Status(grpc::StatusCode::INTERNAL, "rusd: malformed keep-alive reply");
+      }
+    });
+    {
+      std::lock_guard lock(mu_);
+      --running_;
+      destroy = done_ && pending_ == 0 && running_ == 0;
+    }
+    if (destroy) delete this;
+  }
+
+  // Applies `change` under the lock, then starts the next write or the finish it allows.
+  template <typename Fn>
+  void Step(Fn&& change) {
+    LeaseKeepAliveResponse* write = nullptr;
+    bool finish = false;
+    grpc::Status status;
+    {
+      std::lock_guard lock(mu_);
+      change();
+      if (finished_ || writing_) return;
+      if (failure_) {
+        finish = true;
+        status = *failure_;
+      } else if (!queue_.empty()) {
+        writing_ = true;
+        write = &queue_.front();
+      } else if (reads_done_ && pending_ == 0) {
+        finish = true;
+        status = grpc::Status::OK;
+      }
+      if (finish) finished_ = true;
+    }
+    if (write != nullptr) StartWrite(write);
+    if (finish) Finish(status);
+  }
+
+  RingClient& ring_;
+  LeaseKeepAliveRequest request_;  // gRPC thread only (one read at a time)
+  std::mutex mu_;
+  std::deque<LeaseKeepAliveResponse> queue_;  // front is being written when writing_
+  int pending_ = 0;   // keep-alives sent to stored and not answered
+  int running_ = 0;   // ring callbacks inside OnReply
+  bool writing_ = false;
+  bool reads_done_ = false;
+  bool finished_ = false;
+  bool done_ = false;
+  std::optional<grpc::Status> failure_;
+};
+
+class LeaseService final : public etcdserverpb::Lease::CallbackService {
+ public:
+  explicit LeaseService(RingClient& ring) : ring_(ring) {}
+
+  grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* ctx,
+                                       const etcdserverpb::LeaseGrantRequest* req,
+                                       etcdserverpb::LeaseGrantResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    internal::Command cmd;
+    const uint64_t id = ring_.NextRequestId();
+    cmd.set_request_id(id);
+    cmd.set_origin_member_id(ring_.member_id());
+    *cmd.mutable_lease_grant() = *req;
+    // etcd: "no id given? choose one" from its request-id generator, positive only.
+    while (cmd.lease_grant().id() == 0) {
+      cmd.mutable_lease_grant()->set_id(
+          static_cast<int64_t>(ring_.NextRequestId() & ((1ull << 63) - 1)));
+    }
+    ring_.Propose(id, cmd.SerializeAsString(), Complete(reactor, resp));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* LeaseRevoke(grpc::CallbackServerContext* ctx,
+                                        const etcdserverpb::LeaseRevokeRequest* req,
+                                        etcdserverpb::LeaseRevokeResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    internal::Command cmd;
+    const uint64_t id = ring_.NextRequestId();
+    cmd.set_request_id(id);
+    cmd.set_origin_member_id(ring_.member_id());
+    *cmd.mutable_lease_revoke() = *req;
+    ring_.Propose(id, cmd.SerializeAsString(), Complete(reactor, resp));
+    return reactor;
+  }
+
+  grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse>* LeaseKeepAlive(
+      grpc::CallbackServerContext*) override {
+    return new KeepAliveReactor(ring_);
+  }
+
+  grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* ctx,
+                                            const etcdserverpb::LeaseTimeToLiveRequest* req,
+                                            etcdserverpb::LeaseTimeToLiveResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    ring_.ReadAs(Type(ipc::MessageType::kLeaseTimeToLive), req->SerializeAsString(),
+                 /*linearizable=*/true, Complete(reactor, resp));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* LeaseLeases(grpc::CallbackServerContext* ctx,
+                                        const etcdserverpb::LeaseLeasesRequest* req,
+                                        etcdserverpb::LeaseLeasesResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    ring_.ReadAs(Type(ipc::MessageType::kLeaseLeases), req->SerializeAsString(),
+                 /*linearizable=*/false, Complete(reactor, resp));
+    return reactor;
+  }
+
+ private:
+  RingClient& ring_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring) {
+  return std::make_unique<LeaseService>(ring);
+}
+
+}  // namespace rusd::frontend

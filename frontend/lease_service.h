@@ -1,0 +1,29 @@
+// etcd's Lease gRPC service on the rings.
+//
+// - LeaseGrant / LeaseRevoke are Raft proposals (rusd.internal.Command lease_grant /
+//   lease_revoke); a grant without an ID gets one from the request-id generator, as etcd
+//   picks them (its reqIDGen, top bit cleared).
+// - LeaseKeepAlive (a bidi stream carrying any number of leases) and LeaseTimeToLive are
+//   linearizable reads on the reads ring (kLeaseKeepAlive / kLeaseTimeToLive): a ReadIndex
+//   first, so only a confirmed leader's stored renews (etcd 3.5). Replies on one stream go
+//   out in the order stored answers them, one write at a time.
+// - LeaseLeases is a serializable read (kLeaseLeases).
+// Errors and texts are stored's / raftd's, unchanged.
+//
+// Thread safety: gRPC calls the methods on its threads; the service is immutable after
+// construction and must outlive the grpc::Server.
+#pragma once
+
+#include <memory>
+
+namespace grpc {
+class Service;
+}
+
+namespace rusd::frontend {
+
+class RingClient;
+
+std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring);
+
+}  // namespace rusd::frontend

@@ -1,0 +1,74 @@
+// BlockingKv: the KV and lease calls that etcd's v3lock and v3election servers make through
+// their in-process clientv3 (concurrency.Session / Mutex / Election), as blocking calls on
+// the node's own request paths (KvDispatcher, RingClient). Only for those services' worker
+// threads: each call waits for its reply.
+//
+// WaitDeletes is etcd's waitDeletes (concurrency/key.go) by polling instead of a watch:
+// until no key under the prefix has a create revision <= max, it re-reads the newest such
+// key every `poll` (rusd's Watch is another branch's; polling keeps this independent of it
+// at the cost of up to one poll interval of hand-over latency).
+//
+// CallThreads runs each long call (a Lock or Campaign may wait for minutes) on its own
+// thread and joins them all on destruction.
+//
+// Thread safety: any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
+
+namespace rusd::frontend {
+
+class KvDispatcher;
+
+// etcd's clientv3.GetPrefixRangeEnd.
+std::string PrefixRangeEnd(const std::string& prefix);
+
+class BlockingKv {
+ public:
+  explicit BlockingKv(KvDispatcher& kv) : kv_(kv) {}
+
+  Result<etcdserverpb::TxnResponse> Txn(const etcdserverpb::TxnRequest& req);
+  Result<etcdserverpb::RangeResponse> Range(const etcdserverpb::RangeRequest& req);
+  Result<etcdserverpb::DeleteRangeResponse> Delete(const std::string& key);
+  // A lease of `ttl` seconds with a server-chosen id (concurrency.NewSession without a lease).
+  Result<int64_t> GrantLease(int64_t ttl);
+
+  // The first-created key under `prefix` (etcd's WithFirstCreate): an empty kvs when none.
+  Result<etcdserverpb::RangeResponse> FirstCreated(const std::string& prefix);
+  // Returns once no key under `prefix` has create_revision <= max_create_rev, with the
+  // header of the last read. `cancelled` is polled between reads (-> Cancelled).
+  Result<etcdserverpb::ResponseHeader> WaitDeletes(const std::string& prefix, int64_t max_create_rev,
+                                                   const std::function<bool()>& cancelled,
+                                                   std::chrono::milliseconds poll);
+
+ private:
+  KvDispatcher& kv_;
+};
+
+class CallThreads {
+ public:
+  CallThreads() = default;
+  ~CallThreads();
+  CallThreads(const CallThreads&) = delete;
+  CallThreads& operator=(const CallThreads&) = delete;
+
+  void Run(std::function<void()> fn);
+
+ private:
+  void Reap();
+  std::mutex mu_;
+  std::list<std::thread> running_;
+  std::list<std::thread::id> finished_;
+};
+
+}  // namespace rusd::frontend

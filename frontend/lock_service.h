@@ -1,0 +1,21 @@
+// etcd's v3lock gRPC service (Lock, Unlock), behaving as etcd's server-side implementation
+// (etcdserver/api/v3lock): Lock is concurrency.Mutex.Lock on a session over the request's
+// lease (a fresh 60 s lease when 0, as concurrency.NewSession grants; the session is
+// orphaned: the caller keeps its lease alive); Unlock deletes the lock key. Each Lock runs
+// on its own thread (it may wait long) and waits by polling (BlockingKv::WaitDeletes).
+#pragma once
+
+#include <memory>
+
+namespace grpc {
+class Service;
+}
+
+namespace rusd::frontend {
+
+class KvDispatcher;
+
+// `kv` must outlive the service.
+std::unique_ptr<grpc::Service> MakeLockService(KvDispatcher& kv);
+
+}  // namespace rusd::frontend

@@ -1,0 +1,247 @@
+#include "stored/lease/lease_keeper.h"
+
+#include <spdlog/spdlog.h>
+
+#include "etcd/etcdserverpb/rpc.pb.h"
+#include "ipc/ring.h"
+#include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
+#include "stored/error_reply.h"
+#include "stored/mvcc/kv_errors.h"
+#include "stored/read_worker_pool.h"
+
+namespace rusd::stored {
+
+namespace {
+
+// etcd's ErrGRPCNotLeader: a keep-alive reached a stored whose node does not lead.
+Status NotLeader() { return Status::Unavailable("etcdserver: not leader"); }
+
+}  // namespace
+
+bool IsLeaseRead(ipc::MessageType type) {
+  return type == ipc::MessageType::kLeaseKeepAlive ||
+         type == ipc::MessageType::kLeaseTimeToLive || type == ipc::MessageType::kLeaseLeases;
+}
+
+LeaseKeeper::LeaseKeeper(KvStore& store, ReadWorkerPool& workers, ipc::RingWriter& control,
+                         const LeaseKeeperOptions& options)
+    : store_(store),
+      workers_(workers),
+      control_(control),
+      options_(options),
+      lessor_(options.lessor) {}
+
+LeaseKeeper::~LeaseKeeper() { Stop(); }
+
+Status LeaseKeeper::Recover() {
+  Result<std::vector<LeaseInfo>> leases = store_.Leases();
+  if (!leases.ok()) return leases.status();
+  std::lock_guard lock(mu_);
+  lessor_.Recover(*leases);
+  applied_ = store_.applied_index();
+  spdlog::info("leases: recovered {} leases", leases->size());
+  return Status::Ok();
+}
+
+void LeaseKeeper::OnLeaderState(std::string_view payload) {
+  internal::LeaderState state;
+  if (!state.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    spdlog::warn("committed ring: unparsable LeaderState");
+    return;
+  }
+  std::lock_guard lock(mu_);
+  if (state.is_leader()) {
+    if (term_ == state.term() && lessor_.primary()) return;  // a repeat
+    term_ = state.term();
+    in_flight_.clear();
+    lessor_.Promote(options_.promote_extend, Lessor::Clock::now());
+    spdlog::info("leases: leader at term {}: {} lease clocks (re)started with +{} ms",
+                 term_, lessor_.size(), options_.promote_extend.count());
+  } else {
+    if (!lessor_.primary() && term_ == 0) return;
+    spdlog::info("leases: not leader (term {}): lease clocks stopped", state.term());
+    term_ = 0;
+    in_flight_.clear();
+    lessor_.Demote();
+  }
+}
+
+void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& changes) {
+  std::vector<Query> ready;
+  {
+    std::lock_guard lock(mu_);
+    applied_ = applied;
+    if (!changes.empty()) {
+      lessor_.Apply(changes, Lessor::Clock::now());
+      for (const LeaseChange& c : changes) {
+        if (c.kind == LeaseChange::Kind::kRevoked) in_flight_.erase(c.id);
+      }
+    }
+    auto end = parked_.upper_bound(applied);
+    for (auto it = parked_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+    parked_.erase(parked_.begin(), end);
+  }
+  for (const Query& q : ready) Serve(q);
+}
+
+void LeaseKeeper::Submit(ipc::MessageType type, uint64_t request_id, std::string payload) {
+  internal::LeaseRead read;
+  if (!read.ParseFromString(payload)) {
+    workers_.SendReply(ipc::MessageType::kError, request_id,
+                       EncodeErrorReply(Status::InvalidArgument("rusd-stored: malformed lease read")));
+    return;
+  }
+  Query q{type, request_id, std::move(*read.mutable_request())};
+  {
+    std::lock_guard lock(mu_);
+    if (read.min_applied_index() > applied_) {
+      parked_.emplace(read.min_applied_index(), std::move(q));
+      return;
+    }
+  }
+  Serve(q);
+}
+
+void LeaseKeeper::Serve(const Query& q) {
+  auto fill = [&](etcdserverpb::ResponseHeader* h) {
+    h->set_cluster_id(options_.cluster_id);
+    h->set_member_id(options_.member_id);
+    h->set_revision(store_.current_revision());
+    h->set_raft_term(store_.raft_term());
+  };
+  auto reply_error = [&](const Status& st) {
+    workers_.SendReply(ipc::MessageType::kError, q.request_id, EncodeErrorReply(st));
+  };
+  const Lessor::TimePoint now = Lessor::Clock::now();
+  switch (q.type) {
+    case ipc::MessageType::kLeaseKeepAlive: {
+      etcdserverpb::LeaseKeepAliveRequest req;
+      if (!req.ParseFromString(q.request)) return reply_error(Status::InvalidArgument("malformed"));
+      etcdserverpb::LeaseKeepAliveResponse resp;
+      // etcd fills the header before renewing (a revoke it races with is never "after").
+      fill(resp.mutable_header());
+      resp.set_id(req.id());
+      Result<int64_t> ttl = Status::Ok();
+      {
+        std::lock_guard lock(mu_);
+        ttl = lessor_.Renew(req.id(), now);
+      }
+      if (!ttl.ok()) {
+        if (ttl.status().code() == StatusCode::kFailedPrecondition) return reply_error(NotLeader());
+        resp.set_ttl(0);  // etcd: an unknown lease answers TTL 0, not an error
+      } else {
+        resp.set_ttl(*ttl);
+      }
+      workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+      return;
+    }
+    case ipc::MessageType::kLeaseTimeToLive: {
+      etcdserverpb::LeaseTimeToLiveRequest req;
+      if (!req.ParseFromString(q.request)) return reply_error(Status::InvalidArgument("malformed"));
+      std::optional<Lessor::TimeToLive> ttl;
+      {
+        std::lock_guard lock(mu_);
+        ttl = lessor_.Lookup(req.id(), now);
+      }
+      etcdserverpb::LeaseTimeToLiveResponse resp;
+      fill(resp.mutable_header());
+      resp.set_id(req.id());
+      if (!ttl) {
+        // etcd's v3rpc turns "lease not found" into TTL -1 (etcdctl: "already expired").
+        resp.set_ttl(-1);
+        workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+        return;
+      }
+      resp.set_ttl(ttl->remaining_seconds);
+      resp.set_grantedttl(ttl->granted_ttl);
+      if (req.keys()) {
+        Result<std::vector<std::string>> keys = store_.LeaseKeys(req.id());
+        if (!keys.ok()) return reply_error(keys.status());
+        for (std::string& k : *keys) resp.add_keys(std::move(k));
+      }
+      workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+      return;
+    }
+    case ipc::MessageType::kLeaseLeases: {
+      etcdserverpb::LeaseLeasesResponse resp;
+      fill(resp.mutable_header());
+      std::vector<int64_t> ids;
+      {
+        std::lock_guard lock(mu_);
+        ids = lessor_.Leases();
+      }
+      for (int64_t id : ids) resp.add_leases()->set_id(id);
+      workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+      return;
+    }
+    default:
+      return reply_error(Status::Unimplemented("rusd-stored: not a lease read"));
+  }
+}
+
+void LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
+  internal::LeaseProposals proposals;
+  {
+    std::lock_guard lock(mu_);
+    if (!lessor_.primary() || term_ == 0) return;
+    // Proposals lost on the way (a full ring, a deposed raftd) come back through the
+    // lessor's retry interval; forget them here after the same interval.
+    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+      if (now - it->second > options_.lessor.revoke_retry) {
+        it = in_flight_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (in_flight_.size() >= options_.max_revokes_in_flight) return;
+    const size_t room = std::min(options_.max_revokes_per_tick,
+                                 options_.max_revokes_in_flight - in_flight_.size());
+    std::vector<int64_t> expired = lessor_.TakeExpired(now, room);
+    if (expired.empty()) return;
+    proposals.set_term(term_);
+    for (int64_t id : expired) {
+      in_flight_[id] = now;
+      internal::Command cmd;  // request_id 0: nobody waits for an expiry
+      cmd.mutable_lease_revoke()->set_id(id);
+      proposals.add_commands(cmd.SerializeAsString());
+    }
+  }
+  Status st = control_.TryWrite(ipc::MessageType::kLeaseProposals, proposals.term(),
+                                proposals.SerializeAsString());
+  if (!st.ok()) {
+    // Retried after the lessor's retry interval.
+    spdlog::warn("leases: store-control full, {} expiries wait for the retry",
+                 proposals.commands_size());
+  }
+}
+
+void LeaseKeeper::RunExpiry() {
+  std::unique_lock lock(stop_mu_);
+  while (!stop_) {
+    lock.unlock();
+    ExpireOnce(Lessor::Clock::now());
+    lock.lock();
+    stop_cv_.wait_for(lock, options_.expiry_tick, [&] { return stop_; });
+  }
+}
+
+void LeaseKeeper::Stop() {
+  {
+    std::lock_guard lock(stop_mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
+bool LeaseKeeper::primary() const {
+  std::lock_guard lock(mu_);
+  return lessor_.primary();
+}
+
+uint64_t LeaseKeeper::term() const {
+  std::lock_guard lock(mu_);
+  return term_;
+}
+
+}  // namespace rusd::stored

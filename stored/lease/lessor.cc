@@ -1,0 +1,165 @@
+#include "stored/lease/lessor.h"
+
+#include <algorithm>
+
+namespace rusd::stored {
+
+namespace {
+
+std::chrono::seconds Seconds(int64_t s) { return std::chrono::seconds(s); }
+
+}  // namespace
+
+void Lessor::SetExpiry(int64_t id, Lease& lease, TimePoint expiry) {
+  if (lease.queued_at != TimePoint::max()) queue_.erase({lease.queued_at, id});
+  lease.expiry = expiry;
+  lease.queued_at = expiry;
+  if (expiry != TimePoint::max()) queue_.insert({expiry, id});
+}
+
+// etcd's refresh: now + extend + (remaining TTL if checkpointed, else the TTL).
+void Lessor::Refresh(int64_t id, Lease& lease, Duration extend, TimePoint now) {
+  const int64_t secs = lease.remaining_ttl > 0 ? lease.remaining_ttl : lease.ttl;
+  SetExpiry(id, lease, now + extend + Seconds(secs));
+}
+
+void Lessor::Recover(const std::vector<LeaseInfo>& leases) {
+  leases_.clear();
+  queue_.clear();
+  primary_ = false;
+  for (const LeaseInfo& l : leases) {
+    Lease& lease = leases_[l.id];
+    lease.ttl = l.ttl;
+    lease.remaining_ttl = l.remaining_ttl;
+  }
+}
+
+void Lessor::Apply(const std::vector<LeaseChange>& changes, TimePoint now) {
+  for (const LeaseChange& c : changes) {
+    switch (c.kind) {
+      case LeaseChange::Kind::kGranted: {
+        Lease& lease = leases_[c.id];
+        lease.ttl = c.ttl;
+        lease.remaining_ttl = 0;
+        if (primary_) {
+          Refresh(c.id, lease, Duration::zero(), now);
+        } else {
+          SetExpiry(c.id, lease, TimePoint::max());
+        }
+        break;
+      }
+      case LeaseChange::Kind::kRevoked: {
+        auto it = leases_.find(c.id);
+        if (it == leases_.end()) break;
+        SetExpiry(c.id, it->second, TimePoint::max());
+        leases_.erase(it);
+        break;
+      }
+      case LeaseChange::Kind::kCheckpointed: {
+        // etcd: a checkpoint only records the remaining TTL; Promote applies it.
+        auto it = leases_.find(c.id);
+        if (it != leases_.end()) it->second.remaining_ttl = c.remaining_ttl;
+        break;
+      }
+    }
+  }
+}
+
+void Lessor::Promote(Duration extend, TimePoint now) {
+  primary_ = true;
+  for (auto& [id, lease] : leases_) Refresh(id, lease, extend, now);
+  if (leases_.size() < static_cast<size_t>(options_.revoke_rate)) return;
+
+  // etcd's pile-up spreading: walk the leases by expiry and, where more than 3/4 of the
+  // revoke rate would expire within one second, push the excess later.
+  std::vector<std::pair<TimePoint, int64_t>> order(queue_.begin(), queue_.end());
+  const double target = (3.0 * options_.revoke_rate) / 4.0;
+  Duration base = order.front().first - now;
+  Duration next_window = base + std::chrono::seconds(1);
+  int64_t expires = 0;
+  for (const auto& [expiry, id] : order) {
+    const Duration remaining = expiry - now;
+    if (remaining > next_window) {
+      base = remaining;
+      next_window = base + std::chrono::seconds(1);
+      expires = 1;
+      continue;
+    }
+    ++expires;
+    if (expires <= target) continue;
+    double delay_ns = 1e9 * (static_cast<double>(expires) / target);
+    delay_ns -= static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        remaining - base)
+                                        .count());
+    const Duration delay = std::chrono::duration_cast<Duration>(
+        std::chrono::nanoseconds(static_cast<int64_t>(delay_ns)));
+    next_window = base + delay;
+    Lease& lease = leases_[id];
+    Refresh(id, lease, delay + extend, now);
+  }
+}
+
+void Lessor::Demote() {
+  primary_ = false;
+  queue_.clear();
+  for (auto& [id, lease] : leases_) {
+    lease.expiry = TimePoint::max();
+    lease.queued_at = TimePoint::max();
+  }
+}
+
+Result<int64_t> Lessor::Renew(int64_t id, TimePoint now) {
+  if (!primary_) return Status::FailedPrecondition("not a primary lessor");
+  auto it = leases_.find(id);
+  if (it == leases_.end()) return Status::NotFound("lease not found");
+  Lease& lease = it->second;
+  // Expired: its revocation is pending or in flight; etcd waits for it and then answers
+  // "not found" (TTL 0). Answer that now.
+  if (lease.expiry <= now) return Status::NotFound("lease expired");
+  lease.remaining_ttl = 0;  // etcd clears the checkpoint on renew
+  Refresh(id, lease, Duration::zero(), now);
+  return lease.ttl;
+}
+
+std::optional<Lessor::TimeToLive> Lessor::Lookup(int64_t id, TimePoint now) const {
+  auto it = leases_.find(id);
+  if (it == leases_.end()) return std::nullopt;
+  const Lease& lease = it->second;
+  TimeToLive out;
+  out.granted_ttl = lease.ttl;
+  if (lease.expiry == TimePoint::max()) {
+    out.remaining_seconds = lease.remaining_ttl > 0 ? lease.remaining_ttl : lease.ttl;
+  } else {
+    out.remaining_seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::max(lease.expiry - now, Duration::zero()))
+                                .count();
+  }
+  return out;
+}
+
+std::vector<int64_t> Lessor::Leases() const {
+  std::vector<std::pair<TimePoint, int64_t>> all;
+  all.reserve(leases_.size());
+  for (const auto& [id, lease] : leases_) all.push_back({lease.expiry, id});
+  std::sort(all.begin(), all.end());
+  std::vector<int64_t> ids;
+  ids.reserve(all.size());
+  for (const auto& p : all) ids.push_back(p.second);
+  return ids;
+}
+
+std::vector<int64_t> Lessor::TakeExpired(TimePoint now, size_t limit) {
+  std::vector<int64_t> out;
+  while (out.size() < limit && !queue_.empty() && queue_.begin()->first <= now) {
+    const int64_t id = queue_.begin()->second;
+    queue_.erase(queue_.begin());
+    Lease& lease = leases_[id];
+    // Hand it out again only after the retry interval (its expiry stays in the past).
+    lease.queued_at = now + options_.revoke_retry;
+    queue_.insert({lease.queued_at, id});
+    out.push_back(id);
+  }
+  return out;
+}
+
+}  // namespace rusd::stored

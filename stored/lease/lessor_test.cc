@@ -1,0 +1,122 @@
+// The lease clocks: expiry only on a primary, renew, promotion extending every TTL (and
+// spreading pile-ups as etcd), rate-limited hand-out of expired leases with retry.
+#include "stored/lease/lessor.h"
+
+#include <gtest/gtest.h>
+
+namespace rusd::stored {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using TP = Lessor::TimePoint;
+
+LeaseChange Granted(int64_t id, int64_t ttl) {
+  return LeaseChange{LeaseChange::Kind::kGranted, id, ttl, 0};
+}
+LeaseChange Revoked(int64_t id) { return LeaseChange{LeaseChange::Kind::kRevoked, id, 0, 0}; }
+
+TEST(LessorTest, FollowerNeverExpiresNorRenews) {
+  Lessor l;
+  const TP t0 = TP() + seconds(100);
+  l.Apply({Granted(1, 5)}, t0);
+  EXPECT_TRUE(l.TakeExpired(t0 + seconds(3600), 100).empty());
+  EXPECT_EQ(l.Renew(1, t0).status().code(), StatusCode::kFailedPrecondition);
+  auto ttl = l.Lookup(1, t0);
+  ASSERT_TRUE(ttl);
+  EXPECT_EQ(ttl->granted_ttl, 5);
+  EXPECT_EQ(ttl->remaining_seconds, 5);
+}
+
+TEST(LessorTest, PrimaryExpiresAtTtlAndRenewRestartsTheClock) {
+  Lessor l;
+  const TP t0 = TP() + seconds(100);
+  l.Promote(Lessor::Duration::zero(), t0);
+  l.Apply({Granted(1, 5), Granted(2, 10)}, t0);
+  EXPECT_TRUE(l.TakeExpired(t0 + milliseconds(4999), 100).empty());
+  EXPECT_EQ(l.Lookup(1, t0 + milliseconds(2500))->remaining_seconds, 2);  // truncated
+  auto renewed = l.Renew(1, t0 + seconds(4));
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_EQ(*renewed, 5);
+  EXPECT_TRUE(l.TakeExpired(t0 + milliseconds(8999), 100).empty());
+  EXPECT_EQ(l.TakeExpired(t0 + seconds(9), 100), std::vector<int64_t>{1});
+  // Expired and handed out: renew says not found (TTL 0), etcd's answer once revoked.
+  EXPECT_EQ(l.Renew(1, t0 + seconds(9)).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(l.Renew(7, t0).status().code(), StatusCode::kNotFound);
+}
+
+TEST(LessorTest, ExpiredLeaseIsRetriedAfterIntervalUntilRevoked) {
+  Lessor l(Lessor::Options{seconds(3), 1000});
+  const TP t0 = TP() + seconds(100);
+  l.Promote(Lessor::Duration::zero(), t0);
+  l.Apply({Granted(1, 2)}, t0);
+  EXPECT_EQ(l.TakeExpired(t0 + seconds(2), 10).size(), 1u);
+  EXPECT_TRUE(l.TakeExpired(t0 + seconds(4), 10).empty());
+  EXPECT_EQ(l.TakeExpired(t0 + seconds(5), 10).size(), 1u);  // revocation was lost: again
+  l.Apply({Revoked(1)}, t0 + seconds(5));
+  EXPECT_TRUE(l.TakeExpired(t0 + seconds(60), 10).empty());
+  EXPECT_FALSE(l.Lookup(1, t0));
+}
+
+TEST(LessorTest, TakeExpiredHonoursTheLimitSoonestFirst) {
+  Lessor l;
+  const TP t0 = TP() + seconds(100);
+  l.Promote(Lessor::Duration::zero(), t0);
+  std::vector<LeaseChange> grants;
+  for (int i = 1; i <= 50; ++i) grants.push_back(Granted(i, 2 + (i % 3)));
+  l.Apply(grants, t0);
+  std::vector<int64_t> first = l.TakeExpired(t0 + seconds(10), 10);
+  EXPECT_EQ(first.size(), 10u);
+  EXPECT_EQ(l.TakeExpired(t0 + seconds(10), 100).size(), 40u);
+  for (int64_t id : first) EXPECT_EQ((id % 3), 0);  // ttl 2 ones expire first
+}
+
+TEST(LessorTest, PromotionExtendsEveryRemainingTtl) {
+  Lessor l;
+  const TP t0 = TP() + seconds(100);
+  l.Recover({LeaseInfo{1, 5, 0}, LeaseInfo{2, 600, 30}});
+  // Non-primary after recovery (a restarted stored): nothing expires.
+  EXPECT_TRUE(l.TakeExpired(t0 + seconds(1000), 10).empty());
+  l.Promote(seconds(1), t0);
+  EXPECT_TRUE(l.TakeExpired(t0 + milliseconds(5999), 10).empty());
+  EXPECT_EQ(l.TakeExpired(t0 + seconds(6), 10), std::vector<int64_t>{1});
+  l.Apply({Revoked(1)}, t0 + seconds(6));
+  // Lease 2 was checkpointed at 30 s remaining: 30 + 1, not 600.
+  EXPECT_TRUE(l.TakeExpired(t0 + milliseconds(30999), 10).empty());
+  EXPECT_EQ(l.TakeExpired(t0 + seconds(31), 10), std::vector<int64_t>{2});
+  // Demote stops all clocks; a new promotion restarts them.
+  l.Demote();
+  EXPECT_FALSE(l.primary());
+  EXPECT_TRUE(l.TakeExpired(t0 + seconds(1000), 10).empty());
+}
+
+TEST(LessorTest, PromotionSpreadsAPileUpAsEtcd) {
+  Lessor l(Lessor::Options{seconds(3), 1000});
+  const TP t0 = TP() + seconds(100);
+  std::vector<LeaseInfo> leases;
+  for (int i = 1; i <= 3000; ++i) leases.push_back(LeaseInfo{i, 10, 0});
+  l.Recover(leases);
+  l.Promote(seconds(1), t0);
+  // etcd keeps at most 3/4 of the revoke rate (750) per second of expiries.
+  size_t total = 0;
+  for (int s = 0; s < 20; ++s) {
+    std::vector<int64_t> ids = l.TakeExpired(t0 + seconds(11 + s), 100000);
+    EXPECT_LE(ids.size(), 760u) << "second " << s;
+    total += ids.size();
+    std::vector<LeaseChange> revoked;
+    for (int64_t id : ids) revoked.push_back(Revoked(id));
+    l.Apply(revoked, t0 + seconds(11 + s));
+  }
+  EXPECT_EQ(total, 3000u);
+}
+
+TEST(LessorTest, LeasesListedSoonestExpiryFirst) {
+  Lessor l;
+  const TP t0 = TP() + seconds(100);
+  l.Promote(Lessor::Duration::zero(), t0);
+  l.Apply({Granted(1, 50), Granted(2, 10), Granted(3, 30)}, t0);
+  EXPECT_EQ(l.Leases(), (std::vector<int64_t>{2, 3, 1}));
+}
+
+}  // namespace
+}  // namespace rusd::stored
