@@ -22,6 +22,8 @@ enum class MessageType : uint16_t {
   kDurableApplied = 31,  // rusd.internal.DurableApplied
   // reads ring (frontend -> stored). id = request id.
   kRangeRead = 40,  // rusd.internal.RangeRead
+  kWatchHistoryRead = 41,  // rusd.internal.WatchHistoryRead (watch.proto); answered by a
+                           // kResult carrying a rusd.internal.WatchHistoryChunk
   // store-replies ring (stored -> frontend). id = request id.
   kResult = 50,  // the etcd response (RangeResponse, PutResponse, DeleteRangeResponse,
                  // TxnResponse, CompactionResponse) serialized; the frontend knows which

@@ -8,6 +8,7 @@
 
 #include "ipc/ring.h"
 #include "rusd/internal.pb.h"
+#include "rusd/watch.pb.h"
 #include "stored/applied_index_gate.h"
 #include "stored/error_reply.h"
 #include "stored/read_worker_pool.h"
@@ -31,6 +32,17 @@ void ReadDispatcher::Run() {
     std::optional<ipc::Message> msg = reads.TryRead();
     if (!msg) {
       ipc::WaitForMessages(segment_, readers, kIdleWait);
+      continue;
+    }
+    if (msg->type == ipc::MessageType::kWatchHistoryRead) {
+      auto history = std::make_shared<internal::WatchHistoryRead>();
+      if (!history->ParseFromString(msg->payload)) {
+        workers_.SendReply(ipc::MessageType::kError, msg->id,
+                           EncodeErrorReply(Status::InvalidArgument(
+                               "rusd-stored: malformed watch history read")));
+        continue;
+      }
+      workers_.ServeWatchHistory(msg->id, std::move(history));
       continue;
     }
     if (msg->type != ipc::MessageType::kRangeRead) {
