@@ -20,6 +20,8 @@
 #include "common/exit_codes.h"
 #include "frontend/kv_service.h"
 #include "frontend/ring_client.h"
+#include "frontend/watch_hub.h"
+#include "frontend/watch_service.h"
 #include "ipc/component_context.h"
 
 namespace {
@@ -86,8 +88,28 @@ int Run(int argc, char** argv) {
   std::unique_ptr<grpc::Service> maintenance =
       frontend::MakeMaintenanceService(ring, flags->member_id, flags->cluster_id);
 
+  auto progress_interval =
+      frontend::ParseProgressNotifyInterval(flags->watch_progress_notify_interval);
+  if (!progress_interval.ok()) {
+    spdlog::error("--watch-progress-notify-interval: {}", progress_interval.status().message());
+    return kExitConfig;
+  }
+  frontend::WatchHubOptions watch_options;
+  watch_options.cluster_id = flags->cluster_id;
+  watch_options.member_id = flags->member_id;
+  watch_options.max_response_bytes = flags->max_request_bytes + kGrpcOverheadBytes;
+  watch_options.progress_interval = *progress_interval;
+  std::unique_ptr<frontend::WatchStore> watch_store = frontend::MakeRingWatchStore(ring);
+  frontend::WatchHub watch_hub(*watch_store, watch_options);
+  frontend::WatchEventsPump watch_pump((*ctx)->segment(), watch_hub);  // before Start: see header
+  watch_hub.Start();
+  watch_pump.Start();
+  std::unique_ptr<grpc::Service> watch =
+      frontend::MakeWatchService(watch_hub, watch_options.max_queued_bytes);
+
   grpc::ServerBuilder builder;
   builder.RegisterService(kv.get());
+  builder.RegisterService(watch.get());
   builder.RegisterService(maintenance.get());
   uint64_t max_recv = flags->max_request_bytes + kGrpcOverheadBytes;
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(max_recv, INT_MAX)));

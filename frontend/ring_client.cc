@@ -44,6 +44,8 @@ struct Pending {
   RequestCallback done;
   std::string range_request;  // reads: the serialized RangeRequest, kept for re-sends
   uint64_t read_index = 0;    // reads: the minimum applied index stored must reach
+  // kRangeRead, or another store read whose whole payload range_request then holds.
+  MessageType read_type = MessageType::kRangeRead;
 };
 
 // Pending requests by id, sharded so that gRPC threads registering requests rarely contend
@@ -265,11 +267,15 @@ void RingClient::Impl::OnReadIndexReply(uint64_t id, const std::string& payload)
 // Writes the kRangeRead of pending read `id` without blocking; queues it on failure.
 void RingClient::Impl::SendRangeRead(uint64_t id) {
   std::string payload;
+  MessageType type = MessageType::kRangeRead;
   bool found = pending.With(id, [&](Pending& p) {
-    if (p.stage == Stage::kReading) payload = EncodeRangeRead(p.read_index, p.range_request);
+    if (p.stage != Stage::kReading) return;
+    type = p.read_type;
+    payload = type == MessageType::kRangeRead ? EncodeRangeRead(p.read_index, p.range_request)
+                                              : p.range_request;
   });
   if (!found || payload.empty()) return;
-  if (!reads.TryWrite(MessageType::kRangeRead, id, payload).ok()) {
+  if (!reads.TryWrite(type, id, payload).ok()) {
     backlog.push_back({Stage::kReading, id});
   }
 }
@@ -398,6 +404,19 @@ void RingClient::Read(std::string range_request, bool linearizable, RequestCallb
     if (!impl_->Register(id, std::move(p))) return;
     st = impl_->reads.Write(MessageType::kRangeRead, id, payload, options_.ring_write_timeout);
   }
+  if (!st.ok()) impl_->Fail(id, etcd_errors::TooManyRequests());
+}
+
+void RingClient::ReadStore(ipc::MessageType type, std::string payload, RequestCallback done) {
+  const uint64_t id = NextRequestId();
+  Pending p;
+  p.deadline = Clock::now() + options_.request_timeout;
+  p.done = std::move(done);
+  p.stage = Stage::kReading;
+  p.read_type = type;
+  p.range_request = payload;
+  if (!impl_->Register(id, std::move(p))) return;
+  Status st = impl_->reads.Write(type, id, payload, options_.ring_write_timeout);
   if (!st.ok()) impl_->Fail(id, etcd_errors::TooManyRequests());
 }
 

@@ -35,6 +35,7 @@
 
 #include "common/request_id.h"
 #include "common/status.h"
+#include "ipc/message_type.h"
 
 namespace rusd::ipc {
 class Segment;
@@ -87,6 +88,11 @@ class RingClient {
   // Reads `range_request` (a serialized etcdserverpb.RangeRequest): linearizable via
   // kReadIndex first, or serializable straight from stored. `done` gets the RangeResponse.
   void Read(std::string range_request, bool linearizable, RequestCallback done);
+
+  // Sends `payload` as a `type` frame on the reads ring: a serializable store read other
+  // than a range (kWatchHistoryRead). `done` gets stored's kResult; re-sent like range reads
+  // when stored's epoch changes.
+  void ReadStore(ipc::MessageType type, std::string payload, RequestCallback done);
 
   LeaderState leader() const;
 
