@@ -153,6 +153,7 @@ Result<ComponentFlags> ComponentFlags::Parse(int argc, char** argv) {
       {"election-timeout-ms", u32(&f.election_timeout_ms)},
       {"log-level", str(&f.log_level)},
       {"log-format", str(&f.log_format)},
+      {"watch-progress-notify-interval", str(&f.watch_progress_notify_interval)},
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -190,6 +191,7 @@ std::vector<std::string> ComponentFlags::ToArgs() const {
       "--election-timeout-ms=" + std::to_string(election_timeout_ms),
       "--log-level=" + log_level,
       "--log-format=" + log_format,
+      "--watch-progress-notify-interval=" + watch_progress_notify_interval,
   };
 }
 

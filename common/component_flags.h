@@ -42,6 +42,8 @@ struct ComponentFlags {
   uint32_t election_timeout_ms = 1000;
   std::string log_level = "info";   // debug|info|warn|error
   std::string log_format = "text";  // text|json
+  // frontend: etcd's watch progress notify interval, a Go duration (parsed by the frontend).
+  std::string watch_progress_notify_interval = "10m0s";
 
   // Parses `--key=value` arguments (argv[0] skipped). Keys are the field names with '_'
   // written as '-': --segment, --data-dir, --member-id (hex), --cluster-id (hex), ...

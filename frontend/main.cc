@@ -26,6 +26,8 @@
 #include "frontend/election_service.h"
 #include "frontend/lock_service.h"
 #include "frontend/ring_client.h"
+#include "frontend/watch_hub.h"
+#include "frontend/watch_service.h"
 #include "ipc/component_context.h"
 
 namespace {
@@ -95,8 +97,28 @@ int Run(int argc, char** argv) {
   std::unique_ptr<grpc::Service> cluster =
       frontend::MakeClusterService(ring, flags->member_id, flags->cluster_id);
 
+  auto progress_interval =
+      frontend::ParseProgressNotifyInterval(flags->watch_progress_notify_interval);
+  if (!progress_interval.ok()) {
+    spdlog::error("--watch-progress-notify-interval: {}", progress_interval.status().message());
+    return kExitConfig;
+  }
+  frontend::WatchHubOptions watch_options;
+  watch_options.cluster_id = flags->cluster_id;
+  watch_options.member_id = flags->member_id;
+  watch_options.max_response_bytes = flags->max_request_bytes + kGrpcOverheadBytes;
+  watch_options.progress_interval = *progress_interval;
+  std::unique_ptr<frontend::WatchStore> watch_store = frontend::MakeRingWatchStore(ring);
+  frontend::WatchHub watch_hub(*watch_store, watch_options);
+  frontend::WatchEventsPump watch_pump((*ctx)->segment(), watch_hub);  // before Start: see header
+  watch_hub.Start();
+  watch_pump.Start();
+  std::unique_ptr<grpc::Service> watch =
+      frontend::MakeWatchService(watch_hub, watch_options.max_queued_bytes);
+
   grpc::ServerBuilder builder;
   builder.RegisterService(kv.get());
+  builder.RegisterService(watch.get());
   builder.RegisterService(maintenance.get());
   builder.RegisterService(cluster.get());
   std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring);

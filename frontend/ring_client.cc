@@ -45,7 +45,10 @@ struct Pending {
   std::string range_request;  // reads: the serialized RangeRequest, kept for re-sends
   uint64_t read_index = 0;    // reads: the minimum applied index stored must reach
   ipc::GaugeHold in_flight;   // proposals: etcd_server_proposals_pending while it waits
-  MessageType read_type = MessageType::kRangeRead;  // reads: the reads-ring frame to send
+  // reads: the reads-ring frame to send. A kRangeRead, or another query, goes in a
+  // RangeRead envelope {read_index, range_request}; a raw one (ReadStore) as range_request.
+  MessageType read_type = MessageType::kRangeRead;
+  bool raw_payload = false;
 };
 
 // Pending requests by id, sharded so that gRPC threads registering requests rarely contend
@@ -276,8 +279,9 @@ void RingClient::Impl::SendRangeRead(uint64_t id) {
   std::string payload;
   MessageType type = MessageType::kRangeRead;
   bool found = pending.With(id, [&](Pending& p) {
-    if (p.stage == Stage::kReading) payload = EncodeRangeRead(p.read_index, p.range_request);
+    if (p.stage != Stage::kReading) return;
     type = p.read_type;
+    payload = p.raw_payload ? p.range_request : EncodeRangeRead(p.read_index, p.range_request);
   });
   if (!found || payload.empty()) return;
   if (!reads.TryWrite(type, id, payload).ok()) {
@@ -424,6 +428,20 @@ void RingClient::ReadAs(uint16_t read_type, std::string range_request, bool line
 std::string RingClient::member_list() const {
   std::lock_guard lock(impl_->members_mu);
   return impl_->members;
+}
+
+void RingClient::ReadStore(ipc::MessageType type, std::string payload, RequestCallback done) {
+  const uint64_t id = NextRequestId();
+  Pending p;
+  p.deadline = Clock::now() + options_.request_timeout;
+  p.done = std::move(done);
+  p.stage = Stage::kReading;
+  p.read_type = type;
+  p.raw_payload = true;
+  p.range_request = payload;
+  if (!impl_->Register(id, std::move(p))) return;
+  Status st = impl_->reads.Write(type, id, payload, options_.ring_write_timeout);
+  if (!st.ok()) impl_->Fail(id, etcd_errors::TooManyRequests());
 }
 
 LeaderState RingClient::leader() const {

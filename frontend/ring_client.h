@@ -35,6 +35,7 @@
 
 #include "common/request_id.h"
 #include "common/status.h"
+#include "ipc/message_type.h"
 
 namespace rusd::ipc {
 class Segment;
@@ -92,6 +93,10 @@ class RingClient {
   // ipc/message_type.h): `request` is the etcd request, sent in a RangeRead-shaped envelope
   // {min_applied_index, request}; `done` gets stored's kResult. Linearizable = ReadIndex first.
   void ReadAs(uint16_t read_type, std::string request, bool linearizable, RequestCallback done);
+  // Sends `payload` as a `type` frame on the reads ring: a serializable store read other
+  // than a range (kWatchHistoryRead). `done` gets stored's kResult; re-sent like range reads
+  // when stored's epoch changes.
+  void ReadStore(ipc::MessageType type, std::string payload, RequestCallback done);
 
   LeaderState leader() const;
 

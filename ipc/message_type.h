@@ -29,6 +29,8 @@ enum class MessageType : uint16_t {
   kLeaseKeepAlive = 45,
   kLeaseTimeToLive = 46,
   kLeaseLeases = 47,
+  kWatchHistoryRead = 41,  // rusd.internal.WatchHistoryRead (watch.proto); answered by a
+                           // kResult carrying a rusd.internal.WatchHistoryChunk
   // store-replies ring (stored -> frontend). id = request id.
   kResult = 50,  // the etcd response (RangeResponse, PutResponse, DeleteRangeResponse,
                  // TxnResponse, CompactionResponse) serialized; the frontend knows which

@@ -8,6 +8,7 @@
 
 #include "ipc/ring.h"
 #include "rusd/internal.pb.h"
+#include "rusd/watch.pb.h"
 #include "stored/applied_index_gate.h"
 #include "stored/error_reply.h"
 #include "stored/lease/lease_keeper.h"
@@ -36,6 +37,17 @@ void ReadDispatcher::Run() {
     }
     if (leases_ != nullptr && IsLeaseRead(msg->type)) {
       leases_->Submit(msg->type, msg->id, std::move(msg->payload));
+      continue;
+    }
+    if (msg->type == ipc::MessageType::kWatchHistoryRead) {
+      auto history = std::make_shared<internal::WatchHistoryRead>();
+      if (!history->ParseFromString(msg->payload)) {
+        workers_.SendReply(ipc::MessageType::kError, msg->id,
+                           EncodeErrorReply(Status::InvalidArgument(
+                               "rusd-stored: malformed watch history read")));
+        continue;
+      }
+      workers_.ServeWatchHistory(msg->id, std::move(history));
       continue;
     }
     if (msg->type != ipc::MessageType::kRangeRead) {

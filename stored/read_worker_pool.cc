@@ -9,6 +9,8 @@
 #include "rusd/internal.pb.h"
 #include "stored/error_reply.h"
 #include "stored/mvcc/kv_store.h"
+#include "stored/watch_history.h"
+#include "rusd/watch.pb.h"
 
 namespace rusd::stored {
 namespace {
@@ -57,6 +59,18 @@ void ReadWorkerPool::ServeRange(uint64_t request_id,
   Enqueue(std::move(work));
 }
 
+void ReadWorkerPool::ServeWatchHistory(uint64_t request_id,
+                                       std::shared_ptr<const internal::WatchHistoryRead> read) {
+  {
+    std::lock_guard lock(mu_);
+    if (!reads_in_flight_.insert(request_id).second) return;
+  }
+  Work work;
+  work.request_id = request_id;
+  work.history = std::move(read);
+  Enqueue(std::move(work));
+}
+
 void ReadWorkerPool::SendReply(ipc::MessageType type, uint64_t request_id, std::string payload) {
   Work work;
   work.request_id = request_id;
@@ -94,6 +108,17 @@ void ReadWorkerPool::RunWorker() {
 }
 
 void ReadWorkerPool::Perform(Work& work) {
+  if (work.history) {
+    Result<std::string> chunk = stored::ServeWatchHistory(store_, *work.history);
+    if (chunk.ok()) {
+      Write(ipc::MessageType::kResult, work.request_id, chunk.value());
+    } else {
+      Write(ipc::MessageType::kError, work.request_id, EncodeErrorReply(chunk.status()));
+    }
+    std::lock_guard lock(mu_);
+    reads_in_flight_.erase(work.request_id);
+    return;
+  }
   if (!work.read) {
     Write(work.type, work.request_id, work.payload);
     return;

@@ -24,6 +24,7 @@
 
 namespace rusd::internal {
 class RangeRead;
+class WatchHistoryRead;
 }
 namespace rusd::ipc {
 class RingWriter;
@@ -50,6 +51,10 @@ class ReadWorkerPool {
   // one id at once would interleave them into one corrupt message. A repeat that arrives
   // after the first reply is complete is served again; the frontend drops the extra reply.
   void ServeRange(uint64_t request_id, std::shared_ptr<const internal::RangeRead> read);
+  // Serves one watch catch-up chunk (stored/watch_history.h) and replies kResult
+  // (WatchHistoryChunk) or kError; repeats of an id in flight are dropped as for ranges.
+  void ServeWatchHistory(uint64_t request_id,
+                         std::shared_ptr<const internal::WatchHistoryRead> read);
   // Writes a ready-made reply, waiting for ring space if needed.
   void SendReply(ipc::MessageType type, uint64_t request_id, std::string payload);
 
@@ -61,7 +66,8 @@ class ReadWorkerPool {
  private:
   struct Work {
     uint64_t request_id = 0;
-    std::shared_ptr<const internal::RangeRead> read;  // a range to serve, or else
+    std::shared_ptr<const internal::RangeRead> read;  // a range to serve, or
+    std::shared_ptr<const internal::WatchHistoryRead> history;  // a catch-up chunk, or else
     ipc::MessageType type = ipc::MessageType::kInvalid;  // a ready reply
     std::string payload;
   };

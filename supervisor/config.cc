@@ -501,6 +501,10 @@ ComponentFlags Config::ToComponentFlags() const {
   f.election_timeout_ms = election_timeout_ms;
   f.log_level = log_level;
   f.log_format = log_format;
+  // The 3.6 spelling wins when set; else etcd 3.4/3.5's experimental flag.
+  f.watch_progress_notify_interval = watch_progress_notify_interval != "10m0s"
+                                         ? watch_progress_notify_interval
+                                         : experimental_watch_progress_notify_interval;
   return f;
 }
 

@@ -31,6 +31,7 @@
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
 #include "stored/mvcc/apply_command.h"
+#include "stored/mvcc/history_reader.h"
 #include "stored/mvcc/kv_range.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/mvcc/lease_records.h"
@@ -78,6 +79,7 @@ class RocksKvStore final : public KvStore {
   Result<ApplyOutput> ApplyEntries(std::span<const internal::Entry> entries) override;
   Result<std::string> Range(const etcdserverpb::RangeRequest& request) override;
   Result<uint64_t> SyncWal() override;
+  Result<HistoryChunk> ReadHistory(const HistoryQuery& query) override;
 
   uint64_t applied_index() const override { return applied_index_.load(std::memory_order_acquire); }
   int64_t current_revision() const override { return current_rev_.load(std::memory_order_acquire); }
@@ -466,6 +468,21 @@ Result<std::string> RocksKvStore::Range(const etcdserverpb::RangeRequest& reques
   RUSD_RETURN_IF_ERROR(ExecuteRange(*view, request, bounds, &resp));
   FillHeader(resp.mutable_header(), options_, term);
   return resp.SerializeAsString();
+}
+
+Result<HistoryChunk> RocksKvStore::ReadHistory(const HistoryQuery& query) {
+  DisablePerfCounters();
+  RevisionBounds bounds;
+  std::unique_ptr<SnapshotView> view;
+  {
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    view = std::make_unique<SnapshotView>(db_.get(), fam_);
+    bounds.current = current_rev_.load(std::memory_order_relaxed);
+    bounds.compacted = compact_rev_.load(std::memory_order_relaxed);
+  }
+  HistoryChunk chunk;
+  RUSD_RETURN_IF_ERROR(ReadHistoryChunk(*view, bounds, query, &chunk));
+  return chunk;
 }
 
 Result<uint64_t> RocksKvStore::SyncWal() {

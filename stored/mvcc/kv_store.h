@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "stored/mvcc/history_query.h"
 
 namespace etcdserverpb {
 class RangeRequest;
@@ -105,6 +106,14 @@ class KvStore {
   // (header filled) or etcd's error (e.g. OutOfRange "etcdserver: mvcc: required revision
   // has been compacted", "etcdserver: mvcc: required revision is a future revision").
   virtual Result<std::string> Range(const etcdserverpb::RangeRequest& request) = 0;
+
+  // Watch catch-up: the events of revisions [query.start_revision, C] on the query's range,
+  // read from one snapshot whose current revision is C, bounded per chunk (history_query.h).
+  // Any thread. Default (test fakes): Unimplemented.
+  virtual Result<HistoryChunk> ReadHistory(const HistoryQuery& query) {
+    (void)query;
+    return Status::Unimplemented("rusd-stored: watch history is not supported");
+  }
 
   // Makes all applied state durable; returns the applied index it covers.
   virtual Result<uint64_t> SyncWal() = 0;
