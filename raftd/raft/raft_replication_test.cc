@@ -200,3 +200,43 @@ TEST(ReplicationTest, LostAppendsInReplicateAreRecoveredByHeartbeats) {
 
 }  // namespace
 }  // namespace rusd::raft
+
+namespace rusd::raft {
+namespace {
+
+// Raft §5.4.2 / Figure 8: a leader never commits an entry of an earlier term by counting
+// replicas, even when a majority holds it; it commits it with the first entry of its own.
+TEST(ReplicationTest, OlderTermEntryOnAMajorityCommitsOnlyWithAnEntryOfTheCurrentTerm) {
+  testing::TestCluster c(3, [](Config& cfg) { cfg.max_entries_per_message = 1; });
+  const Entry e1{1, 1, EntryType::kNormal, "one"};
+  const Entry e2{2, 2, EntryType::kNormal, "two"};
+  c.storage(1).entries = {e1, e2};
+  c.storage(1).hs = HardState{2, 0, 1};
+  c.storage(2).entries = {e1};
+  c.storage(2).hs = HardState{2, 0, 1};
+  c.storage(3).entries = {e1};
+  c.storage(3).hs = HardState{2, 0, 1};
+  for (uint64_t id : {1, 2, 3}) c.Start(id);
+  // The followers' acknowledgements of the new term's entry (index 3) are lost; those of
+  // index 2 get through.
+  bool drop = true;
+  c.SetDrop([&](const Message& m) {
+    return drop && m.type == MessageType::kAppendResp && !m.reject && m.index >= 3;
+  });
+  c.node(1).Campaign();
+  c.Settle();
+  ASSERT_EQ(c.node(1).role(), Role::kLeader);
+  ASSERT_EQ(c.node(1).term(), 3u);
+  EXPECT_EQ(c.node(2).log().Term(2), std::optional<uint64_t>(2));
+  EXPECT_EQ(c.node(3).log().Term(2), std::optional<uint64_t>(2));
+  EXPECT_EQ(c.node(1).progress().at(2).match, 2u);
+  EXPECT_EQ(c.node(1).log().committed(), 1u) << "index 2 is on all three but of term 2";
+  drop = false;
+  c.TickAll();
+  EXPECT_EQ(c.node(1).log().committed(), 3u);
+  ASSERT_EQ(c.committed(1).size(), 3u);
+  EXPECT_EQ(c.committed(1)[1].data, "two");
+}
+
+}  // namespace
+}  // namespace rusd::raft

@@ -122,7 +122,6 @@ class Simulation {
 
   void Run(int steps) {
     for (int step = 0; step < steps && !::testing::Test::HasFailure(); ++step) {
-      step_ = step;
       // Weighted pick of one action; the weights depend on the seed's profile.
       int a = Uniform(mix_.total());
       auto take = [&a](int w) {
@@ -188,11 +187,11 @@ class Simulation {
         if (n.role() != Role::kLeader || final_index_ != 0) continue;
         std::string data = "final";
         std::span<std::string> one(&data, 1);
-        if (n.Propose(one).ok()) final_proposed_ = true;
+        (void)n.Propose(one);
       }
       if (final_index_ == 0) continue;
       // Every member of the leader's configuration has applied up to the final entry.
-      const RaftNode* leader = nullptr;
+      RaftNode* leader = nullptr;
       for (uint64_t id : ids_) {
         if (nodes_[id]->role() == Role::kLeader) leader = nodes_[id].get();
       }
@@ -201,7 +200,16 @@ class Simulation {
       for (auto* group : {&leader->conf_state().voters, &leader->conf_state().learners}) {
         for (uint64_t id : *group) all &= applied_[id].size() >= committed_.rbegin()->first;
       }
-      if (all) return true;
+      if (!all) continue;
+      // And a linearizable read is answered (asked again if leadership moved meanwhile).
+      if (final_read_answered_) return true;
+      if (final_read_ == 0 || round % 20 == 0) {
+        final_read_ = ++next_read_;
+        uint64_t floor = 0;
+        for (uint64_t n : ids_) floor = std::max(floor, nodes_[n]->log().committed());
+        read_floor_[final_read_] = floor;
+        (void)leader->ReadIndex(final_read_);
+      }
     }
     return false;
   }
@@ -374,6 +382,7 @@ class Simulation {
           ASSERT_GE(rs.index, it->second)
               << "read " << rs.request_id << " at node " << id << " misses committed entries";
           // Kept: a duplicated request or answer may answer the same read again.
+          if (rs.request_id == final_read_) final_read_answered_ = true;
         }
         for (Message& m : rd.messages) {
           InFlight f{std::move(m), nullptr};
@@ -468,7 +477,6 @@ class Simulation {
   uint64_t seed_;
   Mix mix_;
   Trace trace_;
-  int step_ = 0;
   std::vector<uint64_t> bootstrap_;
   std::vector<uint64_t> ids_;
   std::map<uint64_t, std::unique_ptr<RaftNode>> nodes_;
@@ -487,7 +495,8 @@ class Simulation {
   uint64_t next_read_ = 0;
   uint64_t restarts_ = 0;
   uint64_t final_index_ = 0;
-  bool final_proposed_ = false;
+  uint64_t final_read_ = 0;
+  bool final_read_answered_ = false;
   bool healing_ = false;
   int snapshots_installed_ = 0;
   int conf_changes_applied_ = 0;
