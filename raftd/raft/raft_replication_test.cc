@@ -240,3 +240,21 @@ TEST(ReplicationTest, OlderTermEntryOnAMajorityCommitsOnlyWithAnEntryOfTheCurren
 
 }  // namespace
 }  // namespace rusd::raft
+
+namespace rusd::raft {
+namespace {
+
+TEST(ReplicationTest, ReportUnreachableSendsAReplicatingFollowerBackToProbing) {
+  testing::TestCluster c(3);
+  c.Elect(1);
+  ASSERT_EQ(c.node(1).progress().at(2).state, ProgressState::kReplicate);
+  c.node(1).ReportUnreachable(2);
+  EXPECT_EQ(c.node(1).progress().at(2).state, ProgressState::kProbe);
+  c.Propose(1, {"a"});
+  c.Settle();
+  EXPECT_EQ(c.node(1).progress().at(2).state, ProgressState::kReplicate) << "first answer";
+  EXPECT_EQ(c.node(2).log().last_index(), c.node(1).log().last_index());
+}
+
+}  // namespace
+}  // namespace rusd::raft
