@@ -12,9 +12,10 @@
 // The caller's loop (raftd/raft_process.cc is the real one):
 //   while (node.HasReady()) {
 //     Ready rd = node.GetReady();
-//     persist rd.entries and rd.hard_state (one WAL fsync);   // before sending messages
+//     persist rd.snapshot, rd.entries and rd.hard_state (one WAL fsync; a commit-only
+//       hard state may wait for the next one);                 // before sending messages
 //     send rd.messages; apply rd.committed_entries; answer rd.read_states;
-//     node.Advance(rd);
+//     node.Advance(rd);   // configuration changes among the committed entries take effect
 //   }
 // Spans in a Ready point into the node's log: they stay valid until the next call that
 // mutates the node (Advance, Tick, Step, Propose, ReadIndex, Campaign, CompactLog, ...).
@@ -23,7 +24,8 @@
 // snapshot of its state machine at i (the core records index, term and configuration
 // there). A follower whose next entry is compacted away gets a kSnapshot message in
 // Ready.messages: the caller sends its snapshot data for `m.snapshot.index` with it and
-// reports the outcome with ReportSnapshot(to, ok). On the receiving side the caller
+// must report the outcome with ReportSnapshot(to, ok) (until then nothing else is sent to
+// that follower). On the receiving side the caller
 // stores the data and steps the message; when the core accepts it, Ready.snapshot says
 // "persist this snapshot point and install the data before applying later entries".
 //
@@ -38,9 +40,9 @@
 // - ReadIndex (thesis §6.4): answered with the commit index once the leader has committed
 //   an entry of its term; with other voters, after a heartbeat round confirms leadership.
 //   Reads arriving between two Readys share one round (read_index.cc).
-// - Membership (membership.cc): learners, single-member changes applied when committed,
-//   one pending at a time and only after the leader committed an entry of its term;
-//   leader transfer with kTimeoutNow.
+// - Membership (membership.cc): learners, single-member changes (kConfChange entries,
+//   conf_change.h) applied when committed, one pending at a time and only after the
+//   leader committed an entry of its term; leader transfer with kTimeoutNow.
 //
 // Thread safety: none. One thread owns a RaftNode.
 #pragma once
