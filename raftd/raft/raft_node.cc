@@ -129,6 +129,8 @@ void RaftNode::Reset(uint64_t term) {
   pending_reads_.clear();
   reads_before_commit_.clear();
   read_round_wanted_ = false;
+  reads_to_forward_.clear();  // the caller fails them when it sees the leader change
+  read_answers_.clear();
   lead_transferee_ = 0;
   pending_conf_index_ = 0;
 }
@@ -336,7 +338,11 @@ void RaftNode::StepLeader(Message& m) {
       AppendProposals(std::move(m.entries));
       return;
     case MessageType::kReadIndex:
-      LeaderReadIndex(m.context, m.from);
+      if (m.entries.empty()) {
+        LeaderReadIndex(m.context, m.from);
+      } else {
+        for (const Entry& e : m.entries) LeaderReadIndex(e.index, m.from);
+      }
       return;
     case MessageType::kAppendResp:
       HandleAppendResp(m);
@@ -377,7 +383,11 @@ void RaftNode::StepFollower(Message& m) {
       HandleSnapshot(m);
       return;
     case MessageType::kReadIndexResp:
-      read_states_.push_back(ReadState{m.context, m.index});
+      if (m.entries.empty()) {
+        read_states_.push_back(ReadState{m.context, m.index});
+      } else {
+        for (const Entry& e : m.entries) read_states_.push_back(ReadState{e.index, m.index});
+      }
       return;
     case MessageType::kTimeoutNow:
       // Our leader hands over: campaign at once, skipping pre-vote (we are known up to
@@ -489,11 +499,8 @@ Status RaftNode::ReadIndex(uint64_t request_id) {
     return Status::Ok();
   }
   if (leader_ == 0) return Status::Unavailable("etcdserver: no leader");
-  Message m;
-  m.type = MessageType::kReadIndex;
-  m.to = leader_;
-  m.context = request_id;
-  Send(std::move(m));
+  // Forwarded with the next Ready, together with every other read asked before it.
+  reads_to_forward_.push_back(request_id);
   return Status::Ok();
 }
 
@@ -527,12 +534,14 @@ bool RaftNode::HasReady() const {
          HardState{term_, vote_, log_.committed()} != prev_hard_state_ ||
          restored_snapshot_ || !log_.Unstable().empty() || !msgs_.empty() ||
          log_.HasNextCommitted() || !read_states_.empty() ||
-         (role_ == Role::kLeader && read_round_wanted_);
+         (role_ == Role::kLeader && read_round_wanted_) || !reads_to_forward_.empty() ||
+         !read_answers_.empty();
 }
 
 Ready RaftNode::GetReady() {
   // Every read that arrived since the last Ready shares this one confirmation round.
   if (role_ == Role::kLeader && read_round_wanted_) StartReadRound();
+  FlushReads();
   Ready rd;
   SoftState ss{leader_, role_};
   if (ss != prev_soft_state_) rd.soft_state = ss;

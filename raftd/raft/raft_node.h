@@ -219,6 +219,7 @@ class RaftNode {
   void AnswerRead(uint64_t request_id, uint64_t index, uint64_t from);
   void StartReadRound();
   void ReleaseReads();
+  void FlushReads();  // at GetReady: forwarded reads and answers to other members
 
   // Membership and leader transfer (membership.cc).
   void ApplyConfChangeEntry(const Entry& e);
@@ -265,6 +266,12 @@ class RaftNode {
   std::vector<std::pair<uint64_t, uint64_t>> reads_before_commit_;  // (request id, from)
   uint64_t read_round_ = 0;        // last confirmation round sent (monotonic)
   bool read_round_wanted_ = false;  // reads wait for a round not yet sent
+  struct ReadAnswers {
+    uint64_t index = 0;
+    std::vector<uint64_t> request_ids;
+  };
+  std::map<uint64_t, ReadAnswers> read_answers_;  // leader: per asking member
+  std::vector<uint64_t> reads_to_forward_;        // follower: request ids for the leader
 
   std::vector<Message> msgs_;
   std::vector<ReadState> read_states_;
