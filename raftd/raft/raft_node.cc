@@ -69,6 +69,30 @@ ConfState InitialConf(const Config& config, const RecoveredState& recovered) {
 
 }  // namespace
 
+Status RaftNode::ValidateConfig(const Config& c) {
+  if (c.id == 0) return Status::InvalidArgument("raft: member id 0 is reserved for \"none\"");
+  if (c.heartbeat_tick <= 0) return Status::InvalidArgument("raft: heartbeat tick must be > 0");
+  if (c.election_tick <= c.heartbeat_tick) {
+    return Status::InvalidArgument("raft: election tick (" + std::to_string(c.election_tick) +
+                                   ") must be greater than heartbeat tick (" +
+                                   std::to_string(c.heartbeat_tick) + ")");
+  }
+  for (uint64_t l : c.learners) {
+    if (std::find(c.voters.begin(), c.voters.end(), l) != c.voters.end()) {
+      return Status::InvalidArgument("raft: member " + std::to_string(l) +
+                                     " is both a voter and a learner");
+    }
+    if (l == 0) return Status::InvalidArgument("raft: learner id 0");
+  }
+  if (std::find(c.voters.begin(), c.voters.end(), 0) != c.voters.end()) {
+    return Status::InvalidArgument("raft: voter id 0");
+  }
+  if (c.max_inflight_messages == 0 || c.max_entries_per_message == 0) {
+    return Status::InvalidArgument("raft: inflight window and entries per message must be > 0");
+  }
+  return Status::Ok();
+}
+
 RaftNode::RaftNode(const Config& config, RecoveredState recovered)
     : id_(config.id),
       election_tick_(std::max(1, config.election_tick)),

@@ -113,6 +113,10 @@ struct Ready {
 
 class RaftNode {
  public:
+  // InvalidArgument naming the problem: id 0, a heartbeat not shorter than the election
+  // timeout, a member both voter and learner, zero-sized windows.
+  static Status ValidateConfig(const Config& config);
+  // `config` must pass ValidateConfig.
   RaftNode(const Config& config, RecoveredState recovered);
 
   // Advances the logical clock: followers campaign after a randomized election timeout,

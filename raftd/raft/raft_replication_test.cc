@@ -258,3 +258,61 @@ TEST(ReplicationTest, ReportUnreachableSendsAReplicatingFollowerBackToProbing) {
 
 }  // namespace
 }  // namespace rusd::raft
+
+namespace rusd::raft {
+namespace {
+
+TEST(ReplicationTest, MalformedAppendsAndImpossibleAnswersAreIgnored) {
+  testing::TestCluster c(3);
+  c.Elect(1);
+  c.Propose(1, {"a"});
+  c.Settle();
+  const uint64_t last = c.node(2).log().last_index();
+  const uint64_t term = c.node(1).term();
+  Message gap;  // entries not following index
+  gap.type = MessageType::kAppend;
+  gap.from = 1;
+  gap.to = 2;
+  gap.term = term;
+  gap.index = last;
+  gap.log_term = term;
+  gap.entries = {Entry{last + 2, term, EntryType::kNormal, "x"}};
+  c.node(2).Step(gap);
+  Message future = gap;  // an entry newer than the message
+  future.entries = {Entry{last + 1, term + 5, EntryType::kNormal, "x"}};
+  c.node(2).Step(future);
+  EXPECT_EQ(c.node(2).log().last_index(), last);
+  Message ack;  // acknowledges more than the leader holds
+  ack.type = MessageType::kAppendResp;
+  ack.from = 2;
+  ack.to = 1;
+  ack.term = term;
+  ack.index = 1000;
+  c.node(1).Step(ack);
+  EXPECT_EQ(c.node(1).progress().at(2).match, last);
+  c.Settle();
+  c.Propose(1, {"b"});
+  c.Settle();
+  EXPECT_EQ(c.node(2).log().last_index(), c.node(1).log().last_index());
+}
+
+TEST(RaftConfigTest, ValidateNamesTheProblem) {
+  Config ok = testing::MakeConfig(1, {1, 2, 3}, {4});
+  EXPECT_TRUE(RaftNode::ValidateConfig(ok).ok());
+  Config c = ok;
+  c.id = 0;
+  EXPECT_EQ(RaftNode::ValidateConfig(c).code(), StatusCode::kInvalidArgument);
+  c = ok;
+  c.election_tick = 1;
+  EXPECT_NE(RaftNode::ValidateConfig(c).message().find("election tick"), std::string::npos);
+  c = ok;
+  c.learners = {3};
+  EXPECT_NE(RaftNode::ValidateConfig(c).message().find("both a voter and a learner"),
+            std::string::npos);
+  c = ok;
+  c.max_inflight_messages = 0;
+  EXPECT_FALSE(RaftNode::ValidateConfig(c).ok());
+}
+
+}  // namespace
+}  // namespace rusd::raft
