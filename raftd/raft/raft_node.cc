@@ -329,6 +329,11 @@ void RaftNode::Step(Message m) {
     HandleVoteRequest(m);
     return;
   }
+  if ((m.type == MessageType::kVoteResp || m.type == MessageType::kPreVoteResp) &&
+      m.commit > log_.committed() && m.commit <= log_.last_index() &&
+      log_.MatchTerm(m.commit, m.log_term)) {
+    log_.CommitTo(m.commit);
+  }
   switch (role_) {
     case Role::kLeader: StepLeader(m); break;
     case Role::kFollower: StepFollower(m); break;
@@ -353,6 +358,11 @@ void RaftNode::HandleVoteRequest(const Message& m) {
     r.term = term_;
     r.reject = true;
   }
+  // Our commit index and its term: a candidate holding that entry learns it is committed
+  // (log matching). Without this a voter could wait forever for the vote of a removed
+  // leader whose longer log makes it refuse, not knowing the removal is committed.
+  r.commit = log_.committed();
+  r.log_term = log_.Term(log_.committed()).value_or(0);
   Send(std::move(r));
 }
 

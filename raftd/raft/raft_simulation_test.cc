@@ -227,6 +227,7 @@ class Simulation {
     c.election_tick = 10;
     c.max_inflight_messages = 1 + static_cast<size_t>(seed_ % 8);
     c.max_entries_per_message = 1 + static_cast<size_t>(seed_ % 5);
+    c.max_inflight_bytes = seed_ % 3 == 0 ? 8 : 0;  // 8 bytes: about one entry in flight
     c.random_seed = seed_ * 131 + id * 7 + restarts_++;
     c.applied = d.snap.index;
     RecoveredState r{d.hs, d.snap.index, d.snap.term, d.entries};
@@ -352,10 +353,18 @@ class Simulation {
         Disk& d = disks_[id];
         if (!healing_ && Uniform(1000) < 3) {
           // Crash while writing this Ready: a prefix of its entries reaches the disk, the
-          // hard state record after them does not, no message leaves.
+          // hard state record after them does not, no message leaves. Or the write and
+          // its fsync completed and the crash came before anything was sent.
           if (!rd.snapshot) {
-            const size_t keep = static_cast<size_t>(Uniform(static_cast<int>(rd.entries.size()) + 1));
+            const bool all = Uniform(3) == 0;
+            const size_t keep =
+                all ? rd.entries.size()
+                    : static_cast<size_t>(Uniform(static_cast<int>(rd.entries.size()) + 1));
             for (size_t i = 0; i < keep; ++i) PersistEntry(id, d, rd.entries[i]);
+            if (all && rd.hard_state) {
+              d.hs = *rd.hard_state;
+              d.unsynced_hs.reset();
+            }
           }
           trace_("torn crash ", id);
           Restart(id);
