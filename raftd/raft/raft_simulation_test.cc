@@ -191,9 +191,12 @@ class Simulation {
       }
       if (final_index_ == 0) continue;
       // Every member of the leader's configuration has applied up to the final entry.
+      // The leader of the highest term: without check-quorum and pre-vote a deposed leader
+      // that nobody answers stays one, in its old term, forever (as in etcd).
       RaftNode* leader = nullptr;
       for (uint64_t id : ids_) {
-        if (nodes_[id]->role() == Role::kLeader) leader = nodes_[id].get();
+        RaftNode* n = nodes_[id].get();
+        if (n->role() == Role::kLeader && (!leader || n->term() > leader->term())) leader = n;
       }
       if (!leader) continue;
       bool all = true;
@@ -228,6 +231,9 @@ class Simulation {
     c.max_inflight_messages = 1 + static_cast<size_t>(seed_ % 8);
     c.max_entries_per_message = 1 + static_cast<size_t>(seed_ % 5);
     c.max_inflight_bytes = seed_ % 3 == 0 ? 8 : 0;  // 8 bytes: about one entry in flight
+    // Some seeds run without pre-vote or without check-quorum (both are options).
+    c.pre_vote = seed_ % 5 != 0;
+    c.check_quorum = seed_ % 7 != 0;
     c.random_seed = seed_ * 131 + id * 7 + restarts_++;
     c.applied = d.snap.index;
     RecoveredState r{d.hs, d.snap.index, d.snap.term, d.entries};
