@@ -23,7 +23,9 @@
 // Snapshots: the core only orchestrates. CompactLog(i) declares that the caller holds a
 // snapshot of its state machine at i (the core records index, term and configuration
 // there). A follower whose next entry is compacted away gets a kSnapshot message in
-// Ready.messages: the caller sends its snapshot data for `m.snapshot.index` with it and
+// Ready.messages: the caller sends its snapshot data for `m.snapshot.index` with it (if it
+// has compacted further since, it sends its newer one and sets m.snapshot to
+// snapshot_meta(), or reports failure) and
 // must report the outcome with ReportSnapshot(to, ok) (until then nothing else is sent to
 // that follower). On the receiving side the caller
 // stores the data and steps the message; when the core accepts it, Ready.snapshot says

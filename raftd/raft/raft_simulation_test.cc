@@ -89,6 +89,7 @@ class Simulation {
     ids_.push_back(static_cast<uint64_t>(voters + 1));
     ids_.push_back(static_cast<uint64_t>(voters + 2));
     for (uint64_t id : ids_) Restart(id);
+    if (seed % 3 == 1) slow_ = Pick();
   }
 
   std::string trace() const { return trace_.out.str(); }
@@ -276,7 +277,7 @@ class Simulation {
            m.index, " lt", m.log_term, " c", m.commit, " n", m.entries.size(),
            m.reject ? " reject" : "");
     if (m.type == MessageType::kSnapshot) {
-      incoming_snapshot_[m.to] = f.snapshot_data;
+      incoming_snapshot_[m.to][m.snapshot.index] = f.snapshot_data;
       nodes_[m.from]->ReportSnapshot(m.to, true);
     }
     nodes_[m.to]->Step(std::move(m));
@@ -334,13 +335,17 @@ class Simulation {
 
   void Compact(uint64_t id) {
     RaftNode& n = *nodes_[id];
-    const uint64_t applied = n.log().applied();
+    // Our own state machine's position: the core may be ahead of it (a restored snapshot
+    // whose Ready this node has not handled yet).
+    const uint64_t applied = std::min<uint64_t>(n.log().applied(), applied_[id].size());
     const uint64_t keep = static_cast<uint64_t>(Uniform(4));
     if (applied <= keep) return;
     n.CompactLog(applied - keep);
     const SnapshotMeta meta = n.snapshot_meta();
     Disk& d = disks_[id];
-    if (meta.index <= d.snap.index) return;
+    // meta.index > applied: the core's snapshot point is a restored snapshot whose Ready
+    // is still to come (it persists it), not our compaction.
+    if (meta.index <= d.snap.index || meta.index > applied) return;
     trace_("compact ", id, " to ", meta.index);
     ASSERT_GE(applied_[id].size(), meta.index);
     d.entries.erase(d.entries.begin(),
@@ -352,6 +357,9 @@ class Simulation {
   // The caller's Ready loop, with a disk that may tear.
   void ProcessReadies() {
     for (uint64_t id : ids_) {
+      // A slow node (slow disk, busy loop) handles its Readies late: several messages and
+      // ticks reach the core between two Readies, unstable entries get replaced.
+      if (id == slow_ && !healing_ && Uniform(100) < 70) continue;
       for (int guard = 0; nodes_[id]->HasReady() && !::testing::Test::HasFailure(); ++guard) {
         ASSERT_LT(guard, 10000) << "node " << id << " never runs out of Readies";
         RaftNode& n = *nodes_[id];
@@ -399,16 +407,27 @@ class Simulation {
           // Kept: a duplicated request or answer may answer the same read again.
           if (rs.request_id == final_read_) final_read_answered_ = true;
         }
+        std::vector<uint64_t> snapshot_failed;
         for (Message& m : rd.messages) {
           InFlight f{std::move(m), nullptr};
           if (f.m.type == MessageType::kSnapshot) {
-            ASSERT_EQ(d.snap, f.m.snapshot) << "the core sends the snapshot the disk holds";
+            if (f.m.snapshot != d.snap) {
+              // We compacted further since the core asked: send the newer snapshot, or
+              // report failure and let the core ask again.
+              ASSERT_GT(d.snap.index, f.m.snapshot.index);
+              if (Uniform(2) == 0) {
+                snapshot_failed.push_back(f.m.to);
+                continue;
+              }
+              f.m.snapshot = d.snap;
+            }
             f.snapshot_data = std::make_shared<const std::vector<Entry>>(d.sm_at_snap);
           }
           if (network_.size() < 5000) network_.push_back(std::move(f));
         }
         if (rd.soft_state && rd.soft_state->role == Role::kLeader) CheckNewLeader(id);
         n.Advance(rd);
+        for (uint64_t to : snapshot_failed) n.ReportSnapshot(to, false);
       }
     }
   }
@@ -433,8 +452,9 @@ class Simulation {
   }
 
   void InstallSnapshot(uint64_t id, Disk& d, const SnapshotMeta& meta) {
-    auto data = incoming_snapshot_[id];
+    auto data = incoming_snapshot_[id][meta.index];
     ASSERT_TRUE(data) << "node " << id << " restored a snapshot it never received";
+    incoming_snapshot_[id].clear();
     ASSERT_EQ(data->size(), meta.index);
     for (const Entry& e : *data) CheckCommitted(id, e);
     d.snap = meta;
@@ -497,7 +517,9 @@ class Simulation {
   std::map<uint64_t, std::unique_ptr<RaftNode>> nodes_;
   std::map<uint64_t, Disk> disks_;
   std::map<uint64_t, std::vector<Entry>> applied_;  // each node's state machine
-  std::map<uint64_t, std::shared_ptr<const std::vector<Entry>>> incoming_snapshot_;
+  // Snapshot data received per node, by snapshot index, until a Ready installs one.
+  std::map<uint64_t, std::map<uint64_t, std::shared_ptr<const std::vector<Entry>>>>
+      incoming_snapshot_;
   std::vector<InFlight> network_;
   std::map<uint64_t, int> side_;  // partition side per node; empty: fully connected
   std::map<uint64_t, uint64_t> leaders_;  // term -> leader
@@ -513,6 +535,7 @@ class Simulation {
   uint64_t final_read_ = 0;
   bool final_read_answered_ = false;
   bool healing_ = false;
+  uint64_t slow_ = 0;
   int snapshots_installed_ = 0;
   int conf_changes_applied_ = 0;
 };
