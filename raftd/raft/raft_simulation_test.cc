@@ -235,7 +235,9 @@ class Simulation {
     // Some seeds run without pre-vote or without check-quorum (both are options).
     c.pre_vote = seed_ % 5 != 0;
     c.check_quorum = seed_ % 7 != 0;
-    c.random_seed = seed_ * 131 + id * 7 + restarts_++;
+    // Distinct per (node, incarnation): two nodes drawing the same election timeouts
+    // forever would split every vote (7919 and 104729 are coprime primes).
+    c.random_seed = seed_ * 1000003 + id * 7919 + restarts_++ * 104729;
     c.applied = d.snap.index;
     RecoveredState r{d.hs, d.snap.index, d.snap.term, d.entries};
     if (d.snap.index > 0) r.conf_state = d.snap.conf;
