@@ -559,7 +559,7 @@ std::pair<uint64_t, uint64_t> SeedRange(bool* single) {
               std::strtoull(r.substr(dash + 1).c_str(), nullptr, 10)};
     }
   }
-  return {1, 1000};
+  return {1, 5000};
 }
 
 TEST(RaftSimulationTest, SafetyAndLivenessUnderFaultsMembershipChangesAndSnapshots) {
