@@ -316,3 +316,36 @@ TEST(RaftConfigTest, ValidateNamesTheProblem) {
 
 }  // namespace
 }  // namespace rusd::raft
+
+namespace rusd::raft {
+namespace {
+
+TEST(RaftLogTest, FindConflictByTermSkipsEntriesOfLaterTerms) {
+  std::vector<Entry> es;
+  const uint64_t terms[] = {1, 1, 2, 2, 5, 5, 5};
+  for (uint64_t i = 0; i < 7; ++i) es.push_back(Entry{11 + i, terms[i], EntryType::kNormal, ""});
+  RaftLog log(10, 1, es);  // entries 11..17
+  EXPECT_EQ(log.FindConflictByTerm(17, 5), 17u);
+  EXPECT_EQ(log.FindConflictByTerm(17, 4), 14u) << "skips the term-5 run";
+  EXPECT_EQ(log.FindConflictByTerm(17, 2), 14u);
+  EXPECT_EQ(log.FindConflictByTerm(17, 1), 12u);
+  EXPECT_EQ(log.FindConflictByTerm(17, 0), 10u) << "stops at the compaction point";
+  EXPECT_EQ(log.FindConflictByTerm(100, 5), 17u) << "clipped to the last index";
+}
+
+TEST(RaftLogTest, RestoreReplacesTheLogBySnapshotPoint) {
+  RaftLog log(0, 0, {Entry{1, 1, EntryType::kNormal, "a"}, Entry{2, 1, EntryType::kNormal, "b"}});
+  log.Restore(50, 3);
+  EXPECT_EQ(log.first_index(), 51u);
+  EXPECT_EQ(log.last_index(), 50u);
+  EXPECT_EQ(log.last_term(), 3u);
+  EXPECT_EQ(log.committed(), 50u);
+  EXPECT_EQ(log.applied(), 50u);
+  EXPECT_EQ(log.stabled(), 50u);
+  EXPECT_TRUE(log.Unstable().empty());
+  EXPECT_TRUE(log.MatchTerm(50, 3));
+  EXPECT_FALSE(log.Term(2).has_value());
+}
+
+}  // namespace
+}  // namespace rusd::raft
