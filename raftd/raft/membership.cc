@@ -12,6 +12,9 @@
 // - A leader removing itself keeps leading without counting itself, refusing proposals,
 //   and hands over (kTimeoutNow, retried) to the most up-to-date voter; the others learn
 //   the commit of the removal from it. Once deposed it never campaigns (not a voter).
+//   Should it crash first, its vote answers still carry its commit index (raft_node.cc),
+//   so a remaining voter holding the removal learns it is committed and goes on alone.
+// - A change that would leave no voter is refused, also when it arrives forwarded.
 #include <algorithm>
 
 #include "raftd/raft/raft_node.h"

@@ -95,7 +95,12 @@ struct SnapshotMeta {
 //    kCampaignTransfer is part of a leader transfer: voters answer it even in lease.
 //  - kTransferLeader: `context` is the member that should become leader.
 //  - kVote/kPreVote: (index, log_term) describe the candidate's last entry.
-//  - kHeartbeat/kHeartbeatResp/kReadIndex/kReadIndexResp: `context` is a read request id.
+//  - kVoteResp/kPreVoteResp: `commit` is the voter's commit index and `log_term` the term
+//    of its entry there (a candidate holding that entry knows it is committed).
+//  - kHeartbeat/kHeartbeatResp: `context` is a read-confirmation round (0: none).
+//  - kReadIndex: `context` is one read request id, or `entries` carry several (one per
+//    entry, in Entry::index; nothing else set). kReadIndexResp: `index` is the read index
+//    for the request id in `context`, or for every request id in `entries`.
 struct Message {
   MessageType type = MessageType::kHeartbeat;
   uint64_t to = 0;

@@ -177,6 +177,32 @@ TEST(MembershipTest, LeaderRemovingItselfStepsDownAndHandsOver) {
   }
 }
 
+// The removed leader crashed before handing over; the remaining voter holds the removal
+// but never learned it committed, and the removed node's longer log makes it refuse its
+// vote. The vote answers carry the commit index, so the voter learns it and wins alone.
+TEST(MembershipTest, VoterLearnsTheCommittedRemovalFromTheRemovedLeadersVoteAnswer) {
+  TestCluster c(2);
+  const Entry e1{1, 1, EntryType::kEmpty, ""};
+  const Entry e2{2, 1, EntryType::kConfChange,
+                 EncodeConfChange({ConfChangeType::kRemoveNode, 1, ""})};
+  const Entry e3{3, 1, EntryType::kNormal, "never replicated"};
+  c.storage(1).entries = {e1, e2, e3};
+  c.storage(1).hs = HardState{1, 1, 2};
+  c.storage(2).entries = {e1, e2};
+  c.storage(2).hs = HardState{1, 1, 1};
+  c.Start(1);
+  c.Start(2);
+  c.Settle();
+  ASSERT_EQ(c.node(1).conf_state(), (ConfState{{2}, {}}));
+  ASSERT_EQ(c.node(2).conf_state(), (ConfState{{1, 2}, {}}));
+  c.TickAll(100);
+  EXPECT_EQ(c.node(2).role(), Role::kLeader);
+  EXPECT_EQ(c.node(2).conf_state(), (ConfState{{2}, {}}));
+  c.Propose(2, {"alone"});
+  c.Settle();
+  EXPECT_EQ(c.committed(2).back().data, "alone");
+}
+
 TEST(MembershipTest, RestartReplaysAppliedChangesFromTheLog) {
   TestCluster c(3);
   c.Elect(1);

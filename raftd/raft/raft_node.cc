@@ -69,6 +69,30 @@ ConfState InitialConf(const Config& config, const RecoveredState& recovered) {
 
 }  // namespace
 
+Status RaftNode::ValidateConfig(const Config& c) {
+  if (c.id == 0) return Status::InvalidArgument("raft: member id 0 is reserved for \"none\"");
+  if (c.heartbeat_tick <= 0) return Status::InvalidArgument("raft: heartbeat tick must be > 0");
+  if (c.election_tick <= c.heartbeat_tick) {
+    return Status::InvalidArgument("raft: election tick (" + std::to_string(c.election_tick) +
+                                   ") must be greater than heartbeat tick (" +
+                                   std::to_string(c.heartbeat_tick) + ")");
+  }
+  for (uint64_t l : c.learners) {
+    if (std::find(c.voters.begin(), c.voters.end(), l) != c.voters.end()) {
+      return Status::InvalidArgument("raft: member " + std::to_string(l) +
+                                     " is both a voter and a learner");
+    }
+    if (l == 0) return Status::InvalidArgument("raft: learner id 0");
+  }
+  if (std::find(c.voters.begin(), c.voters.end(), 0) != c.voters.end()) {
+    return Status::InvalidArgument("raft: voter id 0");
+  }
+  if (c.max_inflight_messages == 0 || c.max_entries_per_message == 0) {
+    return Status::InvalidArgument("raft: inflight window and entries per message must be > 0");
+  }
+  return Status::Ok();
+}
+
 RaftNode::RaftNode(const Config& config, RecoveredState recovered)
     : id_(config.id),
       election_tick_(std::max(1, config.election_tick)),
@@ -129,6 +153,8 @@ void RaftNode::Reset(uint64_t term) {
   pending_reads_.clear();
   reads_before_commit_.clear();
   read_round_wanted_ = false;
+  reads_to_forward_.clear();  // the caller fails them when it sees the leader change
+  read_answers_.clear();
   lead_transferee_ = 0;
   pending_conf_index_ = 0;
 }
@@ -303,6 +329,11 @@ void RaftNode::Step(Message m) {
     HandleVoteRequest(m);
     return;
   }
+  if ((m.type == MessageType::kVoteResp || m.type == MessageType::kPreVoteResp) &&
+      m.commit > log_.committed() && m.commit <= log_.last_index() &&
+      log_.MatchTerm(m.commit, m.log_term)) {
+    log_.CommitTo(m.commit);
+  }
   switch (role_) {
     case Role::kLeader: StepLeader(m); break;
     case Role::kFollower: StepFollower(m); break;
@@ -327,6 +358,11 @@ void RaftNode::HandleVoteRequest(const Message& m) {
     r.term = term_;
     r.reject = true;
   }
+  // Our commit index and its term: a candidate holding that entry learns it is committed
+  // (log matching). Without this a voter could wait forever for the vote of a removed
+  // leader whose longer log makes it refuse, not knowing the removal is committed.
+  r.commit = log_.committed();
+  r.log_term = log_.Term(log_.committed()).value_or(0);
   Send(std::move(r));
 }
 
@@ -336,7 +372,11 @@ void RaftNode::StepLeader(Message& m) {
       AppendProposals(std::move(m.entries));
       return;
     case MessageType::kReadIndex:
-      LeaderReadIndex(m.context, m.from);
+      if (m.entries.empty()) {
+        LeaderReadIndex(m.context, m.from);
+      } else {
+        for (const Entry& e : m.entries) LeaderReadIndex(e.index, m.from);
+      }
       return;
     case MessageType::kAppendResp:
       HandleAppendResp(m);
@@ -377,7 +417,11 @@ void RaftNode::StepFollower(Message& m) {
       HandleSnapshot(m);
       return;
     case MessageType::kReadIndexResp:
-      read_states_.push_back(ReadState{m.context, m.index});
+      if (m.entries.empty()) {
+        read_states_.push_back(ReadState{m.context, m.index});
+      } else {
+        for (const Entry& e : m.entries) read_states_.push_back(ReadState{e.index, m.index});
+      }
       return;
     case MessageType::kTimeoutNow:
       // Our leader hands over: campaign at once, skipping pre-vote (we are known up to
@@ -489,11 +533,8 @@ Status RaftNode::ReadIndex(uint64_t request_id) {
     return Status::Ok();
   }
   if (leader_ == 0) return Status::Unavailable("etcdserver: no leader");
-  Message m;
-  m.type = MessageType::kReadIndex;
-  m.to = leader_;
-  m.context = request_id;
-  Send(std::move(m));
+  // Forwarded with the next Ready, together with every other read asked before it.
+  reads_to_forward_.push_back(request_id);
   return Status::Ok();
 }
 
@@ -527,12 +568,14 @@ bool RaftNode::HasReady() const {
          HardState{term_, vote_, log_.committed()} != prev_hard_state_ ||
          restored_snapshot_ || !log_.Unstable().empty() || !msgs_.empty() ||
          log_.HasNextCommitted() || !read_states_.empty() ||
-         (role_ == Role::kLeader && read_round_wanted_);
+         (role_ == Role::kLeader && read_round_wanted_) || !reads_to_forward_.empty() ||
+         !read_answers_.empty();
 }
 
 Ready RaftNode::GetReady() {
   // Every read that arrived since the last Ready shares this one confirmation round.
   if (role_ == Role::kLeader && read_round_wanted_) StartReadRound();
+  FlushReads();
   Ready rd;
   SoftState ss{leader_, role_};
   if (ss != prev_soft_state_) rd.soft_state = ss;

@@ -12,9 +12,10 @@
 // The caller's loop (raftd/raft_process.cc is the real one):
 //   while (node.HasReady()) {
 //     Ready rd = node.GetReady();
-//     persist rd.entries and rd.hard_state (one WAL fsync);   // before sending messages
+//     persist rd.snapshot, rd.entries and rd.hard_state (one WAL fsync; a commit-only
+//       hard state may wait for the next one);                 // before sending messages
 //     send rd.messages; apply rd.committed_entries; answer rd.read_states;
-//     node.Advance(rd);
+//     node.Advance(rd);   // configuration changes among the committed entries take effect
 //   }
 // Spans in a Ready point into the node's log: they stay valid until the next call that
 // mutates the node (Advance, Tick, Step, Propose, ReadIndex, Campaign, CompactLog, ...).
@@ -22,8 +23,11 @@
 // Snapshots: the core only orchestrates. CompactLog(i) declares that the caller holds a
 // snapshot of its state machine at i (the core records index, term and configuration
 // there). A follower whose next entry is compacted away gets a kSnapshot message in
-// Ready.messages: the caller sends its snapshot data for `m.snapshot.index` with it and
-// reports the outcome with ReportSnapshot(to, ok). On the receiving side the caller
+// Ready.messages: the caller sends its snapshot data for `m.snapshot.index` with it (if it
+// has compacted further since, it sends its newer one and sets m.snapshot to
+// snapshot_meta(), or reports failure) and
+// must report the outcome with ReportSnapshot(to, ok) (until then nothing else is sent to
+// that follower). On the receiving side the caller
 // stores the data and steps the message; when the core accepts it, Ready.snapshot says
 // "persist this snapshot point and install the data before applying later entries".
 //
@@ -38,9 +42,9 @@
 // - ReadIndex (thesis §6.4): answered with the commit index once the leader has committed
 //   an entry of its term; with other voters, after a heartbeat round confirms leadership.
 //   Reads arriving between two Readys share one round (read_index.cc).
-// - Membership (membership.cc): learners, single-member changes applied when committed,
-//   one pending at a time and only after the leader committed an entry of its term;
-//   leader transfer with kTimeoutNow.
+// - Membership (membership.cc): learners, single-member changes (kConfChange entries,
+//   conf_change.h) applied when committed, one pending at a time and only after the
+//   leader committed an entry of its term; leader transfer with kTimeoutNow.
 //
 // Thread safety: none. One thread owns a RaftNode.
 #pragma once
@@ -111,6 +115,10 @@ struct Ready {
 
 class RaftNode {
  public:
+  // InvalidArgument naming the problem: id 0, a heartbeat not shorter than the election
+  // timeout, a member both voter and learner, zero-sized windows.
+  static Status ValidateConfig(const Config& config);
+  // `config` must pass ValidateConfig.
   RaftNode(const Config& config, RecoveredState recovered);
 
   // Advances the logical clock: followers campaign after a randomized election timeout,
@@ -217,6 +225,7 @@ class RaftNode {
   void AnswerRead(uint64_t request_id, uint64_t index, uint64_t from);
   void StartReadRound();
   void ReleaseReads();
+  void FlushReads();  // at GetReady: forwarded reads and answers to other members
 
   // Membership and leader transfer (membership.cc).
   void ApplyConfChangeEntry(const Entry& e);
@@ -263,6 +272,12 @@ class RaftNode {
   std::vector<std::pair<uint64_t, uint64_t>> reads_before_commit_;  // (request id, from)
   uint64_t read_round_ = 0;        // last confirmation round sent (monotonic)
   bool read_round_wanted_ = false;  // reads wait for a round not yet sent
+  struct ReadAnswers {
+    uint64_t index = 0;
+    std::vector<uint64_t> request_ids;
+  };
+  std::map<uint64_t, ReadAnswers> read_answers_;  // leader: per asking member
+  std::vector<uint64_t> reads_to_forward_;        // follower: request ids for the leader
 
   std::vector<Message> msgs_;
   std::vector<ReadState> read_states_;

@@ -82,7 +82,26 @@ TEST(ReadIndexTest, FollowerReadsAreForwardedAndAnsweredToTheAskingMember) {
   EXPECT_EQ(c.reads(2)[0].index, c.node(1).log().committed());
   ASSERT_EQ(c.reads(3).size(), 2u);
   EXPECT_EQ(c.reads(3)[1].request_id, 43u);
-  EXPECT_EQ(c.Count(MessageType::kReadIndexResp), 3u);
+  EXPECT_EQ(c.Count(MessageType::kReadIndex), 2u) << "one message per follower";
+  EXPECT_EQ(c.Count(MessageType::kReadIndexResp), 2u) << "one answer per follower";
+}
+
+TEST(ReadIndexTest, AFollowersBurstOfReadsTravelsAsOneRequestAndOneAnswer) {
+  TestCluster c(3);
+  c.Elect(1);
+  c.ClearSent();
+  for (uint64_t rid = 100; rid < 150; ++rid) ASSERT_TRUE(c.node(3).ReadIndex(rid).ok());
+  ASSERT_TRUE(c.node(2).ReadIndex(7).ok());
+  c.Settle();
+  EXPECT_EQ(c.Count(MessageType::kReadIndex, 1), 2u);
+  EXPECT_EQ(c.Count(MessageType::kReadIndexResp, 3), 1u);
+  EXPECT_EQ(ReadRoundHeartbeats(c), 2u) << "both followers' reads share one round";
+  ASSERT_EQ(c.reads(3).size(), 50u);
+  for (size_t i = 0; i < 50; ++i) {
+    EXPECT_EQ(c.reads(3)[i].request_id, 100 + i);
+    EXPECT_EQ(c.reads(3)[i].index, c.node(1).log().committed());
+  }
+  ASSERT_EQ(c.reads(2).size(), 1u);
 }
 
 TEST(ReadIndexTest, NewLeaderAnswersOnlyAfterCommittingAnEntryOfItsTerm) {

@@ -200,3 +200,152 @@ TEST(ReplicationTest, LostAppendsInReplicateAreRecoveredByHeartbeats) {
 
 }  // namespace
 }  // namespace rusd::raft
+
+namespace rusd::raft {
+namespace {
+
+// Raft §5.4.2 / Figure 8: a leader never commits an entry of an earlier term by counting
+// replicas, even when a majority holds it; it commits it with the first entry of its own.
+TEST(ReplicationTest, OlderTermEntryOnAMajorityCommitsOnlyWithAnEntryOfTheCurrentTerm) {
+  testing::TestCluster c(3, [](Config& cfg) { cfg.max_entries_per_message = 1; });
+  const Entry e1{1, 1, EntryType::kNormal, "one"};
+  const Entry e2{2, 2, EntryType::kNormal, "two"};
+  c.storage(1).entries = {e1, e2};
+  c.storage(1).hs = HardState{2, 0, 1};
+  c.storage(2).entries = {e1};
+  c.storage(2).hs = HardState{2, 0, 1};
+  c.storage(3).entries = {e1};
+  c.storage(3).hs = HardState{2, 0, 1};
+  for (uint64_t id : {1, 2, 3}) c.Start(id);
+  // The followers' acknowledgements of the new term's entry (index 3) are lost; those of
+  // index 2 get through.
+  bool drop = true;
+  c.SetDrop([&](const Message& m) {
+    return drop && m.type == MessageType::kAppendResp && !m.reject && m.index >= 3;
+  });
+  c.node(1).Campaign();
+  c.Settle();
+  ASSERT_EQ(c.node(1).role(), Role::kLeader);
+  ASSERT_EQ(c.node(1).term(), 3u);
+  EXPECT_EQ(c.node(2).log().Term(2), std::optional<uint64_t>(2));
+  EXPECT_EQ(c.node(3).log().Term(2), std::optional<uint64_t>(2));
+  EXPECT_EQ(c.node(1).progress().at(2).match, 2u);
+  EXPECT_EQ(c.node(1).log().committed(), 1u) << "index 2 is on all three but of term 2";
+  drop = false;
+  c.TickAll();
+  EXPECT_EQ(c.node(1).log().committed(), 3u);
+  ASSERT_EQ(c.committed(1).size(), 3u);
+  EXPECT_EQ(c.committed(1)[1].data, "two");
+}
+
+}  // namespace
+}  // namespace rusd::raft
+
+namespace rusd::raft {
+namespace {
+
+TEST(ReplicationTest, ReportUnreachableSendsAReplicatingFollowerBackToProbing) {
+  testing::TestCluster c(3);
+  c.Elect(1);
+  ASSERT_EQ(c.node(1).progress().at(2).state, ProgressState::kReplicate);
+  c.node(1).ReportUnreachable(2);
+  EXPECT_EQ(c.node(1).progress().at(2).state, ProgressState::kProbe);
+  c.Propose(1, {"a"});
+  c.Settle();
+  EXPECT_EQ(c.node(1).progress().at(2).state, ProgressState::kReplicate) << "first answer";
+  EXPECT_EQ(c.node(2).log().last_index(), c.node(1).log().last_index());
+}
+
+}  // namespace
+}  // namespace rusd::raft
+
+namespace rusd::raft {
+namespace {
+
+TEST(ReplicationTest, MalformedAppendsAndImpossibleAnswersAreIgnored) {
+  testing::TestCluster c(3);
+  c.Elect(1);
+  c.Propose(1, {"a"});
+  c.Settle();
+  const uint64_t last = c.node(2).log().last_index();
+  const uint64_t term = c.node(1).term();
+  Message gap;  // entries not following index
+  gap.type = MessageType::kAppend;
+  gap.from = 1;
+  gap.to = 2;
+  gap.term = term;
+  gap.index = last;
+  gap.log_term = term;
+  gap.entries = {Entry{last + 2, term, EntryType::kNormal, "x"}};
+  c.node(2).Step(gap);
+  Message future = gap;  // an entry newer than the message
+  future.entries = {Entry{last + 1, term + 5, EntryType::kNormal, "x"}};
+  c.node(2).Step(future);
+  EXPECT_EQ(c.node(2).log().last_index(), last);
+  Message ack;  // acknowledges more than the leader holds
+  ack.type = MessageType::kAppendResp;
+  ack.from = 2;
+  ack.to = 1;
+  ack.term = term;
+  ack.index = 1000;
+  c.node(1).Step(ack);
+  EXPECT_EQ(c.node(1).progress().at(2).match, last);
+  c.Settle();
+  c.Propose(1, {"b"});
+  c.Settle();
+  EXPECT_EQ(c.node(2).log().last_index(), c.node(1).log().last_index());
+}
+
+TEST(RaftConfigTest, ValidateNamesTheProblem) {
+  Config ok = testing::MakeConfig(1, {1, 2, 3}, {4});
+  EXPECT_TRUE(RaftNode::ValidateConfig(ok).ok());
+  Config c = ok;
+  c.id = 0;
+  EXPECT_EQ(RaftNode::ValidateConfig(c).code(), StatusCode::kInvalidArgument);
+  c = ok;
+  c.election_tick = 1;
+  EXPECT_NE(RaftNode::ValidateConfig(c).message().find("election tick"), std::string::npos);
+  c = ok;
+  c.learners = {3};
+  EXPECT_NE(RaftNode::ValidateConfig(c).message().find("both a voter and a learner"),
+            std::string::npos);
+  c = ok;
+  c.max_inflight_messages = 0;
+  EXPECT_FALSE(RaftNode::ValidateConfig(c).ok());
+}
+
+}  // namespace
+}  // namespace rusd::raft
+
+namespace rusd::raft {
+namespace {
+
+TEST(RaftLogTest, FindConflictByTermSkipsEntriesOfLaterTerms) {
+  std::vector<Entry> es;
+  const uint64_t terms[] = {1, 1, 2, 2, 5, 5, 5};
+  for (uint64_t i = 0; i < 7; ++i) es.push_back(Entry{11 + i, terms[i], EntryType::kNormal, ""});
+  RaftLog log(10, 1, es);  // entries 11..17
+  EXPECT_EQ(log.FindConflictByTerm(17, 5), 17u);
+  EXPECT_EQ(log.FindConflictByTerm(17, 4), 14u) << "skips the term-5 run";
+  EXPECT_EQ(log.FindConflictByTerm(17, 2), 14u);
+  EXPECT_EQ(log.FindConflictByTerm(17, 1), 12u);
+  EXPECT_EQ(log.FindConflictByTerm(17, 0), 10u) << "stops at the compaction point";
+  EXPECT_EQ(log.FindConflictByTerm(100, 5), 17u) << "clipped to the last index";
+}
+
+TEST(RaftLogTest, RestoreReplacesTheLogBySnapshotPoint) {
+  RaftLog log(0, 0, {Entry{1, 1, EntryType::kNormal, "a"}, Entry{2, 1, EntryType::kNormal, "b"}});
+  log.Restore(50, 3);
+  EXPECT_EQ(log.first_index(), 51u);
+  EXPECT_EQ(log.last_index(), 50u);
+  EXPECT_EQ(log.last_term(), 3u);
+  EXPECT_EQ(log.committed(), 50u);
+  EXPECT_EQ(log.applied(), 50u);
+  EXPECT_EQ(log.stabled(), 50u);
+  EXPECT_TRUE(log.Unstable().empty());
+  EXPECT_TRUE(log.MatchTerm(50, 3));
+  EXPECT_FALSE(log.Term(2).has_value());
+}
+
+}  // namespace
+}  // namespace rusd::raft

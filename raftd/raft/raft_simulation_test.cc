@@ -89,6 +89,7 @@ class Simulation {
     ids_.push_back(static_cast<uint64_t>(voters + 1));
     ids_.push_back(static_cast<uint64_t>(voters + 2));
     for (uint64_t id : ids_) Restart(id);
+    if (seed % 3 == 1) slow_ = Pick();
   }
 
   std::string trace() const { return trace_.out.str(); }
@@ -122,7 +123,6 @@ class Simulation {
 
   void Run(int steps) {
     for (int step = 0; step < steps && !::testing::Test::HasFailure(); ++step) {
-      step_ = step;
       // Weighted pick of one action; the weights depend on the seed's profile.
       int a = Uniform(mix_.total());
       auto take = [&a](int w) {
@@ -188,20 +188,32 @@ class Simulation {
         if (n.role() != Role::kLeader || final_index_ != 0) continue;
         std::string data = "final";
         std::span<std::string> one(&data, 1);
-        if (n.Propose(one).ok()) final_proposed_ = true;
+        (void)n.Propose(one);
       }
       if (final_index_ == 0) continue;
       // Every member of the leader's configuration has applied up to the final entry.
-      const RaftNode* leader = nullptr;
+      // The leader of the highest term: without check-quorum and pre-vote a deposed leader
+      // that nobody answers stays one, in its old term, forever (as in etcd).
+      RaftNode* leader = nullptr;
       for (uint64_t id : ids_) {
-        if (nodes_[id]->role() == Role::kLeader) leader = nodes_[id].get();
+        RaftNode* n = nodes_[id].get();
+        if (n->role() == Role::kLeader && (!leader || n->term() > leader->term())) leader = n;
       }
       if (!leader) continue;
       bool all = true;
       for (auto* group : {&leader->conf_state().voters, &leader->conf_state().learners}) {
         for (uint64_t id : *group) all &= applied_[id].size() >= committed_.rbegin()->first;
       }
-      if (all) return true;
+      if (!all) continue;
+      // And a linearizable read is answered (asked again if leadership moved meanwhile).
+      if (final_read_answered_) return true;
+      if (final_read_ == 0 || round % 20 == 0) {
+        final_read_ = ++next_read_;
+        uint64_t floor = 0;
+        for (uint64_t n : ids_) floor = std::max(floor, nodes_[n]->log().committed());
+        read_floor_[final_read_] = floor;
+        (void)leader->ReadIndex(final_read_);
+      }
     }
     return false;
   }
@@ -219,7 +231,13 @@ class Simulation {
     c.election_tick = 10;
     c.max_inflight_messages = 1 + static_cast<size_t>(seed_ % 8);
     c.max_entries_per_message = 1 + static_cast<size_t>(seed_ % 5);
-    c.random_seed = seed_ * 131 + id * 7 + restarts_++;
+    c.max_inflight_bytes = seed_ % 3 == 0 ? 8 : 0;  // 8 bytes: about one entry in flight
+    // Some seeds run without pre-vote or without check-quorum (both are options).
+    c.pre_vote = seed_ % 5 != 0;
+    c.check_quorum = seed_ % 7 != 0;
+    // Distinct per (node, incarnation): two nodes drawing the same election timeouts
+    // forever would split every vote (7919 and 104729 are coprime primes).
+    c.random_seed = seed_ * 1000003 + id * 7919 + restarts_++ * 104729;
     c.applied = d.snap.index;
     RecoveredState r{d.hs, d.snap.index, d.snap.term, d.entries};
     if (d.snap.index > 0) r.conf_state = d.snap.conf;
@@ -261,7 +279,7 @@ class Simulation {
            m.index, " lt", m.log_term, " c", m.commit, " n", m.entries.size(),
            m.reject ? " reject" : "");
     if (m.type == MessageType::kSnapshot) {
-      incoming_snapshot_[m.to] = f.snapshot_data;
+      incoming_snapshot_[m.to][m.snapshot.index] = f.snapshot_data;
       nodes_[m.from]->ReportSnapshot(m.to, true);
     }
     nodes_[m.to]->Step(std::move(m));
@@ -319,13 +337,17 @@ class Simulation {
 
   void Compact(uint64_t id) {
     RaftNode& n = *nodes_[id];
-    const uint64_t applied = n.log().applied();
+    // Our own state machine's position: the core may be ahead of it (a restored snapshot
+    // whose Ready this node has not handled yet).
+    const uint64_t applied = std::min<uint64_t>(n.log().applied(), applied_[id].size());
     const uint64_t keep = static_cast<uint64_t>(Uniform(4));
     if (applied <= keep) return;
     n.CompactLog(applied - keep);
     const SnapshotMeta meta = n.snapshot_meta();
     Disk& d = disks_[id];
-    if (meta.index <= d.snap.index) return;
+    // meta.index > applied: the core's snapshot point is a restored snapshot whose Ready
+    // is still to come (it persists it), not our compaction.
+    if (meta.index <= d.snap.index || meta.index > applied) return;
     trace_("compact ", id, " to ", meta.index);
     ASSERT_GE(applied_[id].size(), meta.index);
     d.entries.erase(d.entries.begin(),
@@ -337,6 +359,9 @@ class Simulation {
   // The caller's Ready loop, with a disk that may tear.
   void ProcessReadies() {
     for (uint64_t id : ids_) {
+      // A slow node (slow disk, busy loop) handles its Readies late: several messages and
+      // ticks reach the core between two Readies, unstable entries get replaced.
+      if (id == slow_ && !healing_ && Uniform(100) < 70) continue;
       for (int guard = 0; nodes_[id]->HasReady() && !::testing::Test::HasFailure(); ++guard) {
         ASSERT_LT(guard, 10000) << "node " << id << " never runs out of Readies";
         RaftNode& n = *nodes_[id];
@@ -344,10 +369,18 @@ class Simulation {
         Disk& d = disks_[id];
         if (!healing_ && Uniform(1000) < 3) {
           // Crash while writing this Ready: a prefix of its entries reaches the disk, the
-          // hard state record after them does not, no message leaves.
+          // hard state record after them does not, no message leaves. Or the write and
+          // its fsync completed and the crash came before anything was sent.
           if (!rd.snapshot) {
-            const size_t keep = static_cast<size_t>(Uniform(static_cast<int>(rd.entries.size()) + 1));
+            const bool all = Uniform(3) == 0;
+            const size_t keep =
+                all ? rd.entries.size()
+                    : static_cast<size_t>(Uniform(static_cast<int>(rd.entries.size()) + 1));
             for (size_t i = 0; i < keep; ++i) PersistEntry(id, d, rd.entries[i]);
+            if (all && rd.hard_state) {
+              d.hs = *rd.hard_state;
+              d.unsynced_hs.reset();
+            }
           }
           trace_("torn crash ", id);
           Restart(id);
@@ -374,17 +407,29 @@ class Simulation {
           ASSERT_GE(rs.index, it->second)
               << "read " << rs.request_id << " at node " << id << " misses committed entries";
           // Kept: a duplicated request or answer may answer the same read again.
+          if (rs.request_id == final_read_) final_read_answered_ = true;
         }
+        std::vector<uint64_t> snapshot_failed;
         for (Message& m : rd.messages) {
           InFlight f{std::move(m), nullptr};
           if (f.m.type == MessageType::kSnapshot) {
-            ASSERT_EQ(d.snap, f.m.snapshot) << "the core sends the snapshot the disk holds";
+            if (f.m.snapshot != d.snap) {
+              // We compacted further since the core asked: send the newer snapshot, or
+              // report failure and let the core ask again.
+              ASSERT_GT(d.snap.index, f.m.snapshot.index);
+              if (Uniform(2) == 0) {
+                snapshot_failed.push_back(f.m.to);
+                continue;
+              }
+              f.m.snapshot = d.snap;
+            }
             f.snapshot_data = std::make_shared<const std::vector<Entry>>(d.sm_at_snap);
           }
           if (network_.size() < 5000) network_.push_back(std::move(f));
         }
         if (rd.soft_state && rd.soft_state->role == Role::kLeader) CheckNewLeader(id);
         n.Advance(rd);
+        for (uint64_t to : snapshot_failed) n.ReportSnapshot(to, false);
       }
     }
   }
@@ -409,8 +454,9 @@ class Simulation {
   }
 
   void InstallSnapshot(uint64_t id, Disk& d, const SnapshotMeta& meta) {
-    auto data = incoming_snapshot_[id];
+    auto data = incoming_snapshot_[id][meta.index];
     ASSERT_TRUE(data) << "node " << id << " restored a snapshot it never received";
+    incoming_snapshot_[id].clear();
     ASSERT_EQ(data->size(), meta.index);
     for (const Entry& e : *data) CheckCommitted(id, e);
     d.snap = meta;
@@ -468,13 +514,14 @@ class Simulation {
   uint64_t seed_;
   Mix mix_;
   Trace trace_;
-  int step_ = 0;
   std::vector<uint64_t> bootstrap_;
   std::vector<uint64_t> ids_;
   std::map<uint64_t, std::unique_ptr<RaftNode>> nodes_;
   std::map<uint64_t, Disk> disks_;
   std::map<uint64_t, std::vector<Entry>> applied_;  // each node's state machine
-  std::map<uint64_t, std::shared_ptr<const std::vector<Entry>>> incoming_snapshot_;
+  // Snapshot data received per node, by snapshot index, until a Ready installs one.
+  std::map<uint64_t, std::map<uint64_t, std::shared_ptr<const std::vector<Entry>>>>
+      incoming_snapshot_;
   std::vector<InFlight> network_;
   std::map<uint64_t, int> side_;  // partition side per node; empty: fully connected
   std::map<uint64_t, uint64_t> leaders_;  // term -> leader
@@ -487,8 +534,10 @@ class Simulation {
   uint64_t next_read_ = 0;
   uint64_t restarts_ = 0;
   uint64_t final_index_ = 0;
-  bool final_proposed_ = false;
+  uint64_t final_read_ = 0;
+  bool final_read_answered_ = false;
   bool healing_ = false;
+  uint64_t slow_ = 0;
   int snapshots_installed_ = 0;
   int conf_changes_applied_ = 0;
 };
@@ -510,7 +559,7 @@ std::pair<uint64_t, uint64_t> SeedRange(bool* single) {
               std::strtoull(r.substr(dash + 1).c_str(), nullptr, 10)};
     }
   }
-  return {1, 1000};
+  return {1, 5000};
 }
 
 TEST(RaftSimulationTest, SafetyAndLivenessUnderFaultsMembershipChangesAndSnapshots) {

@@ -3,6 +3,8 @@
 // of voters acknowledged a heartbeat round sent after it arrived. All reads that arrive
 // between two Readys join the same round, so a burst of reads costs one round trip; the
 // rounds are numbered and an acknowledgement of round r confirms every round <= r.
+// A follower forwards its reads of one Ready in one message, and the leader answers each
+// member's reads of one Ready in one message.
 #include <algorithm>
 
 #include "raftd/raft/raft_node.h"
@@ -57,12 +59,46 @@ void RaftNode::AnswerRead(uint64_t request_id, uint64_t index, uint64_t from) {
     read_states_.push_back(ReadState{request_id, index});
     return;
   }
-  Message m;
-  m.type = MessageType::kReadIndexResp;
-  m.to = from;
-  m.index = index;
-  m.context = request_id;
-  Send(std::move(m));
+  // Answers to one member go out together with the next Ready (FlushReads).
+  ReadAnswers& a = read_answers_[from];
+  a.index = std::max(a.index, index);
+  a.request_ids.push_back(request_id);
+}
+
+void RaftNode::FlushReads() {
+  // One message per member for all its answers: each read gets the highest index of the
+  // batch, which is committed and at least its own (reading later state is still
+  // linearizable: it was committed before the answer).
+  for (auto& [to, a] : read_answers_) {
+    Message m;
+    m.type = MessageType::kReadIndexResp;
+    m.to = to;
+    m.index = a.index;
+    if (a.request_ids.size() == 1) {
+      m.context = a.request_ids[0];
+    } else {
+      m.entries.resize(a.request_ids.size());
+      for (size_t i = 0; i < a.request_ids.size(); ++i) m.entries[i].index = a.request_ids[i];
+    }
+    Send(std::move(m));
+  }
+  read_answers_.clear();
+  // A follower's reads since the last Ready, in one message to the leader.
+  if (!reads_to_forward_.empty() && leader_ != 0 && role_ != Role::kLeader) {
+    Message m;
+    m.type = MessageType::kReadIndex;
+    m.to = leader_;
+    if (reads_to_forward_.size() == 1) {
+      m.context = reads_to_forward_[0];
+    } else {
+      m.entries.resize(reads_to_forward_.size());
+      for (size_t i = 0; i < reads_to_forward_.size(); ++i) {
+        m.entries[i].index = reads_to_forward_[i];
+      }
+    }
+    Send(std::move(m));
+  }
+  reads_to_forward_.clear();
 }
 
 }  // namespace rusd::raft

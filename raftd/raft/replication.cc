@@ -82,7 +82,24 @@ void RaftNode::BroadcastHeartbeat(uint64_t context) {
   }
 }
 
+namespace {
+
+// A peer's append must describe a consecutive run of entries after (index, log_term), of
+// non-decreasing terms no newer than the message; anything else would corrupt the log.
+bool WellFormedAppend(const Message& m) {
+  uint64_t term = m.log_term;
+  for (size_t i = 0; i < m.entries.size(); ++i) {
+    const Entry& e = m.entries[i];
+    if (e.index != m.index + 1 + i || e.term < term || e.term > m.term) return false;
+    term = e.term;
+  }
+  return true;
+}
+
+}  // namespace
+
 void RaftNode::HandleAppend(Message& m) {
+  if (!WellFormedAppend(m)) return;  // dropped like a lost message; the leader retries
   Message r;
   r.type = MessageType::kAppendResp;
   r.to = m.from;
@@ -122,6 +139,8 @@ void RaftNode::HandleAppendResp(const Message& m) {
   auto it = progress_.find(m.from);
   if (it == progress_.end()) return;
   Progress& pr = it->second;
+  // An answer beyond anything we hold cannot come from a correct follower of ours.
+  if (m.index > log_.last_index()) return;
   pr.recent_active = true;
   if (m.reject) {
     uint64_t hint = m.reject_hint;
