@@ -141,8 +141,8 @@ std::vector<MetricFamily> SegmentCollector::Collect() const {
   f.Gauge("etcd_mvcc_db_total_size_in_use_in_bytes",
           "Total size of the underlying database logically in use in bytes.",
           value(Metric::kDbInUseSize));
-  const double ranges = counter(Counter::kRangeReads) + value(Metric::kMvccTxnRange);
-  f.Counter("etcd_mvcc_range_total", "Total number of ranges seen by this member.", ranges);
+  f.Counter("etcd_mvcc_range_total", "Total number of ranges seen by this member.",
+            counter(Counter::kRangeReads));
   f.Counter("etcd_mvcc_put_total", "Total number of puts seen by this member.",
             value(Metric::kMvccPut));
   f.Counter("etcd_mvcc_delete_total", "Total number of deletes seen by this member.",

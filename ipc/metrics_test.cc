@@ -106,7 +106,6 @@ TEST_F(MetricsTest, AreaValuesAppearUnderEtcdNames) {
   m.Set(Metric::kHasLeader, 1);
   m.Add(Metric::kLeaderChanges);
   m.Add(Metric::kMvccPut, 5);
-  m.Add(Metric::kMvccTxnRange, 2);
   m.Set(Metric::kMemberId, 0x8e9e05c52164694dull);
   segment_->counter(Counter::kRangeReads).store(3);
   segment_->counter(Counter::kAppliedIndex).store(77);
@@ -115,7 +114,7 @@ TEST_F(MetricsTest, AreaValuesAppearUnderEtcdNames) {
   EXPECT_EQ(Value(fams, "etcd_server_has_leader"), 1);
   EXPECT_EQ(Value(fams, "etcd_server_leader_changes_seen_total"), 1);
   EXPECT_EQ(Value(fams, "etcd_mvcc_put_total"), 5);
-  EXPECT_EQ(Value(fams, "etcd_mvcc_range_total"), 5);  // 3 ranges + 2 inside txns
+  EXPECT_EQ(Value(fams, "etcd_mvcc_range_total"), 3);
   EXPECT_EQ(Value(fams, "etcd_server_proposals_applied_total"), 77);
   EXPECT_EQ(Value(fams, "etcd_server_id", {{"server_id", "8e9e05c52164694d"}}), 1);
 }
