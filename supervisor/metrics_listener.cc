@@ -25,7 +25,9 @@ namespace {
 
 constexpr int kIoTimeoutMs = 3000;
 constexpr size_t kMaxResponseBytes = 64 * 1024 * 1024;
-constexpr std::chrono::nanoseconds kReadyBeatAge = std::chrono::seconds(1);
+// Two seconds: twenty missed beats. Long enough that CPU starvation on a loaded two-core
+// machine does not flap readiness, far below the 5 s after which the supervisor kills it.
+constexpr std::chrono::nanoseconds kReadyBeatAge = std::chrono::seconds(2);
 
 void SetTimeouts(int fd) {
   timeval tv{kIoTimeoutMs / 1000, (kIoTimeoutMs % 1000) * 1000};

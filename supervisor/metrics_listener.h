@@ -8,7 +8,7 @@
 //   fails, so liveness holds while a component restarts (a kubelet restarting the whole node
 //   would not help). ?verbose lists the components.
 // - /readyz (and /readyz/<check>): 503 unless every component runs with a heartbeat younger
-//   than 1 s and raftd knows a leader; then relayed to the frontend, whose checks read
+//   than 2 s and raftd knows a leader; then relayed to the frontend, whose checks read
 //   through the rings as etcd's do.
 // - /health (?exclude=, ?serializable=) and /version: relayed unchanged to rusd-frontend on
 //   the node's first client URL; 503 with etcd's JSON shape while it cannot be reached.
