@@ -36,6 +36,7 @@ enum class Metric : uint32_t {
   kMvccPut = 9,            // counter: puts applied (inside txns too)
   kMvccDelete = 10,        // counter: delete-ranges applied (inside txns too)
   kMvccTxn = 11,           // counter: txns applied
+  kKeysCounted = 12,       // 1 once kKeysTotal was counted for this segment (a node start)
   kKeysTotal = 13,         // gauge: live keys (RocksDB's estimate)
   kDbTotalSize = 14,       // gauge: bytes on disk (SST files + memtables)
   kDbInUseSize = 15,       // gauge: bytes of live data (RocksDB's estimate)

@@ -49,6 +49,7 @@ Status ApplyLoop::Run() {
 
   applied_ = store_.applied_index();
   segment.counter(ipc::Counter::kAppliedIndex).store(applied_, std::memory_order_relaxed);
+  StartKeyCount(store_, segment.metrics());
   // What the store recovered at open may sit in the page cache only (the previous stored was
   // killed, not the machine): sync before calling it durable.
   Result<uint64_t> synced = store_.SyncWal();
@@ -196,6 +197,7 @@ Status ApplyLoop::ApplyBatch() {
       .fetch_add(count, std::memory_order_relaxed);
   context_.segment().counter(ipc::Counter::kAppliedIndex).store(applied_, std::memory_order_relaxed);
   gate_.Advance(applied_);
+  CountKeyChanges(out->events, metrics);
   if (!out->events.empty()) events_.Publish(out->events);
   for (ApplyReply& reply : out->replies) {
     if (reply.request_id == 0 || reply.origin_member_id != options_.member_id) continue;
