@@ -2,6 +2,8 @@
 
 #include <grpcpp/support/byte_buffer.h>
 
+#include <chrono>
+
 #include "ipc/metrics_area.h"
 #include "ipc/metrics_grpc_methods.h"
 
@@ -13,7 +15,7 @@ using grpc::experimental::InterceptionHookPoints;
 class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   GrpcMetricsInterceptor(ipc::MetricsArea& metrics, ipc::GrpcMethodStats& method)
-      : metrics_(metrics), method_(method) {}
+      : metrics_(metrics), method_(method), start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
@@ -30,6 +32,10 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
       const int code = static_cast<int>(batch->GetSendStatus().error_code());
       method_.handled[code >= 0 && code < ipc::kGrpcCodes ? code : 2].fetch_add(
           1, std::memory_order_relaxed);  // 2 = Unknown
+      method_.ObserveHandling(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                               start_)
+              .count()));
     }
     batch->Proceed();
   }
@@ -37,6 +43,7 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
  private:
   ipc::MetricsArea& metrics_;
   ipc::GrpcMethodStats& method_;
+  const std::chrono::steady_clock::time_point start_;  // the call's start
 };
 
 class GrpcMetricsFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {

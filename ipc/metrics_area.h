@@ -36,7 +36,7 @@ enum class Metric : uint32_t {
   kMvccPut = 9,            // counter: puts applied (inside txns too)
   kMvccDelete = 10,        // counter: delete-ranges applied (inside txns too)
   kMvccTxn = 11,           // counter: txns applied
-  kMvccTxnRange = 12,      // counter: ranges executed inside applied txns
+  kKeysCounted = 12,       // 1 once kKeysTotal was counted for this segment (a node start)
   kKeysTotal = 13,         // gauge: live keys (RocksDB's estimate)
   kDbTotalSize = 14,       // gauge: bytes on disk (SST files + memtables)
   kDbInUseSize = 15,       // gauge: bytes of live data (RocksDB's estimate)
@@ -91,7 +91,15 @@ struct alignas(64) ComponentStats {
   std::atomic<uint64_t> start_mono_ns;      // CLOCK_MONOTONIC of its latest start
 };
 
-// gRPC server metrics per method (etcd's go-grpc-prometheus names; see grpc_methods.h).
+// grpc_server_handling_seconds: go-grpc-prometheus' default buckets (prometheus.DefBuckets),
+// in nanoseconds, plus +Inf. (etcd exports it with --metrics=extensive; rusd always does.)
+inline constexpr uint64_t kGrpcLatencyBoundsNs[] = {
+    5'000'000,   10'000'000,    25'000'000,    50'000'000,    100'000'000,  250'000'000,
+    500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+inline constexpr int kGrpcLatencyBuckets =
+    static_cast<int>(sizeof kGrpcLatencyBoundsNs / sizeof kGrpcLatencyBoundsNs[0]);
+
+// gRPC server metrics per method (etcd's go-grpc-prometheus names; metrics_grpc_methods.h).
 inline constexpr int kGrpcCodes = 17;    // OK .. UNAUTHENTICATED
 inline constexpr int kGrpcMethodSlots = 52;  // the etcd methods + one for anything else
 struct alignas(64) GrpcMethodStats {
@@ -99,6 +107,15 @@ struct alignas(64) GrpcMethodStats {
   std::atomic<uint64_t> msg_received;
   std::atomic<uint64_t> msg_sent;
   std::atomic<uint64_t> handled[kGrpcCodes];
+  std::atomic<uint64_t> handling[kGrpcLatencyBuckets + 1];  // not cumulative; last is +Inf
+  std::atomic<uint64_t> handling_sum_ns;
+
+  void ObserveHandling(uint64_t nanoseconds) {
+    int i = 0;
+    while (i < kGrpcLatencyBuckets && nanoseconds > kGrpcLatencyBoundsNs[i]) ++i;
+    handling[i].fetch_add(1, std::memory_order_relaxed);
+    handling_sum_ns.fetch_add(nanoseconds, std::memory_order_relaxed);
+  }
 };
 
 struct MetricsArea {

@@ -106,7 +106,6 @@ TEST_F(MetricsTest, AreaValuesAppearUnderEtcdNames) {
   m.Set(Metric::kHasLeader, 1);
   m.Add(Metric::kLeaderChanges);
   m.Add(Metric::kMvccPut, 5);
-  m.Add(Metric::kMvccTxnRange, 2);
   m.Set(Metric::kMemberId, 0x8e9e05c52164694dull);
   segment_->counter(Counter::kRangeReads).store(3);
   segment_->counter(Counter::kAppliedIndex).store(77);
@@ -115,7 +114,7 @@ TEST_F(MetricsTest, AreaValuesAppearUnderEtcdNames) {
   EXPECT_EQ(Value(fams, "etcd_server_has_leader"), 1);
   EXPECT_EQ(Value(fams, "etcd_server_leader_changes_seen_total"), 1);
   EXPECT_EQ(Value(fams, "etcd_mvcc_put_total"), 5);
-  EXPECT_EQ(Value(fams, "etcd_mvcc_range_total"), 5);  // 3 ranges + 2 inside txns
+  EXPECT_EQ(Value(fams, "etcd_mvcc_range_total"), 3);
   EXPECT_EQ(Value(fams, "etcd_server_proposals_applied_total"), 77);
   EXPECT_EQ(Value(fams, "etcd_server_id", {{"server_id", "8e9e05c52164694d"}}), 1);
 }
@@ -172,6 +171,23 @@ TEST_F(MetricsTest, GrpcMethodsArePreRegisteredWithEveryCode) {
                    {"grpc_type", "bidi_stream"},
                    {"grpc_code", "Canceled"}}),
             0);
+  // The handling histogram appears once a method was called.
+  const MetricFamily* handling = Find(fams, "grpc_server_handling_seconds");
+  ASSERT_NE(handling, nullptr);
+  EXPECT_EQ(handling->type, MetricType::Histogram);
+  EXPECT_TRUE(handling->metric.empty());
+  g.ObserveHandling(3'000'000);    // 3 ms -> le 0.005
+  g.ObserveHandling(700'000'000);  // 0.7 s -> le 1
+  fams = collector.Collect();
+  handling = Find(fams, "grpc_server_handling_seconds");
+  ASSERT_EQ(handling->metric.size(), 1u);
+  const auto& h = handling->metric[0].histogram;
+  ASSERT_EQ(h.bucket.size(), 12u);  // prometheus.DefBuckets + +Inf
+  EXPECT_DOUBLE_EQ(h.bucket[0].upper_bound, 0.005);
+  EXPECT_EQ(h.bucket[0].cumulative_count, 1u);
+  EXPECT_EQ(h.bucket[6].cumulative_count, 1u);  // le 0.5
+  EXPECT_EQ(h.bucket[7].cumulative_count, 2u);  // le 1
+  EXPECT_EQ(h.sample_count, 2u);
   const MetricFamily* handled = Find(fams, "grpc_server_handled_total");
   ASSERT_NE(handled, nullptr);
   EXPECT_EQ(handled->metric.size(), static_cast<size_t>(GrpcMethodCount() * kGrpcCodes));

@@ -50,6 +50,7 @@ Status ApplyLoop::Run() {
 
   applied_ = store_.applied_index();
   segment.counter(ipc::Counter::kAppliedIndex).store(applied_, std::memory_order_relaxed);
+  StartKeyCount(store_, segment.metrics());
   // What the store recovered at open may sit in the page cache only (the previous stored was
   // killed, not the machine): sync before calling it durable.
   Result<uint64_t> synced = store_.SyncWal();
@@ -202,6 +203,7 @@ Status ApplyLoop::ApplyBatch() {
   context_.segment().counter(ipc::Counter::kAppliedIndex).store(applied_, std::memory_order_relaxed);
   gate_.Advance(applied_);
   if (leases_ != nullptr) leases_->OnApplied(applied_, out->lease_changes);
+  CountKeyChanges(out->events, metrics);
   if (!out->events.empty()) events_.Publish(out->events);
   for (ApplyReply& reply : out->replies) {
     if (reply.request_id == 0 || reply.origin_member_id != options_.member_id) continue;

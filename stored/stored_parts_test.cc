@@ -14,6 +14,7 @@
 #include "rusd/internal.pb.h"
 #include "stored/applied_index_gate.h"
 #include "stored/event_publisher.h"
+#include "stored/metrics_ops.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/read_worker_pool.h"
 #include "stored/reply_sender.h"
@@ -337,6 +338,44 @@ TEST(ReadWorkerPoolTest, RangeErrorBecomesAnErrorReplyWithEtcdsText) {
   ASSERT_TRUE(error.ParseFromString(m->payload));
   EXPECT_EQ(error.code(), static_cast<int>(StatusCode::kOutOfRange));
   EXPECT_EQ(error.message(), "etcdserver: mvcc: required revision has been compacted");
+}
+
+// etcd_debugging_mvcc_keys_total and etcd_mvcc_put/delete/txn_total from what stored applies.
+TEST(MetricsOpsTest, KeyCountFollowsCreationsAndDeletions) {
+  ipc::testing::ScopedSegment segment("metrics-ops");
+  ASSERT_TRUE(segment.ok());
+  ipc::MetricsArea& m = segment->metrics();
+  std::vector<mvccpb::Event> events(4);
+  events[0].set_type(mvccpb::Event::PUT);
+  events[0].mutable_kv()->set_version(1);  // created
+  events[1].set_type(mvccpb::Event::PUT);
+  events[1].mutable_kv()->set_version(1);  // created
+  events[2].set_type(mvccpb::Event::PUT);
+  events[2].mutable_kv()->set_version(2);  // overwritten: not a new key
+  events[3].set_type(mvccpb::Event::DELETE);
+  CountKeyChanges(events, m);
+  EXPECT_EQ(m.Get(ipc::Metric::kKeysTotal), 1u);
+  CountKeyChanges(std::span<const mvccpb::Event>(events.data() + 3, 1), m);
+  CountKeyChanges(std::span<const mvccpb::Event>(events.data() + 3, 1), m);
+  EXPECT_EQ(m.Get(ipc::Metric::kKeysTotal), 0u);  // never below zero
+}
+
+TEST(MetricsOpsTest, MvccOpsCountedByCommandType) {
+  ipc::testing::ScopedSegment segment("metrics-ops");
+  ASSERT_TRUE(segment.ok());
+  ipc::MetricsArea& m = segment->metrics();
+  internal::Command put, del, txn, compact;
+  put.set_request_id(7);
+  put.mutable_put()->set_key("k");
+  del.mutable_delete_range()->set_key("k");
+  txn.set_origin_member_id(3);
+  txn.mutable_txn()->add_success()->mutable_request_put()->set_key("k");
+  compact.mutable_compaction()->set_revision(1);
+  for (const auto* c : {&put, &put, &del, &txn, &compact}) CountMvccOps(c->SerializeAsString(), m);
+  CountMvccOps("\xff\xff garbage", m);  // never a crash
+  EXPECT_EQ(m.Get(ipc::Metric::kMvccPut), 2u);
+  EXPECT_EQ(m.Get(ipc::Metric::kMvccDelete), 1u);
+  EXPECT_EQ(m.Get(ipc::Metric::kMvccTxn), 1u);
 }
 
 }  // namespace

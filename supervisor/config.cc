@@ -104,7 +104,7 @@ const std::vector<FlagSpec>& Specs() {
        &Config::initial_advertise_peer_urls, "http://localhost:2380",
        "List of this member's peer URLs to advertise to the rest of the cluster."},
       {"listen-metrics-urls", "network", Syntax::kUrlList, &Config::listen_metrics_urls, "",
-       "List of additional URLs to listen on for /metrics and /health (relayed to the frontend)."},
+       "List of URLs to listen on for the metrics and health endpoints."},
       {"cert-file", "network", Syntax::kString, &Config::cert_file, "",
        "Path to the client server TLS cert file.", kTls},
       {"key-file", "network", Syntax::kString, &Config::key_file, "",

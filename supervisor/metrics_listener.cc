@@ -17,6 +17,7 @@
 
 #include "ipc/metrics_collector.h"
 #include "ipc/segment.h"
+#include "supervisor/metrics_tcp_relay.h"
 #include "supervisor/urls.h"
 
 namespace rusd::supervisor {
@@ -24,7 +25,9 @@ namespace {
 
 constexpr int kIoTimeoutMs = 3000;
 constexpr size_t kMaxResponseBytes = 64 * 1024 * 1024;
-constexpr std::chrono::nanoseconds kReadyBeatAge = std::chrono::seconds(1);
+// Two seconds: twenty missed beats. Long enough that CPU starvation on a loaded two-core
+// machine does not flap readiness, far below the 5 s after which the supervisor kills it.
+constexpr std::chrono::nanoseconds kReadyBeatAge = std::chrono::seconds(2);
 
 void SetTimeouts(int fd) {
   timeval tv{kIoTimeoutMs / 1000, (kIoTimeoutMs % 1000) * 1000};
@@ -97,7 +100,8 @@ struct MetricsListener::Impl {
   std::string backend_host, backend_port;
   std::shared_ptr<ipc::SegmentCollector> collector;
   std::unique_ptr<prometheus::Exposer> exposer;
-  std::vector<int> ports;
+  std::vector<int> ports;          // civetweb's (the internal relay target last, if any)
+  std::unique_ptr<TcpRelay> relay;  // IPv6 URLs, when civetweb has no IPv6
 
   // civetweb's begin_request callback receives only the connection, and Exposer keeps its
   // CivetServer (whose user data civetweb would hand back) private: find the listener by the
@@ -116,6 +120,7 @@ struct MetricsListener::Impl {
       std::lock_guard<std::mutex> lock(RegistryMutex());
       for (int p : ports) Registry().erase(p);
     }
+    relay.reset();
     exposer.reset();  // joins civetweb's threads
   }
 
@@ -233,8 +238,6 @@ struct MetricsListener::Impl {
 MetricsListener::MetricsListener(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MetricsListener::~MetricsListener() = default;
 
-std::vector<int> MetricsListener::ports() const { return impl_->ports; }
-
 Result<std::unique_ptr<MetricsListener>> MetricsListener::Start(
     const MetricsListenerOptions& options, ipc::Segment& segment) {
   auto impl = std::make_unique<Impl>();
@@ -252,6 +255,7 @@ Result<std::unique_ptr<MetricsListener>> MetricsListener::Start(
 
   // civetweb's listening_ports: "host:port" or "[v6]:port", comma separated.
   std::string listening;
+  std::vector<std::pair<std::string, std::string>> relayed;  // IPv6 (host, port)
   for (const auto& url : options.listen_urls) {
     auto parsed = ParseUrl(url);
     if (!parsed.ok()) return parsed.status();
@@ -259,9 +263,20 @@ Result<std::unique_ptr<MetricsListener>> MetricsListener::Start(
       return Status::Unimplemented("--listen-metrics-urls " + url + ": only http is implemented");
     }
     std::string host = parsed->host == "localhost" ? "127.0.0.1" : parsed->host;
-    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    if (host.find(':') != std::string::npos) {
+      if (mg_check_feature(8) == 0) {  // 8: IPv6; Debian builds civetweb without it
+        relayed.emplace_back(host, parsed->port);
+        continue;
+      }
+      host = "[" + host + "]";
+    }
     if (!listening.empty()) listening += ",";
     listening += (host.empty() ? std::string() : host + ":") + parsed->port;
+  }
+  if (!relayed.empty()) {
+    // IPv6 addresses reach the Exposer through a relay to an internal loopback port.
+    if (!listening.empty()) listening += ",";
+    listening += "127.0.0.1:0";
   }
   if (listening.empty()) return Status::InvalidArgument("--listen-metrics-urls: no URL");
 
@@ -284,6 +299,12 @@ Result<std::unique_ptr<MetricsListener>> MetricsListener::Start(
   {
     std::lock_guard<std::mutex> lock(Impl::RegistryMutex());
     for (int p : impl->ports) Impl::Registry()[p] = impl.get();
+  }
+  if (!relayed.empty()) {
+    if (impl->ports.empty()) return Status::Internal("the metrics Exposer bound no port");
+    auto relay = TcpRelay::Start(relayed, impl->ports.back());  // the internal port is last
+    if (!relay.ok()) return relay.status();
+    impl->relay = std::move(*relay);
   }
   return std::unique_ptr<MetricsListener>(new MetricsListener(std::move(impl)));
 }

@@ -8,11 +8,14 @@
 //   fails, so liveness holds while a component restarts (a kubelet restarting the whole node
 //   would not help). ?verbose lists the components.
 // - /readyz (and /readyz/<check>): 503 unless every component runs with a heartbeat younger
-//   than 1 s and raftd knows a leader; then relayed to the frontend, whose checks read
+//   than 2 s and raftd knows a leader; then relayed to the frontend, whose checks read
 //   through the rings as etcd's do.
 // - /health (?exclude=, ?serializable=) and /version: relayed unchanged to rusd-frontend on
 //   the node's first client URL; 503 with etcd's JSON shape while it cannot be reached.
 // Anything else is 404; a non-GET on a probe path is 405.
+//
+// IPv6 URLs: Debian's civetweb has no IPv6, so they are served through a TcpRelay
+// (metrics_tcp_relay.h) to an internal 127.0.0.1 port of the same Exposer.
 //
 // Threads: civetweb's four (a probe relayed to a frontend that waits for raftd may hold one
 // for up to 3 s), created by Start; they inherit the caller's signal mask, so create the
@@ -47,9 +50,6 @@ class MetricsListener {
 
   MetricsListener(const MetricsListener&) = delete;
   MetricsListener& operator=(const MetricsListener&) = delete;
-
-  // The bound ports, in the order of listen_urls (for tests that bind port 0).
-  std::vector<int> ports() const;
 
   struct Impl;
 

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -506,6 +507,36 @@ TEST_P(StubProcessTest, MetricsUrlServesMetricsAndProbesItself) {
   }
   EXPECT_NE(now.find("\nrusd_component_restarts_total{component=\"stored\"} 1\n"), std::string::npos);
   EXPECT_NE(now.find("\nrusd_component_restarts_total{component=\"raftd\"} 0\n"), std::string::npos);
+}
+
+// IPv6 metrics URLs (kubeadm on single-stack IPv6 probes [::1]:2381) go through a relay,
+// because Debian's civetweb has no IPv6.
+TEST_P(StubProcessTest, MetricsUrlServesIpv6) {
+  int probe = ::socket(AF_INET6, SOCK_STREAM, 0);
+  sockaddr_in6 any{};
+  any.sin6_family = AF_INET6;
+  any.sin6_addr = in6addr_loopback;
+  if (probe < 0 || ::bind(probe, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0) {
+    if (probe >= 0) ::close(probe);
+    GTEST_SKIP() << "no IPv6 loopback here";
+  }
+  socklen_t len = sizeof any;
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&any), &len);
+  const int port = ntohs(any.sin6_port);
+  ::close(probe);
+  pid_t rusd = StartRusd({}, {"--listen-metrics-urls=http://[::1]:" + std::to_string(port)});
+  WaitUp(rusd);
+  int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&any), sizeof any), 0) << std::strerror(errno);
+  std::string req = "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out;
+  EXPECT_NE(out.find("\r\n\r\nok\n"), std::string::npos) << out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Supervisor, ProcessTest,

@@ -87,6 +87,7 @@ class RocksKvStore final : public KvStore {
   uint64_t raft_term() const override { return raft_term_.load(std::memory_order_acquire); }
   uint64_t ApproximateSizeBytes() const override;
   uint64_t EstimatedKeyCount() const override;
+  uint64_t CountLiveKeys() const override;
   uint64_t EstimatedLiveDataBytes() const override;
   Result<std::vector<LeaseInfo>> Leases() override;
   Result<std::vector<std::string>> LeaseKeys(int64_t id) override;
@@ -494,6 +495,15 @@ Result<uint64_t> RocksKvStore::SyncWal() {
 uint64_t RocksKvStore::EstimatedKeyCount() const {
   uint64_t v = 0;  // the keys family holds one record per live key
   return db_->GetIntProperty(fam_.keys, rocksdb::DB::Properties::kEstimateNumKeys, &v) ? v : 0;
+}
+
+uint64_t RocksKvStore::CountLiveKeys() const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a one-off scan must not evict the working set
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, fam_.keys));
+  uint64_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  return n;
 }
 
 uint64_t RocksKvStore::EstimatedLiveDataBytes() const {

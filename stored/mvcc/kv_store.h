@@ -124,8 +124,10 @@ class KvStore {
   virtual uint64_t raft_term() const = 0;  // term of the last applied entry
   // On-disk size (for Maintenance.Status dbSize later).
   virtual uint64_t ApproximateSizeBytes() const = 0;
-  // For metrics: RocksDB's estimates of the live keys and of the bytes of live data.
+  // For metrics: RocksDB's estimates of the live keys and of the bytes of live data, and
+  // the exact number of live keys (a scan of the key set: ~0.1 s per million keys).
   virtual uint64_t EstimatedKeyCount() const { return 0; }
+  virtual uint64_t CountLiveKeys() const { return EstimatedKeyCount(); }
   virtual uint64_t EstimatedLiveDataBytes() const { return 0; }
 
   // Every persisted lease (stored rebuilds its lessor from them at start). Any thread.

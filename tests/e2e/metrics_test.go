@@ -239,6 +239,12 @@ func TestPrometheusScrapesEtcdMetrics(t *testing.T) {
 	if s.Kind != harness.Rusd {
 		return
 	}
+	// etcd exports the gRPC latency histogram only with --metrics=extensive; rusd always
+	// (the etcd mixin's etcdGRPCRequestsSlow alert reads it).
+	prom.waitFor(t, `sum(grpc_server_handling_seconds_count{grpc_method="Put",grpc_type="unary"})`,
+		10*time.Second, func(r map[string]float64) bool { return r[""] >= puts })
+	prom.waitFor(t, `sum(grpc_server_handling_seconds_bucket{grpc_method="Put",le="+Inf"})`,
+		10*time.Second, func(r map[string]float64) bool { return r[""] >= puts })
 	// A SIGKILLed component is restarted by the supervisor and the restart shows.
 	old := s.KillComponent(harness.Raftd)
 	if _, err := s.WaitComponentReplaced(harness.Raftd, old, 10*time.Second); err != nil {
