@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
 
 #include "raftd/entry_batch_encoder.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
@@ -276,6 +277,23 @@ Status RaftProcess::HandleReadies() {
       }
       last_leader_ = rd.soft_state->leader;
     }
+    // Thesis §10.2.1: a leader may send its appends while it writes the same entries to
+    // its own disk; it counts itself toward commit only once they are durable (the core
+    // does that in Advance). Only when term and vote are already durable (they were made
+    // so at candidacy): a leader must never speak for a term its disk does not hold.
+    if (options_.transport != nullptr && !rd.messages.empty() &&
+        node_.role() == raft::Role::kLeader &&
+        (!rd.hard_state ||
+         (rd.hard_state->term == persisted_.term && rd.hard_state->vote == persisted_.vote))) {
+      early_.clear();
+      auto later = std::stable_partition(
+          rd.messages.begin(), rd.messages.end(), [](const raft::Message& m) {
+            return m.type == raft::MessageType::kAppend || m.type == raft::MessageType::kHeartbeat;
+          });
+      std::move(rd.messages.begin(), later, std::back_inserter(early_));
+      rd.messages.erase(rd.messages.begin(), later);
+      options_.transport->Send(early_);
+    }
     Status st = Persist(rd);
     if (!st.ok()) {
       // The WAL is in an unknown state. Proposals of this batch may or may not be on disk:
@@ -285,7 +303,7 @@ Status RaftProcess::HandleReadies() {
       return st;
     }
     // After the WAL sync above: Raft requires persisting before answering (votes,
-    // append acknowledgements). The transport never blocks; it drops when a peer lags.
+    // append acknowledgements; all messages of a follower or candidate). The transport never blocks; it drops when a peer lags.
     if (!rd.messages.empty() && options_.transport != nullptr) {
       options_.transport->Send(rd.messages);
     }
