@@ -146,6 +146,7 @@ struct PeerTransport::Impl {
     size_t woff = 0;
     uint64_t from = 0;  // 0 until its Hello was accepted
     bool close_after_write = false;
+    Clock::time_point accepted_at{};  // a dialer silent past handshake_timeout is closed
   };
 
   TransportOptions options;
@@ -415,6 +416,7 @@ struct PeerTransport::Impl {
       SetNoDelay(fd);
       Incoming c;
       c.fd = fd;
+      c.accepted_at = Clock::now();
       incoming.push_back(std::move(c));
     }
   }
@@ -618,6 +620,9 @@ struct PeerTransport::Impl {
         bool keep = true;
         if (re & (POLLIN | POLLHUP | POLLERR)) keep = OnIncomingReadable(c, &received);
         if (keep && (re & POLLOUT)) keep = FlushBuffer(c.fd, &c.wbuf, &c.woff);
+        if (keep && c.from == 0 && Clock::now() - c.accepted_at > options.handshake_timeout) {
+          keep = false;  // not a peer (a port scan, a stuck dialer): do not hold the fd
+        }
         if (!keep) dead.push_back(i);
       }
       for (auto it = dead.rbegin(); it != dead.rend(); ++it) {
