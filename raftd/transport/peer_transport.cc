@@ -163,7 +163,7 @@ struct PeerTransport::Impl {
   std::atomic<uint64_t> version{1};
 
   std::vector<Incoming> incoming;  // I/O thread only
-  std::string last_refusal;        // I/O thread only
+  std::map<uint64_t, std::string> last_refusal;  // by dialer; I/O thread only
 
   ~Impl() {
     for (int fd : listeners) ::close(fd);
@@ -473,9 +473,10 @@ struct PeerTransport::Impl {
         }
         if (!reply.error.empty()) {
           // A misconfigured peer redials every max_backoff: say it once per new reason.
-          if (reply.error != last_refusal) {
+          std::string& last = last_refusal[hello.ok() ? hello->from_member : 0];
+          if (reply.error != last) {
             spdlog::error("refusing peer connection: {}", reply.error);
-            last_refusal = reply.error;
+            last = reply.error;
           }
           AppendHelloReplyFrame(reply, &c.wbuf);
           c.close_after_write = true;

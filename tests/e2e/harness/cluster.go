@@ -188,3 +188,10 @@ func (c *Cluster) Client(nodes ...*Server) *clientv3.Client {
 	c.t.Cleanup(func() { cli.Close() })
 	return cli
 }
+
+// SetExtraArgs replaces the flags appended to the node's etcd-style flags from its next
+// start on (e.g. another --initial-cluster-token).
+func (s *Server) SetExtraArgs(args ...string) { s.extra = args }
+
+// Launch starts a stopped node without waiting until it serves (a node that cannot join).
+func (s *Server) Launch() { s.launch() }
