@@ -141,6 +141,7 @@ class RaftProcess {
   std::vector<uint64_t> batch_ids_;
   std::vector<uint64_t> read_ids_;
   std::vector<raft::Message> inbox_;
+  std::vector<raft::Message> early_;  // a leader's appends, sent before its own fsync
   uint64_t peers_version_ = 0;  // transport's peers_version when kMemberList was last sent
   std::string frame_;
 };

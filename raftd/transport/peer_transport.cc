@@ -146,6 +146,7 @@ struct PeerTransport::Impl {
     size_t woff = 0;
     uint64_t from = 0;  // 0 until its Hello was accepted
     bool close_after_write = false;
+    Clock::time_point accepted_at{};  // a dialer silent past handshake_timeout is closed
   };
 
   TransportOptions options;
@@ -162,7 +163,7 @@ struct PeerTransport::Impl {
   std::atomic<uint64_t> version{1};
 
   std::vector<Incoming> incoming;  // I/O thread only
-  std::string last_refusal;        // I/O thread only
+  std::map<uint64_t, std::string> last_refusal;  // by dialer; I/O thread only
 
   ~Impl() {
     for (int fd : listeners) ::close(fd);
@@ -415,6 +416,7 @@ struct PeerTransport::Impl {
       SetNoDelay(fd);
       Incoming c;
       c.fd = fd;
+      c.accepted_at = Clock::now();
       incoming.push_back(std::move(c));
     }
   }
@@ -471,9 +473,10 @@ struct PeerTransport::Impl {
         }
         if (!reply.error.empty()) {
           // A misconfigured peer redials every max_backoff: say it once per new reason.
-          if (reply.error != last_refusal) {
+          std::string& last = last_refusal[hello.ok() ? hello->from_member : 0];
+          if (reply.error != last) {
             spdlog::error("refusing peer connection: {}", reply.error);
-            last_refusal = reply.error;
+            last = reply.error;
           }
           AppendHelloReplyFrame(reply, &c.wbuf);
           c.close_after_write = true;
@@ -618,6 +621,9 @@ struct PeerTransport::Impl {
         bool keep = true;
         if (re & (POLLIN | POLLHUP | POLLERR)) keep = OnIncomingReadable(c, &received);
         if (keep && (re & POLLOUT)) keep = FlushBuffer(c.fd, &c.wbuf, &c.woff);
+        if (keep && c.from == 0 && Clock::now() - c.accepted_at > options.handshake_timeout) {
+          keep = false;  // not a peer (a port scan, a stuck dialer): do not hold the fd
+        }
         if (!keep) dead.push_back(i);
       }
       for (auto it = dead.rbegin(); it != dead.rend(); ++it) {

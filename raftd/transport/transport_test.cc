@@ -231,6 +231,7 @@ class TransportTest : public ::testing::Test {
     }
     o.min_backoff = 5ms;
     o.max_backoff = 50ms;
+    o.handshake_timeout = 300ms;
     auto t = PeerTransport::Start(o);
     EXPECT_TRUE(t.ok()) << t.status().ToString();
     return t.ok() ? std::move(*t) : nullptr;
@@ -404,6 +405,24 @@ TEST_F(TransportTest, GarbageOnThePeerPortIsClosed) {
   // The transport still serves real peers afterwards.
   auto b = StartNode(1);
   ASSERT_TRUE(WaitConnected(*b, 0x11));
+}
+
+TEST_F(TransportTest, SilentConnectionIsClosedAfterTheHandshakeTimeout) {
+  auto a = StartNode(0);
+  ASSERT_TRUE(a);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(nodes_[0].url.substr(17))));
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  struct timeval tv = {5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const auto start = std::chrono::steady_clock::now();
+  char buf[8];
+  EXPECT_EQ(::read(fd, buf, sizeof buf), 0);  // closed, without a word from us
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  ::close(fd);
 }
 
 }  // namespace

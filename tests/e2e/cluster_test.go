@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -408,6 +409,43 @@ func TestClusterLargeValuesReplicateAndCatchUp(t *testing.T) {
 		got, ok, err := getValue(c.Client(n), "big/23")
 		if err != nil || !ok || len(got) != len(big)+2 {
 			t.Fatalf("linearizable get of a large value on %s: len %d %v %v", n.Name(), len(got), ok, err)
+		}
+	}
+}
+
+func TestClusterNodeOfAnotherClusterIsRefusedWithAClearError(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	c.WaitLeader(5 * time.Second)
+	stranger := c.Nodes[2]
+	stranger.Stop(10 * time.Second)
+	// Same name and URLs, fresh data dir, another token: other member and cluster ids.
+	if err := os.RemoveAll(stranger.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	stranger.SetExtraArgs("--initial-cluster-token=another-cluster")
+	stranger.Launch()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stranger.LogTail(200), "cluster ID mismatch") ||
+		!strings.Contains(c.Nodes[0].LogTail(400)+c.Nodes[1].LogTail(400), "cluster ID mismatch") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no cluster ID mismatch error in the logs:\n%s", stranger.LogTail(20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The stranger never joins: it has no leader; the two real members keep serving (once
+	// they elected a leader, if the stopped node led).
+	c.WaitLeaderAmong(5*time.Second, c.Nodes[0], c.Nodes[1])
+	mustPut(t, c.Client(c.Nodes[0], c.Nodes[1]), "stranger/k", "v")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	_, err := c.Client(stranger).Put(ctx, "stranger/k", "x")
+	cancel()
+	if err == nil {
+		t.Fatal("a write succeeded on a node of another cluster")
+	}
+	for _, line := range strings.Split(stranger.LogTail(200), "\n") {
+		if strings.Contains(line, "cluster ID mismatch") {
+			t.Logf("stranger log: %s", line)
+			break
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 type Cluster struct {
 	t     testing.TB
 	Nodes []*Server
+	netns *netnsSetup // nil unless StartNetnsCluster
 }
 
 // ClusterOptions tune a cluster.
@@ -56,6 +57,15 @@ func StartCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 		members = append(members, s.name+"="+s.PeerURL)
 		c.Nodes = append(c.Nodes, s)
 	}
+	c.launchAll(members)
+	return c
+}
+
+// launchAll starts every node with one --initial-cluster and waits until all serve.
+func (c *Cluster) launchAll(members []string) {
+	t := c.t
+	t.Helper()
+	n := len(c.Nodes)
 	initial := strings.Join(members, ",")
 	for _, s := range c.Nodes {
 		s.initialCluster = initial
@@ -78,7 +88,6 @@ func StartCluster(t testing.TB, n int, opts ClusterOptions) *Cluster {
 				c.Nodes[i].LogTail(40))
 		}
 	}
-	return c
 }
 
 // Name is the member name (--name) of the node.
@@ -111,10 +120,14 @@ func (s *Server) MemberStatus(timeout time.Duration) (member, leader uint64, ter
 
 // Leader returns the node every running node agrees leads (nil if they do not agree or
 // there is none).
-func (c *Cluster) Leader() *Server {
+func (c *Cluster) Leader() *Server { return c.LeaderAmong(c.Nodes...) }
+
+// LeaderAmong is Leader asking only the given nodes (e.g. the majority side of a
+// partition); the leader must be one of them.
+func (c *Cluster) LeaderAmong(nodes ...*Server) *Server {
 	ids := map[uint64]*Server{}
 	var leader uint64
-	for _, s := range c.Nodes {
+	for _, s := range nodes {
 		if s.Pid() == 0 {
 			continue
 		}
@@ -131,9 +144,15 @@ func (c *Cluster) Leader() *Server {
 // WaitLeader waits until the running nodes agree on a leader and returns it.
 func (c *Cluster) WaitLeader(timeout time.Duration) *Server {
 	c.t.Helper()
+	return c.WaitLeaderAmong(timeout, c.Nodes...)
+}
+
+// WaitLeaderAmong waits until the given nodes agree on a leader among them.
+func (c *Cluster) WaitLeaderAmong(timeout time.Duration, nodes ...*Server) *Server {
+	c.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if l := c.Leader(); l != nil {
+		if l := c.LeaderAmong(nodes...); l != nil {
 			return l
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -169,3 +188,10 @@ func (c *Cluster) Client(nodes ...*Server) *clientv3.Client {
 	c.t.Cleanup(func() { cli.Close() })
 	return cli
 }
+
+// SetExtraArgs replaces the flags appended to the node's etcd-style flags from its next
+// start on (e.g. another --initial-cluster-token).
+func (s *Server) SetExtraArgs(args ...string) { s.extra = args }
+
+// Launch starts a stopped node without waiting until it serves (a node that cannot join).
+func (s *Server) Launch() { s.launch() }

@@ -138,6 +138,8 @@ type Server struct {
 	extra     []string
 	// initialCluster overrides --initial-cluster (a member of a multi-node Cluster).
 	initialCluster string
+	// netns: run the server in this network namespace (StartNetnsCluster).
+	netns string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -259,6 +261,10 @@ func (s *Server) launch() {
 	fmt.Fprintf(log, "==== %s start %s %s\n", time.Now().Format(time.RFC3339Nano), s.Bin,
 		strings.Join(s.args(), " "))
 	cmd := exec.Command(s.Bin, s.args()...)
+	if s.netns != "" {
+		// `ip netns exec` execs the server in place: the pid is the server's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", s.netns, s.Bin}, s.args()...)...)
+	}
 	cmd.Dir = s.Dir
 	cmd.Env = serverEnv()
 	cmd.Stdout = log
