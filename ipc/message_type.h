@@ -28,6 +28,7 @@ enum class MessageType : uint16_t {
   kLeaseKeepAlive = 45,
   kLeaseTimeToLive = 46,
   kLeaseLeases = 47,
+  kLeaseKeepAliveBatch = 48,  // LeaseRead around rusd.internal.KeepAliveBatch
   // store-replies ring (stored -> frontend). id = request id.
   kResult = 50,  // the etcd response (RangeResponse, PutResponse, DeleteRangeResponse,
                  // TxnResponse, CompactionResponse) serialized; the frontend knows which

@@ -21,6 +21,7 @@ Status NotLeader() { return Status::Unavailable("etcdserver: not leader"); }
 
 bool IsLeaseRead(ipc::MessageType type) {
   return type == ipc::MessageType::kLeaseKeepAlive ||
+         type == ipc::MessageType::kLeaseKeepAliveBatch ||
          type == ipc::MessageType::kLeaseTimeToLive || type == ipc::MessageType::kLeaseLeases;
 }
 
@@ -132,6 +133,23 @@ void LeaseKeeper::Serve(const Query& q) {
         resp.set_ttl(0);  // etcd: an unknown lease answers TTL 0, not an error
       } else {
         resp.set_ttl(*ttl);
+      }
+      workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+      return;
+    }
+    case ipc::MessageType::kLeaseKeepAliveBatch: {
+      internal::KeepAliveBatch req;
+      if (!req.ParseFromString(q.request)) return reply_error(Status::InvalidArgument("malformed"));
+      internal::KeepAliveBatchReply resp;
+      fill(resp.mutable_header());
+      resp.mutable_ttls()->Reserve(req.ids_size());
+      {
+        std::lock_guard lock(mu_);
+        if (!lessor_.primary()) return reply_error(NotLeader());
+        for (int64_t id : req.ids()) {
+          Result<int64_t> ttl = lessor_.Renew(id, now);
+          resp.add_ttls(ttl.ok() ? *ttl : 0);
+        }
       }
       workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
       return;
