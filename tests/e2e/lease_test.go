@@ -724,3 +724,59 @@ func TestElectEtcdctl(t *testing.T) {
 		t.Errorf("clientv3 Election.Leader: %v %v", ld, err)
 	}
 }
+
+// A restart of stored or raftd on the leader counts as a promotion: every lease's clock
+// restarts from its full TTL plus the election timeout, so no lease expires because of it;
+// leases still expire afterwards when nobody keeps them alive. rusd only.
+func TestLeaseSurvivesComponentRestarts(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	if s.Kind != harness.Rusd {
+		t.Skip("kills rusd's components")
+	}
+	cli := s.Client()
+	for _, comp := range []string{harness.Stored, harness.Raftd} {
+		t.Run(comp, func(t *testing.T) {
+			ctx := ctx10s(t)
+			g, err := cli.Grant(ctx, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			granted := time.Now()
+			key := "restart/" + comp
+			mustPut(t, cli, key, "v", clientv3.WithLease(g.ID))
+			time.Sleep(2 * time.Second)
+			old := s.KillComponent(comp)
+			if _, err := s.WaitComponentReplaced(comp, old, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			restarted := time.Now()
+			// The original expiry (granted + 3 s) passes: the key must still be there.
+			for time.Since(granted) < 3500*time.Millisecond {
+				time.Sleep(100 * time.Millisecond)
+			}
+			gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			gr, err := cli.Get(gctx, key)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(gr.Kvs) != 1 && time.Since(restarted) < 3*time.Second {
+				t.Fatalf("lease expired %v after the %s restart (TTL 3 s must restart)", time.Since(restarted), comp)
+			}
+			// ...and it still expires: restart + 3 s TTL + 1 s election timeout, + 1 s slack.
+			for {
+				gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				gr, err := cli.Get(gctx, key)
+				cancel()
+				if err == nil && len(gr.Kvs) == 0 {
+					t.Logf("%s restart: key gone %v after the restart", comp, time.Since(restarted))
+					break
+				}
+				if time.Since(restarted) > 6*time.Second {
+					t.Fatalf("key still there %v after the %s restart", time.Since(restarted), comp)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
