@@ -216,8 +216,19 @@ void LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
     const size_t room = std::min(options_.max_revokes_per_tick,
                                  options_.max_revokes_in_flight - in_flight_.size());
     std::vector<int64_t> expired = lessor_.TakeExpired(now, room);
-    if (expired.empty()) return;
+    // etcd's maxLeaseCheckpointBatchSize: one checkpoint command carries up to 1000.
+    std::vector<Lessor::Checkpoint> checkpoints = lessor_.TakeCheckpoints(now, 1000);
+    if (expired.empty() && checkpoints.empty()) return;
     proposals.set_term(term_);
+    if (!checkpoints.empty()) {
+      internal::Command cmd;
+      for (const Lessor::Checkpoint& cp : checkpoints) {
+        auto* c = cmd.mutable_lease_checkpoint()->add_checkpoints();
+        c->set_id(cp.id);
+        c->set_remaining_ttl(cp.remaining_ttl);
+      }
+      proposals.add_commands(cmd.SerializeAsString());
+    }
     for (int64_t id : expired) {
       in_flight_[id] = now;
       internal::Command cmd;  // request_id 0: nobody waits for an expiry
@@ -229,7 +240,8 @@ void LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
                                 proposals.SerializeAsString());
   if (!st.ok()) {
     // Retried after the lessor's retry interval.
-    spdlog::warn("leases: store-control full, {} expiries wait for the retry",
+    // Lost checkpoints are harmless: the next one (or the full TTL) applies.
+    spdlog::warn("leases: store-control full, {} lease proposals wait for the retry",
                  proposals.commands_size());
   }
 }
