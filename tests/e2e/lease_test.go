@@ -3,7 +3,9 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -778,5 +780,47 @@ func TestLeaseSurvivesComponentRestarts(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// The JSON gateway's lease endpoints (curl's view), answers as etcd's grpc-gateway gives them.
+func TestLeaseJSONGateway(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	post := func(path, body string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Post(s.ClientURL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return resp.StatusCode, out
+	}
+	if code, r := post("/v3/lease/grant", `{"TTL":30,"ID":555}`); code != 200 || r["ID"] != "555" || r["TTL"] != "30" {
+		t.Errorf("grant: %d %v", code, r)
+	}
+	if code, r := post("/v3/lease/grant", `{"TTL":30,"ID":555}`); code != 412 ||
+		r["error"] != "etcdserver: lease already exists" || r["code"] != float64(9) {
+		t.Errorf("duplicate grant: %d %v", code, r)
+	}
+	if code, r := post("/v3/kv/lease/timetolive", `{"ID":555,"keys":true}`); code != 200 ||
+		r["grantedTTL"] != "30" || r["ID"] != "555" {
+		t.Errorf("timetolive: %d %v", code, r)
+	}
+	if code, r := post("/v3/lease/leases", `{}`); code != 200 || fmt.Sprint(r["leases"]) != "[map[ID:555]]" {
+		t.Errorf("leases: %d %v", code, r)
+	}
+	if code, _ := post("/v3/lease/revoke", `{"ID":555}`); code != 200 {
+		t.Errorf("revoke: %d", code)
+	}
+	if code, r := post("/v3/lease/revoke", `{"ID":555}`); code != 404 ||
+		r["error"] != "etcdserver: requested lease not found" {
+		t.Errorf("second revoke: %d %v", code, r)
+	}
+	if code, r := post("/v3/lease/timetolive", `{"ID":555}`); code != 200 || r["TTL"] != "-1" {
+		t.Errorf("timetolive after revoke: %d %v", code, r)
 	}
 }
