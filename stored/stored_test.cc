@@ -363,15 +363,28 @@ TEST_F(StoredTest, LeaseKeepAliveAndExpiryProposalFollowLeadership) {
                               read.SerializeAsString(), 5s)
                     .ok());
   };
+  auto leader_state = [&](uint64_t term, bool is_leader) {
+    internal::LeaderState st;
+    st.set_term(term);
+    st.set_is_leader(is_leader);
+    ASSERT_TRUE(
+        committed_->Write(MessageType::kLeaderState, term, st.SerializeAsString(), 5s).ok());
+  };
+  // Before raftd said anything (a freshly started stored) a keep-alive waits...
+  keep_alive(600, {5});
+  EXPECT_FALSE(WaitReply(600, 300ms)) << "answered before knowing who leads";
+  leader_state(4, true);  // ...and is answered once this node is known to lead
+  auto first = WaitReply(600);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->type, MessageType::kResult);
+  // A node that does not lead refuses to renew.
+  leader_state(5, false);
+  std::this_thread::sleep_for(100ms);
   keep_alive(601, {5});
   auto refused = WaitReply(601);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->type, MessageType::kError) << "renewed without leading";
-
-  internal::LeaderState leader;
-  leader.set_term(4);
-  leader.set_is_leader(true);
-  ASSERT_TRUE(committed_->Write(MessageType::kLeaderState, 4, leader.SerializeAsString(), 5s).ok());
+  leader_state(6, true);
   std::this_thread::sleep_for(100ms);
   keep_alive(602, {5, 6});
   auto renewed = WaitReply(602);
@@ -398,7 +411,7 @@ TEST_F(StoredTest, LeaseKeepAliveAndExpiryProposalFollowLeadership) {
     EXPECT_LE(after, 2600ms);
     internal::LeaseProposals proposals;
     ASSERT_TRUE(proposals.ParseFromString(m->payload));
-    EXPECT_EQ(proposals.term(), 4u);
+    EXPECT_EQ(proposals.term(), 6u);
     ASSERT_EQ(proposals.commands_size(), 1);
     internal::Command revoke;
     ASSERT_TRUE(revoke.ParseFromString(proposals.commands(0)));

@@ -51,21 +51,30 @@ void LeaseKeeper::OnLeaderState(std::string_view payload) {
     spdlog::warn("committed ring: unparsable LeaderState");
     return;
   }
-  std::lock_guard lock(mu_);
-  if (state.is_leader()) {
-    if (term_ == state.term() && lessor_.primary()) return;  // a repeat
-    term_ = state.term();
-    in_flight_.clear();
-    lessor_.Promote(options_.promote_extend, Lessor::Clock::now());
-    spdlog::info("leases: leader at term {}: {} lease clocks (re)started with +{} ms",
-                 term_, lessor_.size(), options_.promote_extend.count());
-  } else {
-    if (!lessor_.primary() && term_ == 0) return;
-    spdlog::info("leases: not leader (term {}): lease clocks stopped", state.term());
-    term_ = 0;
-    in_flight_.clear();
-    lessor_.Demote();
+  std::vector<Query> ready;
+  {
+    std::lock_guard lock(mu_);
+    if (!leadership_known_) {
+      leadership_known_ = true;
+      ready.swap(awaiting_leadership_);
+    }
+    if (state.is_leader()) {
+      if (term_ != state.term() || !lessor_.primary()) {
+        term_ = state.term();
+        in_flight_.clear();
+        lessor_.Promote(options_.promote_extend, Lessor::Clock::now());
+        spdlog::info("leases: leader at term {}: {} lease clocks (re)started with +{} ms",
+                     term_, lessor_.size(), options_.promote_extend.count());
+      }
+    } else if (lessor_.primary() || term_ != 0) {
+      spdlog::info("leases: not leader (term {}): lease clocks stopped", state.term());
+      term_ = 0;
+      in_flight_.clear();
+      lessor_.Demote();
+    }
   }
+  // Queries that waited for the first leader state, now that it took effect.
+  for (const Query& q : ready) Serve(q);
 }
 
 void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& changes) {
@@ -80,7 +89,8 @@ void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& ch
       }
     }
     auto end = parked_.upper_bound(applied);
-    for (auto it = parked_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+    std::vector<Query>& to = leadership_known_ ? ready : awaiting_leadership_;
+    for (auto it = parked_.begin(); it != end; ++it) to.push_back(std::move(it->second));
     parked_.erase(parked_.begin(), end);
   }
   for (const Query& q : ready) Serve(q);
@@ -98,6 +108,10 @@ void LeaseKeeper::Submit(ipc::MessageType type, uint64_t request_id, std::string
     std::lock_guard lock(mu_);
     if (read.min_applied_index() > applied_) {
       parked_.emplace(read.min_applied_index(), std::move(q));
+      return;
+    }
+    if (!leadership_known_) {
+      awaiting_leadership_.push_back(std::move(q));
       return;
     }
   }

@@ -103,6 +103,10 @@ class LeaseKeeper {
   Lessor lessor_;                 // guarded by mu_
   uint64_t term_ = 0;             // the term this node leads in (0: not leader); mu_
   uint64_t applied_ = 0;          // mu_
+  // No kLeaderState seen yet (this stored just started): lease queries wait for it rather
+  // than fail with "not leader" on the leader. mu_
+  bool leadership_known_ = false;
+  std::vector<Query> awaiting_leadership_;  // mu_
   std::multimap<uint64_t, Query> parked_;  // by min_applied_index; mu_
   // Revocations proposed and not yet applied, by lease id -> when proposed; mu_.
   std::unordered_map<int64_t, Lessor::TimePoint> in_flight_;
