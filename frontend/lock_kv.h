@@ -47,7 +47,8 @@ class BlockingKv {
   Result<etcdserverpb::RangeResponse> FirstCreated(const std::string& prefix);
   // Returns once no key under `prefix` has create_revision <= max_create_rev, with the
   // header of the last read. `cancelled` is polled between reads (-> Cancelled).
-  Result<etcdserverpb::ResponseHeader> WaitDeletes(const std::string& prefix, int64_t max_create_rev,
+  Result<etcdserverpb::ResponseHeader> WaitDeletes(const std::string& prefix,
+                                                   int64_t max_create_rev,
                                                    const std::function<bool()>& cancelled,
                                                    std::chrono::milliseconds poll);
 

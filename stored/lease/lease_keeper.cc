@@ -99,8 +99,9 @@ void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& ch
 void LeaseKeeper::Submit(ipc::MessageType type, uint64_t request_id, std::string payload) {
   internal::LeaseRead read;
   if (!read.ParseFromString(payload)) {
-    workers_.SendReply(ipc::MessageType::kError, request_id,
-                       EncodeErrorReply(Status::InvalidArgument("rusd-stored: malformed lease read")));
+    workers_.SendReply(
+        ipc::MessageType::kError, request_id,
+        EncodeErrorReply(Status::InvalidArgument("rusd-stored: malformed lease read")));
     return;
   }
   Query q{type, request_id, std::move(*read.mutable_request())};
