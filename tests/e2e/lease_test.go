@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -870,5 +871,85 @@ func TestLeaseKeepAliveAcrossComponentKills(t *testing.T) {
 	gr, err := cli.Get(ctx10s(t), "kept")
 	if err != nil || len(gr.Kvs) != 1 {
 		t.Fatalf("kept key: %v %v", gr, err)
+	}
+}
+
+// clientv3's own Mutex and Election under contention: the waiters watch the keys before
+// theirs (concurrency.waitDeletes), so these need the Watch service.
+func TestLockContendedClientv3(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	var holders atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sess, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer sess.Close()
+			m := concurrency.NewMutex(sess, "contended")
+			for n := 0; n < 3; n++ {
+				if err := m.Lock(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+				if h := holders.Add(1); h != 1 {
+					t.Errorf("%d holders at once", h)
+				}
+				time.Sleep(20 * time.Millisecond)
+				holders.Add(-1)
+				if err := m.Unlock(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestElectionObserveClientv3(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	s1, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	e1, e2 := concurrency.NewElection(s1, "obs"), concurrency.NewElection(s2, "obs")
+	if err := e1.Campaign(ctx, "one"); err != nil {
+		t.Fatal(err)
+	}
+	obs := concurrency.NewElection(s2, "obs").Observe(ctx)
+	if r := <-obs; string(r.Kvs[0].Value) != "one" {
+		t.Fatalf("observed %q", r.Kvs[0].Value)
+	}
+	won := make(chan error, 1)
+	go func() { won <- e2.Campaign(ctx, "two") }()
+	if err := e1.Proclaim(ctx, "one-b"); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-obs; string(r.Kvs[0].Value) != "one-b" {
+		t.Fatalf("observed %q after proclaim", r.Kvs[0].Value)
+	}
+	if err := e1.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-won; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-obs; string(r.Kvs[0].Value) != "two" {
+		t.Fatalf("observed %q after resign", r.Kvs[0].Value)
 	}
 }
