@@ -128,14 +128,16 @@ void CallThreads::Reap() {
   finished_.clear();
 }
 
-void CallThreads::Run(std::function<void()> fn) {
+bool CallThreads::Run(std::function<void()> fn) {
   std::lock_guard lock(mu_);
   Reap();
+  if (running_.size() >= max_threads_) return false;
   running_.emplace_back([this, fn = std::move(fn)] {
     fn();
     std::lock_guard l(mu_);
     finished_.push_back(std::this_thread::get_id());
   });
+  return true;
 }
 
 }  // namespace rusd::frontend
