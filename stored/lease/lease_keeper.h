@@ -51,9 +51,9 @@ struct LeaseKeeperOptions {
   uint64_t cluster_id = 0;
   // Added to every TTL on promotion (etcd: the election timeout).
   std::chrono::milliseconds promote_extend{1000};
-  std::chrono::milliseconds expiry_tick{10};
-  size_t max_revokes_per_tick = 20;
-  size_t max_revokes_in_flight = 200;
+  std::chrono::milliseconds expiry_tick{5};
+  size_t max_revokes_per_tick = 8;
+  size_t max_revokes_in_flight = 64;
   Lessor::Options lessor;
 };
 

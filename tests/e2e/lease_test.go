@@ -360,13 +360,16 @@ func TestLeaseMassExpiryUnderPutLoad(t *testing.T) {
 			t.Fatalf("%d keys left 30 s after the leases expired", gr.Count)
 		}
 	}
+	// The normal p99 is measured on both sides of the expiry (the machine is shared: its
+	// background load drifts), 3 s after as well as before.
+	time.Sleep(3 * time.Second)
 	stopLoad()
 	wg.Wait()
 
 	var before, during []time.Duration
 	for _, s := range samples {
 		switch {
-		case s.at.Before(firstExpiry.Add(-500 * time.Millisecond)):
+		case s.at.Before(firstExpiry.Add(-500*time.Millisecond)) || s.at.After(allGone.Add(500*time.Millisecond)):
 			before = append(before, s.lat)
 		case !s.at.Before(firstExpiry) && s.at.Before(allGone):
 			during = append(during, s.lat)
@@ -375,7 +378,7 @@ func TestLeaseMassExpiryUnderPutLoad(t *testing.T) {
 	p99b, p99d := percentile(before, 0.99), percentile(during, 0.99)
 	took := allGone.Sub(lastExpiry)
 	t.Logf("%s: all %d keys gone %v after the last lease's expiry (%v after the first); "+
-		"put p99 %v before (%d puts), %v during (%d puts), ratio %.2f; p50 %v / %v",
+		"put p99 %v outside (%d puts), %v during (%d puts), ratio %.2f; p50 %v / %v",
 		s.Kind, leases*keysPerLease, took, allGone.Sub(firstExpiry), p99b, len(before), p99d,
 		len(during), float64(p99d)/float64(p99b), percentile(before, 0.5), percentile(during, 0.5))
 	if s.Kind != harness.Rusd {
