@@ -213,11 +213,11 @@ void LeaseKeeper::Serve(const Query& q) {
   }
 }
 
-void LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
+std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
   internal::LeaseProposals proposals;
   {
     std::lock_guard lock(mu_);
-    if (!lessor_.primary() || term_ == 0) return;
+    if (!lessor_.primary() || term_ == 0) return options_.idle_tick;
     // Proposals lost on the way (a full ring, a deposed raftd) come back through the
     // lessor's retry interval; forget them here after the same interval.
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {
@@ -227,13 +227,18 @@ void LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
         ++it;
       }
     }
-    if (in_flight_.size() >= options_.max_revokes_in_flight) return;
+    if (in_flight_.size() >= options_.max_revokes_in_flight) return options_.expiry_tick;
     const size_t room = std::min(options_.max_revokes_per_tick,
                                  options_.max_revokes_in_flight - in_flight_.size());
     std::vector<int64_t> expired = lessor_.TakeExpired(now, room);
     // etcd's maxLeaseCheckpointBatchSize: one checkpoint command carries up to 1000.
     std::vector<Lessor::Checkpoint> checkpoints = lessor_.TakeCheckpoints(now, 1000);
-    if (expired.empty() && checkpoints.empty()) return;
+    if (expired.empty() && checkpoints.empty()) {
+      const Lessor::TimePoint next = lessor_.NextExpiry();
+      if (next - now >= options_.idle_tick) return options_.idle_tick;
+      return std::max(options_.expiry_tick / 5,
+                      std::chrono::ceil<std::chrono::milliseconds>(next - now));
+    }
     proposals.set_term(term_);
     if (!checkpoints.empty()) {
       internal::Command cmd;
@@ -259,15 +264,16 @@ void LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
     spdlog::warn("leases: store-control full, {} lease proposals wait for the retry",
                  proposals.commands_size());
   }
+  return options_.expiry_tick;
 }
 
 void LeaseKeeper::RunExpiry() {
   std::unique_lock lock(stop_mu_);
   while (!stop_) {
     lock.unlock();
-    ExpireOnce(Lessor::Clock::now());
+    const std::chrono::milliseconds wait = ExpireOnce(Lessor::Clock::now());
     lock.lock();
-    stop_cv_.wait_for(lock, options_.expiry_tick, [&] { return stop_; });
+    stop_cv_.wait_for(lock, wait, [&] { return stop_; });
   }
 }
 

@@ -52,8 +52,11 @@ struct LeaseKeeperOptions {
   // Added to every TTL on promotion (etcd: the election timeout).
   std::chrono::milliseconds promote_extend{1000};
   std::chrono::milliseconds expiry_tick{5};
-  size_t max_revokes_per_tick = 8;
-  size_t max_revokes_in_flight = 64;
+  // The longest the expiry thread sleeps when nothing is due soon (a lease granted meanwhile
+  // expires at most this late; etcd checks every 500 ms).
+  std::chrono::milliseconds idle_tick{50};
+  size_t max_revokes_per_tick = 10;
+  size_t max_revokes_in_flight = 80;
   Lessor::Options lessor;
 };
 
@@ -92,7 +95,8 @@ class LeaseKeeper {
     std::string request;  // the etcd request bytes
   };
   void Serve(const Query& q);
-  void ExpireOnce(Lessor::TimePoint now);
+  // Proposes what is due; returns how long the expiry thread may sleep.
+  std::chrono::milliseconds ExpireOnce(Lessor::TimePoint now);
 
   KvStore& store_;
   ReadWorkerPool& workers_;

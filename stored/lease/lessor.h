@@ -79,6 +79,10 @@ class Lessor {
   // Up to `limit` leases whose expiry has passed; each is not handed out again before
   // revoke_retry unless renewed (which fails for it) or re-granted.
   std::vector<int64_t> TakeExpired(TimePoint now, size_t limit);
+  // When the next lease expires (or its expiry is handed out again); max() if never.
+  TimePoint NextExpiry() const {
+    return queue_.empty() ? TimePoint::max() : queue_.begin()->first;
+  }
 
   struct Checkpoint {
     int64_t id = 0;
