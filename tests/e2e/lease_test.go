@@ -956,3 +956,98 @@ func TestElectionObserveClientv3(t *testing.T) {
 		t.Fatalf("observed %q after resign", r.Kvs[0].Value)
 	}
 }
+
+// One fixed lease sequence through etcdctl -w json against the server under test and a live
+// etcd 3.4 (skipped without one): outputs equal once ids of the cluster, member and term
+// are dropped and remaining TTLs are checked to be within a second of each other.
+func TestLeaseDifferentialEtcdctl(t *testing.T) {
+	etcd := harness.EtcdBin()
+	if etcd == "" {
+		t.Skip("etcd is not installed")
+	}
+	run := func(bin string) []string {
+		s := harness.Start(t, harness.Options{Bin: bin})
+		cli := s.Client()
+		ctx := ctx10s(t)
+		for _, id := range []int64{0x1111, 0x2222} {
+			if _, err := clientv3.RetryLeaseClient(cli).LeaseGrant(ctx, leaseGrantReq(id, 100)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		steps := [][]string{
+			{"put", "--lease=1111", "k1", "v"},
+			{"put", "--lease=1111", "k2", "v"},
+			{"put", "--lease=2222", "k3", "v"},
+			{"put", "--lease=2222", "k1", "w"},
+			{"get", "k1"},
+			{"lease", "timetolive", "--keys", "1111"},
+			{"lease", "timetolive", "--keys", "2222"},
+			{"lease", "timetolive", "3333"},
+			{"lease", "list"},
+			{"lease", "keep-alive", "--once", "1111"},
+			{"lease", "revoke", "1111"},
+			{"get", "--prefix", "k"},
+			{"lease", "revoke", "1111"},
+			{"put", "--lease=1111", "k9", "v"},
+			{"put", "--ignore-lease", "k3", "x"},
+			{"get", "k3"},
+			{"lease", "list"},
+		}
+		var out []string
+		for _, st := range steps {
+			r := s.Etcdctl("", append([]string{"-w", "json"}, st...)...)
+			text := r.Stdout
+			if r.Code != 0 {
+				text = "error: " + strings.TrimSpace(r.Stderr[strings.LastIndex(r.Stderr, "Error:"):])
+			}
+			out = append(out, normalizeLeaseJSON(t, text))
+		}
+		return out
+	}
+	want := run(etcd)
+	got := run(harness.TargetBin())
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("step %d:\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+}
+
+// normalizeLeaseJSON drops cluster_id, member_id and raft_term, rounds a remaining "ttl"
+// of 99 to 100 (the second may tick between the two servers) and sorts "keys".
+func normalizeLeaseJSON(t *testing.T, s string) string {
+	t.Helper()
+	if strings.HasPrefix(s, "error: ") {
+		return s
+	}
+	var v any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(s)), &v); err != nil {
+		return strings.TrimSpace(s)
+	}
+	var walk func(any)
+	walk = func(x any) {
+		switch m := x.(type) {
+		case map[string]any:
+			for _, k := range []string{"cluster_id", "member_id", "raft_term"} {
+				delete(m, k)
+			}
+			if ttl, ok := m["ttl"].(float64); ok && (ttl == 99) {
+				m["ttl"] = float64(100)
+			}
+			// etcd lists a lease's keys in Go map order (random); rusd in key order.
+			if keys, ok := m["keys"].([]any); ok {
+				sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+			}
+			for _, e := range m {
+				walk(e)
+			}
+		case []any:
+			for _, e := range m {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	b, _ := json.Marshal(v)
+	return string(b)
+}
