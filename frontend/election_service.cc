@@ -24,6 +24,7 @@ constexpr milliseconds kObservePoll{50};
 // etcd's errors, plain Go errors on the wire: gRPC code Unknown.
 Status NotLeader() { return Status(StatusCode::kUnknown, "election: not leader"); }
 Status NoLeader() { return Status(StatusCode::kUnknown, "election: no leader"); }
+Status TooManyRequests() { return Status::ResourceExhausted("etcdserver: too many requests"); }
 Status MissingLeaderKey() {
   return Status(StatusCode::kUnknown, "\"leader\" field must be provided");
 }
@@ -65,12 +66,22 @@ class ObserveReactor final : public grpc::ServerWriteReactor<v3electionpb::Leade
     cv_.notify_all();
   }
   void OnDone() override {
+    bool destroy = false;
     {
       std::lock_guard lock(mu_);
       done_ = true;
+      destroy = rejected_;
       cv_.notify_all();
     }
-    // The worker may still be between its Finish and its wait below.
+    if (destroy) delete this;  // no worker thread owns a rejected call
+  }
+  // Ends a call no worker took; OnDone frees the reactor.
+  void Reject(const grpc::Status& status) {
+    {
+      std::lock_guard lock(mu_);
+      rejected_ = true;
+    }
+    Finish(status);
   }
   // Finishes the call and waits for gRPC to be done with the reactor, then frees it.
   void FinishAndDelete(const grpc::Status& status) {
@@ -89,6 +100,7 @@ class ObserveReactor final : public grpc::ServerWriteReactor<v3electionpb::Leade
   bool writing_ = false;
   bool write_ok_ = true;
   bool done_ = false;
+  bool rejected_ = false;
 };
 
 class ElectionService final : public v3electionpb::Election::CallbackService {
@@ -126,9 +138,11 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
   grpc::ServerWriteReactor<v3electionpb::LeaderResponse>* Observe(
       grpc::CallbackServerContext* ctx, const v3electionpb::LeaderRequest* req) override {
     auto* reactor = new ObserveReactor();
-    threads_.Run([this, ctx, req, reactor] {
-      reactor->FinishAndDelete(ToGrpcStatus(DoObserve(ctx, req->name() + "/", reactor)));
-    });
+    if (!threads_.Run([this, ctx, req, reactor] {
+          reactor->FinishAndDelete(ToGrpcStatus(DoObserve(ctx, req->name() + "/", reactor)));
+        })) {
+      reactor->Reject(ToGrpcStatus(TooManyRequests()));
+    }
     return reactor;
   }
 
@@ -148,7 +162,9 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
   template <typename Fn>
   grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* ctx, Fn fn) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    threads_.Run([reactor, fn = std::move(fn)] { reactor->Finish(ToGrpcStatus(fn())); });
+    if (!threads_.Run([reactor, fn = std::move(fn)] { reactor->Finish(ToGrpcStatus(fn())); })) {
+      reactor->Finish(ToGrpcStatus(TooManyRequests()));
+    }
     return reactor;
   }
 

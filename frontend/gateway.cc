@@ -72,7 +72,7 @@ int HttpStatusFromGrpcCode(int code) {
     case 6: return 409;   // AlreadyExists
     case 7: return 403;   // PermissionDenied
     case 8: return 429;   // ResourceExhausted
-    case 9: return 400;   // FailedPrecondition
+    case 9: return 412;   // FailedPrecondition (grpc-gateway v1, as etcd 3.4/3.5 serve)
     case 10: return 409;  // Aborted
     case 11: return 400;  // OutOfRange
     case 12: return 501;  // Unimplemented

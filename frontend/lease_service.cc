@@ -3,6 +3,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <deque>
+#include <functional>
+#include <memory>
+#include <vector>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -12,6 +15,7 @@
 #include "frontend/ring_client.h"
 #include "ipc/message_type.h"
 #include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
 
 namespace rusd::frontend {
 namespace {
@@ -37,6 +41,77 @@ RequestCallback Complete(grpc::ServerUnaryReactor* reactor, Response* resp) {
   };
 }
 
+// Gathers keep-alives from every stream of this frontend: while one batch is in flight
+// (ReadIndex, then stored renews them all), new keep-alives wait and leave together as the
+// next batch. One ring round trip per batch instead of per keep-alive; under light load a
+// batch is a single keep-alive sent at once.
+class KeepAliveBatcher {
+ public:
+  using Done = std::function<void(const Status&, const LeaseKeepAliveResponse&)>;
+  explicit KeepAliveBatcher(RingClient& ring) : ring_(ring) {}
+
+  void Add(int64_t id, Done done) {
+    {
+      std::lock_guard lock(mu_);
+      waiting_.push_back({id, std::move(done)});
+      if (in_flight_ >= kMaxInFlight) return;
+      ++in_flight_;
+    }
+    SendNext();
+  }
+
+ private:
+  static constexpr int kMaxInFlight = 2;
+  struct Item {
+    int64_t id;
+    Done done;
+  };
+
+  // Sends everything waiting as one batch; called with one in-flight slot taken.
+  void SendNext() {
+    auto batch = std::make_shared<std::vector<Item>>();
+    {
+      std::lock_guard lock(mu_);
+      if (waiting_.empty()) {
+        --in_flight_;
+        return;
+      }
+      batch->swap(waiting_);
+    }
+    internal::KeepAliveBatch req;
+    req.mutable_ids()->Reserve(static_cast<int>(batch->size()));
+    for (const Item& it : *batch) req.add_ids(it.id);
+    ring_.ReadAs(Type(ipc::MessageType::kLeaseKeepAliveBatch), req.SerializeAsString(),
+                 /*linearizable=*/true, [this, batch](const Status& st, std::string&& payload) {
+                   Complete(*batch, st, payload);
+                   SendNext();  // the slot passes to whatever gathered meanwhile
+                 });
+  }
+
+  static void Complete(std::vector<Item>& batch, const Status& st, const std::string& payload) {
+    internal::KeepAliveBatchReply reply;
+    Status status = st;
+    if (status.ok() && (!reply.ParseFromString(payload) ||
+                        reply.ttls_size() != static_cast<int>(batch.size()))) {
+      status = Status::Internal("rusd: malformed keep-alive reply");
+    }
+    LeaseKeepAliveResponse resp;
+    if (status.ok()) *resp.mutable_header() = reply.header();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (status.ok()) {
+        resp.set_id(batch[i].id);
+        resp.set_ttl(reply.ttls(static_cast<int>(i)));
+      }
+      batch[i].done(status, resp);
+    }
+  }
+
+  RingClient& ring_;
+  std::mutex mu_;
+  std::vector<Item> waiting_;  // guarded by mu_
+  int in_flight_ = 0;          // batches sent and not answered; mu_
+};
+
 // One LeaseKeepAlive stream. Each request becomes a keep-alive read; answers are written in
 // arrival order, one at a time. Finish is called once, never while a write is in flight.
 // The reactor deletes itself once gRPC is done with it (OnDone, which follows Finish) AND no
@@ -44,7 +119,9 @@ RequestCallback Complete(grpc::ServerUnaryReactor* reactor, Response* resp) {
 class KeepAliveReactor final
     : public grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
  public:
-  explicit KeepAliveReactor(RingClient& ring) : ring_(ring) { StartRead(&request_); }
+  explicit KeepAliveReactor(KeepAliveBatcher& batcher) : batcher_(batcher) {
+    StartRead(&request_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -52,9 +129,9 @@ class KeepAliveReactor final
       return;
     }
     Step([&] { ++pending_; });
-    ring_.ReadAs(Type(ipc::MessageType::kLeaseKeepAlive), request_.SerializeAsString(),
-                 /*linearizable=*/true,
-                 [this](const Status& st, std::string&& payload) { OnReply(st, payload); });
+    batcher_.Add(request_.id(), [this](const Status& st, const LeaseKeepAliveResponse& resp) {
+      OnReply(st, resp);
+    });
     StartRead(&request_);
   }
 
@@ -77,7 +154,7 @@ class KeepAliveReactor final
   }
 
  private:
-  void OnReply(const Status& st, const std::string& payload) {
+  void OnReply(const Status& st, const LeaseKeepAliveResponse& reply) {
     bool gone = false;
     bool destroy = false;
     {
@@ -101,11 +178,7 @@ class KeepAliveReactor final
         failure_ = ToGrpcStatus(st);
         return;
       }
-      LeaseKeepAliveResponse& resp = queue_.emplace_back();
-      if (!resp.ParseFromString(payload)) {
-        queue_.pop_back();
-        failure_ = grpc::Status(grpc::StatusCode::INTERNAL, "rusd: malformed keep-alive reply");
-      }
+      queue_.push_back(reply);
     });
     {
       std::lock_guard lock(mu_);
@@ -141,7 +214,7 @@ class KeepAliveReactor final
     if (finish) Finish(status);
   }
 
-  RingClient& ring_;
+  KeepAliveBatcher& batcher_;
   LeaseKeepAliveRequest request_;  // gRPC thread only (one read at a time)
   std::mutex mu_;
   std::deque<LeaseKeepAliveResponse> queue_;  // front is being written when writing_
@@ -156,7 +229,7 @@ class KeepAliveReactor final
 
 class LeaseService final : public etcdserverpb::Lease::CallbackService {
  public:
-  explicit LeaseService(RingClient& ring) : ring_(ring) {}
+  explicit LeaseService(RingClient& ring) : ring_(ring), batcher_(ring) {}
 
   grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* ctx,
                                        const etcdserverpb::LeaseGrantRequest* req,
@@ -191,7 +264,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
 
   grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse>* LeaseKeepAlive(
       grpc::CallbackServerContext*) override {
-    return new KeepAliveReactor(ring_);
+    return new KeepAliveReactor(batcher_);
   }
 
   grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* ctx,
@@ -214,6 +287,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
 
  private:
   RingClient& ring_;
+  KeepAliveBatcher batcher_;
 };
 
 }  // namespace

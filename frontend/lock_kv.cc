@@ -67,7 +67,8 @@ Result<int64_t> BlockingKv::GrantLease(int64_t ttl) {
   cmd.set_request_id(id);
   cmd.set_origin_member_id(ring.member_id());
   cmd.mutable_lease_grant()->set_ttl(ttl);
-  cmd.mutable_lease_grant()->set_id(static_cast<int64_t>(ring.NextRequestId() & ((1ull << 63) - 1)));
+  cmd.mutable_lease_grant()->set_id(
+      static_cast<int64_t>(ring.NextRequestId() & ((1ull << 63) - 1)));
   const std::string bytes = cmd.SerializeAsString();
   auto resp = Call<etcdserverpb::LeaseGrantResponse>(
       [&](RequestCallback cb) { ring.Propose(id, bytes, std::move(cb)); });
@@ -127,14 +128,16 @@ void CallThreads::Reap() {
   finished_.clear();
 }
 
-void CallThreads::Run(std::function<void()> fn) {
+bool CallThreads::Run(std::function<void()> fn) {
   std::lock_guard lock(mu_);
   Reap();
+  if (running_.size() >= max_threads_) return false;
   running_.emplace_back([this, fn = std::move(fn)] {
     fn();
     std::lock_guard l(mu_);
     finished_.push_back(std::this_thread::get_id());
   });
+  return true;
 }
 
 }  // namespace rusd::frontend

@@ -9,7 +9,7 @@
 // at the cost of up to one poll interval of hand-over latency).
 //
 // CallThreads runs each long call (a Lock or Campaign may wait for minutes) on its own
-// thread and joins them all on destruction.
+// thread, at most `max_threads` at once, and joins them all on destruction.
 //
 // Thread safety: any thread.
 #pragma once
@@ -47,7 +47,8 @@ class BlockingKv {
   Result<etcdserverpb::RangeResponse> FirstCreated(const std::string& prefix);
   // Returns once no key under `prefix` has create_revision <= max_create_rev, with the
   // header of the last read. `cancelled` is polled between reads (-> Cancelled).
-  Result<etcdserverpb::ResponseHeader> WaitDeletes(const std::string& prefix, int64_t max_create_rev,
+  Result<etcdserverpb::ResponseHeader> WaitDeletes(const std::string& prefix,
+                                                   int64_t max_create_rev,
                                                    const std::function<bool()>& cancelled,
                                                    std::chrono::milliseconds poll);
 
@@ -57,15 +58,18 @@ class BlockingKv {
 
 class CallThreads {
  public:
-  CallThreads() = default;
+  explicit CallThreads(size_t max_threads = 256) : max_threads_(max_threads) {}
   ~CallThreads();
   CallThreads(const CallThreads&) = delete;
   CallThreads& operator=(const CallThreads&) = delete;
 
-  void Run(std::function<void()> fn);
+  // False (and `fn` not run) when max_threads calls are running: the caller answers
+  // "etcdserver: too many requests".
+  [[nodiscard]] bool Run(std::function<void()> fn);
 
  private:
   void Reap();
+  const size_t max_threads_;
   std::mutex mu_;
   std::list<std::thread> running_;
   std::list<std::thread::id> finished_;

@@ -18,6 +18,8 @@ using std::chrono::milliseconds;
 constexpr int64_t kSessionTtl = 60;
 constexpr milliseconds kPoll{20};
 
+Status TooManyRequests() { return Status::ResourceExhausted("etcdserver: too many requests"); }
+
 std::string HexLease(int64_t lease) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "%" PRIx64, static_cast<uint64_t>(lease));
@@ -31,9 +33,11 @@ class LockService final : public v3lockpb::Lock::CallbackService {
   grpc::ServerUnaryReactor* Lock(grpc::CallbackServerContext* ctx, const v3lockpb::LockRequest* req,
                                  v3lockpb::LockResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    threads_.Run([this, ctx, req, resp, reactor] {
-      reactor->Finish(ToGrpcStatus(DoLock(ctx, *req, resp)));
-    });
+    if (!threads_.Run([this, ctx, req, resp, reactor] {
+          reactor->Finish(ToGrpcStatus(DoLock(ctx, *req, resp)));
+        })) {
+      reactor->Finish(ToGrpcStatus(TooManyRequests()));
+    }
     return reactor;
   }
 
@@ -41,11 +45,13 @@ class LockService final : public v3lockpb::Lock::CallbackService {
                                    const v3lockpb::UnlockRequest* req,
                                    v3lockpb::UnlockResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    threads_.Run([this, req, resp, reactor] {
-      auto del = kv_.Delete(req->key());
-      if (del.ok()) *resp->mutable_header() = del->header();
-      reactor->Finish(ToGrpcStatus(del.status()));
-    });
+    if (!threads_.Run([this, req, resp, reactor] {
+          auto del = kv_.Delete(req->key());
+          if (del.ok()) *resp->mutable_header() = del->header();
+          reactor->Finish(ToGrpcStatus(del.status()));
+        })) {
+      reactor->Finish(ToGrpcStatus(TooManyRequests()));
+    }
     return reactor;
   }
 

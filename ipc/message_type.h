@@ -31,6 +31,7 @@ enum class MessageType : uint16_t {
   kLeaseLeases = 47,
   kWatchHistoryRead = 41,  // rusd.internal.WatchHistoryRead (watch.proto); answered by a
                            // kResult carrying a rusd.internal.WatchHistoryChunk
+  kLeaseKeepAliveBatch = 48,  // LeaseRead around rusd.internal.KeepAliveBatch
   // store-replies ring (stored -> frontend). id = request id.
   kResult = 50,  // the etcd response (RangeResponse, PutResponse, DeleteRangeResponse,
                  // TxnResponse, CompactionResponse) serialized; the frontend knows which

@@ -20,6 +20,7 @@
 #include "ipc/test_segment.h"
 #include "raftd/wal/wal_reader.h"
 #include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
 
 namespace rusd::raftd {
 namespace {
@@ -326,6 +327,59 @@ TEST_F(RaftdProcessTest, HoldsEntriesAfterStoredRestartsUntilItsResumeFrom) {
   Resume(15, 3);
   Propose(21);
   ASSERT_TRUE(ApplyUntil(22)) << RaftdLog();
+}
+
+// Leases: stored hears "leader, term T" ahead of the entries after each kResumeFrom, and
+// the revocations it proposes are proposed only under the term they name.
+TEST_F(RaftdProcessTest, TellsStoredItLeadsAndProposesLeaseExpiriesOnlyInItsTerm) {
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  auto await_leader_state = [&](uint64_t stored_epoch) {
+    Resume(applied_, stored_epoch);
+    for (int i = 0; i < 2000; ++i) {
+      auto m = committed_->TryRead();
+      if (!m) {
+        std::this_thread::sleep_for(1ms);
+        continue;
+      }
+      EXPECT_EQ(m->type, MessageType::kLeaderState) << "entries before the leader state";
+      internal::LeaderState st;
+      EXPECT_TRUE(st.ParseFromString(m->payload));
+      EXPECT_TRUE(st.is_leader());
+      EXPECT_EQ(st.term(), 1u);
+      return;
+    }
+    ADD_FAILURE() << "no kLeaderState";
+  };
+  await_leader_state(1);
+  ASSERT_TRUE(ApplyUntil(1)) << RaftdLog();
+
+  auto propose_revokes = [&](uint64_t term, std::vector<int64_t> ids) {
+    internal::LeaseProposals p;
+    p.set_term(term);
+    for (int64_t id : ids) {
+      internal::Command c;
+      c.mutable_lease_revoke()->set_id(id);
+      p.add_commands(c.SerializeAsString());
+    }
+    ipc::RingWriter w(**segment_, RingId::kStoreControl, 1);
+    ASSERT_TRUE(w.Write(MessageType::kLeaseProposals, term, p.SerializeAsString(), 1s).ok());
+  };
+  propose_revokes(7, {100});  // a term this raftd does not lead in: dropped
+  EXPECT_TRUE(NothingCommittedFor(200ms));
+  propose_revokes(1, {101, 102});
+  ASSERT_TRUE(ApplyUntil(3)) << RaftdLog();
+  for (uint64_t i : {2u, 3u}) {
+    internal::Command c;
+    ASSERT_TRUE(c.ParseFromString(log_[i].data()));
+    EXPECT_EQ(c.lease_revoke().id(), static_cast<int64_t>(99 + i));
+    EXPECT_EQ(c.request_id(), 0u);
+  }
+  // A restarted stored is told again, before anything else.
+  SetEpoch(Component::kStored, 3);
+  (*segment_)->WakeAll();
+  std::this_thread::sleep_for(50ms);
+  await_leader_state(3);
 }
 
 TEST_F(RaftdProcessTest, TellsARestartedFrontendWhoLeadsAndAnswersReadIndex) {

@@ -27,6 +27,7 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
 
 namespace rusd::stored {
 namespace {
@@ -334,6 +335,91 @@ class StoredTest : public ::testing::Test {
   uint64_t durable_ = 0;
   int resumes_seen_ = 0;
 };
+
+// Leases in the real process: keep-alives only once raftd said this node leads; expiry is
+// proposed on store-control under the leader's term, after TTL + the promotion extension.
+TEST_F(StoredTest, LeaseKeepAliveAndExpiryProposalFollowLeadership) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  internal::Command grant;
+  grant.set_request_id(501);
+  grant.set_origin_member_id(kMember);
+  grant.mutable_lease_grant()->set_id(5);
+  grant.mutable_lease_grant()->set_ttl(1);
+  SendEntries({NormalEntry(1, grant.SerializeAsString())});
+  auto granted = WaitReply(501);
+  ASSERT_TRUE(granted);
+  etcdserverpb::LeaseGrantResponse gr;
+  ASSERT_TRUE(gr.ParseFromString(granted->payload));
+  EXPECT_EQ(gr.ttl(), 2);  // etcd's minimum with the default election timeout
+
+  auto keep_alive = [&](uint64_t request_id, std::vector<int64_t> ids) {
+    internal::KeepAliveBatch batch;
+    for (int64_t id : ids) batch.add_ids(id);
+    internal::LeaseRead read;
+    read.set_min_applied_index(1);
+    read.set_request(batch.SerializeAsString());
+    ASSERT_TRUE(reads_->Write(MessageType::kLeaseKeepAliveBatch, request_id,
+                              read.SerializeAsString(), 5s)
+                    .ok());
+  };
+  auto leader_state = [&](uint64_t term, bool is_leader) {
+    internal::LeaderState st;
+    st.set_term(term);
+    st.set_is_leader(is_leader);
+    ASSERT_TRUE(
+        committed_->Write(MessageType::kLeaderState, term, st.SerializeAsString(), 5s).ok());
+  };
+  // Before raftd said anything (a freshly started stored) a keep-alive waits...
+  keep_alive(600, {5});
+  EXPECT_FALSE(WaitReply(600, 300ms)) << "answered before knowing who leads";
+  leader_state(4, true);  // ...and is answered once this node is known to lead
+  auto first = WaitReply(600);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->type, MessageType::kResult);
+  // A node that does not lead refuses to renew.
+  leader_state(5, false);
+  std::this_thread::sleep_for(100ms);
+  keep_alive(601, {5});
+  auto refused = WaitReply(601);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->type, MessageType::kError) << "renewed without leading";
+  leader_state(6, true);
+  std::this_thread::sleep_for(100ms);
+  keep_alive(602, {5, 6});
+  auto renewed = WaitReply(602);
+  ASSERT_TRUE(renewed);
+  ASSERT_EQ(renewed->type, MessageType::kResult);
+  const auto renewed_at = std::chrono::steady_clock::now();
+  internal::KeepAliveBatchReply reply;
+  ASSERT_TRUE(reply.ParseFromString(renewed->payload));
+  ASSERT_EQ(reply.ttls_size(), 2);
+  EXPECT_EQ(reply.ttls(0), 2);
+  EXPECT_EQ(reply.ttls(1), 0) << "unknown lease: TTL 0";
+  EXPECT_EQ(reply.header().member_id(), kMember);
+
+  // Nobody renews again: the revocation comes after the 2 s TTL, under term 4.
+  for (;;) {
+    auto m = ReadWithin(*segment_, *control_, 5s);
+    ASSERT_TRUE(m) << "no expiry proposal";
+    if (m->type != MessageType::kLeaseProposals) {
+      NoteControl(*m);
+      continue;
+    }
+    const auto after = std::chrono::steady_clock::now() - renewed_at;
+    EXPECT_GE(after, 1900ms);
+    EXPECT_LE(after, 2600ms);
+    internal::LeaseProposals proposals;
+    ASSERT_TRUE(proposals.ParseFromString(m->payload));
+    EXPECT_EQ(proposals.term(), 6u);
+    ASSERT_EQ(proposals.commands_size(), 1);
+    internal::Command revoke;
+    ASSERT_TRUE(revoke.ParseFromString(proposals.commands(0)));
+    EXPECT_EQ(revoke.lease_revoke().id(), 5);
+    EXPECT_EQ(revoke.request_id(), 0u);
+    break;
+  }
+}
 
 TEST_F(StoredTest, FreshStoreAsksToResumeFromZero) {
   StartStored();

@@ -21,6 +21,7 @@ Status NotLeader() { return Status::Unavailable("etcdserver: not leader"); }
 
 bool IsLeaseRead(ipc::MessageType type) {
   return type == ipc::MessageType::kLeaseKeepAlive ||
+         type == ipc::MessageType::kLeaseKeepAliveBatch ||
          type == ipc::MessageType::kLeaseTimeToLive || type == ipc::MessageType::kLeaseLeases;
 }
 
@@ -50,21 +51,30 @@ void LeaseKeeper::OnLeaderState(std::string_view payload) {
     spdlog::warn("committed ring: unparsable LeaderState");
     return;
   }
-  std::lock_guard lock(mu_);
-  if (state.is_leader()) {
-    if (term_ == state.term() && lessor_.primary()) return;  // a repeat
-    term_ = state.term();
-    in_flight_.clear();
-    lessor_.Promote(options_.promote_extend, Lessor::Clock::now());
-    spdlog::info("leases: leader at term {}: {} lease clocks (re)started with +{} ms",
-                 term_, lessor_.size(), options_.promote_extend.count());
-  } else {
-    if (!lessor_.primary() && term_ == 0) return;
-    spdlog::info("leases: not leader (term {}): lease clocks stopped", state.term());
-    term_ = 0;
-    in_flight_.clear();
-    lessor_.Demote();
+  std::vector<Query> ready;
+  {
+    std::lock_guard lock(mu_);
+    if (!leadership_known_) {
+      leadership_known_ = true;
+      ready.swap(awaiting_leadership_);
+    }
+    if (state.is_leader()) {
+      if (term_ != state.term() || !lessor_.primary()) {
+        term_ = state.term();
+        in_flight_.clear();
+        lessor_.Promote(options_.promote_extend, Lessor::Clock::now());
+        spdlog::info("leases: leader at term {}: {} lease clocks (re)started with +{} ms",
+                     term_, lessor_.size(), options_.promote_extend.count());
+      }
+    } else if (lessor_.primary() || term_ != 0) {
+      spdlog::info("leases: not leader (term {}): lease clocks stopped", state.term());
+      term_ = 0;
+      in_flight_.clear();
+      lessor_.Demote();
+    }
   }
+  // Queries that waited for the first leader state, now that it took effect.
+  for (const Query& q : ready) Serve(q);
 }
 
 void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& changes) {
@@ -79,7 +89,8 @@ void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& ch
       }
     }
     auto end = parked_.upper_bound(applied);
-    for (auto it = parked_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+    std::vector<Query>& to = leadership_known_ ? ready : awaiting_leadership_;
+    for (auto it = parked_.begin(); it != end; ++it) to.push_back(std::move(it->second));
     parked_.erase(parked_.begin(), end);
   }
   for (const Query& q : ready) Serve(q);
@@ -88,8 +99,9 @@ void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& ch
 void LeaseKeeper::Submit(ipc::MessageType type, uint64_t request_id, std::string payload) {
   internal::LeaseRead read;
   if (!read.ParseFromString(payload)) {
-    workers_.SendReply(ipc::MessageType::kError, request_id,
-                       EncodeErrorReply(Status::InvalidArgument("rusd-stored: malformed lease read")));
+    workers_.SendReply(
+        ipc::MessageType::kError, request_id,
+        EncodeErrorReply(Status::InvalidArgument("rusd-stored: malformed lease read")));
     return;
   }
   Query q{type, request_id, std::move(*read.mutable_request())};
@@ -97,6 +109,10 @@ void LeaseKeeper::Submit(ipc::MessageType type, uint64_t request_id, std::string
     std::lock_guard lock(mu_);
     if (read.min_applied_index() > applied_) {
       parked_.emplace(read.min_applied_index(), std::move(q));
+      return;
+    }
+    if (!leadership_known_) {
+      awaiting_leadership_.push_back(std::move(q));
       return;
     }
   }
@@ -132,6 +148,23 @@ void LeaseKeeper::Serve(const Query& q) {
         resp.set_ttl(0);  // etcd: an unknown lease answers TTL 0, not an error
       } else {
         resp.set_ttl(*ttl);
+      }
+      workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+      return;
+    }
+    case ipc::MessageType::kLeaseKeepAliveBatch: {
+      internal::KeepAliveBatch req;
+      if (!req.ParseFromString(q.request)) return reply_error(Status::InvalidArgument("malformed"));
+      internal::KeepAliveBatchReply resp;
+      fill(resp.mutable_header());
+      resp.mutable_ttls()->Reserve(req.ids_size());
+      {
+        std::lock_guard lock(mu_);
+        if (!lessor_.primary()) return reply_error(NotLeader());
+        for (int64_t id : req.ids()) {
+          Result<int64_t> ttl = lessor_.Renew(id, now);
+          resp.add_ttls(ttl.ok() ? *ttl : 0);
+        }
       }
       workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
       return;
@@ -180,11 +213,11 @@ void LeaseKeeper::Serve(const Query& q) {
   }
 }
 
-void LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
+std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
   internal::LeaseProposals proposals;
   {
     std::lock_guard lock(mu_);
-    if (!lessor_.primary() || term_ == 0) return;
+    if (!lessor_.primary() || term_ == 0) return options_.idle_tick;
     // Proposals lost on the way (a full ring, a deposed raftd) come back through the
     // lessor's retry interval; forget them here after the same interval.
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {
@@ -194,12 +227,28 @@ void LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
         ++it;
       }
     }
-    if (in_flight_.size() >= options_.max_revokes_in_flight) return;
+    if (in_flight_.size() >= options_.max_revokes_in_flight) return options_.expiry_tick;
     const size_t room = std::min(options_.max_revokes_per_tick,
                                  options_.max_revokes_in_flight - in_flight_.size());
     std::vector<int64_t> expired = lessor_.TakeExpired(now, room);
-    if (expired.empty()) return;
+    // etcd's maxLeaseCheckpointBatchSize: one checkpoint command carries up to 1000.
+    std::vector<Lessor::Checkpoint> checkpoints = lessor_.TakeCheckpoints(now, 1000);
+    if (expired.empty() && checkpoints.empty()) {
+      const Lessor::TimePoint next = lessor_.NextExpiry();
+      if (next - now >= options_.idle_tick) return options_.idle_tick;
+      return std::max(options_.expiry_tick / 5,
+                      std::chrono::ceil<std::chrono::milliseconds>(next - now));
+    }
     proposals.set_term(term_);
+    if (!checkpoints.empty()) {
+      internal::Command cmd;
+      for (const Lessor::Checkpoint& cp : checkpoints) {
+        auto* c = cmd.mutable_lease_checkpoint()->add_checkpoints();
+        c->set_id(cp.id);
+        c->set_remaining_ttl(cp.remaining_ttl);
+      }
+      proposals.add_commands(cmd.SerializeAsString());
+    }
     for (int64_t id : expired) {
       in_flight_[id] = now;
       internal::Command cmd;  // request_id 0: nobody waits for an expiry
@@ -211,18 +260,20 @@ void LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
                                 proposals.SerializeAsString());
   if (!st.ok()) {
     // Retried after the lessor's retry interval.
-    spdlog::warn("leases: store-control full, {} expiries wait for the retry",
+    // Lost checkpoints are harmless: the next one (or the full TTL) applies.
+    spdlog::warn("leases: store-control full, {} lease proposals wait for the retry",
                  proposals.commands_size());
   }
+  return options_.expiry_tick;
 }
 
 void LeaseKeeper::RunExpiry() {
   std::unique_lock lock(stop_mu_);
   while (!stop_) {
     lock.unlock();
-    ExpireOnce(Lessor::Clock::now());
+    const std::chrono::milliseconds wait = ExpireOnce(Lessor::Clock::now());
     lock.lock();
-    stop_cv_.wait_for(lock, options_.expiry_tick, [&] { return stop_; });
+    stop_cv_.wait_for(lock, wait, [&] { return stop_; });
   }
 }
 

@@ -51,9 +51,12 @@ struct LeaseKeeperOptions {
   uint64_t cluster_id = 0;
   // Added to every TTL on promotion (etcd: the election timeout).
   std::chrono::milliseconds promote_extend{1000};
-  std::chrono::milliseconds expiry_tick{10};
-  size_t max_revokes_per_tick = 20;
-  size_t max_revokes_in_flight = 200;
+  std::chrono::milliseconds expiry_tick{5};
+  // The longest the expiry thread sleeps when nothing is due soon (a lease granted meanwhile
+  // expires at most this late; etcd checks every 500 ms).
+  std::chrono::milliseconds idle_tick{50};
+  size_t max_revokes_per_tick = 10;
+  size_t max_revokes_in_flight = 80;
   Lessor::Options lessor;
 };
 
@@ -92,7 +95,8 @@ class LeaseKeeper {
     std::string request;  // the etcd request bytes
   };
   void Serve(const Query& q);
-  void ExpireOnce(Lessor::TimePoint now);
+  // Proposes what is due; returns how long the expiry thread may sleep.
+  std::chrono::milliseconds ExpireOnce(Lessor::TimePoint now);
 
   KvStore& store_;
   ReadWorkerPool& workers_;
@@ -103,6 +107,10 @@ class LeaseKeeper {
   Lessor lessor_;                 // guarded by mu_
   uint64_t term_ = 0;             // the term this node leads in (0: not leader); mu_
   uint64_t applied_ = 0;          // mu_
+  // No kLeaderState seen yet (this stored just started): lease queries wait for it rather
+  // than fail with "not leader" on the leader. mu_
+  bool leadership_known_ = false;
+  std::vector<Query> awaiting_leadership_;  // mu_
   std::multimap<uint64_t, Query> parked_;  // by min_applied_index; mu_
   // Revocations proposed and not yet applied, by lease id -> when proposed; mu_.
   std::unordered_map<int64_t, Lessor::TimePoint> in_flight_;

@@ -23,6 +23,15 @@ void Lessor::Refresh(int64_t id, Lease& lease, Duration extend, TimePoint now) {
   SetExpiry(id, lease, now + extend + Seconds(secs));
 }
 
+// etcd's scheduleCheckpointIfNeeded: only leases with more than one interval left.
+void Lessor::ScheduleCheckpoint(int64_t id, const Lease& lease, TimePoint now) {
+  if (options_.checkpoint_interval <= Duration::zero() || !primary_) return;
+  const int64_t secs = lease.remaining_ttl > 0 ? lease.remaining_ttl : lease.ttl;
+  if (Seconds(secs) > options_.checkpoint_interval) {
+    checkpoints_.insert({now + options_.checkpoint_interval, id});
+  }
+}
+
 void Lessor::Recover(const std::vector<LeaseInfo>& leases) {
   leases_.clear();
   queue_.clear();
@@ -43,6 +52,7 @@ void Lessor::Apply(const std::vector<LeaseChange>& changes, TimePoint now) {
         lease.remaining_ttl = 0;
         if (primary_) {
           Refresh(c.id, lease, Duration::zero(), now);
+          ScheduleCheckpoint(c.id, lease, now);
         } else {
           SetExpiry(c.id, lease, TimePoint::max());
         }
@@ -58,7 +68,10 @@ void Lessor::Apply(const std::vector<LeaseChange>& changes, TimePoint now) {
       case LeaseChange::Kind::kCheckpointed: {
         // etcd: a checkpoint only records the remaining TTL; Promote applies it.
         auto it = leases_.find(c.id);
-        if (it != leases_.end()) it->second.remaining_ttl = c.remaining_ttl;
+        if (it != leases_.end()) {
+          it->second.remaining_ttl = c.remaining_ttl;
+          ScheduleCheckpoint(c.id, it->second, now);  // the next one
+        }
         break;
       }
     }
@@ -67,7 +80,12 @@ void Lessor::Apply(const std::vector<LeaseChange>& changes, TimePoint now) {
 
 void Lessor::Promote(Duration extend, TimePoint now) {
   primary_ = true;
-  for (auto& [id, lease] : leases_) Refresh(id, lease, extend, now);
+  checkpoints_.clear();
+  cleared_.clear();
+  for (auto& [id, lease] : leases_) {
+    Refresh(id, lease, extend, now);
+    ScheduleCheckpoint(id, lease, now);
+  }
   if (leases_.size() < static_cast<size_t>(options_.revoke_rate)) return;
 
   // etcd's pile-up spreading: walk the leases by expiry and, where more than 3/4 of the
@@ -102,6 +120,8 @@ void Lessor::Promote(Duration extend, TimePoint now) {
 void Lessor::Demote() {
   primary_ = false;
   queue_.clear();
+  checkpoints_.clear();
+  cleared_.clear();
   for (auto& [id, lease] : leases_) {
     lease.expiry = TimePoint::max();
     lease.queued_at = TimePoint::max();
@@ -116,7 +136,12 @@ Result<int64_t> Lessor::Renew(int64_t id, TimePoint now) {
   // Expired: its revocation is pending or in flight; etcd waits for it and then answers
   // "not found" (TTL 0). Answer that now.
   if (lease.expiry <= now) return Status::NotFound("lease expired");
-  lease.remaining_ttl = 0;  // etcd clears the checkpoint on renew
+  if (lease.remaining_ttl > 0) {
+    // etcd clears the checkpoint on renew, through Raft, so that a new leader does not
+    // restart the lease from the stale remaining TTL.
+    lease.remaining_ttl = 0;
+    cleared_.push_back(id);
+  }
   Refresh(id, lease, Duration::zero(), now);
   return lease.ttl;
 }
@@ -158,6 +183,27 @@ std::vector<int64_t> Lessor::TakeExpired(TimePoint now, size_t limit) {
     lease.queued_at = now + options_.revoke_retry;
     queue_.insert({lease.queued_at, id});
     out.push_back(id);
+  }
+  return out;
+}
+
+std::vector<Lessor::Checkpoint> Lessor::TakeCheckpoints(TimePoint now, size_t limit) {
+  std::vector<Checkpoint> out;
+  while (out.size() < limit && !cleared_.empty()) {
+    if (leases_.count(cleared_.back()) != 0) out.push_back({cleared_.back(), 0});
+    cleared_.pop_back();
+  }
+  while (out.size() < limit && !checkpoints_.empty() && checkpoints_.begin()->first <= now) {
+    const int64_t id = checkpoints_.begin()->second;
+    checkpoints_.erase(checkpoints_.begin());
+    auto it = leases_.find(id);
+    if (it == leases_.end() || it->second.expiry <= now) continue;
+    const Lease& lease = it->second;
+    // etcd: math.Ceil of the seconds left; nothing to record if the full TTL is left.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(lease.expiry - now);
+    const int64_t remaining = (left.count() + 999) / 1000;
+    if (remaining >= lease.ttl) continue;
+    out.push_back({id, remaining});
   }
   return out;
 }

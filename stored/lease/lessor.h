@@ -41,6 +41,11 @@ class Lessor {
     // etcd's leaseRevokeRate: Promote spreads expiries so that at most 3/4 of this many
     // fall in any one second.
     int revoke_rate = 1000;
+    // etcd's lease checkpointing (3.5's --experimental-enable-lease-checkpoint, on here):
+    // a lease with more than this left has its remaining TTL checkpointed through Raft
+    // every interval, so a new leader restarts it from what was left, not from its full
+    // TTL. Zero disables.
+    Duration checkpoint_interval = std::chrono::minutes(5);
   };
 
   explicit Lessor(Options options) : options_(options) {}
@@ -74,6 +79,18 @@ class Lessor {
   // Up to `limit` leases whose expiry has passed; each is not handed out again before
   // revoke_retry unless renewed (which fails for it) or re-granted.
   std::vector<int64_t> TakeExpired(TimePoint now, size_t limit);
+  // When the next lease expires (or its expiry is handed out again); max() if never.
+  TimePoint NextExpiry() const {
+    return queue_.empty() ? TimePoint::max() : queue_.begin()->first;
+  }
+
+  struct Checkpoint {
+    int64_t id = 0;
+    int64_t remaining_ttl = 0;  // seconds, rounded up; 0 clears a checkpoint
+  };
+  // Up to `limit` checkpoints to propose: those due (etcd's findDueScheduledCheckpoints)
+  // and the clearing of a checkpoint a renew made stale (etcd's Renew proposes it).
+  std::vector<Checkpoint> TakeCheckpoints(TimePoint now, size_t limit);
 
  private:
   struct Lease {
@@ -85,12 +102,16 @@ class Lessor {
 
   void SetExpiry(int64_t id, Lease& lease, TimePoint expiry);
   void Refresh(int64_t id, Lease& lease, Duration extend, TimePoint now);
+  void ScheduleCheckpoint(int64_t id, const Lease& lease, TimePoint now);
 
   Options options_;
   bool primary_ = false;
   std::unordered_map<int64_t, Lease> leases_;
   // (expiry or retry time, id) of every lease with a finite expiry; primary only.
   std::set<std::pair<TimePoint, int64_t>> queue_;
+  // (when, id) of scheduled checkpoints, and ids whose checkpoint a renew cleared; primary.
+  std::set<std::pair<TimePoint, int64_t>> checkpoints_;
+  std::vector<int64_t> cleared_;
 };
 
 }  // namespace rusd::stored

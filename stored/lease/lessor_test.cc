@@ -118,5 +118,33 @@ TEST(LessorTest, LeasesListedSoonestExpiryFirst) {
   EXPECT_EQ(l.Leases(), (std::vector<int64_t>{2, 3, 1}));
 }
 
+TEST(LessorTest, LongLeasesAreCheckpointedAndRenewClearsTheCheckpoint) {
+  Lessor::Options o;
+  o.checkpoint_interval = seconds(60);
+  Lessor l(o);
+  const TP t0 = TP() + seconds(100);
+  l.Promote(Lessor::Duration::zero(), t0);
+  l.Apply({Granted(1, 600), Granted(2, 30)}, t0);  // 30 s: never more than an interval left
+  EXPECT_TRUE(l.TakeCheckpoints(t0 + seconds(59), 10).empty());
+  auto cps = l.TakeCheckpoints(t0 + seconds(60), 10);
+  ASSERT_EQ(cps.size(), 1u);
+  EXPECT_EQ(cps[0].id, 1);
+  EXPECT_EQ(cps[0].remaining_ttl, 540);
+  // Applied: recorded, and the next one scheduled an interval later.
+  l.Apply({LeaseChange{LeaseChange::Kind::kCheckpointed, 1, 600, 540}}, t0 + seconds(60));
+  EXPECT_EQ(l.TakeCheckpoints(t0 + seconds(120), 10).size(), 1u);
+  // A new leader restarts lease 1 from the checkpoint, not from 600 s.
+  l.Demote();
+  l.Promote(seconds(1), t0 + seconds(200));
+  EXPECT_EQ(l.Lookup(1, t0 + seconds(200))->remaining_seconds, 541);
+  // Renewing clears the checkpoint through Raft (a {id, 0} checkpoint is proposed).
+  ASSERT_TRUE(l.Renew(1, t0 + seconds(201)).ok());
+  EXPECT_EQ(l.Lookup(1, t0 + seconds(201))->remaining_seconds, 600);
+  cps = l.TakeCheckpoints(t0 + seconds(201), 10);
+  ASSERT_EQ(cps.size(), 1u);
+  EXPECT_EQ(cps[0].id, 1);
+  EXPECT_EQ(cps[0].remaining_ttl, 0);
+}
+
 }  // namespace
 }  // namespace rusd::stored

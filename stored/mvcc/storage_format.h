@@ -25,6 +25,8 @@
 //            compact_revision (etcd's compactMainRev; absent = never compacted, -1),
 //            finished_compact_revision (history physically purged up to here; when it is
 //            below compact_revision, Open finishes the purge).
+//            Also the leases: "lease/<id>" and "leasekey/<id><key>" records, whose layout
+//            lease_records.h draws.
 //
 // Key escaping keeps byte order for arbitrary keys (0x00 included): every 0x00 byte of the
 // user key becomes 00 FF, and the key ends with the terminator 00 01. The terminator sorts

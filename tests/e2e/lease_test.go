@@ -3,7 +3,9 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -357,13 +360,16 @@ func TestLeaseMassExpiryUnderPutLoad(t *testing.T) {
 			t.Fatalf("%d keys left 30 s after the leases expired", gr.Count)
 		}
 	}
+	// The normal p99 is measured on both sides of the expiry (the machine is shared: its
+	// background load drifts), 3 s after as well as before.
+	time.Sleep(3 * time.Second)
 	stopLoad()
 	wg.Wait()
 
 	var before, during []time.Duration
 	for _, s := range samples {
 		switch {
-		case s.at.Before(firstExpiry.Add(-500 * time.Millisecond)):
+		case s.at.Before(firstExpiry.Add(-500*time.Millisecond)) || s.at.After(allGone.Add(500*time.Millisecond)):
 			before = append(before, s.lat)
 		case !s.at.Before(firstExpiry) && s.at.Before(allGone):
 			during = append(during, s.lat)
@@ -372,7 +378,7 @@ func TestLeaseMassExpiryUnderPutLoad(t *testing.T) {
 	p99b, p99d := percentile(before, 0.99), percentile(during, 0.99)
 	took := allGone.Sub(lastExpiry)
 	t.Logf("%s: all %d keys gone %v after the last lease's expiry (%v after the first); "+
-		"put p99 %v before (%d puts), %v during (%d puts), ratio %.2f; p50 %v / %v",
+		"put p99 %v outside (%d puts), %v during (%d puts), ratio %.2f; p50 %v / %v",
 		s.Kind, leases*keysPerLease, took, allGone.Sub(firstExpiry), p99b, len(before), p99d,
 		len(during), float64(p99d)/float64(p99b), percentile(before, 0.5), percentile(during, 0.5))
 	if s.Kind != harness.Rusd {
@@ -723,4 +729,325 @@ func TestElectEtcdctl(t *testing.T) {
 	if err != nil || string(ld.Kvs[0].Value) != "p1" || string(ld.Kvs[0].Key) != lines[0] {
 		t.Errorf("clientv3 Election.Leader: %v %v", ld, err)
 	}
+}
+
+// A restart of stored or raftd on the leader counts as a promotion: every lease's clock
+// restarts from its full TTL plus the election timeout, so no lease expires because of it;
+// leases still expire afterwards when nobody keeps them alive. rusd only.
+func TestLeaseSurvivesComponentRestarts(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	if s.Kind != harness.Rusd {
+		t.Skip("kills rusd's components")
+	}
+	cli := s.Client()
+	for _, comp := range []string{harness.Stored, harness.Raftd} {
+		t.Run(comp, func(t *testing.T) {
+			ctx := ctx10s(t)
+			g, err := cli.Grant(ctx, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			granted := time.Now()
+			key := "restart/" + comp
+			mustPut(t, cli, key, "v", clientv3.WithLease(g.ID))
+			time.Sleep(2 * time.Second)
+			old := s.KillComponent(comp)
+			if _, err := s.WaitComponentReplaced(comp, old, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			restarted := time.Now()
+			// The original expiry (granted + 3 s) passes: the key must still be there.
+			for time.Since(granted) < 3500*time.Millisecond {
+				time.Sleep(100 * time.Millisecond)
+			}
+			gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			gr, err := cli.Get(gctx, key)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(gr.Kvs) != 1 && time.Since(restarted) < 3*time.Second {
+				t.Fatalf("lease expired %v after the %s restart (TTL 3 s must restart)", time.Since(restarted), comp)
+			}
+			// ...and it still expires: restart + 3 s TTL + 1 s election timeout, + 1 s slack.
+			for {
+				gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				gr, err := cli.Get(gctx, key)
+				cancel()
+				if err == nil && len(gr.Kvs) == 0 {
+					t.Logf("%s restart: key gone %v after the restart", comp, time.Since(restarted))
+					break
+				}
+				if time.Since(restarted) > 6*time.Second {
+					t.Fatalf("key still there %v after the %s restart", time.Since(restarted), comp)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// The JSON gateway's lease endpoints (curl's view), answers as etcd's grpc-gateway gives them.
+func TestLeaseJSONGateway(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	post := func(path, body string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Post(s.ClientURL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return resp.StatusCode, out
+	}
+	if code, r := post("/v3/lease/grant", `{"TTL":30,"ID":555}`); code != 200 || r["ID"] != "555" || r["TTL"] != "30" {
+		t.Errorf("grant: %d %v", code, r)
+	}
+	if code, r := post("/v3/lease/grant", `{"TTL":30,"ID":555}`); code != 412 ||
+		r["error"] != "etcdserver: lease already exists" || r["code"] != float64(9) {
+		t.Errorf("duplicate grant: %d %v", code, r)
+	}
+	if code, r := post("/v3/kv/lease/timetolive", `{"ID":555,"keys":true}`); code != 200 ||
+		r["grantedTTL"] != "30" || r["ID"] != "555" {
+		t.Errorf("timetolive: %d %v", code, r)
+	}
+	if code, r := post("/v3/lease/leases", `{}`); code != 200 || fmt.Sprint(r["leases"]) != "[map[ID:555]]" {
+		t.Errorf("leases: %d %v", code, r)
+	}
+	if code, _ := post("/v3/lease/revoke", `{"ID":555}`); code != 200 {
+		t.Errorf("revoke: %d", code)
+	}
+	if code, r := post("/v3/lease/revoke", `{"ID":555}`); code != 404 ||
+		r["error"] != "etcdserver: requested lease not found" {
+		t.Errorf("second revoke: %d %v", code, r)
+	}
+	if code, r := post("/v3/lease/timetolive", `{"ID":555}`); code != 200 || r["TTL"] != "-1" {
+		t.Errorf("timetolive after revoke: %d %v", code, r)
+	}
+}
+
+// A kept-alive lease never expires while each component is killed in turn: the keep-alive
+// stream (re-sent reads, a new stored waiting for the leader state, clientv3 reconnecting
+// to a new frontend) carries on. rusd only.
+func TestLeaseKeepAliveAcrossComponentKills(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	if s.Kind != harness.Rusd {
+		t.Skip("kills rusd's components")
+	}
+	cli := s.Client()
+	ctx := ctx10s(t)
+	g, err := cli.Grant(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, cli, "kept", "v", clientv3.WithLease(g.ID))
+	kctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	ch, err := cli.KeepAlive(kctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range ch {
+		}
+	}()
+	for _, comp := range []string{harness.Stored, harness.Raftd, harness.Frontend} {
+		old := s.KillComponent(comp)
+		if _, err := s.WaitComponentReplaced(comp, old, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ttl, err := cli.TimeToLive(gctx, g.ID)
+		cancel()
+		if err != nil {
+			t.Fatalf("after killing %s: %v", comp, err)
+		}
+		if ttl.TTL <= 0 {
+			t.Fatalf("lease expired after killing %s (TTL %d)", comp, ttl.TTL)
+		}
+		t.Logf("after killing %s: TTL %d", comp, ttl.TTL)
+	}
+	gr, err := cli.Get(ctx10s(t), "kept")
+	if err != nil || len(gr.Kvs) != 1 {
+		t.Fatalf("kept key: %v %v", gr, err)
+	}
+}
+
+// clientv3's own Mutex and Election under contention: the waiters watch the keys before
+// theirs (concurrency.waitDeletes), so these need the Watch service.
+func TestLockContendedClientv3(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	var holders atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sess, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer sess.Close()
+			m := concurrency.NewMutex(sess, "contended")
+			for n := 0; n < 3; n++ {
+				if err := m.Lock(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+				if h := holders.Add(1); h != 1 {
+					t.Errorf("%d holders at once", h)
+				}
+				time.Sleep(20 * time.Millisecond)
+				holders.Add(-1)
+				if err := m.Unlock(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestElectionObserveClientv3(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	s1, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	e1, e2 := concurrency.NewElection(s1, "obs"), concurrency.NewElection(s2, "obs")
+	if err := e1.Campaign(ctx, "one"); err != nil {
+		t.Fatal(err)
+	}
+	obs := concurrency.NewElection(s2, "obs").Observe(ctx)
+	if r := <-obs; string(r.Kvs[0].Value) != "one" {
+		t.Fatalf("observed %q", r.Kvs[0].Value)
+	}
+	won := make(chan error, 1)
+	go func() { won <- e2.Campaign(ctx, "two") }()
+	if err := e1.Proclaim(ctx, "one-b"); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-obs; string(r.Kvs[0].Value) != "one-b" {
+		t.Fatalf("observed %q after proclaim", r.Kvs[0].Value)
+	}
+	if err := e1.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-won; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-obs; string(r.Kvs[0].Value) != "two" {
+		t.Fatalf("observed %q after resign", r.Kvs[0].Value)
+	}
+}
+
+// One fixed lease sequence through etcdctl -w json against the server under test and a live
+// etcd 3.4 (skipped without one): outputs equal once ids of the cluster, member and term
+// are dropped and remaining TTLs are checked to be within a second of each other.
+func TestLeaseDifferentialEtcdctl(t *testing.T) {
+	etcd := harness.EtcdBin()
+	if etcd == "" {
+		t.Skip("etcd is not installed")
+	}
+	run := func(bin string) []string {
+		s := harness.Start(t, harness.Options{Bin: bin})
+		cli := s.Client()
+		ctx := ctx10s(t)
+		for _, id := range []int64{0x1111, 0x2222} {
+			if _, err := clientv3.RetryLeaseClient(cli).LeaseGrant(ctx, leaseGrantReq(id, 100)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		steps := [][]string{
+			{"put", "--lease=1111", "k1", "v"},
+			{"put", "--lease=1111", "k2", "v"},
+			{"put", "--lease=2222", "k3", "v"},
+			{"put", "--lease=2222", "k1", "w"},
+			{"get", "k1"},
+			{"lease", "timetolive", "--keys", "1111"},
+			{"lease", "timetolive", "--keys", "2222"},
+			{"lease", "timetolive", "3333"},
+			{"lease", "list"},
+			{"lease", "keep-alive", "--once", "1111"},
+			{"lease", "revoke", "1111"},
+			{"get", "--prefix", "k"},
+			{"lease", "revoke", "1111"},
+			{"put", "--lease=1111", "k9", "v"},
+			{"put", "--ignore-lease", "k3", "x"},
+			{"get", "k3"},
+			{"lease", "list"},
+		}
+		var out []string
+		for _, st := range steps {
+			r := s.Etcdctl("", append([]string{"-w", "json"}, st...)...)
+			text := r.Stdout
+			if r.Code != 0 {
+				text = "error: " + strings.TrimSpace(r.Stderr[strings.LastIndex(r.Stderr, "Error:"):])
+			}
+			out = append(out, normalizeLeaseJSON(t, text))
+		}
+		return out
+	}
+	want := run(etcd)
+	got := run(harness.TargetBin())
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("step %d:\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+}
+
+// normalizeLeaseJSON drops cluster_id, member_id and raft_term, rounds a remaining "ttl"
+// of 99 to 100 (the second may tick between the two servers) and sorts "keys".
+func normalizeLeaseJSON(t *testing.T, s string) string {
+	t.Helper()
+	if strings.HasPrefix(s, "error: ") {
+		return s
+	}
+	var v any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(s)), &v); err != nil {
+		return strings.TrimSpace(s)
+	}
+	var walk func(any)
+	walk = func(x any) {
+		switch m := x.(type) {
+		case map[string]any:
+			for _, k := range []string{"cluster_id", "member_id", "raft_term"} {
+				delete(m, k)
+			}
+			if ttl, ok := m["ttl"].(float64); ok && (ttl == 99) {
+				m["ttl"] = float64(100)
+			}
+			// etcd lists a lease's keys in Go map order (random); rusd in key order.
+			if keys, ok := m["keys"].([]any); ok {
+				sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+			}
+			for _, e := range m {
+				walk(e)
+			}
+		case []any:
+			for _, e := range m {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	b, _ := json.Marshal(v)
+	return string(b)
 }

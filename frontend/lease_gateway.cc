@@ -1,0 +1,117 @@
+#include "frontend/lease_gateway.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <future>
+#include <memory>
+#include <string>
+
+#include "etcd/etcdserverpb/rpc.pb.h"
+#include "frontend/gateway.h"
+#include "frontend/json_text.h"
+#include "frontend/ring_client.h"
+#include "ipc/message_type.h"
+#include "rusd/internal.pb.h"
+
+namespace rusd::frontend {
+namespace {
+
+HttpResponse JsonError(const Status& st) {
+  HttpResponse r;
+  r.status = HttpStatusFromGrpcCode(static_cast<int>(st.code()));
+  r.content_type = "application/json";
+  std::string msg = "\"";
+  msg.append(JsonEscape(st.message())).push_back('"');
+  r.body = "{\"error\":" + msg + ",\"code\":" + std::to_string(static_cast<int>(st.code())) +
+           ",\"message\":" + msg + "}";
+  return r;
+}
+
+// Parses the JSON body into `request`, runs `send` and renders its reply as JSON.
+template <typename Request, typename Response, typename Send>
+HttpResponse Call(const std::string& body, Request& request, Send&& send) {
+  google::protobuf::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = true;
+  if (!body.empty() && !google::protobuf::util::JsonStringToMessage(body, &request, parse).ok()) {
+    return JsonError(Status::InvalidArgument("invalid JSON request body"));
+  }
+  auto promise = std::make_shared<std::promise<std::pair<Status, std::string>>>();
+  auto future = promise->get_future();
+  send([promise](const Status& st, std::string&& payload) {
+    promise->set_value({st, std::move(payload)});
+  });
+  auto [st, payload] = future.get();
+  if (!st.ok()) return JsonError(st);
+  Response response;
+  if (!response.ParseFromString(payload)) {
+    return JsonError(Status::Internal("malformed response from the store"));
+  }
+  google::protobuf::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = true;
+  HttpResponse r;
+  r.content_type = "application/json";
+  if (!google::protobuf::util::MessageToJsonString(response, &r.body, print).ok()) {
+    return JsonError(Status::Internal("cannot encode the response as JSON"));
+  }
+  return r;
+}
+
+}  // namespace
+
+std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
+  std::string p = request.path;
+  if (p.rfind("/v3/kv/lease/", 0) == 0) p.erase(3, 3);  // "/v3/kv/lease/x" -> "/v3/lease/x"
+  if (p != "/v3/lease/grant" && p != "/v3/lease/revoke" && p != "/v3/lease/timetolive" &&
+      p != "/v3/lease/leases") {
+    return next_ != nullptr ? next_->Serve(request) : std::nullopt;
+  }
+  if (request.method != "POST") {
+    HttpResponse r = JsonError(Status(StatusCode::kUnimplemented, "Method Not Allowed"));
+    r.status = 405;
+    return r;
+  }
+  if (p == "/v3/lease/grant") {
+    etcdserverpb::LeaseGrantRequest req;
+    return Call<etcdserverpb::LeaseGrantRequest, etcdserverpb::LeaseGrantResponse>(
+        request.body, req, [&](RequestCallback cb) {
+          internal::Command cmd;
+          const uint64_t id = ring_.NextRequestId();
+          cmd.set_request_id(id);
+          cmd.set_origin_member_id(ring_.member_id());
+          *cmd.mutable_lease_grant() = req;
+          while (cmd.lease_grant().id() == 0) {
+            cmd.mutable_lease_grant()->set_id(
+                static_cast<int64_t>(ring_.NextRequestId() & ((1ull << 63) - 1)));
+          }
+          ring_.Propose(id, cmd.SerializeAsString(), std::move(cb));
+        });
+  }
+  if (p == "/v3/lease/revoke") {
+    etcdserverpb::LeaseRevokeRequest req;
+    return Call<etcdserverpb::LeaseRevokeRequest, etcdserverpb::LeaseRevokeResponse>(
+        request.body, req, [&](RequestCallback cb) {
+          internal::Command cmd;
+          const uint64_t id = ring_.NextRequestId();
+          cmd.set_request_id(id);
+          cmd.set_origin_member_id(ring_.member_id());
+          *cmd.mutable_lease_revoke() = req;
+          ring_.Propose(id, cmd.SerializeAsString(), std::move(cb));
+        });
+  }
+  if (p == "/v3/lease/timetolive") {
+    etcdserverpb::LeaseTimeToLiveRequest req;
+    return Call<etcdserverpb::LeaseTimeToLiveRequest, etcdserverpb::LeaseTimeToLiveResponse>(
+        request.body, req, [&](RequestCallback cb) {
+          ring_.ReadAs(static_cast<uint16_t>(ipc::MessageType::kLeaseTimeToLive),
+                       req.SerializeAsString(), /*linearizable=*/true, std::move(cb));
+        });
+  }
+  etcdserverpb::LeaseLeasesRequest req;
+  return Call<etcdserverpb::LeaseLeasesRequest, etcdserverpb::LeaseLeasesResponse>(
+      request.body, req, [&](RequestCallback cb) {
+        ring_.ReadAs(static_cast<uint16_t>(ipc::MessageType::kLeaseLeases),
+                     req.SerializeAsString(), /*linearizable=*/false, std::move(cb));
+      });
+}
+
+}  // namespace rusd::frontend

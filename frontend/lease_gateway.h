@@ -1,0 +1,28 @@
+// The lease part of etcd's JSON gateway (grpc-gateway, etcd 3.5): POST /v3/lease/grant,
+// /v3/lease/revoke, /v3/lease/timetolive, /v3/lease/leases, and their /v3/kv/lease/...
+// aliases, with the same JSON conventions as KvGateway (proto field names, int64 as
+// strings, {"error","code","message"} on failure). Paths it does not own go to `next`.
+// /v3/lease/keepalive (a streamed grpc-gateway response) is not served.
+//
+// Thread safety: any thread; Serve blocks until the request completes.
+#pragma once
+
+#include <optional>
+
+#include "frontend/http_handler.h"
+
+namespace rusd::frontend {
+
+class RingClient;
+
+class LeaseGateway final : public JsonGateway {
+ public:
+  LeaseGateway(RingClient& ring, JsonGateway* next) : ring_(ring), next_(next) {}
+  std::optional<HttpResponse> Serve(const HttpRequest& request) override;
+
+ private:
+  RingClient& ring_;
+  JsonGateway* next_;
+};
+
+}  // namespace rusd::frontend
