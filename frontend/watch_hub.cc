@@ -217,6 +217,8 @@ struct WatchHub::Impl {
       return true;
     }
     if (Full(w->stream)) {
+      spdlog::debug("watch {}: its stream is full at revision {}; it continues from history",
+                    w->id, g.revision);
       w->next_rev = g.revision;
       SetState(w, WatcherState::kPaused);
       return false;

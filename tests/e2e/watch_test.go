@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os/exec"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"rusd/tests/e2e/harness"
 )
@@ -131,7 +133,10 @@ func rawWatch(t *testing.T, cli *clientv3.Client) pb.Watch_WatchClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ws, err := pb.NewWatchClient(cli.ActiveConnection()).Watch(ctx)
+	// As clientv3 does: no receive limit (etcd batches a stalled watcher's history into
+	// one large response).
+	ws, err := pb.NewWatchClient(cli.ActiveConnection()).Watch(ctx,
+		grpc.MaxCallRecvMsgSize(math.MaxInt32))
 	if err != nil {
 		t.Fatalf("watch stream: %v", err)
 	}
@@ -705,4 +710,64 @@ func TestWatchInformerMissesNothingAcrossFrontendKill(t *testing.T) {
 		return true
 	})
 	t.Logf("list at %d, %d acknowledged writes, informer at %d, %d missing", R, n, lastRev, missing)
+}
+
+// A client that stops reading its stream: its watcher falls behind (rusd: past the stream's
+// queue limit it is moved to history) while a watcher on another connection keeps getting
+// every event live; once the slow client reads again it gets every revision once, in order.
+func TestWatchStalledClientLosesNothingAndDelaysNobody(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	slowCli := s.Client()
+	ws := rawWatch(t, slowCli)
+	ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{
+		CreateRequest: &pb.WatchCreateRequest{Key: []byte("slow/"), RangeEnd: []byte("slow0")}}})
+	if r := rawRecv(t, ws); !r.Created {
+		t.Fatalf("created: %v", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fast := cli.Watch(ctx, "slow/", clientv3.WithPrefix())
+	time.Sleep(300 * time.Millisecond)
+	val := strings.Repeat("x", 64<<10)
+	const n = 400
+	first := int64(0)
+	fastGot := make(chan int, 1)
+	go func() {
+		got := 0
+		for r := range fast {
+			got += len(r.Events)
+			if got >= n {
+				break
+			}
+		}
+		fastGot <- got
+	}()
+	for i := 0; i < n; i++ {
+		r := putRev(t, cli, fmt.Sprintf("slow/%d", i%10), val)
+		if i == 0 {
+			first = r
+		}
+	}
+	select {
+	case got := <-fastGot:
+		if got != n {
+			t.Errorf("fast watcher: %d events", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("the fast watcher waited for the stalled one")
+	}
+	next := first
+	for next < first+n {
+		r := rawRecv(t, ws)
+		for _, e := range r.Events {
+			if e.Kv.ModRevision != next {
+				t.Fatalf("stalled watcher: revision %d, want %d", e.Kv.ModRevision, next)
+			}
+			if len(e.Kv.Value) != len(val) {
+				t.Fatalf("revision %d: value of %d bytes", next, len(e.Kv.Value))
+			}
+			next++
+		}
+	}
 }
