@@ -6,6 +6,7 @@
 //	loadgen probe   -target rusd=127.0.0.1:24790 -start-ns $(date +%s%N) -want-key K
 //	loadgen rss     -system rusd -pid PID -children
 //	loadgen report  -results FILE -base etcd -cand rusd
+//	loadgen watch   -targets etcd=...,rusd=... -pids etcd=PID,rusd=FRONTEND_PID (watch.go)
 //
 // Every subcommand that measures appends records to -out; `report` prints the table.
 // See bench/README.md.
@@ -36,6 +37,8 @@ func main() {
 		err = cmdRss(args)
 	case "report":
 		err = cmdReport(args)
+	case "watch":
+		err = cmdWatch(args)
 	default:
 		usage()
 	}
@@ -46,7 +49,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|rss|report [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|rss|report|watch [flags]  (-h for flags)")
 	os.Exit(2)
 }
 
