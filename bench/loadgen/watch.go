@@ -41,6 +41,7 @@ type watchResult struct {
 	EventsPerSec  float64 `json:"events_per_s"`
 	LatP50us      float64 `json:"lat_p50_us"`
 	LatP99us      float64 `json:"lat_p99_us"`
+	PutP50us      float64 `json:"put_p50_us"`
 	MemPer10kKiB  int64   `json:"mem_per_10k_watchers_kib"`
 	CreateSeconds float64 `json:"create_s"`
 }
@@ -211,10 +212,17 @@ func runWatchBench(t target, pid, nWatch, nPrefix, nStreams, nConns int, dur tim
 	}
 	fmt.Fprintf(os.Stderr, "  %d + %d watchers created in %.1f s\n", nWatch, nPrefix, createSecs)
 
+	var putMu sync.Mutex
+	var putLat []time.Duration
 	put := func(cli *clientv3.Client, rng *rand.Rand) bool {
 		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err := cli.Put(c, key(rng.Intn(nWatch)), strconv.FormatInt(time.Now().UnixNano(), 10))
+		t0 := time.Now()
+		_, err := cli.Put(c, key(rng.Intn(nWatch)), strconv.FormatInt(t0.UnixNano(), 10))
+		d := time.Since(t0)
+		putMu.Lock()
+		putLat = append(putLat, d)
+		putMu.Unlock()
 		return err == nil
 	}
 	var results []watchResult
@@ -223,6 +231,9 @@ func runWatchBench(t target, pid, nWatch, nPrefix, nStreams, nConns int, dur tim
 		name string
 	}{{1, "steady"}, {2, "max"}} {
 		var puts atomic.Int64
+		putMu.Lock()
+		putLat = putLat[:0]
+		putMu.Unlock()
 		stop := make(chan struct{})
 		var pw sync.WaitGroup
 		n := putters
@@ -283,11 +294,19 @@ func runWatchBench(t target, pid, nWatch, nPrefix, nStreams, nConns int, dur tim
 			}
 			return float64(l[int(f*float64(len(l)-1))].Microseconds())
 		}
-		r := watchResult{Kind: "watch", System: t.name, Phase: ph.name, Watchers: nWatch + nPrefix,
+		putMu.Lock()
+		pl := append([]time.Duration(nil), putLat...)
+		putMu.Unlock()
+		sort.Slice(pl, func(i, j int) bool { return pl[i] < pl[j] })
+		var putP50 float64
+		if len(pl) > 0 {
+			putP50 = float64(pl[len(pl)/2].Microseconds())
+		}
+		r := watchResult{PutP50us: putP50, Kind: "watch", System: t.name, Phase: ph.name, Watchers: nWatch + nPrefix,
 			Puts: puts.Load(), Events: got, EventsPerSec: float64(got) / elapsed.Seconds(),
 			LatP50us: q(0.5), LatP99us: q(0.99), MemPer10kKiB: memPer10k, CreateSeconds: createSecs}
-		fmt.Fprintf(os.Stderr, "  %s: %d puts, %.0f events/s, latency p50 %.0f µs p99 %.0f µs\n",
-			ph.name, r.Puts, r.EventsPerSec, r.LatP50us, r.LatP99us)
+		fmt.Fprintf(os.Stderr, "  %s: %d puts (p50 %.0f µs), %.0f events/s, latency p50 %.0f µs p99 %.0f µs\n",
+			ph.name, r.Puts, r.PutP50us, r.EventsPerSec, r.LatP50us, r.LatP99us)
 		results = append(results, r)
 	}
 	cancel()
