@@ -106,6 +106,7 @@ class WatchHub::Stream {
   size_t paused = 0;
   int progress_watchers = 0;
   Clock::time_point next_progress;
+  bool dirty = false;  // responses queued since the last flush
   std::atomic<bool> drained{false};  // set by the sink without the hub's lock
 };
 
@@ -128,6 +129,7 @@ struct WatchHub::Impl {
   WatchKeyIndex<Watcher> index;
   std::unordered_set<Stream*> streams;
   std::unordered_set<Stream*> progress_streams;
+  std::vector<Stream*> dirty;  // streams with unflushed responses
   std::deque<std::shared_ptr<const internal::EventBatch>> held;  // events before `ready`
   struct CatchUp {
     std::weak_ptr<Stream> stream;
@@ -155,6 +157,17 @@ struct WatchHub::Impl {
   void Send(Stream* s, std::string response) {
     if (s->closed || s->sink == nullptr) return;
     s->sink->Send(std::move(response));
+    if (!s->dirty) {
+      s->dirty = true;
+      dirty.push_back(s);
+    }
+  }
+  void FlushDirty() {
+    for (Stream* s : dirty) {
+      s->dirty = false;
+      if (!s->closed && s->sink != nullptr) s->sink->Flush();
+    }
+    dirty.clear();
   }
   bool Full(Stream* s) const {
     return s->sink == nullptr || s->sink->QueuedBytes() >= options.max_queued_bytes;
@@ -217,6 +230,8 @@ struct WatchHub::Impl {
       return true;
     }
     if (Full(w->stream)) {
+      spdlog::debug("watch {}: its stream is full at revision {}; it continues from history",
+                    w->id, g.revision);
       w->next_rev = g.revision;
       SetState(w, WatcherState::kPaused);
       return false;
@@ -527,6 +542,7 @@ void WatchHub::Impl::CatchUpLoop() {
         return;
       }
       OnChunk(s.get(), w, chunk);
+      FlushDirty();
     });
     lock.lock();
   }
@@ -576,6 +592,7 @@ void WatchHub::ProbeStart() {
       m.ApplyBatch(b);
     }
     for (Stream* s : m.streams) m.RunOps(s);
+    m.FlushDirty();
   });
 }
 
@@ -605,6 +622,8 @@ void WatchHub::CloseStream(const std::shared_ptr<Stream>& s) {
   s->ops.clear();
   impl_->streams.erase(s.get());
   impl_->progress_streams.erase(s.get());
+  auto& d = impl_->dirty;
+  d.erase(std::remove(d.begin(), d.end(), s.get()), d.end());
   impl_->weak_of.erase(s.get());
 }
 
@@ -626,6 +645,7 @@ void WatchHub::Create(const std::shared_ptr<Stream>& s, const etcdserverpb::Watc
     impl_->term = std::max(impl_->term, term);
     std::shared_ptr<Stream> s = weak.lock();
     if (s && !s->closed) impl_->RunOps(s.get());
+    impl_->FlushDirty();
   });
 }
 
@@ -637,6 +657,7 @@ void WatchHub::Cancel(const std::shared_ptr<Stream>& s, int64_t watch_id) {
   if (s->closed) return;
   s->ops.push_back(op);
   impl_->RunOps(s.get());
+  impl_->FlushDirty();
 }
 
 void WatchHub::RequestProgress(const std::shared_ptr<Stream>& s) {
@@ -646,6 +667,7 @@ void WatchHub::RequestProgress(const std::shared_ptr<Stream>& s) {
   if (s->closed) return;
   s->ops.push_back(op);
   impl_->RunOps(s.get());
+  impl_->FlushDirty();
 }
 
 void WatchHub::OnSinkDrained(const std::shared_ptr<Stream>& s) {
@@ -666,9 +688,15 @@ void WatchHub::OnEventBatch(std::shared_ptr<const internal::EventBatch> owned) {
   m.ApplyBatch(owned);
 }
 
+void WatchHub::Flush() {
+  std::lock_guard lock(impl_->mu);
+  impl_->FlushDirty();
+}
+
 void WatchHub::OnStoredRestart() {
   std::lock_guard lock(impl_->mu);
   if (impl_->ready) impl_->Gap("stored restarted");
+  impl_->FlushDirty();
 }
 
 void WatchHub::Tick() {
@@ -702,6 +730,7 @@ void WatchHub::Tick() {
         w->progress_idle = true;
       }
     }
+    m.FlushDirty();
   }
   if (need_probe) ProbeStart();
 }

@@ -53,6 +53,10 @@ class WatchSink {
   virtual ~WatchSink() = default;
   virtual size_t Send(std::string response) = 0;
   virtual size_t QueuedBytes() const = 0;
+  // Starts writing what Send queued. The hub calls it once per stream after a burst (all
+  // the revisions of a drain of the events ring), so that a stream's responses leave in
+  // as few writes as possible. Also under the hub's lock.
+  virtual void Flush() {}
 };
 
 // The hub's view of stored: a revision probe and a history chunk read. Callbacks may run on
@@ -108,6 +112,8 @@ class WatchHub {
 
   // The events thread: one EventBatch from stored (kept in the recent buffer, hence shared).
   void OnEventBatch(std::shared_ptr<const internal::EventBatch> batch);
+  // Writes what OnEventBatch calls queued (the events thread, after draining the ring).
+  void Flush();
   // stored restarted: events may have been lost.
   void OnStoredRestart();
   // Periodic work (progress notifications, retries); call every ~100 ms.

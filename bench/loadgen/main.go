@@ -7,6 +7,7 @@
 //	loadgen rss     -system rusd -pid PID -children
 //	loadgen report  -results FILE -base etcd -cand rusd
 //	loadgen lease   -targets ... [-leases 1000 -streams 1000 -clients 64 -conns 8]
+//	loadgen watch   -targets etcd=...,rusd=... -pids etcd=PID,rusd=FRONTEND_PID (watch.go)
 //
 // Every subcommand that measures appends records to -out; `report` prints the table.
 // See bench/README.md.
@@ -39,6 +40,8 @@ func main() {
 		err = cmdReport(args)
 	case "lease":
 		err = cmdLease(args)
+	case "watch":
+		err = cmdWatch(args)
 	default:
 		usage()
 	}
@@ -49,7 +52,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|rss|report|lease [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|rss|report|lease|watch [flags]  (-h for flags)")
 	os.Exit(2)
 }
 

@@ -1,0 +1,347 @@
+package main
+
+// loadgen watch: watch fan-out, the same load against each target in turn.
+//
+//	loadgen watch -targets etcd=127.0.0.1:23790,rusd=127.0.0.1:24790 \
+//	  -pids etcd=PID,rusd=FRONTEND_PID [-watchers 10000] [-prefix-watchers 100] ...
+//
+// Per target: -watchers watchers on distinct keys wb/00000.. (spread over -streams gRPC
+// watch streams on -conns connections) plus -prefix-watchers on the prefix wb/ (10 per
+// stream), so every put is delivered -prefix-watchers + 1 times. Then two phases of
+// -duration each: "steady" (-rate puts/s, open loop) and "max" (-putters closed-loop
+// clients). Each put carries its send time; a receiver computes put-to-event latency for the
+// exact-key watcher and for one prefix watcher. Memory: VmRSS of -pids (rusd: the frontend,
+// which holds the watchers) before and after creating the watchers, scaled to 10,000.
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
+)
+
+type watchResult struct {
+	Kind          string  `json:"kind"`
+	System        string  `json:"system"`
+	Phase         string  `json:"phase"`
+	Watchers      int     `json:"watchers"`
+	Puts          int64   `json:"puts"`
+	Events        int64   `json:"events"`
+	EventsPerSec  float64 `json:"events_per_s"`
+	LatP50us      float64 `json:"lat_p50_us"`
+	LatP99us      float64 `json:"lat_p99_us"`
+	PutP50us      float64 `json:"put_p50_us"`
+	MemPer10kKiB  int64   `json:"mem_per_10k_watchers_kib"`
+	CreateSeconds float64 `json:"create_s"`
+}
+
+func cmdWatch(args []string) error {
+	fs := flag.NewFlagSet("watch", flag.ExitOnError)
+	targets := fs.String("targets", "127.0.0.1:2379", "name=host:port[,...], measured one after the other")
+	pids := fs.String("pids", "", "name=pid[,...]: the process whose VmRSS holds the watchers")
+	watchers := fs.Int("watchers", 10000, "watchers on distinct keys")
+	prefixWatchers := fs.Int("prefix-watchers", 100, "watchers on the common prefix")
+	streams := fs.Int("streams", 100, "watch streams for the distinct-key watchers")
+	conns := fs.Int("conns", 10, "gRPC connections carrying the watch streams")
+	duration := fs.Duration("duration", 5*time.Second, "measured time per phase")
+	rate := fs.Int("rate", 500, "puts/s in the steady phase")
+	putters := fs.Int("putters", 16, "closed-loop put clients in the max phase")
+	out := fs.String("out", "", "append JSON-line records to this file")
+	fs.Parse(args)
+
+	ts, err := parseTargets(*targets)
+	if err != nil {
+		return err
+	}
+	pidOf := map[string]int{}
+	for _, part := range strings.Split(*pids, ",") {
+		if name, p, ok := strings.Cut(part, "="); ok {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("bad -pids %q", part)
+			}
+			pidOf[name] = n
+		}
+	}
+	var all []watchResult
+	for _, t := range ts {
+		rs, err := runWatchBench(t, pidOf[t.name], *watchers, *prefixWatchers, *streams, *conns,
+			*duration, *rate, *putters)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		all = append(all, rs...)
+		if *out != "" {
+			f, err := os.OpenFile(*out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				b, _ := json.Marshal(r)
+				f.Write(append(b, '\n'))
+			}
+			f.Close()
+		}
+	}
+	printWatchTable(all, ts)
+	return nil
+}
+
+func runWatchBench(t target, pid, nWatch, nPrefix, nStreams, nConns int, dur time.Duration,
+	rate, putters int) ([]watchResult, error) {
+	fmt.Fprintf(os.Stderr, "watch bench: %s at %s\n", t.name, t.endpoint)
+	wpool, err := openPool(t.endpoint, nConns)
+	if err != nil {
+		return nil, err
+	}
+	defer wpool.Close()
+	ppool, err := openPool(t.endpoint, 4)
+	if err != nil {
+		return nil, err
+	}
+	defer ppool.Close()
+
+	var memBefore int64
+	if pid > 0 {
+		m, err := memOf(pid, false)
+		if err != nil {
+			return nil, err
+		}
+		memBefore = m.rssKiB
+	}
+
+	var phase atomic.Int32 // 0 idle, 1 steady, 2 max
+	var events [3]atomic.Int64
+	var latMu sync.Mutex
+	lat := [3][]time.Duration{}
+	record := func(evs []*clientv3.Event, sample bool) {
+		p := phase.Load()
+		events[p].Add(int64(len(evs)))
+		if !sample || p == 0 {
+			return
+		}
+		now := time.Now().UnixNano()
+		latMu.Lock()
+		for _, e := range evs {
+			if sent, err := strconv.ParseInt(string(e.Kv.Value), 10, 64); err == nil {
+				lat[p] = append(lat[p], time.Duration(now-sent))
+			}
+		}
+		latMu.Unlock()
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	streamCtx := func(i int) context.Context {
+		// clientv3 multiplexes watches with equal metadata onto one stream.
+		return metadata.AppendToOutgoingContext(ctx, "bench-stream", strconv.Itoa(i))
+	}
+	key := func(i int) string { return fmt.Sprintf("wb/%05d", i) }
+
+	created := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, nStreams+nPrefix)
+	var readers sync.WaitGroup
+	create := func(s int, cli *clientv3.Client, k string, prefix, sample bool) {
+		opts := []clientv3.OpOption{clientv3.WithCreatedNotify()}
+		if prefix {
+			opts = append(opts, clientv3.WithPrefix())
+		}
+		ch := cli.Watch(streamCtx(s), k, opts...)
+		select {
+		case r := <-ch:
+			if !r.Created {
+				errs <- fmt.Errorf("watch %s: first response is not created: %+v", k, r)
+				return
+			}
+		case <-time.After(30 * time.Second):
+			errs <- fmt.Errorf("watch %s not created within 30 s", k)
+			return
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for r := range ch {
+				record(r.Events, sample)
+			}
+		}()
+	}
+	for s := 0; s < nStreams; s++ {
+		wg.Add(1)
+		go func(s int) {
+			defer wg.Done()
+			for i := s; i < nWatch; i += nStreams {
+				create(s, wpool[s%len(wpool)], key(i), false, true)
+			}
+		}(s)
+	}
+	for p := 0; p < nPrefix; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			s := nStreams + p/10
+			create(s, wpool[s%len(wpool)], "wb/", true, p == 0)
+		}(p)
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	createSecs := time.Since(created).Seconds()
+	time.Sleep(time.Second)
+	var memPer10k int64
+	if pid > 0 {
+		m, err := memOf(pid, false)
+		if err != nil {
+			return nil, err
+		}
+		memPer10k = (m.rssKiB - memBefore) * 10000 / int64(nWatch+nPrefix)
+	}
+	fmt.Fprintf(os.Stderr, "  %d + %d watchers created in %.1f s\n", nWatch, nPrefix, createSecs)
+
+	var putMu sync.Mutex
+	var putLat []time.Duration
+	put := func(cli *clientv3.Client, rng *rand.Rand) bool {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		t0 := time.Now()
+		_, err := cli.Put(c, key(rng.Intn(nWatch)), strconv.FormatInt(t0.UnixNano(), 10))
+		d := time.Since(t0)
+		putMu.Lock()
+		putLat = append(putLat, d)
+		putMu.Unlock()
+		return err == nil
+	}
+	var results []watchResult
+	for _, ph := range []struct {
+		id   int32
+		name string
+	}{{1, "steady"}, {2, "max"}} {
+		var puts atomic.Int64
+		putMu.Lock()
+		putLat = putLat[:0]
+		putMu.Unlock()
+		stop := make(chan struct{})
+		var pw sync.WaitGroup
+		n := putters
+		if ph.id == 1 {
+			n = 8
+		}
+		phase.Store(ph.id)
+		start := time.Now()
+		for g := 0; g < n; g++ {
+			pw.Add(1)
+			go func(g int) {
+				defer pw.Done()
+				rng := rand.New(rand.NewSource(int64(g) + 1))
+				cli := ppool[g%len(ppool)]
+				if ph.id == 2 {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if put(cli, rng) {
+							puts.Add(1)
+						}
+					}
+				}
+				// Open loop: put g of n issues one put every n/rate seconds.
+				interval := time.Duration(int64(time.Second) * int64(n) / int64(rate))
+				next := time.Now().Add(time.Duration(g) * interval / time.Duration(n))
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Until(next)):
+					}
+					next = next.Add(interval)
+					if put(cli, rng) {
+						puts.Add(1)
+					}
+				}
+			}(g)
+		}
+		time.Sleep(dur)
+		close(stop)
+		elapsed := time.Since(start)
+		got := events[ph.id].Load()
+		pw.Wait()
+		// Events still in flight when the phase ended are not counted as delivered in it.
+		phase.Store(0)
+		time.Sleep(500 * time.Millisecond)
+		latMu.Lock()
+		l := append([]time.Duration(nil), lat[ph.id]...)
+		latMu.Unlock()
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		q := func(f float64) float64 {
+			if len(l) == 0 {
+				return 0
+			}
+			return float64(l[int(f*float64(len(l)-1))].Microseconds())
+		}
+		putMu.Lock()
+		pl := append([]time.Duration(nil), putLat...)
+		putMu.Unlock()
+		sort.Slice(pl, func(i, j int) bool { return pl[i] < pl[j] })
+		var putP50 float64
+		if len(pl) > 0 {
+			putP50 = float64(pl[len(pl)/2].Microseconds())
+		}
+		r := watchResult{PutP50us: putP50, Kind: "watch", System: t.name, Phase: ph.name, Watchers: nWatch + nPrefix,
+			Puts: puts.Load(), Events: got, EventsPerSec: float64(got) / elapsed.Seconds(),
+			LatP50us: q(0.5), LatP99us: q(0.99), MemPer10kKiB: memPer10k, CreateSeconds: createSecs}
+		fmt.Fprintf(os.Stderr, "  %s: %d puts (p50 %.0f µs), %.0f events/s, latency p50 %.0f µs p99 %.0f µs\n",
+			ph.name, r.Puts, r.PutP50us, r.EventsPerSec, r.LatP50us, r.LatP99us)
+		results = append(results, r)
+	}
+	cancel()
+	return results, nil
+}
+
+func printWatchTable(rs []watchResult, ts []target) {
+	by := map[string]map[string]watchResult{}
+	for _, r := range rs {
+		if by[r.Phase] == nil {
+			by[r.Phase] = map[string]watchResult{}
+		}
+		by[r.Phase][r.System] = r
+	}
+	base, cand := ts[0].name, ts[len(ts)-1].name
+	fmt.Printf("%-34s %14s %14s %10s\n", "watch fan-out", base, cand, cand+"/"+base)
+	ratio := func(a, b float64) string {
+		if a == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", b/a)
+	}
+	for _, ph := range []string{"steady", "max"} {
+		b, c := by[ph][base], by[ph][cand]
+		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": events delivered/s", b.EventsPerSec, c.EventsPerSec,
+			ratio(b.EventsPerSec, c.EventsPerSec))
+		fmt.Printf("%-34s %14d %14d %10s\n", ph+": puts", b.Puts, c.Puts, ratio(float64(b.Puts), float64(c.Puts)))
+		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": put-to-event p50 µs", b.LatP50us, c.LatP50us,
+			ratio(b.LatP50us, c.LatP50us))
+		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": put-to-event p99 µs", b.LatP99us, c.LatP99us,
+			ratio(b.LatP99us, c.LatP99us))
+	}
+	b, c := by["max"][base], by["max"][cand]
+	fmt.Printf("%-34s %14d %14d %10s\n", "memory per 10,000 watchers KiB", b.MemPer10kKiB, c.MemPer10kKiB,
+		ratio(float64(b.MemPer10kKiB), float64(c.MemPer10kKiB)))
+	fmt.Printf("%-34s %14.1f %14.1f %10s\n", "creating the watchers s", b.CreateSeconds, c.CreateSeconds,
+		ratio(b.CreateSeconds, c.CreateSeconds))
+}
