@@ -5,7 +5,6 @@
 namespace rusd::transport {
 namespace {
 
-constexpr uint8_t kMaxMessageType = static_cast<uint8_t>(raft::MessageType::kReadIndexResp);
 constexpr uint8_t kMaxEntryType = static_cast<uint8_t>(raft::EntryType::kEmpty);
 
 void PutU8(uint8_t v, std::string* out) { out->push_back(static_cast<char>(v)); }
@@ -247,7 +246,8 @@ Status DecodeMessages(std::string_view body, std::vector<raft::Message>* out) {
         !r.U64(&m.reject_hint) || !r.U64(&m.context) || !r.U32(&n)) {
       return Malformed("messages: truncated message");
     }
-    if (type > kMaxMessageType) return Malformed("messages: unknown message type");
+    // Any type byte is passed on: the core ignores types it does not know, and a check
+    // here against the newest type would silently break messages a later core adds.
     m.type = static_cast<raft::MessageType>(type);
     m.reject = reject != 0;
     if (n > r.remaining() / 21) return Malformed("messages: entry count exceeds frame");

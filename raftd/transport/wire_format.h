@@ -23,8 +23,11 @@
 //
 // Messages flow one way on a connection: each node dials every peer and writes its own
 // messages on that stream, and reads what peers send on the connections it accepted.
-// A frame longer than kMaxFrameBytes, an unknown kind or version, a truncated body or
-// trailing bytes are errors (the connection is closed), never a crash.
+// A frame longer than kMaxFrameBytes, an unknown kind or version, an unknown entry type, a
+// truncated body or trailing bytes are errors (the connection is closed), never a crash.
+// Message types are passed through unchecked (the core ignores types it does not know).
+// Not carried yet: a message's snapshot description (the core on this branch has none);
+// adding it means a new field at the end of each message and kWireVersion 2.
 //
 // Pure functions; any thread.
 #pragma once
