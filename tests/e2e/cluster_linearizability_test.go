@@ -140,3 +140,45 @@ func TestClusterLinearizableUnderLeaderKills(t *testing.T) {
 	}
 	t.Fatal("found no read to break")
 }
+
+// The same workload on nodes in separate network namespaces while the leader, then a
+// follower, is cut off from its peers (clients still reach every node) and healed.
+func TestClusterNetnsLinearizableUnderPartitions(t *testing.T) {
+	c := harness.StartNetnsCluster(t, 3, harness.ClusterOptions{})
+	c.WaitLeader(5 * time.Second)
+	w := &linWorkload{start: time.Now()}
+	keys := []string{"linp/a", "linp/b", "linp/c"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go w.client(ctx, i, c.Client(c.Nodes[i%3]), keys, &wg)
+	}
+	time.Sleep(time.Second)
+	leader := c.WaitLeader(5 * time.Second)
+	c.Partition(leader)
+	time.Sleep(3 * time.Second)
+	c.Heal()
+	time.Sleep(1500 * time.Millisecond)
+	l := c.WaitLeader(10 * time.Second)
+	for _, n := range c.Nodes {
+		if n != l {
+			c.Partition(n)
+			break
+		}
+	}
+	time.Sleep(3 * time.Second)
+	c.Heal()
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t.Logf("%d operations: %d puts, %d gets, %d compare-and-sets acknowledged", len(w.ops), w.n[0], w.n[1], w.n[2])
+	if w.n[0] == 0 || w.n[1] == 0 || w.n[2] == 0 {
+		t.Fatal("the workload made no progress")
+	}
+	if r := lincheck.Check(w.ops); !r.OK {
+		t.Fatalf("history of %s is not linearizable:\n%s", r.BadKey, r.Details)
+	}
+}
