@@ -118,10 +118,14 @@ bool FillBuffer(int fd, std::string* buf) {
 struct PeerTransport::Impl {
   enum class DialState { kIdle, kConnecting, kHandshake, kReady };
 
-  // One peer: our outgoing stream to it (I/O thread) and its queue (under mu).
+  // One peer: our outgoing stream to it and its queue (under mu).
   struct Peer {
     PeerAddress address;
-    // I/O thread only.
+    // state, fd, wbuf and woff change under wmu: the I/O thread holds it while it works on
+    // the stream, and Send (the Raft thread) try-locks it to write a batch straight to a
+    // ready, idle stream, saving the hop through the I/O thread. Lock order: wmu, then mu.
+    std::mutex wmu;
+    // I/O thread only (but see wmu).
     DialState state = DialState::kIdle;
     int fd = -1;
     size_t url_index = 0;
@@ -549,6 +553,7 @@ struct PeerTransport::Impl {
       const Clock::time_point now = Clock::now();
       Clock::time_point wake_at = now + std::chrono::milliseconds(100);
       for (auto& [id, p] : peers) {
+        std::lock_guard w(p.wmu);
         if (p.state == DialState::kIdle && now >= p.next_dial) Dial(p);
         if ((p.state == DialState::kConnecting || p.state == DialState::kHandshake) &&
             now >= p.attempt_deadline) {
@@ -564,6 +569,7 @@ struct PeerTransport::Impl {
       for (int l : listeners) fds.push_back({l, POLLIN, 0});
       std::vector<Peer*> polled_peers;
       for (auto& [id, p] : peers) {
+        std::lock_guard w(p.wmu);
         if (p.fd < 0) continue;
         short ev = POLLIN;
         if (p.state == DialState::kConnecting || !p.wbuf.empty()) ev |= POLLOUT;
@@ -598,6 +604,7 @@ struct PeerTransport::Impl {
       for (size_t i = 0; i < polled_peers.size(); ++i) {
         Peer& p = *polled_peers[i];
         const short re = fds[1 + listeners.size() + i].revents;
+        std::lock_guard w(p.wmu);
         if (p.fd < 0) continue;
         if (re & (POLLERR | POLLHUP)) {
           if (p.state == DialState::kConnecting) {
@@ -633,6 +640,7 @@ struct PeerTransport::Impl {
       Deliver(received);
       // Peers whose queue filled while we were polling (Send woke us) are written now.
       for (auto& [id, p] : peers) {
+        std::lock_guard w(p.wmu);
         if (p.state == DialState::kReady && p.wbuf.empty()) FillAndWrite(p);
       }
     }
@@ -668,7 +676,6 @@ Result<std::unique_ptr<PeerTransport>> PeerTransport::Start(TransportOptions opt
 }
 
 void PeerTransport::Send(std::vector<raft::Message>& msgs) {
-  bool queued = false;
   // Bound every message (and so every frame) whatever the core batched.
   bool oversized = false;
   for (const raft::Message& m : msgs) {
@@ -680,25 +687,67 @@ void PeerTransport::Send(std::vector<raft::Message>& msgs) {
     for (raft::Message& m : msgs) SplitAppend(std::move(m), impl_->options.max_batch_bytes, &split);
     msgs.swap(split);
   }
-  {
-    std::lock_guard lock(impl_->mu);
-    for (raft::Message& m : msgs) {
-      auto it = impl_->peers.find(m.to);
-      if (it == impl_->peers.end()) continue;
-      Impl::Peer& p = it->second;
-      const size_t sz = EncodedMessageSize(m);
-      if (!p.outbox.empty() && (p.outbox.size() >= impl_->options.max_queued_messages ||
-                                p.outbox_bytes + sz > impl_->options.max_queued_bytes)) {
-        ++p.state_view.dropped;
+  // Per peer, in order: stable_sort keeps each peer's messages in the core's order.
+  std::stable_sort(msgs.begin(), msgs.end(),
+                   [](const raft::Message& a, const raft::Message& b) { return a.to < b.to; });
+  bool wake = false;
+  for (size_t begin = 0; begin < msgs.size();) {
+    size_t end = begin + 1;
+    while (end < msgs.size() && msgs[end].to == msgs[begin].to) ++end;
+    auto it = impl_->peers.find(msgs[begin].to);
+    if (it == impl_->peers.end()) {
+      begin = end;
+      continue;
+    }
+    Impl::Peer& p = it->second;
+    // Fast path: a ready stream with nothing pending is written from this thread (never
+    // waiting: if the I/O thread holds the stream, the batch goes through the queue).
+    std::unique_lock w(p.wmu, std::try_to_lock);
+    if (w.owns_lock() && p.state == Impl::DialState::kReady && p.wbuf.empty()) {
+      bool idle;
+      {
+        std::lock_guard lock(impl_->mu);
+        idle = p.outbox.empty();
+      }
+      if (idle) {
+        size_t from = begin, bytes = 0;
+        for (size_t i = begin; i < end; ++i) {
+          const size_t sz = EncodedMessageSize(msgs[i]);
+          if (i > from && bytes + sz > impl_->options.max_batch_bytes) {
+            AppendMessagesFrame(msgs, from, i, &p.wbuf);
+            from = i;
+            bytes = 0;
+          }
+          bytes += sz;
+        }
+        AppendMessagesFrame(msgs, from, end, &p.wbuf);
+        // What the socket did not take (or a failed write) is the I/O thread's to finish.
+        FlushBuffer(p.fd, &p.wbuf, &p.woff);
+        wake |= !p.wbuf.empty();
+        begin = end;
         continue;
       }
-      p.outbox_bytes += sz;
-      p.outbox.push_back(std::move(m));
-      queued = true;
     }
+    if (w.owns_lock()) w.unlock();
+    {
+      std::lock_guard lock(impl_->mu);
+      for (size_t i = begin; i < end; ++i) {
+        raft::Message& m = msgs[i];
+        const size_t sz = EncodedMessageSize(m);
+        if (!p.outbox.empty() && (p.outbox.size() >= impl_->options.max_queued_messages ||
+                                  p.outbox_bytes + sz > impl_->options.max_queued_bytes)) {
+          ++p.state_view.dropped;
+          continue;
+        }
+        p.outbox_bytes += sz;
+        p.outbox.push_back(std::move(m));
+        wake = true;
+      }
+    }
+    begin = end;
   }
   msgs.clear();
-  if (queued) impl_->Wake();
+  if (wake) impl_->Wake();
 }
 
 void PeerTransport::TakeReceived(std::vector<raft::Message>* out) {

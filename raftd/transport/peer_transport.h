@@ -2,8 +2,9 @@
 // cluster over TCP (--listen-peer-urls / --initial-advertise-peer-urls).
 //
 // What it promises:
-// - Send() never blocks on the network: it appends to a bounded per-peer queue and wakes
-//   the transport's own I/O thread. A full queue drops messages (Raft tolerates loss:
+// - Send() never blocks on the network: it writes a batch straight to a ready, idle stream
+//   (non-blocking send; the rest, if any, is left to the I/O thread), or appends it to a
+//   bounded per-peer queue and wakes the transport's own I/O thread. A full queue drops messages (Raft tolerates loss:
 //   heartbeats and probes retransmit), so the Raft thread keeps ticking whatever peers do.
 // - One persistent outgoing TCP stream per peer, dialled by this node; each write carries
 //   as many queued messages as are waiting (one Messages frame per ≤ max_batch_bytes).

@@ -75,6 +75,30 @@ TEST(WireFormat, MessagesRoundTrip) {
   for (size_t i = 0; i < msgs.size(); ++i) ExpectSame(msgs[i], out[i]);
 }
 
+TEST(WireFormat, SnapshotDescriptionIsSkippedWhenTheMessageHasNone) {
+  std::vector<raft::Message> msgs = {MakeMessage(1, 2, 5, 1)};
+  std::string buf;
+  AppendMessagesFrame(msgs, 0, 1, &buf);
+  std::string body = buf.substr(kFrameHeaderBytes);
+  ASSERT_EQ(body.back(), '\0');  // "no snapshot"
+  body.back() = '\1';
+  auto put64 = [&body](uint64_t v) { for (int i = 0; i < 8; ++i) body.push_back(static_cast<char>(v >> (8 * i))); };
+  auto put32 = [&body](uint32_t v) { for (int i = 0; i < 4; ++i) body.push_back(static_cast<char>(v >> (8 * i))); };
+  put64(100);  // index
+  put64(3);    // term
+  put32(2);
+  put64(1);
+  put64(2);    // voters
+  put32(0);    // learners
+  std::vector<raft::Message> out;
+  ASSERT_TRUE(DecodeMessages(body, &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  ExpectSame(out[0], msgs[0]);
+  body.pop_back();  // truncated description
+  out.clear();
+  EXPECT_FALSE(DecodeMessages(body, &out).ok());
+}
+
 TEST(WireFormat, HelloRoundTripAndVersionCheck) {
   Hello h;
   h.cluster_id = 0xabc;
@@ -355,7 +379,9 @@ TEST_F(TransportTest, RefusesANodeOfAnotherCluster) {
   ASSERT_TRUE(a && b);
   std::string error;
   const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (error.empty() && std::chrono::steady_clock::now() < deadline) {
+  // (A dial before b listened fails with "connection refused" first.)
+  while (error.find("cluster ID mismatch") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
     for (const PeerState& p : a->Peers()) {
       if (p.id == 0x22) error = p.last_error;
     }

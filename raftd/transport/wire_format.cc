@@ -5,7 +5,6 @@
 namespace rusd::transport {
 namespace {
 
-constexpr uint8_t kMaxMessageType = static_cast<uint8_t>(raft::MessageType::kReadIndexResp);
 constexpr uint8_t kMaxEntryType = static_cast<uint8_t>(raft::EntryType::kEmpty);
 
 void PutU8(uint8_t v, std::string* out) { out->push_back(static_cast<char>(v)); }
@@ -84,6 +83,41 @@ class Reader {
   std::string_view in_;
 };
 
+// A message's snapshot description, when the core's Message has one (a later core adds
+// `snapshot` {index, term, conf {voters, learners}}); this branch's core has none and writes
+// "absent". Decoding skips a description the Message cannot hold. Templates, so that the
+// `requires` checks are made against whichever Message the build has.
+template <typename M>
+void PutSnapshot(const M& m, std::string* out) {
+  if constexpr (requires { m.snapshot.index; m.snapshot.term; m.snapshot.conf.voters; m.snapshot.conf.learners; }) {
+    const auto& s = m.snapshot;
+    if (s.index == 0 && s.term == 0 && s.conf.voters.empty() && s.conf.learners.empty()) {
+      PutU8(0, out);
+      return;
+    }
+    PutU8(1, out);
+    PutU64(s.index, out);
+    PutU64(s.term, out);
+    PutU32(static_cast<uint32_t>(s.conf.voters.size()), out);
+    for (uint64_t v : s.conf.voters) PutU64(v, out);
+    PutU32(static_cast<uint32_t>(s.conf.learners.size()), out);
+    for (uint64_t v : s.conf.learners) PutU64(v, out);
+  } else {
+    PutU8(0, out);
+  }
+}
+
+template <typename M>
+size_t SnapshotSize(const M& m) {
+  if constexpr (requires { m.snapshot.index; m.snapshot.term; m.snapshot.conf.voters; m.snapshot.conf.learners; }) {
+    const auto& s = m.snapshot;
+    if (s.index == 0 && s.term == 0 && s.conf.voters.empty() && s.conf.learners.empty()) return 1;
+    return 1 + 8 + 8 + 4 + 4 + 8 * (s.conf.voters.size() + s.conf.learners.size());
+  } else {
+    return 1;
+  }
+}
+
 Status Malformed(const char* what) {
   return Status::InvalidArgument(std::string("malformed peer frame: ") + what);
 }
@@ -115,7 +149,7 @@ void AppendHelloReplyFrame(const HelloReply& r, std::string* out) {
 }
 
 size_t EncodedMessageSize(const raft::Message& m) {
-  size_t n = 1 + 8 * 6 + 1 + 8 * 2 + 4;
+  size_t n = 1 + 8 * 6 + 1 + 8 * 2 + 4 + SnapshotSize(m);
   for (const raft::Entry& e : m.entries) n += 8 + 8 + 1 + 4 + e.data.size();
   return n;
 }
@@ -146,6 +180,7 @@ void AppendMessagesFrame(const std::vector<raft::Message>& msgs, size_t begin, s
       PutU8(static_cast<uint8_t>(e.type), out);
       PutString(e.data, out);
     }
+    PutSnapshot(m, out);
   }
   FinishFrame(at, out);
 }
@@ -232,12 +267,39 @@ Result<HelloReply> DecodeHelloReply(std::string_view body) {
   return h;
 }
 
+// Reads the snapshot description written by PutSnapshot into m (if its Message has one).
+template <typename R, typename M>
+bool GetSnapshot(R& r, M* m) {
+  uint8_t present = 0;
+  if (!r.U8(&present)) return false;
+  if (present == 0) return true;
+  if (present != 1) return false;
+  uint64_t index = 0, term = 0;
+  std::vector<uint64_t> ids[2];
+  if (!r.U64(&index) || !r.U64(&term)) return false;
+  for (auto& v : ids) {
+    uint32_t n = 0;
+    if (!r.U32(&n) || n > r.remaining() / 8) return false;
+    v.resize(n);
+    for (uint64_t& id : v) {
+      if (!r.U64(&id)) return false;
+    }
+  }
+  if constexpr (requires { m->snapshot.index; m->snapshot.term; m->snapshot.conf.voters; m->snapshot.conf.learners; }) {
+    m->snapshot.index = index;
+    m->snapshot.term = term;
+    m->snapshot.conf.voters = std::move(ids[0]);
+    m->snapshot.conf.learners = std::move(ids[1]);
+  }
+  return true;
+}
+
 Status DecodeMessages(std::string_view body, std::vector<raft::Message>* out) {
   Reader r(body);
   uint32_t count = 0;
   if (!r.U32(&count)) return Malformed("messages: truncated");
-  // Each message is at least 70 bytes: a count beyond that is garbage, not a huge batch.
-  if (count > r.remaining() / 70) return Malformed("messages: count exceeds frame");
+  // Each message is at least 71 bytes: a count beyond that is garbage, not a huge batch.
+  if (count > r.remaining() / 71) return Malformed("messages: count exceeds frame");
   std::vector<raft::Message> msgs(count);
   for (raft::Message& m : msgs) {
     uint8_t type = 0, reject = 0;
@@ -247,7 +309,8 @@ Status DecodeMessages(std::string_view body, std::vector<raft::Message>* out) {
         !r.U64(&m.reject_hint) || !r.U64(&m.context) || !r.U32(&n)) {
       return Malformed("messages: truncated message");
     }
-    if (type > kMaxMessageType) return Malformed("messages: unknown message type");
+    // Any type byte is passed on: the core ignores types it does not know, and a check
+    // here against the newest type would silently break messages a later core adds.
     m.type = static_cast<raft::MessageType>(type);
     m.reject = reject != 0;
     if (n > r.remaining() / 21) return Malformed("messages: entry count exceeds frame");
@@ -260,6 +323,7 @@ Status DecodeMessages(std::string_view body, std::vector<raft::Message>* out) {
       if (et > kMaxEntryType) return Malformed("messages: unknown entry type");
       e.type = static_cast<raft::EntryType>(et);
     }
+    if (!GetSnapshot(r, &m)) return Malformed("messages: bad snapshot description");
   }
   if (r.remaining() != 0) return Malformed("messages: trailing bytes");
   for (raft::Message& m : msgs) out->push_back(std::move(m));

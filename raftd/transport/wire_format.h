@@ -19,12 +19,17 @@
 //        u32 count, count × message:
 //          u8 type, u64 to, from, term, log_term, index, commit, u8 reject,
 //          u64 reject_hint, context, u32 n_entries,
-//          n_entries × { u64 index, term, u8 entry_type, u32 len, len bytes data }
+//          n_entries × { u64 index, term, u8 entry_type, u32 len, len bytes data },
+//          u8 has_snapshot [1: u64 index, u64 term, u32 n, n × u64 voter,
+//                              u32 m, m × u64 learner]
 //
 // Messages flow one way on a connection: each node dials every peer and writes its own
 // messages on that stream, and reads what peers send on the connections it accepted.
-// A frame longer than kMaxFrameBytes, an unknown kind or version, a truncated body or
-// trailing bytes are errors (the connection is closed), never a crash.
+// A frame longer than kMaxFrameBytes, an unknown kind or version, an unknown entry type, a
+// truncated body or trailing bytes are errors (the connection is closed), never a crash.
+// Message types are passed through unchecked (the core ignores types it does not know).
+// The snapshot description is carried when the build's raft::Message has one (a later
+// core's `snapshot`); otherwise it is written as absent and skipped when read.
 //
 // Pure functions; any thread.
 #pragma once

@@ -33,7 +33,7 @@ type netnsSetup struct {
 	nodes  []string
 }
 
-func runIP(args ...string) error {
+func netnsIP(args ...string) error {
 	out, err := exec.Command("ip", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
@@ -88,7 +88,7 @@ func newNetns(t testing.TB, n int) *netnsSetup {
 		)
 	}
 	for _, s := range steps {
-		if err := runIP(s...); err != nil {
+		if err := netnsIP(s...); err != nil {
 			t.Fatalf("network namespaces: %v", err)
 		}
 	}
@@ -97,10 +97,10 @@ func newNetns(t testing.TB, n int) *netnsSetup {
 
 func (ns *netnsSetup) teardown() {
 	for _, node := range ns.nodes {
-		_ = runIP("netns", "del", node)
+		_ = netnsIP("netns", "del", node)
 	}
-	_ = runIP("netns", "del", ns.hub)
-	_ = runIP("link", "del", "rv"+ns.tag) // gone with its peer already, normally
+	_ = netnsIP("netns", "del", ns.hub)
+	_ = netnsIP("link", "del", "rv"+ns.tag) // gone with its peer already, normally
 }
 
 // StartNetnsCluster starts n nodes, each in its own network namespace (see above), on
@@ -155,7 +155,7 @@ func (c *Cluster) indexOf(s *Server) int {
 func (c *Cluster) iptables(node int, args ...string) {
 	c.t.Helper()
 	full := append([]string{"netns", "exec", c.netns.nodes[node], "iptables"}, args...)
-	if err := runIP(full...); err != nil {
+	if err := netnsIP(full...); err != nil {
 		c.t.Fatalf("partition: %v", err)
 	}
 }
