@@ -535,8 +535,10 @@ void WatchHub::Impl::CatchUpLoop() {
       Watcher* w = it->second.get();
       if (w->generation != c.generation || w->state != WatcherState::kInFlight) return;
       if (!parsed) {
-        spdlog::warn("watch {}: history read failed ({}); retrying", c.id,
-                     st.ok() ? "malformed chunk" : st.ToString());
+        // Retried every Tick (100 ms) until stored answers: debug, or a stored restart
+        // would log a line per watcher and retry.
+        spdlog::debug("watch {}: history read failed ({}); retrying", c.id,
+                      st.ok() ? "malformed chunk" : st.ToString());
         SetState(w, WatcherState::kQueued);
         retry.push_back(CatchUp{c.stream, c.id, ++w->generation});
         return;
