@@ -355,9 +355,10 @@ struct WatchHub::Impl {
     std::string end = req.range_end();
     const bool from_key = end.size() == 1 && end[0] == '\0';
     std::string error;
-    if (!op.probe_status.ok()) {
-      error = op.probe_status.message();
-    } else if (!end.empty() && !from_key && key >= end) {
+    // A failed probe (stored restarting) is not the client's problem: the watch starts
+    // after the newest revision the hub knows, as good as etcd's "now" up to the events
+    // still on the ring.
+    if (!end.empty() && !from_key && key >= end) {
       error = kErrEmptyRange;
     }
     int64_t id = req.watch_id();
