@@ -120,6 +120,7 @@ struct WatchHub::Impl {
   // --- guarded by mu ---
   bool ready = false;
   bool wanted = false;           // a stream opened: learn stored's revision
+  std::atomic<bool> active{false};  // `wanted`, readable without the lock
   bool probe_outstanding = false;
   int64_t rev = 0;        // every revision <= rev has been delivered to synced watchers
   int64_t known_rev = 0;  // the newest revision seen anywhere (probes, chunks, events)
@@ -609,6 +610,7 @@ std::shared_ptr<WatchHub::Stream> WatchHub::OpenStream(WatchSink* sink) {
     impl_->weak_of[s.get()] = s;
     probe = !impl_->ready && !impl_->wanted;
     impl_->wanted = true;
+    impl_->active.store(true, std::memory_order_release);
   }
   // The hub learns stored's revision only once someone watches: a node nobody watches
   // does no watch work at all.
@@ -737,6 +739,8 @@ void WatchHub::Tick() {
   }
   if (need_probe) ProbeStart();
 }
+
+bool WatchHub::active() const { return impl_->active.load(std::memory_order_acquire); }
 
 WatchHub::Stats WatchHub::stats() const {
   std::lock_guard lock(impl_->mu);
