@@ -10,7 +10,8 @@
 # loop) and a max phase (--putters closed-loop clients). Each put is delivered to its key's
 # watcher and to every prefix watcher. Reported: events delivered/s, put-to-event latency
 # p50/p99 (the put's own commit included), the memory that holds the watchers (VmRSS growth
-# of etcd's process, of rusd-frontend) per 10,000 watchers, and rusd/etcd ratios.
+# of etcd's process, of rusd-frontend) per 10,000 watchers, the server's CPU per delivered
+# event (etcd; rusd's four processes), and rusd/etcd ratios.
 #
 # Everything it starts lives in one temp dir and is stopped by pid on exit (trap).
 set -euo pipefail
@@ -148,15 +149,16 @@ mem_pid() {
   echo "${pid_of[$sys]}"
 }
 
-targets="" pids=""
+targets="" pids="" cpu_pids=""
 for sys in etcd rusd; do
   start_server "$sys"
   targets="$targets${targets:+,}$sys=127.0.0.1:${cport[$sys]}"
   pids="$pids${pids:+,}$sys=$(mem_pid "$sys")"
+  cpu_pids="$cpu_pids${cpu_pids:+,}$sys=${pid_of[$sys]}"
 done
 
 log "watch fan-out: $watchers + $prefix_watchers watchers, $duration per phase"
-timeout 900 "$lg" watch -targets "$targets" -pids "$pids" -watchers "$watchers" \
+timeout 900 "$lg" watch -targets "$targets" -pids "$pids" -cpu-pids "$cpu_pids" -watchers "$watchers" \
   -prefix-watchers "$prefix_watchers" -duration "$duration" -rate "$rate" -putters "$putters" \
   -out "$work/watch.jsonl" | tee "$work/report.txt" || die "loadgen watch failed"
 echo "etcd: $etcd_version; rusd: $rusd_bin; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -170,6 +170,7 @@ int Run(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   spdlog::info("signal {}, shutting down", sig);
   (*listener)->Stop();
+  watch_pump.Stop();  // no more events: a stopping stored is not a gap to catch up from
   ring.Stop();  // finishes every pending call ("server stopped"), so Shutdown need not wait
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;

@@ -120,6 +120,7 @@ struct WatchHub::Impl {
   // --- guarded by mu ---
   bool ready = false;
   bool wanted = false;           // a stream opened: learn stored's revision
+  std::atomic<bool> active{false};  // `wanted`, readable without the lock
   bool probe_outstanding = false;
   int64_t rev = 0;        // every revision <= rev has been delivered to synced watchers
   int64_t known_rev = 0;  // the newest revision seen anywhere (probes, chunks, events)
@@ -355,9 +356,10 @@ struct WatchHub::Impl {
     std::string end = req.range_end();
     const bool from_key = end.size() == 1 && end[0] == '\0';
     std::string error;
-    if (!op.probe_status.ok()) {
-      error = op.probe_status.message();
-    } else if (!end.empty() && !from_key && key >= end) {
+    // A failed probe (stored restarting) is not the client's problem: the watch starts
+    // after the newest revision the hub knows, as good as etcd's "now" up to the events
+    // still on the ring.
+    if (!end.empty() && !from_key && key >= end) {
       error = kErrEmptyRange;
     }
     int64_t id = req.watch_id();
@@ -535,8 +537,10 @@ void WatchHub::Impl::CatchUpLoop() {
       Watcher* w = it->second.get();
       if (w->generation != c.generation || w->state != WatcherState::kInFlight) return;
       if (!parsed) {
-        spdlog::warn("watch {}: history read failed ({}); retrying", c.id,
-                     st.ok() ? "malformed chunk" : st.ToString());
+        // Retried every Tick (100 ms) until stored answers: debug, or a stored restart
+        // would log a line per watcher and retry.
+        spdlog::debug("watch {}: history read failed ({}); retrying", c.id,
+                      st.ok() ? "malformed chunk" : st.ToString());
         SetState(w, WatcherState::kQueued);
         retry.push_back(CatchUp{c.stream, c.id, ++w->generation});
         return;
@@ -606,6 +610,7 @@ std::shared_ptr<WatchHub::Stream> WatchHub::OpenStream(WatchSink* sink) {
     impl_->weak_of[s.get()] = s;
     probe = !impl_->ready && !impl_->wanted;
     impl_->wanted = true;
+    impl_->active.store(true, std::memory_order_release);
   }
   // The hub learns stored's revision only once someone watches: a node nobody watches
   // does no watch work at all.
@@ -734,6 +739,8 @@ void WatchHub::Tick() {
   }
   if (need_probe) ProbeStart();
 }
+
+bool WatchHub::active() const { return impl_->active.load(std::memory_order_acquire); }
 
 WatchHub::Stats WatchHub::stats() const {
   std::lock_guard lock(impl_->mu);

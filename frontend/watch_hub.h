@@ -110,6 +110,9 @@ class WatchHub {
   // WatchSink::Send); paused watchers resume at the next Tick.
   void OnSinkDrained(const std::shared_ptr<Stream>& stream);
 
+  // False until the first stream opens: until then events need not even be parsed (the
+  // hub learns stored's revision at that point and drops what came before).
+  bool active() const;
   // The events thread: one EventBatch from stored (kept in the recent buffer, hence shared).
   void OnEventBatch(std::shared_ptr<const internal::EventBatch> batch);
   // Writes what OnEventBatch calls queued (the events thread, after draining the ring).

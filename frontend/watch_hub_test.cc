@@ -16,6 +16,7 @@
 #include "frontend/watch_hub.h"
 #include "frontend/watch_key_index.h"
 #include "frontend/watch_response.h"
+#include "frontend/watch_service.h"
 #include "rusd/internal.pb.h"
 #include "rusd/watch.pb.h"
 
@@ -136,6 +137,22 @@ TEST(WatchResponseEncoding, FragmentsStayBelowTheLimitLikeEtcd) {
     total += r.events_size();
   }
   EXPECT_EQ(total, 10);
+}
+
+// ---- the progress interval flag ----
+
+TEST(ProgressNotifyInterval, ParsesGoDurationsWithEtcdsMinimum) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(ParseProgressNotifyInterval("10m0s").value(), milliseconds(600000));
+  EXPECT_EQ(ParseProgressNotifyInterval("5s").value(), milliseconds(5000));
+  EXPECT_EQ(ParseProgressNotifyInterval("1m30s").value(), milliseconds(90000));
+  EXPECT_EQ(ParseProgressNotifyInterval("1.5s").value(), milliseconds(1500));
+  EXPECT_EQ(ParseProgressNotifyInterval("50ms").value(), milliseconds(100));  // etcd's minimum
+  EXPECT_EQ(ParseProgressNotifyInterval("0").value(), milliseconds(600000));  // default kept
+  EXPECT_FALSE(ParseProgressNotifyInterval("5").ok());
+  EXPECT_FALSE(ParseProgressNotifyInterval("s").ok());
+  EXPECT_FALSE(ParseProgressNotifyInterval("5x").ok());
+  EXPECT_EQ(ParseProgressNotifyInterval("abc").status().message(), "time: invalid duration \"abc\"");
 }
 
 // ---- WatchHub ----

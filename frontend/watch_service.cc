@@ -267,7 +267,7 @@ void WatchEventsPump::Run() {
   while (!stop_.load(std::memory_order_acquire)) {
     int handled = 0;
     for (; handled < 64 && events_->TryRead(&m); ++handled) {
-      if (m.type != ipc::MessageType::kEvents) continue;
+      if (m.type != ipc::MessageType::kEvents || !hub_.active()) continue;
       auto batch = std::make_shared<internal::EventBatch>();
       if (!batch->ParseFromString(m.payload)) {
         spdlog::warn("watch: unparsable event batch {}; treating it as a gap", m.id);

@@ -42,6 +42,7 @@ type watchResult struct {
 	LatP50us      float64 `json:"lat_p50_us"`
 	LatP99us      float64 `json:"lat_p99_us"`
 	PutP50us      float64 `json:"put_p50_us"`
+	CPUusPerEvent float64 `json:"server_cpu_us_per_event"`
 	MemPer10kKiB  int64   `json:"mem_per_10k_watchers_kib"`
 	CreateSeconds float64 `json:"create_s"`
 }
@@ -50,6 +51,7 @@ func cmdWatch(args []string) error {
 	fs := flag.NewFlagSet("watch", flag.ExitOnError)
 	targets := fs.String("targets", "127.0.0.1:2379", "name=host:port[,...], measured one after the other")
 	pids := fs.String("pids", "", "name=pid[,...]: the process whose VmRSS holds the watchers")
+	cpuPids := fs.String("cpu-pids", "", "name=pid[,...]: the server (and its children) charged CPU per event")
 	watchers := fs.Int("watchers", 10000, "watchers on distinct keys")
 	prefixWatchers := fs.Int("prefix-watchers", 100, "watchers on the common prefix")
 	streams := fs.Int("streams", 100, "watch streams for the distinct-key watchers")
@@ -74,9 +76,19 @@ func cmdWatch(args []string) error {
 			pidOf[name] = n
 		}
 	}
+	cpuOf := map[string]int{}
+	for _, part := range strings.Split(*cpuPids, ",") {
+		if name, p, ok := strings.Cut(part, "="); ok {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("bad -cpu-pids %q", part)
+			}
+			cpuOf[name] = n
+		}
+	}
 	var all []watchResult
 	for _, t := range ts {
-		rs, err := runWatchBench(t, pidOf[t.name], *watchers, *prefixWatchers, *streams, *conns,
+		rs, err := runWatchBench(t, pidOf[t.name], cpuOf[t.name], *watchers, *prefixWatchers, *streams, *conns,
 			*duration, *rate, *putters)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
@@ -98,7 +110,7 @@ func cmdWatch(args []string) error {
 	return nil
 }
 
-func runWatchBench(t target, pid, nWatch, nPrefix, nStreams, nConns int, dur time.Duration,
+func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns int, dur time.Duration,
 	rate, putters int) ([]watchResult, error) {
 	fmt.Fprintf(os.Stderr, "watch bench: %s at %s\n", t.name, t.endpoint)
 	wpool, err := openPool(t.endpoint, nConns)
@@ -240,6 +252,10 @@ func runWatchBench(t target, pid, nWatch, nPrefix, nStreams, nConns int, dur tim
 		if ph.id == 1 {
 			n = 8
 		}
+		var cpu0 int64
+		if cpuPid > 0 {
+			cpu0, _ = cpuTicksOf(cpuPid)
+		}
 		phase.Store(ph.id)
 		start := time.Now()
 		for g := 0; g < n; g++ {
@@ -280,6 +296,11 @@ func runWatchBench(t target, pid, nWatch, nPrefix, nStreams, nConns int, dur tim
 		close(stop)
 		elapsed := time.Since(start)
 		got := events[ph.id].Load()
+		var cpuPerEvent float64
+		if cpuPid > 0 && got > 0 {
+			cpu1, _ := cpuTicksOf(cpuPid)
+			cpuPerEvent = float64(cpu1-cpu0) * 1e6 / userHz / float64(got)
+		}
 		pw.Wait()
 		// Events still in flight when the phase ended are not counted as delivered in it.
 		phase.Store(0)
@@ -302,7 +323,7 @@ func runWatchBench(t target, pid, nWatch, nPrefix, nStreams, nConns int, dur tim
 		if len(pl) > 0 {
 			putP50 = float64(pl[len(pl)/2].Microseconds())
 		}
-		r := watchResult{PutP50us: putP50, Kind: "watch", System: t.name, Phase: ph.name, Watchers: nWatch + nPrefix,
+		r := watchResult{PutP50us: putP50, CPUusPerEvent: cpuPerEvent, Kind: "watch", System: t.name, Phase: ph.name, Watchers: nWatch + nPrefix,
 			Puts: puts.Load(), Events: got, EventsPerSec: float64(got) / elapsed.Seconds(),
 			LatP50us: q(0.5), LatP99us: q(0.99), MemPer10kKiB: memPer10k, CreateSeconds: createSecs}
 		fmt.Fprintf(os.Stderr, "  %s: %d puts (p50 %.0f µs), %.0f events/s, latency p50 %.0f µs p99 %.0f µs\n",
@@ -338,6 +359,10 @@ func printWatchTable(rs []watchResult, ts []target) {
 			ratio(b.LatP50us, c.LatP50us))
 		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": put-to-event p99 µs", b.LatP99us, c.LatP99us,
 			ratio(b.LatP99us, c.LatP99us))
+		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": put RPC p50 µs", b.PutP50us, c.PutP50us,
+			ratio(b.PutP50us, c.PutP50us))
+		fmt.Printf("%-34s %14.2f %14.2f %10s\n", ph+": server CPU µs/event", b.CPUusPerEvent,
+			c.CPUusPerEvent, ratio(b.CPUusPerEvent, c.CPUusPerEvent))
 	}
 	b, c := by["max"][base], by["max"][cand]
 	fmt.Printf("%-34s %14d %14d %10s\n", "memory per 10,000 watchers KiB", b.MemPer10kKiB, c.MemPer10kKiB,
