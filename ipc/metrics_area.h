@@ -143,7 +143,9 @@ struct MetricsArea {
   GrpcMethodStats grpc[kGrpcMethodSlots];
 
   std::atomic<uint64_t>& at(Metric m) { return values[static_cast<int>(m)]; }
-  uint64_t Get(Metric m) const { return values[static_cast<int>(m)].load(std::memory_order_relaxed); }
+  uint64_t Get(Metric m) const {
+    return values[static_cast<int>(m)].load(std::memory_order_relaxed);
+  }
   void Add(Metric m, uint64_t n = 1) { at(m).fetch_add(n, std::memory_order_relaxed); }
   void Set(Metric m, uint64_t v) { at(m).store(v, std::memory_order_relaxed); }
   LatencyHistogram& histogram(Histogram h) { return histograms[static_cast<int>(h)]; }

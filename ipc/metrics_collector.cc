@@ -105,8 +105,8 @@ std::vector<MetricFamily> SegmentCollector::Collect() const {
             "The total number of pending read indexes not in sync with leader's or timed out "
             "read index requests.",
             value(Metric::kSlowReadIndexes));
-  f.Counter("etcd_server_read_indexes_failed_total", "The total number of failed read indexes seen.",
-            value(Metric::kReadIndexesFailed));
+  f.Counter("etcd_server_read_indexes_failed_total",
+            "The total number of failed read indexes seen.", value(Metric::kReadIndexesFailed));
   f.Counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.",
             value(Metric::kLeaderChanges));
   // etcd declares these two as gauges holding the committed and applied indexes.
@@ -176,8 +176,8 @@ std::vector<MetricFamily> SegmentCollector::Collect() const {
             value(Metric::kLeaseGranted));
   f.Counter("etcd_debugging_lease_revoked_total", "The total number of revoked leases.",
             value(Metric::kLeaseRevoked));
-  f.Counter("etcd_debugging_lease_renewed_total", "The number of renewed leases seen by the leader.",
-            value(Metric::kLeaseRenewed));
+  f.Counter("etcd_debugging_lease_renewed_total",
+            "The number of renewed leases seen by the leader.", value(Metric::kLeaseRenewed));
   f.Counter("etcd_debugging_server_lease_expired_total", "The total number of expired leases.",
             value(Metric::kLeaseExpired));
 
@@ -305,7 +305,8 @@ std::vector<MetricFamily> SegmentCollector::Collect() const {
       Families::Sample(restarts, l, Load(st.restarts));
       uint64_t since = std::max(st.last_beat_mono_ns.load(std::memory_order_relaxed),
                                 st.start_mono_ns.load(std::memory_order_relaxed));
-      Families::Sample(age, l, since == 0 || since > now ? 0 : static_cast<double>(now - since) / 1e9);
+      Families::Sample(age, l,
+                       since == 0 || since > now ? 0 : static_cast<double>(now - since) / 1e9);
       Families::Sample(epoch, l, Load(slot.epoch));
     }
   }

@@ -212,7 +212,8 @@ TEST_F(MetricsTest, RingStatsCountWritesAndFullRings) {
   EXPECT_EQ(Value(fams, "rusd_ring_messages_total", ring), written);
   EXPECT_EQ(Value(fams, "rusd_ring_full_total", ring), 1);
   EXPECT_GT(Value(fams, "rusd_ring_depth_bytes", ring), 1000.0 * written);
-  EXPECT_EQ(Value(fams, "rusd_ring_depth_bytes", ring), Value(fams, "rusd_ring_written_bytes_total", ring));
+  EXPECT_EQ(Value(fams, "rusd_ring_depth_bytes", ring),
+            Value(fams, "rusd_ring_written_bytes_total", ring));
   EXPECT_EQ(Value(fams, "rusd_ring_capacity_bytes", ring), 64 << 10);
 }
 

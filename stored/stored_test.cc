@@ -374,7 +374,9 @@ TEST_F(StoredTest, AppliesCommittedPutsAndRepliesOnlyForThisMembersRequests) {
   EXPECT_EQ(metrics.Get(ipc::Metric::kMvccPut), 5u);
   EXPECT_EQ(metrics.Get(ipc::Metric::kKeysTotal), 4u);
   uint64_t commits = 0;
-  for (const auto& b : metrics.histogram(ipc::Histogram::kBackendCommit).buckets) commits += b.load();
+  for (const auto& b : metrics.histogram(ipc::Histogram::kBackendCommit).buckets) {
+    commits += b.load();
+  }
   EXPECT_GE(commits, 1u);
 }
 
