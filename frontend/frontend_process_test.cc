@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "ipc/metrics_grpc_methods.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "rusd/internal.pb.h"
@@ -444,6 +445,46 @@ TEST_F(FrontendProcessTest, UnansweredProposalTimesOutLikeEtcd) {
   EXPECT_LT(took, 7s);
   std::lock_guard lock(node_->seen.mu);
   EXPECT_EQ(node_->seen.commands.size(), 1u);  // never re-sent
+  // etcd counts a proposal that timed out as failed.
+  EXPECT_EQ(segment_->metrics().Get(ipc::Metric::kProposalsFailed), 1u);
+  // The pending gauge drops when the request's bookkeeping goes, just after the reply.
+  for (int i = 0; i < 200 && segment_->metrics().Get(ipc::Metric::kProposalsPending) != 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(segment_->metrics().Get(ipc::Metric::kProposalsPending), 0u);
+}
+
+// The gRPC interceptor counts etcd's go-grpc-prometheus metrics into the segment, and the
+// client port's /metrics renders them.
+TEST_F(FrontendProcessTest, GrpcCallsAreCountedPerMethodAndCodeAndServedOnMetrics) {
+  etcdserverpb::PutRequest req;
+  req.set_key("k");
+  req.set_value("v");
+  etcdserverpb::PutResponse resp;
+  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
+  etcdserverpb::PutRequest empty_key;
+  EXPECT_EQ(stub_->Put(Ctx().get(), empty_key, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  ipc::MetricsArea& m = segment_->metrics();
+  const ipc::GrpcMethodStats& put = m.grpc[ipc::GrpcMethodSlot("/etcdserverpb.KV/Put")];
+  EXPECT_EQ(put.started.load(), 2u);
+  EXPECT_EQ(put.handled[0].load(), 1u);  // OK
+  EXPECT_EQ(put.handled[static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT)].load(), 1u);
+  EXPECT_EQ(put.msg_received.load(), 2u);
+  EXPECT_EQ(put.msg_sent.load(), 1u);
+  EXPECT_GE(m.Get(ipc::Metric::kGrpcReceivedBytes), req.ByteSizeLong());
+  EXPECT_GE(m.Get(ipc::Metric::kGrpcSentBytes), resp.ByteSizeLong());
+
+  std::string page = HttpGet("/metrics");
+  EXPECT_EQ(page.rfind("HTTP/1.1 200", 0), 0u) << page.substr(0, 200);
+  EXPECT_NE(page.find("Content-Type: text/plain; version=0.0.4; charset=utf-8"), std::string::npos);
+  EXPECT_NE(page.find("\ngrpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Put\","
+                      "grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(page.find("\ngrpc_server_handling_seconds_count{grpc_method=\"Put\","
+                      "grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 2\n"),
+            std::string::npos);
 }
 
 TEST_F(FrontendProcessTest, SigtermFinishesPendingCallsAndExitsCleanly) {

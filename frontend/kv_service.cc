@@ -73,7 +73,9 @@ class KvService final : public KvBase {
   grpc::ServerUnaryReactor* Submit(KvMethod method, grpc::CallbackServerContext* ctx,
                                    const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    if (received_bytes_ != nullptr) received_bytes_->fetch_add(req->Length(), std::memory_order_relaxed);
+    if (received_bytes_ != nullptr) {
+      received_bytes_->fetch_add(req->Length(), std::memory_order_relaxed);
+    }
     grpc::Slice single;
     if (req->TrySingleSlice(&single).ok()) {
       dispatcher_.Submit(method,

@@ -336,7 +336,11 @@ void RingClient::Impl::RetryBacklog() {
 
 void RingClient::Impl::FailExpired(bool all, const Status& why) {
   std::vector<Pending> expired = pending.TakeExpired(Clock::now(), all);
-  for (Pending& p : expired) p.done(why, std::string());
+  for (Pending& p : expired) {
+    // etcd counts a proposal that timed out as failed (raftd counts the ones it rejects).
+    if (p.stage == Stage::kProposed) segment.metrics().Add(ipc::Metric::kProposalsFailed);
+    p.done(why, std::string());
+  }
 }
 
 RingClient::RingClient(ipc::Segment& segment, const RingClientOptions& options)

@@ -48,7 +48,24 @@ enum class Metric : uint32_t {
   kMemberId = 24,          // gauge: the member id (exported as a label, as etcd does)
   kQuotaBackendBytes = 25, // gauge
   kSupervisorPid = 26,     // gauge: exported as process_* of component "supervisor"
-  kMetricSlots = 32,
+  // Reserved for the watch, lease and cluster work (exported with etcd's names; 0 until
+  // their code counts here). Frontend watch fan-out:
+  kWatchStreams = 40,      // gauge: open Watch streams
+  kWatchers = 41,          // gauge: watchers on them
+  kSlowWatchers = 42,      // gauge: watchers catching up (unsynced)
+  kWatchEventsSent = 43,   // counter: events sent to watchers
+  kPendingEvents = 44,     // gauge: events buffered, not yet sent
+  // stored leases:
+  kLeaseGranted = 48,      // counter
+  kLeaseRevoked = 49,      // counter
+  kLeaseRenewed = 50,      // counter: keep-alives that renewed a lease (leader)
+  kLeaseExpired = 51,      // counter: leases revoked because they expired
+  // raftd, cluster:
+  kIsLearner = 56,         // gauge
+  kHeartbeatSendFailures = 57,  // counter
+  kSlowReadIndexes = 58,   // counter
+  kReadIndexesFailed = 59, // counter: read-index requests failed (no leader, leader changed)
+  kMetricSlots = 64,
 };
 
 // etcd's disk latency histograms: prometheus.ExponentialBuckets(0.001, 2, 14), i.e. upper
@@ -126,7 +143,9 @@ struct MetricsArea {
   GrpcMethodStats grpc[kGrpcMethodSlots];
 
   std::atomic<uint64_t>& at(Metric m) { return values[static_cast<int>(m)]; }
-  uint64_t Get(Metric m) const { return values[static_cast<int>(m)].load(std::memory_order_relaxed); }
+  uint64_t Get(Metric m) const {
+    return values[static_cast<int>(m)].load(std::memory_order_relaxed);
+  }
   void Add(Metric m, uint64_t n = 1) { at(m).fetch_add(n, std::memory_order_relaxed); }
   void Set(Metric m, uint64_t v) { at(m).store(v, std::memory_order_relaxed); }
   LatencyHistogram& histogram(Histogram h) { return histograms[static_cast<int>(h)]; }

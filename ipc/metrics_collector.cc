@@ -95,7 +95,18 @@ std::vector<MetricFamily> SegmentCollector::Collect() const {
   f.Gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.",
           value(Metric::kIsLeader));
   f.Gauge("etcd_server_is_learner",
-          "Whether or not this member is a learner. 1 if is, 0 otherwise.", 0);
+          "Whether or not this member is a learner. 1 if is, 0 otherwise.",
+          value(Metric::kIsLearner));
+  f.Counter("etcd_server_heartbeat_send_failures_total",
+            "The total number of leader heartbeat send failures (likely overloaded from slow "
+            "disk).",
+            value(Metric::kHeartbeatSendFailures));
+  f.Counter("etcd_server_slow_read_indexes_total",
+            "The total number of pending read indexes not in sync with leader's or timed out "
+            "read index requests.",
+            value(Metric::kSlowReadIndexes));
+  f.Counter("etcd_server_read_indexes_failed_total",
+            "The total number of failed read indexes seen.", value(Metric::kReadIndexesFailed));
   f.Counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.",
             value(Metric::kLeaderChanges));
   // etcd declares these two as gauges holding the committed and applied indexes.
@@ -150,6 +161,25 @@ std::vector<MetricFamily> SegmentCollector::Collect() const {
   f.Counter("etcd_mvcc_txn_total", "Total number of txns seen by this member.",
             value(Metric::kMvccTxn));
   f.Gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", value(Metric::kKeysTotal));
+  // Watch (frontend fan-out) and leases (stored): etcd's debugging families.
+  f.Gauge("etcd_debugging_mvcc_watch_stream_total", "Total number of watch streams.",
+          value(Metric::kWatchStreams));
+  f.Gauge("etcd_debugging_mvcc_watcher_total", "Total number of watchers.",
+          value(Metric::kWatchers));
+  f.Gauge("etcd_debugging_mvcc_slow_watcher_total", "Total number of unsynced slow watchers.",
+          value(Metric::kSlowWatchers));
+  f.Counter("etcd_debugging_mvcc_events_total", "Total number of events sent by this member.",
+            value(Metric::kWatchEventsSent));
+  f.Gauge("etcd_debugging_mvcc_pending_events_total", "Total number of pending events to be sent.",
+          value(Metric::kPendingEvents));
+  f.Counter("etcd_debugging_lease_granted_total", "The total number of granted leases.",
+            value(Metric::kLeaseGranted));
+  f.Counter("etcd_debugging_lease_revoked_total", "The total number of revoked leases.",
+            value(Metric::kLeaseRevoked));
+  f.Counter("etcd_debugging_lease_renewed_total",
+            "The number of renewed leases seen by the leader.", value(Metric::kLeaseRenewed));
+  f.Counter("etcd_debugging_server_lease_expired_total", "The total number of expired leases.",
+            value(Metric::kLeaseExpired));
 
   // ---- etcd_network_* (etcdserver/api/v3rpc/metrics.go) ----
   f.Counter("etcd_network_client_grpc_received_bytes_total",
@@ -275,7 +305,8 @@ std::vector<MetricFamily> SegmentCollector::Collect() const {
       Families::Sample(restarts, l, Load(st.restarts));
       uint64_t since = std::max(st.last_beat_mono_ns.load(std::memory_order_relaxed),
                                 st.start_mono_ns.load(std::memory_order_relaxed));
-      Families::Sample(age, l, since == 0 || since > now ? 0 : static_cast<double>(now - since) / 1e9);
+      Families::Sample(age, l,
+                       since == 0 || since > now ? 0 : static_cast<double>(now - since) / 1e9);
       Families::Sample(epoch, l, Load(slot.epoch));
     }
   }

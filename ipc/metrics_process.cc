@@ -46,7 +46,8 @@ std::optional<ProcessStats> ReadProcessStats(int pid) {
   const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
   ProcessStats out;
   // proc(5): utime is field 14, stime 15, starttime 22, vsize 23, rss 24; f[0] is field 3.
-  out.cpu_seconds = (std::strtod(f[11].c_str(), nullptr) + std::strtod(f[12].c_str(), nullptr)) / ticks;
+  out.cpu_seconds =
+      (std::strtod(f[11].c_str(), nullptr) + std::strtod(f[12].c_str(), nullptr)) / ticks;
   out.start_time_seconds = BootTimeSeconds() + std::strtod(f[19].c_str(), nullptr) / ticks;
   out.virtual_memory_bytes = std::strtod(f[20].c_str(), nullptr);
   out.resident_memory_bytes = std::strtod(f[21].c_str(), nullptr) * page;

@@ -90,6 +90,13 @@ TEST_F(MetricsTest, EtcdFamiliesHaveEtcdTypes) {
       {"rusd_ring_depth_bytes", MetricType::Gauge},
       {"rusd_ring_wakeups_total", MetricType::Counter},
       {"rusd_ring_producer_waits_total", MetricType::Counter},
+      {"grpc_server_handling_seconds", MetricType::Histogram},
+      {"etcd_server_read_indexes_failed_total", MetricType::Counter},
+      {"etcd_debugging_mvcc_watch_stream_total", MetricType::Gauge},
+      {"etcd_debugging_mvcc_watcher_total", MetricType::Gauge},
+      {"etcd_debugging_mvcc_events_total", MetricType::Counter},
+      {"etcd_debugging_lease_granted_total", MetricType::Counter},
+      {"etcd_debugging_server_lease_expired_total", MetricType::Counter},
   };
   for (const auto& [name, type] : want) {
     const MetricFamily* f = Find(fams, name);
@@ -205,7 +212,8 @@ TEST_F(MetricsTest, RingStatsCountWritesAndFullRings) {
   EXPECT_EQ(Value(fams, "rusd_ring_messages_total", ring), written);
   EXPECT_EQ(Value(fams, "rusd_ring_full_total", ring), 1);
   EXPECT_GT(Value(fams, "rusd_ring_depth_bytes", ring), 1000.0 * written);
-  EXPECT_EQ(Value(fams, "rusd_ring_depth_bytes", ring), Value(fams, "rusd_ring_written_bytes_total", ring));
+  EXPECT_EQ(Value(fams, "rusd_ring_depth_bytes", ring),
+            Value(fams, "rusd_ring_written_bytes_total", ring));
   EXPECT_EQ(Value(fams, "rusd_ring_capacity_bytes", ring), 64 << 10);
 }
 

@@ -254,6 +254,10 @@ void Segment::ResetLiveGauges(Component c) {
       break;
     case Component::kFrontend:
       m.Set(Metric::kProposalsPending, 0);
+      m.Set(Metric::kWatchStreams, 0);  // its streams died with it
+      m.Set(Metric::kWatchers, 0);
+      m.Set(Metric::kSlowWatchers, 0);
+      m.Set(Metric::kPendingEvents, 0);
       break;
     case Component::kStored:
       break;  // its gauges (keys, db size) stay true while it restarts

@@ -276,6 +276,7 @@ bool RaftProcess::TakeProposals() {
     if (st.ok()) {
       pending_reads_.insert(id);
     } else {
+      segment_.metrics().Add(ipc::Metric::kReadIndexesFailed);
       QueueError(id, static_cast<int>(st.code()), st.message());
     }
   }
@@ -496,6 +497,7 @@ void RaftProcess::FlushReplies() {
 }
 
 void RaftProcess::FailPendingReads(int code, const std::string& message) {
+  segment_.metrics().Add(ipc::Metric::kReadIndexesFailed, pending_reads_.size());
   for (uint64_t id : pending_reads_) QueueError(id, code, message);
   pending_reads_.clear();
 }

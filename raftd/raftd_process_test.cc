@@ -241,6 +241,14 @@ TEST_F(RaftdProcessTest, CommitsProposalsAndResendsFromWalAfterKillWithoutLossOr
   EXPECT_LT(fsyncs, 500u) << "one fdatasync per batch, not per proposal";
   EXPECT_GE((*segment_)->counter(ipc::Counter::kProposalsReceived).load(), 1052u);
   EXPECT_GE((*segment_)->counter(ipc::Counter::kEntriesCommitted).load(), 1052u);
+  // etcd's leader metrics, and every WAL sync timed in etcd's fsync histogram.
+  ipc::MetricsArea& metrics = (*segment_)->metrics();
+  EXPECT_EQ(metrics.Get(ipc::Metric::kHasLeader), 1u);
+  EXPECT_EQ(metrics.Get(ipc::Metric::kIsLeader), 1u);
+  EXPECT_EQ(metrics.Get(ipc::Metric::kLeaderChanges), 1u);
+  uint64_t observed = 0;
+  for (const auto& b : metrics.histogram(ipc::Histogram::kWalFsync).buckets) observed += b.load();
+  EXPECT_GE(observed, fsyncs);
 
   auto read_reply_for = [&](uint64_t id) -> std::optional<internal::ReadIndexReply> {
     if (!proposals_->Write(MessageType::kReadIndex, id, "", 1s).ok()) return std::nullopt;

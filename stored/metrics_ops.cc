@@ -50,8 +50,8 @@ void CountKeyChanges(std::span<const mvccpb::Event> events, ipc::MetricsArea& me
   if (delta == 0) return;
   // One writer (the apply thread): load + store is enough; never below zero.
   const uint64_t keys = metrics.Get(ipc::Metric::kKeysTotal);
-  metrics.Set(ipc::Metric::kKeysTotal,
-              delta < 0 && static_cast<uint64_t>(-delta) > keys ? 0 : keys + static_cast<uint64_t>(delta));
+  const bool below_zero = delta < 0 && static_cast<uint64_t>(-delta) > keys;
+  metrics.Set(ipc::Metric::kKeysTotal, below_zero ? 0 : keys + static_cast<uint64_t>(delta));
 }
 
 }  // namespace rusd::stored

@@ -455,6 +455,15 @@ TEST_F(StoredTest, AppliesCommittedPutsAndRepliesOnlyForThisMembersRequests) {
   EXPECT_TRUE(rest.empty()) << "unexpected reply for request " << rest.begin()->first;
   EXPECT_TRUE(WaitDurable(6));
   EXPECT_EQ(segment_->counter(ipc::Counter::kEntriesApplied).load(), 6u);
+  // etcd's mvcc metrics: five puts, four live keys, each batch timed as a backend commit.
+  ipc::MetricsArea& metrics = segment_->metrics();
+  EXPECT_EQ(metrics.Get(ipc::Metric::kMvccPut), 5u);
+  EXPECT_EQ(metrics.Get(ipc::Metric::kKeysTotal), 4u);
+  uint64_t commits = 0;
+  for (const auto& b : metrics.histogram(ipc::Histogram::kBackendCommit).buckets) {
+    commits += b.load();
+  }
+  EXPECT_GE(commits, 1u);
 }
 
 TEST_F(StoredTest, RequestThatFailsAtApplyGetsEtcdsErrorAndStillAdvancesTheIndex) {

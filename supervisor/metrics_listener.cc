@@ -72,10 +72,10 @@ Result<int> Connect(const std::string& host, const std::string& port) {
 // One HTTP/1.1 response with Go's text/plain or a JSON body; the connection closes after it
 // (probes are rare; keeping it simple beats keep-alive bookkeeping).
 std::string Response(int code, const char* reason, const char* content_type,
-                     const std::string& body) {
+                     const std::string& body, const char* extra_headers = "") {
   std::string out = "HTTP/1.1 ";
   out.append(std::to_string(code)).append(" ").append(reason);
-  out.append("\r\nContent-Type: ").append(content_type);
+  out.append("\r\n").append(extra_headers).append("Content-Type: ").append(content_type);
   out.append("\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ");
   out.append(std::to_string(body.size())).append("\r\nConnection: close\r\n\r\n").append(body);
   return out;
@@ -151,9 +151,9 @@ struct MetricsListener::Impl {
     if (!livez && !readyz && !health && path != "/version") {
       return Response(404, "Not Found", "text/plain; charset=utf-8", "404 page not found\n");
     }
-    if (method != "GET" && method != "HEAD") {
+    if (method != "GET") {  // as the frontend (and etcd's handlers) answer
       return Response(405, "Method Not Allowed", "text/plain; charset=utf-8",
-                      "Method Not Allowed\n");
+                      "Method Not Allowed\n", "Allow: GET\r\n");
     }
     const std::string target = query.empty() ? path : path + "?" + query;
     if (livez) return Livez(query);
@@ -167,9 +167,14 @@ struct MetricsListener::Impl {
     std::string relayed = Relay(method, target);
     if (relayed.rfind("HTTP/", 0) == 0) return relayed;
     // The frontend is down or restarting: the node cannot serve, say so as etcd does.
-    if (health) {
-      return Response(503, "Service Unavailable", "text/plain; charset=utf-8",
-                      "{\"health\":\"false\",\"reason\":\"" + relayed + "\"}");
+    if (health) {  // Go's http.Error: the JSON, then a newline
+      std::string body = "{\"health\":\"false\",\"reason\":\"";
+      for (char ch : relayed) {
+        if (ch == '"' || ch == '\\') body.push_back('\\');
+        if (static_cast<unsigned char>(ch) >= 0x20) body.push_back(ch);
+      }
+      body.append("\"}\n");
+      return Response(503, "Service Unavailable", "text/plain; charset=utf-8", body);
     }
     return Response(503, "Service Unavailable", "text/plain; charset=utf-8", relayed + "\n");
   }

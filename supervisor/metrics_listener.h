@@ -12,7 +12,7 @@
 //   through the rings as etcd's do.
 // - /health (?exclude=, ?serializable=) and /version: relayed unchanged to rusd-frontend on
 //   the node's first client URL; 503 with etcd's JSON shape while it cannot be reached.
-// Anything else is 404; a non-GET on a probe path is 405.
+// Anything else is 404; a non-GET on a probe path is 405 (as the frontend answers).
 //
 // IPv6 URLs: Debian's civetweb has no IPv6, so they are served through a TcpRelay
 // (metrics_tcp_relay.h) to an internal 127.0.0.1 port of the same Exposer.

@@ -144,9 +144,13 @@ func (p *promServer) waitFor(t *testing.T, q string, timeout time.Duration,
 // etcd's own /metrics has these promtool lints too (gauges named *_total): they are part of
 // the names dashboards use, so rusd keeps them.
 var etcdInheritedLints = map[string]bool{
-	"etcd_debugging_mvcc_keys_total":        true,
-	"etcd_server_proposals_applied_total":   true,
-	"etcd_server_proposals_committed_total": true,
+	"etcd_debugging_mvcc_keys_total":           true,
+	"etcd_debugging_mvcc_watch_stream_total":   true,
+	"etcd_debugging_mvcc_watcher_total":        true,
+	"etcd_debugging_mvcc_slow_watcher_total":   true,
+	"etcd_debugging_mvcc_pending_events_total": true,
+	"etcd_server_proposals_applied_total":      true,
+	"etcd_server_proposals_committed_total":    true,
 }
 
 // checkWithPromtool runs `promtool check metrics` on one scrape: the text must parse, and
