@@ -817,6 +817,24 @@ func TestLeaseJSONGateway(t *testing.T) {
 	if code, r := post("/v3/lease/leases", `{}`); code != 200 || fmt.Sprint(r["leases"]) != "[map[ID:555]]" {
 		t.Errorf("leases: %d %v", code, r)
 	}
+	// keepalive answers each concatenated request with a {"result": ...} line.
+	resp, err := http.Post(s.ClientURL+"/v3/lease/keepalive", "application/json",
+		strings.NewReader(`{"ID":555}{"ID":556}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	resp.Body.Close()
+	if len(lines) != 2 || !strings.Contains(lines[0], `"ID":"555","TTL":"30"}}`) ||
+		!strings.HasSuffix(lines[1], `"ID":"556"}}`) || !strings.HasPrefix(lines[0], `{"result":{"header":`) {
+		t.Errorf("keepalive: %q", lines)
+	}
 	if code, _ := post("/v3/lease/revoke", `{"ID":555}`); code != 200 {
 		t.Errorf("revoke: %d", code)
 	}
