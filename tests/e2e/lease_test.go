@@ -1069,3 +1069,59 @@ func normalizeLeaseJSON(t *testing.T, s string) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// Keep-alive streams opened and abandoned mid-flight (cancelled contexts, closed clients)
+// must not disturb the frontend: same process afterwards, other streams still answered.
+func TestLeaseKeepAliveStreamChurn(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	var ids []int64
+	for i := 0; i < 20; i++ {
+		g, err := cli.Grant(ctx, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, int64(g.ID))
+	}
+	var before int
+	if s.Kind == harness.Rusd {
+		before = s.ComponentPids()[harness.Frontend]
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; time.Now().Before(deadline); n++ {
+				sctx, cancel := context.WithCancel(context.Background())
+				stream, err := pb.NewLeaseClient(cli.ActiveConnection()).LeaseKeepAlive(sctx)
+				if err != nil {
+					cancel()
+					continue
+				}
+				for k := 0; k < 1+n%5; k++ {
+					stream.Send(&pb.LeaseKeepAliveRequest{ID: ids[(w+k)%len(ids)]})
+				}
+				if n%3 == 0 {
+					stream.Recv()
+				}
+				if n%2 == 0 {
+					stream.CloseSend()
+				}
+				cancel() // abandon whatever is still in flight
+			}
+		}(w)
+	}
+	wg.Wait()
+	ka, err := cli.KeepAliveOnce(ctx, clientv3.LeaseID(ids[0]))
+	if err != nil || ka.TTL != 30 {
+		t.Fatalf("keep-alive after the churn: %v %v", ka, err)
+	}
+	if s.Kind == harness.Rusd {
+		if after := s.ComponentPids()[harness.Frontend]; after != before {
+			t.Fatalf("frontend restarted during the churn (pid %d -> %d)\n%s", before, after, s.LogTail(30))
+		}
+	}
+}
