@@ -1125,3 +1125,51 @@ func TestLeaseKeepAliveStreamChurn(t *testing.T) {
 		}
 	}
 }
+
+// Leases are durable: after a clean restart of the whole node they are listed again with
+// their attached keys, their clocks restart (as etcd's promotion on start), and they still
+// expire.
+func TestLeasesSurviveANodeRestart(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	short, err := cli.Grant(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := cli.Grant(ctx, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, cli, "r/short", "v", clientv3.WithLease(short.ID))
+	mustPut(t, cli, "r/long", "v", clientv3.WithLease(long.ID))
+	s.Stop(20 * time.Second)
+	s.Restart()
+	restarted := time.Now()
+	cli = s.Client()
+	ctx = ctx10s(t)
+	ls, err := cli.Leases(ctx)
+	if err != nil || len(ls.Leases) != 2 {
+		t.Fatalf("leases after restart: %v %v", ls, err)
+	}
+	ttl, err := cli.TimeToLive(ctx, long.ID, clientv3.WithAttachedKeys())
+	if err != nil || ttl.GrantedTTL != 300 || len(ttl.Keys) != 1 || string(ttl.Keys[0]) != "r/long" {
+		t.Fatalf("timetolive after restart: %+v %v", ttl, err)
+	}
+	for {
+		gr, err := cli.Get(ctx, "r/short")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gr.Kvs) == 0 {
+			break
+		}
+		if time.Since(restarted) > 6*time.Second {
+			t.Fatalf("short lease's key still there %v after the restart", time.Since(restarted))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if gr, err := cli.Get(ctx, "r/long"); err != nil || len(gr.Kvs) != 1 {
+		t.Fatalf("long lease's key: %v %v", gr, err)
+	}
+}
