@@ -845,6 +845,33 @@ func TestLeaseJSONGateway(t *testing.T) {
 	if code, r := post("/v3/lease/timetolive", `{"ID":555}`); code != 200 || r["TTL"] != "-1" {
 		t.Errorf("timetolive after revoke: %d %v", code, r)
 	}
+
+	// v3lock and v3election through the gateway (names and values base64, as JSON bytes).
+	post("/v3/lease/grant", `{"TTL":30,"ID":4096}`)
+	if code, r := post("/v3/lock/lock", `{"name":"bXlsb2Nr","lease":"4096"}`); code != 200 ||
+		r["key"] != "bXlsb2NrLzEwMDA=" { // "mylock/1000"
+		t.Errorf("lock: %d %v", code, r)
+	}
+	if code, _ := post("/v3/lock/unlock", `{"key":"bXlsb2NrLzEwMDA="}`); code != 200 {
+		t.Errorf("unlock: %d", code)
+	}
+	if code, r := post("/v3/election/leader", `{"name":"ZWw="}`); code != 500 ||
+		r["error"] != "election: no leader" || r["code"] != float64(2) {
+		t.Errorf("leader of an empty election: %d %v", code, r)
+	}
+	if code, r := post("/v3/election/campaign", `{"name":"ZWw=","lease":"4096","value":"YQ=="}`); code != 200 ||
+		fmt.Sprint(r["leader"]) != "map[key:ZWwvMTAwMA== lease:4096 name:ZWw= rev:"+
+			fmt.Sprint(r["leader"].(map[string]any)["rev"])+"]" {
+		t.Errorf("campaign: %d %v", code, r)
+	}
+	if code, r := post("/v3/election/leader", `{"name":"ZWw="}`); code != 200 ||
+		r["kv"].(map[string]any)["value"] != "YQ==" {
+		t.Errorf("leader: %d %v", code, r)
+	}
+	if code, r := post("/v3/election/proclaim", `{"value":"Yg=="}`); code != 500 ||
+		r["error"] != `"leader" field must be provided` {
+		t.Errorf("proclaim without leader: %d %v", code, r)
+	}
 }
 
 // A kept-alive lease never expires while each component is killed in turn: the keep-alive
