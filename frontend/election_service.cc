@@ -2,48 +2,22 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <cinttypes>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 
 #include "etcd/v3electionpb/v3election.grpc.pb.h"
 #include "frontend/grpc_status.h"
 #include "frontend/lock_kv.h"
+#include "frontend/lock_ops.h"
 
 namespace rusd::frontend {
 namespace {
 
 using std::chrono::milliseconds;
-using v3electionpb::LeaderKey;
 
-constexpr int64_t kSessionTtl = 60;  // concurrency.NewSession's default
-constexpr milliseconds kWaitPoll{20};
 constexpr milliseconds kObservePoll{50};
 
-// etcd's errors, plain Go errors on the wire: gRPC code Unknown.
-Status NotLeader() { return Status(StatusCode::kUnknown, "election: not leader"); }
-Status NoLeader() { return Status(StatusCode::kUnknown, "election: no leader"); }
 Status TooManyRequests() { return Status::ResourceExhausted("etcdserver: too many requests"); }
-Status MissingLeaderKey() {
-  return Status(StatusCode::kUnknown, "\"leader\" field must be provided");
-}
-
-std::string HexLease(int64_t lease) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%" PRIx64, static_cast<uint64_t>(lease));
-  return buf;
-}
-
-etcdserverpb::TxnRequest IfCreatedAt(const std::string& key, int64_t rev) {
-  etcdserverpb::TxnRequest txn;
-  auto* cmp = txn.add_compare();
-  cmp->set_key(key);
-  cmp->set_target(etcdserverpb::Compare::CREATE);
-  cmp->set_result(etcdserverpb::Compare::EQUAL);
-  cmp->set_create_revision(rev);
-  return txn;
-}
 
 // Observe's stream: the worker thread writes one message at a time and waits for it.
 class ObserveReactor final : public grpc::ServerWriteReactor<v3electionpb::LeaderResponse> {
@@ -110,29 +84,21 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
   grpc::ServerUnaryReactor* Campaign(grpc::CallbackServerContext* ctx,
                                      const v3electionpb::CampaignRequest* req,
                                      v3electionpb::CampaignResponse* resp) override {
-    return RunUnary(ctx, [this, ctx, req, resp] { return DoCampaign(ctx, *req, resp); });
+    return RunUnary(ctx, [this, ctx, req, resp] {
+      return CampaignOp(kv_, *req, resp, [ctx] { return ctx->IsCancelled(); });
+    });
   }
 
   grpc::ServerUnaryReactor* Proclaim(grpc::CallbackServerContext* ctx,
                                      const v3electionpb::ProclaimRequest* req,
                                      v3electionpb::ProclaimResponse* resp) override {
-    return RunUnary(ctx, [this, req, resp] {
-      if (!req->has_leader()) return MissingLeaderKey();
-      return DoProclaim(req->leader(), req->value(), resp->mutable_header());
-    });
+    return RunUnary(ctx, [this, req, resp] { return ProclaimOp(kv_, *req, resp); });
   }
 
   grpc::ServerUnaryReactor* Leader(grpc::CallbackServerContext* ctx,
                                    const v3electionpb::LeaderRequest* req,
                                    v3electionpb::LeaderResponse* resp) override {
-    return RunUnary(ctx, [this, req, resp] {
-      auto r = kv_.FirstCreated(req->name() + "/");
-      if (!r.ok()) return r.status();
-      if (r->kvs_size() == 0) return NoLeader();
-      *resp->mutable_header() = r->header();
-      *resp->mutable_kv() = r->kvs(0);
-      return Status::Ok();
-    });
+    return RunUnary(ctx, [this, req, resp] { return LeaderOp(kv_, *req, resp); });
   }
 
   grpc::ServerWriteReactor<v3electionpb::LeaderResponse>* Observe(
@@ -149,13 +115,7 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
   grpc::ServerUnaryReactor* Resign(grpc::CallbackServerContext* ctx,
                                    const v3electionpb::ResignRequest* req,
                                    v3electionpb::ResignResponse* resp) override {
-    return RunUnary(ctx, [this, req, resp] {
-      if (!req->has_leader()) return MissingLeaderKey();
-      auto r = kv_.Txn(ResignTxn(req->leader()));
-      if (!r.ok()) return r.status();
-      *resp->mutable_header() = r->header();
-      return Status::Ok();
-    });
+    return RunUnary(ctx, [this, req, resp] { return ResignOp(kv_, *req, resp); });
   }
 
  private:
@@ -166,73 +126,6 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
       reactor->Finish(ToGrpcStatus(TooManyRequests()));
     }
     return reactor;
-  }
-
-  static etcdserverpb::TxnRequest ResignTxn(const LeaderKey& leader) {
-    etcdserverpb::TxnRequest txn = IfCreatedAt(leader.key(), leader.rev());
-    txn.add_success()->mutable_request_delete_range()->set_key(leader.key());
-    return txn;
-  }
-
-  // Election.Proclaim: rewrite the leader key's value if it is still ours.
-  Status DoProclaim(const LeaderKey& leader, const std::string& value,
-                    etcdserverpb::ResponseHeader* header) {
-    etcdserverpb::TxnRequest txn = IfCreatedAt(leader.key(), leader.rev());
-    auto* put = txn.add_success()->mutable_request_put();
-    put->set_key(leader.key());
-    put->set_value(value);
-    put->set_lease(leader.lease());
-    auto r = kv_.Txn(txn);
-    if (!r.ok()) return r.status();
-    if (!r->succeeded()) return NotLeader();
-    *header = r->header();
-    return Status::Ok();
-  }
-
-  // Election.Campaign (client/v3/concurrency/election.go).
-  Status DoCampaign(grpc::CallbackServerContext* ctx, const v3electionpb::CampaignRequest& req,
-                    v3electionpb::CampaignResponse* resp) {
-    int64_t lease = req.lease();
-    if (lease == 0) {
-      auto granted = kv_.GrantLease(kSessionTtl);
-      if (!granted.ok()) return granted.status();
-      lease = *granted;
-    }
-    const std::string prefix = req.name() + "/";
-    LeaderKey leader;
-    leader.set_name(req.name());
-    leader.set_key(prefix + HexLease(lease));
-    leader.set_lease(lease);
-    etcdserverpb::TxnRequest txn = IfCreatedAt(leader.key(), 0);
-    auto* put = txn.add_success()->mutable_request_put();
-    put->set_key(leader.key());
-    put->set_value(req.value());
-    put->set_lease(lease);
-    txn.add_failure()->mutable_request_range()->set_key(leader.key());
-    auto r = kv_.Txn(txn);
-    if (!r.ok()) return r.status();
-    leader.set_rev(r->header().revision());
-    if (!r->succeeded()) {
-      const auto& kv = r->responses(0).response_range().kvs(0);
-      leader.set_rev(kv.create_revision());
-      if (kv.value() != req.value()) {
-        etcdserverpb::ResponseHeader ignored;
-        Status st = DoProclaim(leader, req.value(), &ignored);
-        if (!st.ok()) {
-          (void)kv_.Txn(ResignTxn(leader));
-          return st;
-        }
-      }
-    }
-    auto waited =
-        kv_.WaitDeletes(prefix, leader.rev() - 1, [ctx] { return ctx->IsCancelled(); }, kWaitPoll);
-    if (!waited.ok()) {
-      if (ctx->IsCancelled()) (void)kv_.Txn(ResignTxn(leader));
-      return waited.status();
-    }
-    *resp->mutable_header() = r->header();
-    *resp->mutable_leader() = std::move(leader);
-    return Status::Ok();
   }
 
   // Election.Observe by polling: each new leader key, and each new version of it.

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
 
 namespace rusd::frontend {
 namespace {
@@ -50,6 +52,7 @@ struct Seen {
   std::vector<uint64_t> command_frame_ids;
   std::vector<internal::RangeRead> reads;
   int read_index_requests = 0;
+  std::vector<internal::LeaseRead> lease_batches;  // kLeaseKeepAliveBatch frames
 };
 
 // Plays raftd (proposals -> raft-replies) and stored (reads -> store-replies).
@@ -154,7 +157,28 @@ class FakeNode {
     (void)store_replies_.Write(MessageType::kResult, m.id, out, 1s);
   }
 
+  // Keep-alive batches: lease id N renews to TTL N * 10; id 404 is unknown (TTL 0).
+  void OnKeepAliveBatch(const ipc::Message& m) {
+    internal::LeaseRead read;
+    ASSERT_TRUE(read.ParseFromString(m.payload));
+    internal::KeepAliveBatch batch;
+    ASSERT_TRUE(batch.ParseFromString(read.request()));
+    {
+      std::lock_guard lock(seen.mu);
+      seen.lease_batches.push_back(read);
+    }
+    internal::KeepAliveBatchReply reply;
+    reply.mutable_header()->set_revision(revision_);
+    reply.mutable_header()->set_member_id(kMemberId);
+    for (int64_t id : batch.ids()) reply.add_ttls(id == 404 ? 0 : id * 10);
+    (void)store_replies_.Write(MessageType::kResult, m.id, reply.SerializeAsString(), 1s);
+  }
+
   void OnRead(const ipc::Message& m) {
+    if (m.type == MessageType::kLeaseKeepAliveBatch) {
+      OnKeepAliveBatch(m);
+      return;
+    }
     internal::RangeRead r;
     ASSERT_TRUE(r.ParseFromString(m.payload));
     {
@@ -601,6 +625,54 @@ TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
   EXPECT_EQ(auth->AuthStatus(Ctx().get(), etcdserverpb::AuthStatusRequest(), &auth_status)
                 .error_code(),
             grpc::StatusCode::UNIMPLEMENTED);
+}
+
+// LeaseKeepAlive: every request of every stream becomes part of a keep-alive batch read
+// (after a ReadIndex), and each stream gets one answer per request with its lease's TTL.
+TEST_F(FrontendProcessTest, KeepAlivesOfAllStreamsTravelInBatchesAfterAReadIndex) {
+  auto lease = etcdserverpb::Lease::NewStub(channel_);
+  constexpr int kStreams = 4;
+  constexpr int kPerStream = 25;
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<etcdserverpb::LeaseKeepAliveRequest,
+                                                       etcdserverpb::LeaseKeepAliveResponse>>>
+      streams;
+  for (int s = 0; s < kStreams; ++s) {
+    ctxs.push_back(Ctx());
+    streams.push_back(lease->LeaseKeepAlive(ctxs.back().get()));
+  }
+  for (int i = 0; i < kPerStream; ++i) {
+    for (int s = 0; s < kStreams; ++s) {
+      etcdserverpb::LeaseKeepAliveRequest req;
+      req.set_id(i == kPerStream - 1 && s == 0 ? 404 : s * 100 + i + 1);
+      ASSERT_TRUE(streams[s]->Write(req));
+    }
+  }
+  for (int s = 0; s < kStreams; ++s) {
+    std::set<int64_t> ids;
+    for (int i = 0; i < kPerStream; ++i) {
+      etcdserverpb::LeaseKeepAliveResponse resp;
+      ASSERT_TRUE(streams[s]->Read(&resp)) << "stream " << s << " answer " << i;
+      EXPECT_EQ(resp.ttl(), resp.id() == 404 ? 0 : resp.id() * 10);
+      EXPECT_EQ(resp.header().member_id(), kMemberId);
+      ids.insert(resp.id());
+    }
+    EXPECT_EQ(ids.size(), static_cast<size_t>(kPerStream));
+    streams[s]->WritesDone();
+    EXPECT_TRUE(streams[s]->Finish().ok());
+  }
+  std::lock_guard lock(node_->seen.mu);
+  size_t total = 0;
+  for (const auto& b : node_->seen.lease_batches) {
+    EXPECT_EQ(b.min_applied_index(), kReadIndex) << "sent before its ReadIndex";
+    internal::KeepAliveBatch batch;
+    ASSERT_TRUE(batch.ParseFromString(b.request()));
+    total += static_cast<size_t>(batch.ids_size());
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kStreams * kPerStream));
+  EXPECT_EQ(static_cast<size_t>(node_->seen.read_index_requests),
+            node_->seen.lease_batches.size());
+  EXPECT_LT(node_->seen.lease_batches.size(), total) << "no batching at all";
 }
 
 TEST_F(FrontendProcessTest, SecondFrontendOnABoundPortExitsWithAnError) {

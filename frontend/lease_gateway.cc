@@ -5,6 +5,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "frontend/gateway.h"
@@ -56,13 +57,43 @@ HttpResponse Call(const std::string& body, Request& request, Send&& send) {
   return r;
 }
 
+// Splits concatenated JSON objects ("{...}{...}", whitespace between allowed).
+std::vector<std::string> SplitJsonObjects(const std::string& body) {
+  std::vector<std::string> out;
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  size_t start = 0;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{') {
+      if (depth++ == 0) start = i;
+    } else if (c == '}' && depth > 0 && --depth == 0) {
+      out.push_back(body.substr(start, i - start + 1));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
   std::string p = request.path;
   if (p.rfind("/v3/kv/lease/", 0) == 0) p.erase(3, 3);  // "/v3/kv/lease/x" -> "/v3/lease/x"
   if (p != "/v3/lease/grant" && p != "/v3/lease/revoke" && p != "/v3/lease/timetolive" &&
-      p != "/v3/lease/leases") {
+      p != "/v3/lease/leases" && p != "/v3/lease/keepalive") {
     return next_ != nullptr ? next_->Serve(request) : std::nullopt;
   }
   if (request.method != "POST") {
@@ -97,6 +128,22 @@ std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
           *cmd.mutable_lease_revoke() = req;
           ring_.Propose(id, cmd.SerializeAsString(), std::move(cb));
         });
+  }
+  if (p == "/v3/lease/keepalive") {
+    HttpResponse all;
+    all.content_type = "application/json";
+    for (const std::string& one : SplitJsonObjects(request.body)) {
+      etcdserverpb::LeaseKeepAliveRequest req;
+      HttpResponse r = Call<etcdserverpb::LeaseKeepAliveRequest,
+                            etcdserverpb::LeaseKeepAliveResponse>(
+          one, req, [&](RequestCallback cb) {
+            ring_.ReadAs(static_cast<uint16_t>(ipc::MessageType::kLeaseKeepAlive),
+                         req.SerializeAsString(), /*linearizable=*/true, std::move(cb));
+          });
+      if (r.status != 200) return r;  // grpc-gateway ends the stream with the error
+      all.body.append("{\"result\":").append(r.body).append("}\n");
+    }
+    return all;
   }
   if (p == "/v3/lease/timetolive") {
     etcdserverpb::LeaseTimeToLiveRequest req;

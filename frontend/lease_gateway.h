@@ -2,7 +2,9 @@
 // /v3/lease/revoke, /v3/lease/timetolive, /v3/lease/leases, and their /v3/kv/lease/...
 // aliases, with the same JSON conventions as KvGateway (proto field names, int64 as
 // strings, {"error","code","message"} on failure). Paths it does not own go to `next`.
-// /v3/lease/keepalive (a streamed grpc-gateway response) is not served.
+// /v3/lease/keepalive takes one or more concatenated JSON requests and answers each with a
+// line {"result": LeaseKeepAliveResponse}, as grpc-gateway streams them (here the whole
+// answer is sent at once, after the last keep-alive).
 //
 // Thread safety: any thread; Serve blocks until the request completes.
 #pragma once

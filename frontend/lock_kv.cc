@@ -1,5 +1,6 @@
 #include "frontend/lock_kv.h"
 
+#include <algorithm>
 #include <future>
 #include <thread>
 
@@ -96,12 +97,22 @@ Result<etcdserverpb::ResponseHeader> BlockingKv::WaitDeletes(
   req.set_sort_order(etcdserverpb::RangeRequest::DESCEND);
   req.set_limit(1);
   req.set_max_create_revision(max_create_rev);
+  // Back off while the key waited on stays the same (many waiters would otherwise each cost
+  // `1/poll` reads a second for as long as a lock is held); start fast again when it moves.
+  std::chrono::milliseconds delay = poll;
+  std::string last_key;
   for (;;) {
     auto resp = Range(req);
     if (!resp.ok()) return resp.status();
     if (resp->kvs_size() == 0) return resp->header();
     if (cancelled()) return Status(StatusCode::kCancelled, "context canceled");
-    std::this_thread::sleep_for(poll);
+    if (resp->kvs(0).key() == last_key) {
+      delay = std::min(delay * 3 / 2, poll * 5);
+    } else {
+      last_key = resp->kvs(0).key();
+      delay = poll;
+    }
+    std::this_thread::sleep_for(delay);
   }
 }
 

@@ -24,6 +24,7 @@
 #include "frontend/metrics_page.h"
 #include "frontend/lease_service.h"
 #include "frontend/lease_gateway.h"
+#include "frontend/lock_gateway.h"
 #include "frontend/election_service.h"
 #include "frontend/lock_service.h"
 #include "frontend/ring_client.h"
@@ -156,7 +157,8 @@ int Run(int argc, char** argv) {
   frontend::RingHealthProbe probe(ring);
   frontend::KvDispatcher gateway_dispatcher(ring, kv_options);
   frontend::KvGateway kv_gateway(gateway_dispatcher);
-  frontend::LeaseGateway gateway(ring, &kv_gateway);  // leases, then KV
+  frontend::LockGateway lock_gateway(gateway_dispatcher, &kv_gateway);
+  frontend::LeaseGateway gateway(ring, &lock_gateway);  // leases, locks/elections, then KV
   frontend::HttpHandler http(
       probe, frontend::HttpVersions{RUSD_ETCD_SERVER_VERSION, RUSD_ETCD_CLUSTER_VERSION},
       &gateway);

@@ -51,11 +51,11 @@ struct LeaseKeeperOptions {
   uint64_t cluster_id = 0;
   // Added to every TTL on promotion (etcd: the election timeout).
   std::chrono::milliseconds promote_extend{1000};
-  std::chrono::milliseconds expiry_tick{5};
+  std::chrono::milliseconds expiry_tick{2};
   // The longest the expiry thread sleeps when nothing is due soon (a lease granted meanwhile
   // expires at most this late; etcd checks every 500 ms).
   std::chrono::milliseconds idle_tick{50};
-  size_t max_revokes_per_tick = 10;
+  size_t max_revokes_per_tick = 4;
   size_t max_revokes_in_flight = 80;
   Lessor::Options lessor;
 };

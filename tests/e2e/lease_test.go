@@ -817,6 +817,24 @@ func TestLeaseJSONGateway(t *testing.T) {
 	if code, r := post("/v3/lease/leases", `{}`); code != 200 || fmt.Sprint(r["leases"]) != "[map[ID:555]]" {
 		t.Errorf("leases: %d %v", code, r)
 	}
+	// keepalive answers each concatenated request with a {"result": ...} line.
+	resp, err := http.Post(s.ClientURL+"/v3/lease/keepalive", "application/json",
+		strings.NewReader(`{"ID":555}{"ID":556}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	resp.Body.Close()
+	if len(lines) != 2 || !strings.Contains(lines[0], `"ID":"555","TTL":"30"}}`) ||
+		!strings.HasSuffix(lines[1], `"ID":"556"}}`) || !strings.HasPrefix(lines[0], `{"result":{"header":`) {
+		t.Errorf("keepalive: %q", lines)
+	}
 	if code, _ := post("/v3/lease/revoke", `{"ID":555}`); code != 200 {
 		t.Errorf("revoke: %d", code)
 	}
@@ -826,6 +844,33 @@ func TestLeaseJSONGateway(t *testing.T) {
 	}
 	if code, r := post("/v3/lease/timetolive", `{"ID":555}`); code != 200 || r["TTL"] != "-1" {
 		t.Errorf("timetolive after revoke: %d %v", code, r)
+	}
+
+	// v3lock and v3election through the gateway (names and values base64, as JSON bytes).
+	post("/v3/lease/grant", `{"TTL":30,"ID":4096}`)
+	if code, r := post("/v3/lock/lock", `{"name":"bXlsb2Nr","lease":"4096"}`); code != 200 ||
+		r["key"] != "bXlsb2NrLzEwMDA=" { // "mylock/1000"
+		t.Errorf("lock: %d %v", code, r)
+	}
+	if code, _ := post("/v3/lock/unlock", `{"key":"bXlsb2NrLzEwMDA="}`); code != 200 {
+		t.Errorf("unlock: %d", code)
+	}
+	if code, r := post("/v3/election/leader", `{"name":"ZWw="}`); code != 500 ||
+		r["error"] != "election: no leader" || r["code"] != float64(2) {
+		t.Errorf("leader of an empty election: %d %v", code, r)
+	}
+	if code, r := post("/v3/election/campaign", `{"name":"ZWw=","lease":"4096","value":"YQ=="}`); code != 200 ||
+		fmt.Sprint(r["leader"]) != "map[key:ZWwvMTAwMA== lease:4096 name:ZWw= rev:"+
+			fmt.Sprint(r["leader"].(map[string]any)["rev"])+"]" {
+		t.Errorf("campaign: %d %v", code, r)
+	}
+	if code, r := post("/v3/election/leader", `{"name":"ZWw="}`); code != 200 ||
+		r["kv"].(map[string]any)["value"] != "YQ==" {
+		t.Errorf("leader: %d %v", code, r)
+	}
+	if code, r := post("/v3/election/proclaim", `{"value":"Yg=="}`); code != 500 ||
+		r["error"] != `"leader" field must be provided` {
+		t.Errorf("proclaim without leader: %d %v", code, r)
 	}
 }
 
@@ -1050,4 +1095,108 @@ func normalizeLeaseJSON(t *testing.T, s string) string {
 	walk(v)
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// Keep-alive streams opened and abandoned mid-flight (cancelled contexts, closed clients)
+// must not disturb the frontend: same process afterwards, other streams still answered.
+func TestLeaseKeepAliveStreamChurn(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	var ids []int64
+	for i := 0; i < 20; i++ {
+		g, err := cli.Grant(ctx, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, int64(g.ID))
+	}
+	var before int
+	if s.Kind == harness.Rusd {
+		before = s.ComponentPids()[harness.Frontend]
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; time.Now().Before(deadline); n++ {
+				sctx, cancel := context.WithCancel(context.Background())
+				stream, err := pb.NewLeaseClient(cli.ActiveConnection()).LeaseKeepAlive(sctx)
+				if err != nil {
+					cancel()
+					continue
+				}
+				for k := 0; k < 1+n%5; k++ {
+					stream.Send(&pb.LeaseKeepAliveRequest{ID: ids[(w+k)%len(ids)]})
+				}
+				if n%3 == 0 {
+					stream.Recv()
+				}
+				if n%2 == 0 {
+					stream.CloseSend()
+				}
+				cancel() // abandon whatever is still in flight
+			}
+		}(w)
+	}
+	wg.Wait()
+	ka, err := cli.KeepAliveOnce(ctx, clientv3.LeaseID(ids[0]))
+	if err != nil || ka.TTL != 30 {
+		t.Fatalf("keep-alive after the churn: %v %v", ka, err)
+	}
+	if s.Kind == harness.Rusd {
+		if after := s.ComponentPids()[harness.Frontend]; after != before {
+			t.Fatalf("frontend restarted during the churn (pid %d -> %d)\n%s", before, after, s.LogTail(30))
+		}
+	}
+}
+
+// Leases are durable: after a clean restart of the whole node they are listed again with
+// their attached keys, their clocks restart (as etcd's promotion on start), and they still
+// expire.
+func TestLeasesSurviveANodeRestart(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ctx := ctx10s(t)
+	short, err := cli.Grant(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, err := cli.Grant(ctx, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, cli, "r/short", "v", clientv3.WithLease(short.ID))
+	mustPut(t, cli, "r/long", "v", clientv3.WithLease(long.ID))
+	s.Stop(20 * time.Second)
+	s.Restart()
+	restarted := time.Now()
+	cli = s.Client()
+	ctx = ctx10s(t)
+	ls, err := cli.Leases(ctx)
+	if err != nil || len(ls.Leases) != 2 {
+		t.Fatalf("leases after restart: %v %v", ls, err)
+	}
+	ttl, err := cli.TimeToLive(ctx, long.ID, clientv3.WithAttachedKeys())
+	if err != nil || ttl.GrantedTTL != 300 || len(ttl.Keys) != 1 || string(ttl.Keys[0]) != "r/long" {
+		t.Fatalf("timetolive after restart: %+v %v", ttl, err)
+	}
+	for {
+		gr, err := cli.Get(ctx, "r/short")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gr.Kvs) == 0 {
+			break
+		}
+		if time.Since(restarted) > 6*time.Second {
+			t.Fatalf("short lease's key still there %v after the restart", time.Since(restarted))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if gr, err := cli.Get(ctx, "r/long"); err != nil || len(gr.Kvs) != 1 {
+		t.Fatalf("long lease's key: %v %v", gr, err)
+	}
 }
