@@ -145,6 +145,7 @@ struct WatchHub::Impl {
   std::mt19937_64 rng;
   uint64_t catchup_reads = 0;
   uint64_t gaps = 0;
+  uint64_t events_sent = 0;  // events handed to streams, live or from history
   // --- end guarded ---
   std::condition_variable cv;  // catch-up thread: queue non-empty and a slot free, or stop
   std::thread catchup_thread;
@@ -241,6 +242,7 @@ struct WatchHub::Impl {
     EncodeEventResponses(Header(g.revision), w->id, evs, w->prev_kv, w->fragment,
                          options.max_response_bytes, &out);
     for (auto& r : out) Send(w->stream, std::move(r));
+    events_sent += evs.size();
     w->next_rev = g.revision + 1;
     w->progress_idle = false;
     return true;
@@ -465,6 +467,7 @@ struct WatchHub::Impl {
       EncodeEventResponses(Header(c), w->id, ptrs, w->prev_kv, w->fragment,
                            options.max_response_bytes, &out);
       for (auto& r : out) Send(s, std::move(r));
+      events_sent += ptrs.size();
       w->progress_idle = false;
     }
     w->next_rev = std::max(w->next_rev, chunk.next_revision());
@@ -745,6 +748,8 @@ bool WatchHub::active() const { return impl_->active.load(std::memory_order_acqu
 WatchHub::Stats WatchHub::stats() const {
   std::lock_guard lock(impl_->mu);
   Stats st;
+  st.streams = impl_->streams.size();
+  st.events_sent = impl_->events_sent;
   for (Stream* s : impl_->streams) {
     st.watchers += s->watchers.size();
     st.synced += s->watchers.size() - s->unsynced;

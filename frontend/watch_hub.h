@@ -124,12 +124,14 @@ class WatchHub {
 
   // Introspection for tests and logs.
   struct Stats {
+    size_t streams = 0;
     size_t watchers = 0;
     size_t synced = 0;
     int64_t revision = 0;
     size_t recent_revisions = 0;
     uint64_t catchup_reads = 0;
     uint64_t gaps = 0;
+    uint64_t events_sent = 0;  // since the hub started
   };
   Stats stats() const;
 

@@ -333,7 +333,11 @@ TEST_F(WatchHubTest, LiveEventsReachOnlyMatchingWatchersWithEtcdHeaders) {
   EXPECT_EQ(sink.got[3].events_size(), 2);  // the txn's two matching events, one response
   EXPECT_EQ(sink.got[3].header().cluster_id(), 1u);
   EXPECT_EQ(sink.got[3].header().raft_term(), 2u);
+  EXPECT_EQ(hub.stats().streams, 1u);
+  EXPECT_EQ(hub.stats().watchers, 2u);
+  EXPECT_EQ(hub.stats().events_sent, 3u);  // "a", then "b/1" and "b/2"; "c" matched nobody
   hub.CloseStream(s);
+  EXPECT_EQ(hub.stats().streams, 0u);
 }
 
 TEST_F(WatchHubTest, CatchUpJoinsLiveEventsWithoutGapOrDuplicate) {
@@ -355,6 +359,8 @@ TEST_F(WatchHubTest, CatchUpJoinsLiveEventsWithoutGapOrDuplicate) {
   Settle(hub);
   for (int i = 0; i < 3; ++i) hub.OnEventBatch(store.Put({"k"}));
   EXPECT_EQ(sink.Revisions(0), Range(2, store.rev));
+  // Every event counted once, whether it came from history or live.
+  EXPECT_EQ(hub.stats().events_sent, static_cast<uint64_t>(store.rev - 1));
   EXPECT_EQ(hub.stats().synced, 1u);
   EXPECT_GT(store.history_reads, 3);
   hub.CloseStream(s);

@@ -12,6 +12,7 @@
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "frontend/ring_client.h"
 #include "ipc/ring.h"
+#include "ipc/metrics_area.h"
 #include "ipc/segment.h"
 #include "rusd/internal.pb.h"
 
@@ -264,6 +265,7 @@ void WatchEventsPump::Run() {
   std::array<ipc::RingReader*, 1> readers = {events_.get()};
   ipc::Message m;
   Clock::time_point next_tick = Clock::now();
+  uint64_t events_sent_counted = 0;
   while (!stop_.load(std::memory_order_acquire)) {
     int handled = 0;
     for (; handled < 64 && events_->TryRead(&m); ++handled) {
@@ -286,9 +288,21 @@ void WatchEventsPump::Run() {
     if (now >= next_tick) {
       hub_.Tick();
       next_tick = now + std::chrono::milliseconds(100);
+      PublishMetrics(&events_sent_counted);
     }
     if (handled == 0) ipc::WaitForMessages(segment_, readers, std::chrono::milliseconds(100));
   }
+}
+
+void WatchEventsPump::PublishMetrics(uint64_t* events_sent_counted) {
+  const WatchHub::Stats st = hub_.stats();
+  ipc::MetricsArea& metrics = segment_.metrics();
+  metrics.Set(ipc::Metric::kWatchStreams, st.streams);
+  metrics.Set(ipc::Metric::kWatchers, st.watchers);
+  metrics.Set(ipc::Metric::kSlowWatchers, st.watchers - st.synced);
+  // The segment's counter outlives this frontend; the hub's count starts at 0 with it.
+  metrics.Add(ipc::Metric::kWatchEventsSent, st.events_sent - *events_sent_counted);
+  *events_sent_counted = st.events_sent;
 }
 
 Result<std::chrono::milliseconds> ParseProgressNotifyInterval(std::string_view text) {

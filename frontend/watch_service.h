@@ -52,6 +52,8 @@ class WatchEventsPump {
 
  private:
   void Run();
+  // Watch gauges and the events-sent counter into the segment (once per tick).
+  void PublishMetrics(uint64_t* events_sent_counted);
   ipc::Segment& segment_;
   WatchHub& hub_;
   std::unique_ptr<ipc::RingReader> events_;
