@@ -56,7 +56,7 @@ struct LeaseKeeperOptions {
   // expires at most this late; etcd checks every 500 ms).
   std::chrono::milliseconds idle_tick{50};
   size_t max_revokes_per_tick = 4;
-  size_t max_revokes_in_flight = 80;
+  size_t max_revokes_in_flight = 16;
   Lessor::Options lessor;
 };
 
