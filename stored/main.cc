@@ -127,6 +127,7 @@ int Run(const ComponentFlags& flags) {
   lease_options.member_id = flags.member_id;
   lease_options.cluster_id = flags.cluster_id;
   lease_options.promote_extend = std::chrono::milliseconds(flags.election_timeout_ms);
+  lease_options.metrics = &segment.metrics();
   LeaseKeeper leases(*store, workers, control, lease_options);
   if (Status lst = leases.Recover(); !lst.ok()) {
     spdlog::critical("cannot load the leases: {}", lst.ToString());

@@ -24,6 +24,7 @@
 
 #include "common/component_flags.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
+#include "ipc/metrics_area.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "rusd/internal.pb.h"
@@ -419,6 +420,14 @@ TEST_F(StoredTest, LeaseKeepAliveAndExpiryProposalFollowLeadership) {
     EXPECT_EQ(revoke.request_id(), 0u);
     break;
   }
+  // etcd's lease counters in the segment: one grant applied, two renewals (term 4 and term 6;
+  // the refused one and the unknown lease renew nothing), one expiry proposed; nothing
+  // revoked until the revocation is applied.
+  ipc::MetricsArea& metrics = segment_->metrics();
+  EXPECT_EQ(metrics.Get(ipc::Metric::kLeaseGranted), 1u);
+  EXPECT_EQ(metrics.Get(ipc::Metric::kLeaseRenewed), 2u);
+  EXPECT_EQ(metrics.Get(ipc::Metric::kLeaseExpired), 1u);
+  EXPECT_EQ(metrics.Get(ipc::Metric::kLeaseRevoked), 0u);
 }
 
 TEST_F(StoredTest, FreshStoreAsksToResumeFromZero) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
+#include "ipc/metrics_area.h"
 #include "ipc/ring.h"
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
@@ -86,6 +87,12 @@ void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& ch
       lessor_.Apply(changes, Lessor::Clock::now());
       for (const LeaseChange& c : changes) {
         if (c.kind == LeaseChange::Kind::kRevoked) in_flight_.erase(c.id);
+        if (options_.metrics == nullptr) continue;
+        if (c.kind == LeaseChange::Kind::kGranted) {
+          options_.metrics->Add(ipc::Metric::kLeaseGranted);
+        } else if (c.kind == LeaseChange::Kind::kRevoked) {
+          options_.metrics->Add(ipc::Metric::kLeaseRevoked);
+        }
       }
     }
     auto end = parked_.upper_bound(applied);
@@ -143,6 +150,7 @@ void LeaseKeeper::Serve(const Query& q) {
         std::lock_guard lock(mu_);
         ttl = lessor_.Renew(req.id(), now);
       }
+      if (ttl.ok()) CountRenewals(1);
       if (!ttl.ok()) {
         if (ttl.status().code() == StatusCode::kFailedPrecondition) return reply_error(NotLeader());
         resp.set_ttl(0);  // etcd: an unknown lease answers TTL 0, not an error
@@ -158,14 +166,17 @@ void LeaseKeeper::Serve(const Query& q) {
       internal::KeepAliveBatchReply resp;
       fill(resp.mutable_header());
       resp.mutable_ttls()->Reserve(req.ids_size());
+      uint64_t renewed = 0;
       {
         std::lock_guard lock(mu_);
         if (!lessor_.primary()) return reply_error(NotLeader());
         for (int64_t id : req.ids()) {
           Result<int64_t> ttl = lessor_.Renew(id, now);
           resp.add_ttls(ttl.ok() ? *ttl : 0);
+          if (ttl.ok()) ++renewed;
         }
       }
+      CountRenewals(renewed);
       workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
       return;
     }
@@ -215,6 +226,7 @@ void LeaseKeeper::Serve(const Query& q) {
 
 std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
   internal::LeaseProposals proposals;
+  uint64_t expired_count = 0;
   {
     std::lock_guard lock(mu_);
     if (!lessor_.primary() || term_ == 0) return options_.idle_tick;
@@ -249,6 +261,7 @@ std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
       }
       proposals.add_commands(cmd.SerializeAsString());
     }
+    expired_count = expired.size();
     for (int64_t id : expired) {
       in_flight_[id] = now;
       internal::Command cmd;  // request_id 0: nobody waits for an expiry
@@ -258,6 +271,9 @@ std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
   }
   Status st = control_.TryWrite(ipc::MessageType::kLeaseProposals, proposals.term(),
                                 proposals.SerializeAsString());
+  if (st.ok() && options_.metrics != nullptr && expired_count > 0) {
+    options_.metrics->Add(ipc::Metric::kLeaseExpired, expired_count);
+  }
   if (!st.ok()) {
     // Retried after the lessor's retry interval.
     // Lost checkpoints are harmless: the next one (or the full TTL) applies.
@@ -265,6 +281,10 @@ std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
                  proposals.commands_size());
   }
   return options_.expiry_tick;
+}
+
+void LeaseKeeper::CountRenewals(uint64_t n) {
+  if (options_.metrics != nullptr && n > 0) options_.metrics->Add(ipc::Metric::kLeaseRenewed, n);
 }
 
 void LeaseKeeper::RunExpiry() {

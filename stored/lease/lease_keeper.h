@@ -39,6 +39,10 @@
 #include "stored/mvcc/kv_store.h"
 
 namespace rusd::ipc {
+class MetricsArea;
+}
+
+namespace rusd::ipc {
 class RingWriter;
 }
 
@@ -58,6 +62,9 @@ struct LeaseKeeperOptions {
   size_t max_revokes_per_tick = 4;
   size_t max_revokes_in_flight = 16;
   Lessor::Options lessor;
+  // etcd_debugging_lease_{granted,revoked,renewed}_total and
+  // etcd_debugging_server_lease_expired_total go here (the segment's; null in unit tests).
+  ipc::MetricsArea* metrics = nullptr;
 };
 
 // True for the reads-ring frame types LeaseKeeper serves.
@@ -97,6 +104,7 @@ class LeaseKeeper {
   void Serve(const Query& q);
   // Proposes what is due; returns how long the expiry thread may sleep.
   std::chrono::milliseconds ExpireOnce(Lessor::TimePoint now);
+  void CountRenewals(uint64_t n);
 
   KvStore& store_;
   ReadWorkerPool& workers_;
