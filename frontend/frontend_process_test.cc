@@ -603,6 +603,8 @@ TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
   // As raftd and stored publish them.
   segment_->counter(ipc::Counter::kRaftCommittedIndex).store(42);
   segment_->counter(ipc::Counter::kAppliedIndex).store(41);
+  segment_->metrics().Set(ipc::Metric::kDbTotalSize, 1 << 20);
+  segment_->metrics().Set(ipc::Metric::kDbInUseSize, 300000);
   auto stub = etcdserverpb::Maintenance::NewStub(channel_);
   etcdserverpb::StatusResponse resp;
   grpc::Status st;
@@ -619,6 +621,8 @@ TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
   EXPECT_EQ(resp.raftterm(), 3u);
   EXPECT_EQ(resp.raftindex(), 42u);
   EXPECT_EQ(resp.raftappliedindex(), 41u);
+  EXPECT_EQ(resp.dbsize(), 1 << 20);
+  EXPECT_EQ(resp.dbsizeinuse(), 300000);
   // Other services are not registered: clients get a clean Unimplemented.
   auto auth = etcdserverpb::Auth::NewStub(channel_);
   etcdserverpb::AuthStatusResponse auth_status;

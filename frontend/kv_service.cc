@@ -138,6 +138,8 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
                  resp->set_raftterm(term);
                  resp->set_raftindex(ring_.committed_index());
                  resp->set_raftappliedindex(ring_.applied_index());
+                 resp->set_dbsize(static_cast<int64_t>(ring_.db_size()));
+                 resp->set_dbsizeinuse(static_cast<int64_t>(ring_.db_size_in_use()));
                  reactor->Finish(grpc::Status::OK);
                });
     return reactor;

@@ -13,6 +13,7 @@
 #include "frontend/etcd_errors.h"
 #include "frontend/grpc_status.h"
 #include "ipc/message_type.h"
+#include "ipc/metrics_area.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "rusd/internal.pb.h"
@@ -459,6 +460,14 @@ uint64_t RingClient::committed_index() const {
 
 uint64_t RingClient::applied_index() const {
   return impl_->segment.counter(ipc::Counter::kAppliedIndex).load(std::memory_order_relaxed);
+}
+
+uint64_t RingClient::db_size() const {
+  return impl_->segment.metrics().Get(ipc::Metric::kDbTotalSize);
+}
+
+uint64_t RingClient::db_size_in_use() const {
+  return impl_->segment.metrics().Get(ipc::Metric::kDbInUseSize);
 }
 
 size_t RingClient::PendingCount() const { return impl_->pending.Size(); }

@@ -108,6 +108,10 @@ class RingClient {
   // segment (Maintenance.Status's raftIndex and raftAppliedIndex).
   uint64_t committed_index() const;
   uint64_t applied_index() const;
+  // stored's database size on disk and RocksDB's estimate of its live data, as stored last
+  // published them (about once a second): Status's dbSize and dbSizeInUse.
+  uint64_t db_size() const;
+  uint64_t db_size_in_use() const;
 
   // Number of requests waiting for a reply (tests, metrics).
   size_t PendingCount() const;
