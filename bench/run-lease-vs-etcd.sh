@@ -62,8 +62,9 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-log() { printf '%s run-lease-vs-etcd: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
+bench_name=run-lease-vs-etcd
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
 etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
@@ -73,93 +74,17 @@ etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
 work="$(mktemp -d /tmp/rusd-lease-bench.XXXXXX)"
 results="$work/results.jsonl"
 : >"$results"
-declare -A pid_of=()
-step_pid=""
-
-# bounded SECONDS CMD...: runs CMD under `timeout` in the background and waits for it, so a
-# signal to this script interrupts the wait at once.
-bounded() {
-  local secs="$1"; shift
-  timeout "$secs" "$@" &
-  step_pid=$!
-  local rc=0
-  wait "$step_pid" || rc=$?
-  step_pid=""
-  return "$rc"
-}
-
-# Stops one server by pid: SIGTERM, up to 20 s, then SIGKILL (rusd's supervisor stops its
-# children itself).
-stop_server() {
-  local sys="$1" pid="${pid_of[$1]:-}"
-  [[ -n "$pid" ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-  unset "pid_of[$sys]"
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [[ -n "$step_pid" ]]; then
-    kill -TERM "$step_pid" 2>/dev/null || true
-    wait "$step_pid" 2>/dev/null || true
-  fi
-  for sys in "${!pid_of[@]}"; do stop_server "$sys"; done
-  if [[ -n "$results_dir" ]]; then
-    mkdir -p "$results_dir"
-    cp -f "$results" "$work"/*.log "$results_dir"/ 2>/dev/null || true
-    [[ -f "$work/report.txt" ]] && cp -f "$work/report.txt" "$results_dir"/
-  fi
-  if [[ $rc -ne 0 ]]; then
-    local logs
-    logs="$(mktemp -d /tmp/rusd-bench-logs.XXXXXX)"
-    cp -f "$work"/*.log "$results" "$logs"/ 2>/dev/null || true
-    log "server logs kept in $logs"
-  fi
-  rm -rf "$work"
-  exit $rc
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "building loadgen"
-(cd "$here/loadgen" && timeout 300 go build -o "$work/loadgen" .) || die "go build of bench/loadgen failed"
-lg="$work/loadgen"
-
-# Free loopback ports picked at random from 20000-40000 (other engineers' servers run here).
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-taken=" "
-pick_port() {
-  local p
-  for p in $(shuf -i 20000-40000 -n 200); do
-    port_free "$p" || continue
-    [[ "$taken" == *" $p "* ]] && continue
-    echo "$p"; return 0
-  done
-  die "no free loopback port found"
-}
-declare -A cport=()
+build_loadgen
+pick_ports etcd rusd
 for sys in etcd rusd; do
-  cp="$(pick_port)"; taken+="$cp "
-  pp="$(pick_port)"; taken+="$pp "
-  cport[$sys]=$cp
   bin="$etcd_bin"
   [[ "$sys" == rusd ]] && bin="$rusd_bin"
-  start="$(date +%s%N)"
-  "$bin" --name "bench-$sys" --data-dir "$work/$sys.data" \
-    --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
-    --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-    --initial-cluster "bench-$sys=http://127.0.0.1:$pp" </dev/null >>"$work/$sys.log" 2>&1 &
-  pid_of[$sys]=$!
-  log "started $sys (pid ${pid_of[$sys]}) on 127.0.0.1:$cp"
-  bounded 60 "$lg" probe -target "$sys=127.0.0.1:$cp" -start-ns "$start" -timeout 30s \
-    -name "fresh start" || die "$sys did not start; $(tail -n 20 "$work/$sys.log")"
+  start_server "$sys" "$bin"
+  bounded 60 "$lg" probe -target "$sys=127.0.0.1:${cport[$sys]}" -start-ns "${start_ns[$sys]}" \
+    -timeout 30s -name "fresh start" || die "$sys did not start; $(tail -n 20 "$work/$sys.log")"
 done
 
 dur_s="$(sed -E 's/^([0-9.]+)s$/\1/' <<<"$duration")"

@@ -91,8 +91,9 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "$keys" -gt 0 ]] || skip_load=1
 
-log() { printf '%s run-vs-etcd: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
+bench_name=run-vs-etcd
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 # ---- binaries -------------------------------------------------------------------------
 command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
@@ -118,105 +119,21 @@ work="$(mktemp -d /tmp/rusd-bench.XXXXXX)"
 results="$work/results.jsonl"
 : >"$results"
 
-declare -A pid_of=()
-step_pid=""
-
-# bounded SECONDS CMD...: runs CMD under `timeout`, in the background, and waits for it. A
-# signal to this script interrupts `wait` at once (a foreground child would delay the trap
-# until it finished); cleanup then stops the step by its pid.
-bounded() {
-  local secs="$1"; shift
-  timeout "$secs" "$@" &
-  step_pid=$!
-  local rc=0
-  wait "$step_pid" || rc=$?
-  step_pid=""
-  return "$rc"
-}
-
-# Stops one server by pid: SIGTERM, up to 20 s, then SIGKILL. For rusd the supervisor stops
-# its children; any child still alive afterwards (by the pids we saw) is killed too.
-stop_server() {
-  local sys="$1" pid="${pid_of[$1]:-}"
-  [[ -n "$pid" ]] || return 0
-  local kids
-  kids="$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ' | tr '\n' ' ' || true)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$sys (pid $pid) ignored SIGTERM for 20 s; killing"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  for k in $kids; do
-    if kill -0 "$k" 2>/dev/null; then
-      log "$sys child $k outlived its supervisor; killing"
-      kill -KILL "$k" 2>/dev/null || true
-    fi
-  done
-  unset "pid_of[$sys]"
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [[ -n "$step_pid" ]]; then
-    kill -TERM "$step_pid" 2>/dev/null || true
-    wait "$step_pid" 2>/dev/null || true
-  fi
-  for sys in "${!pid_of[@]}"; do stop_server "$sys"; done
-  if [[ -n "$results_dir" ]]; then
-    mkdir -p "$results_dir"
-    cp -f "$results" "$work"/*.log "$results_dir"/ 2>/dev/null || true
-    [[ -f "$work/report.txt" ]] && cp -f "$work/report.txt" "$results_dir"/
-  fi
-  if [[ $keep -eq 1 ]]; then
-    log "temp dir kept: $work"
-  else
-    if [[ $rc -ne 0 ]]; then
-      # Keep what explains the failure (server logs, records), not the data dirs.
-      local logs
-      logs="$(mktemp -d /tmp/rusd-bench-logs.XXXXXX)"
-      cp -f "$work"/*.log "$results" "$logs"/ 2>/dev/null || true
-      log "server logs kept in $logs"
-    fi
-    rm -rf "$work"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- loadgen ---------------------------------------------------------------------------
-log "building loadgen"
-(cd "$here/loadgen" && timeout 300 go build -o "$work/loadgen" .) || die "go build of bench/loadgen failed"
-lg="$work/loadgen"
+build_loadgen
 
 # ---- servers ---------------------------------------------------------------------------
 # Loopback ports: --base-port P gives etcd P/P+10 and the other system P+1000/P+1010;
 # without it, free ports are picked at random from 20000-40000 (other engineers' tests and
 # servers run on this machine too).
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-declare -A cport=() pport=()
-pick_port() {
-  local p
-  for p in $(shuf -i 20000-40000 -n 200); do
-    port_free "$p" || continue
-    [[ " ${cport[*]} ${pport[*]} " == *" $p "* ]] && continue
-    echo "$p"; return 0
-  done
-  die "no free loopback port found"
-}
 if [[ -n "$base_port" ]]; then
   cport[etcd]=$base_port; pport[etcd]=$((base_port + 10))
   cport[$cand]=$((base_port + 1000)); pport[$cand]=$((base_port + 1010))
 else
-  for sys in etcd "$cand"; do
-    cport[$sys]="$(pick_port)"; pport[$sys]="$(pick_port)"
-  done
+  pick_ports etcd "$cand"
 fi
 for sys in etcd "$cand"; do
   for p in "${cport[$sys]}" "${pport[$sys]}"; do
@@ -225,27 +142,11 @@ for sys in etcd "$cand"; do
 done
 port_of() { echo "${cport[$1]}"; }
 
-# start_server SYS: spawns it on its data dir (created on first start, reused after) and
-# records the spawn time in start_ns[SYS].
-declare -A start_ns=()
-start_server() {
-  local sys="$1" cp="${cport[$1]}" pp="${pport[$1]}" bin
-  bin="$etcd_bin"
-  [[ "$sys" == rusd ]] && bin="$rusd_bin"
-  local args=(
-    --name "bench-$sys"
-    --data-dir "$work/$sys.data"
-    --listen-client-urls "http://127.0.0.1:$cp"
-    --advertise-client-urls "http://127.0.0.1:$cp"
-    --listen-peer-urls "http://127.0.0.1:$pp"
-    --initial-advertise-peer-urls "http://127.0.0.1:$pp"
-    --initial-cluster "bench-$sys=http://127.0.0.1:$pp"
-  )
-  start_ns[$sys]="$(date +%s%N)"
-  # Each server gets its own log; stdin from /dev/null so it never reads the terminal.
-  "$bin" "${args[@]}" </dev/null >>"$work/$sys.log" 2>&1 &
-  pid_of[$sys]=$!
-  log "started $sys (pid ${pid_of[$sys]}) on 127.0.0.1:$cp"
+# start_sys SYS: starts etcd or the candidate on its ports and data dir (bench/lib.sh).
+start_sys() {
+  local bin="$etcd_bin"
+  [[ "$1" == rusd ]] && bin="$rusd_bin"
+  start_server "$1" "$bin"
 }
 
 # probe SYS LABEL [extra loadgen flags]: time from spawn to first successful Range.
@@ -274,7 +175,7 @@ report() {
 # median of --starts fresh starts, each on a new empty data dir.
 for sys in etcd "$cand"; do
   for i in $(seq 1 "$starts"); do
-    start_server "$sys"
+    start_sys "$sys"
     probe "$sys" "fresh, empty data dir"
     if [[ $i -lt $starts ]]; then
       stop_server "$sys"
@@ -311,7 +212,7 @@ $(tail -n 20 "$work/$sys.log")"
   for sys in etcd "$cand"; do stop_server "$sys"; done
   for sys in etcd "$cand"; do
     sleep 1
-    start_server "$sys"
+    start_sys "$sys"
     probe "$sys" "restart with $keys keys" -want-loaded "$keys"
     sleep 1
     rss "$sys" "after restart with $keys keys"

@@ -60,8 +60,9 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-log() { printf '%s run-watch-vs-etcd: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
+bench_name=run-watch-vs-etcd
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
 etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
@@ -69,72 +70,20 @@ etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
 [[ -x "$rusd_bin" ]] || die "rusd binary not found (build it, or pass --rusd PATH)"
 
 work="$(mktemp -d /tmp/rusd-watch-bench.XXXXXX)"
-declare -A pid_of=()
-
-stop_server() {
-  local sys="$1" pid="${pid_of[$1]:-}"
-  [[ -n "$pid" ]] || return 0
-  local kids
-  kids="$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ' | tr '\n' ' ' || true)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for k in $kids; do kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null || true; done
-  unset "pid_of[$sys]"
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  for sys in "${!pid_of[@]}"; do stop_server "$sys"; done
-  if [[ $keep -eq 1 ]]; then
-    log "temp dir kept: $work"
-  else
-    [[ $rc -ne 0 ]] && cp -f "$work"/*.log /tmp/ 2>/dev/null && log "server logs copied to /tmp"
-    rm -rf "$work"
-  fi
-  exit $rc
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "building loadgen"
-(cd "$here/loadgen" && timeout 300 go build -o "$work/loadgen" .) || die "go build of bench/loadgen failed"
-lg="$work/loadgen"
+build_loadgen
+pick_ports etcd rusd
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-used=" "
-pick_port() {
-  local p
-  for p in $(shuf -i 20000-40000 -n 200); do
-    port_free "$p" || continue
-    [[ "$used" == *" $p "* ]] && continue
-    used="$used$p "
-    echo "$p"; return 0
-  done
-  die "no free loopback port found"
-}
-
-declare -A cport=()
-start_server() {
-  local sys="$1" bin="$etcd_bin" cp pp
+# start_and_probe SYS: starts it and waits until it serves a Range.
+start_and_probe() {
+  local sys="$1" bin="$etcd_bin"
   [[ "$sys" == rusd ]] && bin="$rusd_bin"
-  cp="$(pick_port)"; pp="$(pick_port)"
-  cport[$sys]=$cp
-  local start_ns
-  start_ns="$(date +%s%N)"
-  "$bin" --name "bench-$sys" --data-dir "$work/$sys.data" \
-    --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
-    --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-    --initial-cluster "bench-$sys=http://127.0.0.1:$pp" </dev/null >>"$work/$sys.log" 2>&1 &
-  pid_of[$sys]=$!
-  timeout 60 "$lg" probe -target "$sys=127.0.0.1:$cp" -start-ns "$start_ns" -timeout 50s \
-    -name start -out "$work/probe.jsonl" >/dev/null || die "$sys did not start: $(tail -n 20 "$work/$sys.log")"
-  log "started $sys (pid ${pid_of[$sys]}) on 127.0.0.1:$cp"
+  start_server "$sys" "$bin"
+  bounded 60 "$lg" probe -target "$sys=127.0.0.1:${cport[$sys]}" -start-ns "${start_ns[$sys]}" \
+    -timeout 50s -name start -out "$work/probe.jsonl" >/dev/null ||
+    die "$sys did not start: $(tail -n 20 "$work/$sys.log")"
 }
 
 # The process that holds the watchers: etcd itself, rusd's frontend.
@@ -151,7 +100,7 @@ mem_pid() {
 
 targets="" pids="" cpu_pids=""
 for sys in etcd rusd; do
-  start_server "$sys"
+  start_and_probe "$sys"
   targets="$targets${targets:+,}$sys=127.0.0.1:${cport[$sys]}"
   pids="$pids${pids:+,}$sys=$(mem_pid "$sys")"
   cpu_pids="$cpu_pids${cpu_pids:+,}$sys=${pid_of[$sys]}"

@@ -1,0 +1,143 @@
+# Shared by the bench/run-*-vs-etcd.sh scripts (sourced, not run): logging, bounded steps,
+# free loopback ports, starting etcd or rusd with etcd's flags, stopping them by pid, and the
+# exit trap that stops everything and removes the temp dir.
+#
+# The sourcing script sets, before calling these:
+#   bench_name   its name, for log lines
+#   work         its temp dir (servers' data dirs and logs live there)
+#   etcd_bin, rusd_bin
+# and optionally results (a JSON-lines file), results_dir (copy results and logs there on
+# exit) and keep=1 (keep the temp dir). Then: `trap bench_cleanup EXIT; trap 'exit 130' INT TERM`.
+#
+# Every server started here is stopped by its pid on any exit: SIGTERM, then SIGKILL after
+# 20 s; for rusd, any component that outlives the supervisor is killed by pid too.
+
+log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "${bench_name:-bench}" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+declare -A pid_of=() cport=() pport=() start_ns=()
+step_pid=""
+ports_used=" "
+
+# bounded SECONDS CMD...: runs CMD under `timeout`, in the background, and waits for it. A
+# signal to the script interrupts `wait` at once (a foreground child would delay the trap
+# until it finished); bench_cleanup then stops the step by its pid.
+bounded() {
+  local secs="$1"; shift
+  timeout "$secs" "$@" &
+  step_pid=$!
+  local rc=0
+  wait "$step_pid" || rc=$?
+  step_pid=""
+  return "$rc"
+}
+
+# Loopback ports picked at random from 20000-40000 (other engineers' tests and servers run
+# on the same machine), never one handed out before in this run.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pick_port() {
+  local p
+  for p in $(shuf -i 20000-40000 -n 200); do
+    port_free "$p" || continue
+    [[ "$ports_used" == *" $p "* ]] && continue
+    ports_used+="$p "
+    echo "$p"; return 0
+  done
+  die "no free loopback port found"
+}
+
+# pick_ports SYS...: a free client and peer port for each system, in cport[] and pport[].
+# (Not through $(...) per system: ports_used must survive in this shell.)
+pick_ports() {
+  local sys
+  for sys in "$@"; do
+    cport[$sys]="$(pick_port)"; ports_used+="${cport[$sys]} "
+    pport[$sys]="$(pick_port)"; ports_used+="${pport[$sys]} "
+  done
+}
+
+# build_loadgen: builds bench/loadgen into the temp dir; sets lg.
+build_loadgen() {
+  log "building loadgen"
+  (cd "$(dirname "${BASH_SOURCE[0]}")/loadgen" && timeout 300 go build -o "$work/loadgen" .) ||
+    die "go build of bench/loadgen failed"
+  lg="$work/loadgen"
+}
+
+# start_server SYS BIN: spawns BIN as a one-member cluster named bench-SYS on cport[SYS] and
+# pport[SYS], with its data dir in the temp dir (created on first start, reused after) and
+# its own log; records its pid in pid_of[SYS] and the spawn time in start_ns[SYS].
+start_server() {
+  local sys="$1" bin="$2" cp="${cport[$1]}" pp="${pport[$1]}"
+  local args=(
+    --name "bench-$sys"
+    --data-dir "$work/$sys.data"
+    --listen-client-urls "http://127.0.0.1:$cp"
+    --advertise-client-urls "http://127.0.0.1:$cp"
+    --listen-peer-urls "http://127.0.0.1:$pp"
+    --initial-advertise-peer-urls "http://127.0.0.1:$pp"
+    --initial-cluster "bench-$sys=http://127.0.0.1:$pp"
+  )
+  start_ns[$sys]="$(date +%s%N)"
+  # stdin from /dev/null so that a server never reads the terminal.
+  "$bin" "${args[@]}" </dev/null >>"$work/$sys.log" 2>&1 &
+  pid_of[$sys]=$!
+  log "started $sys (pid ${pid_of[$sys]}) on 127.0.0.1:$cp"
+}
+
+# Stops one server by pid: SIGTERM, up to 20 s, then SIGKILL. For rusd the supervisor stops
+# its children; any child still alive afterwards (by the pids seen before) is killed too.
+stop_server() {
+  local sys="$1" pid="${pid_of[$1]:-}"
+  [[ -n "$pid" ]] || return 0
+  local kids
+  kids="$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ' | tr '\n' ' ' || true)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 200); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$sys (pid $pid) ignored SIGTERM for 20 s; killing"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  for k in $kids; do
+    if kill -0 "$k" 2>/dev/null; then
+      log "$sys child $k outlived its supervisor; killing"
+      kill -KILL "$k" 2>/dev/null || true
+    fi
+  done
+  unset "pid_of[$sys]"
+}
+
+# The EXIT trap: stops the running step and every server, copies results and logs where
+# asked, keeps the server logs of a failed run, removes the temp dir (unless keep=1).
+bench_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n "$step_pid" ]]; then
+    kill -TERM "$step_pid" 2>/dev/null || true
+    wait "$step_pid" 2>/dev/null || true
+  fi
+  local sys
+  for sys in "${!pid_of[@]}"; do stop_server "$sys"; done
+  if [[ -n "${results_dir:-}" ]]; then
+    mkdir -p "$results_dir"
+    cp -f "${results:-/dev/null}" "$work"/*.log "$results_dir"/ 2>/dev/null || true
+    [[ -f "$work/report.txt" ]] && cp -f "$work/report.txt" "$results_dir"/
+  fi
+  if [[ "${keep:-0}" -eq 1 ]]; then
+    log "temp dir kept: $work"
+  else
+    if [[ $rc -ne 0 ]]; then
+      # Keep what explains the failure (server logs, records), not the data dirs.
+      local logs
+      logs="$(mktemp -d /tmp/rusd-bench-logs.XXXXXX)"
+      cp -f "$work"/*.log "$work"/*.jsonl "$logs"/ 2>/dev/null || true
+      log "server logs kept in $logs"
+    fi
+    rm -rf "$work"
+  fi
+  exit $rc
+}
