@@ -10,36 +10,16 @@
 #include "etcd/mvccpb/kv.pb.h"
 #include "rusd/internal.pb.h"
 #include "stored/mvcc/kv_store.h"
+#include "stored/mvcc/store_test_fixture.h"
 
 namespace rusd::stored {
 namespace {
 
-class HistoryReaderTest : public ::testing::Test {
+class HistoryReaderTest : public StoreTestFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("history_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    KvStoreOptions o;
-    o.block_cache_bytes = 8 << 20;
-    auto r = KvStore::Open(dir_.string(), o);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    store_ = std::move(r).value();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
   void Apply(const internal::Command& cmd) {
-    internal::Entry e;
-    e.set_index(++index_);
-    e.set_term(1);
-    e.set_data(cmd.SerializeAsString());
-    std::vector<internal::Entry> entries = {e};
-    auto out = store_->ApplyEntries(entries);
-    ASSERT_TRUE(out.ok()) << out.status().ToString();
-    for (auto& ev : out->events) live_.push_back(ev);
+    ApplyOutput out = ApplyAll({cmd});
+    for (auto& ev : out.events) live_.push_back(ev);
   }
   void Put(const std::string& k, const std::string& v) {
     internal::Command c;
@@ -114,9 +94,6 @@ class HistoryReaderTest : public ::testing::Test {
     }
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<KvStore> store_;
-  uint64_t index_ = 0;
   std::vector<mvccpb::Event> live_;
 };
 

@@ -14,49 +14,14 @@
 #include "rusd/internal.pb.h"
 #include "stored/mvcc/kv_errors.h"
 #include "stored/mvcc/kv_store.h"
+#include "stored/mvcc/store_test_fixture.h"
 
 namespace rusd::stored {
 namespace {
 
-class LeaseStoreTest : public ::testing::Test {
+class LeaseStoreTest : public StoreTestFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("lease_store_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    Reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void Reopen() {
-    store_.reset();
-    KvStoreOptions o;
-    o.member_id = 7;
-    o.cluster_id = 9;
-    o.block_cache_bytes = 8 << 20;
-    o.min_lease_ttl = 2;
-    auto r = KvStore::Open(dir_.string(), o);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    store_ = std::move(r).value();
-    next_index_ = store_->applied_index() + 1;
-  }
-  ApplyOutput ApplyAll(const std::vector<internal::Command>& cmds) {
-    std::vector<internal::Entry> entries;
-    for (internal::Command cmd : cmds) {
-      cmd.set_request_id(next_index_ + 1000);
-      cmd.set_origin_member_id(7);
-      internal::Entry& e = entries.emplace_back();
-      e.set_index(next_index_++);
-      e.set_term(3);
-      e.set_data(cmd.SerializeAsString());
-    }
-    auto out = store_->ApplyEntries(entries);
-    EXPECT_TRUE(out.ok()) << out.status().ToString();
-    return out.ok() ? std::move(out).value() : ApplyOutput{};
-  }
+  void Configure(KvStoreOptions& o) override { o.min_lease_ttl = 2; }
   ApplyReply Apply(const internal::Command& cmd, ApplyOutput* full = nullptr) {
     ApplyOutput out = ApplyAll({cmd});
     EXPECT_EQ(out.replies.size(), 1u);
@@ -96,10 +61,6 @@ class LeaseStoreTest : public ::testing::Test {
     EXPECT_TRUE(k.ok());
     return k.ok() ? *k : std::vector<std::string>();
   }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<KvStore> store_;
-  uint64_t next_index_ = 1;
 };
 
 TEST_F(LeaseStoreTest, GrantRaisesTtlToMinimumAndReportsChange) {

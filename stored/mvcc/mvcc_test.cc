@@ -16,6 +16,7 @@
 #include "rusd/internal.pb.h"
 #include "stored/mvcc/kv_errors.h"
 #include "stored/mvcc/kv_store.h"
+#include "stored/mvcc/store_test_fixture.h"
 #include "stored/mvcc/storage_format.h"
 
 namespace rusd::stored {
@@ -62,31 +63,8 @@ Compare Cmp(const std::string& key, Compare::CompareTarget target, Compare::Comp
   return c;
 }
 
-class MvccTest : public ::testing::Test {
+class MvccTest : public StoreTestFixture {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("mvcc_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    Reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void Reopen() {
-    store_.reset();
-    KvStoreOptions o;
-    o.member_id = 7;
-    o.cluster_id = 9;
-    o.block_cache_bytes = 8 << 20;
-    auto r = KvStore::Open(dir_.string(), o);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    store_ = std::move(r).value();
-    next_index_ = store_->applied_index() + 1;
-  }
-
   internal::Entry MakeEntry(const internal::Command& cmd) {
     internal::Entry e;
     e.set_index(next_index_++);
@@ -96,16 +74,11 @@ class MvccTest : public ::testing::Test {
     return e;
   }
   // Applies one command, returns its reply.
-  ApplyReply Apply(internal::Command cmd, std::vector<mvccpb::Event>* events = nullptr) {
-    cmd.set_request_id(next_index_ + 1000);
-    cmd.set_origin_member_id(7);
-    std::vector<internal::Entry> entries = {MakeEntry(cmd)};
-    auto out = store_->ApplyEntries(entries);
-    EXPECT_TRUE(out.ok()) << out.status().ToString();
-    if (!out.ok()) return {};
-    EXPECT_EQ(out->replies.size(), 1u);
-    if (events) *events = out->events;
-    return out->replies.empty() ? ApplyReply{} : out->replies[0];
+  ApplyReply Apply(const internal::Command& cmd, std::vector<mvccpb::Event>* events = nullptr) {
+    ApplyOutput out = ApplyAll({cmd});
+    EXPECT_EQ(out.replies.size(), 1u);
+    if (events) *events = out.events;
+    return out.replies.empty() ? ApplyReply{} : out.replies[0];
   }
   etcdserverpb::PutResponse Put(const std::string& k, const std::string& v, bool prev_kv = false) {
     internal::Command c;
@@ -174,9 +147,6 @@ class MvccTest : public ::testing::Test {
     return out;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<KvStore> store_;
-  uint64_t next_index_ = 1;
 };
 
 // Numbers from etcd 3.4.23 (etcdctl -w json) for the same sequence.
