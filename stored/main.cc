@@ -30,11 +30,16 @@
 #include "stored/read_dispatcher.h"
 #include "stored/read_worker_pool.h"
 #include "stored/reply_sender.h"
+#include "stored/snapshot_directory.h"
 
 namespace rusd::stored {
 namespace {
 
-constexpr int kReadWorkers = 2;  // two cores per machine, shared with three other processes
+constexpr int kReadWorkers = 2;
+// After installing a snapshot stored exits with this (EX_TEMPFAIL) and the supervisor starts
+// it again on the new store: a new epoch, so raftd, the frontend and its watchers treat it
+// as the stored restart it is (readers, leases and watch state are rebuilt from the store).
+constexpr int kExitSnapshotInstalled = 75;  // two cores per machine, shared with three other processes
 
 // The signals main() waits for. SIGUSR1 is raised by a thread that hit a fatal error.
 sigset_t ShutdownSignals() {
@@ -100,6 +105,15 @@ int Run(const ComponentFlags& flags) {
   store_options.cluster_id = flags.cluster_id;
   store_options.min_lease_ttl = MinLeaseTtlSeconds(flags);
   const std::string store_dir = (member_dir / "store").string();
+  if (Status rst = RecoverInterruptedInstall(member_dir.string()); !rst.ok()) {
+    spdlog::critical("cannot recover an interrupted snapshot install: {}", rst.ToString());
+    return 1;
+  }
+  SnapshotDirectory snapshots(member_dir.string());
+  if (Status sst = snapshots.Load(); !sst.ok()) {
+    spdlog::critical("cannot read the snapshots: {}", sst.ToString());
+    return 1;
+  }
   auto opened = KvStore::Open(store_dir, store_options);
   if (!opened.ok()) {
     spdlog::critical("cannot open the store at {}: {}", store_dir, opened.status().ToString());
@@ -121,6 +135,7 @@ int Run(const ComponentFlags& flags) {
   EventPublisher events(events_ring);
   ApplyLoopOptions apply_options;
   apply_options.member_id = flags.member_id;
+  apply_options.snapshot_count = flags.snapshot_count;
   ApplyLoop apply(ctx, *store, gate, replies, events, control, apply_options);
   ReadDispatcher dispatcher(segment, gate, workers);
   LeaseKeeperOptions lease_options;
@@ -133,6 +148,7 @@ int Run(const ComponentFlags& flags) {
     return 1;
   }
   apply.SetLeaseKeeper(&leases);
+  apply.SetSnapshots(&snapshots);
   dispatcher.SetLeaseKeeper(&leases);
   std::thread expiry_thread([&] { leases.RunExpiry(); });
 
@@ -142,6 +158,8 @@ int Run(const ComponentFlags& flags) {
     if (!st.ok()) {
       spdlog::critical("apply thread failed, shutting down: {}", st.ToString());
       fatal.Raise(std::move(st));
+    } else if (apply.install_order()) {
+      kill(getpid(), SIGUSR1);  // main() shuts down, then installs
     }
   });
   std::thread reads_thread([&] { dispatcher.Run(); });
@@ -163,6 +181,17 @@ int Run(const ComponentFlags& flags) {
   if (!final_failure.ok()) {
     spdlog::critical("exiting after a fatal error: {}", final_failure.ToString());
     return 1;
+  }
+  if (const auto& order = apply.install_order()) {
+    Status ist = InstallSnapshotDir(member_dir.string(), order->dir, order->index);
+    if (!ist.ok()) {
+      // The old store stays (or is put back at the next start); raftd re-sends the order.
+      spdlog::error("snapshot install failed: {}", ist.ToString());
+      return 1;
+    }
+    spdlog::info("installed snapshot at index {} (term {}); restarting on it", order->index,
+                 order->term);
+    return kExitSnapshotInstalled;
   }
   spdlog::info("rusd-stored stopped cleanly");
   return 0;
