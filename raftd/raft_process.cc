@@ -52,6 +52,7 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       replies_(segment, ipc::RingId::kRaftReplies, options.epoch),
       committed_(segment, ipc::RingId::kCommitted, options.epoch) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
+  RecoverPendingInstall();
   frontend_epoch_ =
       segment.component(ipc::Component::kFrontend).epoch.load(std::memory_order_acquire);
 }
@@ -84,6 +85,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
     bool worked = TakeControl();
     RUSD_RETURN_IF_ERROR(fatal_);
     worked |= TakePeerMessages();
+    worked |= TakeSnapshotEvents();
     worked |= TakeProposals();
     const Clock::time_point now = Clock::now();
     if (now >= next_tick) {
@@ -141,6 +143,11 @@ bool RaftProcess::TakeControl() {
               ": the WAL was lost or replaced; refusing to serve");
           return worked;
         }
+        if (pending_install_ && resume.applied_index() >= pending_install_->index) {
+          spdlog::info("stored confirms the snapshot install at index {}",
+                       pending_install_->index);
+          pending_install_.reset();
+        }
         next_to_send_ = resume.applied_index() + 1;
         resume_epoch_ = m->sender_epoch;
         leader_state_owed_ = true;  // a new stored knows nothing of our leadership
@@ -156,6 +163,8 @@ bool RaftProcess::TakeControl() {
         }
         if (durable.index() <= durable_applied_) break;
         durable_applied_ = durable.index();
+        // With peers the log is compacted at stored's snapshots only (kSnapshotReady).
+        if (options_.compact_on_snapshot) break;
         // Entries up to here are durable in RocksDB: this node no longer needs them, but a
         // lagging peer may (the leader sends them from its log), so keep a window.
         const uint64_t retain = options_.log_retention_entries;
@@ -168,6 +177,9 @@ bool RaftProcess::TakeControl() {
       }
       case MessageType::kLeaseProposals:
         ProposeForStored(m->payload);
+        break;
+      case MessageType::kSnapshotReady:
+        OnSnapshotReady(m->payload);
         break;
       default:
         spdlog::warn("store-control: ignoring frame type {}", static_cast<int>(m->type));
@@ -291,7 +303,8 @@ Status RaftProcess::HandleReadies() {
       }
       last_leader_ = rd.soft_state->leader;
     }
-    Status st = Persist(rd);
+    Status st = rd.snapshot ? PersistRestoredSnapshot(*rd.snapshot) : Status::Ok();
+    if (st.ok()) st = Persist(rd);
     if (!st.ok()) {
       // The WAL is in an unknown state. Proposals of this batch may or may not be on disk:
       // their clients time out (outcome unknown, as in etcd); reads fail now.
@@ -301,9 +314,7 @@ Status RaftProcess::HandleReadies() {
     }
     // After the WAL sync above: Raft requires persisting before answering (votes,
     // append acknowledgements). The transport never blocks; it drops when a peer lags.
-    if (!rd.messages.empty() && options_.transport != nullptr) {
-      options_.transport->Send(rd.messages);
-    }
+    if (!rd.messages.empty() && options_.transport != nullptr) SendMessages(rd.messages);
     for (const raft::ReadState& rs : rd.read_states) {
       if (pending_reads_.erase(rs.request_id) == 0) continue;
       internal::ReadIndexReply reply;
@@ -367,6 +378,7 @@ void RaftProcess::SendCommitted() {
   uint64_t next = *next_to_send_;
   if (next > limit) return;
   if (next < log.first_index()) {
+    if (SendInstallOrder(next)) return;
     if (gap_logged_at_ != next) {
       spdlog::error("stored asks for entry {} but the log starts at {} (snapshot needed)",
                     next, log.first_index());

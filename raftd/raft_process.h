@@ -41,6 +41,7 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "raftd/raft/raft_node.h"
+#include "raftd/snapshot/snapshot_transfer.h"
 #include "raftd/transport/peer_transport.h"
 #include "raftd/wal/wal_writer.h"
 
@@ -68,6 +69,14 @@ struct RaftProcessOptions {
   // restarted) can catch up from the log. Until snapshots can be streamed to followers this
   // bounds how far behind a member may fall (etcd keeps --snapshot-count entries likewise).
   uint64_t log_retention_entries = 0;
+  // Snapshots (with peers): <data-dir>/member/snap, where the snapshot point is persisted
+  // and received snapshots land; `snapshots` streams them (owned by main(); may be null).
+  // With compact_on_snapshot the log is compacted only at stored's snapshots
+  // (kSnapshotReady), so a follower behind the log start gets the snapshot there; without
+  // it (one member) the log is compacted at every durable index, as no one needs it.
+  std::string snap_dir;
+  SnapshotTransfer* snapshots = nullptr;
+  bool compact_on_snapshot = false;
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
   size_t max_queued_replies = 1u << 16;
 };
@@ -107,6 +116,15 @@ class RaftProcess {
   // Leases: kLeaderState to stored (ahead of entries), stored's kLeaseProposals in.
   bool SendLeaderState();
   void ProposeForStored(const std::string& payload);
+  // Snapshots (raft_process_snapshot.cc).
+  void OnSnapshotReady(const std::string& payload);
+  Status PersistRestoredSnapshot(const raft::SnapshotMeta& meta);
+  void SendMessages(std::vector<raft::Message>& msgs);
+  bool TakeSnapshotEvents();
+  // stored is below the log start: order the install of the received snapshot. Returns
+  // false when there is none to install.
+  bool SendInstallOrder(uint64_t next);
+  void RecoverPendingInstall();
 
   ipc::Segment& segment_;
   wal::WalWriter& wal_;
@@ -142,6 +160,20 @@ class RaftProcess {
   std::vector<uint64_t> read_ids_;
   std::vector<raft::Message> inbox_;
   uint64_t peers_version_ = 0;  // transport's peers_version when kMemberList was last sent
+  // Leader side: stored's newest checkpoint, streamed to followers that need a snapshot.
+  std::string snapshot_dir_;
+  uint64_t snapshot_dir_index_ = 0;
+  // Follower side: a received snapshot restored in the core and not yet confirmed by
+  // stored (kResumeFrom at or above its index); the order is re-sent until then.
+  struct PendingInstall {
+    uint64_t index = 0;
+    uint64_t term = 0;
+    std::string dir;
+  };
+  std::optional<PendingInstall> pending_install_;
+  std::chrono::steady_clock::time_point install_sent_at_{};
+  std::vector<std::pair<uint64_t, bool>> snapshot_reports_;
+  std::vector<raft::Message> snapshot_inbox_;
   std::string frame_;
 };
 

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"rusd/tests/e2e/harness"
+)
+
+// putMany writes keys prefix/0000..prefix/(n-1) (value: the key plus `pad`) from `workers`
+// concurrent goroutines and fails the test on the first error.
+func putMany(t *testing.T, cli *clientv3.Client, prefix string, n, workers int, pad string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				k := fmt.Sprintf("%s/%04d", prefix, i)
+				if _, err := cli.Put(ctx10s(t), k, k+pad); err != nil {
+					errs <- fmt.Errorf("put %s: %w", k, err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// waitAllKeys waits until a serializable range over prefix on `cli` holds n keys with the
+// values putMany wrote.
+func waitAllKeys(t *testing.T, cli *clientv3.Client, prefix string, n int, pad string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := cli.Get(ctx10s(t), prefix+"/", clientv3.WithPrefix(), clientv3.WithSerializable())
+		if err == nil && len(resp.Kvs) == n {
+			for _, kv := range resp.Kvs {
+				if string(kv.Value) != string(kv.Key)+pad {
+					t.Fatalf("key %s has value %q", kv.Key, kv.Value)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			got := -1
+			if err == nil {
+				got = len(resp.Kvs)
+			}
+			t.Fatalf("serializable range %s/: %d keys (err %v), want %d", prefix, got, err, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// dirBytes sums the sizes of the regular files under dir (0 if it does not exist).
+func dirBytes(dir string) int64 {
+	var total int64
+	filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			total += info.Size()
+		}
+		return nil
+	})
+	return total
+}
+
+// A member that was down while the others compacted their logs past its last entry
+// catches up through a snapshot streamed over the peer port, and has every key.
+func TestSnapshotCatchUpAfterLogCompaction(t *testing.T) {
+	const snapshotCount = 100
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{
+		ExtraArgs: []string{fmt.Sprintf("--snapshot-count=%d", snapshotCount)},
+	})
+	leader := c.WaitLeader(10 * time.Second)
+	var lagging *harness.Server
+	var live []*harness.Server
+	for _, n := range c.Nodes {
+		if n != leader && lagging == nil {
+			lagging = n
+		} else {
+			live = append(live, n)
+		}
+	}
+	cli := c.Client(live...)
+	mustPut(t, cli, "before/stop", "1")
+	lagging.Stop(10 * time.Second)
+
+	// Well past the snapshot count: the live members compact their logs several times.
+	const keys = 2000
+	putMany(t, cli, "snap", keys, 16, "-value")
+
+	lagging.Restart()
+	lc := c.Client(lagging)
+	waitAllKeys(t, lc, "snap", keys, "-value", 60*time.Second)
+	waitSerializable(t, lc, "before/stop", "1", 10*time.Second)
+	// It keeps up after the install: new writes reach it through the log again.
+	mustPut(t, cli, "after/install", "2")
+	waitSerializable(t, lc, "after/install", "2", 10*time.Second)
+	if got, ok, err := getValue(lc, "snap/1999"); err != nil || !ok || got != "snap/1999-value" {
+		t.Fatalf("linearizable get on the caught-up member: %q %v %v", got, ok, err)
+	}
+	if harness.KindOf(harness.TargetBin()) == harness.Rusd {
+		log := lagging.LogTail(100000)
+		if !strings.Contains(log, "received snapshot at index") ||
+			!strings.Contains(log, "installed snapshot at index") {
+			t.Fatalf("the lagging member did not catch up through a snapshot:\n%s", lagging.LogTail(80))
+		}
+		for _, line := range strings.Split(log, "\n") {
+			if strings.Contains(line, "received snapshot at index") || strings.Contains(line, "installed snapshot") {
+				t.Log(line)
+			}
+		}
+	}
+}
+
+// Under a steady write load the WAL and the snapshots stay bounded: WAL segments wholly
+// below a snapshot are deleted, and only the newest two snapshots are kept.
+func TestSnapshotDiskStaysBoundedUnderSteadyWrites(t *testing.T) {
+	if harness.KindOf(harness.TargetBin()) != harness.Rusd {
+		t.Skip("checks rusd's on-disk layout (member/wal, member/snap)")
+	}
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{
+		ExtraArgs: []string{"--snapshot-count=500"},
+	})
+	c.WaitLeader(10 * time.Second)
+	cli := c.Client()
+	// 3 x 64 MiB WAL segments' worth of entries (about 200 MiB of values).
+	pad := strings.Repeat("x", 20<<10)
+	var walPeak int64
+	for round := 0; round < 5; round++ {
+		putMany(t, cli, fmt.Sprintf("r%d", round), 2000, 16, pad)
+		for _, n := range c.Nodes {
+			if w := dirBytes(filepath.Join(n.DataDir, "member", "wal")); w > walPeak {
+				walPeak = w
+			}
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, n := range c.Nodes {
+		walDir := filepath.Join(n.DataDir, "member", "wal")
+		segs, _ := filepath.Glob(filepath.Join(walDir, "*.wal"))
+		snaps, _ := filepath.Glob(filepath.Join(n.DataDir, "member", "snap", "db-*"))
+		t.Logf("%s: %d WAL segments (%d MiB), %d snapshots, store %d MiB", n.Name(), len(segs),
+			dirBytes(walDir)>>20, len(snaps), dirBytes(filepath.Join(n.DataDir, "member", "store"))>>20)
+		if len(segs) > 3 {
+			t.Errorf("%s keeps %d WAL segments after ~200 MiB of writes with snapshots every 500 entries", n.Name(), len(segs))
+		}
+		if len(snaps) > 2 {
+			t.Errorf("%s keeps %d snapshots, want at most 2", n.Name(), len(snaps))
+		}
+	}
+	t.Logf("peak WAL size on any member: %d MiB", walPeak>>20)
+}
