@@ -360,9 +360,10 @@ struct SnapshotTransfer::Impl {
       return Status::InvalidArgument("bad snapshot header");
     }
     if (cluster != options.cluster_id || m.to != options.member_id) {
-      return Status::FailedPrecondition("snapshot for cluster " + std::to_string(cluster) +
-                                        " member " + std::to_string(m.to) +
-                                        " refused (cluster ID or member ID mismatch)");
+      return Status::FailedPrecondition(fmt::format(
+          "snapshot for cluster {:x} member {:x} refused (this is member {:x} of cluster {:x}: "
+          "cluster ID or member ID mismatch)",
+          cluster, m.to, options.member_id, options.cluster_id));
     }
     const std::string final_dir = ReceivedSnapshotDir(options.snap_dir, m.snapshot.index);
     const std::string tmp = final_dir + ".tmp";
