@@ -17,6 +17,7 @@
 
 #include <filesystem>
 
+#include "common/fault_point.h"
 #include "raftd/raft_process.h"
 #include "raftd/snapshot/snapshot_point.h"
 #include "rusd/snapshot.pb.h"
@@ -78,7 +79,9 @@ Status RaftProcess::PersistRestoredSnapshot(const raft::SnapshotMeta& meta) {
   // The point first: a crash before the WAL restart is recovered from it (the WAL then
   // restarts at startup, MergeSnapshotPoint).
   RUSD_RETURN_IF_ERROR(WriteSnapshotPoint(options_.snap_dir, meta));
+  MaybeDieAtFaultPoint(options_.snap_dir, "raftd-restore-point-written");
   RUSD_RETURN_IF_ERROR(wal_.ResetTo(meta.index, meta.term));
+  MaybeDieAtFaultPoint(options_.snap_dir, "raftd-restore-wal-restarted");
   pending_install_ =
       PendingInstall{meta.index, meta.term, ReceivedSnapshotDir(options_.snap_dir, meta.index)};
   install_sent_at_ = {};

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/component_flags.h"
+#include "common/fault_point.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "ipc/component_context.h"
@@ -183,7 +184,14 @@ int Run(const ComponentFlags& flags) {
     return 1;
   }
   if (const auto& order = apply.install_order()) {
-    Status ist = InstallSnapshotDir(member_dir.string(), order->dir, order->index);
+    const std::string snap_dir = snapshots.snap_dir();
+    Status ist = InstallSnapshotDir(
+        member_dir.string(), order->dir, order->index, [&snap_dir](InstallStep step) {
+          MaybeDieAtFaultPoint(snap_dir, step == InstallStep::kOldMovedAside
+                                             ? "stored-install-old-moved-aside"
+                                             : "stored-install-new-in-place");
+          return true;
+        });
     if (!ist.ok()) {
       // The old store stays (or is put back at the next start); raftd re-sends the order.
       spdlog::error("snapshot install failed: {}", ist.ToString());

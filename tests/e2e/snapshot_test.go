@@ -165,3 +165,66 @@ func TestSnapshotDiskStaysBoundedUnderSteadyWrites(t *testing.T) {
 	}
 	t.Logf("peak WAL size on any member: %d MiB", walPeak>>20)
 }
+
+// The install spans raftd and stored on the lagging member. A one-shot fault point
+// (common/fault_point.h) kills raftd or stored exactly between two steps of it; the
+// supervisor restarts the component, which recovers (stored: old store put back or new one
+// kept; raftd: WAL restarted at the persisted point, install ordered again) and the member
+// still ends with every key.
+func TestSnapshotInstallSurvivesACrashBetweenSteps(t *testing.T) {
+	if harness.KindOf(harness.TargetBin()) != harness.Rusd {
+		t.Skip("uses rusd's fault points")
+	}
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=100"}})
+	leader := c.WaitLeader(10 * time.Second)
+	var lagging *harness.Server
+	var live []*harness.Server
+	for _, n := range c.Nodes {
+		if n != leader && lagging == nil {
+			lagging = n
+		} else {
+			live = append(live, n)
+		}
+	}
+	cli := c.Client(live...)
+	points := []string{"raftd-restore-point-written", "raftd-restore-wal-restarted",
+		"stored-install-old-moved-aside", "stored-install-new-in-place"}
+	for round, point := range points {
+		lagging.Stop(10 * time.Second)
+		prefix := fmt.Sprintf("crash%d", round)
+		putMany(t, cli, prefix, 500, 16, "-v")
+		snap := filepath.Join(lagging.DataDir, "member", "snap")
+		if err := os.MkdirAll(snap, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		fault := filepath.Join(snap, "fault-"+point)
+		if err := os.WriteFile(fault, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		lagging.Restart()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if _, err := os.Stat(fault); os.IsNotExist(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the fault point was never reached:\n%s", point, lagging.LogTail(60))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		waitAllKeys(t, c.Client(lagging), prefix, 500, "-v", 60*time.Second)
+		mustPut(t, cli, "after-"+prefix, "x")
+		waitSerializable(t, c.Client(lagging), "after-"+prefix, "x", 10*time.Second)
+		t.Logf("%s: crashed there, recovered, caught up", point)
+	}
+	for round := range points {
+		waitAllKeys(t, c.Client(lagging), fmt.Sprintf("crash%d", round), 500, "-v", 10*time.Second)
+	}
+	log := lagging.LogTail(1000000)
+	for _, mark := range []string{"does not reach the snapshot point", "is not confirmed installed",
+		"install was interrupted before", "install was interrupted after"} {
+		if !strings.Contains(log, mark) {
+			t.Errorf("no recovery step %q in the lagging member's log", mark)
+		}
+	}
+}
