@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/component_flags.h"
+#include "common/exit_codes.h"
 #include "common/fault_point.h"
 #include "common/logging.h"
 #include "common/status.h"
@@ -37,10 +38,11 @@ namespace rusd::stored {
 namespace {
 
 constexpr int kReadWorkers = 2;
-// After installing a snapshot stored exits with this (EX_TEMPFAIL) and the supervisor starts
-// it again on the new store: a new epoch, so raftd, the frontend and its watchers treat it
-// as the stored restart it is (readers, leases and watch state are rebuilt from the store).
-constexpr int kExitSnapshotInstalled = 75;  // two cores per machine, shared with three other processes
+// After installing a snapshot stored exits with kExitRestartRequested and the supervisor
+// starts it again at once on the new store: a new epoch, so raftd, the frontend and its
+// watchers treat it as the stored restart it is (readers, leases and watch state are rebuilt
+// from the store).
+constexpr int kExitSnapshotInstalled = kExitRestartRequested;  // two cores per machine, shared with three other processes
 
 // The signals main() waits for. SIGUSR1 is raised by a thread that hit a fatal error.
 sigset_t ShutdownSignals() {
