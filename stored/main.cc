@@ -128,6 +128,20 @@ int Run(const ComponentFlags& flags) {
                flags.member_id, ctx.epoch(), store_dir, store->applied_index(),
                store->current_revision());
 
+  // A store installed from a snapshot carries that snapshot's marker. Checkpoint it at once:
+  // raftd's log now starts at that index, and should this member lead, a follower behind
+  // it needs a snapshot at exactly that point (not only after --snapshot-count more).
+  if (auto installed = ReadSnapshotMarker(store_dir);
+      installed.ok() && installed->index == store->applied_index() &&
+      (!snapshots.newest() || snapshots.newest()->index < installed->index)) {
+    auto made = snapshots.Create(*store);
+    if (made.ok()) {
+      spdlog::info("snapshot at index {} of the installed store in {}", made->index, made->dir);
+    } else {
+      spdlog::warn("cannot snapshot the installed store: {}", made.status().ToString());
+    }
+  }
+
   ipc::RingWriter control(segment, ipc::RingId::kStoreControl, ctx.epoch());
   ipc::RingWriter replies_ring(segment, ipc::RingId::kStoreReplies, ctx.epoch());
   ipc::RingWriter events_ring(segment, ipc::RingId::kEvents, ctx.epoch());

@@ -705,6 +705,8 @@ TEST_F(StoredTest, SnapshotEverySnapshotCountAndInstallOrderSwapsTheStore) {
 
   StartStored(/*snapshot_count=*/10);
   ASSERT_EQ(NextResumeFrom(), 20u);  // the confirmation raftd waits for
+  // The installed store is checkpointed at once (this member may have to send it on).
+  EXPECT_TRUE(std::filesystem::exists(data_dir_ + "/member/snap/db-0000000000000014/RUSD_SNAPSHOT"));
   SendPuts(21, 21, "a", 1000);
   auto reply = WaitReply(1021);
   ASSERT_TRUE(reply.has_value());
