@@ -249,6 +249,9 @@ struct SnapshotTransfer::Impl {
     for (uint64_t v : m.snapshot.conf.learners) PutU64(&body, v);
     RUSD_RETURN_IF_ERROR(WriteFrame(fd, kHeader, body));
 
+    // Open every file first: stored may prune this checkpoint while it streams (it keeps
+    // the newest two), and an open descriptor keeps a file's data whatever happens to its
+    // name, so the follower still gets one consistent checkpoint.
     std::vector<std::string> names;
     std::error_code ec;
     for (const auto& de : fs::directory_iterator(dir, ec)) {
@@ -256,24 +259,40 @@ struct SnapshotTransfer::Impl {
     }
     if (ec) return Status::NotFound("snapshot " + dir + ": " + ec.message());
     std::sort(names.begin(), names.end());
-    std::string chunk(options.chunk_bytes, '\0');
+    struct OpenFile {
+      std::string name;
+      int fd = -1;
+      uint64_t size = 0;
+    };
+    std::vector<OpenFile> files;
+    auto close_all = [&files] {
+      for (OpenFile& f : files) ::close(f.fd);
+    };
     for (const std::string& name : names) {
       const std::string path = dir + "/" + name;
       int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (in < 0) return Status::NotFound(Errno("open " + path));
+      if (in < 0) {
+        close_all();
+        return Status::NotFound(Errno("open " + path));
+      }
       struct stat st {};
       ::fstat(in, &st);
+      files.push_back(OpenFile{name, in, static_cast<uint64_t>(st.st_size)});
+    }
+    std::string chunk(options.chunk_bytes, '\0');
+    Status s = Status::Ok();
+    for (const OpenFile& f : files) {
       body.clear();
-      PutString(&body, name);
-      PutU64(&body, static_cast<uint64_t>(st.st_size));
-      Status s = WriteFrame(fd, kFile, body);
+      PutString(&body, f.name);
+      PutU64(&body, f.size);
+      s = WriteFrame(fd, kFile, body);
       uint32_t file_crc = 0;
       uint64_t sent = 0;
-      while (s.ok() && sent < static_cast<uint64_t>(st.st_size)) {
-        ssize_t n = ::read(in, chunk.data(), chunk.size());
+      while (s.ok() && sent < f.size) {
+        ssize_t n = ::read(f.fd, chunk.data(), std::min<uint64_t>(chunk.size(), f.size - sent));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-          s = Status::IoError(Errno("read " + path));
+          s = Status::IoError(Errno("read " + dir + "/" + f.name));
           break;
         }
         const size_t len = static_cast<size_t>(n);
@@ -284,12 +303,14 @@ struct SnapshotTransfer::Impl {
         s = WriteFrame(fd, kChunk, body);
         sent += len;
       }
-      ::close(in);
-      RUSD_RETURN_IF_ERROR(s);
+      if (!s.ok()) break;
       body.clear();
       PutU32(&body, file_crc);
-      RUSD_RETURN_IF_ERROR(WriteFrame(fd, kFileEnd, body));
+      s = WriteFrame(fd, kFileEnd, body);
+      if (!s.ok()) break;
     }
+    close_all();
+    RUSD_RETURN_IF_ERROR(s);
     RUSD_RETURN_IF_ERROR(WriteFrame(fd, kDone, ""));
     FrameReader reader(fd, "");
     uint8_t kind = 0;
