@@ -136,8 +136,19 @@ func TestSnapshotDiskStaysBoundedUnderSteadyWrites(t *testing.T) {
 	c := harness.StartCluster(t, 3, harness.ClusterOptions{
 		ExtraArgs: []string{"--snapshot-count=500"},
 	})
-	c.WaitLeader(10 * time.Second)
-	cli := c.Client()
+	leader := c.WaitLeader(10 * time.Second)
+	// One follower is down for the whole load and catches up from a large snapshot after.
+	var down *harness.Server
+	var live []*harness.Server
+	for _, n := range c.Nodes {
+		if n != leader && down == nil {
+			down = n
+		} else {
+			live = append(live, n)
+		}
+	}
+	down.Stop(10 * time.Second)
+	cli := c.Client(live...)
 	// 3 x 64 MiB WAL segments' worth of entries (about 200 MiB of values).
 	pad := strings.Repeat("x", 20<<10)
 	var walPeak int64
@@ -147,6 +158,23 @@ func TestSnapshotDiskStaysBoundedUnderSteadyWrites(t *testing.T) {
 			if w := dirBytes(filepath.Join(n.DataDir, "member", "wal")); w > walPeak {
 				walPeak = w
 			}
+		}
+	}
+	start := time.Now()
+	down.Restart()
+	for round := 0; round < 5; round++ {
+		waitAllKeys(t, c.Client(down), fmt.Sprintf("r%d", round), 2000, pad, 120*time.Second)
+	}
+	t.Logf("%s caught up with 10000 keys (store %d MiB) in %v after its restart", down.Name(),
+		dirBytes(filepath.Join(leader.DataDir, "member", "store"))>>20, time.Since(start))
+	for _, line := range strings.Split(down.LogTail(1000000), "\n") {
+		if strings.Contains(line, "received snapshot at index") && strings.Contains(line, "files") {
+			t.Log(line)
+		}
+	}
+	for _, line := range strings.Split(leader.LogTail(1000000), "\n") {
+		if strings.Contains(line, "streamed to") {
+			t.Log(line)
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
