@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -160,9 +161,9 @@ class RaftProcess {
   std::vector<uint64_t> read_ids_;
   std::vector<raft::Message> inbox_;
   uint64_t peers_version_ = 0;  // transport's peers_version when kMemberList was last sent
-  // Leader side: stored's newest checkpoint, streamed to followers that need a snapshot.
-  std::string snapshot_dir_;
-  uint64_t snapshot_dir_index_ = 0;
+  // stored's checkpoints (index -> directory) at or above the log's snapshot point: the
+  // one at the point is streamed to followers that need a snapshot.
+  std::map<uint64_t, std::string> snapshot_dirs_;
   // Follower side: a received snapshot restored in the core and not yet confirmed by
   // stored (kResumeFrom at or above its index); the order is re-sent until then.
   struct PendingInstall {

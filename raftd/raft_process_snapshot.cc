@@ -3,10 +3,11 @@
 // (docs/architecture.md, "Durability between the WAL and RocksDB").
 //
 // Leader (any member whose log others may need):
-//   stored kSnapshotReady{I, dir} -> CompactLog(I), persist the snapshot point (index,
-//   term, configuration), trim WAL segments wholly at or below I; remember `dir`. A
-//   kSnapshot message of the core goes to SnapshotTransfer with `dir`; its outcome comes
-//   back as ReportSnapshot.
+//   stored kSnapshotReady{J, dir}: remember `dir`; with an older checkpoint I also known,
+//   CompactLog(I), persist the snapshot point (index, term, configuration), trim WAL
+//   segments wholly at or below I (the entries (I, J] stay for followers that lag a
+//   little). A kSnapshot message of the core goes to SnapshotTransfer with I's directory;
+//   its outcome comes back as ReportSnapshot.
 // Follower:
 //   a received, verified snapshot's kSnapshot message is stepped; when the core restores it
 //   (Ready.snapshot) the point is persisted, then the WAL restarts at it; stored, now below
@@ -49,29 +50,35 @@ void RaftProcess::OnSnapshotReady(const std::string& payload) {
   }
   if (!options_.compact_on_snapshot) return;  // one member: compacted at durable indexes
   const uint64_t index = ready.index();
-  if (index + 1 < node_.log().first_index()) return;  // older than our snapshot point
+  const uint64_t point = node_.log().first_index() - 1;
+  if (index < point) return;  // older than our snapshot point
   if (index > node_.log().applied()) {
     spdlog::warn("stored reports a snapshot at {} beyond the applied index {}", index,
                  node_.log().applied());
     return;
   }
-  const bool newer = index >= node_.log().first_index();
-  if (newer) node_.CompactLog(index);
+  snapshot_dirs_[index] = ready.dir();
+  // Compact at the older of stored's two newest checkpoints, not the newest: the entries
+  // after it stay in the log, so a follower that lags a little catches up by appends (etcd
+  // keeps SnapshotCatchUpEntries likewise), and stored still keeps that checkpoint's data
+  // for a follower that needs it.
+  if (snapshot_dirs_.size() < 2) return;
+  const uint64_t target = std::prev(snapshot_dirs_.end(), 2)->first;
+  if (target <= point) return;
+  node_.CompactLog(target);
   const raft::SnapshotMeta meta = node_.snapshot_meta();
-  if (meta.index != index) return;
-  snapshot_dir_ = ready.dir();
-  snapshot_dir_index_ = index;
-  if (!newer) return;
+  if (meta.index != target) return;
+  std::erase_if(snapshot_dirs_, [&](const auto& d) { return d.first < target; });
   Status st = WriteSnapshotPoint(options_.snap_dir, meta);
   if (!st.ok()) {
     // The WAL keeps its segments: a restart starts from an earlier point, which is safe.
-    spdlog::error("cannot persist the snapshot point {}: {}", index, st.ToString());
+    spdlog::error("cannot persist the snapshot point {}: {}", target, st.ToString());
     return;
   }
-  st = wal_.Trim(index + 1);
-  if (!st.ok()) spdlog::warn("wal trim below {}: {}", index + 1, st.ToString());
+  st = wal_.Trim(target + 1);
+  if (!st.ok()) spdlog::warn("wal trim below {}: {}", target + 1, st.ToString());
   spdlog::info("log compacted at snapshot {} (term {}); log now ({}, {}], {} WAL segments",
-               index, meta.term, node_.log().first_index() - 1, node_.log().last_index(),
+               target, meta.term, node_.log().first_index() - 1, node_.log().last_index(),
                wal_.segment_count());
 }
 
@@ -125,16 +132,17 @@ void RaftProcess::SendMessages(std::vector<raft::Message>& msgs) {
         continue;
       }
       std::error_code ec;
-      if (options_.snapshots == nullptr || snapshot_dir_index_ != m.snapshot.index ||
-          !std::filesystem::exists(snapshot_dir_, ec)) {
-        spdlog::warn("no snapshot data at index {} for {:x} (have {} at {})", m.snapshot.index,
-                     m.to, snapshot_dir_, snapshot_dir_index_);
+      auto dir = snapshot_dirs_.find(m.snapshot.index);
+      if (options_.snapshots == nullptr || dir == snapshot_dirs_.end() ||
+          !std::filesystem::exists(dir->second, ec)) {
+        spdlog::warn("no snapshot data at index {} for {:x} (stored has not announced it)",
+                     m.snapshot.index, m.to);
         snapshot_reports_.emplace_back(m.to, false);  // reported next turn
         continue;
       }
-      spdlog::info("sending snapshot {} (index {}) to {:x}", snapshot_dir_, m.snapshot.index,
+      spdlog::info("sending snapshot {} (index {}) to {:x}", dir->second, m.snapshot.index,
                    m.to);
-      options_.snapshots->Send(std::move(m), snapshot_dir_);
+      options_.snapshots->Send(std::move(m), dir->second);
     }
     msgs = std::move(rest);
   }

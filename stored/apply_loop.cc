@@ -100,7 +100,7 @@ Status ApplyLoop::Run() {
       milliseconds wait = kMaxIdleWait;
       if (replies_.has_backlog()) {
         wait = kBacklogPoll;
-      } else if (resume_pending_ || durable_pending_ || snapshot_ready_pending_) {
+      } else if (resume_pending_ || durable_pending_ || !snapshot_ready_owed_.empty()) {
         wait = kControlPoll;
       } else if (applied_ > durable_) {
         wait = std::clamp(std::chrono::duration_cast<milliseconds>(next_sync_ - now),
@@ -274,7 +274,7 @@ Status ApplyLoop::MaybeSnapshot() {
   spdlog::info("snapshot at index {} (term {}) in {} ({} ms)", made->index, made->term,
                made->dir,
                std::chrono::duration_cast<milliseconds>(Clock::now() - start).count());
-  snapshot_ready_pending_ = true;
+  snapshot_ready_owed_.push_back(made->index);
   return Status::Ok();
 }
 
@@ -288,21 +288,31 @@ void ApplyLoop::SendControl() {
       last_resume_index_ = applied_;
       last_resume_time_ = Clock::now();
       spdlog::debug("sent kResumeFrom{{{}}}", applied_);
-      // The ring may have lost the last announcement, or raftd restarted: repeat it.
-      snapshot_ready_pending_ = snapshots_ != nullptr && snapshots_->newest().has_value();
+      // The ring may have lost announcements, or raftd restarted: repeat every kept one.
+      snapshot_ready_owed_.clear();
+      if (snapshots_ != nullptr) {
+        for (const SnapshotInfo& info : snapshots_->all()) snapshot_ready_owed_.push_back(info.index);
+      }
     }
   }
-  if (snapshot_ready_pending_ && snapshots_ != nullptr && snapshots_->newest()) {
-    const SnapshotInfo newest = *snapshots_->newest();
-    internal::SnapshotReady ready;
-    ready.set_index(newest.index);
-    ready.set_term(newest.term);
-    ready.set_dir(newest.dir);
-    if (control_.TryWrite(ipc::MessageType::kSnapshotReady, newest.index,
-                          ready.SerializeAsString())
-            .ok()) {
-      snapshot_ready_pending_ = false;
+  while (!snapshot_ready_owed_.empty() && snapshots_ != nullptr) {
+    const uint64_t index = snapshot_ready_owed_.front();
+    const SnapshotInfo* info = nullptr;
+    for (const SnapshotInfo& s : snapshots_->all()) {
+      if (s.index == index) info = &s;
     }
+    if (info != nullptr) {
+      internal::SnapshotReady ready;
+      ready.set_index(info->index);
+      ready.set_term(info->term);
+      ready.set_dir(info->dir);
+      if (!control_.TryWrite(ipc::MessageType::kSnapshotReady, info->index,
+                             ready.SerializeAsString())
+               .ok()) {
+        break;  // ring full: next turn
+      }
+    }
+    snapshot_ready_owed_.erase(snapshot_ready_owed_.begin());  // sent, or pruned meanwhile
   }
   if (durable_pending_) {
     internal::DurableApplied durable;

@@ -115,7 +115,9 @@ class ApplyLoop {
   LeaseKeeper* leases_ = nullptr;
   SnapshotDirectory* snapshots_ = nullptr;
   uint64_t last_snapshot_index_ = 0;   // applied index of the newest snapshot (or start)
-  bool snapshot_ready_pending_ = false;  // kSnapshotReady for the newest is owed to raftd
+  // kSnapshotReady owed to raftd, oldest first: each new snapshot, and every kept one again
+  // after each kResumeFrom (raftd compacts at the older of the two kept, see raftd).
+  std::vector<uint64_t> snapshot_ready_owed_;
   std::optional<InstallOrder> install_order_;
 
   std::vector<internal::Entry> batch_;

@@ -62,6 +62,8 @@ class SnapshotDirectory {
   Result<SnapshotInfo> Create(KvStore& store);
   // The newest complete snapshot made here, if any.
   std::optional<SnapshotInfo> newest() const;
+  // Every snapshot kept, oldest first.
+  const std::vector<SnapshotInfo>& all() const { return made_; }
   const std::string& snap_dir() const { return snap_dir_; }
 
  private:

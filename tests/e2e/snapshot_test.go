@@ -256,3 +256,36 @@ func TestSnapshotInstallSurvivesACrashBetweenSteps(t *testing.T) {
 		}
 	}
 }
+
+// A member that lags by less than the snapshot count catches up by appends: the log is
+// compacted at the older of the two newest snapshots, so the entries after it stay for
+// such followers (as etcd keeps SnapshotCatchUpEntries), and no snapshot is streamed.
+func TestSnapshotNotNeededForASmallLag(t *testing.T) {
+	if harness.KindOf(harness.TargetBin()) != harness.Rusd {
+		t.Skip("reads rusd's log lines")
+	}
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=100"}})
+	leader := c.WaitLeader(10 * time.Second)
+	var lagging *harness.Server
+	var live []*harness.Server
+	for _, n := range c.Nodes {
+		if n != leader && lagging == nil {
+			lagging = n
+		} else {
+			live = append(live, n)
+		}
+	}
+	cli := c.Client(live...)
+	putMany(t, cli, "warm", 250, 8, "-v") // two snapshots before the stop: the log is compacted
+	lagging.Stop(10 * time.Second)
+	putMany(t, cli, "small", 90, 8, "-v") // less than --snapshot-count behind
+	lagging.Restart()
+	waitAllKeys(t, c.Client(lagging), "small", 90, "-v", 30*time.Second)
+	waitAllKeys(t, c.Client(lagging), "warm", 250, "-v", 10*time.Second)
+	if strings.Contains(lagging.LogTail(1000000), "received snapshot at index") {
+		t.Fatalf("a member lagging by less than --snapshot-count got a snapshot:\n%s", lagging.LogTail(60))
+	}
+	if !strings.Contains(leader.LogTail(1000000), "log compacted at snapshot") {
+		t.Fatalf("the leader never compacted its log:\n%s", leader.LogTail(60))
+	}
+}
