@@ -66,9 +66,9 @@ struct RaftProcessOptions {
   size_t max_frame_bytes = 1u << 20;
   // How long one turn may wait to stream a single entry bigger than max_frame_bytes.
   std::chrono::milliseconds oversized_frame_wait{100};
-  // With peers: entries kept below stored's durable index, so a follower that lagged (or
-  // restarted) can catch up from the log. Until snapshots can be streamed to followers this
-  // bounds how far behind a member may fall (etcd keeps --snapshot-count entries likewise).
+  // Without compact_on_snapshot: entries kept below stored's durable index when compacting
+  // at it (main() leaves 0: one member needs none; with peers compaction follows stored's
+  // snapshots instead, see below).
   uint64_t log_retention_entries = 0;
   // Snapshots (with peers): <data-dir>/member/snap, where the snapshot point is persisted
   // and received snapshots land; `snapshots` streams them (owned by main(); may be null).

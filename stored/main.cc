@@ -152,7 +152,9 @@ int Run(const ComponentFlags& flags) {
   EventPublisher events(events_ring);
   ApplyLoopOptions apply_options;
   apply_options.member_id = flags.member_id;
-  apply_options.snapshot_count = flags.snapshot_count;
+  // Snapshots serve followers that fell behind the log start; a single member's raftd
+  // compacts at the durable index instead, and a checkpoint would only stall applying.
+  apply_options.snapshot_count = flags.members.size() > 1 ? flags.snapshot_count : 0;
   ApplyLoop apply(ctx, *store, gate, replies, events, control, apply_options);
   ReadDispatcher dispatcher(segment, gate, workers);
   LeaseKeeperOptions lease_options;

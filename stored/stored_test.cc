@@ -168,6 +168,9 @@ class StoredTest : public ::testing::Test {
     segment_->component(Component::kStored).epoch.fetch_add(1);
     ComponentFlags flags;
     flags.snapshot_count = snapshot_count;
+    // Snapshots are made only in a cluster of more than one member.
+    flags.members = {ClusterMember{kMember, "self", {"http://127.0.0.1:1"}},
+                     ClusterMember{kOtherMember, "other", {"http://127.0.0.1:2"}}};
     flags.segment = segment_name_;
     flags.data_dir = data_dir_;
     flags.member_id = kMember;
