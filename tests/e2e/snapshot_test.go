@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -287,5 +288,80 @@ func TestSnapshotNotNeededForASmallLag(t *testing.T) {
 	}
 	if !strings.Contains(leader.LogTail(1000000), "log compacted at snapshot") {
 		t.Fatalf("the leader never compacted its log:\n%s", leader.LogTail(60))
+	}
+}
+
+// After compaction every member restarts from its persisted snapshot point: a SIGKILLed
+// raftd on the leader and a whole member stopped and restarted come back with the log
+// starting at the point (and the configuration from it), the cluster keeps serving, and a
+// member that then falls behind is still sent a snapshot by the restarted leader.
+func TestSnapshotPointSurvivesRestarts(t *testing.T) {
+	if harness.KindOf(harness.TargetBin()) != harness.Rusd {
+		t.Skip("kills rusd components")
+	}
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=100"}})
+	leader := c.WaitLeader(10 * time.Second)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range c.Nodes {
+				t.Logf("---- %s ----\n%s", n.Name(), n.LogTail(150))
+			}
+		}
+	})
+	putMany(t, c.Client(), "a", 500, 16, "-v")
+	old := leader.KillComponent("rusd-raftd")
+	if _, err := leader.WaitComponentReplaced("rusd-raftd", old, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(leader.LogTail(1000000), "snapshot point: index") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted raftd did not start from its snapshot point:\n%s", leader.LogTail(60))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The old leader's peers elect a new one once they miss its heartbeats: until then a
+	// write may fail with etcd's "no leader", as with etcd.
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := c.Client().Put(ctx, "probe", "1")
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write accepted after the raftd restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	newLeader := c.WaitLeader(10 * time.Second)
+	putMany(t, c.Client(), "b", 300, 16, "-v")
+	// A whole follower stops and restarts from its own point; then it lags behind the
+	// (possibly restarted) leader's log start and gets a snapshot from it.
+	var follower *harness.Server
+	for _, n := range c.Nodes {
+		if n != newLeader {
+			follower = n
+			break
+		}
+	}
+	follower.Stop(10 * time.Second)
+	var live []*harness.Server
+	for _, n := range c.Nodes {
+		if n != follower {
+			live = append(live, n)
+		}
+	}
+	putMany(t, c.Client(live...), "c", 1000, 16, "-v")
+	follower.Restart()
+	for _, n := range c.Nodes {
+		cli := c.Client(n)
+		waitAllKeys(t, cli, "a", 500, "-v", 60*time.Second)
+		waitAllKeys(t, cli, "b", 300, "-v", 60*time.Second)
+		waitAllKeys(t, cli, "c", 1000, "-v", 60*time.Second)
+	}
+	if !strings.Contains(follower.LogTail(1000000), "snapshot point: index") {
+		t.Errorf("the restarted member did not start from its snapshot point")
 	}
 }
