@@ -213,13 +213,29 @@ std::string ReceivedSnapshotDir(const std::string& snap_dir, uint64_t index) {
 struct SnapshotTransfer::Impl {
   SnapshotTransferOptions options;
   std::mutex mu;
-  std::list<std::thread> threads;         // under mu
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done = std::make_shared<std::atomic<bool>>(false);
+  };
+  std::list<Worker> threads;              // under mu
   std::set<uint64_t> sending;             // peers with a transfer in flight, under mu
   std::set<int> open_fds;                 // sockets in use, shut down at destruction
   std::vector<std::pair<uint64_t, bool>> reports;
   std::vector<raft::Message> received;
   std::atomic<bool> events{false};
   std::atomic<bool> stopping{false};
+
+  // Joins workers that finished (with mu held: a finished worker no longer takes it).
+  void ReapFinished() {
+    for (auto it = threads.begin(); it != threads.end();) {
+      if (it->done->load(std::memory_order_acquire)) {
+        it->thread.join();
+        it = threads.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
 
   void Notify() {
     events.store(true, std::memory_order_release);
@@ -508,13 +524,13 @@ SnapshotTransfer::SnapshotTransfer(SnapshotTransferOptions options)
 
 SnapshotTransfer::~SnapshotTransfer() {
   impl_->stopping.store(true);
-  std::list<std::thread> threads;
+  std::list<Impl::Worker> threads;
   {
     std::lock_guard lock(impl_->mu);
     for (int fd : impl_->open_fds) ::shutdown(fd, SHUT_RDWR);
     threads.swap(impl_->threads);
   }
-  for (std::thread& t : threads) t.join();
+  for (Impl::Worker& w : threads) w.thread.join();
 }
 
 void SnapshotTransfer::Send(raft::Message m, std::string dir) {
@@ -524,10 +540,13 @@ void SnapshotTransfer::Send(raft::Message m, std::string dir) {
     impl_->events.store(true);
     return;
   }
-  impl_->threads.emplace_back(
-      [impl = impl_.get(), m = std::move(m), dir = std::move(dir)]() mutable {
-        impl->RunSend(std::move(m), std::move(dir));
-      });
+  impl_->ReapFinished();
+  Impl::Worker& w = impl_->threads.emplace_back();
+  w.thread = std::thread([impl = impl_.get(), done = w.done, m = std::move(m),
+                          dir = std::move(dir)]() mutable {
+    impl->RunSend(std::move(m), std::move(dir));
+    done->store(true, std::memory_order_release);
+  });
 }
 
 void SnapshotTransfer::Accept(int fd, std::string head) {
@@ -537,9 +556,13 @@ void SnapshotTransfer::Accept(int fd, std::string head) {
     return;
   }
   impl_->open_fds.insert(fd);
-  impl_->threads.emplace_back([impl = impl_.get(), fd, head = std::move(head)]() mutable {
-    impl->RunReceive(fd, std::move(head));
-  });
+  impl_->ReapFinished();
+  Impl::Worker& w = impl_->threads.emplace_back();
+  w.thread = std::thread(
+      [impl = impl_.get(), done = w.done, fd, head = std::move(head)]() mutable {
+        impl->RunReceive(fd, std::move(head));
+        done->store(true, std::memory_order_release);
+      });
 }
 
 void SnapshotTransfer::TakeReports(std::vector<std::pair<uint64_t, bool>>* out) {
