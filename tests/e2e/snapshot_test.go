@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -364,4 +365,56 @@ func TestSnapshotPointSurvivesRestarts(t *testing.T) {
 	if !strings.Contains(follower.LogTail(1000000), "snapshot point: index") {
 		t.Errorf("the restarted member did not start from its snapshot point")
 	}
+}
+
+// Streaming a large snapshot (incompressible values) runs beside the peer message stream:
+// while it is sent, received and installed, heartbeats keep flowing, so the leader and the
+// term stay the same.
+func TestSnapshotStreamDoesNotDisturbTheLeader(t *testing.T) {
+	if harness.KindOf(harness.TargetBin()) != harness.Rusd {
+		t.Skip("reads rusd's log lines")
+	}
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=200"}})
+	leader := c.WaitLeader(10 * time.Second)
+	var lagging *harness.Server
+	var live []*harness.Server
+	for _, n := range c.Nodes {
+		if n != leader && lagging == nil {
+			lagging = n
+		} else {
+			live = append(live, n)
+		}
+	}
+	_, _, termBefore, err := leader.MemberStatus(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lagging.Stop(10 * time.Second)
+	// Incompressible but printable: random letters, a different run for each value.
+	r := rand.New(rand.NewSource(1))
+	rnd := make([]byte, 1<<20)
+	for i := range rnd {
+		rnd[i] = byte('a' + r.Intn(26))
+	}
+	pad := string(rnd[:24<<10])
+	putMany(t, c.Client(live...), "big", 1500, 16, pad)
+	start := time.Now()
+	lagging.Restart()
+	waitAllKeys(t, c.Client(lagging), "big", 1500, pad, 120*time.Second)
+	took := time.Since(start)
+	leaderNow, _, termAfter, err := leader.MemberStatus(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.WaitLeader(10 * time.Second); l != leader || termAfter != termBefore {
+		t.Fatalf("leadership moved while the snapshot streamed: leader %s (was %s), term %d -> %d",
+			l.Name(), leader.Name(), termBefore, termAfter)
+	}
+	_ = leaderNow
+	for _, line := range strings.Split(leader.LogTail(1000000)+"\n"+lagging.LogTail(1000000), "\n") {
+		if strings.Contains(line, "streamed to") || strings.Contains(line, "files,") {
+			t.Log(line)
+		}
+	}
+	t.Logf("caught up with 1500 x 24 KiB values in %v; term %d throughout", took, termAfter)
 }
