@@ -98,8 +98,10 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
     SendCommitted();
     FlushReplies();
     if (!worked) {
+      // Entries below the log start wait for stored's snapshot install, not ring space.
       const bool backlog = !reply_queue_.empty() ||
-                           (next_to_send_ && *next_to_send_ <= node_.log().applied());
+                           (next_to_send_ && *next_to_send_ <= node_.log().applied() &&
+                            *next_to_send_ >= node_.log().first_index());
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_tick - Clock::now());
       wait = std::clamp(wait, std::chrono::milliseconds(0), options_.tick_interval);
       if (backlog) wait = std::min(wait, kBacklogPoll);
