@@ -8,4 +8,9 @@ namespace rusd {
 // etcd exits, instead of restarting into the same failure until the crash-loop limit.
 inline constexpr int kExitConfigError = 78;
 
+// A component finished a planned step that needs a fresh incarnation (stored after swapping
+// in a snapshot: sysexits' EX_TEMPFAIL). The supervisor restarts it at once, without
+// counting it as a crash.
+inline constexpr int kExitRestartRequested = 75;
+
 }  // namespace rusd

@@ -19,10 +19,12 @@ enum class MessageType : uint16_t {
   // committed ring (raftd -> stored). id = index of the first entry.
   kCommittedEntries = 20,  // rusd.internal.EntryBatch
   kLeaderState = 21,       // id = term; rusd.internal.LeaderState (proto/rusd/lease.proto)
+  kInstallSnapshot = 23,   // id = index; rusd.internal.InstallSnapshot (snapshot.proto)
   // store-control ring (stored -> raftd). id = 0.
   kResumeFrom = 30,      // rusd.internal.ResumeFrom
   kDurableApplied = 31,  // rusd.internal.DurableApplied
   kLeaseProposals = 32,  // id = term; rusd.internal.LeaseProposals (expiry revocations)
+  kSnapshotReady = 36,   // id = index; rusd.internal.SnapshotReady (snapshot.proto)
   // reads ring (frontend -> stored). id = request id.
   kRangeRead = 40,  // rusd.internal.RangeRead
   // Lease queries: rusd.internal.LeaseRead around the etcd request; answered with kResult.

@@ -17,6 +17,8 @@
 #include "common/logging.h"
 #include "ipc/component_context.h"
 #include "raftd/raft_process.h"
+#include "raftd/snapshot/snapshot_point.h"
+#include "raftd/snapshot/snapshot_transfer.h"
 #include "raftd/wal/wal_reader.h"
 #include "raftd/wal/wal_writer.h"
 
@@ -94,6 +96,12 @@ int main(int argc, char** argv) {
     spdlog::warn("WAL: cutting a torn tail of {} at offset {} (a write the crash interrupted)",
                  recovered->segments.back().path, recovered->tail_offset);
   }
+  const std::string snap_dir = flags->data_dir + "/member/snap";
+  auto point = rusd::raftd::ReadSnapshotPoint(snap_dir);
+  if (!point.ok()) {
+    spdlog::critical("snapshot point unreadable, refusing to start: {}", point.status().ToString());
+    return kExitWal;
+  }
   auto wal = rusd::wal::WalWriter::Open(wal_dir, *recovered);
   if (!wal.ok()) {
     spdlog::critical("cannot open the WAL for writing: {}", wal.status().ToString());
@@ -117,7 +125,10 @@ int main(int argc, char** argv) {
       std::chrono::milliseconds(std::max<uint32_t>(1, flags->election_timeout_ms / 4)));
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
+  // Declared first so that it outlives the transport, which hands it accepted streams.
+  std::unique_ptr<rusd::raftd::SnapshotTransfer> snapshots;
   std::unique_ptr<rusd::transport::PeerTransport> transport;
+  options.snap_dir = snap_dir;
   if (flags->members.size() > 1) {
     rusd::transport::TransportOptions t;
     t.cluster_id = flags->cluster_id;
@@ -136,6 +147,17 @@ int main(int argc, char** argv) {
     }
     rusd::ipc::Segment* segment = &(*ctx)->segment();
     t.on_receive = [segment] { WakeMainLoop(*segment); };
+    rusd::raftd::SnapshotTransferOptions so;
+    so.cluster_id = flags->cluster_id;
+    so.member_id = options.member_id;
+    so.snap_dir = snap_dir;
+    for (const auto& p : t.peers) so.peers.emplace_back(p.id, p.peer_urls);
+    so.on_event = [segment] { WakeMainLoop(*segment); };
+    snapshots = std::make_unique<rusd::raftd::SnapshotTransfer>(std::move(so));
+    rusd::raftd::SnapshotTransfer* receiver = snapshots.get();
+    t.on_snapshot_stream = [receiver](int fd, std::string head) {
+      receiver->Accept(fd, std::move(head));
+    };
     auto started = rusd::transport::PeerTransport::Start(std::move(t));
     if (!started.ok()) {
       // Restarting cannot free a port another process holds: stop the node (as etcd exits).
@@ -144,11 +166,33 @@ int main(int argc, char** argv) {
     }
     transport = std::move(*started);
     options.transport = transport.get();
-    options.log_retention_entries = std::max<uint64_t>(flags->snapshot_count, 1000);
+    options.snapshots = snapshots.get();
+    options.compact_on_snapshot = true;
     for (const auto& u : flags->listen_peer_urls) spdlog::info("listening for peers on {}", u);
   }
-  rusd::raft::RecoveredState state{recovered->hard_state, recovered->prev_index,
-                                   recovered->prev_term, std::move(recovered->entries)};
+  rusd::raftd::MergedRecovery merged =
+      rusd::raftd::MergeSnapshotPoint(std::move(*recovered), *point);
+  if (merged.wal_needs_reset) {
+    // A follower persisted an installed snapshot's point and crashed before its WAL
+    // restarted there: restart it now.
+    spdlog::warn("WAL does not reach the snapshot point {}: restarting the log there",
+                 merged.state.prev_index);
+    st = (*wal)->ResetTo(merged.state.prev_index, merged.state.prev_term);
+    if (st.ok()) {
+      (*wal)->AddHardState(merged.state.hard_state);
+      st = (*wal)->Flush(/*sync=*/true);
+    }
+    if (!st.ok()) {
+      spdlog::critical("cannot restart the WAL at the snapshot point: {}", st.ToString());
+      return kExitWal;
+    }
+  }
+  if (*point) {
+    spdlog::info("snapshot point: index {} term {}, {} voters; log ({}, {}]", (*point)->index,
+                 (*point)->term, (*point)->conf.voters.size(), merged.state.prev_index,
+                 merged.state.prev_index + merged.state.entries.size());
+  }
+  rusd::raft::RecoveredState state = std::move(merged.state);
   rusd::raftd::RaftProcess process((*ctx)->segment(), **wal, std::move(state), options);
   spdlog::info("rusd-raftd up: member {:016x}, epoch {}, tick {} ms, election {} ticks",
                options.member_id, options.epoch, hb, options.election_ticks);

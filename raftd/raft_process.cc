@@ -53,6 +53,7 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       replies_(segment, ipc::RingId::kRaftReplies, options.epoch),
       committed_(segment, ipc::RingId::kCommitted, options.epoch) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
+  RecoverPendingInstall();
   frontend_epoch_ =
       segment.component(ipc::Component::kFrontend).epoch.load(std::memory_order_acquire);
 }
@@ -91,6 +92,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
     bool worked = TakeControl();
     RUSD_RETURN_IF_ERROR(fatal_);
     worked |= TakePeerMessages();
+    worked |= TakeSnapshotEvents();
     worked |= TakeProposals();
     const Clock::time_point now = Clock::now();
     if (!fast_forwarded) {
@@ -111,8 +113,10 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
     SendCommitted();
     FlushReplies();
     if (!worked) {
+      // Entries below the log start wait for stored's snapshot install, not ring space.
       const bool backlog = !reply_queue_.empty() ||
-                           (next_to_send_ && *next_to_send_ <= node_.log().applied());
+                           (next_to_send_ && *next_to_send_ <= node_.log().applied() &&
+                            *next_to_send_ >= node_.log().first_index());
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_tick - Clock::now());
       wait = std::clamp(wait, std::chrono::milliseconds(0), options_.tick_interval);
       if (backlog) wait = std::min(wait, kBacklogPoll);
@@ -156,6 +160,11 @@ bool RaftProcess::TakeControl() {
               ": the WAL was lost or replaced; refusing to serve");
           return worked;
         }
+        if (pending_install_ && resume.applied_index() >= pending_install_->index) {
+          spdlog::info("stored confirms the snapshot install at index {}",
+                       pending_install_->index);
+          pending_install_.reset();
+        }
         next_to_send_ = resume.applied_index() + 1;
         resume_epoch_ = m->sender_epoch;
         leader_state_owed_ = true;  // a new stored knows nothing of our leadership
@@ -171,6 +180,8 @@ bool RaftProcess::TakeControl() {
         }
         if (durable.index() <= durable_applied_) break;
         durable_applied_ = durable.index();
+        // With peers the log is compacted at stored's snapshots only (kSnapshotReady).
+        if (options_.compact_on_snapshot) break;
         // Entries up to here are durable in RocksDB: this node no longer needs them, but a
         // lagging peer may (the leader sends them from its log), so keep a window.
         const uint64_t retain = options_.log_retention_entries;
@@ -183,6 +194,9 @@ bool RaftProcess::TakeControl() {
       }
       case MessageType::kLeaseProposals:
         ProposeForStored(m->payload);
+        break;
+      case MessageType::kSnapshotReady:
+        OnSnapshotReady(m->payload);
         break;
       default:
         spdlog::warn("store-control: ignoring frame type {}", static_cast<int>(m->type));
@@ -324,7 +338,8 @@ Status RaftProcess::HandleReadies() {
       rd.messages.erase(rd.messages.begin(), later);
       options_.transport->Send(early_);
     }
-    Status st = Persist(rd);
+    Status st = rd.snapshot ? PersistRestoredSnapshot(*rd.snapshot) : Status::Ok();
+    if (st.ok()) st = Persist(rd);
     if (!st.ok()) {
       // The WAL is in an unknown state. Proposals of this batch may or may not be on disk:
       // their clients time out (outcome unknown, as in etcd); reads fail now.
@@ -334,9 +349,7 @@ Status RaftProcess::HandleReadies() {
     }
     // After the WAL sync above: Raft requires persisting before answering (votes,
     // append acknowledgements; all messages of a follower or candidate). The transport never blocks; it drops when a peer lags.
-    if (!rd.messages.empty() && options_.transport != nullptr) {
-      options_.transport->Send(rd.messages);
-    }
+    if (!rd.messages.empty() && options_.transport != nullptr) SendMessages(rd.messages);
     for (const raft::ReadState& rs : rd.read_states) {
       if (pending_reads_.erase(rs.request_id) == 0) continue;
       internal::ReadIndexReply reply;
@@ -400,6 +413,7 @@ void RaftProcess::SendCommitted() {
   uint64_t next = *next_to_send_;
   if (next > limit) return;
   if (next < log.first_index()) {
+    if (SendInstallOrder(next)) return;
     if (gap_logged_at_ != next) {
       spdlog::error("stored asks for entry {} but the log starts at {} (snapshot needed)",
                     next, log.first_index());

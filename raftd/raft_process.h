@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,7 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "raftd/raft/raft_node.h"
+#include "raftd/snapshot/snapshot_transfer.h"
 #include "raftd/transport/peer_transport.h"
 #include "raftd/wal/wal_writer.h"
 
@@ -64,10 +66,18 @@ struct RaftProcessOptions {
   size_t max_frame_bytes = 1u << 20;
   // How long one turn may wait to stream a single entry bigger than max_frame_bytes.
   std::chrono::milliseconds oversized_frame_wait{100};
-  // With peers: entries kept below stored's durable index, so a follower that lagged (or
-  // restarted) can catch up from the log. Until snapshots can be streamed to followers this
-  // bounds how far behind a member may fall (etcd keeps --snapshot-count entries likewise).
+  // Without compact_on_snapshot: entries kept below stored's durable index when compacting
+  // at it (main() leaves 0: one member needs none; with peers compaction follows stored's
+  // snapshots instead, see below).
   uint64_t log_retention_entries = 0;
+  // Snapshots (with peers): <data-dir>/member/snap, where the snapshot point is persisted
+  // and received snapshots land; `snapshots` streams them (owned by main(); may be null).
+  // With compact_on_snapshot the log is compacted only at stored's snapshots
+  // (kSnapshotReady), so a follower behind the log start gets the snapshot there; without
+  // it (one member) the log is compacted at every durable index, as no one needs it.
+  std::string snap_dir;
+  SnapshotTransfer* snapshots = nullptr;
+  bool compact_on_snapshot = false;
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
   size_t max_queued_replies = 1u << 16;
 };
@@ -107,6 +117,15 @@ class RaftProcess {
   // Leases: kLeaderState to stored (ahead of entries), stored's kLeaseProposals in.
   bool SendLeaderState();
   void ProposeForStored(const std::string& payload);
+  // Snapshots (raft_process_snapshot.cc).
+  void OnSnapshotReady(const std::string& payload);
+  Status PersistRestoredSnapshot(const raft::SnapshotMeta& meta);
+  void SendMessages(std::vector<raft::Message>& msgs);
+  bool TakeSnapshotEvents();
+  // stored is below the log start: order the install of the received snapshot. Returns
+  // false when there is none to install.
+  bool SendInstallOrder(uint64_t next);
+  void RecoverPendingInstall();
 
   ipc::Segment& segment_;
   wal::WalWriter& wal_;
@@ -143,6 +162,20 @@ class RaftProcess {
   std::vector<raft::Message> inbox_;
   std::vector<raft::Message> early_;  // a leader's appends, sent before its own fsync
   uint64_t peers_version_ = 0;  // transport's peers_version when kMemberList was last sent
+  // stored's checkpoints (index -> directory) at or above the log's snapshot point: the
+  // one at the point is streamed to followers that need a snapshot.
+  std::map<uint64_t, std::string> snapshot_dirs_;
+  // Follower side: a received snapshot restored in the core and not yet confirmed by
+  // stored (kResumeFrom at or above its index); the order is re-sent until then.
+  struct PendingInstall {
+    uint64_t index = 0;
+    uint64_t term = 0;
+    std::string dir;
+  };
+  std::optional<PendingInstall> pending_install_;
+  std::chrono::steady_clock::time_point install_sent_at_{};
+  std::vector<std::pair<uint64_t, bool>> snapshot_reports_;
+  std::vector<raft::Message> snapshot_inbox_;
   std::string frame_;
 };
 

@@ -8,6 +8,7 @@
 #include "ipc/component_context.h"
 #include "ipc/ring.h"
 #include "rusd/internal.pb.h"
+#include "rusd/snapshot.pb.h"
 #include "stored/applied_index_gate.h"
 #include "stored/error_reply.h"
 #include "stored/event_publisher.h"
@@ -15,6 +16,7 @@
 #include "stored/lease/lease_keeper.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/reply_sender.h"
+#include "stored/snapshot_directory.h"
 
 namespace rusd::stored {
 namespace {
@@ -62,6 +64,10 @@ Status ApplyLoop::Run() {
   durable_pending_ = true;
   raftd_epoch_ = context_.PeerEpoch(ipc::Component::kRaftd);
   resume_pending_ = true;
+  last_snapshot_index_ = applied_;
+  if (snapshots_ != nullptr && snapshots_->newest()) {
+    last_snapshot_index_ = std::max(applied_, snapshots_->newest()->index);
+  }
   next_sync_ = Clock::now() + options_.sync_interval;
   spdlog::info("apply loop: applied index {}, revision {}, raftd epoch {}; asking raftd to "
                "resume from {}",
@@ -81,6 +87,7 @@ Status ApplyLoop::Run() {
 
     const size_t frames = Collect(committed);
     if (!batch_.empty()) RUSD_RETURN_IF_ERROR(ApplyBatch());
+    RUSD_RETURN_IF_ERROR(MaybeSnapshot());
 
     const Clock::time_point now = Clock::now();
     if (now >= next_store_stats_) {
@@ -94,7 +101,7 @@ Status ApplyLoop::Run() {
       milliseconds wait = kMaxIdleWait;
       if (replies_.has_backlog()) {
         wait = kBacklogPoll;
-      } else if (resume_pending_ || durable_pending_) {
+      } else if (resume_pending_ || durable_pending_ || !snapshot_ready_owed_.empty()) {
         wait = kControlPoll;
       } else if (applied_ > durable_) {
         wait = std::clamp(std::chrono::duration_cast<milliseconds>(next_sync_ - now),
@@ -122,6 +129,11 @@ size_t ApplyLoop::Collect(ipc::RingReader& committed) {
     std::optional<ipc::Message> msg = committed.TryRead();
     if (!msg) break;
     ++frames;
+    if (msg->type == ipc::MessageType::kInstallSnapshot) {
+      OnInstallOrder(msg->payload);
+      if (install_order_) break;  // nothing after it applies to the old store
+      continue;
+    }
     if (msg->type == ipc::MessageType::kLeaderState) {
       if (leases_ != nullptr) leases_->OnLeaderState(msg->payload);
       continue;
@@ -232,6 +244,42 @@ Status ApplyLoop::SyncIfDue(Clock::time_point now, bool force) {
   return Status::Ok();
 }
 
+void ApplyLoop::OnInstallOrder(const std::string& payload) {
+  internal::InstallSnapshot order;
+  if (!order.ParseFromString(payload)) {
+    spdlog::error("committed ring: unparsable InstallSnapshot");
+    return;
+  }
+  if (order.index() <= applied_ + batch_.size()) {
+    // Already there (a repeat, or an install the previous incarnation finished): confirm.
+    spdlog::info("install order for index {} ignored: applied index is {}", order.index(),
+                 applied_);
+    resume_pending_ = true;
+    return;
+  }
+  spdlog::info("raftd orders the install of snapshot {} (index {}, term {}); applied index {}",
+               order.dir(), order.index(), order.term(), applied_);
+  install_order_ = InstallOrder{order.index(), order.term(), order.dir()};
+  Stop();
+}
+
+Status ApplyLoop::MaybeSnapshot() {
+  if (snapshots_ == nullptr || options_.snapshot_count == 0) return Status::Ok();
+  if (applied_ < last_snapshot_index_ + options_.snapshot_count) return Status::Ok();
+  const Clock::time_point start = Clock::now();
+  Result<SnapshotInfo> made = snapshots_->Create(store_);
+  last_snapshot_index_ = applied_;  // a failure is not retried at every batch
+  if (!made.ok()) {
+    spdlog::error("snapshot at applied index {} failed: {}", applied_, made.status().ToString());
+    return Status::Ok();  // the log keeps growing in raftd; not fatal to serving
+  }
+  spdlog::info("snapshot at index {} (term {}) in {} ({} ms)", made->index, made->term,
+               made->dir,
+               std::chrono::duration_cast<milliseconds>(Clock::now() - start).count());
+  snapshot_ready_owed_.push_back(made->index);
+  return Status::Ok();
+}
+
 void ApplyLoop::SendControl() {
   if (resume_pending_) {
     internal::ResumeFrom resume;
@@ -242,7 +290,31 @@ void ApplyLoop::SendControl() {
       last_resume_index_ = applied_;
       last_resume_time_ = Clock::now();
       spdlog::debug("sent kResumeFrom{{{}}}", applied_);
+      // The ring may have lost announcements, or raftd restarted: repeat every kept one.
+      snapshot_ready_owed_.clear();
+      if (snapshots_ != nullptr) {
+        for (const SnapshotInfo& info : snapshots_->all()) snapshot_ready_owed_.push_back(info.index);
+      }
     }
+  }
+  while (!snapshot_ready_owed_.empty() && snapshots_ != nullptr) {
+    const uint64_t index = snapshot_ready_owed_.front();
+    const SnapshotInfo* info = nullptr;
+    for (const SnapshotInfo& s : snapshots_->all()) {
+      if (s.index == index) info = &s;
+    }
+    if (info != nullptr) {
+      internal::SnapshotReady ready;
+      ready.set_index(info->index);
+      ready.set_term(info->term);
+      ready.set_dir(info->dir);
+      if (!control_.TryWrite(ipc::MessageType::kSnapshotReady, info->index,
+                             ready.SerializeAsString())
+               .ok()) {
+        break;  // ring full: next turn
+      }
+    }
+    snapshot_ready_owed_.erase(snapshot_ready_owed_.begin());  // sent, or pruned meanwhile
   }
   if (durable_pending_) {
     internal::DurableApplied durable;

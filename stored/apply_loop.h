@@ -24,6 +24,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -44,6 +46,16 @@ class EventPublisher;
 class KvStore;
 class LeaseKeeper;
 class ReplySender;
+class SnapshotDirectory;
+
+// raftd's order to replace the store by a received snapshot (kInstallSnapshot). The loop
+// stops when it gets one; main() closes the store, installs and exits so that the process
+// restarts on the new store (snapshot_directory.h).
+struct InstallOrder {
+  uint64_t index = 0;
+  uint64_t term = 0;
+  std::string dir;
+};
 
 struct ApplyLoopOptions {
   uint64_t member_id = 0;
@@ -54,6 +66,8 @@ struct ApplyLoopOptions {
   size_t max_batch_bytes = 16u << 20;
   // A gap at the same applied index is re-reported to raftd at most this often.
   std::chrono::milliseconds gap_resend_interval{500};
+  // A snapshot (checkpoint) every this many applied entries; 0: never.
+  uint64_t snapshot_count = 0;
 };
 
 class ApplyLoop {
@@ -71,6 +85,11 @@ class ApplyLoop {
   // Lease state goes here: kLeaderState frames and each batch's lease changes (optional;
   // set before Run).
   void SetLeaseKeeper(LeaseKeeper* leases) { leases_ = leases; }
+  // Where snapshots are made (optional; set before Run): every snapshot_count applied
+  // entries a checkpoint, announced to raftd with kSnapshotReady.
+  void SetSnapshots(SnapshotDirectory* snapshots) { snapshots_ = snapshots; }
+  // Set when Run stopped because raftd ordered a snapshot install (read after Run).
+  const std::optional<InstallOrder>& install_order() const { return install_order_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -82,6 +101,8 @@ class ApplyLoop {
   Status SyncIfDue(Clock::time_point now, bool force);
   void NoteGap(uint64_t index, uint64_t expected);
   void SendControl();
+  Status MaybeSnapshot();
+  void OnInstallOrder(const std::string& payload);
 
   ipc::ComponentContext& context_;
   KvStore& store_;
@@ -92,6 +113,12 @@ class ApplyLoop {
   const ApplyLoopOptions options_;
   std::atomic<bool> stop_{false};
   LeaseKeeper* leases_ = nullptr;
+  SnapshotDirectory* snapshots_ = nullptr;
+  uint64_t last_snapshot_index_ = 0;   // applied index of the newest snapshot (or start)
+  // kSnapshotReady owed to raftd, oldest first: each new snapshot, and every kept one again
+  // after each kResumeFrom (raftd compacts at the older of the two kept, see raftd).
+  std::vector<uint64_t> snapshot_ready_owed_;
+  std::optional<InstallOrder> install_order_;
 
   std::vector<internal::Entry> batch_;
   size_t batch_bytes_ = 0;

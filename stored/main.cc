@@ -18,6 +18,8 @@
 #include <thread>
 
 #include "common/component_flags.h"
+#include "common/exit_codes.h"
+#include "common/fault_point.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "ipc/component_context.h"
@@ -30,11 +32,17 @@
 #include "stored/read_dispatcher.h"
 #include "stored/read_worker_pool.h"
 #include "stored/reply_sender.h"
+#include "stored/snapshot_directory.h"
 
 namespace rusd::stored {
 namespace {
 
-constexpr int kReadWorkers = 2;  // two cores per machine, shared with three other processes
+constexpr int kReadWorkers = 2;
+// After installing a snapshot stored exits with kExitRestartRequested and the supervisor
+// starts it again at once on the new store: a new epoch, so raftd, the frontend and its
+// watchers treat it as the stored restart it is (readers, leases and watch state are rebuilt
+// from the store).
+constexpr int kExitSnapshotInstalled = kExitRestartRequested;  // two cores per machine, shared with three other processes
 
 // The signals main() waits for. SIGUSR1 is raised by a thread that hit a fatal error.
 sigset_t ShutdownSignals() {
@@ -100,6 +108,15 @@ int Run(const ComponentFlags& flags) {
   store_options.cluster_id = flags.cluster_id;
   store_options.min_lease_ttl = MinLeaseTtlSeconds(flags);
   const std::string store_dir = (member_dir / "store").string();
+  if (Status rst = RecoverInterruptedInstall(member_dir.string()); !rst.ok()) {
+    spdlog::critical("cannot recover an interrupted snapshot install: {}", rst.ToString());
+    return 1;
+  }
+  SnapshotDirectory snapshots(member_dir.string());
+  if (Status sst = snapshots.Load(); !sst.ok()) {
+    spdlog::critical("cannot read the snapshots: {}", sst.ToString());
+    return 1;
+  }
   auto opened = KvStore::Open(store_dir, store_options);
   if (!opened.ok()) {
     spdlog::critical("cannot open the store at {}: {}", store_dir, opened.status().ToString());
@@ -111,6 +128,20 @@ int Run(const ComponentFlags& flags) {
                flags.member_id, ctx.epoch(), store_dir, store->applied_index(),
                store->current_revision());
 
+  // A store installed from a snapshot carries that snapshot's marker. Checkpoint it at once:
+  // raftd's log now starts at that index, and should this member lead, a follower behind
+  // it needs a snapshot at exactly that point (not only after --snapshot-count more).
+  if (auto installed = ReadSnapshotMarker(store_dir);
+      installed.ok() && installed->index == store->applied_index() &&
+      (!snapshots.newest() || snapshots.newest()->index < installed->index)) {
+    auto made = snapshots.Create(*store);
+    if (made.ok()) {
+      spdlog::info("snapshot at index {} of the installed store in {}", made->index, made->dir);
+    } else {
+      spdlog::warn("cannot snapshot the installed store: {}", made.status().ToString());
+    }
+  }
+
   ipc::RingWriter control(segment, ipc::RingId::kStoreControl, ctx.epoch());
   ipc::RingWriter replies_ring(segment, ipc::RingId::kStoreReplies, ctx.epoch());
   ipc::RingWriter events_ring(segment, ipc::RingId::kEvents, ctx.epoch());
@@ -121,6 +152,9 @@ int Run(const ComponentFlags& flags) {
   EventPublisher events(events_ring);
   ApplyLoopOptions apply_options;
   apply_options.member_id = flags.member_id;
+  // Snapshots serve followers that fell behind the log start; a single member's raftd
+  // compacts at the durable index instead, and a checkpoint would only stall applying.
+  apply_options.snapshot_count = flags.members.size() > 1 ? flags.snapshot_count : 0;
   ApplyLoop apply(ctx, *store, gate, replies, events, control, apply_options);
   ReadDispatcher dispatcher(segment, gate, workers);
   LeaseKeeperOptions lease_options;
@@ -134,6 +168,7 @@ int Run(const ComponentFlags& flags) {
     return 1;
   }
   apply.SetLeaseKeeper(&leases);
+  apply.SetSnapshots(&snapshots);
   dispatcher.SetLeaseKeeper(&leases);
   std::thread expiry_thread([&] { leases.RunExpiry(); });
 
@@ -143,6 +178,8 @@ int Run(const ComponentFlags& flags) {
     if (!st.ok()) {
       spdlog::critical("apply thread failed, shutting down: {}", st.ToString());
       fatal.Raise(std::move(st));
+    } else if (apply.install_order()) {
+      kill(getpid(), SIGUSR1);  // main() shuts down, then installs
     }
   });
   std::thread reads_thread([&] { dispatcher.Run(); });
@@ -164,6 +201,24 @@ int Run(const ComponentFlags& flags) {
   if (!final_failure.ok()) {
     spdlog::critical("exiting after a fatal error: {}", final_failure.ToString());
     return 1;
+  }
+  if (const auto& order = apply.install_order()) {
+    const std::string snap_dir = snapshots.snap_dir();
+    Status ist = InstallSnapshotDir(
+        member_dir.string(), order->dir, order->index, [&snap_dir](InstallStep step) {
+          MaybeDieAtFaultPoint(snap_dir, step == InstallStep::kOldMovedAside
+                                             ? "stored-install-old-moved-aside"
+                                             : "stored-install-new-in-place");
+          return true;
+        });
+    if (!ist.ok()) {
+      // The old store stays (or is put back at the next start); raftd re-sends the order.
+      spdlog::error("snapshot install failed: {}", ist.ToString());
+      return 1;
+    }
+    spdlog::info("installed snapshot at index {} (term {}); restarting on it", order->index,
+                 order->term);
+    return kExitSnapshotInstalled;
   }
   spdlog::info("rusd-stored stopped cleanly");
   return 0;

@@ -29,6 +29,7 @@
 #include "ipc/segment.h"
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
+#include "rusd/snapshot.pb.h"
 
 namespace rusd::stored {
 namespace {
@@ -165,9 +166,13 @@ class StoredTest : public ::testing::Test {
   }
 
   // Starts rusd-stored as the supervisor would: bump its epoch, then spawn.
-  void StartStored() {
+  void StartStored(uint64_t snapshot_count = 100000) {
     segment_->component(Component::kStored).epoch.fetch_add(1);
     ComponentFlags flags;
+    flags.snapshot_count = snapshot_count;
+    // Snapshots are made only in a cluster of more than one member.
+    flags.members = {ClusterMember{kMember, "self", {"http://127.0.0.1:1"}},
+                     ClusterMember{kOtherMember, "other", {"http://127.0.0.1:2"}}};
     flags.segment = segment_name_;
     flags.data_dir = data_dir_;
     flags.member_id = kMember;
@@ -747,6 +752,79 @@ TEST_F(StoredTest, MissingSegmentIsFatal) {
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(WIFEXITED(*status));
   EXPECT_EQ(WEXITSTATUS(*status), 1);
+}
+
+// Snapshots: a checkpoint every --snapshot-count applied entries, announced on
+// store-control; an install order on the committed ring swaps a received checkpoint in
+// as the store, the process exits (75) and its next incarnation resumes after the
+// snapshot's index with the snapshot's data.
+TEST_F(StoredTest, SnapshotEverySnapshotCountAndInstallOrderSwapsTheStore) {
+  StartStored(/*snapshot_count=*/10);
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 10, "a", 1000);
+  SendPuts(11, 20, "a", 1000);
+  ASSERT_TRUE(WaitReply(1020).has_value());
+  // The newest announcement wins (one at 10 and one at 20, or one at 20 when both frames
+  // were applied in one batch).
+  internal::SnapshotReady ready;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (ready.index() < 20 && std::chrono::steady_clock::now() < deadline) {
+    auto m = ReadWithin(*segment_, *control_, 1s);
+    if (!m) continue;
+    if (m->type == MessageType::kSnapshotReady) {
+      ASSERT_TRUE(ready.ParseFromString(m->payload));
+      EXPECT_EQ(m->id, ready.index());
+    }
+    NoteControl(*m);
+  }
+  ASSERT_EQ(ready.index(), 20u);
+  EXPECT_EQ(ready.term(), 1u);
+  ASSERT_TRUE(std::filesystem::exists(ready.dir() + "/RUSD_SNAPSHOT"));
+  // Keep a copy as the "received" snapshot, then make this member a fresh follower.
+  const std::string received = data_dir_ + "/received-20";
+  std::filesystem::copy(ready.dir(), received, std::filesystem::copy_options::recursive);
+  stored_->Signal(SIGTERM);
+  ASSERT_TRUE(stored_->Wait(10s).has_value());
+  segment_->component(Component::kStored).epoch.fetch_add(1);
+  std::filesystem::remove_all(data_dir_ + "/member");
+  while (control_->TryRead()) {
+  }
+  durable_ = 0;  // a new member's store
+  StartStored(/*snapshot_count=*/10);
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 3, "b", 2000);
+  ASSERT_TRUE(WaitReply(2003).has_value());
+
+  internal::InstallSnapshot order;
+  order.set_index(20);
+  order.set_term(1);
+  order.set_dir(received);
+  ASSERT_TRUE(committed_->Write(MessageType::kInstallSnapshot, 20, order.SerializeAsString(), 5s)
+                  .ok());
+  auto status = stored_->Wait(20s);
+  ASSERT_TRUE(status.has_value());
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 75);
+  EXPECT_FALSE(std::filesystem::exists(received));  // renamed into place
+  segment_->component(Component::kStored).epoch.fetch_add(1);
+  stored_.reset();
+  ForgetReplies();
+
+  StartStored(/*snapshot_count=*/10);
+  ASSERT_EQ(NextResumeFrom(), 20u);  // the confirmation raftd waits for
+  // The installed store is checkpointed at once (this member may have to send it on).
+  EXPECT_TRUE(std::filesystem::exists(data_dir_ + "/member/snap/db-0000000000000014/RUSD_SNAPSHOT"));
+  SendPuts(21, 21, "a", 1000);
+  auto reply = WaitReply(1021);
+  ASSERT_TRUE(reply.has_value());
+  etcdserverpb::PutResponse put;
+  ASSERT_TRUE(put.ParseFromString(reply->payload));
+  EXPECT_EQ(put.header().revision(), 22);  // 20 puts in the snapshot + this one
+  // A repeated order for what is installed is only confirmed, never re-installed.
+  ASSERT_TRUE(committed_->Write(MessageType::kInstallSnapshot, 20, order.SerializeAsString(), 5s)
+                  .ok());
+  ASSERT_EQ(NextResumeFrom(), 21u);
+  EXPECT_TRUE(stored_->running());
 }
 
 }  // namespace

@@ -148,7 +148,10 @@ struct NodeSupervisor::State {
           spdlog::error("{} (pid {}) {} after {}ms{}", BinaryName(c.component), pid,
                         DescribeExit(status), Ms(now - c.started),
                         c.killed_for_hang ? " (killed: heartbeat stalled)" : "");
-          if (WIFEXITED(status) && WEXITSTATUS(status) == kExitConfigError) {
+          if (WIFEXITED(status) && WEXITSTATUS(status) == kExitRestartRequested) {
+            spdlog::info("{} asked to be restarted; restarting it now", BinaryName(c.component));
+            c.restart_at = now;
+          } else if (WIFEXITED(status) && WEXITSTATUS(status) == kExitConfigError) {
             // Restarting cannot fix a port held by someone else or a bad setting.
             spdlog::error("{} cannot start with this configuration; stopping the node",
                           BinaryName(c.component));

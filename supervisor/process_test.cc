@@ -417,6 +417,25 @@ TEST_P(StubProcessTest, CrashLoopStopsTheNode) {
   EXPECT_FALSE(SegmentExists());
 }
 
+// stored exits 75 (kExitRestartRequested) after installing a snapshot: restarted at once,
+// never counted toward the crash loop.
+TEST_P(StubProcessTest, RequestedRestartIsNotACrash) {
+  pid_t rusd = StartRusd({"STUB_CRASH_COMPONENT=stored", "STUB_CRASH_CODE=75"});
+  std::this_thread::sleep_for(3s);
+  ASSERT_TRUE(Alive(rusd)) << Log(0);
+  size_t restarts = 0;
+  const std::string log = Log(0);
+  for (size_t at = log.find("asked to be restarted"); at != std::string::npos;
+       at = log.find("asked to be restarted", at + 1)) {
+    ++restarts;
+  }
+  EXPECT_GT(restarts, 6u) << log;  // more than the crash-loop limit of 5 in 30 s
+  EXPECT_EQ(log.find("crash loop"), std::string::npos);
+  ASSERT_EQ(::kill(rusd, SIGTERM), 0);
+  int status = WaitExit(rusd, 20s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+}
+
 TEST_P(StubProcessTest, ComponentIgnoringSigtermIsKilledAfterTheGracePeriod) {
   pid_t rusd = StartRusd({"STUB_IGNORE_SIGTERM=1"});
   auto kids = WaitUp(rusd);

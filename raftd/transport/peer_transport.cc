@@ -447,6 +447,12 @@ struct PeerTransport::Impl {
   // Returns false when the connection should be closed.
   bool OnIncomingReadable(Incoming& c, std::vector<raft::Message>* received) {
     const bool alive = FillBuffer(c.fd, &c.rbuf);
+    if (c.from == 0 && options.on_snapshot_stream && c.rbuf.size() >= kFrameHeaderBytes &&
+        static_cast<uint8_t>(c.rbuf[4]) >= 16) {
+      options.on_snapshot_stream(c.fd, std::move(c.rbuf));  // snapshot_transfer.h
+      c.fd = -1;  // handed over: the caller's close(-1) does nothing
+      return false;
+    }
     size_t pos = 0;
     bool ok = true;
     while (ok && !c.close_after_write) {

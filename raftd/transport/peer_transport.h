@@ -58,6 +58,10 @@ struct TransportOptions {
   // A dial or handshake that has not completed in this time is abandoned and retried.
   std::chrono::milliseconds handshake_timeout{2000};
   std::function<void()> on_receive;  // called on the I/O thread; must not block
+  // An accepted connection whose first frame has a kind >= 16 is a snapshot stream
+  // (raftd/snapshot/snapshot_transfer.h): the socket and the bytes read so far are handed
+  // over (the transport forgets them). Unset: such a connection is closed as garbage.
+  std::function<void(int fd, std::string head)> on_snapshot_stream;
 };
 
 // What this member knows about one peer.

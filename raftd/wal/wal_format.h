@@ -25,8 +25,11 @@
 // All integers are little-endian.
 //
 // Payloads:
-//   kSegmentHeader  magic u64 "RUSDWAL1" | version u32 | 0 u32 | sequence u64 |
+//   kSegmentHeader  magic u64 "RUSDWAL1" | version u32 | flags u32 | sequence u64 |
 //                   prev_index u64 | prev_term u64        (40 bytes; always the first record)
+//                   flags bit 0 (kSegmentRestartsLog): the log restarts here at
+//                   (prev_index, prev_term), a snapshot a follower installed; whatever
+//                   earlier segments hold is superseded (they are deleted right after).
 //   kHardState      term u64 | vote u64 | commit u64      (24 bytes; the second record of
 //                   every segment, and again whenever it changes)
 //   kEntry          index u64 | term u64 | entry type u8 | 0 x7 | data   (24 + data bytes)
@@ -62,6 +65,7 @@ inline constexpr size_t kEntryPayloadPrefix = 24;
 // --max-request-bytes).
 inline constexpr uint32_t kMaxRecordPayload = 256u << 20;
 inline constexpr uint64_t kDefaultSegmentBytes = 64ull << 20;
+inline constexpr uint32_t kSegmentRestartsLog = 1;
 
 enum class RecordType : uint8_t {
   kSegmentHeader = 1,

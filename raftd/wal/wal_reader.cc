@@ -115,9 +115,11 @@ class Replayer {
     if (sequence != seg.sequence || prev_index + 1 != seg.first_index) {
       return Corrupt(seg.path, 0, "segment header does not match the file name");
     }
-    if (first_) {
+    const uint32_t flags = GetU32(rv.payload + 12);
+    if (first_ || (flags & kSegmentRestartsLog) != 0) {
       rec_->prev_index = prev_index;
       rec_->prev_term = prev_term;
+      rec_->entries.clear();
       first_ = false;
     } else if (prev_index != LastIndex()) {
       return Corrupt(seg.path, 0,

@@ -385,5 +385,47 @@ TEST_F(WalTest, ZeroedRecordFollowedBySyncedRecordsIsCorruption) {
       << bad.status().message();
 }
 
+// A follower that installed a snapshot restarts its log at the snapshot point: recovery
+// starts from the restarting segment, whatever older segments (gone, or left by a crash
+// before their deletion) held.
+TEST_F(WalTest, ResetToRestartsTheLogAtASnapshotPoint) {
+  {
+    auto w = OpenWriter(dir_);
+    AppendEach(*w, 1, 5, 2);
+    ASSERT_TRUE(w->ResetTo(100, 7).ok());
+    EXPECT_EQ(w->segment_count(), 1u);
+    AppendEach(*w, 101, 102, 7);
+  }
+  auto rec = ReadWal(dir_);
+  ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+  EXPECT_EQ(rec->prev_index, 100u);
+  EXPECT_EQ(rec->prev_term, 7u);
+  ASSERT_EQ(rec->entries.size(), 2u);
+  EXPECT_EQ(rec->entries[0].index, 101u);
+  EXPECT_EQ(rec->hard_state.commit, 102u);
+
+  // A crash after the restarting segment was written but before older ones were deleted.
+  fs::remove_all(root_);
+  std::string old_copy;
+  {
+    auto w = OpenWriter(dir_);
+    AppendEach(*w, 1, 5, 2);
+  }
+  auto before = ReadWal(dir_);
+  ASSERT_TRUE(before.ok());
+  const std::string old_path = before->segments.front().path;
+  old_copy = ReadFile(old_path);
+  {
+    auto w = OpenWriter(dir_);
+    ASSERT_TRUE(w->ResetTo(50, 4).ok());
+  }
+  WriteFile(old_path, old_copy);  // as if the deletion never happened
+  auto after = ReadWal(dir_);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->segments.size(), 2u);
+  EXPECT_EQ(after->prev_index, 50u);
+  EXPECT_TRUE(after->entries.empty());
+}
+
 }  // namespace
 }  // namespace rusd::wal

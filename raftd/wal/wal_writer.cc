@@ -122,7 +122,7 @@ Status WalWriter::CreateSegment(uint64_t sequence) {
   char p[kSegmentHeaderPayload];
   PutU64(p, kSegmentMagic);
   PutU32(p + 8, kFormatVersion);
-  PutU32(p + 12, 0);
+  PutU32(p + 12, next_segment_flags_);
   PutU64(p + 16, sequence);
   PutU64(p + 24, last_index_);
   PutU64(p + 32, last_term_);
@@ -146,6 +146,7 @@ Status WalWriter::CreateSegment(uint64_t sequence) {
   // The header keeps the current group number: the records staged for this segment carry
   // it too, so recovery sees one group, never a skipped one.
   dirty_ = false;
+  next_segment_flags_ = 0;
   segments_.push_back(std::move(seg));
   return Status::Ok();
 }
@@ -247,6 +248,22 @@ Status WalWriter::Trim(uint64_t index) {
     }
   }
   segments_.erase(segments_.begin(), segments_.begin() + static_cast<long>(drop));
+  return SyncDir();
+}
+
+Status WalWriter::ResetTo(uint64_t index, uint64_t term) {
+  if (HasStaged() || dirty_) RUSD_RETURN_IF_ERROR(Flush(/*sync=*/true));
+  const uint64_t sequence = segments_.empty() ? 0 : segments_.back().sequence + 1;
+  last_index_ = index;
+  last_term_ = term;
+  next_segment_flags_ = kSegmentRestartsLog;
+  RUSD_RETURN_IF_ERROR(CreateSegment(sequence));
+  for (size_t i = 0; i + 1 < segments_.size(); ++i) {
+    if (::unlink(segments_[i].path.c_str()) != 0 && errno != ENOENT) {
+      return Status::IoError(Errno("remove", segments_[i].path));
+    }
+  }
+  segments_.erase(segments_.begin(), segments_.end() - 1);
   return SyncDir();
 }
 

@@ -53,6 +53,12 @@ class WalWriter {
   // Deletes whole segments all of whose entries are below `index` (never the last one).
   Status Trim(uint64_t index);
 
+  // Restarts the log after a snapshot point (index, term) a follower installed: writes what
+  // is staged, opens a new segment whose header restarts the log there (synced), then
+  // deletes every older segment. A crash in between leaves the restarting segment last,
+  // and recovery starts from it.
+  Status ResetTo(uint64_t index, uint64_t term);
+
   // Index of the last entry written by Flush.
   uint64_t last_index() const { return last_index_; }
   size_t segment_count() const { return segments_.size(); }
@@ -88,6 +94,7 @@ class WalWriter {
   std::string staged_;  // encoded records waiting for Flush; capacity reused
   std::string zeros_;   // kZeroChunk zero bytes for ZeroAhead, allocated on first use
   uint64_t fsyncs_ = 0;
+  uint32_t next_segment_flags_ = 0;  // header flags of the next segment created
 };
 
 }  // namespace rusd::wal

@@ -21,6 +21,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/perf_level.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_buffer_manager.h>
@@ -79,6 +80,7 @@ class RocksKvStore final : public KvStore {
   Result<ApplyOutput> ApplyEntries(std::span<const internal::Entry> entries) override;
   Result<std::string> Range(const etcdserverpb::RangeRequest& request) override;
   Result<uint64_t> SyncWal() override;
+  Result<uint64_t> CreateCheckpoint(const std::string& dir) override;
   Result<HistoryChunk> ReadHistory(const HistoryQuery& query) override;
 
   uint64_t applied_index() const override { return applied_index_.load(std::memory_order_acquire); }
@@ -489,6 +491,20 @@ Result<HistoryChunk> RocksKvStore::ReadHistory(const HistoryQuery& query) {
 Result<uint64_t> RocksKvStore::SyncWal() {
   const uint64_t covered = applied_index();
   RUSD_RETURN_IF_ERROR(FromRocks(db_->FlushWAL(/*sync=*/true), "sync wal"));
+  return covered;
+}
+
+Result<uint64_t> RocksKvStore::CreateCheckpoint(const std::string& dir) {
+  // The apply thread calls this, so nothing is applied while the checkpoint is taken: the
+  // applied index read now is the one inside it.
+  const uint64_t covered = applied_index();
+  rocksdb::Checkpoint* raw = nullptr;
+  RUSD_RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush 0: always flush the memtables first, so the checkpoint needs no WAL
+  // replay and its files are all durable SSTs (hard links where possible).
+  RUSD_RETURN_IF_ERROR(
+      FromRocks(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0), "checkpoint " + dir));
   return covered;
 }
 

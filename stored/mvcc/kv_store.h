@@ -118,6 +118,15 @@ class KvStore {
   // Makes all applied state durable; returns the applied index it covers.
   virtual Result<uint64_t> SyncWal() = 0;
 
+  // Writes a consistent, durable copy of the store (a RocksDB checkpoint: SST files hard
+  // linked, memtables flushed first) to `dir`, which must not exist; returns the applied
+  // index it holds. Apply thread only (no entry is applied meanwhile). Default (test
+  // fakes): Unimplemented.
+  virtual Result<uint64_t> CreateCheckpoint(const std::string& dir) {
+    (void)dir;
+    return Status::Unimplemented("rusd-stored: checkpoints are not supported");
+  }
+
   virtual uint64_t applied_index() const = 0;
   virtual int64_t current_revision() const = 0;
   virtual int64_t compact_revision() const = 0;

@@ -4,7 +4,7 @@
 // it was started under (argv[0] = <bin>/rusd-raftd, ...).
 //
 // STUB_CRASH_COMPONENT=<raftd|stored|frontend> makes that component exit 1 after 50 ms
-// (crash-loop tests); STUB_IGNORE_SIGTERM=1 makes every stub ignore SIGTERM (grace-period
+// (crash-loop tests), or exit STUB_CRASH_CODE instead of 1 when set; STUB_IGNORE_SIGTERM=1 makes every stub ignore SIGTERM (grace-period
 // tests).
 #include <signal.h>
 #include <unistd.h>
@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   const char* crash = std::getenv("STUB_CRASH_COMPONENT");
   if (crash != nullptr && self == std::string("rusd-") + crash) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return 1;
+    const char* code = std::getenv("STUB_CRASH_CODE");
+    return code != nullptr ? std::atoi(code) : 1;
   }
   const char* ignore = std::getenv("STUB_IGNORE_SIGTERM");
   sigset_t set;
