@@ -56,9 +56,11 @@ type Result struct {
 	// Explanation, for a failure: the longest linearizable prefix the search found, the
 	// register's state after it and the operation that cannot follow it.
 	Explanation string
-	Keys        int // keys checked
-	Ops         int // operations considered (indeterminate gets are dropped)
-	Steps       int // search steps over all keys
+	// Blocked is the op that cannot be linearized (NotLinearizable only).
+	Blocked *Op
+	Keys    int // keys checked
+	Ops     int // operations considered (indeterminate gets are dropped)
+	Steps   int // search steps over all keys
 }
 
 // State is the register's value: absent, or present with Value.
@@ -130,6 +132,7 @@ func Check(ops []Op, opts Options) Result {
 		res.Steps += kr.steps
 		if kr.verdict != Linearizable {
 			res.Verdict, res.Key, res.Explanation = kr.verdict, k, kr.explanation
+			res.Blocked = kr.blocked
 			return res
 		}
 	}
@@ -140,6 +143,7 @@ type keyResult struct {
 	verdict     Verdict
 	steps       int
 	explanation string
+	blocked     *Op
 }
 
 // checkKey first tries the key's history without the indeterminate writes no one read
@@ -362,8 +366,8 @@ func search(ops []*Op, maxSteps int, deadline time.Time) keyResult {
 	if evs[0].next < 0 {
 		return keyResult{verdict: Linearizable, steps: steps}
 	}
-	return keyResult{verdict: NotLinearizable, steps: steps, explanation: explain(ops, best.depth,
-		best.state, best.blocked, best.tail)}
+	return keyResult{verdict: NotLinearizable, steps: steps, blocked: ops[best.blocked],
+		explanation: explain(ops, best.depth, best.state, best.blocked, best.tail)}
 }
 
 func explain(ops []*Op, depth int, state State, blocked int, tail []int) string {

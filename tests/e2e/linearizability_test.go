@@ -1,0 +1,384 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"rusd/tests/e2e/harness"
+	lin "rusd/tests/e2e/linearizability"
+)
+
+// The workload of the linearizability test: clients, keys, and how long an op may take
+// before its outcome is declared unknown.
+const (
+	linClients   = 8
+	linKeys      = 4
+	linOpTimeout = 2 * time.Second
+)
+
+// linWorkload is linClients clientv3 clients, each on one member (client i on node i mod
+// 3: requests are forwarded by followers too), doing put, linearizable get and
+// compare-and-set (a Txn comparing the value, or the mod revision last read, or absence)
+// on linKeys keys, recording every op in a history. Every written value is unique, so a
+// value names the write that wrote it (and a mod revision read with it names that value).
+type linWorkload struct {
+	rec    *lin.Recorder
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// revOf: value -> mod revision, from every response that shows both; a value seen with
+	// two mod revisions was applied twice, two values with one revision on one key mean a
+	// revision was reused.
+	revOf     map[string]int64
+	valueAt   map[string]string // key + "@" + revision -> value
+	revErrors []string
+}
+
+func startLinWorkload(t *testing.T, c *harness.Cluster, seed int64) *linWorkload {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &linWorkload{rec: lin.NewRecorder(), cancel: cancel, revOf: map[string]int64{},
+		valueAt: map[string]string{}}
+	for i := 0; i < linClients; i++ {
+		node := c.Nodes[i%len(c.Nodes)]
+		cli, err := clientv3.New(clientv3.Config{
+			Endpoints:   []string{node.Endpoint},
+			DialTimeout: 5 * time.Second,
+			DialOptions: harness.ClientDialOptions(),
+			Logger:      zap.NewNop(),
+		})
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		w.wg.Add(1)
+		go func(id int, cli *clientv3.Client, via string) {
+			defer w.wg.Done()
+			defer cli.Close()
+			w.client(ctx, id, cli, via, rand.New(rand.NewSource(seed+int64(id))))
+		}(i, cli, node.Name())
+	}
+	return w
+}
+
+// seen is what a client last read of a key: the compare of its next CAS.
+type seen struct {
+	found bool
+	value string
+	rev   int64
+}
+
+func (w *linWorkload) noteRev(key, value string, rev int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r, ok := w.revOf[value]; ok && r != rev {
+		w.revErrors = append(w.revErrors, fmt.Sprintf(
+			"value %q of %s seen at mod revision %d and %d (applied twice?)", value, key, r, rev))
+	}
+	w.revOf[value] = rev
+	at := fmt.Sprintf("%s@%d", key, rev)
+	if v, ok := w.valueAt[at]; ok && v != value {
+		w.revErrors = append(w.revErrors, fmt.Sprintf(
+			"%s at mod revision %d holds %q and %q", key, rev, v, value))
+	}
+	w.valueAt[at] = value
+}
+
+func (w *linWorkload) client(ctx context.Context, id int, cli *clientv3.Client, via string, rng *rand.Rand) {
+	last := map[string]seen{}
+	for seq := 0; ctx.Err() == nil; seq++ {
+		key := fmt.Sprintf("lin/k%d", rng.Intn(linKeys))
+		value := fmt.Sprintf("c%d-%d", id, seq)
+		op := lin.Op{Client: id, Key: key, Note: via}
+		opCtx, cancel := context.WithTimeout(ctx, linOpTimeout)
+		var err error
+		switch r := rng.Intn(10); {
+		case r < 3:
+			op.Kind, op.Value = lin.Put, value
+			op.Call = w.rec.Now()
+			var resp *clientv3.PutResponse
+			resp, err = cli.Put(opCtx, key, value)
+			op.Return = w.rec.Now()
+			if err == nil {
+				w.noteRev(key, value, resp.Header.Revision)
+			}
+		case r < 7:
+			op.Kind = lin.Get
+			op.Call = w.rec.Now()
+			var resp *clientv3.GetResponse
+			resp, err = cli.Get(opCtx, key)
+			op.Return = w.rec.Now()
+			if err == nil {
+				s := seen{}
+				if len(resp.Kvs) > 0 {
+					kv := resp.Kvs[0]
+					s = seen{true, string(kv.Value), kv.ModRevision}
+					w.noteRev(key, s.value, s.rev)
+				}
+				op.Found, op.Read = s.found, s.value
+				last[key] = s
+			}
+		default:
+			// Compare-and-set against what this client last read of the key: by value or by
+			// mod revision (the same thing here: values are unique), or by absence.
+			s := last[key]
+			op.Kind, op.Value = lin.CAS, value
+			var cmp clientv3.Cmp
+			switch {
+			case !s.found:
+				op.ExpectAbsent = true
+				cmp = clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+			case rng.Intn(2) == 0:
+				op.Expect = s.value
+				cmp = clientv3.Compare(clientv3.Value(key), "=", s.value)
+			default:
+				op.Expect = s.value
+				cmp = clientv3.Compare(clientv3.ModRevision(key), "=", s.rev)
+			}
+			op.Call = w.rec.Now()
+			var resp *clientv3.TxnResponse
+			resp, err = cli.Txn(opCtx).If(cmp).Then(clientv3.OpPut(key, value)).Commit()
+			op.Return = w.rec.Now()
+			if err == nil {
+				op.Swapped = resp.Succeeded
+				if resp.Succeeded {
+					w.noteRev(key, value, resp.Header.Revision)
+					last[key] = seen{true, value, resp.Header.Revision}
+				}
+			}
+		}
+		cancel()
+		if err != nil {
+			// Timeout, Unavailable, no leader, a cut connection: the request may or may not
+			// have been applied. (A get without an answer says nothing and is dropped.)
+			op.Unknown, op.Return = true, 0
+			op.Note = via + ": " + err.Error()
+			if ctx.Err() != nil && op.Kind == lin.Get {
+				return
+			}
+		}
+		w.rec.Add(op)
+		if err != nil && ctx.Err() == nil {
+			time.Sleep(time.Duration(20+rng.Intn(80)) * time.Millisecond)
+		}
+	}
+}
+
+func (w *linWorkload) stop() []lin.Op {
+	w.cancel()
+	w.wg.Wait()
+	return w.rec.Ops()
+}
+
+// linFaults is the fault schedule, run by the test goroutine while the clients work.
+type linFaults struct {
+	t  *testing.T
+	c  *harness.Cluster
+	nw *harness.Network // nil on loopback: no partition
+}
+
+func (f *linFaults) leader() (*harness.Server, int) {
+	l := f.c.WaitLeader(10 * time.Second)
+	for i, n := range f.c.Nodes {
+		if n == l {
+			return l, i
+		}
+	}
+	return l, -1
+}
+
+func (f *linFaults) run() []string {
+	var log []string
+	note := func(format string, args ...any) {
+		s := fmt.Sprintf(time.Now().Format("15:04:05.000")+" "+format, args...)
+		log = append(log, s)
+		f.t.Log(s)
+	}
+	time.Sleep(1500 * time.Millisecond)
+
+	l, _ := f.leader()
+	note("SIGKILL of the leader's node %s", l.Name())
+	l.Kill()
+	time.Sleep(time.Second)
+	l.Restart()
+	note("%s restarted and serving", l.Name())
+	time.Sleep(1500 * time.Millisecond)
+
+	if f.c.Nodes[0].Kind == harness.Rusd {
+		l, _ = f.leader()
+		note("SIGKILL of %s on the leader %s", harness.Raftd, l.Name())
+		old := l.KillComponent(harness.Raftd)
+		if _, err := l.WaitComponentReplaced(harness.Raftd, old, 10*time.Second); err != nil {
+			f.t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+	}
+
+	if f.nw != nil {
+		l, i := f.leader()
+		note("partition: leader %s (host %d) cut off from its peers", l.Name(), i)
+		f.nw.Isolate(i)
+		time.Sleep(3 * time.Second)
+		f.nw.Heal(i)
+		note("partition healed")
+		time.Sleep(1500 * time.Millisecond)
+		// And a follower, so requests through a minority node are exercised too.
+		_, li := f.leader()
+		j := (li + 1) % len(f.c.Nodes)
+		note("partition: follower %s cut off from its peers", f.c.Nodes[j].Name())
+		f.nw.Isolate(j)
+		time.Sleep(2 * time.Second)
+		f.nw.Heal(j)
+		note("partition healed")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	return log
+}
+
+// A concurrent put/get/CAS workload on a 3-node cluster, through every member, while the
+// leader's node is SIGKILLed and restarted, the leader's raftd is SIGKILLed (rusd), and
+// (as root, nodes in network namespaces) the leader and then a follower are partitioned
+// away and healed: the history must be linearizable.
+func TestLinearizableUnderFaults(t *testing.T) {
+	var nw *harness.Network
+	var c *harness.Cluster
+	if ok, why := harness.CanUseNetns(); ok {
+		nw = harness.NewNetwork(t, 3)
+		c = harness.StartClusterOnNetwork(t, nw, harness.ClusterOptions{})
+	} else {
+		t.Logf("nodes on loopback, no partition: %s", why)
+		c = harness.StartCluster(t, 3, harness.ClusterOptions{})
+	}
+	c.WaitLeader(10 * time.Second)
+	seed := time.Now().UnixNano()
+	t.Logf("workload seed %d", seed)
+
+	w := startLinWorkload(t, c, seed)
+	f := &linFaults{t: t, c: c, nw: nw}
+	faults := f.run()
+	ops := w.stop()
+
+	stats := map[string]int{}
+	for _, o := range ops {
+		stats[string(o.Kind)]++
+		if o.Unknown {
+			stats["unknown "+string(o.Kind)]++
+		}
+		if o.Kind == lin.CAS && o.Swapped {
+			stats["cas swapped"]++
+		}
+	}
+	t.Logf("history: %d ops %v", len(ops), stats)
+	if stats["put"]+stats["cas"]-stats["unknown put"]-stats["unknown cas"] < 100 {
+		t.Fatalf("too few completed writes to judge anything: %v", stats)
+	}
+
+	start := time.Now()
+	res := lin.Check(ops, lin.Options{Timeout: 20 * time.Second})
+	t.Logf("checker: %v over %d keys, %d ops, %d steps, %v", res.Verdict, res.Keys, res.Ops,
+		res.Steps, time.Since(start).Round(time.Millisecond))
+	if res.Verdict != lin.Linearizable {
+		path := saveHistory(t, ops)
+		t.Fatalf("the history is %v (key %s); faults:\n  %s\n%s\nfull history: %s\n%s",
+			res.Verdict, res.Key, strings.Join(faults, "\n  "), res.Explanation, path,
+			historyWindow(ops, res))
+	}
+	w.mu.Lock()
+	revErrors := w.revErrors
+	w.mu.Unlock()
+	if len(revErrors) > 0 {
+		path := saveHistory(t, ops)
+		t.Fatalf("mod revisions inconsistent (history %s):\n%s", path,
+			strings.Join(revErrors, "\n"))
+	}
+
+	// The same real history with one read made stale must be rejected: the check above
+	// was not vacuous.
+	bad, what := injectStaleRead(ops)
+	if bad == nil {
+		t.Logf("no read in this history to make stale")
+		return
+	}
+	if r := lin.Check(bad, lin.Options{Timeout: 10 * time.Second}); r.Verdict != lin.NotLinearizable {
+		t.Fatalf("the history with a stale read injected (%s) is judged %v", what, r.Verdict)
+	}
+	t.Logf("with a stale read injected (%s) the checker rejects it", what)
+}
+
+// injectStaleRead returns a copy of ops in which the earliest get that can be made stale
+// returns the value of a write that a later write (completed before the get began)
+// overwrote.
+func injectStaleRead(ops []lin.Op) ([]lin.Op, string) {
+	for g := range ops {
+		get := ops[g]
+		if get.Kind != lin.Get || get.Unknown {
+			continue
+		}
+		completedWrite := func(o lin.Op) bool {
+			return o.Key == get.Key && !o.Unknown &&
+				(o.Kind == lin.Put || (o.Kind == lin.CAS && o.Swapped)) && o.Return < get.Call
+		}
+		for i, w1 := range ops {
+			if !completedWrite(w1) || (get.Found && w1.Value == get.Read) {
+				continue
+			}
+			for _, w2 := range ops {
+				if completedWrite(w2) && w2.Call > w1.Return {
+					bad := append([]lin.Op(nil), ops...)
+					bad[g].Found, bad[g].Read = true, w1.Value
+					return bad, fmt.Sprintf("%v now reads %q, written by op %d and overwritten "+
+						"by %v", get, w1.Value, i, w2)
+				}
+			}
+		}
+	}
+	return nil, ""
+}
+
+// saveHistory writes the history where it outlives the test (its temp dirs do not).
+func saveHistory(t *testing.T, ops []lin.Op) string {
+	dir := os.Getenv("E2E_ARTIFACTS")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	path := filepath.Join(dir, fmt.Sprintf("rusd-linearizability-%s.jsonl",
+		time.Now().UTC().Format("20060102T150405")))
+	if err := lin.Save(path, ops); err != nil {
+		t.Logf("saving the history: %v", err)
+		return "(not saved)"
+	}
+	return path
+}
+
+// historyWindow renders the failing key's ops in the second before and after the op that
+// cannot be linearized.
+func historyWindow(ops []lin.Op, res lin.Result) string {
+	if res.Blocked == nil {
+		return ""
+	}
+	from, to := res.Blocked.Call-int64(time.Second), res.Blocked.Return+int64(time.Second)
+	var lines []string
+	for _, o := range ops {
+		end := o.Return
+		if o.Unknown {
+			end = o.Call
+		}
+		if o.Key == res.Key && end >= from && o.Call <= to {
+			lines = append(lines, "  "+o.String())
+		}
+	}
+	if len(lines) > 300 {
+		lines = append(lines[:300], fmt.Sprintf("  ... %d more", len(lines)-300))
+	}
+	return fmt.Sprintf("history of %s around it:\n%s", res.Key, strings.Join(lines, "\n"))
+}
