@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -185,6 +186,8 @@ type linFaults struct {
 	t  *testing.T
 	c  *harness.Cluster
 	nw *harness.Network // nil on loopback: no partition
+	// rounds of the whole schedule (E2E_LIN_ROUNDS, default 1: CI's time budget)
+	rounds int
 }
 
 func (f *linFaults) leader() (*harness.Server, int) {
@@ -205,13 +208,34 @@ func (f *linFaults) run() []string {
 		f.t.Log(s)
 	}
 	time.Sleep(1500 * time.Millisecond)
+	for round := 0; round < f.rounds; round++ {
+		f.round(note)
+	}
+	return log
+}
 
+// round is one pass of every fault, about 11 s (16 s with a network).
+func (f *linFaults) round(note func(string, ...any)) {
 	l, _ := f.leader()
 	note("SIGKILL of the leader's node %s", l.Name())
 	l.Kill()
 	time.Sleep(time.Second)
 	l.Restart()
 	note("%s restarted and serving", l.Name())
+	time.Sleep(1500 * time.Millisecond)
+
+	// A paused leader (SIGSTOP of the whole node for twice the election timeout) is
+	// replaced; when it resumes it must not answer from its stale state.
+	l, _ = f.leader()
+	note("SIGSTOP of the leader's node %s", l.Name())
+	if err := l.Pause(); err != nil {
+		f.t.Fatal(err)
+	}
+	time.Sleep(2 * clusterElectionTimeout)
+	if err := l.Resume(); err != nil {
+		f.t.Fatal(err)
+	}
+	note("SIGCONT of %s", l.Name())
 	time.Sleep(1500 * time.Millisecond)
 
 	if f.c.Nodes[0].Kind == harness.Rusd {
@@ -240,9 +264,8 @@ func (f *linFaults) run() []string {
 		time.Sleep(2 * time.Second)
 		f.nw.Heal(j)
 		note("partition healed")
+		time.Sleep(1500 * time.Millisecond)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	return log
 }
 
 // A concurrent put/get/CAS workload on a 3-node cluster, through every member, while the
@@ -252,7 +275,11 @@ func (f *linFaults) run() []string {
 func TestLinearizableUnderFaults(t *testing.T) {
 	var nw *harness.Network
 	var c *harness.Cluster
-	if ok, why := harness.CanUseNetns(); ok {
+	ok, why := harness.CanUseNetns()
+	if os.Getenv("E2E_LIN_LOOPBACK") == "1" {
+		ok, why = false, "E2E_LIN_LOOPBACK=1"
+	}
+	if ok {
 		nw = harness.NewNetwork(t, 3)
 		c = harness.StartClusterOnNetwork(t, nw, harness.ClusterOptions{})
 	} else {
@@ -261,10 +288,17 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	}
 	c.WaitLeader(10 * time.Second)
 	seed := time.Now().UnixNano()
+	if v := os.Getenv("E2E_SEED"); v != "" {
+		seed, _ = strconv.ParseInt(v, 10, 64)
+	}
+	rounds := 1
+	if v := os.Getenv("E2E_LIN_ROUNDS"); v != "" {
+		rounds, _ = strconv.Atoi(v)
+	}
 	t.Logf("workload seed %d", seed)
 
 	w := startLinWorkload(t, c, seed)
-	f := &linFaults{t: t, c: c, nw: nw}
+	f := &linFaults{t: t, c: c, nw: nw, rounds: rounds}
 	faults := f.run()
 	ops := w.stop()
 
