@@ -24,7 +24,7 @@ import (
 const (
 	linClients   = 8
 	linKeys      = 4
-	linOpTimeout = 2 * time.Second
+	linOpTimeout = 2 * time.Second // E2E_LIN_OP_TIMEOUT overrides (shorter: more unknowns)
 )
 
 // linWorkload is linClients clientv3 clients, each on one member (client i on node i mod
@@ -33,9 +33,10 @@ const (
 // on linKeys keys, recording every op in a history. Every written value is unique, so a
 // value names the write that wrote it (and a mod revision read with it names that value).
 type linWorkload struct {
-	rec    *lin.Recorder
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	rec       *lin.Recorder
+	cancel    context.CancelFunc
+	opTimeout time.Duration
+	wg        sync.WaitGroup
 
 	mu sync.Mutex
 	// revOf: value -> mod revision, from every response that shows both; a value seen with
@@ -50,7 +51,10 @@ func startLinWorkload(t *testing.T, c *harness.Cluster, seed int64) *linWorkload
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &linWorkload{rec: lin.NewRecorder(), cancel: cancel, revOf: map[string]int64{},
-		valueAt: map[string]string{}}
+		valueAt: map[string]string{}, opTimeout: linOpTimeout}
+	if d, err := time.ParseDuration(os.Getenv("E2E_LIN_OP_TIMEOUT")); err == nil {
+		w.opTimeout = d
+	}
 	for i := 0; i < linClients; i++ {
 		node := c.Nodes[i%len(c.Nodes)]
 		cli, err := clientv3.New(clientv3.Config{
@@ -101,7 +105,7 @@ func (w *linWorkload) client(ctx context.Context, id int, cli *clientv3.Client, 
 		key := fmt.Sprintf("lin/k%d", rng.Intn(linKeys))
 		value := fmt.Sprintf("c%d-%d", id, seq)
 		op := lin.Op{Client: id, Key: key, Note: via}
-		opCtx, cancel := context.WithTimeout(ctx, linOpTimeout)
+		opCtx, cancel := context.WithTimeout(ctx, w.opTimeout)
 		var err error
 		switch r := rng.Intn(10); {
 		case r < 3:
@@ -243,6 +247,18 @@ func (f *linFaults) round(note func(string, ...any)) {
 		note("SIGKILL of %s on the leader %s", harness.Raftd, l.Name())
 		old := l.KillComponent(harness.Raftd)
 		if _, err := l.WaitComponentReplaced(harness.Raftd, old, 10*time.Second); err != nil {
+			f.t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+	}
+
+	if f.c.Nodes[0].Kind == harness.Rusd {
+		// The store under the leader: raftd must replay what stored had not yet made
+		// durable, exactly once.
+		l, _ = f.leader()
+		note("SIGKILL of %s on the leader %s", harness.Stored, l.Name())
+		old := l.KillComponent(harness.Stored)
+		if _, err := l.WaitComponentReplaced(harness.Stored, old, 10*time.Second); err != nil {
 			f.t.Fatal(err)
 		}
 		time.Sleep(1500 * time.Millisecond)
