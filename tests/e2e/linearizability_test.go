@@ -192,6 +192,8 @@ type linFaults struct {
 	nw *harness.Network // nil on loopback: no partition
 	// rounds of the whole schedule (E2E_LIN_ROUNDS, default 1: CI's time budget)
 	rounds int
+	// harsh adds faults that take the quorum away (E2E_LIN_HARSH=1; not in CI's schedule)
+	harsh bool
 }
 
 func (f *linFaults) leader() (*harness.Server, int) {
@@ -214,8 +216,71 @@ func (f *linFaults) run() []string {
 	time.Sleep(1500 * time.Millisecond)
 	for round := 0; round < f.rounds; round++ {
 		f.round(note)
+		if f.harsh {
+			f.harshRound(note)
+		}
 	}
 	return log
+}
+
+// harshRound takes the quorum away and gives it back: the leader and a follower SIGKILLed
+// together and restarted together; a follower's frontend SIGKILLed; with a network, the
+// leader cut off and the new leader of the majority SIGKILLed (no quorum anywhere), then
+// the old leader healed (its stale log must give way) and the killed node restarted.
+func (f *linFaults) harshRound(note func(string, ...any)) {
+	l, li := f.leader()
+	other := f.c.Nodes[(li+1)%len(f.c.Nodes)]
+	note("SIGKILL of the leader %s and of %s: no quorum", l.Name(), other.Name())
+	l.Kill()
+	other.Kill()
+	time.Sleep(time.Second)
+	f.c.RestartNodes(l, other)
+	note("%s and %s restarted and serving", l.Name(), other.Name())
+	time.Sleep(1500 * time.Millisecond)
+
+	if f.c.Nodes[0].Kind == harness.Rusd {
+		_, li = f.leader()
+		fl := f.c.Nodes[(li+2)%len(f.c.Nodes)]
+		note("SIGKILL of %s on the follower %s", harness.Frontend, fl.Name())
+		old := fl.KillComponent(harness.Frontend)
+		if _, err := fl.WaitComponentReplaced(harness.Frontend, old, 10*time.Second); err != nil {
+			f.t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+	}
+
+	if f.nw != nil {
+		l, li = f.leader()
+		note("partition: leader %s cut off from its peers", l.Name())
+		f.nw.Isolate(li)
+		// Wait for the majority to elect another leader, then kill it.
+		var nl *harness.Server
+		deadline := time.Now().Add(10 * time.Second)
+		for nl == nil && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			for _, n := range f.c.Nodes {
+				if n == l {
+					continue
+				}
+				if m, ld, _, err := n.MemberStatus(500 * time.Millisecond); err == nil && ld != 0 && ld == m {
+					nl = n
+				}
+			}
+		}
+		if nl == nil {
+			f.t.Fatalf("the majority elected no leader within 10 s of the partition")
+		}
+		time.Sleep(500 * time.Millisecond)
+		note("SIGKILL of the majority's new leader %s: no quorum anywhere", nl.Name())
+		nl.Kill()
+		time.Sleep(1500 * time.Millisecond)
+		f.nw.Heal(li)
+		note("partition of %s healed", l.Name())
+		time.Sleep(time.Second)
+		nl.Restart()
+		note("%s restarted and serving", nl.Name())
+		time.Sleep(1500 * time.Millisecond)
+	}
 }
 
 // round is one pass of every fault, about 11 s (16 s with a network).
@@ -314,7 +379,8 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	t.Logf("workload seed %d", seed)
 
 	w := startLinWorkload(t, c, seed)
-	f := &linFaults{t: t, c: c, nw: nw, rounds: rounds}
+	f := &linFaults{t: t, c: c, nw: nw, rounds: rounds,
+		harsh: os.Getenv("E2E_LIN_HARSH") == "1"}
 	faults := f.run()
 	ops := w.stop()
 
