@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,6 +248,26 @@ func (f *linFaults) harshRound(note func(string, ...any)) {
 			f.t.Fatal(err)
 		}
 		time.Sleep(1500 * time.Millisecond)
+	}
+
+	if f.c.Nodes[0].Kind == harness.Rusd {
+		// Components frozen while the rest of their node runs: the leader's raftd (it must
+		// not confirm a read or a write on resuming in an old term) and a follower's stored
+		// (its node's reads wait for it to apply up to the read index).
+		l, li = f.leader()
+		fl := f.c.Nodes[(li+1)%len(f.c.Nodes)]
+		for _, p := range []struct {
+			node *harness.Server
+			comp string
+		}{{l, harness.Raftd}, {fl, harness.Stored}} {
+			pid := p.node.ComponentPids()[p.comp]
+			note("SIGSTOP of %s on %s", p.comp, p.node.Name())
+			_ = syscall.Kill(pid, syscall.SIGSTOP)
+			time.Sleep(2 * clusterElectionTimeout)
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+			note("SIGCONT of %s on %s", p.comp, p.node.Name())
+			time.Sleep(1500 * time.Millisecond)
+		}
 	}
 
 	if f.nw != nil {
