@@ -3,6 +3,7 @@ package linearizability
 import (
 	"fmt"
 	"math/rand"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -385,5 +386,24 @@ func TestRandomLinearizableHistoriesPassAndCorruptedOnesFail(t *testing.T) {
 	t.Logf("corrupted histories rejected: %d of %d", caught, corrupted)
 	if corrupted < 50 || caught*2 < corrupted {
 		t.Fatalf("corrupted histories rejected: %d of %d (want most)", caught, corrupted)
+	}
+}
+
+// TestCheckHistoryFile re-checks a saved history (what a failing e2e run leaves behind):
+//
+//	LIN_HISTORY=/tmp/rusd-linearizability-....jsonl go test -run TestCheckHistoryFile -v ./linearizability/
+func TestCheckHistoryFile(t *testing.T) {
+	path := os.Getenv("LIN_HISTORY")
+	if path == "" {
+		t.Skip("set LIN_HISTORY to a history file to check it")
+	}
+	ops, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Check(ops, Options{Timeout: 5 * time.Minute, MaxSteps: 1 << 30})
+	t.Logf("%d ops over %d keys, %d steps: %v", r.Ops, r.Keys, r.Steps, r.Verdict)
+	if r.Verdict != Linearizable {
+		t.Fatalf("key %s:\n%s", r.Key, r.Explanation)
 	}
 }
