@@ -421,7 +421,8 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	}
 
 	start := time.Now()
-	res := lin.Check(ops, lin.Options{Timeout: 20 * time.Second})
+	res := lin.Check(ops, lin.Options{Timeout: time.Duration(rounds) * 30 * time.Second,
+		MaxSteps: rounds * 20_000_000})
 	t.Logf("checker: %v over %d keys, %d ops, %d steps, %v", res.Verdict, res.Keys, res.Ops,
 		res.Steps, time.Since(start).Round(time.Millisecond))
 	if res.Verdict != lin.Linearizable {

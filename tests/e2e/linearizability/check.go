@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/bits"
+	"math/rand"
 	"sort"
 	"strings"
 	"time"
@@ -190,21 +192,68 @@ type event struct {
 
 type bitset []uint64
 
-func (b bitset) set(i int)     { b[i/64] |= 1 << (i % 64) }
-func (b bitset) clear(i int)   { b[i/64] &^= 1 << (i % 64) }
-func (b bitset) clone() bitset { return append(bitset(nil), b...) }
-func (b bitset) equal(o bitset) bool {
+// subsetOf says whether every bit of b is set in o (same length).
+func (b bitset) subsetOf(o bitset) bool {
 	for i := range b {
-		if b[i] != o[i] {
+		if b[i]&^o[i] != 0 {
 			return false
 		}
 	}
 	return true
 }
 
+// compact is a set of linearized ops in a form whose size does not grow with the history:
+// with ops numbered in call order, every op before the highest linearized one (top) is
+// linearized except the few still pending then (concurrent or indeterminate ones).
+type compact struct {
+	top     int
+	missing []int32
+}
+
+// compact scans only words lo..hi: below lo every word is full, above hi every word is
+// empty (the caller keeps both bounds up to date).
+func (b bitset) compact(lo, hi int) compact {
+	c := compact{top: -1}
+	for w := hi; w >= lo && w >= 0; w-- {
+		if b[w] != 0 {
+			c.top = w*64 + 63 - bits.LeadingZeros64(b[w])
+			break
+		}
+	}
+	if c.top < 0 && lo > 0 {
+		c.top = lo*64 - 1
+	}
+	for w := lo; w*64 <= c.top; w++ {
+		if b[w] == ^uint64(0) {
+			continue
+		}
+		for i := w * 64; i < w*64+64 && i <= c.top; i++ {
+			if b[i/64]&(1<<(i%64)) == 0 {
+				c.missing = append(c.missing, int32(i))
+			}
+		}
+	}
+	return c
+}
+
+func (c compact) equal(o compact) bool {
+	if c.top != o.top || len(c.missing) != len(o.missing) {
+		return false
+	}
+	for i := range c.missing {
+		if c.missing[i] != o.missing[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// cacheEntry is a configuration explored (and, since the search goes on, failed): the
+// determinate ops linearized, the state, and which indeterminate ops were linearized.
 type cacheEntry struct {
-	linearized bitset
-	state      State
+	known   compact
+	state   State
+	unknown bitset // over the indeterminate ops, numbered densely
 }
 
 type frame struct {
@@ -216,6 +265,52 @@ func search(ops []*Op, maxSteps int, deadline time.Time) keyResult {
 	n := len(ops)
 	if n == 0 {
 		return keyResult{verdict: Linearizable}
+	}
+	// Number the ops in call order: what keeps the memo's sets compact.
+	ops = append([]*Op(nil), ops...)
+	sort.SliceStable(ops, func(a, b int) bool { return ops[a].Call < ops[b].Call })
+	// Indeterminate ops get a dense number of their own.
+	unkIdx := make([]int, n)
+	nUnknown := 0
+	for i, o := range ops {
+		unkIdx[i] = -1
+		if o.Unknown {
+			unkIdx[i] = nUnknown
+			nUnknown++
+		}
+	}
+	// Values no op of this key reads or compares against. Indeterminate writes of such
+	// values are interchangeable: each only makes the register hold something nobody
+	// looks for (and makes a failed compare possible). At one configuration the search
+	// tries one of each kind (symmetry reduction), and in the memo such a state is one.
+	observed := map[string]bool{}
+	for _, o := range ops {
+		if o.Kind == Get && o.Found {
+			observed[o.Read] = true
+		}
+		if o.Kind == CAS && !o.ExpectAbsent {
+			observed[o.Expect] = true
+		}
+	}
+	class := make([]string, n) // "" unless an interchangeable indeterminate write
+	for i, o := range ops {
+		if !o.Unknown || observed[o.Value] {
+			continue
+		}
+		switch {
+		case o.Kind == Put:
+			class[i] = "put"
+		case o.ExpectAbsent:
+			class[i] = "cas-absent"
+		default:
+			class[i] = "cas=" + o.Expect
+		}
+	}
+	canonical := func(s State) State {
+		if s.Found && !observed[s.Value] {
+			return State{Found: true, Value: "\x00unobserved"}
+		}
+		return s
 	}
 	// Events: index 0 is the head sentinel; call of op i is 1+2i, its return 2+2i.
 	type timed struct {
@@ -239,6 +334,25 @@ func search(ops []*Op, maxSteps int, deadline time.Time) keyResult {
 		}
 		return order[a].call && !order[b].call
 	})
+	// An op may be linearized when its call comes before the first pending return; where
+	// exactly between two returns its call sits only decides when it is tried. Indeterminate
+	// calls go last in their stretch: determinate ops are tried first, so the explored
+	// configurations hold few indeterminate ops and the dominance below prunes the rest.
+	list := make([]int, 0, 2*n)
+	var held []int
+	for _, t := range order {
+		switch {
+		case t.call && ops[(t.ev-1)/2].Unknown:
+			held = append(held, t.ev)
+		case t.call:
+			list = append(list, t.ev)
+		default:
+			list = append(list, held...)
+			held = held[:0]
+			list = append(list, t.ev)
+		}
+	}
+	list = append(list, held...)
 	evs := make([]event, 1+2*n)
 	evs[0] = event{op: -1, prev: -1}
 	for i := range ops {
@@ -246,10 +360,10 @@ func search(ops []*Op, maxSteps int, deadline time.Time) keyResult {
 		evs[2+2*i] = event{op: i}
 	}
 	prev := 0
-	for _, t := range order {
-		evs[prev].next = t.ev
-		evs[t.ev].prev = prev
-		prev = t.ev
+	for _, ev := range list {
+		evs[prev].next = ev
+		evs[ev].prev = prev
+		prev = ev
 	}
 	evs[prev].next = -1
 
@@ -268,38 +382,73 @@ func search(ops []*Op, maxSteps int, deadline time.Time) keyResult {
 		}
 	}
 
-	seed := maphash.MakeSeed()
-	hashOf := func(b bitset, s State) uint64 {
-		var h maphash.Hash
-		h.SetSeed(seed)
-		for _, w := range b {
-			var buf [8]byte
-			for i := 0; i < 8; i++ {
-				buf[i] = byte(w >> (8 * i))
-			}
-			h.Write(buf[:])
+	// Zobrist hashing: the determinate set's hash is the XOR of its ops' random keys, kept
+	// up to date as ops are linearized and undone, so a step costs the same however long
+	// the history.
+	rng := rand.New(rand.NewSource(1))
+	zobrist := make([]uint64, n)
+	for i := range zobrist {
+		if !ops[i].Unknown {
+			zobrist[i] = rng.Uint64()
 		}
-		if s.Found {
-			h.WriteByte(1)
-			h.WriteString(s.Value)
-		}
-		return h.Sum64()
 	}
+	seed := maphash.MakeSeed()
+	stateHash := func(s State) uint64 {
+		if !s.Found {
+			return 0
+		}
+		return maphash.String(seed, s.Value) | 1
+	}
+	known := make(bitset, (n+63)/64)
+	unknown := make(bitset, (nUnknown+63)/64)
+	var setHash uint64
 	cache := map[uint64][]cacheEntry{}
-	remember := func(b bitset, s State) bool { // false if already seen
-		h := hashOf(b, s)
-		for _, c := range cache[h] {
-			if c.state == s && c.linearized.equal(b) {
+	// remember records the configuration, or says it is dominated by one explored before:
+	// the same determinate ops and state, and a subset of its indeterminate ops (whatever
+	// this one can still do, that one could too: indeterminate ops can always go last).
+	full, hi := 0, -1 // words below full are all ones; words above hi are zero
+	remember := func(s State) bool {
+		s = canonical(s)
+		h := setHash ^ stateHash(s)*0x9e3779b97f4a7c15
+		c := known.compact(full, hi)
+		for _, e := range cache[h] {
+			if e.state == s && e.known.equal(c) && e.unknown.subsetOf(unknown) {
 				return false
 			}
 		}
-		cache[h] = append(cache[h], cacheEntry{b.clone(), s})
+		cache[h] = append(cache[h], cacheEntry{c, s, append(bitset(nil), unknown...)})
 		return true
 	}
+	flip := func(op int) {
+		if u := unkIdx[op]; u >= 0 {
+			unknown[u/64] ^= 1 << (u % 64)
+			return
+		}
+		w := op / 64
+		known[w] ^= 1 << (op % 64)
+		setHash ^= zobrist[op]
+		if known[w]&(1<<(op%64)) != 0 { // set
+			if w > hi {
+				hi = w
+			}
+			for full < len(known) && known[full] == ^uint64(0) {
+				full++
+			}
+		} else { // cleared
+			if w < full {
+				full = w
+			}
+			for hi >= 0 && known[hi] == 0 {
+				hi--
+			}
+		}
+	}
 
-	linearized := make(bitset, (n+63)/64)
 	var stack []frame
+	// tried[d]: the interchangeable kinds already tried at the configuration of depth d.
+	tried := []map[string]bool{nil}
 	state := State{}
+	remember(state)
 	// Deepest point reached, for the explanation.
 	best := struct {
 		depth   int
@@ -310,7 +459,7 @@ func search(ops []*Op, maxSteps int, deadline time.Time) keyResult {
 
 	steps := 0
 	e := evs[0].next
-	for evs[0].next >= 0 {
+	for e >= 0 {
 		steps++
 		if steps > maxSteps || (steps%4096 == 0 && time.Now().After(deadline)) {
 			why := fmt.Sprintf("the search gave up after %d steps", steps)
@@ -325,20 +474,37 @@ func search(ops []*Op, maxSteps int, deadline time.Time) keyResult {
 		ev := &evs[e]
 		if ev.call {
 			op := ops[ev.op]
+			if k := class[ev.op]; k != "" {
+				d := len(stack)
+				if tried[d][k] {
+					e = ev.next
+					continue
+				}
+				if tried[d] == nil {
+					tried[d] = map[string]bool{}
+				}
+				tried[d][k] = true
+			}
 			if next, ok := step(state, op); ok {
-				linearized.set(ev.op)
-				if remember(linearized, next) {
+				flip(ev.op)
+				if remember(next) {
 					stack = append(stack, frame{ev: e, state: state})
+					tried = append(tried, nil)
 					state = next
 					unlink(e)
 					unlink(ev.match)
 					e = evs[0].next
 					continue
 				}
-				linearized.clear(ev.op)
+				flip(ev.op)
 			}
 			e = ev.next
 			continue
+		}
+		if ops[ev.op].Unknown {
+			// Only indeterminate ops are left (their returns are last): they go at the end,
+			// or never; nothing can contradict that.
+			return keyResult{verdict: Linearizable, steps: steps}
 		}
 		// A return whose call is still pending: the choices so far cannot be extended.
 		if len(stack) > best.depth {
@@ -353,21 +519,20 @@ func search(ops []*Op, maxSteps int, deadline time.Time) keyResult {
 			}
 		}
 		if len(stack) == 0 {
-			break
+			return keyResult{verdict: NotLinearizable, steps: steps, blocked: ops[best.blocked],
+				explanation: explain(ops, best.depth, best.state, best.blocked, best.tail)}
 		}
 		top := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
+		tried = tried[:len(tried)-1]
 		state = top.state
-		linearized.clear(evs[top.ev].op)
+		flip(evs[top.ev].op)
 		relink(evs[top.ev].match)
 		relink(top.ev)
 		e = evs[top.ev].next
 	}
-	if evs[0].next < 0 {
-		return keyResult{verdict: Linearizable, steps: steps}
-	}
-	return keyResult{verdict: NotLinearizable, steps: steps, blocked: ops[best.blocked],
-		explanation: explain(ops, best.depth, best.state, best.blocked, best.tail)}
+	// Every op linearized.
+	return keyResult{verdict: Linearizable, steps: steps}
 }
 
 func explain(ops []*Op, depth int, state State, blocked int, tail []int) string {

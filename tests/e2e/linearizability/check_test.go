@@ -420,3 +420,30 @@ func TestLargeHistoryIsDecidedQuickly(t *testing.T) {
 		t.Fatalf("%v: %s", r.Verdict, r.Explanation)
 	}
 }
+
+// A failed compare explained only by an indeterminate write no one ever read: each such
+// write can explain one interruption, not two (the symmetry reduction must not reuse it).
+func TestUnreadIndeterminateWriteExplainsOneFailedCompare(t *testing.T) {
+	base := []Op{
+		put(1, "v", 0, 10),
+		unknown(put(2, "u1", 5, 0)),
+		get(3, "v", 20, 30),
+		cas(3, "v", "x", false, 40, 50), // u1 took effect just before
+		put(1, "v2", 60, 70),
+		get(3, "v2", 80, 90),
+	}
+	mustPass(t, base)
+	second := append(append([]Op(nil), base...),
+		cas(3, "v2", "y", false, 100, 110), // needs another unread write: there is none
+	)
+	mustFail(t, second)
+	withAnother := append(append([]Op(nil), second...), unknown(put(4, "u2", 7, 0)))
+	mustPass(t, withAnother)
+	// An unread indeterminate write invoked only after the compare cannot explain it.
+	late := []Op{
+		put(1, "v", 0, 10),
+		cas(3, "v", "x", false, 40, 50),
+		unknown(put(2, "u1", 60, 0)),
+	}
+	mustFail(t, late)
+}
