@@ -9,6 +9,13 @@ package linearizability
 // linearized ops, state) pair reached is remembered, so a configuration is explored once.
 // Indeterminate operations have their return at +infinity, so they may be linearized
 // anywhere after their call or at the very end (which is "never": nothing observes it).
+//
+// Indeterminate ops pending since long ago would multiply the configurations, so three
+// reductions, each exact: they are tried after the determinate candidates; a
+// configuration is pruned when one explored before had the same determinate ops, the same
+// state and a subset of its indeterminate ops (those can always go last); and indeterminate
+// writes of values no op reads or compares with are interchangeable, so one of each kind
+// is tried per configuration and the state "holds an unread value" is one memo state.
 
 import (
 	"fmt"
