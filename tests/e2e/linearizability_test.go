@@ -23,17 +23,17 @@ import (
 // The workload of the linearizability test: clients, keys, and how long an op may take
 // before its outcome is declared unknown.
 const (
-	linClients   = 8
-	linKeys      = 4
-	linOpTimeout = 2 * time.Second // E2E_LIN_OP_TIMEOUT overrides (shorter: more unknowns)
+	histClients   = 8
+	histKeys      = 4
+	histOpTimeout = 2 * time.Second // E2E_LIN_OP_TIMEOUT overrides (shorter: more unknowns)
 )
 
-// linWorkload is linClients clientv3 clients, each on one member (client i on node i mod
+// histWorkload is histClients clientv3 clients, each on one member (client i on node i mod
 // 3: requests are forwarded by followers too), doing put, linearizable get and
 // compare-and-set (a Txn comparing the value, or the mod revision last read, or absence)
-// on linKeys keys, recording every op in a history. Every written value is unique, so a
+// on histKeys keys, recording every op in a history. Every written value is unique, so a
 // value names the write that wrote it (and a mod revision read with it names that value).
-type linWorkload struct {
+type histWorkload struct {
 	rec       *lin.Recorder
 	cancel    context.CancelFunc
 	opTimeout time.Duration
@@ -48,15 +48,15 @@ type linWorkload struct {
 	revErrors []string
 }
 
-func startLinWorkload(t *testing.T, c *harness.Cluster, seed int64) *linWorkload {
+func startHistWorkload(t *testing.T, c *harness.Cluster, seed int64) *histWorkload {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &linWorkload{rec: lin.NewRecorder(), cancel: cancel, revOf: map[string]int64{},
-		valueAt: map[string]string{}, opTimeout: linOpTimeout}
+	w := &histWorkload{rec: lin.NewRecorder(), cancel: cancel, revOf: map[string]int64{},
+		valueAt: map[string]string{}, opTimeout: histOpTimeout}
 	if d, err := time.ParseDuration(os.Getenv("E2E_LIN_OP_TIMEOUT")); err == nil {
 		w.opTimeout = d
 	}
-	for i := 0; i < linClients; i++ {
+	for i := 0; i < histClients; i++ {
 		node := c.Nodes[i%len(c.Nodes)]
 		cli, err := clientv3.New(clientv3.Config{
 			Endpoints:   []string{node.Endpoint},
@@ -77,14 +77,14 @@ func startLinWorkload(t *testing.T, c *harness.Cluster, seed int64) *linWorkload
 	return w
 }
 
-// seen is what a client last read of a key: the compare of its next CAS.
-type seen struct {
+// histSeen is what a client last read of a key: the compare of its next CAS.
+type histSeen struct {
 	found bool
 	value string
 	rev   int64
 }
 
-func (w *linWorkload) noteRev(key, value string, rev int64) {
+func (w *histWorkload) noteRev(key, value string, rev int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if r, ok := w.revOf[value]; ok && r != rev {
@@ -100,10 +100,10 @@ func (w *linWorkload) noteRev(key, value string, rev int64) {
 	w.valueAt[at] = value
 }
 
-func (w *linWorkload) client(ctx context.Context, id int, cli *clientv3.Client, via string, rng *rand.Rand) {
-	last := map[string]seen{}
+func (w *histWorkload) client(ctx context.Context, id int, cli *clientv3.Client, via string, rng *rand.Rand) {
+	last := map[string]histSeen{}
 	for seq := 0; ctx.Err() == nil; seq++ {
-		key := fmt.Sprintf("lin/k%d", rng.Intn(linKeys))
+		key := fmt.Sprintf("lin/k%d", rng.Intn(histKeys))
 		value := fmt.Sprintf("c%d-%d", id, seq)
 		op := lin.Op{Client: id, Key: key, Note: via}
 		opCtx, cancel := context.WithTimeout(ctx, w.opTimeout)
@@ -125,10 +125,10 @@ func (w *linWorkload) client(ctx context.Context, id int, cli *clientv3.Client, 
 			resp, err = cli.Get(opCtx, key)
 			op.Return = w.rec.Now()
 			if err == nil {
-				s := seen{}
+				s := histSeen{}
 				if len(resp.Kvs) > 0 {
 					kv := resp.Kvs[0]
-					s = seen{true, string(kv.Value), kv.ModRevision}
+					s = histSeen{true, string(kv.Value), kv.ModRevision}
 					w.noteRev(key, s.value, s.rev)
 				}
 				op.Found, op.Read = s.found, s.value
@@ -159,7 +159,7 @@ func (w *linWorkload) client(ctx context.Context, id int, cli *clientv3.Client, 
 				op.Swapped = resp.Succeeded
 				if resp.Succeeded {
 					w.noteRev(key, value, resp.Header.Revision)
-					last[key] = seen{true, value, resp.Header.Revision}
+					last[key] = histSeen{true, value, resp.Header.Revision}
 				}
 			}
 		}
@@ -180,24 +180,24 @@ func (w *linWorkload) client(ctx context.Context, id int, cli *clientv3.Client, 
 	}
 }
 
-func (w *linWorkload) stop() []lin.Op {
+func (w *histWorkload) stop() []lin.Op {
 	w.cancel()
 	w.wg.Wait()
 	return w.rec.Ops()
 }
 
-// linFaults is the fault schedule, run by the test goroutine while the clients work.
-type linFaults struct {
+// histFaults is the fault schedule, run by the test goroutine while the clients work.
+type histFaults struct {
 	t  *testing.T
 	c  *harness.Cluster
-	nw *harness.Network // nil on loopback: no partition
+	nw *harness.Isolation // nil on loopback: no partition
 	// rounds of the whole schedule (E2E_LIN_ROUNDS, default 1: CI's time budget)
 	rounds int
 	// harsh adds faults that take the quorum away (E2E_LIN_HARSH=1; not in CI's schedule)
 	harsh bool
 }
 
-func (f *linFaults) leader() (*harness.Server, int) {
+func (f *histFaults) leader() (*harness.Server, int) {
 	l := f.c.WaitLeader(10 * time.Second)
 	for i, n := range f.c.Nodes {
 		if n == l {
@@ -207,7 +207,7 @@ func (f *linFaults) leader() (*harness.Server, int) {
 	return l, -1
 }
 
-func (f *linFaults) run() []string {
+func (f *histFaults) run() []string {
 	var log []string
 	note := func(format string, args ...any) {
 		s := fmt.Sprintf(time.Now().Format("15:04:05.000")+" "+format, args...)
@@ -228,7 +228,7 @@ func (f *linFaults) run() []string {
 // together and restarted together; a follower's frontend SIGKILLed; with a network, the
 // leader cut off and the new leader of the majority SIGKILLed (no quorum anywhere), then
 // the old leader healed (its stale log must give way) and the killed node restarted.
-func (f *linFaults) harshRound(note func(string, ...any)) {
+func (f *histFaults) harshRound(note func(string, ...any)) {
 	l, li := f.leader()
 	other := f.c.Nodes[(li+1)%len(f.c.Nodes)]
 	note("SIGKILL of the leader %s and of %s: no quorum", l.Name(), other.Name())
@@ -305,7 +305,7 @@ func (f *linFaults) harshRound(note func(string, ...any)) {
 }
 
 // round is one pass of every fault, about 11 s (16 s with a network).
-func (f *linFaults) round(note func(string, ...any)) {
+func (f *histFaults) round(note func(string, ...any)) {
 	l, _ := f.leader()
 	note("SIGKILL of the leader's node %s", l.Name())
 	l.Kill()
@@ -355,6 +355,17 @@ func (f *linFaults) round(note func(string, ...any)) {
 		note("partition: leader %s (host %d) cut off from its peers", l.Name(), i)
 		f.nw.Isolate(i)
 		time.Sleep(3 * time.Second)
+		// The partition is real: the majority has moved on to another leader.
+		cut, _, _, _ := l.MemberStatus(time.Second)
+		for j, n := range f.c.Nodes {
+			if j == i {
+				continue
+			}
+			if _, ld, _, err := n.MemberStatus(time.Second); err != nil || ld == 0 || ld == cut {
+				f.t.Errorf("%s 3 s after its leader %s was cut off: leader %x, err %v", n.Name(),
+					l.Name(), ld, err)
+			}
+		}
 		f.nw.Heal(i)
 		note("partition healed")
 		time.Sleep(1500 * time.Millisecond)
@@ -375,15 +386,14 @@ func (f *linFaults) round(note func(string, ...any)) {
 // (as root, nodes in network namespaces) the leader and then a follower are partitioned
 // away and healed: the history must be linearizable.
 func TestLinearizableUnderFaults(t *testing.T) {
-	var nw *harness.Network
+	var nw *harness.Isolation
 	var c *harness.Cluster
-	ok, why := harness.CanUseNetns()
+	ok, why := harness.IsolationAvailable()
 	if os.Getenv("E2E_LIN_LOOPBACK") == "1" {
 		ok, why = false, "E2E_LIN_LOOPBACK=1"
 	}
 	if ok {
-		nw = harness.NewNetwork(t, 3)
-		c = harness.StartClusterOnNetwork(t, nw, harness.ClusterOptions{})
+		c, nw = harness.StartIsolatableCluster(t, 3, harness.ClusterOptions{})
 	} else {
 		t.Logf("nodes on loopback, no partition: %s", why)
 		c = harness.StartCluster(t, 3, harness.ClusterOptions{})
@@ -399,8 +409,8 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	}
 	t.Logf("workload seed %d", seed)
 
-	w := startLinWorkload(t, c, seed)
-	f := &linFaults{t: t, c: c, nw: nw, rounds: rounds,
+	w := startHistWorkload(t, c, seed)
+	f := &histFaults{t: t, c: c, nw: nw, rounds: rounds,
 		harsh: os.Getenv("E2E_LIN_HARSH") == "1"}
 	faults := f.run()
 	ops := w.stop()

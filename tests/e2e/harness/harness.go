@@ -138,9 +138,6 @@ type Server struct {
 	extra     []string
 	// initialCluster overrides --initial-cluster (a member of a multi-node Cluster).
 	initialCluster string
-	// wrap prefixes the server's command line (e.g. `ip netns exec <host>`, which execs the
-	// server in place: the pid stays the server's).
-	wrap []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -261,8 +258,7 @@ func (s *Server) launch() {
 	}
 	fmt.Fprintf(log, "==== %s start %s %s\n", time.Now().Format(time.RFC3339Nano), s.Bin,
 		strings.Join(s.args(), " "))
-	argv := append(append(append([]string(nil), s.wrap...), s.Bin), s.args()...)
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(s.Bin, s.args()...)
 	cmd.Dir = s.Dir
 	cmd.Env = serverEnv()
 	cmd.Stdout = log
