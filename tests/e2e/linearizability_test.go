@@ -188,9 +188,9 @@ func (w *histWorkload) stop() []lin.Op {
 
 // histFaults is the fault schedule, run by the test goroutine while the clients work.
 type histFaults struct {
-	t  *testing.T
-	c  *harness.Cluster
-	nw *harness.Isolation // nil on loopback: no partition
+	t          *testing.T
+	c          *harness.Cluster
+	partitions bool // nodes in network namespaces (StartNetnsCluster): partitions possible
 	// rounds of the whole schedule (E2E_LIN_ROUNDS, default 1: CI's time budget)
 	rounds int
 	// harsh adds faults that take the quorum away (E2E_LIN_HARSH=1; not in CI's schedule)
@@ -270,10 +270,10 @@ func (f *histFaults) harshRound(note func(string, ...any)) {
 		}
 	}
 
-	if f.nw != nil {
+	if f.partitions {
 		l, li = f.leader()
 		note("partition: leader %s cut off from its peers", l.Name())
-		f.nw.Isolate(li)
+		f.c.Partition(f.c.Nodes[li])
 		// Wait for the majority to elect another leader, then kill it.
 		var nl *harness.Server
 		deadline := time.Now().Add(10 * time.Second)
@@ -295,7 +295,7 @@ func (f *histFaults) harshRound(note func(string, ...any)) {
 		note("SIGKILL of the majority's new leader %s: no quorum anywhere", nl.Name())
 		nl.Kill()
 		time.Sleep(1500 * time.Millisecond)
-		f.nw.Heal(li)
+		f.c.Heal()
 		note("partition of %s healed", l.Name())
 		time.Sleep(time.Second)
 		nl.Restart()
@@ -350,10 +350,10 @@ func (f *histFaults) round(note func(string, ...any)) {
 		time.Sleep(1500 * time.Millisecond)
 	}
 
-	if f.nw != nil {
+	if f.partitions {
 		l, i := f.leader()
 		note("partition: leader %s (host %d) cut off from its peers", l.Name(), i)
-		f.nw.Isolate(i)
+		f.c.Partition(f.c.Nodes[i])
 		time.Sleep(3 * time.Second)
 		// The partition is real: the majority has moved on to another leader.
 		cut, _, _, _ := l.MemberStatus(time.Second)
@@ -366,16 +366,16 @@ func (f *histFaults) round(note func(string, ...any)) {
 					l.Name(), ld, err)
 			}
 		}
-		f.nw.Heal(i)
+		f.c.Heal()
 		note("partition healed")
 		time.Sleep(1500 * time.Millisecond)
 		// And a follower, so requests through a minority node are exercised too.
 		_, li := f.leader()
 		j := (li + 1) % len(f.c.Nodes)
 		note("partition: follower %s cut off from its peers", f.c.Nodes[j].Name())
-		f.nw.Isolate(j)
+		f.c.Partition(f.c.Nodes[j])
 		time.Sleep(2 * time.Second)
-		f.nw.Heal(j)
+		f.c.Heal()
 		note("partition healed")
 		time.Sleep(1500 * time.Millisecond)
 	}
@@ -386,14 +386,14 @@ func (f *histFaults) round(note func(string, ...any)) {
 // (as root, nodes in network namespaces) the leader and then a follower are partitioned
 // away and healed: the history must be linearizable.
 func TestLinearizableUnderFaults(t *testing.T) {
-	var nw *harness.Isolation
 	var c *harness.Cluster
-	ok, why := harness.IsolationAvailable()
+	why := harness.NetnsAvailable()
 	if os.Getenv("E2E_LIN_LOOPBACK") == "1" {
-		ok, why = false, "E2E_LIN_LOOPBACK=1"
+		why = "E2E_LIN_LOOPBACK=1"
 	}
-	if ok {
-		c, nw = harness.StartIsolatableCluster(t, 3, harness.ClusterOptions{})
+	partitions := why == ""
+	if partitions {
+		c = harness.StartNetnsCluster(t, 3, harness.ClusterOptions{})
 	} else {
 		t.Logf("nodes on loopback, no partition: %s", why)
 		c = harness.StartCluster(t, 3, harness.ClusterOptions{})
@@ -410,7 +410,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	t.Logf("workload seed %d", seed)
 
 	w := startHistWorkload(t, c, seed)
-	f := &histFaults{t: t, c: c, nw: nw, rounds: rounds,
+	f := &histFaults{t: t, c: c, partitions: partitions, rounds: rounds,
 		harsh: os.Getenv("E2E_LIN_HARSH") == "1"}
 	faults := f.run()
 	ops := w.stop()
