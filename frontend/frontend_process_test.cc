@@ -630,6 +630,7 @@ TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
 // LeaseKeepAlive: every request of every stream becomes part of a keep-alive batch read
 // (after a ReadIndex), and each stream gets one answer per request with its lease's TTL.
 TEST_F(FrontendProcessTest, KeepAlivesOfAllStreamsTravelInBatchesAfterAReadIndex) {
+  node_->SendLeader(kMemberId);  // a follower would forward them to the leader's frontend
   auto lease = etcdserverpb::Lease::NewStub(channel_);
   constexpr int kStreams = 4;
   constexpr int kPerStream = 25;

@@ -24,6 +24,7 @@
 #include "frontend/metrics_page.h"
 #include "frontend/lease_service.h"
 #include "frontend/lease_gateway.h"
+#include "frontend/lease_forwarder.h"
 #include "frontend/lock_gateway.h"
 #include "frontend/election_service.h"
 #include "frontend/lock_service.h"
@@ -123,8 +124,14 @@ int Run(int argc, char** argv) {
   builder.RegisterService(watch.get());
   builder.RegisterService(maintenance.get());
   builder.RegisterService(cluster.get());
-  std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring);
+  frontend::LeaseForwarderOptions forward_options;  // keep-alives of followers to the leader
+  forward_options.member_id = flags->member_id;
+  forward_options.request_timeout = ring_options.request_timeout;
+  frontend::LeaseForwarder lease_forwarder(ring, forward_options);
+  std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring, lease_forwarder);
   builder.RegisterService(lease.get());
+  std::unique_ptr<grpc::Service> lease_forward = frontend::MakeLeaseForwardService(ring);
+  builder.RegisterService(lease_forward.get());
   frontend::KvDispatcher concurrency_dispatcher(ring, kv_options);  // v3lock, v3election
   std::unique_ptr<grpc::Service> lock = frontend::MakeLockService(concurrency_dispatcher);
   std::unique_ptr<grpc::Service> election =
@@ -174,6 +181,7 @@ int Run(int argc, char** argv) {
   (*listener)->Stop();
   watch_pump.Stop();  // no more events: a stopping stored is not a gap to catch up from
   ring.Stop();  // finishes every pending call ("server stopped"), so Shutdown need not wait
+  lease_forwarder.Stop();  // cancels keep-alives forwarded to the leader
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;
 }
