@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -59,13 +60,23 @@ func timeToLiveEverywhere(t *testing.T, c *harness.Cluster, id clientv3.LeaseID,
 		}
 		d := r.TTL - first.TTL
 		if r.GrantedTTL != first.GrantedTTL || d < -1 || d > 1 ||
-			fmt.Sprint(r.Keys) != fmt.Sprint(first.Keys) {
+			fmt.Sprint(sortedKeys(r.Keys)) != fmt.Sprint(sortedKeys(first.Keys)) {
 			t.Errorf("timetolive on %s: ttl %d granted %d keys %q; on %s: ttl %d granted %d keys %q",
 				s.Name(), r.TTL, r.GrantedTTL, r.Keys, nodes[0].Name(), first.TTL, first.GrantedTTL,
 				first.Keys)
 		}
 	}
 	return first
+}
+
+// sortedKeys: etcd lists a lease's keys in map order.
+func sortedKeys(keys [][]byte) []string {
+	var out []string
+	for _, k := range keys {
+		out = append(out, string(k))
+	}
+	sort.Strings(out)
+	return out
 }
 
 func TestLeaseClusterFollowerKeepAliveAndTimeToLive(t *testing.T) {
@@ -149,7 +160,7 @@ loop:
 	id := fmt.Sprintf("%016x", int64(g.ID))
 	expectOut(t, f, "lease "+id+" keepalived with TTL(10)\n", "", "lease", "keep-alive", "--once", id)
 	out := f.MustEtcdctl("", "lease", "timetolive", "--keys", id)
-	re := regexp.MustCompile(`^lease ` + id + ` granted with TTL\(10s\), remaining\((9|10)s\), attached keys\(\[lf/a lf/b\]\)\n$`)
+	re := regexp.MustCompile(`^lease ` + id + ` granted with TTL\(10s\), remaining\((9|10)s\), attached keys\(\[(lf/a lf/b|lf/b lf/a)\]\)\n$`)
 	if !re.MatchString(out) {
 		t.Errorf("etcdctl timetolive --keys on the follower: %q", out)
 	}
@@ -284,7 +295,9 @@ func TestLeaseClusterSurvivesLeaderKill(t *testing.T) {
 		if closed || after < 2 {
 			t.Errorf("%s: keep-alive channel closed %v, %d answers after the kill", key, closed, after)
 		}
-		if longest >= ttl*time.Second {
+		// The new leader extends every TTL by the election timeout (etcd 3.4 was seen silent
+		// for up to 4.95 s here).
+		if longest >= ttl*time.Second+clusterElectionTimeout {
 			t.Errorf("%s: no keep-alive answer for %v (TTL %d s)", key, longest, ttl)
 		}
 	}
