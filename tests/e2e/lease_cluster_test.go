@@ -9,8 +9,13 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"rusd/tests/e2e/harness"
 )
@@ -317,4 +322,46 @@ func TestLeaseClusterSurvivesLeaderKill(t *testing.T) {
 		timeToLiveEverywhere(t, c, id, c.Nodes...)
 	}
 	stop()
+}
+
+// A member cut off from the others (both killed) has no leader to forward to: after etcd's
+// request timeout (5 s + 2 × election timeout) TimeToLive and keep-alives fail with etcd's
+// "etcdserver: no leader". Raw gRPC: clientv3 would retry Unavailable until its deadline.
+func TestLeaseClusterNoLeaderError(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	leader := c.WaitLeader(10 * time.Second)
+	f := followers(c, leader)
+	g, err := c.Client(leader).Grant(ctx10s(t), 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader.Kill()
+	f[1].Kill()
+	conn, err := grpc.Dial(f[0].Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	lease := pb.NewLeaseClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = lease.LeaseTimeToLive(ctx, &pb.LeaseTimeToLiveRequest{ID: int64(g.ID)})
+	if status.Code(err) != codes.Unavailable || status.Convert(err).Message() != "etcdserver: no leader" {
+		t.Errorf("timetolive without a leader: %v, want Unavailable etcdserver: no leader", err)
+	}
+	t.Logf("timetolive without a leader failed after %v: %v", time.Since(start), err)
+	stream, err := lease.LeaseKeepAlive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pb.LeaseKeepAliveRequest{ID: int64(g.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	_, err = stream.Recv()
+	if status.Code(err) != codes.Unavailable || status.Convert(err).Message() != "etcdserver: no leader" {
+		t.Errorf("keep-alive without a leader: %v, want Unavailable etcdserver: no leader", err)
+	}
+	t.Logf("keep-alive without a leader failed after %v: %v", time.Since(start), err)
 }
