@@ -165,7 +165,8 @@ int Run(int argc, char** argv) {
   frontend::KvDispatcher gateway_dispatcher(ring, kv_options);
   frontend::KvGateway kv_gateway(gateway_dispatcher);
   frontend::LockGateway lock_gateway(gateway_dispatcher, &kv_gateway);
-  frontend::LeaseGateway gateway(ring, &lock_gateway);  // leases, locks/elections, then KV
+  // leases (to the leader), locks/elections, then KV
+  frontend::LeaseGateway gateway(ring, &lock_gateway, &lease_forwarder);
   frontend::HttpHandler http(
       probe, frontend::HttpVersions{RUSD_ETCD_SERVER_VERSION, RUSD_ETCD_CLUSTER_VERSION},
       &gateway);

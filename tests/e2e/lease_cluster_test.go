@@ -3,8 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +174,27 @@ loop:
 		t.Errorf("etcdctl timetolive --keys on the follower: %q", out)
 	}
 	expectOut(t, f, "lease 0000000000001234 already expired\n", "", "lease", "timetolive", "1234")
+
+	// The JSON gateway on the follower forwards too.
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(f.ClientURL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	dec := strconv.FormatInt(int64(g.ID), 10)
+	if code, body := post("/v3/kv/lease/timetolive", `{"ID":`+dec+`}`); code != 200 ||
+		!strings.Contains(body, `"grantedTTL":"10"`) {
+		t.Errorf("gateway timetolive on the follower: %d %s", code, body)
+	}
+	if code, body := post("/v3/lease/keepalive", `{"ID":`+dec+`}`); code != 200 ||
+		!strings.Contains(body, `"TTL":"10"`) {
+		t.Errorf("gateway keepalive on the follower: %d %s", code, body)
+	}
 
 	// Every member, the leader included, tells the same time to live.
 	timeToLiveEverywhere(t, c, g.ID, c.Nodes...)
