@@ -114,9 +114,11 @@ struct LeaseForwarder::Impl : std::enable_shared_from_this<Impl> {
     std::shared_ptr<internal::LeaseForward::Stub> stub = StubFor(target);
     auto remote = std::make_shared<Remote>();
     // ClientContext takes system_clock deadlines.
-    remote->ctx.set_deadline(std::chrono::system_clock::now() +
-                             std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                                 call->deadline - Clock::now()));
+    const Clock::duration left =
+        std::min<Clock::duration>(call->deadline - Clock::now(), options.attempt_timeout);
+    remote->ctx.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(left));
     const bool parsed = call->op == Op::kKeepAliveBatch
                             ? remote->batch.ParseFromString(call->request)
                             : remote->ttl.ParseFromString(call->request);
@@ -156,8 +158,10 @@ struct LeaseForwarder::Impl : std::enable_shared_from_this<Impl> {
     }
     if (stopped.load(std::memory_order_acquire)) return Finish(*call, Stopped(), {});
     switch (s.error_code()) {
-      case grpc::StatusCode::DEADLINE_EXCEEDED:
-        return Finish(*call, TimedOut(), {});
+      case grpc::StatusCode::DEADLINE_EXCEEDED:  // this attempt's; Attempt checks the call's
+        spdlog::debug("lease forward to the leader: no answer within {} ms",
+                      options.attempt_timeout.count());
+        return Retry(call);
       case grpc::StatusCode::UNAVAILABLE:      // unreachable, not (or no longer) leader
       case grpc::StatusCode::UNIMPLEMENTED:    // a frontend without the service (upgrade)
         spdlog::debug("lease forward to the leader: {}", s.error_message());

@@ -12,7 +12,8 @@
 // - On this node's leader: the node's own rings (ReadIndex first), as before.
 // - Elsewhere: the leader's frontend. Leader changes are retried, as etcd's forward loop
 //   does: "not leader" from either side, an unreachable leader (killed, restarting) or no
-//   leader known are re-resolved every `retry_interval` until the deadline; then the client
+//   leader known are re-resolved every `retry_interval` (a forwarded attempt unanswered
+//   for `attempt_timeout` too) until the deadline; then the client
 //   gets etcd's "etcdserver: no leader" (none was ever known) or "etcdserver: request timed
 //   out".
 // - A forwarded answer's header names this member (etcd's v3rpc fills the header of a
@@ -44,6 +45,10 @@ struct LeaseForwarderOptions {
   std::chrono::milliseconds request_timeout{7000};
   // Between two attempts while the leader is unknown, unreachable or moved.
   std::chrono::milliseconds retry_interval{50};
+  // One forwarded attempt is abandoned (and the leader re-resolved) after this: a leader
+  // cut off by a partition never answers, and its successor is known within about an
+  // election timeout. Keep-alives and TimeToLive are idempotent, so a retry is harmless.
+  std::chrono::milliseconds attempt_timeout{1000};
 };
 
 class LeaseForwarder {

@@ -127,6 +127,8 @@ int Run(int argc, char** argv) {
   frontend::LeaseForwarderOptions forward_options;  // keep-alives of followers to the leader
   forward_options.member_id = flags->member_id;
   forward_options.request_timeout = ring_options.request_timeout;
+  forward_options.attempt_timeout =
+      std::chrono::milliseconds(std::max<uint64_t>(500, flags->election_timeout_ms));
   frontend::LeaseForwarder lease_forwarder(ring, forward_options);
   std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring, lease_forwarder);
   builder.RegisterService(lease.get());

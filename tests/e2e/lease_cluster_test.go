@@ -390,3 +390,79 @@ func TestLeaseClusterNoLeaderError(t *testing.T) {
 	}
 	t.Logf("keep-alive without a leader failed after %v: %v", time.Since(start), err)
 }
+
+// The leader cut off by a partition (it never answers, no connection is refused): a
+// follower's forwarded keep-alives give up on it after an election timeout and reach the
+// new leader, so a lease kept alive through the follower survives; a lease nobody keeps
+// alive still expires. After healing, the old leader agrees. Root only (network
+// namespaces).
+func TestLeaseClusterNetnsPartitionedLeader(t *testing.T) {
+	const ttl = 5 // seconds
+	c := harness.StartNetnsCluster(t, 3, harness.ClusterOptions{})
+	old := c.WaitLeader(5 * time.Second)
+	fs := followers(c, old)
+	cli := c.Client(fs[0])
+	kept, err := cli.Grant(ctx10s(t), ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, cli, "lp/kept", "v", clientv3.WithLease(kept.ID))
+	kctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	ch, err := cli.KeepAlive(kctx, kept.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := make(chan struct{})
+	gaps := watchKeepAlives(ch, mark)
+	time.Sleep(2 * time.Second)
+	dead, err := cli.Grant(ctx10s(t), ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, cli, "lp/not-kept", "v", clientv3.WithLease(dead.ID))
+	granted := time.Now()
+	c.Partition(old)
+	close(mark)
+	newLeader := c.WaitLeaderAmong(clusterFailoverBudget+5*time.Second, fs...)
+	t.Logf("new leader %s %v after the partition", newLeader.Name(), time.Since(granted))
+
+	maj := c.Client(fs...)
+	bound := granted.Add(ttl*time.Second + clusterFailoverBudget + clusterElectionTimeout + time.Second)
+	for {
+		_, ok, err := getValue(maj, "lp/not-kept")
+		if err == nil && !ok {
+			break
+		}
+		if time.Now().After(bound) {
+			t.Fatalf("the lease nobody kept alive is still there %v after its grant", time.Since(granted))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("lease not kept alive: gone %v after its grant (TTL %d s)", time.Since(granted), ttl)
+	for time.Since(granted) < 2*ttl*time.Second {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if v, ok, err := getValue(maj, "lp/kept"); err != nil || !ok || v != "v" {
+		t.Errorf("key of the kept-alive lease after the partition: %q %v %v", v, ok, err)
+	}
+	longest, after, closed := gaps.snapshot()
+	t.Logf("%d keep-alive answers after the partition, longest silence %v", after, longest)
+	if closed || after < 2 {
+		t.Errorf("keep-alive channel closed %v, %d answers after the partition", closed, after)
+	}
+	c.Heal()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := c.Client(old).TimeToLive(ctx10s(t), kept.ID)
+		if err == nil && r.TTL > 0 && r.GrantedTTL == ttl {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the healed old leader's timetolive: %v %v", r, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	timeToLiveEverywhere(t, c, kept.ID, c.Nodes...)
+	stop()
+}
