@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -465,4 +466,72 @@ func TestLeaseClusterNetnsPartitionedLeader(t *testing.T) {
 	}
 	timeToLiveEverywhere(t, c, kept.ID, c.Nodes...)
 	stop()
+}
+
+// A measurement, skipped unless E2E_LEASE_RATE is set: keep-alives per second over 32 raw
+// streams (one lease each, one request in flight per stream) through the leader and
+// through a follower (forwarded), 3 s each.
+func TestLeaseClusterKeepAliveRate(t *testing.T) {
+	if os.Getenv("E2E_LEASE_RATE") == "" {
+		t.Skip("a measurement: set E2E_LEASE_RATE=1")
+	}
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	leader := c.WaitLeader(10 * time.Second)
+	f := followers(c, leader)[0]
+	const streams = 32
+	var ids []int64
+	for i := 0; i < streams; i++ {
+		g, err := c.Client(leader).Grant(ctx10s(t), 60)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, int64(g.ID))
+	}
+	rate := func(s *harness.Server) float64 {
+		conn, err := grpc.Dial(s.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		lease := pb.NewLeaseClient(conn)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var total int64
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		end := time.Now().Add(3 * time.Second)
+		for _, id := range ids {
+			wg.Add(1)
+			go func(id int64) {
+				defer wg.Done()
+				st, err := lease.LeaseKeepAlive(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := int64(0)
+				for time.Now().Before(end) {
+					if err := st.Send(&pb.LeaseKeepAliveRequest{ID: id}); err != nil {
+						t.Error(err)
+						return
+					}
+					if r, err := st.Recv(); err != nil || r.TTL != 60 {
+						t.Errorf("keep-alive: %v %v", r, err)
+						return
+					}
+					n++
+				}
+				_ = st.CloseSend()
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			}(id)
+		}
+		wg.Wait()
+		return float64(total) / 3
+	}
+	onLeader := rate(leader)
+	onFollower := rate(f)
+	t.Logf("%v: keep-alives/s over %d streams: leader %.0f, follower %.0f (%.2fx)",
+		leader.Kind, streams, onLeader, onFollower, onFollower/onLeader)
 }
