@@ -23,6 +23,7 @@
 #include "ipc/segment.h"
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
+#include "rusd/lease_forward.grpc.pb.h"
 
 namespace rusd::frontend {
 namespace {
@@ -634,6 +635,7 @@ TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
 // LeaseKeepAlive: every request of every stream becomes part of a keep-alive batch read
 // (after a ReadIndex), and each stream gets one answer per request with its lease's TTL.
 TEST_F(FrontendProcessTest, KeepAlivesOfAllStreamsTravelInBatchesAfterAReadIndex) {
+  node_->SendLeader(kMemberId);  // a follower would forward them to the leader's frontend
   auto lease = etcdserverpb::Lease::NewStub(channel_);
   constexpr int kStreams = 4;
   constexpr int kPerStream = 25;
@@ -677,6 +679,87 @@ TEST_F(FrontendProcessTest, KeepAlivesOfAllStreamsTravelInBatchesAfterAReadIndex
   EXPECT_EQ(static_cast<size_t>(node_->seen.read_index_requests),
             node_->seen.lease_batches.size());
   EXPECT_LT(node_->seen.lease_batches.size(), total) << "no batching at all";
+}
+
+// The leader's frontend as a follower's frontend sees it: refuses the first keep-alive with
+// "not leader" (leadership moving), then renews lease N to TTL N * 10 with its own header.
+class FakeLeaderFrontend final : public internal::LeaseForward::Service {
+ public:
+  static constexpr uint64_t kLeaderId = 0x999;
+  grpc::Status KeepAlive(grpc::ServerContext*, const internal::KeepAliveBatch* req,
+                         internal::KeepAliveBatchReply* resp) override {
+    if (calls++ == 0) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "etcdserver: not leader");
+    resp->mutable_header()->set_member_id(kLeaderId);
+    resp->mutable_header()->set_revision(77);
+    for (int64_t id : req->ids()) resp->add_ttls(id * 10);
+    return grpc::Status::OK;
+  }
+  grpc::Status TimeToLive(grpc::ServerContext*, const etcdserverpb::LeaseTimeToLiveRequest* req,
+                          etcdserverpb::LeaseTimeToLiveResponse* resp) override {
+    resp->mutable_header()->set_member_id(kLeaderId);
+    resp->set_id(req->id());
+    resp->set_ttl(42);
+    resp->set_grantedttl(60);
+    return grpc::Status::OK;
+  }
+  std::atomic<int> calls{0};
+};
+
+TEST_F(FrontendProcessTest, FollowerForwardsKeepAlivesAndTimeToLiveToTheLeadersFrontend) {
+  FakeLeaderFrontend leader;
+  int leader_port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &leader_port);
+  builder.RegisterService(&leader);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_TRUE(server);
+  etcdserverpb::MemberListResponse list;
+  auto* m = list.add_members();
+  m->set_id(kMemberId);
+  m->add_clienturls("http://127.0.0.1:" + std::to_string(port_));
+  m = list.add_members();
+  m->set_id(FakeLeaderFrontend::kLeaderId);
+  m->add_clienturls("http://127.0.0.1:" + std::to_string(leader_port));
+  node_->SendRaftReply(ipc::MessageType::kMemberList, list.SerializeAsString());
+  node_->SendLeader(FakeLeaderFrontend::kLeaderId);
+
+  auto lease = etcdserverpb::Lease::NewStub(channel_);
+  auto ctx = Ctx();
+  auto stream = lease->LeaseKeepAlive(ctx.get());
+  etcdserverpb::LeaseKeepAliveRequest req;
+  req.set_id(7);
+  ASSERT_TRUE(stream->Write(req));
+  etcdserverpb::LeaseKeepAliveResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_EQ(resp.id(), 7);
+  EXPECT_EQ(resp.ttl(), 70);
+  EXPECT_EQ(resp.header().member_id(), kMemberId) << "etcd fills the header locally";
+  EXPECT_EQ(resp.header().revision(), 77);
+  EXPECT_GE(leader.calls.load(), 2) << "the refused attempt was retried";
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  etcdserverpb::LeaseTimeToLiveRequest ttl_req;
+  ttl_req.set_id(7);
+  etcdserverpb::LeaseTimeToLiveResponse ttl;
+  ASSERT_TRUE(lease->LeaseTimeToLive(Ctx().get(), ttl_req, &ttl).ok());
+  EXPECT_EQ(ttl.ttl(), 42);
+  EXPECT_EQ(ttl.grantedttl(), 60);
+  EXPECT_EQ(ttl.header().member_id(), kMemberId);
+  {
+    std::lock_guard lock(node_->seen.mu);
+    EXPECT_TRUE(node_->seen.lease_batches.empty()) << "a follower's stored renewed";
+  }
+
+  // No leader: etcd's error once the request timeout (5 s + 2 x 100 ms) has passed.
+  node_->SendLeader(0);
+  std::this_thread::sleep_for(100ms);
+  const auto start = std::chrono::steady_clock::now();
+  grpc::Status st = lease->LeaseTimeToLive(Ctx().get(), ttl_req, &ttl);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(st.error_message(), "etcdserver: no leader");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 5s);
+  server->Shutdown();
 }
 
 TEST_F(FrontendProcessTest, SecondFrontendOnABoundPortExitsWithAnError) {

@@ -10,9 +10,11 @@
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "frontend/gateway.h"
 #include "frontend/json_text.h"
+#include "frontend/lease_forwarder.h"
 #include "frontend/ring_client.h"
 #include "ipc/message_type.h"
 #include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
 
 namespace rusd::frontend {
 namespace {
@@ -137,8 +139,29 @@ std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
       HttpResponse r = Call<etcdserverpb::LeaseKeepAliveRequest,
                             etcdserverpb::LeaseKeepAliveResponse>(
           one, req, [&](RequestCallback cb) {
-            ring_.ReadAs(static_cast<uint16_t>(ipc::MessageType::kLeaseKeepAlive),
-                         req.SerializeAsString(), /*linearizable=*/true, std::move(cb));
+            if (leader_ == nullptr) {
+              ring_.ReadAs(static_cast<uint16_t>(ipc::MessageType::kLeaseKeepAlive),
+                           req.SerializeAsString(), /*linearizable=*/true, std::move(cb));
+              return;
+            }
+            // A batch of one, to wherever the leader is; its answer as the gRPC one.
+            internal::KeepAliveBatch batch;
+            batch.add_ids(req.id());
+            const int64_t id = req.id();
+            leader_->KeepAliveBatch(
+                batch.SerializeAsString(),
+                [cb = std::move(cb), id](const Status& st, std::string&& payload) {
+                  internal::KeepAliveBatchReply reply;
+                  if (!st.ok()) return cb(st, std::move(payload));
+                  if (!reply.ParseFromString(payload) || reply.ttls_size() != 1) {
+                    return cb(Status::Internal("rusd: malformed keep-alive reply"), {});
+                  }
+                  etcdserverpb::LeaseKeepAliveResponse resp;
+                  *resp.mutable_header() = reply.header();
+                  resp.set_id(id);
+                  resp.set_ttl(reply.ttls(0));
+                  cb(Status::Ok(), resp.SerializeAsString());
+                });
           });
       if (r.status != 200) return r;  // grpc-gateway ends the stream with the error
       all.body.append("{\"result\":").append(r.body).append("}\n");
@@ -149,6 +172,9 @@ std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
     etcdserverpb::LeaseTimeToLiveRequest req;
     return Call<etcdserverpb::LeaseTimeToLiveRequest, etcdserverpb::LeaseTimeToLiveResponse>(
         request.body, req, [&](RequestCallback cb) {
+          if (leader_ != nullptr) {
+            return leader_->TimeToLive(req.SerializeAsString(), std::move(cb));
+          }
           ring_.ReadAs(static_cast<uint16_t>(ipc::MessageType::kLeaseTimeToLive),
                        req.SerializeAsString(), /*linearizable=*/true, std::move(cb));
         });

@@ -12,6 +12,7 @@
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "frontend/grpc_status.h"
+#include "frontend/lease_forwarder.h"
 #include "frontend/ring_client.h"
 #include "ipc/message_type.h"
 #include "rusd/internal.pb.h"
@@ -48,7 +49,7 @@ RequestCallback Complete(grpc::ServerUnaryReactor* reactor, Response* resp) {
 class KeepAliveBatcher {
  public:
   using Done = std::function<void(const Status&, const LeaseKeepAliveResponse&)>;
-  explicit KeepAliveBatcher(RingClient& ring) : ring_(ring) {}
+  explicit KeepAliveBatcher(LeaseForwarder& leader) : leader_(leader) {}
 
   void Add(int64_t id, Done done) {
     {
@@ -81,11 +82,12 @@ class KeepAliveBatcher {
     internal::KeepAliveBatch req;
     req.mutable_ids()->Reserve(static_cast<int>(batch->size()));
     for (const Item& it : *batch) req.add_ids(it.id);
-    ring_.ReadAs(Type(ipc::MessageType::kLeaseKeepAliveBatch), req.SerializeAsString(),
-                 /*linearizable=*/true, [this, batch](const Status& st, std::string&& payload) {
-                   Complete(*batch, st, payload);
-                   SendNext();  // the slot passes to whatever gathered meanwhile
-                 });
+    // To this node's stored if it leads, else to the leader's frontend (lease_forwarder.h).
+    leader_.KeepAliveBatch(req.SerializeAsString(),
+                           [this, batch](const Status& st, std::string&& payload) {
+                             Complete(*batch, st, payload);
+                             SendNext();  // the slot passes to whatever gathered meanwhile
+                           });
   }
 
   static void Complete(std::vector<Item>& batch, const Status& st, const std::string& payload) {
@@ -106,7 +108,7 @@ class KeepAliveBatcher {
     }
   }
 
-  RingClient& ring_;
+  LeaseForwarder& leader_;
   std::mutex mu_;
   std::vector<Item> waiting_;  // guarded by mu_
   int in_flight_ = 0;          // batches sent and not answered; mu_
@@ -229,7 +231,8 @@ class KeepAliveReactor final
 
 class LeaseService final : public etcdserverpb::Lease::CallbackService {
  public:
-  explicit LeaseService(RingClient& ring) : ring_(ring), batcher_(ring) {}
+  LeaseService(RingClient& ring, LeaseForwarder& leader)
+      : ring_(ring), leader_(leader), batcher_(leader) {}
 
   grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* ctx,
                                        const etcdserverpb::LeaseGrantRequest* req,
@@ -271,8 +274,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
                                             const etcdserverpb::LeaseTimeToLiveRequest* req,
                                             etcdserverpb::LeaseTimeToLiveResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    ring_.ReadAs(Type(ipc::MessageType::kLeaseTimeToLive), req->SerializeAsString(),
-                 /*linearizable=*/true, Complete(reactor, resp));
+    leader_.TimeToLive(req->SerializeAsString(), Complete(reactor, resp));
     return reactor;
   }
 
@@ -287,13 +289,14 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
 
  private:
   RingClient& ring_;
+  LeaseForwarder& leader_;
   KeepAliveBatcher batcher_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring) {
-  return std::make_unique<LeaseService>(ring);
+std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring, LeaseForwarder& leader) {
+  return std::make_unique<LeaseService>(ring, leader);
 }
 
 }  // namespace rusd::frontend

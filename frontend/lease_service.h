@@ -4,9 +4,10 @@
 //   lease_revoke); a grant without an ID gets one from the request-id generator, as etcd
 //   picks them (its reqIDGen, top bit cleared).
 // - LeaseKeepAlive (a bidi stream carrying any number of leases) and LeaseTimeToLive are
-//   linearizable reads on the reads ring (kLeaseKeepAlive / kLeaseTimeToLive): a ReadIndex
-//   first, so only a confirmed leader's stored renews (etcd 3.5). Replies on one stream go
-//   out in the order stored answers them, one write at a time.
+//   linearizable reads on the reads ring (kLeaseKeepAliveBatch / kLeaseTimeToLive): a
+//   ReadIndex first, so only a confirmed leader's stored renews (etcd 3.5). On a follower
+//   they go to the leader's frontend instead (LeaseForwarder). Replies on one stream go
+//   out in the order they are answered, one write at a time.
 // - LeaseLeases is a serializable read (kLeaseLeases).
 // Errors and texts are stored's / raftd's, unchanged.
 //
@@ -23,7 +24,9 @@ class Service;
 namespace rusd::frontend {
 
 class RingClient;
+class LeaseForwarder;
 
-std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring);
+// `ring` and `leader` must outlive the service.
+std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring, LeaseForwarder& leader);
 
 }  // namespace rusd::frontend

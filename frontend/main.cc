@@ -24,6 +24,7 @@
 #include "frontend/metrics_page.h"
 #include "frontend/lease_service.h"
 #include "frontend/lease_gateway.h"
+#include "frontend/lease_forwarder.h"
 #include "frontend/lock_gateway.h"
 #include "frontend/election_service.h"
 #include "frontend/lock_service.h"
@@ -123,8 +124,16 @@ int Run(int argc, char** argv) {
   builder.RegisterService(watch.get());
   builder.RegisterService(maintenance.get());
   builder.RegisterService(cluster.get());
-  std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring);
+  frontend::LeaseForwarderOptions forward_options;  // keep-alives of followers to the leader
+  forward_options.member_id = flags->member_id;
+  forward_options.request_timeout = ring_options.request_timeout;
+  forward_options.attempt_timeout =
+      std::chrono::milliseconds(std::max<uint64_t>(500, flags->election_timeout_ms));
+  frontend::LeaseForwarder lease_forwarder(ring, forward_options);
+  std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring, lease_forwarder);
   builder.RegisterService(lease.get());
+  std::unique_ptr<grpc::Service> lease_forward = frontend::MakeLeaseForwardService(ring);
+  builder.RegisterService(lease_forward.get());
   frontend::KvDispatcher concurrency_dispatcher(ring, kv_options);  // v3lock, v3election
   std::unique_ptr<grpc::Service> lock = frontend::MakeLockService(concurrency_dispatcher);
   std::unique_ptr<grpc::Service> election =
@@ -158,7 +167,8 @@ int Run(int argc, char** argv) {
   frontend::KvDispatcher gateway_dispatcher(ring, kv_options);
   frontend::KvGateway kv_gateway(gateway_dispatcher);
   frontend::LockGateway lock_gateway(gateway_dispatcher, &kv_gateway);
-  frontend::LeaseGateway gateway(ring, &lock_gateway);  // leases, locks/elections, then KV
+  // leases (to the leader), locks/elections, then KV
+  frontend::LeaseGateway gateway(ring, &lock_gateway, &lease_forwarder);
   frontend::HttpHandler http(
       probe, frontend::HttpVersions{RUSD_ETCD_SERVER_VERSION, RUSD_ETCD_CLUSTER_VERSION},
       &gateway);
@@ -174,6 +184,7 @@ int Run(int argc, char** argv) {
   (*listener)->Stop();
   watch_pump.Stop();  // no more events: a stopping stored is not a gap to catch up from
   ring.Stop();  // finishes every pending call ("server stopped"), so Shutdown need not wait
+  lease_forwarder.Stop();  // cancels keep-alives forwarded to the leader
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;
 }

@@ -186,6 +186,9 @@ void LeaseKeeper::Serve(const Query& q) {
       std::optional<Lessor::TimeToLive> ttl;
       {
         std::lock_guard lock(mu_);
+        // Only the leader's clocks run: elsewhere the remaining TTL would be made up (etcd
+        // answers TimeToLive on the leader only; follower frontends forward it there).
+        if (!lessor_.primary()) return reply_error(NotLeader());
         ttl = lessor_.Lookup(req.id(), now);
       }
       etcdserverpb::LeaseTimeToLiveResponse resp;
