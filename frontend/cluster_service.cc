@@ -1,19 +1,14 @@
 #include "frontend/cluster_service.h"
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include <ctime>
+
+#include "frontend/grpc_status.h"
+#include "frontend/member_change.h"
 #include "frontend/ring_client.h"
 
 namespace rusd::frontend {
 namespace {
-
-// What a membership change answers until raftd has configuration changes (the call is
-// refused before anything is proposed, so its outcome is certain: nothing changed).
-grpc::Status MembershipChangesUnsupported(const char* method) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      std::string("rusd: ") + method +
-                          " is not supported yet: the membership is fixed by "
-                          "--initial-cluster until Raft configuration changes land");
-}
 
 class ClusterService final : public etcdserverpb::Cluster::CallbackService {
  public:
@@ -39,38 +34,72 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
   }
 
   grpc::ServerUnaryReactor* MemberAdd(grpc::CallbackServerContext* ctx,
-                                      const etcdserverpb::MemberAddRequest*,
-                                      etcdserverpb::MemberAddResponse*) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(MembershipChangesUnsupported("MemberAdd"));
-    return reactor;
+                                      const etcdserverpb::MemberAddRequest* req,
+                                      etcdserverpb::MemberAddResponse* resp) override {
+    internal::MemberChangeRequest change;
+    change.set_kind(internal::MemberChangeRequest::ADD);
+    for (const auto& u : req->peerurls()) change.add_peer_urls(u);
+    change.set_is_learner(req->islearner());
+    change.set_unix_time(static_cast<int64_t>(std::time(nullptr)));
+    return Change(ctx, change, resp, /*with_member=*/true);
   }
 
   grpc::ServerUnaryReactor* MemberRemove(grpc::CallbackServerContext* ctx,
-                                         const etcdserverpb::MemberRemoveRequest*,
-                                         etcdserverpb::MemberRemoveResponse*) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(MembershipChangesUnsupported("MemberRemove"));
-    return reactor;
+                                         const etcdserverpb::MemberRemoveRequest* req,
+                                         etcdserverpb::MemberRemoveResponse* resp) override {
+    internal::MemberChangeRequest change;
+    change.set_kind(internal::MemberChangeRequest::REMOVE);
+    change.set_member_id(req->id());
+    return Change(ctx, change, resp, false);
   }
 
   grpc::ServerUnaryReactor* MemberUpdate(grpc::CallbackServerContext* ctx,
-                                         const etcdserverpb::MemberUpdateRequest*,
-                                         etcdserverpb::MemberUpdateResponse*) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(MembershipChangesUnsupported("MemberUpdate"));
-    return reactor;
+                                         const etcdserverpb::MemberUpdateRequest* req,
+                                         etcdserverpb::MemberUpdateResponse* resp) override {
+    internal::MemberChangeRequest change;
+    change.set_kind(internal::MemberChangeRequest::UPDATE);
+    change.set_member_id(req->id());
+    for (const auto& u : req->peerurls()) change.add_peer_urls(u);
+    return Change(ctx, change, resp, false);
   }
 
   grpc::ServerUnaryReactor* MemberPromote(grpc::CallbackServerContext* ctx,
-                                          const etcdserverpb::MemberPromoteRequest*,
-                                          etcdserverpb::MemberPromoteResponse*) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(MembershipChangesUnsupported("MemberPromote"));
-    return reactor;
+                                          const etcdserverpb::MemberPromoteRequest* req,
+                                          etcdserverpb::MemberPromoteResponse* resp) override {
+    internal::MemberChangeRequest change;
+    change.set_kind(internal::MemberChangeRequest::PROMOTE);
+    change.set_member_id(req->id());
+    return Change(ctx, change, resp, false);
   }
 
  private:
+  // Sends the change to raftd; fills the response (header, members and, for MemberAdd,
+  // member) from what raftd applied.
+  template <typename Response>
+  grpc::ServerUnaryReactor* Change(grpc::CallbackServerContext* ctx,
+                                   const internal::MemberChangeRequest& change, Response* resp,
+                                   bool with_member) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    RequestMemberChange(
+        ring_, change,
+        [this, reactor, resp, with_member](const Status& st, internal::MemberChangeResult&& r) {
+          if (!st.ok()) {
+            reactor->Finish(ToGrpcStatus(st));
+            return;
+          }
+          auto* h = resp->mutable_header();
+          h->set_cluster_id(cluster_id_);
+          h->set_member_id(member_id_);
+          h->set_raft_term(ring_.leader().term);
+          *resp->mutable_members() = r.members();
+          if constexpr (requires { resp->mutable_member(); }) {
+            if (with_member) *resp->mutable_member() = r.member();
+          }
+          reactor->Finish(grpc::Status::OK);
+        });
+    return reactor;
+  }
+
   RingClient& ring_;
   const uint64_t member_id_;
   const uint64_t cluster_id_;

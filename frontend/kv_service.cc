@@ -9,6 +9,7 @@
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "frontend/grpc_status.h"
 #include "frontend/kv_dispatcher.h"
+#include "frontend/member_change.h"
 #include "frontend/ring_client.h"
 
 namespace rusd::frontend {
@@ -138,6 +139,25 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
                  resp->set_raftappliedindex(ring_.applied_index());
                  reactor->Finish(grpc::Status::OK);
                });
+    return reactor;
+  }
+
+  // etcd's MoveLeader: the leader transfers to a voter; "etcdserver: not leader" elsewhere.
+  grpc::ServerUnaryReactor* MoveLeader(grpc::CallbackServerContext* ctx,
+                                       const etcdserverpb::MoveLeaderRequest* req,
+                                       etcdserverpb::MoveLeaderResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    RequestMoveLeader(ring_, req->targetid(), [this, reactor, resp](const rusd::Status& st) {
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        return;
+      }
+      auto* h = resp->mutable_header();
+      h->set_cluster_id(cluster_id_);
+      h->set_member_id(member_id_);
+      h->set_raft_term(ring_.leader().term);
+      reactor->Finish(grpc::Status::OK);
+    });
     return reactor;
   }
 

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <ctime>
 
@@ -112,6 +113,25 @@ int main(int argc, char** argv) {
   options.election_ticks = static_cast<int>(std::max<uint32_t>(1, flags->election_timeout_ms / hb));
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
+  // The member list: bootstrap members, then every applied change (members.pb + the WAL).
+  rusd::raftd::MembershipRegistry membership(options.member_id, flags->members,
+                                             flags->data_dir + "/member");
+  if (rusd::Status ms = membership.Load(); !ms.ok()) {
+    spdlog::critical("membership: {}", ms.ToString());
+    return kExitWal;
+  }
+  membership.Replay(recovered->entries, recovered->hard_state.commit);
+  if (membership.self_removed()) {
+    spdlog::critical("member {:016x} was removed from the cluster; not starting (remove its "
+                     "data directory to add it again as a new member)",
+                     options.member_id);
+    return rusd::kExitConfigError;
+  }
+  options.membership = &membership;
+  std::vector<rusd::ClusterMember> current_members;
+  for (const auto& r : membership.members()) {
+    current_members.push_back({r.id(), r.name(), {r.peer_urls().begin(), r.peer_urls().end()}});
+  }
   std::unique_ptr<rusd::transport::PeerTransport> transport;
   if (flags->members.size() > 1) {
     rusd::transport::TransportOptions t;
@@ -121,7 +141,7 @@ int main(int argc, char** argv) {
     t.listen_urls = flags->listen_peer_urls;
     t.client_urls = flags->advertise_client_urls;
     bool self_listed = false;
-    for (const rusd::ClusterMember& m : flags->members) {
+    for (const rusd::ClusterMember& m : current_members) {
       self_listed |= m.id == options.member_id;
       if (m.id != options.member_id) t.peers.push_back({m.id, m.name, m.peer_urls});
     }
@@ -131,6 +151,9 @@ int main(int argc, char** argv) {
     }
     rusd::ipc::Segment* segment = &(*ctx)->segment();
     t.on_receive = [segment] { WakeMainLoop(*segment); };
+    // Members removed since bootstrap are refused as such (they stop themselves).
+    std::vector<uint64_t> removed_ids = membership.removed_ids();
+    const std::vector<rusd::transport::PeerAddress> t_peers = t.peers;
     auto started = rusd::transport::PeerTransport::Start(std::move(t));
     if (!started.ok()) {
       // Restarting cannot free a port another process holds: stop the node (as etcd exits).
@@ -138,17 +161,30 @@ int main(int argc, char** argv) {
       return rusd::kExitConfigError;
     }
     transport = std::move(*started);
+    if (!removed_ids.empty()) transport->UpdatePeers(t_peers, removed_ids);
     options.transport = transport.get();
     options.log_retention_entries = std::max<uint64_t>(flags->snapshot_count, 1000);
     for (const auto& u : flags->listen_peer_urls) spdlog::info("listening for peers on {}", u);
   }
   rusd::raft::RecoveredState state{recovered->hard_state, recovered->prev_index,
                                    recovered->prev_term, std::move(recovered->entries)};
+  if (recovered->prev_index > 0 && membership.applied_index() > 0) {
+    // The WAL was trimmed past the bootstrap: start the core from the persisted members
+    // (changes still in the log replay on top of it; they are idempotent).
+    rusd::raft::ConfState conf;
+    for (const auto& r : membership.members()) {
+      (r.is_learner() ? conf.learners : conf.voters).push_back(r.id());
+    }
+    std::sort(conf.voters.begin(), conf.voters.end());
+    std::sort(conf.learners.begin(), conf.learners.end());
+    state.conf_state = conf;
+  }
   rusd::raftd::RaftProcess process((*ctx)->segment(), **wal, std::move(state), options);
   spdlog::info("rusd-raftd up: member {:016x}, epoch {}, tick {} ms, election {} ticks",
                options.member_id, options.epoch, hb, options.election_ticks);
 
   st = process.Run([&stop_signals] { return StopRequested(stop_signals); });
+  if (st.ok() && process.removed()) return rusd::kExitConfigError;  // logged why
   if (!st.ok()) {
     spdlog::critical("unrecoverable WAL error, exiting: {}", st.ToString());
     return kExitWal;

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,9 +38,11 @@
 #include <vector>
 
 #include "common/component_flags.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
 #include "common/status.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
+#include "raftd/membership_registry.h"
 #include "raftd/raft/raft_node.h"
 #include "raftd/transport/peer_transport.h"
 #include "raftd/wal/wal_writer.h"
@@ -70,6 +73,8 @@ struct RaftProcessOptions {
   uint64_t log_retention_entries = 0;
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
   size_t max_queued_replies = 1u << 16;
+  // The member list and its change rules (owned by main(); may be null: fixed members).
+  MembershipRegistry* membership = nullptr;
 };
 
 class RaftProcess {
@@ -83,6 +88,8 @@ class RaftProcess {
   // Runs until `should_stop` returns true (checked every turn, at least once per tick) or
   // an unrecoverable WAL error (returned). On a clean stop everything written is synced.
   Status Run(const std::function<bool()>& should_stop);
+  // Run returned because this member was removed from the cluster (exit, do not restart).
+  bool removed() const { return removed_; }
 
  private:
   struct Reply {
@@ -95,6 +102,7 @@ class RaftProcess {
   bool TakeProposals();
   bool TakePeerMessages();
   void QueueMemberList();
+  etcdserverpb::MemberListResponse BuildMemberList();
   Status HandleReadies();
   Status Persist(const raft::Ready& rd);
   void SendCommitted();
@@ -107,6 +115,13 @@ class RaftProcess {
   // Leases: kLeaderState to stored (ahead of entries), stored's kLeaseProposals in.
   bool SendLeaderState();
   void ProposeForStored(const std::string& payload);
+  // Membership (raft_process_membership.cc): kMemberChange / kMoveLeader requests, the
+  // committed conf-change entries, leader transfers waiting for their outcome.
+  void TakeMemberRequest(ipc::Message& m);
+  void OnConfChangeCommitted(const raft::Entry& e);
+  void OnLeaderChangedForMoves();
+  void CheckRemoved();
+  void UpdateTransportPeers();
 
   ipc::Segment& segment_;
   wal::WalWriter& wal_;
@@ -117,6 +132,10 @@ class RaftProcess {
   ipc::RingReader control_;
   ipc::RingWriter replies_;
   ipc::RingWriter committed_;
+  std::map<uint64_t, uint64_t> pending_moves_;  // request id -> transferee
+  bool removed_ = false;
+  std::optional<std::chrono::steady_clock::time_point> removed_applied_at_;  // our own removal was applied
+  std::chrono::steady_clock::time_point next_removed_check_{};
   Status fatal_;  // an unrecoverable inconsistency found while serving; ends Run()
 
   // Delivery cursor to stored; unset until a kResumeFrom of the current stored epoch.

@@ -91,6 +91,11 @@ class PeerTransport {
   uint64_t peers_version() const;
   // The bound port of each listen URL, in order.
   std::vector<uint16_t> listen_ports() const;
+  // Membership changed: dial `peers` (every other member; new ones are added, changed URLs
+  // take effect at the next dial) and forget members no longer listed. A member in
+  // `removed` that dials us is refused with "member <id> was removed from the cluster".
+  // Applied by the I/O thread at its next turn.
+  void UpdatePeers(std::vector<PeerAddress> peers, std::vector<uint64_t> removed);
 
  private:
   struct Impl;
