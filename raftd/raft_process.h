@@ -43,6 +43,7 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "raftd/membership_registry.h"
+#include "rusd/membership.pb.h"
 #include "raftd/raft/raft_node.h"
 #include "raftd/transport/peer_transport.h"
 #include "raftd/wal/wal_writer.h"
@@ -122,6 +123,10 @@ class RaftProcess {
   void OnLeaderChangedForMoves();
   void CheckRemoved();
   void UpdateTransportPeers();
+  // etcd's --strict-reconfig-check (mayAddMember / mayRemoveMember): ErrUnhealthy unless
+  // the peers that matter have been connected for HealthInterval (5 s).
+  Status CheckReconfigHealth(const internal::MemberChangeRequest& req) const;
+  void PollPeers(std::chrono::steady_clock::time_point now);
 
   ipc::Segment& segment_;
   wal::WalWriter& wal_;
@@ -134,6 +139,7 @@ class RaftProcess {
   ipc::RingWriter committed_;
   std::map<uint64_t, uint64_t> pending_moves_;  // request id -> transferee
   bool removed_ = false;
+  std::map<uint64_t, std::chrono::steady_clock::time_point> connected_since_;  // by peer
   std::optional<std::chrono::steady_clock::time_point> removed_applied_at_;  // our own removal was applied
   std::chrono::steady_clock::time_point next_removed_check_{};
   Status fatal_;  // an unrecoverable inconsistency found while serving; ends Run()

@@ -57,6 +57,10 @@ void RaftProcess::TakeMemberRequest(ipc::Message& m) {
                "rusd: member changes need a multi-member cluster (started with peers)");
     return;
   }
+  if (Status health = CheckReconfigHealth(req); !health.ok()) {
+    QueueError(m.id, static_cast<int>(health.code()), health.message());
+    return;
+  }
   Result<raft::ConfChange> cc = options_.membership->Plan(req, node_, m.id);
   if (!cc.ok()) {
     QueueError(m.id, static_cast<int>(cc.status().code()), cc.status().message());
@@ -131,6 +135,7 @@ void RaftProcess::CheckRemoved() {
   }
   if (options_.transport == nullptr || now < next_removed_check_) return;
   next_removed_check_ = now + options_.tick_interval;
+  PollPeers(now);
   for (const transport::PeerState& p : options_.transport->Peers()) {
     if (p.last_error.find(kRemovedByPeer) == std::string::npos) continue;
     spdlog::critical("membership: peer {:016x} refuses this member {:016x}: {}; this member "
@@ -139,6 +144,49 @@ void RaftProcess::CheckRemoved() {
     removed_ = true;
     return;
   }
+}
+
+void RaftProcess::PollPeers(Clock::time_point now) {
+  for (const transport::PeerState& p : options_.transport->Peers()) {
+    if (!p.connected) {
+      connected_since_.erase(p.id);
+    } else {
+      connected_since_.try_emplace(p.id, now);
+    }
+  }
+}
+
+Status RaftProcess::CheckReconfigHealth(const internal::MemberChangeRequest& req) const {
+  constexpr std::chrono::seconds kHealthInterval{5};  // etcd's etcdserver.HealthInterval
+  const Status unhealthy = Status::Unavailable("etcdserver: unhealthy cluster");
+  const Clock::time_point cutoff = Clock::now() - kHealthInterval;
+  auto connected_long = [&](uint64_t id) {
+    if (id == options_.member_id) return true;
+    auto it = connected_since_.find(id);
+    return it != connected_since_.end() && it->second <= cutoff;
+  };
+  std::vector<uint64_t> voters;
+  for (const auto& m : options_.membership->members()) {
+    if (!m.is_learner()) voters.push_back(m.id());
+  }
+  if (req.kind() == internal::MemberChangeRequest::ADD) {
+    for (uint64_t v : voters) {
+      if (!connected_long(v)) return unhealthy;  // isConnectedFullySince
+    }
+    return Status::Ok();
+  }
+  if (req.kind() == internal::MemberChangeRequest::REMOVE) {
+    const auto* m = options_.membership->Find(req.member_id());
+    if (m == nullptr || m->is_learner()) return Status::Ok();
+    // A member that is down is safe to remove: it is not part of the active quorum.
+    if (req.member_id() != options_.member_id && !connected_since_.count(req.member_id())) {
+      return Status::Ok();
+    }
+    size_t active = 0;
+    for (uint64_t v : voters) active += connected_long(v) ? 1 : 0;
+    if (active - 1 < 1 + (voters.size() - 1) / 2) return unhealthy;
+  }
+  return Status::Ok();
 }
 
 void RaftProcess::UpdateTransportPeers() {

@@ -47,6 +47,10 @@ func waitMembers(t *testing.T, c *harness.Cluster, s *harness.Server, n int) *cl
 	}
 }
 
+// settle waits out etcd's --strict-reconfig-check: member changes are refused with
+// "etcdserver: unhealthy cluster" until every voter has been connected for 5 s.
+func settle() { time.Sleep(5500 * time.Millisecond) }
+
 func wantErr(t *testing.T, what string, err, want error) {
 	t.Helper()
 	// clientv3 turns the errors it knows into rpctypes.EtcdError; others stay gRPC statuses.
@@ -61,8 +65,12 @@ func TestMembersErrorsForUnknownAndWrongMembersMatchEtcd(t *testing.T) {
 	cli := c.Client(leader)
 	ctx, cancel := memberCtx()
 	defer cancel()
+	// Right after the start the peers have not been connected for 5 s yet.
+	_, err := cli.MemberAdd(ctx, []string{fmt.Sprintf("http://127.0.0.1:%d", harness.FreePorts(t, 1)[0])})
+	wantErr(t, "add right after the start", err, rpctypes.ErrUnhealthy)
+	settle()
 	const unknown = 0x1234
-	_, err := cli.MemberRemove(ctx, unknown)
+	_, err = cli.MemberRemove(ctx, unknown)
 	wantErr(t, "remove unknown", err, rpctypes.ErrMemberNotFound)
 	_, err = cli.MemberUpdate(ctx, unknown, []string{"http://127.0.0.1:1"})
 	wantErr(t, "update unknown", err, rpctypes.ErrMemberNotFound)
@@ -88,6 +96,7 @@ func TestMembersAddLearnerPromoteRefusedWhileBehindThenRemove(t *testing.T) {
 	cli := c.Client(leader)
 	ctx, cancel := memberCtx()
 	defer cancel()
+	settle()
 	ports := harness.FreePorts(t, 2)
 	url := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	add, err := cli.MemberAddAsLearner(ctx, []string{url})
@@ -215,6 +224,7 @@ func TestMembersRemoveFollowerStopsIt(t *testing.T) {
 		}
 	}
 	id := memberIDOf(t, follower)
+	settle()
 	out := leader.MustEtcdctl("", "member", "remove", fmt.Sprintf("%x", id))
 	if !strings.Contains(out, fmt.Sprintf("Member %16x removed from cluster", id)) {
 		t.Fatalf("etcdctl member remove: %s", out)
@@ -245,6 +255,7 @@ func TestMembersRemoveLeader(t *testing.T) {
 	id := memberIDOf(t, leader)
 	ctx, cancel := memberCtx()
 	defer cancel()
+	settle()
 	if _, err := c.Client(leader).MemberRemove(ctx, id); err != nil {
 		t.Fatal(err)
 	}
