@@ -5,7 +5,7 @@
 namespace rusd::transport {
 namespace {
 
-constexpr uint8_t kMaxMessageType = static_cast<uint8_t>(raft::MessageType::kReadIndexResp);
+constexpr uint8_t kMaxMessageType = static_cast<uint8_t>(raft::MessageType::kTransferLeader);
 constexpr uint8_t kMaxEntryType = static_cast<uint8_t>(raft::EntryType::kEmpty);
 
 void PutU8(uint8_t v, std::string* out) { out->push_back(static_cast<char>(v)); }
