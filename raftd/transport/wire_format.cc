@@ -247,7 +247,10 @@ Status DecodeMessages(std::string_view body, std::vector<raft::Message>* out) {
         !r.U64(&m.reject_hint) || !r.U64(&m.context) || !r.U32(&n)) {
       return Malformed("messages: truncated message");
     }
-    if (type > kMaxMessageType) return Malformed("messages: unknown message type");
+    // kSnapshot needs its description on the wire (not carried by this format yet).
+    if (type > kMaxMessageType || type == static_cast<uint8_t>(raft::MessageType::kSnapshot)) {
+      return Malformed("messages: unknown message type");
+    }
     m.type = static_cast<raft::MessageType>(type);
     m.reject = reject != 0;
     if (n > r.remaining() / 21) return Malformed("messages: entry count exceeds frame");
