@@ -191,6 +191,15 @@ func TestMembersUpdatePeerURLs(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// The change is durable: the member restarted still lists it (and still works).
+	follower.Stop(10 * time.Second)
+	follower.Restart()
+	r := waitMembers(t, c, follower, 3)
+	for _, m := range r.Members {
+		if m.ID == id && (len(m.PeerURLs) != 2 || m.PeerURLs[1] != extra) {
+			t.Fatalf("after a restart %s lists %+v", follower.Name(), m)
+		}
+	}
 	out := leader.MustEtcdctl("", "member", "update", fmt.Sprintf("%x", id), "--peer-urls="+follower.PeerURL)
 	if !strings.Contains(out, fmt.Sprintf("Member %16x updated in cluster", id)) {
 		t.Fatalf("etcdctl member update: %s", out)
@@ -239,6 +248,13 @@ func TestMembersRemoveFollowerStopsIt(t *testing.T) {
 	ctx, cancel := memberCtx()
 	defer cancel()
 	if _, err := c.Client(rest...).Put(ctx, "after-remove", "v"); err != nil {
+		t.Fatal(err)
+	}
+	// Started again on its data, the removed member stops again rather than rejoin.
+	follower.Stop(5 * time.Second) // reaps the exited process
+	follower.Launch()
+	waitExited(t, follower, 20*time.Second)
+	if _, err := c.Client(rest...).Put(ctx, "after-restart-of-removed", "v"); err != nil {
 		t.Fatal(err)
 	}
 }
