@@ -132,8 +132,16 @@ int main(int argc, char** argv) {
   for (const auto& r : membership.members()) {
     current_members.push_back({r.id(), r.name(), {r.peer_urls().begin(), r.peer_urls().end()}});
   }
+  // Not among --members: a member joining a running cluster (the supervisor asked it for
+  // the members); it is a voter or learner once the log's conf change adding it applies.
+  bool joining = !flags->members.empty();
+  for (const rusd::ClusterMember& m : flags->members) joining &= m.id != options.member_id;
+  if (joining && membership.Find(options.member_id) == nullptr) {
+    spdlog::info("joining the cluster as member {:016x}: waiting for the leader's log",
+                 options.member_id);
+  }
   std::unique_ptr<rusd::transport::PeerTransport> transport;
-  if (flags->members.size() > 1) {
+  if (flags->members.size() > 1 || joining) {
     rusd::transport::TransportOptions t;
     t.cluster_id = flags->cluster_id;
     t.member_id = options.member_id;
@@ -145,7 +153,7 @@ int main(int argc, char** argv) {
       self_listed |= m.id == options.member_id;
       if (m.id != options.member_id) t.peers.push_back({m.id, m.name, m.peer_urls});
     }
-    if (!self_listed) {
+    if (!self_listed && !joining) {
       spdlog::critical("member {:x} is not in the cluster's member list", options.member_id);
       return rusd::kExitConfigError;
     }

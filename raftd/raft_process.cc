@@ -64,7 +64,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
                options_.member_id, node_.term(), node_.log().first_index() - 1,
                node_.log().last_index(), node_.log().committed());
   // A single voter need not wait an election timeout: nobody else can be leader.
-  if (options_.members.size() <= 1) node_.Campaign();
+  if (options_.members.size() <= 1 && options_.transport == nullptr) node_.Campaign();
   QueueMemberList();  // for a frontend that started first; a later one triggers a resend
   RUSD_RETURN_IF_ERROR(HandleReadies());
 

@@ -425,6 +425,25 @@ struct PeerTransport::Impl {
     }
   }
 
+  // Membership query answer: member_id = the cluster id, name = kMembershipQueryName,
+  // client_urls = one "<hex id>\t<name>\t<url>,<url>" per member (this one included).
+  void AnswerMembershipQuery(HelloReply* reply) {
+    reply->accepted = false;
+    reply->member_id = options.cluster_id;
+    reply->name = kMembershipQueryName;
+    auto entry = [](uint64_t id, const std::string& name, const std::vector<std::string>& urls) {
+      std::string e = Hex(id);
+      e.append("\t").append(name).append("\t");
+      for (size_t i = 0; i < urls.size(); ++i) e.append(i ? "," : "").append(urls[i]);
+      return e;
+    };
+    reply->client_urls.push_back(entry(options.member_id, options.name, options.listen_urls));
+    std::lock_guard lock(mu);
+    for (const auto& [id, p] : peers) {
+      reply->client_urls.push_back(entry(id, p.state_view.name, p.address.peer_urls));
+    }
+  }
+
   // Checks a dialer's Hello; returns the refusal text, or empty when accepted.
   std::string CheckHello(const Hello& h) {
     {
@@ -477,6 +496,15 @@ struct PeerTransport::Impl {
         HelloReply reply;
         reply.member_id = options.member_id;
         reply.name = options.name;
+        if (hello.ok() && hello->from_member == 0 && hello->to_member == 0 &&
+            hello->cluster_id == 0) {
+          // A member joining with --initial-cluster-state=existing asks who we are: the
+          // cluster id and the members (see MembershipQueryEntry).
+          AnswerMembershipQuery(&reply);
+          AppendHelloReplyFrame(reply, &c.wbuf);
+          c.close_after_write = true;
+          break;
+        }
         if (!hello.ok()) {
           reply.error = hello.status().message();
         } else {

@@ -69,6 +69,11 @@ struct PeerState {
   uint64_t dropped = 0;                  // messages dropped for this peer (queue full, failure)
 };
 
+// A Hello with cluster id and both member ids 0 is a membership query (a member joining
+// an existing cluster learns the cluster id and its own id): the reply is refused with this
+// name, member_id = cluster id and one "<hex id>\t<name>\t<url>,..." per member.
+inline constexpr char kMembershipQueryName[] = "rusd-membership";
+
 class PeerTransport {
  public:
   // Binds every listen URL (an error names the URL: in use, bad address) and starts the

@@ -315,3 +315,67 @@ func TestMembersMoveLeader(t *testing.T) {
 		t.Fatalf("leader is %s, want %s", got.Name(), target.Name())
 	}
 }
+
+// etcdctl's `member add` output: the ETCD_INITIAL_CLUSTER line's value.
+func initialClusterFrom(t *testing.T, out string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "ETCD_INITIAL_CLUSTER=") {
+			return strings.Trim(strings.TrimPrefix(line, "ETCD_INITIAL_CLUSTER="), "\"")
+		}
+	}
+	t.Fatalf("no ETCD_INITIAL_CLUSTER in:\n%s", out)
+	return ""
+}
+
+func TestMembersAddedMemberJoinsAndServesTheData(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	leader := c.WaitLeader(10 * time.Second)
+	ctx, cancel := memberCtx()
+	defer cancel()
+	for i := 0; i < 20; i++ {
+		if _, err := c.Client().Put(ctx, fmt.Sprintf("before/%02d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle()
+	ports := harness.FreePorts(t, 2)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	out := leader.MustEtcdctl("", "member", "add", "n4", "--peer-urls="+peerURL)
+	if !strings.Contains(out, "ETCD_INITIAL_CLUSTER_STATE=\"existing\"") {
+		t.Fatalf("etcdctl member add: %s", out)
+	}
+	n4 := c.NewJoiningServer(t, "n4", initialClusterFrom(t, out), ports[0], ports[1])
+	n4.Launch()
+	if err := n4.Probe(20 * time.Second); err != nil {
+		t.Fatalf("the new member does not serve: %v\n%s", err, n4.LogTail(40))
+	}
+	n4.WaitReady(20 * time.Second)
+	waitSerializable(t, c.Client(n4), "before/19", "v", 10*time.Second)
+	if _, err := c.Client(n4).Put(ctx, "after-join", "v"); err != nil {
+		t.Fatal(err)
+	}
+	waitSerializable(t, c.Client(c.Nodes[0]), "after-join", "v", 10*time.Second)
+	r := waitMembers(t, c, n4, 4)
+	for _, m := range r.Members {
+		if m.IsLearner {
+			t.Fatalf("a member added as voter is a learner: %+v", m)
+		}
+	}
+	// Same cluster id in every header.
+	st, err := c.Client(n4).Status(ctx, n4.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st0, err := c.Client(leader).Status(ctx, leader.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Header.ClusterId != st0.Header.ClusterId {
+		t.Fatalf("cluster id %x on the new member, %x on the leader", st.Header.ClusterId, st0.Header.ClusterId)
+	}
+	// Restarted, it stays a member of the same cluster.
+	n4.Stop(10 * time.Second)
+	n4.Restart()
+	waitSerializable(t, c.Client(n4), "after-join", "v", 10*time.Second)
+}
