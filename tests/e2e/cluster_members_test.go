@@ -379,3 +379,58 @@ func TestMembersAddedMemberJoinsAndServesTheData(t *testing.T) {
 	n4.Restart()
 	waitSerializable(t, c.Client(n4), "after-join", "v", 10*time.Second)
 }
+
+func TestMembersLearnerJoinsThenPromoteIsAcceptedWhenInSync(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	leader := c.WaitLeader(10 * time.Second)
+	ctx, cancel := memberCtx()
+	defer cancel()
+	for i := 0; i < 50; i++ {
+		if _, err := c.Client().Put(ctx, fmt.Sprintf("k%02d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle()
+	ports := harness.FreePorts(t, 2)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	out := leader.MustEtcdctl("", "member", "add", "n4", "--learner", "--peer-urls="+peerURL)
+	var id uint64
+	if _, err := fmt.Sscanf(out, "Member %x added", &id); err != nil {
+		t.Fatalf("etcdctl member add: %v: %s", err, out)
+	}
+	r := leader.Etcdctl("", "member", "promote", fmt.Sprintf("%x", id))
+	if r.Code == 0 || !strings.Contains(r.Stderr, "etcdserver: can only promote a learner member which is in sync with leader") {
+		t.Fatalf("promote before the learner started: %+v", r)
+	}
+	n4 := c.NewJoiningServer(t, "n4", initialClusterFrom(t, out), ports[0], ports[1])
+	n4.Launch()
+	// A learner serves serializable reads only (etcd refuses the rest on learners).
+	waitSerializable(t, c.Client(n4), "k49", "v", 20*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r = leader.Etcdctl("", "member", "promote", fmt.Sprintf("%x", id))
+		if r.Code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("promote never accepted: %+v\n%s", r, n4.LogTail(30))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(r.Stdout, fmt.Sprintf("Member %16x promoted in cluster", id)) {
+		t.Fatalf("etcdctl member promote: %s", r.Stdout)
+	}
+	for _, n := range c.Nodes {
+		list := waitMembers(t, c, n, 4)
+		for _, m := range list.Members {
+			if m.IsLearner {
+				t.Fatalf("%s still lists a learner after the promotion: %+v", n.Name(), m)
+			}
+		}
+	}
+	// Now a voter, it takes writes too.
+	if _, err := c.Client(n4).Put(ctx, "after-promote", "v"); err != nil {
+		t.Fatal(err)
+	}
+	waitSerializable(t, c.Client(c.Nodes[0]), "after-promote", "v", 10*time.Second)
+}
