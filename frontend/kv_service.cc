@@ -133,7 +133,12 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
                  h->set_raft_term(term);
                  resp->set_version(RUSD_ETCD_SERVER_VERSION);
                  resp->set_leader(leader.leader_id);
-                 resp->set_islearner(false);  // learners need conf changes (not yet)
+                 etcdserverpb::MemberListResponse members;
+                 if (members.ParseFromString(ring_.member_list())) {
+                   for (const auto& m : members.members()) {
+                     if (m.id() == member_id_) resp->set_islearner(m.islearner());
+                   }
+                 }
                  resp->set_raftterm(term);
                  resp->set_raftindex(ring_.committed_index());
                  resp->set_raftappliedindex(ring_.applied_index());

@@ -406,6 +406,9 @@ func TestMembersLearnerJoinsThenPromoteIsAcceptedWhenInSync(t *testing.T) {
 	n4.Launch()
 	// A learner serves serializable reads only (etcd refuses the rest on learners).
 	waitSerializable(t, c.Client(n4), "k49", "v", 20*time.Second)
+	if st, err := c.Client(n4).Status(ctx, n4.Endpoint); err != nil || !st.IsLearner {
+		t.Fatalf("status of the learner: %+v %v", st, err)
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r = leader.Etcdctl("", "member", "promote", fmt.Sprintf("%x", id))
