@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
   options.election_ticks = static_cast<int>(std::max<uint32_t>(1, flags->election_timeout_ms / hb));
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
+  options.name = flags->name;
   // The member list: bootstrap members, then every applied change (members.pb + the WAL).
   rusd::raftd::MembershipRegistry membership(options.member_id, flags->members,
                                              flags->data_dir + "/member");

@@ -231,6 +231,7 @@ etcdserverpb::MemberListResponse RaftProcess::BuildMemberList() {
     }
     for (const auto& u : m.peer_urls) out->add_peerurls(u);
     if (m.id == options_.member_id) {
+      if (out->name().empty()) out->set_name(options_.name);
       for (const auto& u : options_.client_urls) out->add_clienturls(u);
       continue;
     }

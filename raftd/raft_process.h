@@ -76,6 +76,7 @@ struct RaftProcessOptions {
   size_t max_queued_replies = 1u << 16;
   // The member list and its change rules (owned by main(); may be null: fixed members).
   MembershipRegistry* membership = nullptr;
+  std::string name;  // this member's --name (MemberList, for a member added at run time)
 };
 
 class RaftProcess {

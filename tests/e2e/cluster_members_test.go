@@ -356,10 +356,26 @@ func TestMembersAddedMemberJoinsAndServesTheData(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSerializable(t, c.Client(c.Nodes[0]), "after-join", "v", 10*time.Second)
-	r := waitMembers(t, c, n4, 4)
-	for _, m := range r.Members {
-		if m.IsLearner {
-			t.Fatalf("a member added as voter is a learner: %+v", m)
+	for _, n := range c.Nodes {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r := waitMembers(t, c, n, 4)
+			named := 0
+			for _, m := range r.Members {
+				if m.IsLearner {
+					t.Fatalf("a member added as voter is a learner: %+v", m)
+				}
+				if m.Name != "" && len(m.ClientURLs) == 1 {
+					named++
+				}
+			}
+			if named == 4 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s lists %+v", n.Name(), r.Members)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	// Same cluster id in every header.
