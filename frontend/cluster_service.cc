@@ -1,7 +1,11 @@
 #include "frontend/cluster_service.h"
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
 #include <ctime>
+#include <memory>
 
 #include "frontend/grpc_status.h"
 #include "frontend/member_change.h"
@@ -66,6 +70,13 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
   grpc::ServerUnaryReactor* MemberPromote(grpc::CallbackServerContext* ctx,
                                           const etcdserverpb::MemberPromoteRequest* req,
                                           etcdserverpb::MemberPromoteResponse* resp) override {
+    // Only the leader knows whether the learner is in sync: a follower passes the call on to
+    // the leader's client URL, as etcd forwards promotions to the leader.
+    const LeaderState leader = ring_.leader();
+    if (leader.leader_id != 0 && leader.leader_id != member_id_) {
+      std::string target = LeaderClientTarget(leader.leader_id);
+      if (!target.empty()) return ForwardPromote(ctx, *req, resp, target);
+    }
     internal::MemberChangeRequest change;
     change.set_kind(internal::MemberChangeRequest::PROMOTE);
     change.set_member_id(req->id());
@@ -73,6 +84,44 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
   }
 
  private:
+  // host:port of the leader's first client URL, from raftd's member list ("" if unknown).
+  std::string LeaderClientTarget(uint64_t leader_id) const {
+    etcdserverpb::MemberListResponse list;
+    if (!list.ParseFromString(ring_.member_list())) return "";
+    for (const auto& m : list.members()) {
+      if (m.id() != leader_id || m.clienturls().empty()) continue;
+      std::string url = m.clienturls(0);
+      const size_t p = url.find("://");
+      if (p != std::string::npos) {
+        if (url.compare(0, p, "http") != 0) return "";  // TLS to peers' clients: not yet
+        url = url.substr(p + 3);
+      }
+      return url;
+    }
+    return "";
+  }
+
+  grpc::ServerUnaryReactor* ForwardPromote(grpc::CallbackServerContext* ctx,
+                                           const etcdserverpb::MemberPromoteRequest& req,
+                                           etcdserverpb::MemberPromoteResponse* resp,
+                                           const std::string& target) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    struct Call {
+      std::shared_ptr<grpc::Channel> channel;
+      std::unique_ptr<etcdserverpb::Cluster::Stub> stub;
+      grpc::ClientContext ctx;
+      etcdserverpb::MemberPromoteRequest req;
+    };
+    auto call = std::make_shared<Call>();
+    call->channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+    call->stub = etcdserverpb::Cluster::NewStub(call->channel);
+    call->req = req;
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(7));
+    call->stub->async()->MemberPromote(&call->ctx, &call->req, resp,
+                                       [call, reactor](grpc::Status st) { reactor->Finish(st); });
+    return reactor;
+  }
+
   // Sends the change to raftd; fills the response (header, members and, for MemberAdd,
   // member) from what raftd applied.
   template <typename Response>

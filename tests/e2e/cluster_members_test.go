@@ -414,7 +414,14 @@ func TestMembersLearnerJoinsThenPromoteIsAcceptedWhenInSync(t *testing.T) {
 	if _, err := fmt.Sscanf(out, "Member %x added", &id); err != nil {
 		t.Fatalf("etcdctl member add: %v: %s", err, out)
 	}
-	r := leader.Etcdctl("", "member", "promote", fmt.Sprintf("%x", id))
+	// Asked on a follower too: the leader judges (etcd forwards promotions to the leader).
+	var follower *harness.Server
+	for _, n := range c.Nodes {
+		if n != leader {
+			follower = n
+		}
+	}
+	r := follower.Etcdctl("", "member", "promote", fmt.Sprintf("%x", id))
 	if r.Code == 0 || !strings.Contains(r.Stderr, "etcdserver: can only promote a learner member which is in sync with leader") {
 		t.Fatalf("promote before the learner started: %+v", r)
 	}
@@ -427,7 +434,7 @@ func TestMembersLearnerJoinsThenPromoteIsAcceptedWhenInSync(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		r = leader.Etcdctl("", "member", "promote", fmt.Sprintf("%x", id))
+		r = follower.Etcdctl("", "member", "promote", fmt.Sprintf("%x", id))
 		if r.Code == 0 {
 			break
 		}
