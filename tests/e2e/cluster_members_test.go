@@ -460,3 +460,35 @@ func TestMembersLearnerJoinsThenPromoteIsAcceptedWhenInSync(t *testing.T) {
 	}
 	waitSerializable(t, c.Client(c.Nodes[0]), "after-promote", "v", 10*time.Second)
 }
+
+func TestMembersRemovedWhileDownStopsWhenStarted(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	leader := c.WaitLeader(10 * time.Second)
+	var down *harness.Server
+	var rest []*harness.Server
+	for _, n := range c.Nodes {
+		if n != leader && down == nil {
+			down = n
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	id := memberIDOf(t, down)
+	settle()
+	down.Stop(10 * time.Second)
+	ctx, cancel := memberCtx()
+	defer cancel()
+	// A member that is down is not part of the active quorum: removing it is allowed.
+	if _, err := c.Client(leader).MemberRemove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// It never saw its removal: the others refuse it as removed and it stops.
+	down.Launch()
+	waitExited(t, down, 30*time.Second)
+	if harness.TargetKind() != harness.Etcd && !strings.Contains(down.LogTail(200), "removed from the cluster") {
+		t.Fatalf("the removed member does not say why it stopped:\n%s", down.LogTail(40))
+	}
+	if _, err := c.Client(rest...).Put(ctx, "after", "v"); err != nil {
+		t.Fatal(err)
+	}
+}
