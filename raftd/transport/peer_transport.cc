@@ -612,6 +612,13 @@ struct PeerTransport::Impl {
       p.address.name = name;
     }
     version.fetch_add(1);
+    // A removed member's streams to us are closed: its redial is refused as removed, which
+    // is how it learns of a removal it did not apply itself.
+    std::erase_if(incoming, [&](const Incoming& c) {
+      const bool drop = c.from != 0 && std::find(removed.begin(), removed.end(), c.from) != removed.end();
+      if (drop) ::close(c.fd);
+      return drop;
+    });
   }
 
   void Loop() {
