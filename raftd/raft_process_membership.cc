@@ -169,6 +169,52 @@ Status RaftProcess::CheckReconfigHealth(const internal::MemberChangeRequest& req
   for (const auto& m : options_.membership->members()) {
     if (!m.is_learner()) voters.push_back(m.id());
   }
+  // etcd's Member.IsStarted (it published its name): here a bootstrap member (named by
+  // --initial-cluster), this member, or a peer that introduced itself in a handshake.
+  std::vector<transport::PeerState> peers = options_.transport->Peers();
+  auto started = [&](uint64_t id) {
+    if (id == options_.member_id) return true;
+    const auto* m = options_.membership->Find(id);
+    if (m != nullptr && !m->name().empty()) return true;
+    for (const auto& p : peers) {
+      if (p.id == id && !p.name.empty()) return true;
+    }
+    return false;
+  };
+  const Status not_enough = Status::FailedPrecondition(
+      "etcdserver: re-configuration failed due to not enough started members");
+  auto enough_started = [&](size_t nmembers, size_t nstarted) {
+    return nstarted >= nmembers / 2 + 1;
+  };
+  if (req.kind() == internal::MemberChangeRequest::ADD && !req.is_learner()) {
+    size_t nmembers = 1, nstarted = 0;  // IsReadyToAddVotingMember
+    for (uint64_t v : voters) {
+      nstarted += started(v) ? 1 : 0;
+      ++nmembers;
+    }
+    if (!(nstarted == 1 && nmembers == 2) && !enough_started(nmembers, nstarted)) return not_enough;
+  }
+  if (req.kind() == internal::MemberChangeRequest::PROMOTE) {
+    size_t nmembers = 1, nstarted = 1;  // IsReadyToPromoteMember: the learner counts
+    for (uint64_t v : voters) {
+      nstarted += started(v) ? 1 : 0;
+      ++nmembers;
+    }
+    if (!enough_started(nmembers, nstarted)) return not_enough;
+    return Status::Ok();
+  }
+  if (req.kind() == internal::MemberChangeRequest::REMOVE) {
+    const auto* m = options_.membership->Find(req.member_id());
+    if (m != nullptr && !m->is_learner()) {
+      size_t nmembers = 0, nstarted = 0;  // IsReadyToRemoveVotingMember
+      for (uint64_t v : voters) {
+        if (v == req.member_id()) continue;
+        nstarted += started(v) ? 1 : 0;
+        ++nmembers;
+      }
+      if (!enough_started(nmembers, nstarted)) return not_enough;
+    }
+  }
   if (req.kind() == internal::MemberChangeRequest::ADD) {
     for (uint64_t v : voters) {
       if (!connected_long(v)) return unhealthy;  // isConnectedFullySince

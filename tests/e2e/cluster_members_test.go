@@ -82,6 +82,18 @@ func TestMembersErrorsForUnknownAndWrongMembersMatchEtcd(t *testing.T) {
 	wantErr(t, "add an existing peer URL", err, rpctypes.ErrPeerURLExist)
 	_, err = cli.MemberUpdate(ctx, memberIDOf(t, c.Nodes[1]), []string{c.Nodes[2].PeerURL})
 	wantErr(t, "update to another member's peer URL", err, rpctypes.ErrPeerURLExist)
+	// A voter added but not started: a further add finds the cluster unhealthy (that voter
+	// is not connected), removing the unstarted voter is allowed (it is down).
+	ports := harness.FreePorts(t, 2)
+	added, err := cli.MemberAdd(ctx, []string{fmt.Sprintf("http://127.0.0.1:%d", ports[0])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cli.MemberAdd(ctx, []string{fmt.Sprintf("http://127.0.0.1:%d", ports[1])})
+	wantErr(t, "add while a voter is not started", err, rpctypes.ErrUnhealthy)
+	if _, err := cli.MemberRemove(ctx, added.Member.ID); err != nil {
+		t.Fatal(err)
+	}
 	// etcdctl prints the same error text.
 	r := leader.Etcdctl("", "member", "remove", "1234")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "etcdserver: member not found") {
