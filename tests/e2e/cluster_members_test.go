@@ -111,10 +111,12 @@ func TestMembersAddLearnerPromoteRefusedWhileBehindThenRemove(t *testing.T) {
 	settle()
 	ports := harness.FreePorts(t, 2)
 	url := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	t0 := time.Now()
 	add, err := cli.MemberAddAsLearner(ctx, []string{url})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("member add --learner answered in %v", time.Since(t0))
 	if add.Member == nil || add.Member.ID == 0 || !add.Member.IsLearner || len(add.Members) != 4 ||
 		add.Header.ClusterId == 0 {
 		t.Fatalf("member add response: %+v", add)
