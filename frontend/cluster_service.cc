@@ -1,19 +1,18 @@
 #include "frontend/cluster_service.h"
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <ctime>
+#include <memory>
+
+#include "frontend/grpc_status.h"
+#include "frontend/member_change.h"
 #include "frontend/ring_client.h"
 
 namespace rusd::frontend {
 namespace {
-
-// What a membership change answers until raftd has configuration changes (the call is
-// refused before anything is proposed, so its outcome is certain: nothing changed).
-grpc::Status MembershipChangesUnsupported(const char* method) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      std::string("rusd: ") + method +
-                          " is not supported yet: the membership is fixed by "
-                          "--initial-cluster until Raft configuration changes land");
-}
 
 class ClusterService final : public etcdserverpb::Cluster::CallbackService {
  public:
@@ -39,38 +38,117 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
   }
 
   grpc::ServerUnaryReactor* MemberAdd(grpc::CallbackServerContext* ctx,
-                                      const etcdserverpb::MemberAddRequest*,
-                                      etcdserverpb::MemberAddResponse*) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(MembershipChangesUnsupported("MemberAdd"));
-    return reactor;
+                                      const etcdserverpb::MemberAddRequest* req,
+                                      etcdserverpb::MemberAddResponse* resp) override {
+    internal::MemberChangeRequest change;
+    change.set_kind(internal::MemberChangeRequest::ADD);
+    for (const auto& u : req->peerurls()) change.add_peer_urls(u);
+    change.set_is_learner(req->islearner());
+    change.set_unix_time(static_cast<int64_t>(std::time(nullptr)));
+    return Change(ctx, change, resp, /*with_member=*/true);
   }
 
   grpc::ServerUnaryReactor* MemberRemove(grpc::CallbackServerContext* ctx,
-                                         const etcdserverpb::MemberRemoveRequest*,
-                                         etcdserverpb::MemberRemoveResponse*) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(MembershipChangesUnsupported("MemberRemove"));
-    return reactor;
+                                         const etcdserverpb::MemberRemoveRequest* req,
+                                         etcdserverpb::MemberRemoveResponse* resp) override {
+    internal::MemberChangeRequest change;
+    change.set_kind(internal::MemberChangeRequest::REMOVE);
+    change.set_member_id(req->id());
+    return Change(ctx, change, resp, false);
   }
 
   grpc::ServerUnaryReactor* MemberUpdate(grpc::CallbackServerContext* ctx,
-                                         const etcdserverpb::MemberUpdateRequest*,
-                                         etcdserverpb::MemberUpdateResponse*) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(MembershipChangesUnsupported("MemberUpdate"));
-    return reactor;
+                                         const etcdserverpb::MemberUpdateRequest* req,
+                                         etcdserverpb::MemberUpdateResponse* resp) override {
+    internal::MemberChangeRequest change;
+    change.set_kind(internal::MemberChangeRequest::UPDATE);
+    change.set_member_id(req->id());
+    for (const auto& u : req->peerurls()) change.add_peer_urls(u);
+    return Change(ctx, change, resp, false);
   }
 
   grpc::ServerUnaryReactor* MemberPromote(grpc::CallbackServerContext* ctx,
-                                          const etcdserverpb::MemberPromoteRequest*,
-                                          etcdserverpb::MemberPromoteResponse*) override {
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(MembershipChangesUnsupported("MemberPromote"));
-    return reactor;
+                                          const etcdserverpb::MemberPromoteRequest* req,
+                                          etcdserverpb::MemberPromoteResponse* resp) override {
+    // Only the leader knows whether the learner is in sync: a follower passes the call on to
+    // the leader's client URL, as etcd forwards promotions to the leader.
+    const LeaderState leader = ring_.leader();
+    if (leader.leader_id != 0 && leader.leader_id != member_id_) {
+      std::string target = LeaderClientTarget(leader.leader_id);
+      if (!target.empty()) return ForwardPromote(ctx, *req, resp, target);
+    }
+    internal::MemberChangeRequest change;
+    change.set_kind(internal::MemberChangeRequest::PROMOTE);
+    change.set_member_id(req->id());
+    return Change(ctx, change, resp, false);
   }
 
  private:
+  // host:port of the leader's first client URL, from raftd's member list ("" if unknown).
+  std::string LeaderClientTarget(uint64_t leader_id) const {
+    etcdserverpb::MemberListResponse list;
+    if (!list.ParseFromString(ring_.member_list())) return "";
+    for (const auto& m : list.members()) {
+      if (m.id() != leader_id || m.clienturls().empty()) continue;
+      std::string url = m.clienturls(0);
+      const size_t p = url.find("://");
+      if (p != std::string::npos) {
+        if (url.compare(0, p, "http") != 0) return "";  // TLS to peers' clients: not yet
+        url = url.substr(p + 3);
+      }
+      return url;
+    }
+    return "";
+  }
+
+  grpc::ServerUnaryReactor* ForwardPromote(grpc::CallbackServerContext* ctx,
+                                           const etcdserverpb::MemberPromoteRequest& req,
+                                           etcdserverpb::MemberPromoteResponse* resp,
+                                           const std::string& target) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    struct Call {
+      std::shared_ptr<grpc::Channel> channel;
+      std::unique_ptr<etcdserverpb::Cluster::Stub> stub;
+      grpc::ClientContext ctx;
+      etcdserverpb::MemberPromoteRequest req;
+    };
+    auto call = std::make_shared<Call>();
+    call->channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+    call->stub = etcdserverpb::Cluster::NewStub(call->channel);
+    call->req = req;
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(7));
+    call->stub->async()->MemberPromote(&call->ctx, &call->req, resp,
+                                       [call, reactor](grpc::Status st) { reactor->Finish(st); });
+    return reactor;
+  }
+
+  // Sends the change to raftd; fills the response (header, members and, for MemberAdd,
+  // member) from what raftd applied.
+  template <typename Response>
+  grpc::ServerUnaryReactor* Change(grpc::CallbackServerContext* ctx,
+                                   const internal::MemberChangeRequest& change, Response* resp,
+                                   bool with_member) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    RequestMemberChange(
+        ring_, change,
+        [this, reactor, resp, with_member](const Status& st, internal::MemberChangeResult&& r) {
+          if (!st.ok()) {
+            reactor->Finish(ToGrpcStatus(st));
+            return;
+          }
+          auto* h = resp->mutable_header();
+          h->set_cluster_id(cluster_id_);
+          h->set_member_id(member_id_);
+          h->set_raft_term(ring_.leader().term);
+          *resp->mutable_members() = r.members();
+          if constexpr (requires { resp->mutable_member(); }) {
+            if (with_member) *resp->mutable_member() = r.member();
+          }
+          reactor->Finish(grpc::Status::OK);
+        });
+    return reactor;
+  }
+
   RingClient& ring_;
   const uint64_t member_id_;
   const uint64_t cluster_id_;

@@ -111,6 +111,14 @@ class FakeNode {
   }
 
   void OnProposal(const ipc::Message& m) {
+    if (m.type == MessageType::kMemberChange) {
+      // raftd's answer for an unknown member (membership.proto).
+      internal::ErrorReply err;
+      err.set_code(5);
+      err.set_message("etcdserver: member not found");
+      (void)raft_replies_.Write(MessageType::kError, m.id, err.SerializeAsString(), 1s);
+      return;
+    }
     if (m.type == MessageType::kReadIndex) {
       {
         std::lock_guard lock(seen.mu);
@@ -800,12 +808,13 @@ TEST_F(FrontendProcessTest, ClusterMemberListServesWhatRaftdReportsAndChangesAre
   EXPECT_EQ(resp.members(1).id(), 0x77u);
   EXPECT_EQ(resp.header().member_id(), kMemberId);
   EXPECT_EQ(resp.header().cluster_id(), 0x123u);
-  etcdserverpb::MemberAddRequest add;
-  add.add_peerurls("http://127.0.0.1:9999");
-  etcdserverpb::MemberAddResponse added;
-  st = stub->MemberAdd(Ctx().get(), add, &added);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(st.error_message().find("not supported yet"), std::string::npos);
+  // Member changes go to raftd (kMemberChange) and its error comes back unchanged.
+  etcdserverpb::MemberRemoveRequest remove;
+  remove.set_id(0x1234);
+  etcdserverpb::MemberRemoveResponse removed;
+  st = stub->MemberRemove(Ctx().get(), remove, &removed);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(st.error_message(), "etcdserver: member not found");
 }
 
 }  // namespace

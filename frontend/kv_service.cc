@@ -9,6 +9,7 @@
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "frontend/grpc_status.h"
 #include "frontend/kv_dispatcher.h"
+#include "frontend/member_change.h"
 #include "frontend/ring_client.h"
 
 namespace rusd::frontend {
@@ -134,7 +135,12 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
                  h->set_raft_term(term);
                  resp->set_version(RUSD_ETCD_SERVER_VERSION);
                  resp->set_leader(leader.leader_id);
-                 resp->set_islearner(false);  // learners need conf changes (not yet)
+                 etcdserverpb::MemberListResponse members;
+                 if (members.ParseFromString(ring_.member_list())) {
+                   for (const auto& m : members.members()) {
+                     if (m.id() == member_id_) resp->set_islearner(m.islearner());
+                   }
+                 }
                  resp->set_raftterm(term);
                  resp->set_raftindex(ring_.committed_index());
                  resp->set_raftappliedindex(ring_.applied_index());
@@ -142,6 +148,25 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
                  resp->set_dbsizeinuse(static_cast<int64_t>(ring_.db_size_in_use()));
                  reactor->Finish(grpc::Status::OK);
                });
+    return reactor;
+  }
+
+  // etcd's MoveLeader: the leader transfers to a voter; "etcdserver: not leader" elsewhere.
+  grpc::ServerUnaryReactor* MoveLeader(grpc::CallbackServerContext* ctx,
+                                       const etcdserverpb::MoveLeaderRequest* req,
+                                       etcdserverpb::MoveLeaderResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    RequestMoveLeader(ring_, req->targetid(), [this, reactor, resp](const rusd::Status& st) {
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        return;
+      }
+      auto* h = resp->mutable_header();
+      h->set_cluster_id(cluster_id_);
+      h->set_member_id(member_id_);
+      h->set_raft_term(ring_.leader().term);
+      reactor->Finish(grpc::Status::OK);
+    });
     return reactor;
   }
 

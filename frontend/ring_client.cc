@@ -399,6 +399,18 @@ void RingClient::Propose(uint64_t request_id, std::string_view command, RequestC
   if (!st.ok()) impl_->Fail(request_id, etcd_errors::TooManyRequests());
 }
 
+void RingClient::SubmitToRaft(ipc::MessageType type, std::string_view payload,
+                              RequestCallback done) {
+  const uint64_t request_id = NextRequestId();
+  Pending p;
+  p.stage = Stage::kProposed;
+  p.deadline = Clock::now() + options_.request_timeout;
+  p.done = std::move(done);
+  if (!impl_->Register(request_id, std::move(p))) return;
+  Status st = impl_->proposals.Write(type, request_id, payload, options_.ring_write_timeout);
+  if (!st.ok()) impl_->Fail(request_id, etcd_errors::TooManyRequests());
+}
+
 void RingClient::Read(std::string range_request, bool linearizable, RequestCallback done) {
   ReadAs(static_cast<uint16_t>(MessageType::kRangeRead), std::move(range_request), linearizable,
          std::move(done));

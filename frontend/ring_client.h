@@ -84,6 +84,9 @@ class RingClient {
   // Writes a kPropose carrying `command` (a serialized rusd.internal.Command whose
   // request_id is `request_id`); `done` gets stored's kResult (or kError from raftd/stored).
   void Propose(uint64_t request_id, std::string_view command, RequestCallback done);
+  // Another request for raftd on the proposals ring (kMemberChange, kMoveLeader), answered
+  // by raftd's kResult or kError; never re-sent, like a proposal.
+  void SubmitToRaft(ipc::MessageType type, std::string_view payload, RequestCallback done);
 
   // Reads `range_request` (a serialized etcdserverpb.RangeRequest): linearizable via
   // kReadIndex first, or serializable straight from stored. `done` gets the RangeResponse.

@@ -12,6 +12,8 @@ enum class MessageType : uint16_t {
   // proposals ring (frontend -> raftd). id = request id.
   kPropose = 1,        // rusd.internal.Command
   kReadIndex = 2,      // empty payload
+  kMemberChange = 6,   // rusd.internal.MemberChangeRequest (membership.proto); kResult/kError
+  kMoveLeader = 7,     // rusd.internal.MoveLeaderRequest (membership.proto); kResult/kError
   // raft-replies ring (raftd -> frontend).
   kReadIndexReply = 10,  // id = request id; rusd.internal.ReadIndexReply
   kLeaderInfo = 11,      // id = 0; rusd.internal.LeaderInfo

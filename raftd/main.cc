@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <ctime>
 
@@ -125,11 +126,39 @@ int main(int argc, char** argv) {
       std::chrono::milliseconds(std::max<uint32_t>(1, flags->election_timeout_ms / 4)));
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
+  options.name = flags->name;
+  // The member list: bootstrap members, then every applied change (members.pb + the WAL).
+  rusd::raftd::MembershipRegistry membership(options.member_id, flags->members,
+                                             flags->data_dir + "/member");
+  if (rusd::Status ms = membership.Load(); !ms.ok()) {
+    spdlog::critical("membership: {}", ms.ToString());
+    return kExitWal;
+  }
+  membership.Replay(recovered->entries, recovered->hard_state.commit);
+  if (membership.self_removed()) {
+    spdlog::critical("member {:016x} was removed from the cluster; not starting (remove its "
+                     "data directory to add it again as a new member)",
+                     options.member_id);
+    return rusd::kExitConfigError;
+  }
+  options.membership = &membership;
+  std::vector<rusd::ClusterMember> current_members;
+  for (const auto& r : membership.members()) {
+    current_members.push_back({r.id(), r.name(), {r.peer_urls().begin(), r.peer_urls().end()}});
+  }
+  // Not among --members: a member joining a running cluster (the supervisor asked it for
+  // the members); it is a voter or learner once the log's conf change adding it applies.
+  bool joining = !flags->members.empty();
+  for (const rusd::ClusterMember& m : flags->members) joining &= m.id != options.member_id;
+  if (joining && membership.Find(options.member_id) == nullptr) {
+    spdlog::info("joining the cluster as member {:016x}: waiting for the leader's log",
+                 options.member_id);
+  }
   // Declared first so that it outlives the transport, which hands it accepted streams.
   std::unique_ptr<rusd::raftd::SnapshotTransfer> snapshots;
   std::unique_ptr<rusd::transport::PeerTransport> transport;
   options.snap_dir = snap_dir;
-  if (flags->members.size() > 1) {
+  if (flags->members.size() > 1 || joining) {
     rusd::transport::TransportOptions t;
     t.cluster_id = flags->cluster_id;
     t.member_id = options.member_id;
@@ -137,11 +166,11 @@ int main(int argc, char** argv) {
     t.listen_urls = flags->listen_peer_urls;
     t.client_urls = flags->advertise_client_urls;
     bool self_listed = false;
-    for (const rusd::ClusterMember& m : flags->members) {
+    for (const rusd::ClusterMember& m : current_members) {
       self_listed |= m.id == options.member_id;
       if (m.id != options.member_id) t.peers.push_back({m.id, m.name, m.peer_urls});
     }
-    if (!self_listed) {
+    if (!self_listed && !joining) {
       spdlog::critical("member {:x} is not in the cluster's member list", options.member_id);
       return rusd::kExitConfigError;
     }
@@ -158,6 +187,9 @@ int main(int argc, char** argv) {
     t.on_snapshot_stream = [receiver](int fd, std::string head) {
       receiver->Accept(fd, std::move(head));
     };
+    // Members removed since bootstrap are refused as such (they stop themselves).
+    std::vector<uint64_t> removed_ids = membership.removed_ids();
+    const std::vector<rusd::transport::PeerAddress> t_peers = t.peers;
     auto started = rusd::transport::PeerTransport::Start(std::move(t));
     if (!started.ok()) {
       // Restarting cannot free a port another process holds: stop the node (as etcd exits).
@@ -165,6 +197,7 @@ int main(int argc, char** argv) {
       return rusd::kExitConfigError;
     }
     transport = std::move(*started);
+    if (!removed_ids.empty()) transport->UpdatePeers(t_peers, removed_ids);
     options.transport = transport.get();
     options.snapshots = snapshots.get();
     options.compact_on_snapshot = true;
@@ -193,11 +226,24 @@ int main(int argc, char** argv) {
                  merged.state.prev_index + merged.state.entries.size());
   }
   rusd::raft::RecoveredState state = std::move(merged.state);
+  if (!state.conf_state && state.prev_index > 0 && membership.applied_index() > 0) {
+    // The WAL was trimmed past the bootstrap with no snapshot point to say the
+    // configuration there: start the core from the persisted members (changes still in the
+    // log replay on top of it; they are idempotent).
+    rusd::raft::ConfState conf;
+    for (const auto& r : membership.members()) {
+      (r.is_learner() ? conf.learners : conf.voters).push_back(r.id());
+    }
+    std::sort(conf.voters.begin(), conf.voters.end());
+    std::sort(conf.learners.begin(), conf.learners.end());
+    state.conf_state = conf;
+  }
   rusd::raftd::RaftProcess process((*ctx)->segment(), **wal, std::move(state), options);
   spdlog::info("rusd-raftd up: member {:016x}, epoch {}, tick {} ms, election {} ticks",
                options.member_id, options.epoch, hb, options.election_ticks);
 
   st = process.Run([&stop_signals] { return StopRequested(stop_signals); });
+  if (st.ok() && process.removed()) return rusd::kExitConfigError;  // logged why
   if (!st.ok()) {
     spdlog::critical("unrecoverable WAL error, exiting: {}", st.ToString());
     return kExitWal;

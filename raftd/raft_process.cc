@@ -65,7 +65,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
                options_.member_id, node_.term(), node_.log().first_index() - 1,
                node_.log().last_index(), node_.log().committed());
   // A single voter need not wait an election timeout: nobody else can be leader.
-  if (options_.members.size() <= 1) node_.Campaign();
+  if (options_.members.size() <= 1 && options_.transport == nullptr) node_.Campaign();
   QueueMemberList();  // for a frontend that started first; a later one triggers a resend
   RUSD_RETURN_IF_ERROR(HandleReadies());
 
@@ -91,6 +91,8 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
     }
     bool worked = TakeControl();
     RUSD_RETURN_IF_ERROR(fatal_);
+    CheckRemoved();
+    if (removed_) break;
     worked |= TakePeerMessages();
     worked |= TakeSnapshotEvents();
     worked |= TakeProposals();
@@ -215,6 +217,10 @@ bool RaftProcess::TakePeerMessages() {
 }
 
 void RaftProcess::QueueMemberList() {
+  QueueReply(MessageType::kMemberList, 0, BuildMemberList().SerializeAsString());
+}
+
+etcdserverpb::MemberListResponse RaftProcess::BuildMemberList() {
   etcdserverpb::MemberListResponse list;
   std::vector<transport::PeerState> peers;
   if (options_.transport != nullptr) {
@@ -223,12 +229,23 @@ void RaftProcess::QueueMemberList() {
   }
   std::vector<ClusterMember> members = options_.members;
   if (members.empty()) members.push_back(ClusterMember{options_.member_id, "", {}});
+  if (options_.membership != nullptr) {
+    members.clear();
+    for (const auto& r : options_.membership->members()) {
+      members.push_back(ClusterMember{r.id(), r.name(), {r.peer_urls().begin(), r.peer_urls().end()}});
+    }
+  }
   for (const ClusterMember& m : members) {
     etcdserverpb::Member* out = list.add_members();
     out->set_id(m.id);
     out->set_name(m.name);
+    if (options_.membership != nullptr) {
+      const auto* r = options_.membership->Find(m.id);
+      if (r != nullptr && r->is_learner()) out->set_islearner(true);
+    }
     for (const auto& u : m.peer_urls) out->add_peerurls(u);
     if (m.id == options_.member_id) {
+      if (out->name().empty()) out->set_name(options_.name);
       for (const auto& u : options_.client_urls) out->add_clienturls(u);
       continue;
     }
@@ -238,7 +255,7 @@ void RaftProcess::QueueMemberList() {
       for (const auto& u : p.client_urls) out->add_clienturls(u);
     }
   }
-  QueueReply(MessageType::kMemberList, 0, list.SerializeAsString());
+  return list;
 }
 
 bool RaftProcess::RememberProposal(uint64_t request_id) {
@@ -272,6 +289,8 @@ bool RaftProcess::TakeProposals() {
       batch_data_.push_back(std::move(m->payload));  // the entry data, unchanged
     } else if (m->type == MessageType::kReadIndex) {
       read_ids_.push_back(m->id);
+    } else if (m->type == MessageType::kMemberChange || m->type == MessageType::kMoveLeader) {
+      TakeMemberRequest(*m);
     } else {
       spdlog::warn("proposals: ignoring frame type {} id {}", static_cast<int>(m->type), m->id);
     }
@@ -320,6 +339,7 @@ Status RaftProcess::HandleReadies() {
         FailPendingReads(kCodeUnavailable, kLeaderChanged);
       }
       last_leader_ = rd.soft_state->leader;
+      OnLeaderChangedForMoves();
     }
     // Thesis §10.2.1: a leader may send its appends while it writes the same entries to
     // its own disk; it counts itself toward commit only once they are durable (the core
@@ -356,6 +376,9 @@ Status RaftProcess::HandleReadies() {
       reply.set_read_index(rs.index);
       reply.set_term(node_.term());
       QueueReply(MessageType::kReadIndexReply, rs.request_id, reply.SerializeAsString());
+    }
+    for (const raft::Entry& e : rd.committed_entries) {
+      if (e.type == raft::EntryType::kConfChange) OnConfChangeCommitted(e);
     }
     if (!rd.committed_entries.empty()) {
       segment_.counter(ipc::Counter::kEntriesCommitted)

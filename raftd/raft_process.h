@@ -38,9 +38,12 @@
 #include <vector>
 
 #include "common/component_flags.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
 #include "common/status.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
+#include "raftd/membership_registry.h"
+#include "rusd/membership.pb.h"
 #include "raftd/raft/raft_node.h"
 #include "raftd/snapshot/snapshot_transfer.h"
 #include "raftd/transport/peer_transport.h"
@@ -80,6 +83,9 @@ struct RaftProcessOptions {
   bool compact_on_snapshot = false;
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
   size_t max_queued_replies = 1u << 16;
+  // The member list and its change rules (owned by main(); may be null: fixed members).
+  MembershipRegistry* membership = nullptr;
+  std::string name;  // this member's --name (MemberList, for a member added at run time)
 };
 
 class RaftProcess {
@@ -93,6 +99,8 @@ class RaftProcess {
   // Runs until `should_stop` returns true (checked every turn, at least once per tick) or
   // an unrecoverable WAL error (returned). On a clean stop everything written is synced.
   Status Run(const std::function<bool()>& should_stop);
+  // Run returned because this member was removed from the cluster (exit, do not restart).
+  bool removed() const { return removed_; }
 
  private:
   struct Reply {
@@ -105,6 +113,7 @@ class RaftProcess {
   bool TakeProposals();
   bool TakePeerMessages();
   void QueueMemberList();
+  etcdserverpb::MemberListResponse BuildMemberList();
   Status HandleReadies();
   Status Persist(const raft::Ready& rd);
   void SendCommitted();
@@ -126,6 +135,17 @@ class RaftProcess {
   // false when there is none to install.
   bool SendInstallOrder(uint64_t next);
   void RecoverPendingInstall();
+  // Membership (raft_process_membership.cc): kMemberChange / kMoveLeader requests, the
+  // committed conf-change entries, leader transfers waiting for their outcome.
+  void TakeMemberRequest(ipc::Message& m);
+  void OnConfChangeCommitted(const raft::Entry& e);
+  void OnLeaderChangedForMoves();
+  void CheckRemoved();
+  void UpdateTransportPeers();
+  // etcd's --strict-reconfig-check (mayAddMember / mayRemoveMember): ErrUnhealthy unless
+  // the peers that matter have been connected for HealthInterval (5 s).
+  Status CheckReconfigHealth(const internal::MemberChangeRequest& req) const;
+  void PollPeers(std::chrono::steady_clock::time_point now);
 
   ipc::Segment& segment_;
   wal::WalWriter& wal_;
@@ -136,6 +156,11 @@ class RaftProcess {
   ipc::RingReader control_;
   ipc::RingWriter replies_;
   ipc::RingWriter committed_;
+  std::map<uint64_t, uint64_t> pending_moves_;  // request id -> transferee
+  bool removed_ = false;
+  std::map<uint64_t, std::chrono::steady_clock::time_point> connected_since_;  // by peer
+  std::optional<std::chrono::steady_clock::time_point> removed_applied_at_;  // our own removal was applied
+  std::chrono::steady_clock::time_point next_removed_check_{};
   Status fatal_;  // an unrecoverable inconsistency found while serving; ends Run()
 
   // Delivery cursor to stored; unset until a kResumeFrom of the current stored epoch.

@@ -600,11 +600,6 @@ Result<LoadedConfig> LoadConfig(const std::vector<std::string>& args,
                            " is accepted but not implemented yet (" + spec.not_implemented +
                            "); ignoring");
   }
-  if (cfg.initial_cluster_state == "existing") {
-    out.warnings.push_back(
-        "flag --initial-cluster-state=existing is accepted but not implemented yet (joining a "
-        "running cluster: issue 'multi-node clusters'); bootstrapping as a new cluster");
-  }
   return out;
 }
 

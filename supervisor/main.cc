@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <chrono>
 #include <filesystem>
+#include <optional>
 #include <iostream>
 #include <map>
 #include <spdlog/spdlog.h>
@@ -16,6 +18,7 @@
 #include "common/logging.h"
 #include "ipc/segment.h"
 #include "supervisor/cluster_ids.h"
+#include "supervisor/join_cluster.h"
 #include "supervisor/config.h"
 #include "supervisor/data_dir_lock.h"
 #include "supervisor/metrics_listener.h"
@@ -108,14 +111,43 @@ int Main(int argc, char** argv) {
     spdlog::error("{}", derived.status().message());
     return 1;
   }
+  // --initial-cluster-state=existing on an empty data dir: ask the running cluster who we
+  // are (etcd's GetClusterFromRemotePeers); a joined data dir keeps that answer.
+  std::optional<JoinedCluster> joined;
+  if (auto loaded = LoadJoinedCluster(cfg.data_dir); loaded.ok()) {
+    joined = std::move(*loaded);
+  } else if (cfg.initial_cluster_state == "existing" &&
+             !std::filesystem::exists(NodeIdentityPath(cfg.data_dir))) {
+    std::vector<std::string> ask;
+    for (const auto& m : *members) {
+      if (m.name == cfg.name) continue;
+      ask.insert(ask.end(), m.peer_urls.begin(), m.peer_urls.end());
+    }
+    auto q = QueryExistingCluster(ask, cfg.initial_advertise_peer_urls, std::chrono::seconds(30));
+    if (!q.ok()) {
+      spdlog::error("--initial-cluster-state=existing: {}", q.status().message());
+      return 1;
+    }
+    if (Status saved = SaveJoinedCluster(cfg.data_dir, *q); !saved.ok()) {
+      spdlog::error("{}", saved.message());
+      return 1;
+    }
+    spdlog::info("joining cluster {} as member {} ({} other members)", IdToHex(q->cluster_id),
+                 IdToHex(q->member_id), q->others.size());
+    joined = std::move(*q);
+  }
   NodeIdentity fresh{cfg.name, derived->member_id, derived->cluster_id, false,
                      cfg.initial_cluster, cfg.initial_cluster_token};
+  if (joined) {
+    fresh.member_id = joined->member_id;
+    fresh.cluster_id = joined->cluster_id;
+  }
   auto identity = LoadOrCreateNodeIdentity(cfg.data_dir, fresh);
   if (!identity.ok()) {
     spdlog::error("cannot load the node identity: {}", identity.status().message());
     return 1;
   }
-  if (!identity->created && (identity->member_id != derived->member_id ||
+  if (!identity->created && !joined && (identity->member_id != derived->member_id ||
                              identity->cluster_id != derived->cluster_id)) {
     spdlog::warn(
         "data dir {} was bootstrapped as member {} of cluster {}; --initial-cluster* flags are "
@@ -139,7 +171,9 @@ int Main(int argc, char** argv) {
   // The membership is the one the node was bootstrapped with (as etcd, which ignores
   // --initial-cluster on a restart); identity files written before it was recorded fall
   // back to the flags.
-  {
+  if (joined) {
+    flags.members = joined->others;  // raftd: not listed itself = joining (log replay adds it)
+  } else {
     const bool stored = !identity->initial_cluster.empty();
     auto boot = ResolveClusterMembers(stored ? identity->initial_cluster : cfg.initial_cluster,
                                       stored ? identity->initial_cluster_token

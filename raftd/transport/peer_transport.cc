@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -161,7 +162,10 @@ struct PeerTransport::Impl {
   std::thread io;
 
   mutable std::mutex mu;
-  std::map<uint64_t, Peer> peers;  // the map's shape never changes after Start
+  std::map<uint64_t, Peer> peers;  // changes shape only on the I/O thread, under mu
+  // UpdatePeers: the next peer set (under mu), applied by the I/O thread.
+  std::optional<std::vector<PeerAddress>> pending_peers;
+  std::vector<uint64_t> removed;  // under mu
   std::vector<raft::Message> inbox;
   std::atomic<size_t> inbox_size{0};
   std::atomic<uint64_t> version{1};
@@ -425,8 +429,34 @@ struct PeerTransport::Impl {
     }
   }
 
+  // Membership query answer: member_id = the cluster id, name = kMembershipQueryName,
+  // client_urls = one "<hex id>\t<name>\t<url>,<url>" per member (this one included).
+  void AnswerMembershipQuery(HelloReply* reply) {
+    reply->accepted = false;
+    reply->member_id = options.cluster_id;
+    reply->name = kMembershipQueryName;
+    auto entry = [](uint64_t id, const std::string& name, const std::vector<std::string>& urls) {
+      std::string e = Hex(id);
+      e.append("\t").append(name).append("\t");
+      for (size_t i = 0; i < urls.size(); ++i) e.append(i ? "," : "").append(urls[i]);
+      return e;
+    };
+    reply->client_urls.push_back(entry(options.member_id, options.name, options.listen_urls));
+    std::lock_guard lock(mu);
+    for (const auto& [id, p] : peers) {
+      reply->client_urls.push_back(entry(id, p.state_view.name, p.address.peer_urls));
+    }
+  }
+
   // Checks a dialer's Hello; returns the refusal text, or empty when accepted.
   std::string CheckHello(const Hello& h) {
+    {
+      std::lock_guard lock(mu);
+      if (std::find(removed.begin(), removed.end(), h.from_member) != removed.end()) {
+        return "member " + Hex(h.from_member) + " was removed from the cluster " +
+               Hex(options.cluster_id);
+      }
+    }
     if (h.cluster_id != options.cluster_id) {
       return "cluster ID mismatch: this member " + Hex(options.member_id) + " is in cluster " +
              Hex(options.cluster_id) + ", the dialing member " + Hex(h.from_member) +
@@ -476,6 +506,15 @@ struct PeerTransport::Impl {
         HelloReply reply;
         reply.member_id = options.member_id;
         reply.name = options.name;
+        if (hello.ok() && hello->from_member == 0 && hello->to_member == 0 &&
+            hello->cluster_id == 0) {
+          // A member joining with --initial-cluster-state=existing asks who we are: the
+          // cluster id and the members (see MembershipQueryEntry).
+          AnswerMembershipQuery(&reply);
+          AppendHelloReplyFrame(reply, &c.wbuf);
+          c.close_after_write = true;
+          break;
+        }
         if (!hello.ok()) {
           reply.error = hello.status().message();
         } else {
@@ -550,12 +589,55 @@ struct PeerTransport::Impl {
     if (options.on_receive) options.on_receive();
   }
 
+  // I/O thread: adopt the peer set UpdatePeers left.
+  void ApplyPendingPeers() {
+    std::lock_guard lock(mu);
+    if (!pending_peers) return;
+    std::vector<PeerAddress> next = std::move(*pending_peers);
+    pending_peers.reset();
+    for (auto it = peers.begin(); it != peers.end();) {
+      bool keep = false;
+      for (const PeerAddress& a : next) keep |= a.id == it->first;
+      if (keep) {
+        ++it;
+        continue;
+      }
+      if (it->second.fd >= 0) ::close(it->second.fd);
+      spdlog::info("peer {} ({}): no longer a member, disconnected", Hex(it->first),
+                   it->second.address.name);
+      it = peers.erase(it);
+    }
+    for (const PeerAddress& a : next) {
+      if (a.id == options.member_id || a.id == 0) continue;
+      auto [it, added] = peers.try_emplace(a.id);
+      Peer& p = it->second;
+      if (added) {
+        p.next_dial = Clock::now();
+        p.state_view.id = a.id;
+        p.state_view.name = a.name;
+        spdlog::info("peer {} ({}): new member, dialling", Hex(a.id), a.name);
+      }
+      const std::string name = a.name.empty() ? p.address.name : a.name;
+      p.address = a;
+      p.address.name = name;
+    }
+    version.fetch_add(1);
+    // A removed member's streams to us are closed: its redial is refused as removed, which
+    // is how it learns of a removal it did not apply itself.
+    std::erase_if(incoming, [&](const Incoming& c) {
+      const bool drop = c.from != 0 && std::find(removed.begin(), removed.end(), c.from) != removed.end();
+      if (drop) ::close(c.fd);
+      return drop;
+    });
+  }
+
   void Loop() {
     std::vector<pollfd> fds;
     std::vector<raft::Message> received;
     const Clock::time_point start = Clock::now();
     for (auto& [id, p] : peers) p.next_dial = start;
     while (!stop.load(std::memory_order_acquire)) {
+      ApplyPendingPeers();
       const Clock::time_point now = Clock::now();
       Clock::time_point wake_at = now + std::chrono::milliseconds(100);
       for (auto& [id, p] : peers) {
@@ -782,5 +864,14 @@ std::vector<PeerState> PeerTransport::Peers() const {
 uint64_t PeerTransport::peers_version() const { return impl_->version.load(); }
 
 std::vector<uint16_t> PeerTransport::listen_ports() const { return impl_->ports; }
+
+void PeerTransport::UpdatePeers(std::vector<PeerAddress> peers, std::vector<uint64_t> removed) {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->pending_peers = std::move(peers);
+    impl_->removed = std::move(removed);
+  }
+  impl_->Wake();
+}
 
 }  // namespace rusd::transport

@@ -74,6 +74,11 @@ struct PeerState {
   uint64_t dropped = 0;                  // messages dropped for this peer (queue full, failure)
 };
 
+// A Hello with cluster id and both member ids 0 is a membership query (a member joining
+// an existing cluster learns the cluster id and its own id): the reply is refused with this
+// name, member_id = cluster id and one "<hex id>\t<name>\t<url>,..." per member.
+inline constexpr char kMembershipQueryName[] = "rusd-membership";
+
 class PeerTransport {
  public:
   // Binds every listen URL (an error names the URL: in use, bad address) and starts the
@@ -96,6 +101,11 @@ class PeerTransport {
   uint64_t peers_version() const;
   // The bound port of each listen URL, in order.
   std::vector<uint16_t> listen_ports() const;
+  // Membership changed: dial `peers` (every other member; new ones are added, changed URLs
+  // take effect at the next dial) and forget members no longer listed. A member in
+  // `removed` that dials us is refused with "member <id> was removed from the cluster".
+  // Applied by the I/O thread at its next turn.
+  void UpdatePeers(std::vector<PeerAddress> peers, std::vector<uint64_t> removed);
 
  private:
   struct Impl;

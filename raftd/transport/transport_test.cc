@@ -453,3 +453,50 @@ TEST_F(TransportTest, SilentConnectionIsClosedAfterTheHandshakeTimeout) {
 
 }  // namespace
 }  // namespace rusd::transport
+
+namespace rusd::transport {
+namespace {
+
+// Membership changes (raftd's UpdatePeers): a new member is dialled, a removed one is
+// refused with a text that tells it why.
+TEST_F(TransportTest, UpdatePeersDialsNewMembersAndRefusesRemovedOnes) {
+  TransportOptions o;
+  o.cluster_id = 0xc1;
+  o.member_id = 0x11;
+  o.name = "n0";
+  o.listen_urls = {nodes_[0].url};
+  o.peers = {PeerAddress{0x22, "n1", {nodes_[1].url}}};  // 0x33 is not a member yet
+  o.min_backoff = 5ms;
+  o.max_backoff = 50ms;
+  auto started = PeerTransport::Start(o);
+  ASSERT_TRUE(started.ok());
+  std::unique_ptr<PeerTransport> a = std::move(*started);
+  auto b = StartNode(1);
+  auto c = StartNode(2);
+  ASSERT_TRUE(b && c);
+  ASSERT_TRUE(WaitConnected(*a, 0x22));
+  a->UpdatePeers({PeerAddress{0x22, "n1", {nodes_[1].url}}, PeerAddress{0x33, "n2", {nodes_[2].url}}},
+                 {});
+  ASSERT_TRUE(WaitConnected(*a, 0x33));
+  std::vector<raft::Message> batch = {MakeMessage(0x11, 0x33, 7, 1)};
+  a->Send(batch);
+  std::vector<raft::Message> got;
+  ASSERT_TRUE(Receive(*c, 1, &got));
+  EXPECT_EQ(got[0].index, 7u);
+
+  a->UpdatePeers({PeerAddress{0x33, "n2", {nodes_[2].url}}}, {0x22});
+  std::string error;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (error.find("removed") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    for (const PeerState& p : b->Peers()) {
+      if (p.id == 0x11) error = p.last_error;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_NE(error.find("member 22 was removed from the cluster"), std::string::npos)
+      << error;
+  for (const PeerState& p : a->Peers()) EXPECT_NE(p.id, 0x22u);
+}
+
+}  // namespace
+}  // namespace rusd::transport

@@ -326,13 +326,7 @@ func TestClusterMemberListAndEndpointStatus(t *testing.T) {
 	if h.Code != 0 || strings.Count(h.Stdout+h.Stderr, "is healthy") != 3 {
 		t.Errorf("endpoint health --cluster: exit %d\n%s%s", h.Code, h.Stdout, h.Stderr)
 	}
-	// Membership changes are refused cleanly until Raft conf changes exist.
-	if c.Nodes[0].Kind == harness.Rusd {
-		r := c.Nodes[0].Etcdctl("", "member", "add", "n4", "--peer-urls=http://127.0.0.1:1")
-		if r.Code == 0 || !strings.Contains(r.Stderr, "Unimplemented") {
-			t.Errorf("member add: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
-		}
-	}
+	// Membership changes: cluster_members_test.go.
 }
 
 func TestClusterMinorityFailsRequestsAsEtcdAndRecovers(t *testing.T) {

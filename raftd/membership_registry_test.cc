@@ -1,0 +1,156 @@
+#include "raftd/membership_registry.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace rusd::raftd {
+namespace {
+
+using Kind = internal::MemberChangeRequest;
+
+std::vector<ClusterMember> Bootstrap() {
+  return {{1, "n1", {"http://127.0.0.1:1001"}},
+          {2, "n2", {"http://127.0.0.1:1002"}},
+          {3, "n3", {"http://127.0.0.1:1003"}}};
+}
+
+raft::RaftNode Follower() {
+  raft::Config c;
+  c.id = 1;
+  c.voters = {1, 2, 3};
+  return raft::RaftNode(c, raft::RecoveredState{});
+}
+
+raft::Entry ConfEntry(uint64_t index, const raft::ConfChange& cc) {
+  raft::Entry e;
+  e.index = index;
+  e.term = 1;
+  e.type = raft::EntryType::kConfChange;
+  e.data = raft::EncodeConfChange(cc);
+  return e;
+}
+
+TEST(MembershipRegistry, AddedMemberIdIsEtcds) {
+  // sha1(sorted peer URLs joined + decimal Unix time), first 8 bytes big endian (etcd's
+  // membership.computeMemberId with an empty cluster name, as MemberAdd calls it).
+  EXPECT_EQ(ComputeAddedMemberId({"http://127.0.0.1:2380"}, 1700000000), 0x71b3e183c260adbeULL);
+  EXPECT_EQ(ComputeAddedMemberId({"http://b:2", "http://a:1"}, 42), 0x4039da53543ba3bfULL);
+}
+
+TEST(MembershipRegistry, RefusesWithEtcdsErrors) {
+  MembershipRegistry reg(1, Bootstrap(), "");
+  raft::RaftNode node = Follower();
+  Kind req;
+  req.set_kind(Kind::REMOVE);
+  req.set_member_id(9);
+  auto r = reg.Plan(req, node, 7);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(r.status().message(), "etcdserver: member not found");
+
+  req.set_kind(Kind::ADD);
+  req.add_peer_urls("http://127.0.0.1:1002");
+  r = reg.Plan(req, node, 7);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().message(), "etcdserver: Peer URLs already exists");
+
+  req.clear_peer_urls();
+  req.add_peer_urls("not a url");
+  r = reg.Plan(req, node, 7);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "etcdserver: given member URLs are invalid");
+
+  req.Clear();
+  req.set_kind(Kind::PROMOTE);
+  req.set_member_id(2);
+  r = reg.Plan(req, node, 7);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "etcdserver: can only promote a learner member");
+}
+
+TEST(MembershipRegistry, OneLearnerAtMostAndPromoteNeedsTheLeader) {
+  MembershipRegistry reg(1, Bootstrap(), "");
+  raft::RaftNode node = Follower();
+  Kind req;
+  req.set_kind(Kind::ADD);
+  req.set_is_learner(true);
+  req.add_peer_urls("http://127.0.0.1:1004");
+  req.set_unix_time(5);
+  auto cc = reg.Plan(req, node, 7);
+  ASSERT_TRUE(cc.ok()) << cc.status().ToString();
+  EXPECT_EQ(cc->type, raft::ConfChangeType::kAddLearnerNode);
+  auto applied = reg.Apply(ConfEntry(4, *cc));
+  ASSERT_TRUE(applied.changed);
+  EXPECT_EQ(applied.record.request_id(), 7u);
+  EXPECT_EQ(applied.record.origin_member_id(), 1u);
+  ASSERT_EQ(reg.members().size(), 4u);
+  EXPECT_TRUE(reg.Find(cc->node_id)->is_learner());
+
+  req.clear_peer_urls();
+  req.add_peer_urls("http://127.0.0.1:1005");
+  auto second = reg.Plan(req, node, 8);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().message(), "etcdserver: too many learner members in cluster");
+
+  Kind promote;
+  promote.set_kind(Kind::PROMOTE);
+  promote.set_member_id(cc->node_id);
+  auto p = reg.Plan(promote, node, 9);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().message(), "etcdserver: not leader");
+}
+
+TEST(MembershipRegistry, ChangesSurviveARestartAndReplayIsIdempotent) {
+  const std::string dir = ::testing::TempDir() + "/membership_registry_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  raft::RaftNode node = Follower();
+  std::vector<raft::Entry> log;
+  {
+    MembershipRegistry reg(1, Bootstrap(), dir);
+    ASSERT_TRUE(reg.Load().ok());
+    Kind upd;
+    upd.set_kind(Kind::UPDATE);
+    upd.set_member_id(2);
+    upd.add_peer_urls("http://127.0.0.1:2002");
+    auto cc = reg.Plan(upd, node, 1);
+    ASSERT_TRUE(cc.ok());
+    log.push_back(ConfEntry(3, *cc));
+    reg.Apply(log.back());
+    Kind rm;
+    rm.set_kind(Kind::REMOVE);
+    rm.set_member_id(3);
+    cc = reg.Plan(rm, node, 2);
+    ASSERT_TRUE(cc.ok());
+    log.push_back(ConfEntry(6, *cc));
+    reg.Apply(log.back());
+    EXPECT_TRUE(reg.WasRemoved(3));
+    EXPECT_FALSE(reg.self_removed());
+  }
+  MembershipRegistry again(1, Bootstrap(), dir);
+  ASSERT_TRUE(again.Load().ok());
+  again.Replay(log, 6);  // already reflected: nothing applies twice
+  EXPECT_EQ(again.applied_index(), 6u);
+  ASSERT_EQ(again.members().size(), 2u);
+  EXPECT_EQ(again.Find(2)->peer_urls(0), "http://127.0.0.1:2002");
+  EXPECT_EQ(again.Find(2)->name(), "n2");
+  EXPECT_EQ(again.Find(3), nullptr);
+  EXPECT_TRUE(again.WasRemoved(3));
+
+  // Without the file, replaying the log from the bootstrap gives the same list.
+  MembershipRegistry replayed(1, Bootstrap(), "");
+  replayed.Replay(log, 6);
+  ASSERT_EQ(replayed.members().size(), 2u);
+  EXPECT_EQ(replayed.Find(2)->peer_urls(0), "http://127.0.0.1:2002");
+  // A member that applies its own removal knows it.
+  MembershipRegistry three(3, Bootstrap(), "");
+  three.Replay(log, 6);
+  EXPECT_TRUE(three.self_removed());
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace rusd::raftd
