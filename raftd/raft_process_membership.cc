@@ -243,6 +243,11 @@ void RaftProcess::UpdateTransportPeers() {
     peers.push_back({m.id(), m.name(), {m.peer_urls().begin(), m.peer_urls().end()}});
   }
   std::vector<uint64_t> removed = options_.membership->removed_ids();
+  if (options_.snapshots != nullptr) {
+    std::vector<std::pair<uint64_t, std::vector<std::string>>> urls;
+    for (const auto& p : peers) urls.emplace_back(p.id, p.peer_urls);
+    options_.snapshots->UpdatePeers(std::move(urls));
+  }
   options_.transport->UpdatePeers(std::move(peers), std::move(removed));
 }
 

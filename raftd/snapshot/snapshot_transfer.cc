@@ -341,28 +341,32 @@ struct SnapshotTransfer::Impl {
   void RunSend(raft::Message m, std::string dir) {
     const uint64_t to = m.to;
     Status st = Status::Unavailable("no peer URL for member");
-    for (const auto& [id, urls] : options.peers) {
-      if (id != to) continue;
-      for (const std::string& url : urls) {
-        Result<int> fd = Dial(url);
-        if (!fd.ok()) {
-          st = fd.status();
-          continue;
-        }
-        TrackFd(*fd, true);
-        const auto start = std::chrono::steady_clock::now();
-        st = stopping.load() ? Status::Unavailable("stopping") : SendFiles(*fd, m, dir);
-        TrackFd(*fd, false);
-        ::close(*fd);
-        if (st.ok()) {
-          spdlog::info("snapshot {} (index {}) streamed to {:x} in {} ms", dir, m.snapshot.index,
-                       to,
-                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::steady_clock::now() - start)
-                           .count());
-        }
-        break;
+    std::vector<std::string> urls;
+    {
+      std::lock_guard lock(mu);  // UpdatePeers may change the list meanwhile
+      for (const auto& [id, peer_urls] : options.peers) {
+        if (id == to) urls = peer_urls;
       }
+    }
+    for (const std::string& url : urls) {
+      Result<int> fd = Dial(url);
+      if (!fd.ok()) {
+        st = fd.status();
+        continue;
+      }
+      TrackFd(*fd, true);
+      const auto start = std::chrono::steady_clock::now();
+      st = stopping.load() ? Status::Unavailable("stopping") : SendFiles(*fd, m, dir);
+      TrackFd(*fd, false);
+      ::close(*fd);
+      if (st.ok()) {
+        spdlog::info("snapshot {} (index {}) streamed to {:x} in {} ms", dir, m.snapshot.index,
+                     to,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - start)
+                         .count());
+      }
+      break;
     }
     if (!st.ok()) spdlog::warn("snapshot to {:x} failed: {}", to, st.ToString());
     {
@@ -531,6 +535,12 @@ SnapshotTransfer::~SnapshotTransfer() {
     threads.swap(impl_->threads);
   }
   for (Impl::Worker& w : threads) w.thread.join();
+}
+
+void SnapshotTransfer::UpdatePeers(
+    std::vector<std::pair<uint64_t, std::vector<std::string>>> peers) {
+  std::lock_guard lock(impl_->mu);
+  impl_->options.peers = std::move(peers);
 }
 
 void SnapshotTransfer::Send(raft::Message m, std::string dir) {

@@ -62,6 +62,8 @@ class SnapshotTransfer {
   // Streams the files of `dir` with the kSnapshot message `m` to m.to. A transfer already
   // running to that peer makes this one fail at once (reported like any failure).
   void Send(raft::Message m, std::string dir);
+  // Replaces the peers' URLs (membership changed): a member added later can be sent one.
+  void UpdatePeers(std::vector<std::pair<uint64_t, std::vector<std::string>>> peers);
   // Takes over a connection the transport accepted whose first bytes (`head`, already
   // read) begin a snapshot stream.
   void Accept(int fd, std::string head);

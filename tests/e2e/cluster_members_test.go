@@ -506,3 +506,37 @@ func TestMembersRemovedWhileDownStopsWhenStarted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A member added after the leader compacted its log away (small --snapshot-count) cannot
+// get the log from index 1: it joins through a snapshot streamed over the peer port.
+func TestMembersAddedAfterCompactionJoinsThroughASnapshot(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=100"}})
+	leader := c.WaitLeader(10 * time.Second)
+	ctx, cancel := memberCtx()
+	defer cancel()
+	const keys = 600
+	for i := 0; i < keys; i++ {
+		if _, err := c.Client().Put(ctx, fmt.Sprintf("before/%03d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle()
+	ports := harness.FreePorts(t, 2)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	out := leader.MustEtcdctl("", "member", "add", "n4", "--peer-urls="+peerURL)
+	n4 := c.NewJoiningServer(t, "n4", initialClusterFrom(t, out), ports[0], ports[1])
+	n4.Launch()
+	if err := n4.Probe(30 * time.Second); err != nil {
+		t.Fatalf("the new member does not serve: %v\n%s", err, n4.LogTail(40))
+	}
+	waitSerializable(t, c.Client(n4), fmt.Sprintf("before/%03d", keys-1), "v", 20*time.Second)
+	waitSerializable(t, c.Client(n4), "before/000", "v", 5*time.Second)
+	if c.Nodes[0].Kind == harness.Rusd && !strings.Contains(n4.LogTail(400), "snapshot") {
+		t.Fatalf("the new member caught up without a snapshot (was the log compacted?):\n%s",
+			n4.LogTail(40))
+	}
+	if _, err := c.Client(n4).Put(ctx, "after-join", "v"); err != nil {
+		t.Fatal(err)
+	}
+	waitSerializable(t, c.Client(c.Nodes[0]), "after-join", "v", 10*time.Second)
+}
