@@ -1,62 +1,21 @@
 #include "frontend/gateway.h"
 
-#include <google/protobuf/util/json_util.h>
-
-#include <future>
 #include <memory>
 #include <string>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
-#include "frontend/json_text.h"
+#include "frontend/gateway_json.h"
 #include "frontend/kv_dispatcher.h"
 
 namespace rusd::frontend {
 namespace {
 
-std::string JsonQuote(const std::string& s) {
-  std::string out(1, '"');
-  out.append(JsonEscape(s)).push_back('"');
-  return out;
-}
-
-HttpResponse JsonError(const Status& st) {
-  HttpResponse r;
-  r.status = HttpStatusFromGrpcCode(static_cast<int>(st.code()));
-  r.content_type = "application/json";
-  r.body = "{\"error\":" + JsonQuote(st.message()) + ",\"code\":" +
-           std::to_string(static_cast<int>(st.code())) + ",\"message\":" +
-           JsonQuote(st.message()) + "}";
-  return r;
-}
-
 template <typename Request, typename Response>
 HttpResponse Call(const KvDispatcher& dispatcher, KvMethod method, const std::string& body) {
   Request request;
-  google::protobuf::util::JsonParseOptions parse;
-  parse.ignore_unknown_fields = true;
-  if (!body.empty() && !google::protobuf::util::JsonStringToMessage(body, &request, parse).ok()) {
-    return JsonError(Status::InvalidArgument("invalid JSON request body"));
-  }
-  auto promise = std::make_shared<std::promise<std::pair<Status, std::string>>>();
-  auto future = promise->get_future();
-  dispatcher.Submit(method, request.SerializeAsString(),
-                    [promise](const Status& st, std::string&& payload) {
-                      promise->set_value({st, std::move(payload)});
-                    });
-  auto [st, payload] = future.get();
-  if (!st.ok()) return JsonError(st);
-  Response response;
-  if (!response.ParseFromString(payload)) {
-    return JsonError(Status::Internal("malformed response from the store"));
-  }
-  google::protobuf::util::JsonPrintOptions print;
-  print.preserve_proto_field_names = true;
-  HttpResponse r;
-  r.content_type = "application/json";
-  if (!google::protobuf::util::MessageToJsonString(response, &r.body, print).ok()) {
-    return JsonError(Status::Internal("cannot encode the response as JSON"));
-  }
-  return r;
+  return JsonCall<Request, Response>(body, request, [&](RequestCallback done) {
+    dispatcher.Submit(method, request.SerializeAsString(), std::move(done));
+  });
 }
 
 }  // namespace
@@ -102,7 +61,7 @@ std::optional<HttpResponse> KvGateway::Serve(const HttpRequest& request) {
     return std::nullopt;
   }
   if (request.method != "POST") {
-    HttpResponse r = JsonError(Status(StatusCode::kUnimplemented, "Method Not Allowed"));
+    HttpResponse r = JsonErrorResponse(Status(StatusCode::kUnimplemented, "Method Not Allowed"));
     r.status = 405;
     return r;
   }

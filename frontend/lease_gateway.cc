@@ -1,15 +1,12 @@
 #include "frontend/lease_gateway.h"
 
-#include <google/protobuf/util/json_util.h>
-
-#include <future>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "frontend/gateway.h"
-#include "frontend/json_text.h"
+#include "frontend/gateway_json.h"
 #include "frontend/lease_forwarder.h"
 #include "frontend/ring_client.h"
 #include "ipc/message_type.h"
@@ -18,46 +15,6 @@
 
 namespace rusd::frontend {
 namespace {
-
-HttpResponse JsonError(const Status& st) {
-  HttpResponse r;
-  r.status = HttpStatusFromGrpcCode(static_cast<int>(st.code()));
-  r.content_type = "application/json";
-  std::string msg = "\"";
-  msg.append(JsonEscape(st.message())).push_back('"');
-  r.body = "{\"error\":" + msg + ",\"code\":" + std::to_string(static_cast<int>(st.code())) +
-           ",\"message\":" + msg + "}";
-  return r;
-}
-
-// Parses the JSON body into `request`, runs `send` and renders its reply as JSON.
-template <typename Request, typename Response, typename Send>
-HttpResponse Call(const std::string& body, Request& request, Send&& send) {
-  google::protobuf::util::JsonParseOptions parse;
-  parse.ignore_unknown_fields = true;
-  if (!body.empty() && !google::protobuf::util::JsonStringToMessage(body, &request, parse).ok()) {
-    return JsonError(Status::InvalidArgument("invalid JSON request body"));
-  }
-  auto promise = std::make_shared<std::promise<std::pair<Status, std::string>>>();
-  auto future = promise->get_future();
-  send([promise](const Status& st, std::string&& payload) {
-    promise->set_value({st, std::move(payload)});
-  });
-  auto [st, payload] = future.get();
-  if (!st.ok()) return JsonError(st);
-  Response response;
-  if (!response.ParseFromString(payload)) {
-    return JsonError(Status::Internal("malformed response from the store"));
-  }
-  google::protobuf::util::JsonPrintOptions print;
-  print.preserve_proto_field_names = true;
-  HttpResponse r;
-  r.content_type = "application/json";
-  if (!google::protobuf::util::MessageToJsonString(response, &r.body, print).ok()) {
-    return JsonError(Status::Internal("cannot encode the response as JSON"));
-  }
-  return r;
-}
 
 // Splits concatenated JSON objects ("{...}{...}", whitespace between allowed).
 std::vector<std::string> SplitJsonObjects(const std::string& body) {
@@ -99,13 +56,13 @@ std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
     return next_ != nullptr ? next_->Serve(request) : std::nullopt;
   }
   if (request.method != "POST") {
-    HttpResponse r = JsonError(Status(StatusCode::kUnimplemented, "Method Not Allowed"));
+    HttpResponse r = JsonErrorResponse(Status(StatusCode::kUnimplemented, "Method Not Allowed"));
     r.status = 405;
     return r;
   }
   if (p == "/v3/lease/grant") {
     etcdserverpb::LeaseGrantRequest req;
-    return Call<etcdserverpb::LeaseGrantRequest, etcdserverpb::LeaseGrantResponse>(
+    return JsonCall<etcdserverpb::LeaseGrantRequest, etcdserverpb::LeaseGrantResponse>(
         request.body, req, [&](RequestCallback cb) {
           internal::Command cmd;
           const uint64_t id = ring_.NextRequestId();
@@ -121,7 +78,7 @@ std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
   }
   if (p == "/v3/lease/revoke") {
     etcdserverpb::LeaseRevokeRequest req;
-    return Call<etcdserverpb::LeaseRevokeRequest, etcdserverpb::LeaseRevokeResponse>(
+    return JsonCall<etcdserverpb::LeaseRevokeRequest, etcdserverpb::LeaseRevokeResponse>(
         request.body, req, [&](RequestCallback cb) {
           internal::Command cmd;
           const uint64_t id = ring_.NextRequestId();
@@ -136,7 +93,7 @@ std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
     all.content_type = "application/json";
     for (const std::string& one : SplitJsonObjects(request.body)) {
       etcdserverpb::LeaseKeepAliveRequest req;
-      HttpResponse r = Call<etcdserverpb::LeaseKeepAliveRequest,
+      HttpResponse r = JsonCall<etcdserverpb::LeaseKeepAliveRequest,
                             etcdserverpb::LeaseKeepAliveResponse>(
           one, req, [&](RequestCallback cb) {
             if (leader_ == nullptr) {
@@ -170,7 +127,7 @@ std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
   }
   if (p == "/v3/lease/timetolive") {
     etcdserverpb::LeaseTimeToLiveRequest req;
-    return Call<etcdserverpb::LeaseTimeToLiveRequest, etcdserverpb::LeaseTimeToLiveResponse>(
+    return JsonCall<etcdserverpb::LeaseTimeToLiveRequest, etcdserverpb::LeaseTimeToLiveResponse>(
         request.body, req, [&](RequestCallback cb) {
           if (leader_ != nullptr) {
             return leader_->TimeToLive(req.SerializeAsString(), std::move(cb));
@@ -180,7 +137,7 @@ std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
         });
   }
   etcdserverpb::LeaseLeasesRequest req;
-  return Call<etcdserverpb::LeaseLeasesRequest, etcdserverpb::LeaseLeasesResponse>(
+  return JsonCall<etcdserverpb::LeaseLeasesRequest, etcdserverpb::LeaseLeasesResponse>(
       request.body, req, [&](RequestCallback cb) {
         ring_.ReadAs(static_cast<uint16_t>(ipc::MessageType::kLeaseLeases),
                      req.SerializeAsString(), /*linearizable=*/false, std::move(cb));
