@@ -217,7 +217,12 @@ bool RaftProcess::TakePeerMessages() {
 }
 
 void RaftProcess::QueueMemberList() {
-  QueueReply(MessageType::kMemberList, 0, BuildMemberList().SerializeAsString());
+  const etcdserverpb::MemberListResponse list = BuildMemberList();
+  // etcd_server_is_learner follows this member's entry in the list it publishes.
+  bool learner = false;
+  for (const auto& m : list.members()) learner |= m.id() == options_.member_id && m.islearner();
+  segment_.metrics().Set(ipc::Metric::kIsLearner, learner ? 1 : 0);
+  QueueReply(MessageType::kMemberList, 0, list.SerializeAsString());
 }
 
 etcdserverpb::MemberListResponse RaftProcess::BuildMemberList() {

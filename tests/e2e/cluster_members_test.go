@@ -446,6 +446,7 @@ func TestMembersLearnerJoinsThenPromoteIsAcceptedWhenInSync(t *testing.T) {
 	if st, err := c.Client(n4).Status(ctx, n4.Endpoint); err != nil || !st.IsLearner {
 		t.Fatalf("status of the learner: %+v %v", st, err)
 	}
+	waitMetric(t, n4, "etcd_server_is_learner 1")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r = follower.Etcdctl("", "member", "promote", fmt.Sprintf("%x", id))
@@ -468,6 +469,7 @@ func TestMembersLearnerJoinsThenPromoteIsAcceptedWhenInSync(t *testing.T) {
 			}
 		}
 	}
+	waitMetric(t, n4, "etcd_server_is_learner 0")
 	// Now a voter, it takes writes too.
 	if _, err := c.Client(n4).Put(ctx, "after-promote", "v"); err != nil {
 		t.Fatal(err)
@@ -539,4 +541,24 @@ func TestMembersAddedAfterCompactionJoinsThroughASnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSerializable(t, c.Client(c.Nodes[0]), "after-join", "v", 10*time.Second)
+}
+
+// waitMetric waits until the client port's /metrics has a line `line` (e.g. "name 1").
+func waitMetric(t *testing.T, s *harness.Server, line string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body, err := s.HTTPGet("/metrics")
+		if err == nil && code == 200 {
+			for _, l := range strings.Split(string(body), "\n") {
+				if l == line {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no %q in /metrics (code %d, err %v)", s.Name(), line, code, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
