@@ -85,6 +85,20 @@ start_server() {
   log "started $sys (pid ${pid_of[$sys]}) on 127.0.0.1:$cp"
 }
 
+# start_member KEY BIN NAME INITIAL_CLUSTER: spawns BIN as member NAME of a cluster bootstrapped
+# with INITIAL_CLUSTER (name=url,...) on cport[KEY] and pport[KEY], data dir and log named by
+# KEY in the temp dir; pid in pid_of[KEY], spawn time in start_ns[KEY].
+start_member() {
+  local key="$1" bin="$2" name="$3" cluster="$4" cp="${cport[$1]}" pp="${pport[$1]}"
+  start_ns[$key]="$(date +%s%N)"
+  "$bin" --name "$name" --data-dir "$work/$key.data" \
+    --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+    --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+    --initial-cluster "$cluster" --initial-cluster-state new </dev/null >>"$work/$key.log" 2>&1 &
+  pid_of[$key]=$!
+  log "started $key (pid ${pid_of[$key]}) on 127.0.0.1:$cp"
+}
+
 # Stops one server by pid: SIGTERM, up to 20 s, then SIGKILL. For rusd the supervisor stops
 # its children; any child still alive afterwards (by the pids seen before) is killed too.
 stop_server() {

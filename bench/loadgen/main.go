@@ -104,7 +104,7 @@ func cmdMatrix(args []string) error {
 	keyspace := fs.Int("keyspace", 100000, "keys the matrix reads and overwrites (>= 1000)")
 	prepare := fs.Bool("prepare", true, "write the keyspace first (needed once per server)")
 	opTimeout := fs.Duration("op-timeout", 10*time.Second, "per-request deadline")
-	pids := fs.String("pids", "", "name=pid[,...]: charge each cell the CPU of these servers (and their children)")
+	pids := fs.String("pids", "", "name=pid[+pid...][,...]: charge each cell the CPU of these servers (and their children); several pids per name for a cluster")
 	rounds := fs.Int("rounds", 1, "run the whole matrix this many times; the report takes medians")
 	out := fs.String("out", "", "append JSON-line records to this file")
 	fs.Parse(args)
@@ -121,15 +121,17 @@ func cmdMatrix(args []string) error {
 	if err != nil {
 		return err
 	}
-	serverPid := map[string]int{}
+	serverPid := map[string][]int{}
 	if *pids != "" {
 		for _, part := range strings.Split(*pids, ",") {
 			name, v, _ := strings.Cut(part, "=")
-			var pid int
-			if _, err := fmt.Sscanf(v, "%d", &pid); err != nil {
-				return fmt.Errorf("bad -pids entry %q", part)
+			for _, one := range strings.Split(v, "+") {
+				var pid int
+				if _, err := fmt.Sscanf(one, "%d", &pid); err != nil {
+					return fmt.Errorf("bad -pids entry %q", part)
+				}
+				serverPid[name] = append(serverPid[name], pid)
 			}
-			serverPid[name] = pid
 		}
 	}
 	if *keyspace < rangeKeys {
@@ -193,16 +195,16 @@ func cmdMatrix(args []string) error {
 						return err
 					}
 					// CPU the server spent in the measured window (not the warm-up).
-					pid, charged := serverPid[t.name]
+					servers, charged := serverPid[t.name]
 					var before, after int64
 					var cpuErr error
 					spec := cellSpec{w: w, clients: sh.clients, conns: sh.conns, keyspace: *keyspace,
 						duration: *duration, ops: *ops, warmup: *warmup, opTimeout: *opTimeout}
 					if charged {
-						spec.atStart = func() { before, cpuErr = cpuTicksOf(pid) }
+						spec.atStart = func() { before, cpuErr = cpuTicksOfAll(servers) }
 						spec.atEnd = func() {
 							if cpuErr == nil {
-								after, cpuErr = cpuTicksOf(pid)
+								after, cpuErr = cpuTicksOfAll(servers)
 							}
 						}
 					}

@@ -98,6 +98,19 @@ func procField(path, name string) (int64, error) {
 // cpuTicksOf sums user+system CPU time (clock ticks, USER_HZ = 100 on Linux) of a process and
 // its direct children, all threads included. Used to charge each matrix cell the CPU the server
 // spent on it: on a shared 2-core machine, CPU per op is steadier than ops/s.
+// cpuTicksOfAll sums cpuTicksOf over several servers (the members of a cluster).
+func cpuTicksOfAll(pids []int) (int64, error) {
+	var total int64
+	for _, pid := range pids {
+		t, err := cpuTicksOf(pid)
+		if err != nil {
+			return 0, err
+		}
+		total += t
+	}
+	return total, nil
+}
+
 func cpuTicksOf(pid int) (int64, error) {
 	kids, err := childrenOf(pid)
 	if err != nil {

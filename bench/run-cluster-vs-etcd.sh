@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Three-node clusters: etcd 3.4 and rusd side by side, in one run, on 127.0.0.1 only.
+#
+#   bench/run-cluster-vs-etcd.sh            # 2 rounds of 3 s cells, 5 leader kills
+#   bench/run-cluster-vs-etcd.sh --quick    # 1 round of 1 s cells, 2 leader kills
+#
+# 1. Request matrix against each cluster's leader (bench/loadgen matrix, cells alternating
+#    between the two clusters): put at 1 client and at 64 clients over 8 connections, and
+#    linearizable get at 64/8: ops/s, p50, p99, server CPU per op (all three members).
+# 2. Failover, --kills times per cluster: SIGKILL of the leader's whole node (for rusd the
+#    supervisor and its components), then the time until a surviving member serves a
+#    linearizable Range (that needs a new leader); the killed node is restarted and the
+#    cluster settles before the next kill. Reported as the median.
+# Prints etcd, rusd and rusd/etcd (bench/README.md explains the table) and the load average.
+# Default durability on both; everything started is stopped by pid on exit (bench/lib.sh).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+
+duration=3s
+warmup=300ms
+rounds=2
+kills=5
+rusd_bin="${RUSD_BIN:-}"
+etcd_bin="${ETCD_BIN:-etcd}"
+results_dir=""
+keep=0
+
+usage() {
+  cat <<USAGE
+usage: $0 [options]
+  --quick          1 s cells, 1 round, 2 kills
+  --duration D     measured time per cell (default $duration)
+  --rounds N       matrix rounds; the table shows medians (default $rounds)
+  --kills N        leader kills per cluster (default $kills)
+  --rusd PATH      rusd binary (default build/bin/rusd)
+  --etcd PATH      etcd 3.4 binary (default etcd on PATH)
+  --results DIR    also write results.jsonl, report.txt and server logs to DIR
+  --keep           keep the temp dir
+USAGE
+}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) duration=1s; warmup=200ms; rounds=1; kills=2 ;;
+    --duration) duration="$2"; shift ;;
+    --rounds) rounds="$2"; shift ;;
+    --kills) kills="$2"; shift ;;
+    --rusd) rusd_bin="$2"; shift ;;
+    --etcd) etcd_bin="$2"; shift ;;
+    --results) results_dir="$2"; shift ;;
+    --keep) keep=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+bench_name=run-cluster-vs-etcd
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+
+command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
+command -v etcdctl >/dev/null || die "etcdctl not found (Debian's etcd-client)"
+etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
+[[ -n "$rusd_bin" ]] || rusd_bin="$repo/build/bin/rusd"
+[[ -x "$rusd_bin" ]] || die "rusd binary not found (build it, or pass --rusd PATH)"
+
+work="$(mktemp -d /tmp/rusd-cluster-bench.XXXXXX)"
+results="$work/results.jsonl"
+: >"$results"
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+build_loadgen
+
+systems=(etcd rusd)
+bin_of() { if [[ "$1" == rusd ]]; then echo "$rusd_bin"; else echo "$etcd_bin"; fi; }
+endpoints() { local sys="$1" i eps=""; for i in 1 2 3; do eps+="${eps:+,}127.0.0.1:${cport[$sys-$i]}"; done; echo "$eps"; }
+
+for sys in "${systems[@]}"; do
+  pick_ports "$sys-1" "$sys-2" "$sys-3"
+  cluster=""
+  for i in 1 2 3; do cluster+="${cluster:+,}$sys-$i=http://127.0.0.1:${pport[$sys-$i]}"; done
+  for i in 1 2 3; do start_member "$sys-$i" "$(bin_of "$sys")" "$sys-$i" "$cluster"; done
+  eval "cluster_of_$sys=\$cluster"
+done
+
+# leader_key SYS: the KEY (sys-i) of the member that leads now, waiting up to 30 s for one.
+leader_key() {
+  local sys="$1" ep i
+  for _ in $(seq 1 300); do
+    ep="$(etcdctl --endpoints="$(endpoints "$sys")" --command-timeout=1s endpoint status 2>/dev/null |
+      awk -F', ' '$5 == "true" {print $1; exit}')"
+    if [[ -n "$ep" ]]; then
+      for i in 1 2 3; do
+        [[ "$ep" == "127.0.0.1:${cport[$sys-$i]}" ]] && { echo "$sys-$i"; return 0; }
+      done
+    fi
+    sleep 0.1
+  done
+  die "$sys: no leader within 30 s; $(tail -n 20 "$work/$sys-1.log")"
+}
+
+# ---- 1. request matrix against each leader -------------------------------------------------
+targets="" pids=""
+for sys in "${systems[@]}"; do
+  l="$(leader_key "$sys")"
+  targets+="${targets:+,}$sys=127.0.0.1:${cport[$l]}"
+  pids+="${pids:+,}$sys=${pid_of[$sys-1]}+${pid_of[$sys-2]}+${pid_of[$sys-3]}"
+  log "$sys leader: $l"
+done
+dur_s="$(sed -E 's/^([0-9.]+)s$/\1/' <<<"$duration")"
+[[ "$dur_s" =~ ^[0-9.]+$ ]] || dur_s=10
+budget=$(awk -v r="$rounds" -v d="$dur_s" 'BEGIN{printf "%d", r*2*4*(d+3)+240}')
+log "request matrix: $rounds round(s), $duration cells (bounded at ${budget}s)"
+bounded "$budget" "$lg" matrix -targets "$targets" -workloads put,get-linearizable \
+  -shapes 1x1,64x8 -duration "$duration" -warmup "$warmup" -keyspace 10000 -rounds "$rounds" \
+  -pids "$pids" -out "$results" || die "request matrix failed"
+
+# ---- 2. failover ----------------------------------------------------------------------------
+for k in $(seq 1 "$kills"); do
+  for sys in "${systems[@]}"; do
+    l="$(leader_key "$sys")"
+    survivor="$sys-1"
+    [[ "$survivor" == "$l" ]] && survivor="$sys-2"
+    kill_ns="$(date +%s%N)"
+    kids="$(ps -o pid= --ppid "${pid_of[$l]}" 2>/dev/null | tr -d ' ' | tr '\n' ' ' || true)"
+    kill -KILL "${pid_of[$l]}" $kids 2>/dev/null || true
+    wait "${pid_of[$l]}" 2>/dev/null || true
+    unset "pid_of[$l]"
+    bounded 60 "$lg" probe -target "$sys=127.0.0.1:${cport[$survivor]}" -start-ns "$kill_ns" \
+      -timeout 50s -name "after a leader node kill" \
+      -out "$results" >/dev/null || die "$sys: no new leader after killing $l"
+    eval "cluster=\$cluster_of_$sys"
+    start_member "$l" "$(bin_of "$sys")" "$l" "$cluster"
+    sleep 2  # the restarted member catches up before the next kill
+  done
+done
+
+echo
+echo "3-node clusters. etcd: $etcd_version; rusd: $rusd_bin; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+"$lg" report -results "$results" -base etcd -cand rusd | tee "$work/report.txt"
