@@ -20,7 +20,12 @@ void Lessor::SetExpiry(int64_t id, Lease& lease, TimePoint expiry) {
 // etcd's refresh: now + extend + (remaining TTL if checkpointed, else the TTL).
 void Lessor::Refresh(int64_t id, Lease& lease, Duration extend, TimePoint now) {
   const int64_t secs = lease.remaining_ttl > 0 ? lease.remaining_ttl : lease.ttl;
-  SetExpiry(id, lease, now + extend + Seconds(secs));
+  // TTLs go up to etcd's 9e9 s (9e18 ns): after ~7 years of uptime `now + TTL` would
+  // overflow the clock's int64 and land in the past (an instant revoke). Saturate instead.
+  const Duration ttl = Seconds(secs) + extend;
+  const TimePoint expiry =
+      ttl >= TimePoint::max() - now ? TimePoint::max() - Duration(1) : now + ttl;
+  SetExpiry(id, lease, expiry);
 }
 
 // etcd's scheduleCheckpointIfNeeded: only leases with more than one interval left.

@@ -148,3 +148,19 @@ TEST(LessorTest, LongLeasesAreCheckpointedAndRenewClearsTheCheckpoint) {
 
 }  // namespace
 }  // namespace rusd::stored
+
+namespace rusd::stored {
+namespace {
+
+// etcd's largest TTL (9e9 s) on a clock about 7 years past boot: `now + TTL` would overflow
+// int64 nanoseconds; the lease must stay unexpired rather than wrap into the past.
+TEST(LessorTest, HugeTtlLateInTheClockNeverExpiresAtOnce) {
+  Lessor l;
+  const Lessor::TimePoint late = Lessor::TimePoint(std::chrono::hours(24 * 365 * 8));
+  l.Promote(Lessor::Duration::zero(), late);
+  l.Apply({Granted(1, 9000000000)}, late);
+  EXPECT_TRUE(l.TakeExpired(late + std::chrono::hours(24), 100).empty());
+}
+
+}  // namespace
+}  // namespace rusd::stored
