@@ -230,7 +230,8 @@ Status RaftProcess::CheckReconfigHealth(const internal::MemberChangeRequest& req
     }
     size_t active = 0;
     for (uint64_t v : voters) active += connected_long(v) ? 1 : 0;
-    if (active - 1 < 1 + (voters.size() - 1) / 2) return unhealthy;
+    // active - 1 < quorum, written so that no active voter (a learner asking) cannot wrap.
+    if (active < 2 + (voters.size() - 1) / 2) return unhealthy;
   }
   return Status::Ok();
 }
