@@ -134,6 +134,10 @@ class KeepAliveReactor final
     batcher_.Add(request_.id(), [this](const Status& st, const LeaseKeepAliveResponse& resp) {
       OnReply(st, resp);
     });
+    {
+      std::lock_guard lock(mu_);
+      if (finished_) return;  // an error ended the stream: no operation after Finish
+    }
     StartRead(&request_);
   }
 
