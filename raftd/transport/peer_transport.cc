@@ -19,6 +19,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include "raftd/transport/wire_format.h"
@@ -162,7 +163,12 @@ struct PeerTransport::Impl {
   std::thread io;
 
   mutable std::mutex mu;
-  std::map<uint64_t, Peer> peers;  // changes shape only on the I/O thread, under mu
+  // The peer map changes shape (members added or removed) only on the I/O thread, under
+  // `mu` and `shape` held exclusively; Send, on the Raft thread, holds `shape` shared while
+  // it looks peers up and writes to their streams, so no Peer it uses can vanish or have its
+  // stream closed under it. Order: shape, then a peer's wmu, then mu.
+  std::shared_mutex shape;
+  std::map<uint64_t, Peer> peers;
   // UpdatePeers: the next peer set (under mu), applied by the I/O thread.
   std::optional<std::vector<PeerAddress>> pending_peers;
   std::vector<uint64_t> removed;  // under mu
@@ -591,6 +597,11 @@ struct PeerTransport::Impl {
 
   // I/O thread: adopt the peer set UpdatePeers left.
   void ApplyPendingPeers() {
+    {
+      std::lock_guard lock(mu);
+      if (!pending_peers) return;
+    }
+    std::unique_lock shape_lock(shape);
     std::lock_guard lock(mu);
     if (!pending_peers) return;
     std::vector<PeerAddress> next = std::move(*pending_peers);
@@ -779,6 +790,7 @@ void PeerTransport::Send(std::vector<raft::Message>& msgs) {
   std::stable_sort(msgs.begin(), msgs.end(),
                    [](const raft::Message& a, const raft::Message& b) { return a.to < b.to; });
   bool wake = false;
+  std::shared_lock shape_lock(impl_->shape);
   for (size_t begin = 0; begin < msgs.size();) {
     size_t end = begin + 1;
     while (end < msgs.size() && msgs[end].to == msgs[begin].to) ++end;
