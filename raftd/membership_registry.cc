@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/durable_file.h"
+
 namespace rusd::raftd {
 namespace {
 
@@ -255,19 +257,11 @@ void MembershipRegistry::Persist() {
   file.set_applied_index(applied_index_);
   for (const auto& m : members_) *file.add_members() = m;
   for (uint64_t id : removed_) file.add_removed_ids(id);
-  const std::string data = file.SerializeAsString();
   const std::string path = dir_ + "/" + kFileName;
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  bool ok = fd >= 0;
-  if (ok) ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
-  if (ok) ok = ::fdatasync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (ok) ok = ::rename(tmp.c_str(), path.c_str()) == 0;
-  if (!ok) {
+  if (Status st = WriteFileAtomically(path, file.SerializeAsString(), 0644); !st.ok()) {
     spdlog::error("membership: cannot write {}: {} (a restart replays the change from the WAL "
                   "while it holds it)",
-                  path, std::strerror(errno));
+                  path, st.ToString());
   }
 }
 

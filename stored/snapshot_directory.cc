@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/durable_file.h"
 #include "stored/mvcc/kv_store.h"
 
 namespace rusd::stored {
@@ -46,15 +47,6 @@ Status RemoveAll(const std::string& path) {
 }
 
 }  // namespace
-
-Status SyncDirectory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(Errno("open", dir));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Status::IoError(Errno("fsync", dir));
-  return Status::Ok();
-}
 
 Status WriteSnapshotMarker(const std::string& dir, uint64_t index, uint64_t term) {
   const std::string path = dir + "/" + kSnapshotMarkerFile;

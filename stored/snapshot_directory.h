@@ -47,8 +47,6 @@ struct SnapshotInfo {
 Status WriteSnapshotMarker(const std::string& dir, uint64_t index, uint64_t term);
 // Reads a snapshot directory's marker; NotFound if it has none, DataLoss if unreadable.
 Result<SnapshotInfo> ReadSnapshotMarker(const std::string& dir);
-// fsync of a directory (after renames inside it).
-Status SyncDirectory(const std::string& dir);
 
 class SnapshotDirectory {
  public:

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/durable_file.h"
 #include "raftd/wal/crc32c.h"
 #include "raftd/wal/wal_format.h"
 
@@ -28,15 +29,6 @@ void PutU32(std::string* out, uint32_t v) {
   out->append(b, 4);
 }
 
-Status SyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError("open " + dir + ": " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Status::IoError("fsync " + dir + ": " + std::strerror(errno));
-  return Status::Ok();
-}
-
 }  // namespace
 
 Status WriteSnapshotPoint(const std::string& snap_dir, const raft::SnapshotMeta& meta) {
@@ -50,18 +42,7 @@ Status WriteSnapshotPoint(const std::string& snap_dir, const raft::SnapshotMeta&
   for (uint64_t v : meta.conf.learners) PutU64(&buf, v);
   PutU32(&buf, wal::Crc32c(buf.data(), buf.size()));
   ::mkdir(snap_dir.c_str(), 0700);
-  const std::string path = snap_dir + "/" + kSnapshotPointFile;
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::IoError("create " + tmp + ": " + std::strerror(errno));
-  const bool ok = ::write(fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size()) &&
-                  ::fdatasync(fd) == 0;
-  ::close(fd);
-  if (!ok) return Status::IoError("write " + tmp + ": " + std::strerror(errno));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::IoError("rename " + tmp + ": " + std::strerror(errno));
-  }
-  return SyncDir(snap_dir);
+  return WriteFileAtomically(snap_dir + "/" + kSnapshotPointFile, buf);
 }
 
 Result<std::optional<raft::SnapshotMeta>> ReadSnapshotPoint(const std::string& snap_dir) {

@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "common/durable_file.h"
 #include "raftd/wal/crc32c.h"
 #include "raftd/wal/wal_format.h"
 
@@ -186,15 +187,6 @@ Result<int> Dial(const std::string& url) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
-}
-
-Status SyncPath(const std::string& path, bool dir) {
-  int fd = ::open(path.c_str(), (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) return Status::IoError(Errno("open " + path));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Status::IoError(Errno("fsync " + path));
-  return Status::Ok();
 }
 
 bool ValidFileName(const std::string& name) {
