@@ -32,16 +32,27 @@ func memberIDOf(t *testing.T, s *harness.Server) uint64 {
 // waitMembers polls MemberList on `s` until it has n members.
 func waitMembers(t *testing.T, c *harness.Cluster, s *harness.Server, n int) *clientv3.MemberListResponse {
 	t.Helper()
+	return waitMemberList(t, c, s, fmt.Sprintf("%d members", n), func(r *clientv3.MemberListResponse) bool {
+		return len(r.Members) == n
+	})
+}
+
+// waitMemberList polls s's member list until `ok` holds. A member list is served from the
+// member's own applied state, so a member that has not applied the latest change yet shows
+// the previous list for a moment (on etcd as on rusd).
+func waitMemberList(t *testing.T, c *harness.Cluster, s *harness.Server, want string,
+	ok func(*clientv3.MemberListResponse) bool) *clientv3.MemberListResponse {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		r, err := c.Client(s).MemberList(ctx)
 		cancel()
-		if err == nil && len(r.Members) == n {
+		if err == nil && ok(r) {
 			return r
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("member list on %s: want %d members, got %v %v", s.Name(), n, r, err)
+			t.Fatalf("member list on %s: want %s, got %v %v", s.Name(), want, r, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -462,12 +473,17 @@ func TestMembersLearnerJoinsThenPromoteIsAcceptedWhenInSync(t *testing.T) {
 		t.Fatalf("etcdctl member promote: %s", r.Stdout)
 	}
 	for _, n := range c.Nodes {
-		list := waitMembers(t, c, n, 4)
-		for _, m := range list.Members {
-			if m.IsLearner {
-				t.Fatalf("%s still lists a learner after the promotion: %+v", n.Name(), m)
+		waitMemberList(t, c, n, "4 voters after the promotion", func(r *clientv3.MemberListResponse) bool {
+			if len(r.Members) != 4 {
+				return false
 			}
-		}
+			for _, m := range r.Members {
+				if m.IsLearner {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	waitMetric(t, n4, "etcd_server_is_learner 0")
 	// Now a voter, it takes writes too.
@@ -537,7 +553,10 @@ func TestMembersAddedAfterCompactionJoinsThroughASnapshot(t *testing.T) {
 		t.Fatalf("the new member caught up without a snapshot (was the log compacted?):\n%s",
 			n4.LogTail(40))
 	}
-	if _, err := c.Client(n4).Put(ctx, "after-join", "v"); err != nil {
+	// A fresh deadline: the writes and the settling above may have used most of ctx's.
+	putCtx, putCancel := memberCtx()
+	defer putCancel()
+	if _, err := c.Client(n4).Put(putCtx, "after-join", "v"); err != nil {
 		t.Fatal(err)
 	}
 	waitSerializable(t, c.Client(c.Nodes[0]), "after-join", "v", 10*time.Second)
