@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -194,6 +195,25 @@ bool ValidFileName(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
+// Where a stream writes before its data is verified: never a "*.tmp" name, which stored
+// removes as its own leftovers whenever it starts (it restarts after every install).
+constexpr char kPartialSuffix[] = ".partial";
+
+// The index of a "recv-<index:016x>" directory or of its partial copy; nullopt otherwise.
+std::optional<uint64_t> ReceivedIndexOf(const std::string& name) {
+  constexpr size_t kPrefix = 5, kHex = 16;
+  if (!name.starts_with("recv-") || name.size() < kPrefix + kHex) return std::nullopt;
+  const std::string_view rest = std::string_view(name).substr(kPrefix + kHex);
+  if (!rest.empty() && rest != kPartialSuffix) return std::nullopt;
+  uint64_t index = 0;
+  for (char c : std::string_view(name).substr(kPrefix, kHex)) {
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    index = index << 4 | static_cast<uint64_t>(digit);
+  }
+  return index;
+}
+
 }  // namespace
 
 std::string ReceivedSnapshotDir(const std::string& snap_dir, uint64_t index) {
@@ -211,6 +231,7 @@ struct SnapshotTransfer::Impl {
   };
   std::list<Worker> threads;              // under mu
   std::set<uint64_t> sending;             // peers with a transfer in flight, under mu
+  std::set<uint64_t> receiving;           // indexes with a stream in flight, under mu
   std::set<int> open_fds;                 // sockets in use, shut down at destruction
   std::vector<std::pair<uint64_t, bool>> reports;
   std::vector<raft::Message> received;
@@ -398,11 +419,31 @@ struct SnapshotTransfer::Impl {
           "cluster ID or member ID mismatch)",
           cluster, m.to, options.member_id, options.cluster_id));
     }
-    const std::string final_dir = ReceivedSnapshotDir(options.snap_dir, m.snapshot.index);
-    const std::string tmp = final_dir + ".tmp";
+    // One stream per index at a time: they would share the temporary directory, and one
+    // could rename the other's half-written files into place (a leader that reconnects
+    // and re-sends, or a new leader, while the first stream is still open). The second is
+    // refused; its leader reports the snapshot failed and Raft retries after the first.
+    const uint64_t index = m.snapshot.index;
+    {
+      std::lock_guard lock(mu);
+      if (!receiving.insert(index).second) {
+        return Status::Unavailable(fmt::format(
+            "a snapshot at index {} is already being received; try again later", index));
+      }
+    }
+    struct InFlight {
+      Impl* impl;
+      uint64_t index;
+      ~InFlight() {
+        std::lock_guard lock(impl->mu);
+        impl->receiving.erase(index);
+      }
+    } in_flight{this, index};
+    const std::string final_dir = ReceivedSnapshotDir(options.snap_dir, index);
+    const std::string tmp = final_dir + kPartialSuffix;
     std::error_code ec;
     fs::create_directories(options.snap_dir, ec);
-    fs::remove_all(tmp, ec);
+    fs::remove_all(tmp, ec);  // a stream of this index that a crash interrupted
     if (!fs::create_directories(tmp, ec)) return Status::IoError("create " + tmp);
     auto fail = [&](Status s) {
       fs::remove_all(tmp, ec);
@@ -470,23 +511,38 @@ struct SnapshotTransfer::Impl {
     }
     Status st = SyncPath(tmp, true);
     if (!st.ok()) return fail(st);
-    fs::remove_all(final_dir, ec);
-    if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
-      return fail(Status::IoError(Errno("rename " + tmp)));
-    }
-    RUSD_RETURN_IF_ERROR(SyncPath(options.snap_dir, true));
-    // Older received snapshots are superseded by this one.
-    for (const auto& de : fs::directory_iterator(options.snap_dir, ec)) {
-      const std::string n = de.path().filename().string();
-      if (n.starts_with("recv-") && de.path().string() != final_dir &&
-          de.path().string() < final_dir) {
-        fs::remove_all(de.path(), ec);
+    if (fs::exists(final_dir, ec)) {
+      // An earlier stream delivered this index whole (the name is given only by the rename
+      // of a verified, synced copy). stored may be installing it right now (renaming it
+      // into place), so it is never replaced: this copy is dropped and the message handed
+      // over again (the core ignores a snapshot it already holds).
+      fs::remove_all(tmp, ec);
+    } else {
+      if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
+        return fail(Status::IoError(Errno("rename " + tmp)));
       }
+      RUSD_RETURN_IF_ERROR(SyncPath(options.snap_dir, true));
     }
+    RemoveSupersededBelow(index);
     spdlog::info("received snapshot at index {} from {:x}: {} files, {} bytes", m.snapshot.index,
                  m.from, files, bytes);
     *out = std::move(m);
     return Status::Ok();
+  }
+
+  // Received snapshots below `index` are superseded by it. Streams still in flight keep
+  // their partial directories (they find out themselves whether they still matter).
+  void RemoveSupersededBelow(uint64_t index) {
+    std::error_code ec;
+    std::vector<fs::path> doomed;
+    {
+      std::lock_guard lock(mu);
+      for (const auto& de : fs::directory_iterator(options.snap_dir, ec)) {
+        std::optional<uint64_t> i = ReceivedIndexOf(de.path().filename().string());
+        if (i && *i < index && !receiving.count(*i)) doomed.push_back(de.path());
+      }
+    }
+    for (const fs::path& p : doomed) fs::remove_all(p, ec);
   }
 
   void RunReceive(int fd, std::string head) {
@@ -516,6 +572,12 @@ struct SnapshotTransfer::Impl {
 SnapshotTransfer::SnapshotTransfer(SnapshotTransferOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
+  // Partial streams a crash interrupted: nothing receives yet, so none is in use.
+  std::error_code ec;
+  for (const auto& de : fs::directory_iterator(impl_->options.snap_dir, ec)) {
+    const std::string name = de.path().filename().string();
+    if (name.ends_with(kPartialSuffix) && ReceivedIndexOf(name)) fs::remove_all(de.path(), ec);
+  }
 }
 
 SnapshotTransfer::~SnapshotTransfer() {

@@ -14,11 +14,17 @@
 //   19 FileEnd   u32 crc32c of the whole file
 //   20 Done      (empty)
 //   21 Ack       u8 ok | string error                 (receiver -> sender, once, at the end)
-// The receiver writes into <snap_dir>/recv-<index:016x>.tmp, checks every chunk's and file's
-// checksum and size, fsyncs, renames the directory to recv-<index:016x> and only then hands
-// the kSnapshot message to raftd (TakeReceived) and acks. Anything wrong (checksum, size,
-// name, another cluster, a closed connection) discards the temp directory and acks failure
-// (or just closes): the leader reports the snapshot failed and Raft retries later.
+// The receiver writes into <snap_dir>/recv-<index:016x>.partial, checks every chunk's and
+// file's checksum and size, fsyncs, renames the directory to recv-<index:016x> and only then
+// hands the kSnapshot message to raftd (TakeReceived) and acks. Anything wrong (checksum,
+// size, name, another cluster, a closed connection) discards the partial directory and acks
+// failure (or just closes): the leader reports the snapshot failed and Raft retries later.
+// Only one stream per index runs at a time (a second one, e.g. from a leader that
+// reconnected or a new leader, is refused at its header until the first ends), and a
+// complete recv-<index> is never replaced (stored may be installing it): a later stream of
+// the same index is dropped once verified and its message handed over again. Partial
+// directories a crash left are removed when a SnapshotTransfer is constructed; received
+// snapshots below a newly received one are removed (except those still streaming).
 //
 // Threads: one thread per transfer in flight (at most one outgoing per peer, and incoming
 // streams each on their own); every public method may be called from any thread.
