@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
                  recovered->segments.back().path, recovered->tail_offset);
   }
   const std::string snap_dir = flags->data_dir + "/member/snap";
-  auto point = rusd::raftd::ReadSnapshotPoint(snap_dir);
+  std::string point_members;
+  auto point = rusd::raftd::ReadSnapshotPoint(snap_dir, &point_members);
   if (!point.ok()) {
     spdlog::critical("snapshot point unreadable, refusing to start: {}", point.status().ToString());
     return kExitWal;
@@ -158,6 +159,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<rusd::raftd::SnapshotTransfer> snapshots;
   std::unique_ptr<rusd::transport::PeerTransport> transport;
   options.snap_dir = snap_dir;
+  options.snapshot_members = std::move(point_members);
   if (flags->members.size() > 1 || joining) {
     rusd::transport::TransportOptions t;
     t.cluster_id = flags->cluster_id;

@@ -53,6 +53,14 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       replies_(segment, ipc::RingId::kRaftReplies, options.epoch),
       committed_(segment, ipc::RingId::kCommitted, options.epoch) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
+  if (!options_.snapshot_members.empty()) {
+    internal::MemberListFile members;
+    if (members.ParseFromString(options_.snapshot_members)) {
+      point_members_ = std::move(members);
+    } else {
+      spdlog::warn("the member list stored with the snapshot point is unparsable");
+    }
+  }
   RecoverPendingInstall();
   frontend_epoch_ =
       segment.component(ipc::Component::kFrontend).epoch.load(std::memory_order_acquire);

@@ -79,6 +79,9 @@ struct RaftProcessOptions {
   // (kSnapshotReady), so a follower behind the log start gets the snapshot there; without
   // it (one member) the log is compacted at every durable index, as no one needs it.
   std::string snap_dir;
+  // The member list stored with the snapshot point at startup (a serialized
+  // internal::MemberListFile as of the point; empty: none, e.g. a version 1 point file).
+  std::string snapshot_members;
   SnapshotTransfer* snapshots = nullptr;
   bool compact_on_snapshot = false;
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
@@ -129,6 +132,8 @@ class RaftProcess {
   // Snapshots (raft_process_snapshot.cc).
   void OnSnapshotReady(const std::string& payload);
   Status PersistRestoredSnapshot(const raft::SnapshotMeta& meta);
+  // The member list as of `index` (at or after the snapshot point, still in the log).
+  std::optional<internal::MemberListFile> MembersAt(uint64_t index) const;
   void SendMessages(std::vector<raft::Message>& msgs);
   bool TakeSnapshotEvents();
   // stored is below the log start: order the install of the received snapshot. Returns
@@ -200,7 +205,12 @@ class RaftProcess {
   std::optional<PendingInstall> pending_install_;
   std::chrono::steady_clock::time_point install_sent_at_{};
   std::vector<std::pair<uint64_t, bool>> snapshot_reports_;
-  std::vector<raft::Message> snapshot_inbox_;
+  std::vector<SnapshotTransfer::Received> snapshot_inbox_;
+  // The member list as of the snapshot point (sent with the snapshot, and the base the
+  // next compaction's list is built from); nullopt if unknown (an old point file).
+  std::optional<internal::MemberListFile> point_members_;
+  // Member lists that came with received snapshots, by index, until the core restores one.
+  std::map<uint64_t, std::string> received_members_;
   std::string frame_;
 };
 

@@ -30,7 +30,7 @@ namespace rusd::raftd {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr uint8_t kWireVersion = 1;
+constexpr uint8_t kWireVersion = 2;  // 2: the header carries the member list
 enum Kind : uint8_t { kHeader = 16, kFile = 17, kChunk = 18, kFileEnd = 19, kDone = 20, kAck = 21 };
 constexpr uint32_t kMaxFrame = 64u << 20;
 constexpr int kIoTimeoutSeconds = 30;
@@ -234,7 +234,7 @@ struct SnapshotTransfer::Impl {
   std::set<uint64_t> receiving;           // indexes with a stream in flight, under mu
   std::set<int> open_fds;                 // sockets in use, shut down at destruction
   std::vector<std::pair<uint64_t, bool>> reports;
-  std::vector<raft::Message> received;
+  std::vector<Received> received;
   std::atomic<bool> events{false};
   std::atomic<bool> stopping{false};
 
@@ -263,7 +263,8 @@ struct SnapshotTransfer::Impl {
     }
   }
 
-  Status SendFiles(int fd, const raft::Message& m, const std::string& dir) {
+  Status SendFiles(int fd, const raft::Message& m, const std::string& dir,
+                   const std::string& members) {
     std::string body;
     body.push_back(static_cast<char>(kWireVersion));
     PutU64(&body, options.cluster_id);
@@ -276,6 +277,7 @@ struct SnapshotTransfer::Impl {
     for (uint64_t v : m.snapshot.conf.voters) PutU64(&body, v);
     PutU32(&body, static_cast<uint32_t>(m.snapshot.conf.learners.size()));
     for (uint64_t v : m.snapshot.conf.learners) PutU64(&body, v);
+    PutString(&body, members);
     RUSD_RETURN_IF_ERROR(WriteFrame(fd, kHeader, body));
 
     // Open every file first: stored may prune this checkpoint while it streams (it keeps
@@ -351,7 +353,7 @@ struct SnapshotTransfer::Impl {
     return Status::Ok();
   }
 
-  void RunSend(raft::Message m, std::string dir) {
+  void RunSend(raft::Message m, std::string dir, const std::string& members) {
     const uint64_t to = m.to;
     Status st = Status::Unavailable("no peer URL for member");
     std::vector<std::string> urls;
@@ -369,7 +371,7 @@ struct SnapshotTransfer::Impl {
       }
       TrackFd(*fd, true);
       const auto start = std::chrono::steady_clock::now();
-      st = stopping.load() ? Status::Unavailable("stopping") : SendFiles(*fd, m, dir);
+      st = stopping.load() ? Status::Unavailable("stopping") : SendFiles(*fd, m, dir, members);
       TrackFd(*fd, false);
       ::close(*fd);
       if (st.ok()) {
@@ -390,7 +392,7 @@ struct SnapshotTransfer::Impl {
     Notify();
   }
 
-  Status Receive(int fd, std::string head, raft::Message* out) {
+  Status Receive(int fd, std::string head, Received* out) {
     FrameReader reader(fd, std::move(head));
     uint8_t kind = 0;
     std::string body;
@@ -410,7 +412,9 @@ struct SnapshotTransfer::Impl {
     for (uint32_t i = 0; i < n && r.ok; ++i) m.snapshot.conf.voters.push_back(r.U64());
     n = r.U32();
     for (uint32_t i = 0; i < n && r.ok; ++i) m.snapshot.conf.learners.push_back(r.U64());
-    if (!r.ok || !r.b.empty() || version != kWireVersion) {
+    std::string members;
+    if (version >= 2) members = r.String();
+    if (!r.ok || !r.b.empty() || version < 1 || version > kWireVersion) {
       return Status::InvalidArgument("bad snapshot header");
     }
     if (cluster != options.cluster_id || m.to != options.member_id) {
@@ -526,7 +530,8 @@ struct SnapshotTransfer::Impl {
     RemoveSupersededBelow(index);
     spdlog::info("received snapshot at index {} from {:x}: {} files, {} bytes", m.snapshot.index,
                  m.from, files, bytes);
-    *out = std::move(m);
+    out->message = std::move(m);
+    out->members = std::move(members);
     return Status::Ok();
   }
 
@@ -549,7 +554,7 @@ struct SnapshotTransfer::Impl {
     int flags = ::fcntl(fd, F_GETFL);
     ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     SetTimeouts(fd);
-    raft::Message m;
+    Received m;
     Status st = Receive(fd, std::move(head), &m);
     std::string ack;
     ack.push_back(st.ok() ? 1 : 0);
@@ -597,7 +602,7 @@ void SnapshotTransfer::UpdatePeers(
   impl_->options.peers = std::move(peers);
 }
 
-void SnapshotTransfer::Send(raft::Message m, std::string dir) {
+void SnapshotTransfer::Send(raft::Message m, std::string dir, std::string members) {
   std::lock_guard lock(impl_->mu);
   if (impl_->stopping.load() || !impl_->sending.insert(m.to).second) {
     impl_->reports.emplace_back(m.to, false);
@@ -607,8 +612,8 @@ void SnapshotTransfer::Send(raft::Message m, std::string dir) {
   impl_->ReapFinished();
   Impl::Worker& w = impl_->threads.emplace_back();
   w.thread = std::thread([impl = impl_.get(), done = w.done, m = std::move(m),
-                          dir = std::move(dir)]() mutable {
-    impl->RunSend(std::move(m), std::move(dir));
+                          dir = std::move(dir), members = std::move(members)]() mutable {
+    impl->RunSend(std::move(m), std::move(dir), members);
     done->store(true, std::memory_order_release);
   });
 }
@@ -636,7 +641,7 @@ void SnapshotTransfer::TakeReports(std::vector<std::pair<uint64_t, bool>>* out) 
   impl_->events.store(!impl_->received.empty());
 }
 
-void SnapshotTransfer::TakeReceived(std::vector<raft::Message>* out) {
+void SnapshotTransfer::TakeReceived(std::vector<Received>* out) {
   std::lock_guard lock(impl_->mu);
   for (auto& m : impl_->received) out->push_back(std::move(m));
   impl_->received.clear();

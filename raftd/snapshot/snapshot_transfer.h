@@ -9,6 +9,8 @@
 // length + bytes):
 //   16 Header    u8 version | u64 cluster_id | u64 from | u64 to | u64 term |
 //                u64 index | u64 snap_term | u32 n, n x u64 voters | u32 n, n x u64 learners
+//                | string members (version 2 only: the member list as of index, a
+//                serialized rusd.internal.MemberListFile; version 1 is still accepted)
 //   17 File      string name (a plain file name, no '/') | u64 size
 //   18 Chunk     u32 crc32c(data) | data (<= chunk_bytes)
 //   19 FileEnd   u32 crc32c of the whole file
@@ -65,9 +67,10 @@ class SnapshotTransfer {
   SnapshotTransfer(const SnapshotTransfer&) = delete;
   SnapshotTransfer& operator=(const SnapshotTransfer&) = delete;
 
-  // Streams the files of `dir` with the kSnapshot message `m` to m.to. A transfer already
-  // running to that peer makes this one fail at once (reported like any failure).
-  void Send(raft::Message m, std::string dir);
+  // Streams the files of `dir` with the kSnapshot message `m` and the member list as of
+  // the snapshot (`members`, opaque here) to m.to. A transfer already running to that peer
+  // makes this one fail at once (reported like any failure).
+  void Send(raft::Message m, std::string dir, std::string members = {});
   // Replaces the peers' URLs (membership changed): a member added later can be sent one.
   void UpdatePeers(std::vector<std::pair<uint64_t, std::vector<std::string>>> peers);
   // Takes over a connection the transport accepted whose first bytes (`head`, already
@@ -77,7 +80,11 @@ class SnapshotTransfer {
   // Outcomes of sends, (to, ok), for RaftNode::ReportSnapshot.
   void TakeReports(std::vector<std::pair<uint64_t, bool>>* out);
   // kSnapshot messages whose data is complete in ReceivedSnapshotDir(snap_dir, index).
-  void TakeReceived(std::vector<raft::Message>* out);
+  struct Received {
+    raft::Message message;
+    std::string members;  // as the sender gave it to Send (empty from a version 1 sender)
+  };
+  void TakeReceived(std::vector<Received>* out);
   bool HasEvents() const;
 
  private:

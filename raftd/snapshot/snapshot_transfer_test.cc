@@ -181,7 +181,7 @@ class SnapshotTransferTest : public ::testing::Test {
   uint16_t port_ = 0;
 };
 
-TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAfterIt) {
+TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAndMembersAfterIt) {
   std::mt19937 rng(7);
   std::string big(3u << 20, '\0');
   for (char& c : big) c = static_cast<char>(rng());
@@ -189,7 +189,9 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAfte
   std::ofstream(root_ + "/source/MANIFEST-000005", std::ios::binary) << "manifest";
   std::ofstream(root_ + "/source/empty", std::ios::binary);
   auto sender = Sender();
-  sender->Send(SnapshotMessage(500), root_ + "/source");
+  // The member list as of the snapshot travels in the header (opaque bytes here).
+  const std::string members("member list\0as of 500", 21);
+  sender->Send(SnapshotMessage(500), root_ + "/source", members);
 
   std::vector<std::pair<uint64_t, bool>> reports;
   ASSERT_TRUE(WaitFor([&] {
@@ -197,16 +199,17 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAfte
     return !reports.empty();
   }));
   EXPECT_EQ(reports, (std::vector<std::pair<uint64_t, bool>>{{2, true}}));
-  std::vector<raft::Message> got;
+  std::vector<SnapshotTransfer::Received> got;
   ASSERT_TRUE(WaitFor([&] {
     receiver_->TakeReceived(&got);
     return !got.empty();
   }));
   ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].type, raft::MessageType::kSnapshot);
-  EXPECT_EQ(got[0].from, 1u);
-  EXPECT_EQ(got[0].term, 4u);
-  EXPECT_EQ(got[0].snapshot, SnapshotMessage(500).snapshot);
+  EXPECT_EQ(got[0].message.type, raft::MessageType::kSnapshot);
+  EXPECT_EQ(got[0].message.from, 1u);
+  EXPECT_EQ(got[0].message.term, 4u);
+  EXPECT_EQ(got[0].message.snapshot, SnapshotMessage(500).snapshot);
+  EXPECT_EQ(got[0].members, members);
   const std::string dir = ReceivedSnapshotDir(root_ + "/follower-snap", 500);
   EXPECT_EQ(dir, root_ + "/follower-snap/recv-00000000000001f4");
   EXPECT_EQ(ReadFile(dir + "/000012.sst"), big);
@@ -245,7 +248,7 @@ TEST_F(SnapshotTransferTest, AnotherClusterOrMissingDataFailsTheTransfer) {
   }));
   EXPECT_EQ(reports, (std::vector<std::pair<uint64_t, bool>>{{2, false}}));
   std::this_thread::sleep_for(50ms);
-  std::vector<raft::Message> got;
+  std::vector<SnapshotTransfer::Received> got;
   receiver_->TakeReceived(&got);
   EXPECT_TRUE(got.empty());
   EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 10)));
@@ -291,7 +294,7 @@ TEST_F(SnapshotTransferTest, CorruptChunkIsRefused) {
   ASSERT_GE(n, 6);
   EXPECT_EQ(static_cast<uint8_t>(ack[4]), 21);  // Ack
   EXPECT_EQ(ack[5], 0);                          // refused
-  std::vector<raft::Message> got;
+  std::vector<SnapshotTransfer::Received> got;
   receiver_->TakeReceived(&got);
   EXPECT_TRUE(got.empty());
   EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 77)));
@@ -326,10 +329,10 @@ TEST_F(SnapshotTransferTest, ConcurrentStreamsOfOneIndexNeverMixTheirFiles) {
 
   EXPECT_TRUE(*ok1) << "the first stream completes";
   EXPECT_FALSE(*ok2) << "the second stream of index 42 is refused while the first runs";
-  std::vector<raft::Message> got;
+  std::vector<SnapshotTransfer::Received> got;
   receiver_->TakeReceived(&got);
   ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].snapshot.index, 42u);
+  EXPECT_EQ(got[0].message.snapshot.index, 42u);
   EXPECT_EQ(DirContents(ReceivedSnapshotDir(snap_dir, 42)), first);
 
   // Once the first stream ended, the index can be streamed again; the complete copy (which
@@ -368,7 +371,7 @@ TEST_F(SnapshotTransferTest, SupersedingSparesStreamsInFlightAndStartupRemovesSt
   ASSERT_TRUE(WaitFor([&] { return FileExistsUnder(snap_dir, "a"); }));
   auto sender = Sender();
   sender->Send(SnapshotMessage(9), root_ + "/source");
-  std::vector<raft::Message> got;
+  std::vector<SnapshotTransfer::Received> got;
   ASSERT_TRUE(WaitFor([&] {
     receiver_->TakeReceived(&got);
     return !got.empty();
