@@ -120,11 +120,6 @@ int main(int argc, char** argv) {
   const uint32_t hb = std::max<uint32_t>(1, flags->heartbeat_interval_ms);
   options.tick_interval = std::chrono::milliseconds(hb);
   options.election_ticks = static_cast<int>(std::max<uint32_t>(1, flags->election_timeout_ms / hb));
-  // Streaming one oversized committed entry may hold the loop (and so heartbeats): keep
-  // that well inside an election timeout whatever the flags say.
-  options.oversized_frame_wait = std::min(
-      options.oversized_frame_wait,
-      std::chrono::milliseconds(std::max<uint32_t>(1, flags->election_timeout_ms / 4)));
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
   options.name = flags->name;

@@ -65,10 +65,9 @@ struct RaftProcessOptions {
   // Bounds of one turn, so a flood of proposals cannot starve ticks and deliveries.
   size_t max_proposals_per_turn = 8192;
   size_t max_proposal_bytes_per_turn = 16u << 20;
-  // Target size of one kCommittedEntries frame (a single larger entry travels alone).
+  // Target size of one kCommittedEntries frame (a single larger entry travels alone, in
+  // ring chunks written over as many turns as the ring needs: the loop never waits).
   size_t max_frame_bytes = 1u << 20;
-  // How long one turn may wait to stream a single entry bigger than max_frame_bytes.
-  std::chrono::milliseconds oversized_frame_wait{100};
   // Without compact_on_snapshot: entries kept below stored's durable index when compacting
   // at it (main() leaves 0: one member needs none; with peers compaction follows stored's
   // snapshots instead, see below).
@@ -191,6 +190,17 @@ class RaftProcess {
   std::vector<uint64_t> read_ids_;
   std::vector<raft::Message> inbox_;
   std::vector<raft::Message> early_;  // a leader's appends, sent before its own fsync
+  // A kCommittedEntries frame too big to write at once, going out in ring chunks over
+  // several turns (RingWriter::TryWriteChunks); nothing else goes on the committed ring
+  // until it is out (stored must see entries in order). Its entries are [first, next).
+  struct ChunkedFrame {
+    uint64_t first = 0;
+    uint64_t next = 0;
+    std::string frame;
+    uint64_t offset = 0;  // bytes of `frame` in the ring
+  };
+  std::optional<ChunkedFrame> chunked_;
+  void AbandonChunkedFrame();
   uint64_t peers_version_ = 0;  // transport's peers_version when kMemberList was last sent
   // stored's checkpoints (index -> directory) at or above the log's snapshot point: the
   // one at the point is streamed to followers that need a snapshot.
