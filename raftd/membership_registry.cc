@@ -205,9 +205,9 @@ Result<raft::ConfChange> MembershipRegistry::Plan(const internal::MemberChangeRe
   return cc;
 }
 
-MembershipRegistry::Applied MembershipRegistry::ApplyTo(const raft::Entry& e,
-                                                        std::vector<internal::MemberRecord>* members,
-                                                        std::vector<uint64_t>* removed) {
+MembershipRegistry::Applied MembershipRegistry::ApplyTo(
+    const raft::Entry& e, std::vector<internal::MemberRecord>* members,
+    std::vector<uint64_t>* removed) {
   Applied out;
   Result<raft::ConfChange> cc = raft::DecodeConfChange(e.data);
   if (!cc.ok()) {
