@@ -175,6 +175,11 @@ bool RaftProcess::TakeControl() {
                        pending_install_->index);
           pending_install_.reset();
         }
+        // Received snapshots stored is past are never installed: drop their copies (here,
+        // where stored is known not to be installing one: it just started).
+        if (options_.snapshots != nullptr) {
+          options_.snapshots->RemoveReceivedUpTo(resume.applied_index());
+        }
         AbandonChunkedFrame();  // delivery starts over from stored's cursor
         next_to_send_ = resume.applied_index() + 1;
         resume_epoch_ = m->sender_epoch;

@@ -24,6 +24,7 @@
 #include "raftd/wal/wal_format.h"
 #include "raftd/wal/wal_reader.h"
 #include "raftd/wal/wal_writer.h"
+#include "rusd/internal.pb.h"
 #include "rusd/membership.pb.h"
 
 namespace rusd::raftd {
@@ -212,6 +213,13 @@ TEST_F(RaftProcessSnapshotTest, InstallingASnapshotTakesOverItsMemberList) {
     }
     return listed;
   })) << "kMemberList never listed the member the snapshot carried";
+  // stored confirms the install (its kResumeFrom reaches 50): the received copy goes.
+  EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(snap_dir_, 50)));
+  internal::ResumeFrom resume;
+  resume.set_applied_index(50);
+  ipc::RingWriter control(*segment_, ipc::RingId::kStoreControl, 1);
+  ASSERT_TRUE(control.Write(ipc::MessageType::kResumeFrom, 0, resume.SerializeAsString(), 1s).ok());
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(ReceivedSnapshotDir(snap_dir_, 50)); }));
   StopRaftd();
 
   // members.pb holds it: a restart knows the member (and later conf changes apply on top).

@@ -527,27 +527,11 @@ struct SnapshotTransfer::Impl {
       }
       RUSD_RETURN_IF_ERROR(SyncPath(options.snap_dir, true));
     }
-    RemoveSupersededBelow(index);
     spdlog::info("received snapshot at index {} from {:x}: {} files, {} bytes", m.snapshot.index,
                  m.from, files, bytes);
     out->message = std::move(m);
     out->members = std::move(members);
     return Status::Ok();
-  }
-
-  // Received snapshots below `index` are superseded by it. Streams still in flight keep
-  // their partial directories (they find out themselves whether they still matter).
-  void RemoveSupersededBelow(uint64_t index) {
-    std::error_code ec;
-    std::vector<fs::path> doomed;
-    {
-      std::lock_guard lock(mu);
-      for (const auto& de : fs::directory_iterator(options.snap_dir, ec)) {
-        std::optional<uint64_t> i = ReceivedIndexOf(de.path().filename().string());
-        if (i && *i < index && !receiving.count(*i)) doomed.push_back(de.path());
-      }
-    }
-    for (const fs::path& p : doomed) fs::remove_all(p, ec);
   }
 
   void RunReceive(int fd, std::string head) {
@@ -632,6 +616,23 @@ void SnapshotTransfer::Accept(int fd, std::string head) {
         impl->RunReceive(fd, std::move(head));
         done->store(true, std::memory_order_release);
       });
+}
+
+void SnapshotTransfer::RemoveReceivedUpTo(uint64_t index) {
+  std::error_code ec;
+  std::vector<fs::path> doomed;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& de : fs::directory_iterator(impl_->options.snap_dir, ec)) {
+      const std::string name = de.path().filename().string();
+      std::optional<uint64_t> i = ReceivedIndexOf(name);
+      if (i && *i <= index && !name.ends_with(kPartialSuffix)) doomed.push_back(de.path());
+    }
+  }
+  for (const fs::path& p : doomed) {
+    spdlog::info("removing received snapshot {} (the store is at index {})", p.string(), index);
+    fs::remove_all(p, ec);
+  }
 }
 
 void SnapshotTransfer::TakeReports(std::vector<std::pair<uint64_t, bool>>* out) {

@@ -25,8 +25,9 @@
 // reconnected or a new leader, is refused at its header until the first ends), and a
 // complete recv-<index> is never replaced (stored may be installing it): a later stream of
 // the same index is dropped once verified and its message handed over again. Partial
-// directories a crash left are removed when a SnapshotTransfer is constructed; received
-// snapshots below a newly received one are removed (except those still streaming).
+// directories a crash left are removed when a SnapshotTransfer is constructed. Complete
+// received snapshots are removed only by RemoveReceivedUpTo, once stored is known to hold a
+// newer state (not when a newer one arrives: stored may be installing the older one then).
 //
 // Threads: one thread per transfer in flight (at most one outgoing per peer, and incoming
 // streams each on their own); every public method may be called from any thread.
@@ -76,6 +77,10 @@ class SnapshotTransfer {
   // Takes over a connection the transport accepted whose first bytes (`head`, already
   // read) begin a snapshot stream.
   void Accept(int fd, std::string head);
+
+  // Removes the complete received snapshots at or below `index` (stored applied at least
+  // that far: none of them will be installed). Partial ones are left to their streams.
+  void RemoveReceivedUpTo(uint64_t index);
 
   // Outcomes of sends, (to, ok), for RaftNode::ReportSnapshot.
   void TakeReports(std::vector<std::pair<uint64_t, bool>>* out);

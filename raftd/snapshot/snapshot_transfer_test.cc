@@ -217,7 +217,8 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAndM
   EXPECT_TRUE(fs::exists(dir + "/empty"));
   EXPECT_FALSE(fs::exists(dir + ".tmp"));
 
-  // A newer snapshot supersedes the received one.
+  // A newer snapshot arrives: the older one stays (stored may be installing it) until
+  // raftd says stored is past it.
   sender->Send(SnapshotMessage(900), root_ + "/source");
   got.clear();
   ASSERT_TRUE(WaitFor([&] {
@@ -225,7 +226,10 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAndM
     return !got.empty();
   }));
   EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 900)));
+  EXPECT_TRUE(fs::exists(dir + "/000012.sst"));
+  receiver_->RemoveReceivedUpTo(899);
   EXPECT_FALSE(fs::exists(dir));
+  EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 900)));
 }
 
 TEST_F(SnapshotTransferTest, AnotherClusterOrMissingDataFailsTheTransfer) {
@@ -360,8 +364,8 @@ TEST_F(SnapshotTransferTest, ConcurrentStreamsOfOneIndexNeverMixTheirFiles) {
 }
 
 // A stream of an older index still in flight keeps its partial data when a newer snapshot
-// arrives complete (only finished, older received snapshots are superseded); partial
-// directories a crash left behind are removed when raftd starts.
+// arrives complete, and when received ones are removed; partial directories a crash left
+// behind are removed when raftd starts.
 TEST_F(SnapshotTransferTest, SupersedingSparesStreamsInFlightAndStartupRemovesStaleOnes) {
   const std::string snap_dir = root_ + "/follower-snap";
   std::ofstream(root_ + "/source/x") << "x";
@@ -376,6 +380,8 @@ TEST_F(SnapshotTransferTest, SupersedingSparesStreamsInFlightAndStartupRemovesSt
     receiver_->TakeReceived(&got);
     return !got.empty();
   }));
+  receiver_->RemoveReceivedUpTo(9);
+  EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(snap_dir, 9)));
   SendBytes(slow, FileFrames("c", "cccc") + DoneFrame());
   std::optional<bool> ok;
   ASSERT_TRUE(WaitFor([&] { return (ok = PollAck(slow, &slow_ack)).has_value(); }));
@@ -396,7 +402,7 @@ TEST_F(SnapshotTransferTest, SupersedingSparesStreamsInFlightAndStartupRemovesSt
   ro.snap_dir = snap_dir;
   receiver_ = std::make_unique<SnapshotTransfer>(ro);
   EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(snap_dir, 11) + ".partial"));
-  EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(snap_dir, 9) + "/x"));
+  EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(snap_dir, 5) + "/a"));
 }
 
 }  // namespace
