@@ -299,6 +299,65 @@ Status RingWriter::Write(MessageType type, uint64_t id, std::string_view payload
   }
 }
 
+Result<bool> RingWriter::TryWriteChunks(MessageType type, uint64_t id, std::string_view payload,
+                                        uint64_t* offset) {
+  if (payload.size() > kMaxMessageBytes) {
+    return Status::InvalidArgument("ipc: message of " + std::to_string(payload.size()) +
+                                   " bytes exceeds the ring message limit");
+  }
+  if (*offset >= payload.size() && *offset != 0) return true;
+  // As Write, one step at a time: chunks no smaller than min_chunk unless that is all.
+  const uint64_t min_chunk = std::max<uint64_t>(64, (max_payload_ / 8) & ~(kFrameAlign - 1));
+  bool progressed = false;
+  bool done = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t head_before = head_;
+    if (FlushAbortsLocked()) {
+      if (payload.size() <= max_payload_) {
+        uint64_t pos;
+        if (ReserveLocked(FrameBytes(payload.size()), &pos)) {
+          WriteFrameLocked(pos, type, kFirst | kLast, id, 0, payload.data(), payload.size());
+          *offset = payload.size();
+          progressed = done = true;
+        }
+      } else {
+        while (!done) {
+          const uint64_t prefix = *offset == 0 ? sizeof(uint64_t) : 0;
+          const uint64_t want =
+              std::min<uint64_t>(payload.size() - *offset + prefix, max_payload_);
+          const uint64_t room = std::min(want, PayloadRoomLocked());
+          if (room < std::min(want, min_chunk) || room <= prefix) break;
+          const uint64_t data = room - prefix;
+          done = *offset + data == payload.size();
+          const uint16_t flags = (*offset == 0 ? kFirst : 0) | (done ? kLast : 0);
+          uint64_t pos;
+          const bool ok = ReserveLocked(FrameBytes(room), &pos);
+          assert(ok);
+          (void)ok;
+          WriteFrameLocked(pos, type, flags, id, payload.size(), payload.data() + *offset, data);
+          *offset += data;
+          progressed = true;
+        }
+      }
+    }
+    if (head_ != head_before) Publish();  // our frames, or just flushed aborts
+  }
+  if (progressed) {
+    if (done) stats_.messages.fetch_add(1, std::memory_order_relaxed);
+    WakeConsumer();
+  } else {
+    stats_.full_rejects.fetch_add(1, std::memory_order_relaxed);
+  }
+  return done;
+}
+
+void RingWriter::AbortChunks(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_aborts_.push_back(id);
+  if (FlushAbortsLocked()) Publish();
+}
+
 // ---------------------------------------------------------------------------------------
 // RingReader
 

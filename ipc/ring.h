@@ -76,6 +76,19 @@ class RingWriter {
   Status Write(MessageType type, uint64_t id, std::string_view payload,
                std::chrono::milliseconds timeout);
 
+  // Writes a message of any size in chunks over several calls, never waiting (for raftd,
+  // which must not block on a ring even for a message larger than the ring): each call
+  // writes as many further chunks as fit now. `*offset` (0 to begin) is how much of
+  // `payload` is out; pass the same type, id, payload and offset again until it returns
+  // true (the reader then has the whole message). Other messages may be written between
+  // calls (their frames interleave with the chunks). A message begun (*offset > 0) and
+  // not to be finished must be cancelled with AbortChunks.
+  Result<bool> TryWriteChunks(MessageType type, uint64_t id, std::string_view payload,
+                              uint64_t* offset);
+  // Cancels the chunks of message `id` already written (an abort frame, written now or
+  // before the next frame): the reader drops its partial copy.
+  void AbortChunks(uint64_t id);
+
   // The largest message TryWrite/Write accept (1 GiB).
   static constexpr uint64_t kMaxMessageBytes = 1ull << 30;
 

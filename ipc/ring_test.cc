@@ -354,6 +354,69 @@ TEST(RingTest, WriteTimesOutWhenNobodyDrainsAndAbortsItsPartialMessage) {
   EXPECT_FALSE(r.TryRead().has_value());
 }
 
+// TryWriteChunks streams a message many times the ring's size without ever waiting: each
+// call writes what fits and returns; the reader, draining in between, gets it whole. A
+// message cancelled half-way with AbortChunks is never delivered.
+TEST(RingTest, TryWriteChunksNeverWaitsAndDeliversOrAbortsWholeMessages) {
+  ScopedSegment s("trychunks", UniformLayout(16 << 10));
+  ASSERT_TRUE(s.ok());
+  RingWriter w(*s, kRing, 1);
+  RingReader r(*s, kRing);
+  const uint64_t size = 1536 << 10;  // 96 rings
+  std::string big;
+  MakePayload(9, 1, size, &big);
+  uint64_t offset = 0;
+  int calls = 0;
+  Message m;
+  bool got = false;
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (;;) {
+    const auto start = std::chrono::steady_clock::now();
+    Result<bool> done = w.TryWriteChunks(MessageType::kResult, 9, big, &offset);
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
+    ASSERT_TRUE(done.ok());
+    ++calls;
+    if (calls == 1) {
+      // Nobody drained yet: the first call fills the ring and returns; so does the next.
+      EXPECT_FALSE(*done);
+      EXPECT_GT(offset, 0u);
+      const uint64_t before = offset;
+      ASSERT_TRUE(w.TryWriteChunks(MessageType::kResult, 9, big, &offset).ok());
+      EXPECT_EQ(offset, before) << "no room, no progress, no waiting";
+    }
+    if (*done) break;
+    // Other messages may go between the chunks (when there is room).
+    (void)w.TryWrite(MessageType::kResult, 1000 + calls, "between");
+    while (r.TryRead(&m)) {
+      ASSERT_NE(m.id, 9u) << "delivered before its last chunk";
+    }
+  }
+  while (r.TryRead(&m)) {
+    if (m.id == 9) {
+      got = true;
+      EXPECT_TRUE(CheckPayload(9, 1, size, m.payload));
+    }
+  }
+  EXPECT_TRUE(got);
+  EXPECT_GT(calls, 50);
+  EXPECT_LT(slowest, 100ms) << "a call never waits for the reader";
+
+  // Begun, then cancelled: the reader drops the partial message and reads on.
+  offset = 0;
+  ASSERT_TRUE(w.TryWriteChunks(MessageType::kResult, 10, big, &offset).ok());
+  EXPECT_GT(offset, 0u);
+  while (r.TryRead(&m)) ADD_FAILURE() << "partial message delivered";
+  w.AbortChunks(10);
+  uint64_t small_offset = 0;
+  Result<bool> small = w.TryWriteChunks(MessageType::kResult, 11, "after the abort", &small_offset);
+  ASSERT_TRUE(small.ok());
+  EXPECT_TRUE(*small);
+  ASSERT_TRUE(r.TryRead(&m));
+  EXPECT_EQ(m.id, 11u);
+  EXPECT_EQ(m.payload, "after the abort");
+  EXPECT_GE(r.dropped_chunks(), 1u);
+}
+
 TEST(RingTest, ReaderStartingMidMessageDropsOrphanChunks) {
   ScopedSegment s("orphan", UniformLayout(16 << 10));
   ASSERT_TRUE(s.ok());

@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
                  recovered->segments.back().path, recovered->tail_offset);
   }
   const std::string snap_dir = flags->data_dir + "/member/snap";
-  auto point = rusd::raftd::ReadSnapshotPoint(snap_dir);
+  std::string point_members;
+  auto point = rusd::raftd::ReadSnapshotPoint(snap_dir, &point_members);
   if (!point.ok()) {
     spdlog::critical("snapshot point unreadable, refusing to start: {}", point.status().ToString());
     return kExitWal;
@@ -119,11 +120,6 @@ int main(int argc, char** argv) {
   const uint32_t hb = std::max<uint32_t>(1, flags->heartbeat_interval_ms);
   options.tick_interval = std::chrono::milliseconds(hb);
   options.election_ticks = static_cast<int>(std::max<uint32_t>(1, flags->election_timeout_ms / hb));
-  // Streaming one oversized committed entry may hold the loop (and so heartbeats): keep
-  // that well inside an election timeout whatever the flags say.
-  options.oversized_frame_wait = std::min(
-      options.oversized_frame_wait,
-      std::chrono::milliseconds(std::max<uint32_t>(1, flags->election_timeout_ms / 4)));
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
   options.name = flags->name;
@@ -158,6 +154,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<rusd::raftd::SnapshotTransfer> snapshots;
   std::unique_ptr<rusd::transport::PeerTransport> transport;
   options.snap_dir = snap_dir;
+  options.snapshot_members = std::move(point_members);
   if (flags->members.size() > 1 || joining) {
     rusd::transport::TransportOptions t;
     t.cluster_id = flags->cluster_id;

@@ -75,6 +75,7 @@ MembershipRegistry::MembershipRegistry(uint64_t self_id, const std::vector<Clust
     r.set_id(self_id);
     members_.push_back(std::move(r));
   }
+  initial_ = Current();
 }
 
 Status MembershipRegistry::Load() {
@@ -204,10 +205,10 @@ Result<raft::ConfChange> MembershipRegistry::Plan(const internal::MemberChangeRe
   return cc;
 }
 
-MembershipRegistry::Applied MembershipRegistry::Apply(const raft::Entry& e) {
+MembershipRegistry::Applied MembershipRegistry::ApplyTo(
+    const raft::Entry& e, std::vector<internal::MemberRecord>* members,
+    std::vector<uint64_t>* removed) {
   Applied out;
-  if (e.index <= applied_index_) return out;
-  applied_index_ = e.index;
   Result<raft::ConfChange> cc = raft::DecodeConfChange(e.data);
   if (!cc.ok()) {
     spdlog::error("membership: undecodable conf change at index {}", e.index);
@@ -218,7 +219,7 @@ MembershipRegistry::Applied MembershipRegistry::Apply(const raft::Entry& e) {
   record.set_id(cc->node_id);
   out.type = cc->type;
   out.changed = true;
-  auto it = std::find_if(members_.begin(), members_.end(),
+  auto it = std::find_if(members->begin(), members->end(),
                          [&](const internal::MemberRecord& m) { return m.id() == cc->node_id; });
   internal::MemberRecord stored = record;
   stored.clear_request_id();
@@ -227,8 +228,8 @@ MembershipRegistry::Applied MembershipRegistry::Apply(const raft::Entry& e) {
     case raft::ConfChangeType::kAddNode:
     case raft::ConfChangeType::kAddLearnerNode:
     case raft::ConfChangeType::kUpdateNode:
-      if (it == members_.end()) {
-        members_.push_back(stored);
+      if (it == members->end()) {
+        members->push_back(stored);
       } else {
         if (stored.name().empty()) stored.set_name(it->name());
         if (stored.peer_urls().empty()) *stored.mutable_peer_urls() = it->peer_urls();
@@ -236,27 +237,71 @@ MembershipRegistry::Applied MembershipRegistry::Apply(const raft::Entry& e) {
       }
       break;
     case raft::ConfChangeType::kRemoveNode:
-      if (it != members_.end()) {
+      if (it != members->end()) {
         if (record.peer_urls().empty()) *record.mutable_peer_urls() = it->peer_urls();
         if (record.name().empty()) record.set_name(it->name());
-        members_.erase(it);
+        members->erase(it);
       }
-      if (!WasRemoved(cc->node_id)) removed_.push_back(cc->node_id);
+      if (std::find(removed->begin(), removed->end(), cc->node_id) == removed->end()) {
+        removed->push_back(cc->node_id);
+      }
       break;
   }
   out.record = std::move(record);
+  return out;
+}
+
+MembershipRegistry::Applied MembershipRegistry::Apply(const raft::Entry& e) {
+  if (e.index <= applied_index_) return Applied{};
+  applied_index_ = e.index;
+  Applied out = ApplyTo(e, &members_, &removed_);
+  if (!out.changed) return out;
   spdlog::info("membership: applied {} of member {:016x} at index {}; {} members",
-               static_cast<int>(cc->type), cc->node_id, e.index, members_.size());
+               static_cast<int>(out.type), out.record.id(), e.index, members_.size());
   Persist();
   return out;
 }
 
-void MembershipRegistry::Persist() {
-  if (dir_.empty()) return;
+internal::MemberListFile MembershipRegistry::ListAt(internal::MemberListFile base,
+                                                    std::span<const raft::Entry> entries,
+                                                    uint64_t index) {
+  std::vector<internal::MemberRecord> members(base.members().begin(), base.members().end());
+  std::vector<uint64_t> removed(base.removed_ids().begin(), base.removed_ids().end());
+  for (const raft::Entry& e : entries) {
+    if (e.index > index) break;
+    if (e.type == raft::EntryType::kConfChange && e.index > base.applied_index()) {
+      ApplyTo(e, &members, &removed);
+    }
+  }
+  internal::MemberListFile out;
+  out.set_applied_index(std::max(index, base.applied_index()));
+  for (auto& m : members) *out.add_members() = std::move(m);
+  for (uint64_t id : removed) out.add_removed_ids(id);
+  return out;
+}
+
+internal::MemberListFile MembershipRegistry::Current() const {
   internal::MemberListFile file;
   file.set_applied_index(applied_index_);
   for (const auto& m : members_) *file.add_members() = m;
   for (uint64_t id : removed_) file.add_removed_ids(id);
+  return file;
+}
+
+bool MembershipRegistry::Restore(const internal::MemberListFile& file) {
+  if (file.applied_index() <= applied_index_ || file.members().empty()) return false;
+  applied_index_ = file.applied_index();
+  members_.assign(file.members().begin(), file.members().end());
+  removed_.assign(file.removed_ids().begin(), file.removed_ids().end());
+  spdlog::info("membership: {} members as of index {} from a snapshot", members_.size(),
+               applied_index_);
+  Persist();
+  return true;
+}
+
+void MembershipRegistry::Persist() {
+  if (dir_.empty()) return;
+  const internal::MemberListFile file = Current();
   const std::string path = dir_ + "/" + kFileName;
   if (Status st = WriteFileAtomically(path, file.SerializeAsString(), 0644); !st.ok()) {
     spdlog::error("membership: cannot write {}: {} (a restart replays the change from the WAL "

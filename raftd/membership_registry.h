@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,20 @@ class MembershipRegistry {
   // the log still holds the change and a restart replays it).
   Applied Apply(const raft::Entry& e);
 
+  // The list now, as members.pb holds it.
+  internal::MemberListFile Current() const;
+  // The bootstrap list (as of index 0), before members.pb or any change.
+  const internal::MemberListFile& initial() const { return initial_; }
+  // The list as of log index `index`: `base` (the list as of its applied_index) with the
+  // conf-change entries of `entries` in (base.applied_index, index] applied on top. What
+  // a snapshot at `index` carries: the entries that built it are compacted away after it.
+  static internal::MemberListFile ListAt(internal::MemberListFile base,
+                                         std::span<const raft::Entry> entries, uint64_t index);
+  // Installs the list a snapshot carried (as of its applied_index, the snapshot's index)
+  // and persists it; later conf-change entries apply on top. An older or empty list is
+  // ignored (false): the registry never goes back.
+  bool Restore(const internal::MemberListFile& file);
+
   const std::vector<internal::MemberRecord>& members() const { return members_; }
   const internal::MemberRecord* Find(uint64_t id) const;
   bool WasRemoved(uint64_t id) const;
@@ -65,12 +80,16 @@ class MembershipRegistry {
 
  private:
   void Persist();
+  // Applies one conf-change entry to a list (no index check, no logging, no file).
+  static Applied ApplyTo(const raft::Entry& e, std::vector<internal::MemberRecord>* members,
+                         std::vector<uint64_t>* removed);
 
   uint64_t self_id_;
   std::string dir_;
   uint64_t applied_index_ = 0;
   std::vector<internal::MemberRecord> members_;
   std::vector<uint64_t> removed_;
+  internal::MemberListFile initial_;
 };
 
 }  // namespace rusd::raftd

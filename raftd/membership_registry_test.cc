@@ -152,5 +152,74 @@ TEST(MembershipRegistry, ChangesSurviveARestartAndReplayIsIdempotent) {
   std::filesystem::remove_all(dir);
 }
 
+// What a snapshot carries: the list as of its index, built from the list at the previous
+// point and the conf-change entries after it (not later ones); a follower installing it
+// takes it over (persisted), and never goes back to an older list.
+TEST(MembershipRegistry, ListAtAnIndexAndRestoreFromASnapshot) {
+  raft::RaftNode node = Follower();
+  MembershipRegistry leader(1, Bootstrap(), "");
+  Kind add;
+  add.set_kind(Kind::ADD);
+  add.add_peer_urls("http://127.0.0.1:1004");
+  add.set_unix_time(5);
+  auto added = leader.Plan(add, node, 7);
+  ASSERT_TRUE(added.ok());
+  Kind rm;
+  rm.set_kind(Kind::REMOVE);
+  rm.set_member_id(2);
+  auto removed = leader.Plan(rm, node, 8);
+  ASSERT_TRUE(removed.ok());
+  std::vector<raft::Entry> log;
+  for (uint64_t i = 1; i <= 12; ++i) {
+    raft::Entry e;
+    e.index = i;
+    e.term = 1;
+    log.push_back(e);
+  }
+  log[4] = ConfEntry(5, *added);     // the add at 5
+  log[9] = ConfEntry(10, *removed);  // the removal at 10
+  leader.Replay(log, 12);
+
+  internal::MemberListFile at8 = MembershipRegistry::ListAt(leader.initial(), log, 8);
+  EXPECT_EQ(at8.applied_index(), 8u);
+  ASSERT_EQ(at8.members_size(), 4) << "the add at 5 is in, the removal at 10 is not";
+  EXPECT_EQ(at8.members(3).id(), added->node_id);
+  EXPECT_EQ(at8.members(3).peer_urls(0), "http://127.0.0.1:1004");
+  EXPECT_EQ(at8.members(3).request_id(), 0u) << "request ids stay in the log entry";
+  EXPECT_EQ(at8.removed_ids_size(), 0);
+  // From that list on (the next compaction), only the entries after 8 apply.
+  internal::MemberListFile at12 =
+      MembershipRegistry::ListAt(at8, std::span<const raft::Entry>(log).subspan(8), 12);
+  EXPECT_EQ(at12.applied_index(), 12u);
+  EXPECT_EQ(at12.members_size(), 3);
+  ASSERT_EQ(at12.removed_ids_size(), 1);
+  EXPECT_EQ(at12.removed_ids(0), 2u);
+
+  // A follower that never saw the add installs the snapshot at 8: it knows member 4 and
+  // its URLs from now on, also after a restart (members.pb), and later entries apply on top.
+  const std::string dir = ::testing::TempDir() + "/membership_registry_restore_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    MembershipRegistry follower(3, Bootstrap(), dir);
+    ASSERT_TRUE(follower.Load().ok());
+    EXPECT_TRUE(follower.Restore(at8));
+    EXPECT_EQ(follower.applied_index(), 8u);
+    ASSERT_NE(follower.Find(added->node_id), nullptr);
+    EXPECT_FALSE(follower.Restore(MembershipRegistry::ListAt(leader.initial(), log, 4)))
+        << "an older list is ignored";
+    EXPECT_NE(follower.Find(added->node_id), nullptr);
+  }
+  MembershipRegistry restarted(3, Bootstrap(), dir);
+  ASSERT_TRUE(restarted.Load().ok());
+  EXPECT_EQ(restarted.applied_index(), 8u);
+  ASSERT_NE(restarted.Find(added->node_id), nullptr);
+  EXPECT_EQ(restarted.Find(added->node_id)->peer_urls(0), "http://127.0.0.1:1004");
+  restarted.Replay(log, 12);  // entries 9..12 (the removal of 2) on top
+  EXPECT_EQ(restarted.members().size(), 3u);
+  EXPECT_TRUE(restarted.WasRemoved(2));
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace rusd::raftd

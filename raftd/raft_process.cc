@@ -53,6 +53,14 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       replies_(segment, ipc::RingId::kRaftReplies, options.epoch),
       committed_(segment, ipc::RingId::kCommitted, options.epoch) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
+  if (!options_.snapshot_members.empty()) {
+    internal::MemberListFile members;
+    if (members.ParseFromString(options_.snapshot_members)) {
+      point_members_ = std::move(members);
+    } else {
+      spdlog::warn("the member list stored with the snapshot point is unparsable");
+    }
+  }
   RecoverPendingInstall();
   frontend_epoch_ =
       segment.component(ipc::Component::kFrontend).epoch.load(std::memory_order_acquire);
@@ -167,6 +175,12 @@ bool RaftProcess::TakeControl() {
                        pending_install_->index);
           pending_install_.reset();
         }
+        // Received snapshots stored is past are never installed: drop their copies (here,
+        // where stored is known not to be installing one: it just started).
+        if (options_.snapshots != nullptr) {
+          options_.snapshots->RemoveReceivedUpTo(resume.applied_index());
+        }
+        AbandonChunkedFrame();  // delivery starts over from stored's cursor
         next_to_send_ = resume.applied_index() + 1;
         resume_epoch_ = m->sender_epoch;
         leader_state_owed_ = true;  // a new stored knows nothing of our leadership
@@ -433,10 +447,20 @@ void RaftProcess::SendCommitted() {
     spdlog::info("stored epoch {} -> {}: holding entries until it asks to resume",
                  resume_epoch_, stored_epoch);
     next_to_send_.reset();
+    AbandonChunkedFrame();
     return;
   }
-  if (leader_state_owed_ && !SendLeaderState()) return;  // ring full: entries wait behind it
   const raft::RaftLog& log = node_.log();
+  if (chunked_) {
+    // Finish the frame under way first: stored must get entries in order.
+    Result<bool> done = committed_.TryWriteChunks(MessageType::kCommittedEntries,
+                                                  chunked_->first, chunked_->frame,
+                                                  &chunked_->offset);
+    if (!done.ok() || !*done) return;  // the ring is full: more next turn
+    *next_to_send_ = chunked_->next;
+    chunked_.reset();
+  }
+  if (leader_state_owed_ && !SendLeaderState()) return;  // ring full: entries wait behind it
   const uint64_t limit = log.applied();  // committed and durable in our WAL
   uint64_t next = *next_to_send_;
   if (next > limit) return;
@@ -449,29 +473,42 @@ void RaftProcess::SendCommitted() {
     }
     return;
   }
+  // A frame TryWrite takes whole must stay well below the ring (all or nothing: one above
+  // about half of it may never fit).
+  const size_t frame_limit =
+      std::min<size_t>(options_.max_frame_bytes, committed_.capacity() / 4);
   while (next <= limit) {
     frame_.clear();
     const uint64_t first = next;
     while (next <= limit) {
       const raft::Entry& e = log.At(next);
-      if (!frame_.empty() && frame_.size() + EncodedEntrySize(e) > options_.max_frame_bytes) break;
+      if (!frame_.empty() && frame_.size() + EncodedEntrySize(e) > frame_limit) break;
       AppendEntryToBatch(e, &frame_);
       ++next;
     }
-    Status st = committed_.TryWrite(MessageType::kCommittedEntries, first, frame_);
-    if (!st.ok() && frame_.size() > options_.max_frame_bytes) {
-      // One entry larger than a frame may be larger than the free space will ever be: let
-      // it stream in chunks as stored drains, waiting a bounded time (heartbeats run on
-      // their own thread; a timeout cancels the chunks and we retry next turn).
-      st = committed_.Write(MessageType::kCommittedEntries, first, frame_,
-                            options_.oversized_frame_wait);
+    if (frame_.size() > frame_limit) {
+      // One entry bigger than a frame (up to --max-request-bytes, maybe more than the
+      // ring): it goes out in chunks as stored drains, a part per turn, never waiting here
+      // (this thread ticks Raft: a wait would stall heartbeats and cause elections).
+      chunked_ = ChunkedFrame{first, next, std::move(frame_), 0};
+      *next_to_send_ = first;
+      SendCommitted();
+      return;
     }
-    if (!st.ok()) {
+    if (!committed_.TryWrite(MessageType::kCommittedEntries, first, frame_).ok()) {
       next = first;  // ring full: stored drains it, we come back next turn
       break;
     }
   }
   *next_to_send_ = next;
+}
+
+void RaftProcess::AbandonChunkedFrame() {
+  if (!chunked_) return;
+  // The stored it was for restarted (it resumes from its own applied index): cancel the
+  // chunks out so far, so no reader ever holds the partial message.
+  if (chunked_->offset > 0) committed_.AbortChunks(chunked_->first);
+  chunked_.reset();
 }
 
 bool RaftProcess::SendLeaderState() {

@@ -65,10 +65,9 @@ struct RaftProcessOptions {
   // Bounds of one turn, so a flood of proposals cannot starve ticks and deliveries.
   size_t max_proposals_per_turn = 8192;
   size_t max_proposal_bytes_per_turn = 16u << 20;
-  // Target size of one kCommittedEntries frame (a single larger entry travels alone).
+  // Target size of one kCommittedEntries frame (a single larger entry travels alone, in
+  // ring chunks written over as many turns as the ring needs: the loop never waits).
   size_t max_frame_bytes = 1u << 20;
-  // How long one turn may wait to stream a single entry bigger than max_frame_bytes.
-  std::chrono::milliseconds oversized_frame_wait{100};
   // Without compact_on_snapshot: entries kept below stored's durable index when compacting
   // at it (main() leaves 0: one member needs none; with peers compaction follows stored's
   // snapshots instead, see below).
@@ -79,6 +78,9 @@ struct RaftProcessOptions {
   // (kSnapshotReady), so a follower behind the log start gets the snapshot there; without
   // it (one member) the log is compacted at every durable index, as no one needs it.
   std::string snap_dir;
+  // The member list stored with the snapshot point at startup (a serialized
+  // internal::MemberListFile as of the point; empty: none, e.g. a version 1 point file).
+  std::string snapshot_members;
   SnapshotTransfer* snapshots = nullptr;
   bool compact_on_snapshot = false;
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
@@ -129,6 +131,8 @@ class RaftProcess {
   // Snapshots (raft_process_snapshot.cc).
   void OnSnapshotReady(const std::string& payload);
   Status PersistRestoredSnapshot(const raft::SnapshotMeta& meta);
+  // The member list as of `index` (at or after the snapshot point, still in the log).
+  std::optional<internal::MemberListFile> MembersAt(uint64_t index) const;
   void SendMessages(std::vector<raft::Message>& msgs);
   bool TakeSnapshotEvents();
   // stored is below the log start: order the install of the received snapshot. Returns
@@ -186,6 +190,17 @@ class RaftProcess {
   std::vector<uint64_t> read_ids_;
   std::vector<raft::Message> inbox_;
   std::vector<raft::Message> early_;  // a leader's appends, sent before its own fsync
+  // A kCommittedEntries frame too big to write at once, going out in ring chunks over
+  // several turns (RingWriter::TryWriteChunks); nothing else goes on the committed ring
+  // until it is out (stored must see entries in order). Its entries are [first, next).
+  struct ChunkedFrame {
+    uint64_t first = 0;
+    uint64_t next = 0;
+    std::string frame;
+    uint64_t offset = 0;  // bytes of `frame` in the ring
+  };
+  std::optional<ChunkedFrame> chunked_;
+  void AbandonChunkedFrame();
   uint64_t peers_version_ = 0;  // transport's peers_version when kMemberList was last sent
   // stored's checkpoints (index -> directory) at or above the log's snapshot point: the
   // one at the point is streamed to followers that need a snapshot.
@@ -200,7 +215,12 @@ class RaftProcess {
   std::optional<PendingInstall> pending_install_;
   std::chrono::steady_clock::time_point install_sent_at_{};
   std::vector<std::pair<uint64_t, bool>> snapshot_reports_;
-  std::vector<raft::Message> snapshot_inbox_;
+  std::vector<SnapshotTransfer::Received> snapshot_inbox_;
+  // The member list as of the snapshot point (sent with the snapshot, and the base the
+  // next compaction's list is built from); nullopt if unknown (an old point file).
+  std::optional<internal::MemberListFile> point_members_;
+  // Member lists that came with received snapshots, by index, until the core restores one.
+  std::map<uint64_t, std::string> received_members_;
   std::string frame_;
 };
 

@@ -21,6 +21,7 @@
 #include "common/fault_point.h"
 #include "raftd/raft_process.h"
 #include "raftd/snapshot/snapshot_point.h"
+#include "rusd/membership.pb.h"
 #include "rusd/snapshot.pb.h"
 
 namespace rusd::raftd {
@@ -65,11 +66,15 @@ void RaftProcess::OnSnapshotReady(const std::string& payload) {
   if (snapshot_dirs_.size() < 2) return;
   const uint64_t target = std::prev(snapshot_dirs_.end(), 2)->first;
   if (target <= point) return;
+  // The list as of the target, before the entries that built it leave the log.
+  std::optional<internal::MemberListFile> members = MembersAt(target);
   node_.CompactLog(target);
   const raft::SnapshotMeta meta = node_.snapshot_meta();
   if (meta.index != target) return;
   std::erase_if(snapshot_dirs_, [&](const auto& d) { return d.first < target; });
-  Status st = WriteSnapshotPoint(options_.snap_dir, meta);
+  point_members_ = std::move(members);
+  Status st = WriteSnapshotPoint(options_.snap_dir, meta,
+                                 point_members_ ? point_members_->SerializeAsString() : "");
   if (!st.ok()) {
     // The WAL keeps its segments: a restart starts from an earlier point, which is safe.
     spdlog::error("cannot persist the snapshot point {}: {}", target, st.ToString());
@@ -82,10 +87,51 @@ void RaftProcess::OnSnapshotReady(const std::string& payload) {
                wal_.segment_count());
 }
 
+std::optional<internal::MemberListFile> RaftProcess::MembersAt(uint64_t index) const {
+  if (options_.membership == nullptr) return std::nullopt;
+  const raft::RaftLog& log = node_.log();
+  const uint64_t point = log.first_index() - 1;
+  std::optional<internal::MemberListFile> base = point_members_;
+  if (point == 0) base = options_.membership->initial();  // the log holds every change
+  if (!base || base->applied_index() < point) {
+    // Unknown at the point (written by a version without member lists): the list now.
+    // Later conf changes replay on top of it idempotently where it is installed.
+    internal::MemberListFile now = options_.membership->Current();
+    now.set_applied_index(index);
+    return now;
+  }
+  return MembershipRegistry::ListAt(*base, log.Slice(point + 1, index), index);
+}
+
 Status RaftProcess::PersistRestoredSnapshot(const raft::SnapshotMeta& meta) {
-  // The point first: a crash before the WAL restart is recovered from it (the WAL then
+  // The member list the snapshot carried first: the conf-change entries that built it are
+  // compacted away, so it is the only way to learn members added before the snapshot (and
+  // their URLs). members.pb ahead of the point is safe (the list only moves forward and
+  // later changes replay on top); the point without it would lose it.
+  std::optional<internal::MemberListFile> members;
+  if (auto it = received_members_.find(meta.index); it != received_members_.end()) {
+    members.emplace();
+    if (!members->ParseFromString(it->second) || members->applied_index() != meta.index) {
+      spdlog::warn("snapshot at index {}: ignoring an unusable member list", meta.index);
+      members.reset();
+    }
+  }
+  received_members_.clear();
+  if (members && options_.membership != nullptr && options_.membership->Restore(*members)) {
+    UpdateTransportPeers();
+    QueueMemberList();
+    if (options_.membership->self_removed() && !removed_applied_at_) {
+      spdlog::warn("membership: this member {:016x} was removed from the cluster (snapshot "
+                   "at {})",
+                   options_.member_id, meta.index);
+      removed_applied_at_ = std::chrono::steady_clock::now();
+    }
+  }
+  point_members_ = std::move(members);
+  // The point next: a crash before the WAL restart is recovered from it (the WAL then
   // restarts at startup, MergeSnapshotPoint).
-  RUSD_RETURN_IF_ERROR(WriteSnapshotPoint(options_.snap_dir, meta));
+  RUSD_RETURN_IF_ERROR(WriteSnapshotPoint(
+      options_.snap_dir, meta, point_members_ ? point_members_->SerializeAsString() : ""));
   MaybeDieAtFaultPoint(options_.snap_dir, "raftd-restore-point-written");
   RUSD_RETURN_IF_ERROR(wal_.ResetTo(meta.index, meta.term));
   MaybeDieAtFaultPoint(options_.snap_dir, "raftd-restore-wal-restarted");
@@ -140,9 +186,13 @@ void RaftProcess::SendMessages(std::vector<raft::Message>& msgs) {
         snapshot_reports_.emplace_back(m.to, false);  // reported next turn
         continue;
       }
-      spdlog::info("sending snapshot {} (index {}) to {:x}", dir->second, m.snapshot.index,
-                   m.to);
-      options_.snapshots->Send(std::move(m), dir->second);
+      std::string members;
+      if (point_members_ && point_members_->applied_index() == m.snapshot.index) {
+        members = point_members_->SerializeAsString();
+      }
+      spdlog::info("sending snapshot {} (index {}, {}) to {:x}", dir->second, m.snapshot.index,
+                   members.empty() ? "no member list" : "with the member list", m.to);
+      options_.snapshots->Send(std::move(m), dir->second, std::move(members));
     }
     msgs = std::move(rest);
   }
@@ -154,9 +204,15 @@ bool RaftProcess::TakeSnapshotEvents() {
     options_.snapshots->TakeReports(&snapshot_reports_);
     snapshot_inbox_.clear();
     options_.snapshots->TakeReceived(&snapshot_inbox_);
-    for (raft::Message& m : snapshot_inbox_) {
-      spdlog::info("received snapshot at index {} from {:x}", m.snapshot.index, m.from);
-      node_.Step(std::move(m));
+    for (SnapshotTransfer::Received& r : snapshot_inbox_) {
+      spdlog::info("received snapshot at index {} from {:x}", r.message.snapshot.index,
+                   r.message.from);
+      if (!r.members.empty()) {
+        received_members_[r.message.snapshot.index] = std::move(r.members);
+        // Lists of snapshots the core ignored (it held them already) are not needed.
+        while (received_members_.size() > 4) received_members_.erase(received_members_.begin());
+      }
+      node_.Step(std::move(r.message));
     }
     snapshot_inbox_.clear();
   }

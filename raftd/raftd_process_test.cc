@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -41,7 +42,18 @@ class RaftdProcessTest : public ::testing::Test {
                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(data_dir_);
     fs::create_directories(data_dir_);
-    segment_ = std::make_unique<ipc::testing::ScopedSegment>("raftd", ipc::SegmentLayout{});
+    UseLayout(ipc::SegmentLayout{});
+  }
+
+  // (Re)creates the segment with `layout` and this test's ring ends on it (before raftd
+  // starts).
+  void UseLayout(const ipc::SegmentLayout& layout) {
+    proposals_.reset();
+    replies_.reset();
+    committed_.reset();
+    control_.reset();
+    segment_.reset();
+    segment_ = std::make_unique<ipc::testing::ScopedSegment>("raftd", layout);
     ASSERT_TRUE(segment_->ok());
     SetEpoch(Component::kFrontend, 1);
     SetEpoch(Component::kStored, 1);
@@ -72,8 +84,8 @@ class RaftdProcessTest : public ::testing::Test {
                                      "--segment=" + segment_->name(),
                                      "--data-dir=" + data_dir_.string(),
                                      "--member-id=abc",
-                                     "--heartbeat-interval-ms=10",
-                                     "--election-timeout-ms=100",
+                                     "--heartbeat-interval-ms=" + std::to_string(heartbeat_ms_),
+                                     "--election-timeout-ms=" + std::to_string(election_ms_),
                                      "--log-level=debug"};
     pid_ = fork();
     ASSERT_GE(pid_, 0);
@@ -202,6 +214,8 @@ class RaftdProcessTest : public ::testing::Test {
   std::unique_ptr<ipc::RingReader> committed_;
   std::unique_ptr<ipc::RingWriter> control_;
   pid_t pid_ = -1;
+  int heartbeat_ms_ = 10;
+  int election_ms_ = 100;
   uint64_t applied_ = 0;
   uint64_t frames_entries_seen_ = 0;
   std::map<uint64_t, internal::Entry> log_;
@@ -474,6 +488,54 @@ TEST_F(RaftdProcessTest, StreamsAnEntryLargerThanTheCommittedRing) {
   ASSERT_TRUE(ApplyUntil(3)) << RaftdLog();
   ASSERT_EQ(log_[2].data().size(), cmd.ByteSizeLong());
   EXPECT_EQ(AppliedRequestIds(), (std::vector<uint64_t>{42, 43}));
+}
+
+// A committed entry near --max-request-bytes (1.5 MiB) with a committed ring far smaller
+// than it, and a stored that does not drain for a while: raftd streams the entry in chunks
+// as room appears, but its loop (which ticks Raft and sends heartbeats) never waits for
+// the ring. Measured by how fast it answers read-index requests meanwhile; before, each
+// turn blocked up to election-timeout/4 in a chunked write.
+TEST_F(RaftdProcessTest, AnEntryLargerThanTheCommittedRingNeverStallsTheLoop) {
+  ipc::SegmentLayout layout;
+  layout.ring_bytes[static_cast<int>(RingId::kCommitted)] = 256u << 10;
+  UseLayout(layout);
+  heartbeat_ms_ = 100;
+  election_ms_ = 2000;  // the old bound on one wait was 2000 / 4 = 500 ms
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  Resume(0, 1);
+  ASSERT_TRUE(ApplyUntil(1)) << RaftdLog();
+  internal::Command cmd;
+  cmd.set_request_id(42);
+  cmd.set_origin_member_id(kMemberId);
+  cmd.mutable_put()->set_key("big");
+  cmd.mutable_put()->set_value(std::string(1536u << 10, 'b'));
+  ASSERT_TRUE(proposals_->Write(MessageType::kPropose, 42, cmd.SerializeAsString(), 5s).ok());
+  Propose(43);
+  std::this_thread::sleep_for(200ms);  // committed; the ring is full and nobody drains
+
+  std::vector<std::chrono::microseconds> latencies;
+  for (uint64_t id = 1000; id < 1030; ++id) {
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(proposals_->Write(MessageType::kReadIndex, id, "", 1s).ok());
+    ASSERT_TRUE(AwaitReply(MessageType::kReadIndexReply, id)) << RaftdLog();
+    latencies.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - start));
+    std::this_thread::sleep_for(std::chrono::milliseconds(7 * (id % 5)));
+  }
+  std::sort(latencies.begin(), latencies.end());
+  const auto median = latencies[latencies.size() / 2];
+  RecordProperty("read_index_median_us", static_cast<int>(median.count()));
+  RecordProperty("read_index_max_us", static_cast<int>(latencies.back().count()));
+  EXPECT_LT(median, 50ms) << "the loop waits for the committed ring (max "
+                          << latencies.back().count() << " us)";
+
+  // Drained, the big entry arrives whole and in order, then the next one.
+  ASSERT_TRUE(ApplyUntil(3)) << RaftdLog();
+  ASSERT_EQ(log_[2].data().size(), cmd.ByteSizeLong());
+  EXPECT_EQ(log_[2].data(), cmd.SerializeAsString());
+  EXPECT_EQ(AppliedRequestIds(), (std::vector<uint64_t>{42, 43}));
+  EXPECT_EQ(committed_->dropped_chunks(), 0u);
 }
 
 TEST_F(RaftdProcessTest, StoredAheadOfTheWalStopsRaftdInsteadOfReusingIndexes) {

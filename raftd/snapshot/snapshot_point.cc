@@ -16,7 +16,8 @@
 namespace rusd::raftd {
 namespace {
 
-constexpr uint64_t kPointMagic = 0x31504E5344535552ull;  // "RUSDSNP1" little-endian
+constexpr uint64_t kPointMagicV1 = 0x31504E5344535552ull;  // "RUSDSNP1" little-endian
+constexpr uint64_t kPointMagic = 0x32504E5344535552ull;    // "RUSDSNP2": with members
 
 void PutU64(std::string* out, uint64_t v) {
   char b[8];
@@ -31,7 +32,8 @@ void PutU32(std::string* out, uint32_t v) {
 
 }  // namespace
 
-Status WriteSnapshotPoint(const std::string& snap_dir, const raft::SnapshotMeta& meta) {
+Status WriteSnapshotPoint(const std::string& snap_dir, const raft::SnapshotMeta& meta,
+                          std::string_view members) {
   std::string buf;
   PutU64(&buf, kPointMagic);
   PutU64(&buf, meta.index);
@@ -40,12 +42,16 @@ Status WriteSnapshotPoint(const std::string& snap_dir, const raft::SnapshotMeta&
   for (uint64_t v : meta.conf.voters) PutU64(&buf, v);
   PutU32(&buf, static_cast<uint32_t>(meta.conf.learners.size()));
   for (uint64_t v : meta.conf.learners) PutU64(&buf, v);
+  PutU32(&buf, static_cast<uint32_t>(members.size()));
+  buf.append(members);
   PutU32(&buf, wal::Crc32c(buf.data(), buf.size()));
   ::mkdir(snap_dir.c_str(), 0700);
   return WriteFileAtomically(snap_dir + "/" + kSnapshotPointFile, buf);
 }
 
-Result<std::optional<raft::SnapshotMeta>> ReadSnapshotPoint(const std::string& snap_dir) {
+Result<std::optional<raft::SnapshotMeta>> ReadSnapshotPoint(const std::string& snap_dir,
+                                                            std::string* members) {
+  if (members != nullptr) members->clear();
   const std::string path = snap_dir + "/" + kSnapshotPointFile;
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::optional<raft::SnapshotMeta>();
@@ -69,7 +75,8 @@ Result<std::optional<raft::SnapshotMeta>> ReadSnapshotPoint(const std::string& s
     off += 4;
     return v;
   };
-  if (u64() != kPointMagic) return bad("bad magic");
+  const uint64_t magic = u64();
+  if (magic != kPointMagic && magic != kPointMagicV1) return bad("bad magic");
   raft::SnapshotMeta meta;
   meta.index = u64();
   meta.term = u64();
@@ -78,8 +85,16 @@ Result<std::optional<raft::SnapshotMeta>> ReadSnapshotPoint(const std::string& s
   if (off + 8ull * n + 4 > body) return bad("bad voter count");
   for (uint32_t i = 0; i < n; ++i) meta.conf.voters.push_back(u64());
   n = u32();
-  if (off + 8ull * n != body) return bad("bad learner count");
+  if (magic == kPointMagicV1) {
+    if (off + 8ull * n != body) return bad("bad learner count");
+    for (uint32_t i = 0; i < n; ++i) meta.conf.learners.push_back(u64());
+    return std::optional<raft::SnapshotMeta>(std::move(meta));
+  }
+  if (off + 8ull * n + 4 > body) return bad("bad learner count");
   for (uint32_t i = 0; i < n; ++i) meta.conf.learners.push_back(u64());
+  n = u32();
+  if (off + n != body) return bad("bad members length");
+  if (members != nullptr) members->assign(buf.data() + off, n);
   return std::optional<raft::SnapshotMeta>(std::move(meta));
 }
 

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "raftd/wal/crc32c.h"
+
 namespace rusd::raftd {
 namespace {
 
@@ -68,6 +70,54 @@ TEST(SnapshotPointTest, RoundTripAndDamageIsRefused) {
   flipped[10] ^= 1;
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(flipped.data(), flipped.size());
   EXPECT_EQ(ReadSnapshotPoint(dir).status().code(), StatusCode::kDataLoss);
+  fs::remove_all(dir);
+}
+
+// The member list as of the point travels with it (a snapshot sent from here carries it);
+// a version 1 file (no members) is still read.
+TEST(SnapshotPointTest, KeepsTheMemberListAndReadsVersionOneFiles) {
+  const std::string dir = (fs::temp_directory_path() /
+                           ("snapshot_point_members_test_" + std::to_string(::getpid())))
+                              .string();
+  fs::remove_all(dir);
+  const std::string members("\x08\x2a\x12\x03n4\0", 8);  // opaque bytes, NUL included
+  ASSERT_TRUE(WriteSnapshotPoint(dir, Point(42, 5), members).ok());
+  std::string got = "stale";
+  auto back = ReadSnapshotPoint(dir, &got);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_TRUE(back->has_value());
+  EXPECT_EQ(**back, Point(42, 5));
+  EXPECT_EQ(got, members);
+  const std::string path = dir + "/" + kSnapshotPointFile;
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), n);
+    EXPECT_EQ(ReadSnapshotPoint(dir, &got).status().code(), StatusCode::kDataLoss) << n;
+  }
+
+  // Version 1, as written before members were kept: magic "RUSDSNP1", no members field.
+  std::string v1;
+  auto put = [&v1](uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) v1.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  put(0x31504E5344535552ull, 8);
+  put(42, 8);
+  put(5, 8);
+  put(3, 4);
+  for (uint64_t v : {1, 2, 3}) put(v, 8);
+  put(1, 4);
+  put(9, 8);
+  put(wal::Crc32c(v1.data(), v1.size()), 4);
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(v1.data(), v1.size());
+  back = ReadSnapshotPoint(dir, &got);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_TRUE(back->has_value());
+  EXPECT_EQ(**back, Point(42, 5));
+  EXPECT_EQ(got, "");
   fs::remove_all(dir);
 }
 

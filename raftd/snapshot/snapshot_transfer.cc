@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -29,7 +30,7 @@ namespace rusd::raftd {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr uint8_t kWireVersion = 1;
+constexpr uint8_t kWireVersion = 2;  // 2: the header carries the member list
 enum Kind : uint8_t { kHeader = 16, kFile = 17, kChunk = 18, kFileEnd = 19, kDone = 20, kAck = 21 };
 constexpr uint32_t kMaxFrame = 64u << 20;
 constexpr int kIoTimeoutSeconds = 30;
@@ -194,6 +195,25 @@ bool ValidFileName(const std::string& name) {
          name.find('\0') == std::string::npos;
 }
 
+// Where a stream writes before its data is verified: never a "*.tmp" name, which stored
+// removes as its own leftovers whenever it starts (it restarts after every install).
+constexpr char kPartialSuffix[] = ".partial";
+
+// The index of a "recv-<index:016x>" directory or of its partial copy; nullopt otherwise.
+std::optional<uint64_t> ReceivedIndexOf(const std::string& name) {
+  constexpr size_t kPrefix = 5, kHex = 16;
+  if (!name.starts_with("recv-") || name.size() < kPrefix + kHex) return std::nullopt;
+  const std::string_view rest = std::string_view(name).substr(kPrefix + kHex);
+  if (!rest.empty() && rest != kPartialSuffix) return std::nullopt;
+  uint64_t index = 0;
+  for (char c : std::string_view(name).substr(kPrefix, kHex)) {
+    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    index = index << 4 | static_cast<uint64_t>(digit);
+  }
+  return index;
+}
+
 }  // namespace
 
 std::string ReceivedSnapshotDir(const std::string& snap_dir, uint64_t index) {
@@ -211,9 +231,10 @@ struct SnapshotTransfer::Impl {
   };
   std::list<Worker> threads;              // under mu
   std::set<uint64_t> sending;             // peers with a transfer in flight, under mu
+  std::set<uint64_t> receiving;           // indexes with a stream in flight, under mu
   std::set<int> open_fds;                 // sockets in use, shut down at destruction
   std::vector<std::pair<uint64_t, bool>> reports;
-  std::vector<raft::Message> received;
+  std::vector<Received> received;
   std::atomic<bool> events{false};
   std::atomic<bool> stopping{false};
 
@@ -242,7 +263,8 @@ struct SnapshotTransfer::Impl {
     }
   }
 
-  Status SendFiles(int fd, const raft::Message& m, const std::string& dir) {
+  Status SendFiles(int fd, const raft::Message& m, const std::string& dir,
+                   const std::string& members) {
     std::string body;
     body.push_back(static_cast<char>(kWireVersion));
     PutU64(&body, options.cluster_id);
@@ -255,6 +277,7 @@ struct SnapshotTransfer::Impl {
     for (uint64_t v : m.snapshot.conf.voters) PutU64(&body, v);
     PutU32(&body, static_cast<uint32_t>(m.snapshot.conf.learners.size()));
     for (uint64_t v : m.snapshot.conf.learners) PutU64(&body, v);
+    PutString(&body, members);
     RUSD_RETURN_IF_ERROR(WriteFrame(fd, kHeader, body));
 
     // Open every file first: stored may prune this checkpoint while it streams (it keeps
@@ -330,7 +353,7 @@ struct SnapshotTransfer::Impl {
     return Status::Ok();
   }
 
-  void RunSend(raft::Message m, std::string dir) {
+  void RunSend(raft::Message m, std::string dir, const std::string& members) {
     const uint64_t to = m.to;
     Status st = Status::Unavailable("no peer URL for member");
     std::vector<std::string> urls;
@@ -348,7 +371,7 @@ struct SnapshotTransfer::Impl {
       }
       TrackFd(*fd, true);
       const auto start = std::chrono::steady_clock::now();
-      st = stopping.load() ? Status::Unavailable("stopping") : SendFiles(*fd, m, dir);
+      st = stopping.load() ? Status::Unavailable("stopping") : SendFiles(*fd, m, dir, members);
       TrackFd(*fd, false);
       ::close(*fd);
       if (st.ok()) {
@@ -369,7 +392,7 @@ struct SnapshotTransfer::Impl {
     Notify();
   }
 
-  Status Receive(int fd, std::string head, raft::Message* out) {
+  Status Receive(int fd, std::string head, Received* out) {
     FrameReader reader(fd, std::move(head));
     uint8_t kind = 0;
     std::string body;
@@ -389,7 +412,9 @@ struct SnapshotTransfer::Impl {
     for (uint32_t i = 0; i < n && r.ok; ++i) m.snapshot.conf.voters.push_back(r.U64());
     n = r.U32();
     for (uint32_t i = 0; i < n && r.ok; ++i) m.snapshot.conf.learners.push_back(r.U64());
-    if (!r.ok || !r.b.empty() || version != kWireVersion) {
+    std::string members;
+    if (version >= 2) members = r.String();
+    if (!r.ok || !r.b.empty() || version < 1 || version > kWireVersion) {
       return Status::InvalidArgument("bad snapshot header");
     }
     if (cluster != options.cluster_id || m.to != options.member_id) {
@@ -398,11 +423,31 @@ struct SnapshotTransfer::Impl {
           "cluster ID or member ID mismatch)",
           cluster, m.to, options.member_id, options.cluster_id));
     }
-    const std::string final_dir = ReceivedSnapshotDir(options.snap_dir, m.snapshot.index);
-    const std::string tmp = final_dir + ".tmp";
+    // One stream per index at a time: they would share the temporary directory, and one
+    // could rename the other's half-written files into place (a leader that reconnects
+    // and re-sends, or a new leader, while the first stream is still open). The second is
+    // refused; its leader reports the snapshot failed and Raft retries after the first.
+    const uint64_t index = m.snapshot.index;
+    {
+      std::lock_guard lock(mu);
+      if (!receiving.insert(index).second) {
+        return Status::Unavailable(fmt::format(
+            "a snapshot at index {} is already being received; try again later", index));
+      }
+    }
+    struct InFlight {
+      Impl* impl;
+      uint64_t index;
+      ~InFlight() {
+        std::lock_guard lock(impl->mu);
+        impl->receiving.erase(index);
+      }
+    } in_flight{this, index};
+    const std::string final_dir = ReceivedSnapshotDir(options.snap_dir, index);
+    const std::string tmp = final_dir + kPartialSuffix;
     std::error_code ec;
     fs::create_directories(options.snap_dir, ec);
-    fs::remove_all(tmp, ec);
+    fs::remove_all(tmp, ec);  // a stream of this index that a crash interrupted
     if (!fs::create_directories(tmp, ec)) return Status::IoError("create " + tmp);
     auto fail = [&](Status s) {
       fs::remove_all(tmp, ec);
@@ -470,22 +515,22 @@ struct SnapshotTransfer::Impl {
     }
     Status st = SyncPath(tmp, true);
     if (!st.ok()) return fail(st);
-    fs::remove_all(final_dir, ec);
-    if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
-      return fail(Status::IoError(Errno("rename " + tmp)));
-    }
-    RUSD_RETURN_IF_ERROR(SyncPath(options.snap_dir, true));
-    // Older received snapshots are superseded by this one.
-    for (const auto& de : fs::directory_iterator(options.snap_dir, ec)) {
-      const std::string n = de.path().filename().string();
-      if (n.starts_with("recv-") && de.path().string() != final_dir &&
-          de.path().string() < final_dir) {
-        fs::remove_all(de.path(), ec);
+    if (fs::exists(final_dir, ec)) {
+      // An earlier stream delivered this index whole (the name is given only by the rename
+      // of a verified, synced copy). stored may be installing it right now (renaming it
+      // into place), so it is never replaced: this copy is dropped and the message handed
+      // over again (the core ignores a snapshot it already holds).
+      fs::remove_all(tmp, ec);
+    } else {
+      if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
+        return fail(Status::IoError(Errno("rename " + tmp)));
       }
+      RUSD_RETURN_IF_ERROR(SyncPath(options.snap_dir, true));
     }
     spdlog::info("received snapshot at index {} from {:x}: {} files, {} bytes", m.snapshot.index,
                  m.from, files, bytes);
-    *out = std::move(m);
+    out->message = std::move(m);
+    out->members = std::move(members);
     return Status::Ok();
   }
 
@@ -493,7 +538,7 @@ struct SnapshotTransfer::Impl {
     int flags = ::fcntl(fd, F_GETFL);
     ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     SetTimeouts(fd);
-    raft::Message m;
+    Received m;
     Status st = Receive(fd, std::move(head), &m);
     std::string ack;
     ack.push_back(st.ok() ? 1 : 0);
@@ -516,6 +561,12 @@ struct SnapshotTransfer::Impl {
 SnapshotTransfer::SnapshotTransfer(SnapshotTransferOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
+  // Partial streams a crash interrupted: nothing receives yet, so none is in use.
+  std::error_code ec;
+  for (const auto& de : fs::directory_iterator(impl_->options.snap_dir, ec)) {
+    const std::string name = de.path().filename().string();
+    if (name.ends_with(kPartialSuffix) && ReceivedIndexOf(name)) fs::remove_all(de.path(), ec);
+  }
 }
 
 SnapshotTransfer::~SnapshotTransfer() {
@@ -535,7 +586,7 @@ void SnapshotTransfer::UpdatePeers(
   impl_->options.peers = std::move(peers);
 }
 
-void SnapshotTransfer::Send(raft::Message m, std::string dir) {
+void SnapshotTransfer::Send(raft::Message m, std::string dir, std::string members) {
   std::lock_guard lock(impl_->mu);
   if (impl_->stopping.load() || !impl_->sending.insert(m.to).second) {
     impl_->reports.emplace_back(m.to, false);
@@ -545,8 +596,8 @@ void SnapshotTransfer::Send(raft::Message m, std::string dir) {
   impl_->ReapFinished();
   Impl::Worker& w = impl_->threads.emplace_back();
   w.thread = std::thread([impl = impl_.get(), done = w.done, m = std::move(m),
-                          dir = std::move(dir)]() mutable {
-    impl->RunSend(std::move(m), std::move(dir));
+                          dir = std::move(dir), members = std::move(members)]() mutable {
+    impl->RunSend(std::move(m), std::move(dir), members);
     done->store(true, std::memory_order_release);
   });
 }
@@ -567,6 +618,23 @@ void SnapshotTransfer::Accept(int fd, std::string head) {
       });
 }
 
+void SnapshotTransfer::RemoveReceivedUpTo(uint64_t index) {
+  std::error_code ec;
+  std::vector<fs::path> doomed;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& de : fs::directory_iterator(impl_->options.snap_dir, ec)) {
+      const std::string name = de.path().filename().string();
+      std::optional<uint64_t> i = ReceivedIndexOf(name);
+      if (i && *i <= index && !name.ends_with(kPartialSuffix)) doomed.push_back(de.path());
+    }
+  }
+  for (const fs::path& p : doomed) {
+    spdlog::info("removing received snapshot {} (the store is at index {})", p.string(), index);
+    fs::remove_all(p, ec);
+  }
+}
+
 void SnapshotTransfer::TakeReports(std::vector<std::pair<uint64_t, bool>>* out) {
   std::lock_guard lock(impl_->mu);
   for (auto& r : impl_->reports) out->push_back(r);
@@ -574,7 +642,7 @@ void SnapshotTransfer::TakeReports(std::vector<std::pair<uint64_t, bool>>* out) 
   impl_->events.store(!impl_->received.empty());
 }
 
-void SnapshotTransfer::TakeReceived(std::vector<raft::Message>* out) {
+void SnapshotTransfer::TakeReceived(std::vector<Received>* out) {
   std::lock_guard lock(impl_->mu);
   for (auto& m : impl_->received) out->push_back(std::move(m));
   impl_->received.clear();

@@ -9,16 +9,25 @@
 // length + bytes):
 //   16 Header    u8 version | u64 cluster_id | u64 from | u64 to | u64 term |
 //                u64 index | u64 snap_term | u32 n, n x u64 voters | u32 n, n x u64 learners
+//                | string members (version 2 only: the member list as of index, a
+//                serialized rusd.internal.MemberListFile; version 1 is still accepted)
 //   17 File      string name (a plain file name, no '/') | u64 size
 //   18 Chunk     u32 crc32c(data) | data (<= chunk_bytes)
 //   19 FileEnd   u32 crc32c of the whole file
 //   20 Done      (empty)
 //   21 Ack       u8 ok | string error                 (receiver -> sender, once, at the end)
-// The receiver writes into <snap_dir>/recv-<index:016x>.tmp, checks every chunk's and file's
-// checksum and size, fsyncs, renames the directory to recv-<index:016x> and only then hands
-// the kSnapshot message to raftd (TakeReceived) and acks. Anything wrong (checksum, size,
-// name, another cluster, a closed connection) discards the temp directory and acks failure
-// (or just closes): the leader reports the snapshot failed and Raft retries later.
+// The receiver writes into <snap_dir>/recv-<index:016x>.partial, checks every chunk's and
+// file's checksum and size, fsyncs, renames the directory to recv-<index:016x> and only then
+// hands the kSnapshot message to raftd (TakeReceived) and acks. Anything wrong (checksum,
+// size, name, another cluster, a closed connection) discards the partial directory and acks
+// failure (or just closes): the leader reports the snapshot failed and Raft retries later.
+// Only one stream per index runs at a time (a second one, e.g. from a leader that
+// reconnected or a new leader, is refused at its header until the first ends), and a
+// complete recv-<index> is never replaced (stored may be installing it): a later stream of
+// the same index is dropped once verified and its message handed over again. Partial
+// directories a crash left are removed when a SnapshotTransfer is constructed. Complete
+// received snapshots are removed only by RemoveReceivedUpTo, once stored is known to hold a
+// newer state (not when a newer one arrives: stored may be installing the older one then).
 //
 // Threads: one thread per transfer in flight (at most one outgoing per peer, and incoming
 // streams each on their own); every public method may be called from any thread.
@@ -59,19 +68,28 @@ class SnapshotTransfer {
   SnapshotTransfer(const SnapshotTransfer&) = delete;
   SnapshotTransfer& operator=(const SnapshotTransfer&) = delete;
 
-  // Streams the files of `dir` with the kSnapshot message `m` to m.to. A transfer already
-  // running to that peer makes this one fail at once (reported like any failure).
-  void Send(raft::Message m, std::string dir);
+  // Streams the files of `dir` with the kSnapshot message `m` and the member list as of
+  // the snapshot (`members`, opaque here) to m.to. A transfer already running to that peer
+  // makes this one fail at once (reported like any failure).
+  void Send(raft::Message m, std::string dir, std::string members = {});
   // Replaces the peers' URLs (membership changed): a member added later can be sent one.
   void UpdatePeers(std::vector<std::pair<uint64_t, std::vector<std::string>>> peers);
   // Takes over a connection the transport accepted whose first bytes (`head`, already
   // read) begin a snapshot stream.
   void Accept(int fd, std::string head);
 
+  // Removes the complete received snapshots at or below `index` (stored applied at least
+  // that far: none of them will be installed). Partial ones are left to their streams.
+  void RemoveReceivedUpTo(uint64_t index);
+
   // Outcomes of sends, (to, ok), for RaftNode::ReportSnapshot.
   void TakeReports(std::vector<std::pair<uint64_t, bool>>* out);
   // kSnapshot messages whose data is complete in ReceivedSnapshotDir(snap_dir, index).
-  void TakeReceived(std::vector<raft::Message>* out);
+  struct Received {
+    raft::Message message;
+    std::string members;  // as the sender gave it to Send (empty from a version 1 sender)
+  };
+  void TakeReceived(std::vector<Received>* out);
   bool HasEvents() const;
 
  private:

@@ -13,6 +13,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -31,6 +33,57 @@ constexpr uint64_t kCluster = 0xc1;
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Hand-made stream frames (the layout in snapshot_transfer.h).
+std::string Frame(uint8_t kind, const std::string& body) {
+  std::string f(4, '\0');
+  wal::PutU32(f.data(), static_cast<uint32_t>(body.size() + 1));
+  f.push_back(static_cast<char>(kind));
+  return f + body;
+}
+std::string U32(uint32_t v) {
+  std::string s(4, '\0');
+  wal::PutU32(s.data(), v);
+  return s;
+}
+std::string U64(uint64_t v) {
+  std::string s(8, '\0');
+  wal::PutU64(s.data(), v);
+  return s;
+}
+std::string HeaderFrame(uint64_t index) {
+  std::string header(1, '\1');
+  header += U64(kCluster) + U64(1) + U64(2) + U64(4) + U64(index) + U64(3) + U32(1) + U64(1) +
+            U32(0);
+  return Frame(16, header);
+}
+// One whole file: File, one Chunk, FileEnd.
+std::string FileFrames(const std::string& name, const std::string& data) {
+  const uint32_t crc = wal::Crc32c(data.data(), data.size());
+  return Frame(17, U32(static_cast<uint32_t>(name.size())) + name + U64(data.size())) +
+         Frame(18, U32(crc) + data) + Frame(19, U32(crc));
+}
+std::string DoneFrame() { return Frame(20, ""); }
+
+// The files of a directory, name -> content.
+std::map<std::string, std::string> DirContents(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  std::error_code ec;
+  for (const auto& de : fs::directory_iterator(dir, ec)) {
+    out[de.path().filename().string()] = ReadFile(de.path().string());
+  }
+  return out;
+}
+
+// Whether a file named `name` exists anywhere under `dir`.
+bool FileExistsUnder(const std::string& dir, const std::string& name) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (it->path().filename() == name) return true;
+  }
+  return false;
 }
 
 class SnapshotTransferTest : public ::testing::Test {
@@ -98,13 +151,37 @@ class SnapshotTransferTest : public ::testing::Test {
     return true;
   }
 
+  // A raw connection to the follower's peer port (a hand-made snapshot stream).
+  int Connect() const {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port_);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    return fd;
+  }
+  static void SendBytes(int fd, const std::string& bytes) {
+    // The receiver may have refused the stream and closed already: that is not an error.
+    (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  }
+  // The Ack frame's ok byte once one arrived (non-blocking), or nullopt.
+  static std::optional<bool> PollAck(int fd, std::string* buf) {
+    char tmp[256];
+    ssize_t n;
+    while ((n = ::recv(fd, tmp, sizeof tmp, MSG_DONTWAIT)) > 0) buf->append(tmp, n);
+    if (buf->size() < 6) return std::nullopt;
+    EXPECT_EQ(static_cast<uint8_t>((*buf)[4]), 21);  // Ack
+    return (*buf)[5] == 1;
+  }
+
   std::string root_;
   std::unique_ptr<SnapshotTransfer> receiver_;
   std::unique_ptr<transport::PeerTransport> transport_;
   uint16_t port_ = 0;
 };
 
-TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAfterIt) {
+TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAndMembersAfterIt) {
   std::mt19937 rng(7);
   std::string big(3u << 20, '\0');
   for (char& c : big) c = static_cast<char>(rng());
@@ -112,7 +189,9 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAfte
   std::ofstream(root_ + "/source/MANIFEST-000005", std::ios::binary) << "manifest";
   std::ofstream(root_ + "/source/empty", std::ios::binary);
   auto sender = Sender();
-  sender->Send(SnapshotMessage(500), root_ + "/source");
+  // The member list as of the snapshot travels in the header (opaque bytes here).
+  const std::string members("member list\0as of 500", 21);
+  sender->Send(SnapshotMessage(500), root_ + "/source", members);
 
   std::vector<std::pair<uint64_t, bool>> reports;
   ASSERT_TRUE(WaitFor([&] {
@@ -120,16 +199,17 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAfte
     return !reports.empty();
   }));
   EXPECT_EQ(reports, (std::vector<std::pair<uint64_t, bool>>{{2, true}}));
-  std::vector<raft::Message> got;
+  std::vector<SnapshotTransfer::Received> got;
   ASSERT_TRUE(WaitFor([&] {
     receiver_->TakeReceived(&got);
     return !got.empty();
   }));
   ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0].type, raft::MessageType::kSnapshot);
-  EXPECT_EQ(got[0].from, 1u);
-  EXPECT_EQ(got[0].term, 4u);
-  EXPECT_EQ(got[0].snapshot, SnapshotMessage(500).snapshot);
+  EXPECT_EQ(got[0].message.type, raft::MessageType::kSnapshot);
+  EXPECT_EQ(got[0].message.from, 1u);
+  EXPECT_EQ(got[0].message.term, 4u);
+  EXPECT_EQ(got[0].message.snapshot, SnapshotMessage(500).snapshot);
+  EXPECT_EQ(got[0].members, members);
   const std::string dir = ReceivedSnapshotDir(root_ + "/follower-snap", 500);
   EXPECT_EQ(dir, root_ + "/follower-snap/recv-00000000000001f4");
   EXPECT_EQ(ReadFile(dir + "/000012.sst"), big);
@@ -137,7 +217,8 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAfte
   EXPECT_TRUE(fs::exists(dir + "/empty"));
   EXPECT_FALSE(fs::exists(dir + ".tmp"));
 
-  // A newer snapshot supersedes the received one.
+  // A newer snapshot arrives: the older one stays (stored may be installing it) until
+  // raftd says stored is past it.
   sender->Send(SnapshotMessage(900), root_ + "/source");
   got.clear();
   ASSERT_TRUE(WaitFor([&] {
@@ -145,7 +226,10 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAfte
     return !got.empty();
   }));
   EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 900)));
+  EXPECT_TRUE(fs::exists(dir + "/000012.sst"));
+  receiver_->RemoveReceivedUpTo(899);
   EXPECT_FALSE(fs::exists(dir));
+  EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 900)));
 }
 
 TEST_F(SnapshotTransferTest, AnotherClusterOrMissingDataFailsTheTransfer) {
@@ -168,7 +252,7 @@ TEST_F(SnapshotTransferTest, AnotherClusterOrMissingDataFailsTheTransfer) {
   }));
   EXPECT_EQ(reports, (std::vector<std::pair<uint64_t, bool>>{{2, false}}));
   std::this_thread::sleep_for(50ms);
-  std::vector<raft::Message> got;
+  std::vector<SnapshotTransfer::Received> got;
   receiver_->TakeReceived(&got);
   EXPECT_TRUE(got.empty());
   EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 10)));
@@ -214,11 +298,111 @@ TEST_F(SnapshotTransferTest, CorruptChunkIsRefused) {
   ASSERT_GE(n, 6);
   EXPECT_EQ(static_cast<uint8_t>(ack[4]), 21);  // Ack
   EXPECT_EQ(ack[5], 0);                          // refused
-  std::vector<raft::Message> got;
+  std::vector<SnapshotTransfer::Received> got;
   receiver_->TakeReceived(&got);
   EXPECT_TRUE(got.empty());
   EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 77)));
-  EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 77) + ".tmp"));
+  EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 77) + ".partial"));
+}
+
+// Two streams of the same index at once (a leader that reconnected and re-sent while its
+// first stream was still open, or a new leader): neither may write into the other's files.
+// Interleaving: stream 1 sends file a; stream 2 starts and sends file b; stream 1 sends
+// file c and finishes; stream 2 finishes. Whatever is handed to raftd must be exactly what
+// one stream sent (sharing one temporary directory once installed {b, c}).
+TEST_F(SnapshotTransferTest, ConcurrentStreamsOfOneIndexNeverMixTheirFiles) {
+  const std::string snap_dir = root_ + "/follower-snap";
+  const std::map<std::string, std::string> first = {{"a", "aaaa"}, {"c", "cccc"}};
+  const std::map<std::string, std::string> second = {{"b", "bbbb"}, {"d", "dddd"}};
+  int s1 = Connect();
+  int s2 = Connect();
+  std::string ack1, ack2;
+  SendBytes(s1, HeaderFrame(42) + FileFrames("a", "aaaa"));
+  ASSERT_TRUE(WaitFor([&] { return FileExistsUnder(snap_dir, "a"); }));
+  SendBytes(s2, HeaderFrame(42) + FileFrames("b", "bbbb"));
+  // Refused at once (fixed), or writing b (the shared directory of the bug).
+  ASSERT_TRUE(WaitFor([&] { return PollAck(s2, &ack2) || FileExistsUnder(snap_dir, "b"); }));
+  SendBytes(s1, FileFrames("c", "cccc") + DoneFrame());
+  std::optional<bool> ok1;
+  ASSERT_TRUE(WaitFor([&] { return (ok1 = PollAck(s1, &ack1)).has_value(); }));
+  SendBytes(s2, FileFrames("d", "dddd") + DoneFrame());
+  std::optional<bool> ok2;
+  ASSERT_TRUE(WaitFor([&] { return (ok2 = PollAck(s2, &ack2)).has_value(); }));
+  ::close(s1);
+  ::close(s2);
+
+  EXPECT_TRUE(*ok1) << "the first stream completes";
+  EXPECT_FALSE(*ok2) << "the second stream of index 42 is refused while the first runs";
+  std::vector<SnapshotTransfer::Received> got;
+  receiver_->TakeReceived(&got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].message.snapshot.index, 42u);
+  EXPECT_EQ(DirContents(ReceivedSnapshotDir(snap_dir, 42)), first);
+
+  // Once the first stream ended, the index can be streamed again; the complete copy (which
+  // stored may be installing) is kept, and the message is handed over again.
+  int s3 = Connect();
+  std::string ack3;
+  SendBytes(s3, HeaderFrame(42) + FileFrames("b", "bbbb") + FileFrames("d", "dddd") + DoneFrame());
+  std::optional<bool> ok3;
+  ASSERT_TRUE(WaitFor([&] { return (ok3 = PollAck(s3, &ack3)).has_value(); }));
+  ::close(s3);
+  EXPECT_TRUE(*ok3);
+  got.clear();
+  ASSERT_TRUE(WaitFor([&] {
+    receiver_->TakeReceived(&got);
+    return !got.empty();
+  }));
+  EXPECT_EQ(DirContents(ReceivedSnapshotDir(snap_dir, 42)), first);
+  EXPECT_EQ(std::vector<std::string>{"recv-000000000000002a"}, [&] {
+    std::vector<std::string> names;
+    for (const auto& de : fs::directory_iterator(snap_dir)) {
+      names.push_back(de.path().filename().string());
+    }
+    return names;
+  }()) << "no partial directory is left behind";
+}
+
+// A stream of an older index still in flight keeps its partial data when a newer snapshot
+// arrives complete, and when received ones are removed; partial directories a crash left
+// behind are removed when raftd starts.
+TEST_F(SnapshotTransferTest, SupersedingSparesStreamsInFlightAndStartupRemovesStaleOnes) {
+  const std::string snap_dir = root_ + "/follower-snap";
+  std::ofstream(root_ + "/source/x") << "x";
+  int slow = Connect();
+  std::string slow_ack;
+  SendBytes(slow, HeaderFrame(5) + FileFrames("a", "aaaa"));
+  ASSERT_TRUE(WaitFor([&] { return FileExistsUnder(snap_dir, "a"); }));
+  auto sender = Sender();
+  sender->Send(SnapshotMessage(9), root_ + "/source");
+  std::vector<SnapshotTransfer::Received> got;
+  ASSERT_TRUE(WaitFor([&] {
+    receiver_->TakeReceived(&got);
+    return !got.empty();
+  }));
+  receiver_->RemoveReceivedUpTo(9);
+  EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(snap_dir, 9)));
+  SendBytes(slow, FileFrames("c", "cccc") + DoneFrame());
+  std::optional<bool> ok;
+  ASSERT_TRUE(WaitFor([&] { return (ok = PollAck(slow, &slow_ack)).has_value(); }));
+  ::close(slow);
+  EXPECT_TRUE(*ok);
+  EXPECT_EQ(DirContents(ReceivedSnapshotDir(snap_dir, 5)),
+            (std::map<std::string, std::string>{{"a", "aaaa"}, {"c", "cccc"}}));
+
+  // A crash left partial directories: a new receiver (raftd restarted) removes them and
+  // keeps complete ones.
+  fs::create_directories(ReceivedSnapshotDir(snap_dir, 11) + ".partial");
+  std::ofstream(ReceivedSnapshotDir(snap_dir, 11) + ".partial/half") << "h";
+  transport_.reset();
+  receiver_.reset();
+  SnapshotTransferOptions ro;
+  ro.cluster_id = kCluster;
+  ro.member_id = 2;
+  ro.snap_dir = snap_dir;
+  receiver_ = std::make_unique<SnapshotTransfer>(ro);
+  EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(snap_dir, 11) + ".partial"));
+  EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(snap_dir, 5) + "/a"));
 }
 
 }  // namespace

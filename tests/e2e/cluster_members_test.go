@@ -581,3 +581,83 @@ func waitMetric(t *testing.T, s *harness.Server, line string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A follower that was down while a member was added and the log was compacted past the
+// conf change catches up through a snapshot, and the snapshot tells it about the new
+// member: its member list shows the member with its URLs, and it reaches it (a write
+// through the new member is readable on it).
+func TestMembersFollowerCatchingUpBySnapshotLearnsAMemberAddedMeanwhile(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=100"}})
+	leader := c.WaitLeader(10 * time.Second)
+	var lagging *harness.Server
+	var live []*harness.Server
+	for _, n := range c.Nodes {
+		if n != leader && lagging == nil {
+			lagging = n
+		} else {
+			live = append(live, n)
+		}
+	}
+	ctx, cancel := memberCtx()
+	defer cancel()
+	mustPut(t, c.Client(live...), "before/add", "1")
+	waitSerializable(t, c.Client(lagging), "before/add", "1", 10*time.Second)
+	settle()
+	// The follower must not see the conf change: paused first (its peers still count it
+	// connected, so the add passes the strict reconfiguration check), then killed.
+	if err := lagging.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	ports := harness.FreePorts(t, 2)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	out := leader.MustEtcdctl("", "member", "add", "n4", "--peer-urls="+peerURL)
+	lagging.Kill()
+	n4 := c.NewJoiningServer(t, "n4", initialClusterFrom(t, out), ports[0], ports[1])
+	n4.Launch()
+	if err := n4.Probe(30 * time.Second); err != nil {
+		t.Fatalf("the new member does not serve: %v\n%s", err, n4.LogTail(40))
+	}
+	// Well past the snapshot count: the log compacts past the conf change.
+	const keys = 600
+	putMany(t, c.Client(live...), "snap", keys, 8, "-v")
+
+	lagging.Restart()
+	lc := c.Client(lagging)
+	waitAllKeys(t, lc, "snap", keys, "-v", 60*time.Second)
+	if lagging.Kind == harness.Rusd && !strings.Contains(lagging.LogTail(100000), "received snapshot at index") {
+		t.Fatalf("the restarted follower caught up without a snapshot (was the log compacted?):\n%s",
+			lagging.LogTail(60))
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := waitMembers(t, c, lagging, 4)
+		var found bool
+		for _, m := range r.Members {
+			found = found || (m.Name == "n4" && len(m.PeerURLs) == 1 && m.PeerURLs[0] == peerURL &&
+				len(m.ClientURLs) == 1 && m.ClientURLs[0] == n4.ClientURL)
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s lists %+v, want n4 with peer URL %s and client URL %s", lagging.Name(),
+				r.Members, peerURL, n4.ClientURL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := c.Client(n4).Put(ctx, "through/n4", "4"); err != nil {
+		t.Fatal(err)
+	}
+	waitSerializable(t, lc, "through/n4", "4", 10*time.Second)
+	// Restarted again, it still knows the member (members.pb), not only in memory.
+	lagging.Stop(10 * time.Second)
+	lagging.Restart()
+	r := waitMembers(t, c, lagging, 4)
+	listed := false
+	for _, m := range r.Members {
+		listed = listed || (len(m.PeerURLs) == 1 && m.PeerURLs[0] == peerURL)
+	}
+	if !listed {
+		t.Fatalf("after a restart %s lists %+v, without n4's peer URL %s", lagging.Name(), r.Members, peerURL)
+	}
+}

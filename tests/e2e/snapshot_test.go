@@ -130,7 +130,8 @@ func TestSnapshotCatchUpAfterLogCompaction(t *testing.T) {
 }
 
 // Under a steady write load the WAL and the snapshots stay bounded: WAL segments wholly
-// below a snapshot are deleted, and only the newest two snapshots are kept.
+// below a snapshot are deleted, only the newest two snapshots are kept, and received
+// snapshots do not pile up on the member that caught up.
 func TestSnapshotDiskStaysBoundedUnderSteadyWrites(t *testing.T) {
 	if harness.KindOf(harness.TargetBin()) != harness.Rusd {
 		t.Skip("checks rusd's on-disk layout (member/wal, member/snap)")
@@ -191,6 +192,17 @@ func TestSnapshotDiskStaysBoundedUnderSteadyWrites(t *testing.T) {
 		}
 		if len(snaps) > 2 {
 			t.Errorf("%s keeps %d snapshots, want at most 2", n.Name(), len(snaps))
+		}
+		// Snapshots received from the leader: the installed one became the store, older
+		// ones are removed once stored is past them; no partial stream is left behind.
+		recv, _ := filepath.Glob(filepath.Join(n.DataDir, "member", "snap", "recv-*"))
+		if len(recv) > 1 {
+			t.Errorf("%s keeps received snapshots %v, want at most one", n.Name(), recv)
+		}
+		for _, r := range recv {
+			if strings.HasSuffix(r, ".partial") || strings.HasSuffix(r, ".tmp") {
+				t.Errorf("%s keeps a partial received snapshot %s", n.Name(), r)
+			}
 		}
 	}
 	t.Logf("peak WAL size on any member: %d MiB", walPeak>>20)
