@@ -74,6 +74,11 @@ struct Watcher {
   // Matching scratch (one live revision at a time).
   int64_t touched_rev = -1;
   std::vector<int> hits;
+  // The events matched during the current ApplyBatch, as `events` fields: sent as ONE
+  // response at its end (WatchHub::Impl::SendPending). Empty outside ApplyBatch.
+  std::string pending;
+  size_t pending_events = 0;
+  bool pending_listed = false;  // in WatchHub::Impl::pending
 
   bool Contains(std::string_view k) const {
     if (range_end.empty()) return k == key;
@@ -107,6 +112,7 @@ class WatchHub::Stream {
   int progress_watchers = 0;
   Clock::time_point next_progress;
   bool dirty = false;  // responses queued since the last flush
+  size_t pending_bytes = 0;  // its watchers' `pending` (ApplyBatch only)
   std::atomic<bool> drained{false};  // set by the sink without the hub's lock
 };
 
@@ -150,9 +156,22 @@ struct WatchHub::Impl {
   std::condition_variable cv;  // catch-up thread: queue non-empty and a slot free, or stop
   std::thread catchup_thread;
 
-  std::string Header(int64_t revision) const {
-    return EncodeHeader(options.cluster_id, options.member_id, revision,
-                        std::max(term, store.Term()));
+  // The last header encoded, reused while revision and term stay: every watcher of a batch
+  // shares one (encoding it per watcher through protobuf was a large part of the hub's cost).
+  mutable std::string header_cache;
+  mutable int64_t header_rev = -1;
+  mutable uint64_t header_term = 0;
+  std::vector<Watcher*> pending;  // watchers with pending events (ApplyBatch only)
+
+  // Valid until the next call.
+  const std::string& Header(int64_t revision) const {
+    const uint64_t t = std::max(term, store.Term());
+    if (revision != header_rev || t != header_term || header_cache.empty()) {
+      header_cache = EncodeHeader(options.cluster_id, options.member_id, revision, t);
+      header_rev = revision;
+      header_term = t;
+    }
+    return header_cache;
   }
 
   // ---- all below run with mu held ----
@@ -172,7 +191,8 @@ struct WatchHub::Impl {
     dirty.clear();
   }
   bool Full(Stream* s) const {
-    return s->sink == nullptr || s->sink->QueuedBytes() >= options.max_queued_bytes;
+    return s->sink == nullptr ||
+           s->sink->QueuedBytes() + s->pending_bytes >= options.max_queued_bytes;
   }
   bool HasCredit(Stream* s) const {
     return s->sink != nullptr && s->sink->QueuedBytes() < options.max_queued_bytes / 4;
@@ -210,9 +230,31 @@ struct WatchHub::Impl {
     cv.notify_one();
   }
 
+  // Sends w's pending events as one response whose header carries `rev` (every pending
+  // event is at or below it: the hub's revision, or the batch's last one at its end).
+  void SendPending(Watcher* w) {
+    Stream* s = w->stream;
+    if (w->pending.empty()) return;
+    Send(s, EncodeEventsResponse(Header(rev), w->id, w->pending));
+    s->pending_bytes -= w->pending.size();
+    w->pending.clear();
+    w->pending_events = 0;
+  }
+  void SendAllPending() {
+    for (Watcher* w : pending) {
+      w->pending_listed = false;
+      SendPending(w);
+    }
+    pending.clear();
+  }
+
   // Delivers one live revision (or a replayed one) to `w` if it concerns it. False when
-  // the stream is full: the watcher is paused at this revision.
-  bool DeliverRevision(Watcher* w, const RevisionGroup& g, const std::vector<int>* hits) {
+  // the stream is full: the watcher is paused at this revision. With `merge` (live events
+  // of one ApplyBatch) the events join w's pending response: a watcher gets one response
+  // per batch of revisions, as etcd's own batched (unsynced, victim) watchers do, never a
+  // revision split across two responses except by `fragment`.
+  bool DeliverRevision(Watcher* w, const RevisionGroup& g, const std::vector<int>* hits,
+                       bool merge = false) {
     if (g.revision < w->next_rev) return true;
     const std::vector<EncodedEvent>& enc = g.Encoded();
     std::vector<const EncodedEvent*> evs;
@@ -238,6 +280,26 @@ struct WatchHub::Impl {
       SetState(w, WatcherState::kPaused);
       return false;
     }
+    if (merge) {
+      const size_t size = EventFieldsSize(evs, w->prev_kv);
+      const size_t overhead = ResponseOverhead(Header(rev), w->id) + 16;
+      if (w->pending.size() + size + overhead >= options.max_response_bytes) SendPending(w);
+      if (size + overhead < options.max_response_bytes || !w->fragment) {
+        // Merged (a revision too large for a response of its own, without fragment, is
+        // sent whole as etcd does).
+        if (!w->pending_listed) {
+          w->pending_listed = true;
+          pending.push_back(w);
+        }
+        AppendEventFields(evs, w->prev_kv, &w->pending);
+        w->pending_events += evs.size();
+        w->stream->pending_bytes += size;
+        events_sent += evs.size();
+        w->next_rev = g.revision + 1;
+        w->progress_idle = false;
+        return true;
+      }
+    }
     std::vector<std::string> out;
     EncodeEventResponses(Header(g.revision), w->id, evs, w->prev_kv, w->fragment,
                          options.max_response_bytes, &out);
@@ -262,7 +324,7 @@ struct WatchHub::Impl {
     }
     for (Watcher* w : touched) {
       if (w->state != WatcherState::kSynced) continue;
-      DeliverRevision(w, g, &w->hits);
+      DeliverRevision(w, g, &w->hits, /*merge=*/true);
     }
   }
 
@@ -324,6 +386,7 @@ struct WatchHub::Impl {
       known_rev = std::max(known_rev, rev);
       AddRecent(std::move(g));
     }
+    SendAllPending();
   }
 
   // ---- creates, in order per stream ----

@@ -450,6 +450,69 @@ TEST_F(WatchHubTest, DuplicateIdEmptyRangeCancelAndProgress) {
   hub.CloseStream(s);
 }
 
+// Several revisions applied together (one EventBatch): one response per watcher carrying all
+// of its events in revision order, the header at the batch's last revision; a txn is never
+// split, and a merged response stays below the response limit by splitting between revisions.
+TEST_F(WatchHubTest, ABatchOfRevisionsIsOneResponsePerWatcher) {
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("m/", "m0"));  // id 0: prefix
+  hub.Create(s, Req("m/2"));       // id 1: one key
+  ASSERT_EQ(sink.got.size(), 2u);
+  auto batch = std::make_shared<internal::EventBatch>();
+  for (const auto& keys : std::vector<std::vector<std::string>>{
+           {"m/1"}, {"m/2", "m/3"}, {"x"}, {"m/2"}}) {
+    auto b = store.Put(keys);
+    for (const auto& e : b->events()) *batch->add_events() = e;
+    batch->set_revision(b->revision());
+  }
+  hub.OnEventBatch(batch);  // revisions 2..5
+  ASSERT_EQ(sink.got.size(), 4u);
+  EXPECT_EQ(sink.got[2].watch_id(), 0);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3, 3, 5}));
+  EXPECT_EQ(sink.got[2].header().revision(), 5);
+  EXPECT_EQ(sink.got[3].watch_id(), 1);
+  EXPECT_EQ(sink.Revisions(1), (std::vector<int64_t>{3, 5}));
+  EXPECT_EQ(sink.got[3].header().revision(), 5);
+  EXPECT_EQ(hub.stats().events_sent, 6u);
+  hub.CloseStream(s);
+}
+
+TEST(WatchHubLimits, MergedResponsesSplitBetweenRevisionsBelowTheLimit) {
+  FakeStore store;
+  WatchHubOptions o;
+  o.max_response_bytes = 300;
+  WatchHub hub(store, o);
+  hub.Start();
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("k/", "k0"));
+  auto batch = std::make_shared<internal::EventBatch>();
+  for (int i = 0; i < 10; ++i) {
+    // A txn of three 40-byte values per revision: ~170 bytes of events per revision.
+    std::vector<std::string> keys = {"k/a", "k/b", "k/c"};
+    auto b = store.Put(keys);
+    for (auto e : b->events()) {
+      e.mutable_kv()->set_value(std::string(40, 'v'));
+      *batch->add_events() = e;
+    }
+    batch->set_revision(b->revision());
+  }
+  hub.OnEventBatch(batch);
+  ASSERT_GT(sink.got.size(), 2u);  // created + several event responses
+  std::vector<int64_t> all;
+  for (size_t i = 1; i < sink.got.size(); ++i) {
+    const auto& r = sink.got[i];
+    EXPECT_LT(r.ByteSizeLong(), 300u);
+    ASSERT_EQ(r.events_size() % 3, 0);  // whole txns only
+    for (const auto& e : r.events()) all.push_back(e.kv().mod_revision());
+  }
+  std::vector<int64_t> want;
+  for (int64_t r = 2; r <= 11; ++r) want.insert(want.end(), 3, r);
+  EXPECT_EQ(all, want);
+  hub.CloseStream(s);
+}
+
 TEST_F(WatchHubTest, FiltersAndPrevKv) {
   FakeSink sink;
   auto s = hub.OpenStream(&sink);
