@@ -99,6 +99,10 @@ struct PendingOp {
 
 }  // namespace
 
+size_t WatchSink::SendEvents(int64_t watch_id, std::string_view header, std::string&& events) {
+  return Send(EncodeEventsResponse(header, watch_id, events));
+}
+
 class WatchHub::Stream {
  public:
   WatchSink* sink = nullptr;
@@ -183,6 +187,12 @@ struct WatchHub::Impl {
       dirty.push_back(s);
     }
   }
+  void MarkDirty(Stream* s) {
+    if (!s->dirty) {
+      s->dirty = true;
+      dirty.push_back(s);
+    }
+  }
   void FlushDirty() {
     for (Stream* s : dirty) {
       s->dirty = false;
@@ -235,10 +245,13 @@ struct WatchHub::Impl {
   void SendPending(Watcher* w) {
     Stream* s = w->stream;
     if (w->pending.empty()) return;
-    Send(s, EncodeEventsResponse(Header(rev), w->id, w->pending));
     s->pending_bytes -= w->pending.size();
-    w->pending.clear();
     w->pending_events = 0;
+    std::string body;
+    body.swap(w->pending);
+    if (s->closed || s->sink == nullptr) return;
+    s->sink->SendEvents(w->id, Header(rev), std::move(body));
+    MarkDirty(s);
   }
   void SendAllPending() {
     for (Watcher* w : pending) {
