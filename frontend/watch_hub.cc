@@ -88,7 +88,9 @@ struct Watcher {
   bool Wants(const EncodedEvent& e) const { return e.is_put ? !filter_put : !filter_delete; }
 };
 
-struct PendingOp {
+}  // namespace
+
+struct WatchHub::PendingOp {
   enum class Kind { kCreate, kCancel, kProgress } kind = Kind::kCreate;
   std::shared_ptr<etcdserverpb::WatchCreateRequest> create;
   int64_t cancel_id = 0;
@@ -96,6 +98,8 @@ struct PendingOp {
   Status probe_status;
   int64_t probe_rev = 0;
 };
+
+namespace {
 
 }  // namespace
 
@@ -110,7 +114,10 @@ class WatchHub::Stream {
   std::map<int64_t, std::unique_ptr<Watcher>> watchers;
   int64_t next_id = 0;
   std::deque<std::shared_ptr<PendingOp>> ops;
-  bool progress_deferred = false;  // a RequestProgress waits for every watcher to sync
+  // A RequestProgress waits until every watcher is synced and the hub has delivered up to
+  // `progress_target` (stored's revision when it was asked).
+  bool progress_deferred = false;
+  int64_t progress_target = 0;
   size_t unsynced = 0;
   size_t paused = 0;
   int progress_watchers = 0;
@@ -140,6 +147,7 @@ struct WatchHub::Impl {
   WatchKeyIndex<Watcher> index;
   std::unordered_set<Stream*> streams;
   std::unordered_set<Stream*> progress_streams;
+  std::unordered_set<Stream*> progress_waiting;  // streams with progress_deferred
   std::vector<Stream*> dirty;  // streams with unflushed responses
   std::deque<std::shared_ptr<const internal::EventBatch>> held;  // events before `ready`
   struct CatchUp {
@@ -215,10 +223,18 @@ struct WatchHub::Impl {
     if (w->state == WatcherState::kPaused && st != WatcherState::kPaused) --s->paused;
     if (w->state != WatcherState::kPaused && st == WatcherState::kPaused) ++s->paused;
     w->state = st;
-    if (st == WatcherState::kSynced && s->unsynced == 0 && s->progress_deferred) {
-      s->progress_deferred = false;
-      SendProgressAll(s);
-    }
+    if (st == WatcherState::kSynced) MaybeSendDeferredProgress(s);
+  }
+
+  // etcd answers RequestProgress with the store's current revision, and every event up to
+  // it is delivered first (its watchers are synced). The hub's `rev` may still lag stored's
+  // by the events on the ring: the answer waits until it caught up with the revision
+  // stored reported after the request.
+  void MaybeSendDeferredProgress(Stream* s) {
+    if (!s->progress_deferred || s->unsynced != 0 || rev < s->progress_target) return;
+    s->progress_deferred = false;
+    progress_waiting.erase(s);
+    SendProgressAll(s);
   }
 
   void SendProgressAll(Stream* s) {
@@ -400,23 +416,27 @@ struct WatchHub::Impl {
       AddRecent(std::move(g));
     }
     SendAllPending();
+    if (!progress_waiting.empty()) {
+      std::vector<Stream*> waiting(progress_waiting.begin(), progress_waiting.end());
+      for (Stream* s : waiting) MaybeSendDeferredProgress(s);
+    }
   }
 
   // ---- creates, in order per stream ----
   void RunOps(Stream* s) {
     while (!s->closed && !s->ops.empty() && ready) {
       std::shared_ptr<PendingOp> op = s->ops.front();
-      if (op->kind == PendingOp::Kind::kCreate && !op->probed) return;
+      if (op->kind != PendingOp::Kind::kCancel && !op->probed) return;
       s->ops.pop_front();
       switch (op->kind) {
         case PendingOp::Kind::kCreate: DoCreate(s, *op); break;
         case PendingOp::Kind::kCancel: DoCancel(s, op->cancel_id); break;
         case PendingOp::Kind::kProgress:
-          if (s->unsynced == 0) {
-            SendProgressAll(s);
-          } else {
-            s->progress_deferred = true;
-          }
+          s->progress_deferred = true;
+          s->progress_target = std::max(s->progress_target,
+                                        op->probe_status.ok() ? op->probe_rev : rev);
+          progress_waiting.insert(s);
+          MaybeSendDeferredProgress(s);
           break;
       }
     }
@@ -491,10 +511,7 @@ struct WatchHub::Impl {
     index.Remove(w, w->key, w->range_end);
     if (w->progress_notify && --s->progress_watchers == 0) progress_streams.erase(s);
     s->watchers.erase(it);
-    if (s->unsynced == 0 && s->progress_deferred) {
-      s->progress_deferred = false;
-      SendProgressAll(s);
-    }
+    MaybeSendDeferredProgress(s);
   }
 
   void DoCancel(Stream* s, int64_t id) {
@@ -706,6 +723,7 @@ void WatchHub::CloseStream(const std::shared_ptr<Stream>& s) {
   s->ops.clear();
   impl_->streams.erase(s.get());
   impl_->progress_streams.erase(s.get());
+  impl_->progress_waiting.erase(s.get());
   auto& d = impl_->dirty;
   d.erase(std::remove(d.begin(), d.end(), s.get()), d.end());
   impl_->weak_of.erase(s.get());
@@ -715,6 +733,12 @@ void WatchHub::Create(const std::shared_ptr<Stream>& s, const etcdserverpb::Watc
   auto op = std::make_shared<PendingOp>();
   op->kind = PendingOp::Kind::kCreate;
   op->create = std::make_shared<etcdserverpb::WatchCreateRequest>(req);
+  QueueProbedOp(s, std::move(op));
+}
+
+// Creates and progress requests need stored's current revision: the op waits in the
+// stream's queue (which keeps request order) until the probe answers.
+void WatchHub::QueueProbedOp(const std::shared_ptr<Stream>& s, std::shared_ptr<PendingOp> op) {
   {
     std::lock_guard lock(impl_->mu);
     if (s->closed) return;
@@ -747,11 +771,7 @@ void WatchHub::Cancel(const std::shared_ptr<Stream>& s, int64_t watch_id) {
 void WatchHub::RequestProgress(const std::shared_ptr<Stream>& s) {
   auto op = std::make_shared<PendingOp>();
   op->kind = PendingOp::Kind::kProgress;
-  std::lock_guard lock(impl_->mu);
-  if (s->closed) return;
-  s->ops.push_back(op);
-  impl_->RunOps(s.get());
-  impl_->FlushDirty();
+  QueueProbedOp(s, std::move(op));
 }
 
 void WatchHub::OnSinkDrained(const std::shared_ptr<Stream>& s) {

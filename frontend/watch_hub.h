@@ -144,7 +144,9 @@ class WatchHub {
   Stats stats() const;
 
  private:
+  struct PendingOp;
   void ProbeStart();
+  void QueueProbedOp(const std::shared_ptr<Stream>& stream, std::shared_ptr<PendingOp> op);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

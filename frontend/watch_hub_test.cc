@@ -513,6 +513,27 @@ TEST(WatchHubLimits, MergedResponsesSplitBetweenRevisionsBelowTheLimit) {
   hub.CloseStream(s);
 }
 
+// etcd answers RequestProgress with the store's current revision, all events up to it
+// delivered first: a revision stored applied but whose events are still on the ring holds
+// the answer back until the hub delivered it.
+TEST_F(WatchHubTest, RequestProgressCarriesStoredsRevisionOnceDelivered) {
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("a"));
+  auto b2 = store.Put({"a"});  // applied by stored (revision 2), not yet seen by the hub
+  hub.RequestProgress(s);
+  ASSERT_EQ(sink.got.size(), 1u);  // created only
+  hub.OnEventBatch(b2);
+  ASSERT_EQ(sink.got.size(), 3u);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2}));
+  EXPECT_EQ(sink.got[2].watch_id(), -1);
+  EXPECT_EQ(sink.got[2].header().revision(), 2);
+  hub.RequestProgress(s);  // nothing outstanding: answered at once
+  ASSERT_EQ(sink.got.size(), 4u);
+  EXPECT_EQ(sink.got[3].header().revision(), 2);
+  hub.CloseStream(s);
+}
+
 TEST_F(WatchHubTest, FiltersAndPrevKv) {
   FakeSink sink;
   auto s = hub.OpenStream(&sink);
