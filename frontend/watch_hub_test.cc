@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "etcd/mvccpb/kv.pb.h"
 #include "frontend/watch_hub.h"
 #include "frontend/watch_key_index.h"
+#include "frontend/watch_range_index.h"
 #include "frontend/watch_response.h"
 #include "frontend/watch_service.h"
 #include "rusd/internal.pb.h"
@@ -79,6 +81,66 @@ TEST(WatchKeyIndex, ManyUnrelatedWatchersDoNotMatch) {
   for (int i = 0; i < 10000; ++i) idx.Add(&ws[i], keys[i], "");
   EXPECT_EQ(Matches(idx, "key/77"), (std::set<int>{77}));
   EXPECT_EQ(Matches(idx, "other"), (std::set<int>{}));
+}
+
+// The interval tree against a linear scan: random ranges over a small alphabet (many
+// overlaps and shared endpoints), lookups after adds and after removes.
+TEST(WatchRangeIndex, MatchesWhatALinearScanMatches) {
+  std::mt19937 rng(7);
+  auto key = [&] {
+    std::string k;
+    const int n = 1 + static_cast<int>(rng() % 3);
+    for (int i = 0; i < n; ++i) k.push_back(static_cast<char>('a' + rng() % 6));
+    return k;
+  };
+  struct R {
+    W w;
+    std::string b, e;
+  };
+  std::vector<R> rs(400);
+  WatchRangeIndex<W> idx;
+  for (int i = 0; i < 400; ++i) {
+    rs[i].w.id = i;
+    do {
+      rs[i].b = key();
+      rs[i].e = key();
+    } while (rs[i].b >= rs[i].e);
+    idx.Add(&rs[i].w, rs[i].b, rs[i].e);
+  }
+  std::vector<bool> live(400, true);
+  auto check = [&] {
+    for (int q = 0; q < 300; ++q) {
+      const std::string k = key();
+      std::multiset<int> got, want;
+      idx.Match(k, [&](W* w) { got.insert(w->id); });
+      for (int i = 0; i < 400; ++i) {
+        if (live[i] && k >= rs[i].b && k < rs[i].e) want.insert(i);
+      }
+      ASSERT_EQ(got, want) << "key " << k;
+    }
+  };
+  check();
+  for (int i = 0; i < 400; i += 3) {
+    EXPECT_TRUE(idx.Remove(&rs[i].w));
+    live[i] = false;
+  }
+  check();
+  EXPECT_EQ(idx.size(), 400u - 134u);
+}
+
+TEST(WatchKeyIndex, ManyUnrelatedRangesDoNotMatch) {
+  WatchKeyIndex<W> idx;
+  std::vector<W> ws(10000);
+  char buf[16];
+  for (int i = 0; i < 10000; ++i) {
+    ws[i].id = i;
+    snprintf(buf, sizeof buf, "r/%05d", i);
+    std::string b = buf;
+    idx.Add(&ws[i], b, b + "z");  // [r/i, r/iz): neither a key nor a prefix
+  }
+  EXPECT_EQ(Matches(idx, "r/00077x"), (std::set<int>{77}));
+  EXPECT_EQ(Matches(idx, "r/00077z"), (std::set<int>{}));
+  EXPECT_EQ(Matches(idx, "q"), (std::set<int>{}));
 }
 
 // ---- WatchResponse encoding ----
