@@ -4,6 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <unordered_set>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -46,15 +50,69 @@ bool ParseRequest(const grpc::ByteBuffer& buf, etcdserverpb::WatchRequest* req) 
   return req->ParseFromString(flat);
 }
 
+class WatchReactor;
+
+// etcd's WithRequireLeader (client metadata "hasleader" = "true"; etcd's stream interceptor
+// and monitorLeader): such a stream opened while the node knows no leader is refused, and
+// open ones end once the node has known none at 3 checks in a row, one per election
+// timeout (maxNoLeaderCnt), both with Unavailable "etcdserver: no leader".
+class LeaderWatch {
+ public:
+  LeaderWatch(std::function<bool()> has_leader, std::chrono::milliseconds election_timeout)
+      : has_leader_(std::move(has_leader)), interval_(election_timeout) {
+    if (has_leader_) thread_ = std::thread([this] { Run(); });
+  }
+  ~LeaderWatch() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool HasLeader() const { return !has_leader_ || has_leader_(); }
+  void Register(WatchReactor* r) {
+    std::lock_guard lock(mu_);
+    streams_.insert(r);
+  }
+  void Unregister(WatchReactor* r) {
+    std::lock_guard lock(mu_);
+    streams_.erase(r);
+  }
+
+ private:
+  void Run();
+
+  const std::function<bool()> has_leader_;
+  const std::chrono::milliseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;                        // guarded by mu_
+  std::unordered_set<WatchReactor*> streams_;  // guarded by mu_
+  std::thread thread_;
+};
+
+constexpr int kMaxNoLeaderChecks = 3;  // etcd's maxNoLeaderCnt
+constexpr char kNoLeader[] = "etcdserver: no leader";
+
 // One Watch stream: reads requests and hands them to the hub; writes the hub's responses
-// in order. Deletes itself in OnDone.
+// in order. Deletes itself when OnDone ran and nobody else holds a reference (LeaderWatch
+// takes one while it closes the stream from its own thread).
 class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                            public WatchSink {
  public:
-  WatchReactor(WatchHub& hub, size_t drained_below) : hub_(hub), drained_below_(drained_below) {
+  WatchReactor(WatchHub& hub, size_t drained_below, LeaderWatch* leader_watch)
+      : hub_(hub), drained_below_(drained_below), leader_watch_(leader_watch) {
     stream_ = hub_.OpenStream(this);
+    if (leader_watch_ != nullptr) leader_watch_->Register(this);
     StartRead(&in_);
   }
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  void CloseNoLeader() { Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, kNoLeader)); }
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // half-close or cancel; etcd keeps the stream until the client leaves
@@ -110,8 +168,9 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   void OnCancel() override { Close(grpc::Status(grpc::StatusCode::CANCELLED, "context canceled")); }
 
   void OnDone() override {
+    if (leader_watch_ != nullptr) leader_watch_->Unregister(this);
     hub_.CloseStream(stream_);
-    delete this;
+    Unref();
   }
 
   // WatchSink (called under the hub's lock).
@@ -209,6 +268,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 
   WatchHub& hub_;
   const size_t drained_below_;
+  LeaderWatch* const leader_watch_;  // null unless the client requires a leader
+  std::atomic<int> refs_{1};         // gRPC's, released in OnDone
   std::shared_ptr<WatchHub::Stream> stream_;
   grpc::ByteBuffer in_;
 
@@ -229,19 +290,57 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   grpc::Status finish_status_;
 };
 
+void LeaderWatch::Run() {
+  int without_leader = 0;
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, interval_, [&] { return stop_; })) {
+    without_leader = has_leader_() ? 0 : without_leader + 1;
+    if (without_leader < kMaxNoLeaderChecks || streams_.empty()) continue;
+    std::vector<WatchReactor*> closing(streams_.begin(), streams_.end());
+    streams_.clear();
+    for (WatchReactor* r : closing) r->Ref();  // OnDone may run meanwhile: keep them alive
+    lock.unlock();
+    for (WatchReactor* r : closing) {
+      r->CloseNoLeader();
+      r->Unref();
+    }
+    lock.lock();
+  }
+}
+
+// A stream refused before it started (WithRequireLeader on a node with no leader).
+class RefusedReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit RefusedReactor(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+bool RequiresLeader(const grpc::CallbackServerContext* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("hasleader");
+  return it != md.end() && it->second == "true";
+}
+
 class WatchService final
     : public etcdserverpb::Watch::WithRawCallbackMethod_Watch<etcdserverpb::Watch::Service> {
  public:
-  WatchService(WatchHub& hub, size_t drained_below) : hub_(hub), drained_below_(drained_below) {}
+  WatchService(WatchHub& hub, size_t drained_below, std::function<bool()> has_leader,
+               std::chrono::milliseconds election_timeout)
+      : hub_(hub), drained_below_(drained_below), leader_watch_(std::move(has_leader), election_timeout) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(
-      grpc::CallbackServerContext*) override {
-    return new WatchReactor(hub_, drained_below_);
+      grpc::CallbackServerContext* ctx) override {
+    if (!RequiresLeader(ctx)) return new WatchReactor(hub_, drained_below_, nullptr);
+    if (!leader_watch_.HasLeader()) {
+      return new RefusedReactor(grpc::Status(grpc::StatusCode::UNAVAILABLE, kNoLeader));
+    }
+    return new WatchReactor(hub_, drained_below_, &leader_watch_);
   }
 
  private:
   WatchHub& hub_;
   const size_t drained_below_;
+  LeaderWatch leader_watch_;
 };
 
 class RingWatchStore final : public WatchStore {
@@ -284,9 +383,12 @@ class RingWatchStore final : public WatchStore {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes) {
+std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes,
+                                                std::function<bool()> has_leader,
+                                                std::chrono::milliseconds election_timeout) {
   // Below a quarter of the limit, a stream's paused watchers may resume (WatchHub).
-  return std::make_unique<WatchService>(hub, max_queued_bytes / 4);
+  return std::make_unique<WatchService>(hub, max_queued_bytes / 4, std::move(has_leader),
+                                        election_timeout);
 }
 
 std::unique_ptr<WatchStore> MakeRingWatchStore(RingClient& ring) {

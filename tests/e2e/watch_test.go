@@ -771,3 +771,70 @@ func TestWatchStalledClientLosesNothingAndDelaysNobody(t *testing.T) {
 		}
 	}
 }
+
+// etcd's WithRequireLeader (metadata "hasleader"): a watch on a node that lost its leader
+// ends with "etcdserver: no leader" (etcd: after 3 election timeouts without one), and a
+// new such watch on that node is refused the same way.
+func TestWatchRequireLeaderEndsWhenTheNodeLosesItsLeader(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	leader := c.WaitLeader(15 * time.Second)
+	var node *harness.Server
+	for _, n := range c.Nodes {
+		if n != leader {
+			node = n
+			break
+		}
+	}
+	cli := c.Client(node)
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+	defer cancel()
+	wch := cli.Watch(ctx, "rl/key", clientv3.WithCreatedNotify())
+	select {
+	case r := <-wch:
+		if !r.Created {
+			t.Fatalf("first response is not created: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch not created")
+	}
+	mustPut(t, cli, "rl/key", "v1")
+	select {
+	case r := <-wch:
+		if len(r.Events) != 1 {
+			t.Fatalf("want the put's event, got %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+	for _, n := range c.Nodes {
+		if n != node {
+			n.Kill()
+		}
+	}
+	waitNoLeader := func(wch clientv3.WatchChan, what string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case r, ok := <-wch:
+				if !ok {
+					t.Fatalf("%s: channel closed without an error", what)
+				}
+				if err := r.Err(); err != nil {
+					if rpctypes.ErrorDesc(err) != "etcdserver: no leader" {
+						t.Fatalf("%s: error %v, want etcdserver: no leader", what, err)
+					}
+					return
+				}
+			case <-deadline:
+				t.Fatalf("%s: still open 30 s after the node lost its quorum", what)
+			}
+		}
+	}
+	start := time.Now()
+	waitNoLeader(wch, "open watch")
+	t.Logf("open watch ended %v after the kills", time.Since(start))
+	ctx2, cancel2 := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+	defer cancel2()
+	waitNoLeader(cli.Watch(ctx2, "rl/other"), "new watch")
+}
