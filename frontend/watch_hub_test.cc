@@ -596,6 +596,30 @@ TEST_F(WatchHubTest, RequestProgressCarriesStoredsRevisionOnceDelivered) {
   hub.CloseStream(s);
 }
 
+// A txn's events stay in one response on the way from history too: chunks end between
+// revisions (3 events per chunk here, a txn of 5) and the hub never splits one.
+TEST_F(WatchHubTest, CatchUpNeverSplitsATxn) {
+  store.Put({"t/1"});
+  store.Put({"t/1", "t/2", "t/3", "t/4", "t/5"});  // revision 3: one txn
+  store.Put({"t/2"});
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("t/", "t0", 2));
+  Settle(hub);
+  int with_txn = 0;
+  for (const auto& r : sink.got) {
+    int txn = 0;
+    for (const auto& e : r.events()) txn += e.kv().mod_revision() == 3;
+    if (txn > 0) {
+      ++with_txn;
+      EXPECT_EQ(txn, 5);
+    }
+  }
+  EXPECT_EQ(with_txn, 1);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3, 3, 3, 3, 3, 4}));
+  hub.CloseStream(s);
+}
+
 TEST_F(WatchHubTest, FiltersAndPrevKv) {
   FakeSink sink;
   auto s = hub.OpenStream(&sink);
