@@ -77,7 +77,6 @@ struct Watcher {
   // The events matched during the current ApplyBatch, as `events` fields: sent as ONE
   // response at its end (WatchHub::Impl::SendPending). Empty outside ApplyBatch.
   std::string pending;
-  size_t pending_events = 0;
   bool pending_listed = false;  // in WatchHub::Impl::pending
 
   bool Contains(std::string_view k) const {
@@ -98,10 +97,6 @@ struct WatchHub::PendingOp {
   Status probe_status;
   int64_t probe_rev = 0;
 };
-
-namespace {
-
-}  // namespace
 
 size_t WatchSink::SendEvents(int64_t watch_id, std::string_view header, std::string&& events) {
   return Send(EncodeEventsResponse(header, watch_id, events));
@@ -190,10 +185,7 @@ struct WatchHub::Impl {
   void Send(Stream* s, std::string response) {
     if (s->closed || s->sink == nullptr) return;
     s->sink->Send(std::move(response));
-    if (!s->dirty) {
-      s->dirty = true;
-      dirty.push_back(s);
-    }
+    MarkDirty(s);
   }
   void MarkDirty(Stream* s) {
     if (!s->dirty) {
@@ -262,7 +254,6 @@ struct WatchHub::Impl {
     Stream* s = w->stream;
     if (w->pending.empty()) return;
     s->pending_bytes -= w->pending.size();
-    w->pending_events = 0;
     std::string body;
     body.swap(w->pending);
     if (s->closed || s->sink == nullptr) return;
@@ -321,7 +312,6 @@ struct WatchHub::Impl {
           pending.push_back(w);
         }
         AppendEventFields(evs, w->prev_kv, &w->pending);
-        w->pending_events += evs.size();
         w->stream->pending_bytes += size;
         events_sent += evs.size();
         w->next_rev = g.revision + 1;
