@@ -116,8 +116,9 @@ int Run(int argc, char** argv) {
   frontend::WatchEventsPump watch_pump((*ctx)->segment(), watch_hub);  // before Start: see header
   watch_hub.Start();
   watch_pump.Start();
-  std::unique_ptr<grpc::Service> watch =
-      frontend::MakeWatchService(watch_hub, watch_options.max_queued_bytes);
+  std::unique_ptr<grpc::Service> watch = frontend::MakeWatchService(
+      watch_hub, watch_options.max_queued_bytes, [&ring] { return ring.leader().leader_id != 0; },
+      std::chrono::milliseconds(flags->election_timeout_ms));
 
   grpc::ServerBuilder builder;
   builder.RegisterService(kv.get());

@@ -74,6 +74,10 @@ struct Watcher {
   // Matching scratch (one live revision at a time).
   int64_t touched_rev = -1;
   std::vector<int> hits;
+  // The events matched during the current ApplyBatch, as `events` fields: sent as ONE
+  // response at its end (WatchHub::Impl::SendPending). Empty outside ApplyBatch.
+  std::string pending;
+  bool pending_listed = false;  // in WatchHub::Impl::pending
 
   bool Contains(std::string_view k) const {
     if (range_end.empty()) return k == key;
@@ -83,7 +87,9 @@ struct Watcher {
   bool Wants(const EncodedEvent& e) const { return e.is_put ? !filter_put : !filter_delete; }
 };
 
-struct PendingOp {
+}  // namespace
+
+struct WatchHub::PendingOp {
   enum class Kind { kCreate, kCancel, kProgress } kind = Kind::kCreate;
   std::shared_ptr<etcdserverpb::WatchCreateRequest> create;
   int64_t cancel_id = 0;
@@ -92,7 +98,9 @@ struct PendingOp {
   int64_t probe_rev = 0;
 };
 
-}  // namespace
+size_t WatchSink::SendEvents(int64_t watch_id, std::string_view header, std::string&& events) {
+  return Send(EncodeEventsResponse(header, watch_id, events));
+}
 
 class WatchHub::Stream {
  public:
@@ -101,12 +109,16 @@ class WatchHub::Stream {
   std::map<int64_t, std::unique_ptr<Watcher>> watchers;
   int64_t next_id = 0;
   std::deque<std::shared_ptr<PendingOp>> ops;
-  bool progress_deferred = false;  // a RequestProgress waits for every watcher to sync
+  // A RequestProgress waits until every watcher is synced and the hub has delivered up to
+  // `progress_target` (stored's revision when it was asked).
+  bool progress_deferred = false;
+  int64_t progress_target = 0;
   size_t unsynced = 0;
   size_t paused = 0;
   int progress_watchers = 0;
   Clock::time_point next_progress;
   bool dirty = false;  // responses queued since the last flush
+  size_t pending_bytes = 0;  // its watchers' `pending` (ApplyBatch only)
   std::atomic<bool> drained{false};  // set by the sink without the hub's lock
 };
 
@@ -130,6 +142,7 @@ struct WatchHub::Impl {
   WatchKeyIndex<Watcher> index;
   std::unordered_set<Stream*> streams;
   std::unordered_set<Stream*> progress_streams;
+  std::unordered_set<Stream*> progress_waiting;  // streams with progress_deferred
   std::vector<Stream*> dirty;  // streams with unflushed responses
   std::deque<std::shared_ptr<const internal::EventBatch>> held;  // events before `ready`
   struct CatchUp {
@@ -150,15 +163,31 @@ struct WatchHub::Impl {
   std::condition_variable cv;  // catch-up thread: queue non-empty and a slot free, or stop
   std::thread catchup_thread;
 
-  std::string Header(int64_t revision) const {
-    return EncodeHeader(options.cluster_id, options.member_id, revision,
-                        std::max(term, store.Term()));
+  // The last header encoded, reused while revision and term stay: every watcher of a batch
+  // shares one (encoding it per watcher through protobuf was a large part of the hub's cost).
+  mutable std::string header_cache;
+  mutable int64_t header_rev = -1;
+  mutable uint64_t header_term = 0;
+  std::vector<Watcher*> pending;  // watchers with pending events (ApplyBatch only)
+
+  // Valid until the next call.
+  const std::string& Header(int64_t revision) const {
+    const uint64_t t = std::max(term, store.Term());
+    if (revision != header_rev || t != header_term || header_cache.empty()) {
+      header_cache = EncodeHeader(options.cluster_id, options.member_id, revision, t);
+      header_rev = revision;
+      header_term = t;
+    }
+    return header_cache;
   }
 
   // ---- all below run with mu held ----
   void Send(Stream* s, std::string response) {
     if (s->closed || s->sink == nullptr) return;
     s->sink->Send(std::move(response));
+    MarkDirty(s);
+  }
+  void MarkDirty(Stream* s) {
     if (!s->dirty) {
       s->dirty = true;
       dirty.push_back(s);
@@ -172,7 +201,8 @@ struct WatchHub::Impl {
     dirty.clear();
   }
   bool Full(Stream* s) const {
-    return s->sink == nullptr || s->sink->QueuedBytes() >= options.max_queued_bytes;
+    return s->sink == nullptr ||
+           s->sink->QueuedBytes() + s->pending_bytes >= options.max_queued_bytes;
   }
   bool HasCredit(Stream* s) const {
     return s->sink != nullptr && s->sink->QueuedBytes() < options.max_queued_bytes / 4;
@@ -185,10 +215,18 @@ struct WatchHub::Impl {
     if (w->state == WatcherState::kPaused && st != WatcherState::kPaused) --s->paused;
     if (w->state != WatcherState::kPaused && st == WatcherState::kPaused) ++s->paused;
     w->state = st;
-    if (st == WatcherState::kSynced && s->unsynced == 0 && s->progress_deferred) {
-      s->progress_deferred = false;
-      SendProgressAll(s);
-    }
+    if (st == WatcherState::kSynced) MaybeSendDeferredProgress(s);
+  }
+
+  // etcd answers RequestProgress with the store's current revision, and every event up to
+  // it is delivered first (its watchers are synced). The hub's `rev` may still lag stored's
+  // by the events on the ring: the answer waits until it caught up with the revision
+  // stored reported after the request.
+  void MaybeSendDeferredProgress(Stream* s) {
+    if (!s->progress_deferred || s->unsynced != 0 || rev < s->progress_target) return;
+    s->progress_deferred = false;
+    progress_waiting.erase(s);
+    SendProgressAll(s);
   }
 
   void SendProgressAll(Stream* s) {
@@ -210,9 +248,33 @@ struct WatchHub::Impl {
     cv.notify_one();
   }
 
+  // Sends w's pending events as one response whose header carries `rev` (every pending
+  // event is at or below it: the hub's revision, or the batch's last one at its end).
+  void SendPending(Watcher* w) {
+    Stream* s = w->stream;
+    if (w->pending.empty()) return;
+    s->pending_bytes -= w->pending.size();
+    std::string body;
+    body.swap(w->pending);
+    if (s->closed || s->sink == nullptr) return;
+    s->sink->SendEvents(w->id, Header(rev), std::move(body));
+    MarkDirty(s);
+  }
+  void SendAllPending() {
+    for (Watcher* w : pending) {
+      w->pending_listed = false;
+      SendPending(w);
+    }
+    pending.clear();
+  }
+
   // Delivers one live revision (or a replayed one) to `w` if it concerns it. False when
-  // the stream is full: the watcher is paused at this revision.
-  bool DeliverRevision(Watcher* w, const RevisionGroup& g, const std::vector<int>* hits) {
+  // the stream is full: the watcher is paused at this revision. With `merge` (live events
+  // of one ApplyBatch) the events join w's pending response: a watcher gets one response
+  // per batch of revisions, as etcd's own batched (unsynced, victim) watchers do, never a
+  // revision split across two responses except by `fragment`.
+  bool DeliverRevision(Watcher* w, const RevisionGroup& g, const std::vector<int>* hits,
+                       bool merge = false) {
     if (g.revision < w->next_rev) return true;
     const std::vector<EncodedEvent>& enc = g.Encoded();
     std::vector<const EncodedEvent*> evs;
@@ -238,6 +300,25 @@ struct WatchHub::Impl {
       SetState(w, WatcherState::kPaused);
       return false;
     }
+    if (merge) {
+      const size_t size = EventFieldsSize(evs, w->prev_kv);
+      const size_t overhead = ResponseOverhead(Header(rev), w->id) + 16;
+      if (w->pending.size() + size + overhead >= options.max_response_bytes) SendPending(w);
+      if (size + overhead < options.max_response_bytes || !w->fragment) {
+        // Merged (a revision too large for a response of its own, without fragment, is
+        // sent whole as etcd does).
+        if (!w->pending_listed) {
+          w->pending_listed = true;
+          pending.push_back(w);
+        }
+        AppendEventFields(evs, w->prev_kv, &w->pending);
+        w->stream->pending_bytes += size;
+        events_sent += evs.size();
+        w->next_rev = g.revision + 1;
+        w->progress_idle = false;
+        return true;
+      }
+    }
     std::vector<std::string> out;
     EncodeEventResponses(Header(g.revision), w->id, evs, w->prev_kv, w->fragment,
                          options.max_response_bytes, &out);
@@ -262,7 +343,7 @@ struct WatchHub::Impl {
     }
     for (Watcher* w : touched) {
       if (w->state != WatcherState::kSynced) continue;
-      DeliverRevision(w, g, &w->hits);
+      DeliverRevision(w, g, &w->hits, /*merge=*/true);
     }
   }
 
@@ -324,23 +405,28 @@ struct WatchHub::Impl {
       known_rev = std::max(known_rev, rev);
       AddRecent(std::move(g));
     }
+    SendAllPending();
+    if (!progress_waiting.empty()) {
+      std::vector<Stream*> waiting(progress_waiting.begin(), progress_waiting.end());
+      for (Stream* s : waiting) MaybeSendDeferredProgress(s);
+    }
   }
 
   // ---- creates, in order per stream ----
   void RunOps(Stream* s) {
     while (!s->closed && !s->ops.empty() && ready) {
       std::shared_ptr<PendingOp> op = s->ops.front();
-      if (op->kind == PendingOp::Kind::kCreate && !op->probed) return;
+      if (op->kind != PendingOp::Kind::kCancel && !op->probed) return;
       s->ops.pop_front();
       switch (op->kind) {
         case PendingOp::Kind::kCreate: DoCreate(s, *op); break;
         case PendingOp::Kind::kCancel: DoCancel(s, op->cancel_id); break;
         case PendingOp::Kind::kProgress:
-          if (s->unsynced == 0) {
-            SendProgressAll(s);
-          } else {
-            s->progress_deferred = true;
-          }
+          s->progress_deferred = true;
+          s->progress_target = std::max(s->progress_target,
+                                        op->probe_status.ok() ? op->probe_rev : rev);
+          progress_waiting.insert(s);
+          MaybeSendDeferredProgress(s);
           break;
       }
     }
@@ -415,10 +501,7 @@ struct WatchHub::Impl {
     index.Remove(w, w->key, w->range_end);
     if (w->progress_notify && --s->progress_watchers == 0) progress_streams.erase(s);
     s->watchers.erase(it);
-    if (s->unsynced == 0 && s->progress_deferred) {
-      s->progress_deferred = false;
-      SendProgressAll(s);
-    }
+    MaybeSendDeferredProgress(s);
   }
 
   void DoCancel(Stream* s, int64_t id) {
@@ -630,6 +713,7 @@ void WatchHub::CloseStream(const std::shared_ptr<Stream>& s) {
   s->ops.clear();
   impl_->streams.erase(s.get());
   impl_->progress_streams.erase(s.get());
+  impl_->progress_waiting.erase(s.get());
   auto& d = impl_->dirty;
   d.erase(std::remove(d.begin(), d.end(), s.get()), d.end());
   impl_->weak_of.erase(s.get());
@@ -639,6 +723,12 @@ void WatchHub::Create(const std::shared_ptr<Stream>& s, const etcdserverpb::Watc
   auto op = std::make_shared<PendingOp>();
   op->kind = PendingOp::Kind::kCreate;
   op->create = std::make_shared<etcdserverpb::WatchCreateRequest>(req);
+  QueueProbedOp(s, std::move(op));
+}
+
+// Creates and progress requests need stored's current revision: the op waits in the
+// stream's queue (which keeps request order) until the probe answers.
+void WatchHub::QueueProbedOp(const std::shared_ptr<Stream>& s, std::shared_ptr<PendingOp> op) {
   {
     std::lock_guard lock(impl_->mu);
     if (s->closed) return;
@@ -671,11 +761,7 @@ void WatchHub::Cancel(const std::shared_ptr<Stream>& s, int64_t watch_id) {
 void WatchHub::RequestProgress(const std::shared_ptr<Stream>& s) {
   auto op = std::make_shared<PendingOp>();
   op->kind = PendingOp::Kind::kProgress;
-  std::lock_guard lock(impl_->mu);
-  if (s->closed) return;
-  s->ops.push_back(op);
-  impl_->RunOps(s.get());
-  impl_->FlushDirty();
+  QueueProbedOp(s, std::move(op));
 }
 
 void WatchHub::OnSinkDrained(const std::shared_ptr<Stream>& s) {

@@ -34,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -52,6 +53,13 @@ class WatchSink {
  public:
   virtual ~WatchSink() = default;
   virtual size_t Send(std::string response) = 0;
+  // An event response of `watch_id`: `header` (ResponseHeader bytes) and `events` (its
+  // `events` fields, whole revisions in order, no fragment). A sink whose earlier event
+  // response of the same watcher is still unsent, with nothing sent to the stream after it
+  // but other watchers' event responses, may append `events` to it and keep the later
+  // header (etcd batches a busy watcher's revisions the same way). The default sends the
+  // response on its own.
+  virtual size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events);
   virtual size_t QueuedBytes() const = 0;
   // Starts writing what Send queued. The hub calls it once per stream after a burst (all
   // the revisions of a drain of the events ring), so that a stream's responses leave in
@@ -136,7 +144,9 @@ class WatchHub {
   Stats stats() const;
 
  private:
+  struct PendingOp;
   void ProbeStart();
+  void QueueProbedOp(const std::shared_ptr<Stream>& stream, std::shared_ptr<PendingOp> op);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "etcd/mvccpb/kv.pb.h"
 #include "frontend/watch_hub.h"
 #include "frontend/watch_key_index.h"
+#include "frontend/watch_range_index.h"
 #include "frontend/watch_response.h"
 #include "frontend/watch_service.h"
 #include "rusd/internal.pb.h"
@@ -79,6 +81,66 @@ TEST(WatchKeyIndex, ManyUnrelatedWatchersDoNotMatch) {
   for (int i = 0; i < 10000; ++i) idx.Add(&ws[i], keys[i], "");
   EXPECT_EQ(Matches(idx, "key/77"), (std::set<int>{77}));
   EXPECT_EQ(Matches(idx, "other"), (std::set<int>{}));
+}
+
+// The interval tree against a linear scan: random ranges over a small alphabet (many
+// overlaps and shared endpoints), lookups after adds and after removes.
+TEST(WatchRangeIndex, MatchesWhatALinearScanMatches) {
+  std::mt19937 rng(7);
+  auto key = [&] {
+    std::string k;
+    const int n = 1 + static_cast<int>(rng() % 3);
+    for (int i = 0; i < n; ++i) k.push_back(static_cast<char>('a' + rng() % 6));
+    return k;
+  };
+  struct R {
+    W w;
+    std::string b, e;
+  };
+  std::vector<R> rs(400);
+  WatchRangeIndex<W> idx;
+  for (int i = 0; i < 400; ++i) {
+    rs[i].w.id = i;
+    do {
+      rs[i].b = key();
+      rs[i].e = key();
+    } while (rs[i].b >= rs[i].e);
+    idx.Add(&rs[i].w, rs[i].b, rs[i].e);
+  }
+  std::vector<bool> live(400, true);
+  auto check = [&] {
+    for (int q = 0; q < 300; ++q) {
+      const std::string k = key();
+      std::multiset<int> got, want;
+      idx.Match(k, [&](W* w) { got.insert(w->id); });
+      for (int i = 0; i < 400; ++i) {
+        if (live[i] && k >= rs[i].b && k < rs[i].e) want.insert(i);
+      }
+      ASSERT_EQ(got, want) << "key " << k;
+    }
+  };
+  check();
+  for (int i = 0; i < 400; i += 3) {
+    EXPECT_TRUE(idx.Remove(&rs[i].w));
+    live[i] = false;
+  }
+  check();
+  EXPECT_EQ(idx.size(), 400u - 134u);
+}
+
+TEST(WatchKeyIndex, ManyUnrelatedRangesDoNotMatch) {
+  WatchKeyIndex<W> idx;
+  std::vector<W> ws(10000);
+  char buf[16];
+  for (int i = 0; i < 10000; ++i) {
+    ws[i].id = i;
+    snprintf(buf, sizeof buf, "r/%05d", i);
+    std::string b = buf;
+    idx.Add(&ws[i], b, b + "z");  // [r/i, r/iz): neither a key nor a prefix
+  }
+  EXPECT_EQ(Matches(idx, "r/00077x"), (std::set<int>{77}));
+  EXPECT_EQ(Matches(idx, "r/00077z"), (std::set<int>{}));
+  EXPECT_EQ(Matches(idx, "q"), (std::set<int>{}));
 }
 
 // ---- WatchResponse encoding ----
@@ -447,6 +509,114 @@ TEST_F(WatchHubTest, DuplicateIdEmptyRangeCancelAndProgress) {
   EXPECT_EQ(sink.got[5].watch_id(), -1);
   EXPECT_EQ(sink.got[5].events_size(), 0);
   EXPECT_FALSE(sink.got[5].created());
+  hub.CloseStream(s);
+}
+
+// Several revisions applied together (one EventBatch): one response per watcher carrying all
+// of its events in revision order, the header at the batch's last revision; a txn is never
+// split, and a merged response stays below the response limit by splitting between revisions.
+TEST_F(WatchHubTest, ABatchOfRevisionsIsOneResponsePerWatcher) {
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("m/", "m0"));  // id 0: prefix
+  hub.Create(s, Req("m/2"));       // id 1: one key
+  ASSERT_EQ(sink.got.size(), 2u);
+  auto batch = std::make_shared<internal::EventBatch>();
+  for (const auto& keys : std::vector<std::vector<std::string>>{
+           {"m/1"}, {"m/2", "m/3"}, {"x"}, {"m/2"}}) {
+    auto b = store.Put(keys);
+    for (const auto& e : b->events()) *batch->add_events() = e;
+    batch->set_revision(b->revision());
+  }
+  hub.OnEventBatch(batch);  // revisions 2..5
+  ASSERT_EQ(sink.got.size(), 4u);
+  EXPECT_EQ(sink.got[2].watch_id(), 0);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3, 3, 5}));
+  EXPECT_EQ(sink.got[2].header().revision(), 5);
+  EXPECT_EQ(sink.got[3].watch_id(), 1);
+  EXPECT_EQ(sink.Revisions(1), (std::vector<int64_t>{3, 5}));
+  EXPECT_EQ(sink.got[3].header().revision(), 5);
+  EXPECT_EQ(hub.stats().events_sent, 6u);
+  hub.CloseStream(s);
+}
+
+TEST(WatchHubLimits, MergedResponsesSplitBetweenRevisionsBelowTheLimit) {
+  FakeStore store;
+  WatchHubOptions o;
+  o.max_response_bytes = 300;
+  WatchHub hub(store, o);
+  hub.Start();
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("k/", "k0"));
+  auto batch = std::make_shared<internal::EventBatch>();
+  for (int i = 0; i < 10; ++i) {
+    // A txn of three 40-byte values per revision: ~170 bytes of events per revision.
+    std::vector<std::string> keys = {"k/a", "k/b", "k/c"};
+    auto b = store.Put(keys);
+    for (auto e : b->events()) {
+      e.mutable_kv()->set_value(std::string(40, 'v'));
+      *batch->add_events() = e;
+    }
+    batch->set_revision(b->revision());
+  }
+  hub.OnEventBatch(batch);
+  ASSERT_GT(sink.got.size(), 2u);  // created + several event responses
+  std::vector<int64_t> all;
+  for (size_t i = 1; i < sink.got.size(); ++i) {
+    const auto& r = sink.got[i];
+    EXPECT_LT(r.ByteSizeLong(), 300u);
+    ASSERT_EQ(r.events_size() % 3, 0);  // whole txns only
+    for (const auto& e : r.events()) all.push_back(e.kv().mod_revision());
+  }
+  std::vector<int64_t> want;
+  for (int64_t r = 2; r <= 11; ++r) want.insert(want.end(), 3, r);
+  EXPECT_EQ(all, want);
+  hub.CloseStream(s);
+}
+
+// etcd answers RequestProgress with the store's current revision, all events up to it
+// delivered first: a revision stored applied but whose events are still on the ring holds
+// the answer back until the hub delivered it.
+TEST_F(WatchHubTest, RequestProgressCarriesStoredsRevisionOnceDelivered) {
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("a"));
+  auto b2 = store.Put({"a"});  // applied by stored (revision 2), not yet seen by the hub
+  hub.RequestProgress(s);
+  ASSERT_EQ(sink.got.size(), 1u);  // created only
+  hub.OnEventBatch(b2);
+  ASSERT_EQ(sink.got.size(), 3u);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2}));
+  EXPECT_EQ(sink.got[2].watch_id(), -1);
+  EXPECT_EQ(sink.got[2].header().revision(), 2);
+  hub.RequestProgress(s);  // nothing outstanding: answered at once
+  ASSERT_EQ(sink.got.size(), 4u);
+  EXPECT_EQ(sink.got[3].header().revision(), 2);
+  hub.CloseStream(s);
+}
+
+// A txn's events stay in one response on the way from history too: chunks end between
+// revisions (3 events per chunk here, a txn of 5) and the hub never splits one.
+TEST_F(WatchHubTest, CatchUpNeverSplitsATxn) {
+  store.Put({"t/1"});
+  store.Put({"t/1", "t/2", "t/3", "t/4", "t/5"});  // revision 3: one txn
+  store.Put({"t/2"});
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("t/", "t0", 2));
+  Settle(hub);
+  int with_txn = 0;
+  for (const auto& r : sink.got) {
+    int txn = 0;
+    for (const auto& e : r.events()) txn += e.kv().mod_revision() == 3;
+    if (txn > 0) {
+      ++with_txn;
+      EXPECT_EQ(txn, 5);
+    }
+  }
+  EXPECT_EQ(with_txn, 1);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3, 3, 3, 3, 3, 4}));
   hub.CloseStream(s);
 }
 

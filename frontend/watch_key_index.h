@@ -7,9 +7,8 @@
 //   - prefix            -> hash map prefix -> watchers, probed only at the prefix lengths
 //     (range_end == PrefixEnd(key))  some prefix watcher uses           (≤ distinct lengths)
 //   - from key (>= key) -> ordered map by key: every entry <= the changed key matches
-//   - any other range   -> a list scanned in full (etcd clients produce prefixes and
-//                          single keys; an arbitrary range is rare)
-// So matching a key costs O(distinct prefix lengths + matches + arbitrary ranges).
+//   - any other range   -> an interval tree (watch_range_index.h)
+// So matching a key costs O(distinct prefix lengths + log(arbitrary ranges) + matches).
 //
 // Not thread-safe: the owner (the watch hub) serializes access. T is the watcher type; the
 // index stores pointers and never owns them.
@@ -22,6 +21,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "frontend/watch_range_index.h"
 
 namespace rusd::frontend {
 
@@ -52,7 +53,6 @@ class WatchKeyIndex {
   // Files `w` under [key, range_end) in etcd's conventions (range_end already normalized:
   // empty = single key, "\0" = from key).
   void Add(T* w, const std::string& key, const std::string& range_end) {
-    Entry e{w, key, range_end};
     switch (ShapeOf(key, range_end)) {
       case Shape::kSingle: exact_[key].push_back(w); break;
       case Shape::kPrefix:
@@ -60,7 +60,7 @@ class WatchKeyIndex {
         ++prefix_lengths_[key.size()];
         break;
       case Shape::kFrom: from_.emplace(key, w); break;
-      case Shape::kRange: ranges_.push_back(std::move(e)); break;
+      case Shape::kRange: ranges_.Add(w, key, range_end); break;
     }
     ++size_;
   }
@@ -84,15 +84,7 @@ class WatchKeyIndex {
         }
         break;
       }
-      case Shape::kRange:
-        for (size_t i = 0; i < ranges_.size(); ++i) {
-          if (ranges_[i].w == w) {
-            ranges_[i] = std::move(ranges_.back());
-            ranges_.pop_back();
-            break;
-          }
-        }
-        break;
+      case Shape::kRange: ranges_.Remove(w); break;
     }
     --size_;
   }
@@ -116,20 +108,13 @@ class WatchKeyIndex {
     for (auto it = from_.begin(); it != from_.end() && std::string_view(it->first) <= key; ++it) {
       fn(it->second);
     }
-    for (const Entry& e : ranges_) {
-      if (key >= std::string_view(e.key) && key < std::string_view(e.end)) fn(e.w);
-    }
+    ranges_.Match(key, fn);
   }
 
   size_t size() const { return size_; }
 
  private:
   enum class Shape { kSingle, kPrefix, kFrom, kRange };
-  struct Entry {
-    T* w;
-    std::string key;
-    std::string end;
-  };
 
   static Shape ShapeOf(const std::string& key, const std::string& range_end) {
     if (range_end.empty()) return Shape::kSingle;
@@ -161,7 +146,7 @@ class WatchKeyIndex {
   Map prefix_;
   std::map<size_t, size_t> prefix_lengths_;  // prefix length -> watchers using it
   std::multimap<std::string, T*> from_;
-  std::vector<Entry> ranges_;
+  WatchRangeIndex<T> ranges_;
   size_t size_ = 0;
 };
 

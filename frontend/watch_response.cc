@@ -124,6 +124,29 @@ void EncodeEventResponses(std::string_view header, int64_t watch_id,
   }
 }
 
+size_t EventFieldsSize(std::span<const EncodedEvent* const> events, bool with_prev_kv) {
+  size_t total = 0;
+  for (const EncodedEvent* e : events) total += EventFieldSize(*e, with_prev_kv);
+  return total;
+}
+
+void AppendEventFields(std::span<const EncodedEvent* const> events, bool with_prev_kv,
+                       std::string* body) {
+  for (const EncodedEvent* e : events) AppendEvent(body, *e, with_prev_kv);
+}
+
+std::string EncodeEventsResponse(std::string_view header, int64_t watch_id,
+                                 std::string_view body) {
+  std::string r = Begin(header, watch_id, false, body.size());
+  r.append(body);
+  return r;
+}
+
+size_t ResponseOverhead(std::string_view header, int64_t watch_id) {
+  return 1 + VarintSize(header.size()) + header.size() +
+         (watch_id != 0 ? 1 + VarintSize(static_cast<uint64_t>(watch_id)) : 0) + 2;
+}
+
 std::string EncodeControlResponse(std::string_view header, const ControlResponse& r) {
   etcdserverpb::WatchResponse w;
   w.mutable_header()->ParseFromArray(header.data(), static_cast<int>(header.size()));

@@ -42,6 +42,17 @@ void EncodeEventResponses(std::string_view header, int64_t watch_id,
                           std::span<const EncodedEvent* const> events, bool with_prev_kv,
                           bool fragment, size_t max_bytes, std::vector<std::string>* out);
 
+// The merged path (WatchHub: one response per watcher per batch of revisions): the
+// `events` fields of a response, appended to `body`, and a response made of a header, a
+// watch id and such a body. EventFieldsSize is what AppendEventFields would append.
+size_t EventFieldsSize(std::span<const EncodedEvent* const> events, bool with_prev_kv);
+void AppendEventFields(std::span<const EncodedEvent* const> events, bool with_prev_kv,
+                       std::string* body);
+std::string EncodeEventsResponse(std::string_view header, int64_t watch_id,
+                                 std::string_view body);
+// The bytes a response adds around its events (header field, watch id, fragment flag).
+size_t ResponseOverhead(std::string_view header, int64_t watch_id);
+
 // Control responses.
 struct ControlResponse {
   int64_t watch_id = 0;

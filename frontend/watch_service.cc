@@ -4,13 +4,19 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <unordered_set>
 #include <deque>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "frontend/ring_client.h"
+#include "frontend/watch_response.h"
 #include "ipc/ring.h"
 #include "ipc/metrics_area.h"
 #include "ipc/segment.h"
@@ -44,15 +50,69 @@ bool ParseRequest(const grpc::ByteBuffer& buf, etcdserverpb::WatchRequest* req) 
   return req->ParseFromString(flat);
 }
 
+class WatchReactor;
+
+// etcd's WithRequireLeader (client metadata "hasleader" = "true"; etcd's stream interceptor
+// and monitorLeader): such a stream opened while the node knows no leader is refused, and
+// open ones end once the node has known none at 3 checks in a row, one per election
+// timeout (maxNoLeaderCnt), both with Unavailable "etcdserver: no leader".
+class LeaderWatch {
+ public:
+  LeaderWatch(std::function<bool()> has_leader, std::chrono::milliseconds election_timeout)
+      : has_leader_(std::move(has_leader)), interval_(election_timeout) {
+    if (has_leader_) thread_ = std::thread([this] { Run(); });
+  }
+  ~LeaderWatch() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool HasLeader() const { return !has_leader_ || has_leader_(); }
+  void Register(WatchReactor* r) {
+    std::lock_guard lock(mu_);
+    streams_.insert(r);
+  }
+  void Unregister(WatchReactor* r) {
+    std::lock_guard lock(mu_);
+    streams_.erase(r);
+  }
+
+ private:
+  void Run();
+
+  const std::function<bool()> has_leader_;
+  const std::chrono::milliseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;                        // guarded by mu_
+  std::unordered_set<WatchReactor*> streams_;  // guarded by mu_
+  std::thread thread_;
+};
+
+constexpr int kMaxNoLeaderChecks = 3;  // etcd's maxNoLeaderCnt
+constexpr char kNoLeader[] = "etcdserver: no leader";
+
 // One Watch stream: reads requests and hands them to the hub; writes the hub's responses
-// in order. Deletes itself in OnDone.
+// in order. Deletes itself when OnDone ran and nobody else holds a reference (LeaderWatch
+// takes one while it closes the stream from its own thread).
 class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                            public WatchSink {
  public:
-  WatchReactor(WatchHub& hub, size_t drained_below) : hub_(hub), drained_below_(drained_below) {
+  WatchReactor(WatchHub& hub, size_t drained_below, LeaderWatch* leader_watch)
+      : hub_(hub), drained_below_(drained_below), leader_watch_(leader_watch) {
     stream_ = hub_.OpenStream(this);
+    if (leader_watch_ != nullptr) leader_watch_->Register(this);
     StartRead(&in_);
   }
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  void CloseNoLeader() { Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, kNoLeader)); }
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // half-close or cancel; etcd keeps the stream until the client leaves
@@ -87,6 +147,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
       in_flight_bytes_ = 0;
       if (!ok) {
         failed_ = true;
+        front_seq_ += queue_.size();
         queue_.clear();
         queued_bytes_ = 0;
       }
@@ -107,17 +168,37 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   void OnCancel() override { Close(grpc::Status(grpc::StatusCode::CANCELLED, "context canceled")); }
 
   void OnDone() override {
+    if (leader_watch_ != nullptr) leader_watch_->Unregister(this);
     hub_.CloseStream(stream_);
-    delete this;
+    Unref();
   }
 
   // WatchSink (called under the hub's lock).
   size_t Send(std::string response) override {
     std::lock_guard lock(mu_);
     if (failed_ || finishing_) return queued_bytes_;
-    queued_bytes_ += response.size();
-    if (queued_bytes_ >= drained_below_) was_above_ = true;
-    queue_.push_back(std::move(response));
+    // Anything but an event response is a barrier: nothing queued before it may take
+    // events that come after it (a progress notification promises what was delivered).
+    mergeable_.clear();
+    Push(Out{true, 0, std::string(), std::move(response)});
+    return queued_bytes_;
+  }
+  size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events) override {
+    std::lock_guard lock(mu_);
+    if (failed_ || finishing_) return queued_bytes_;
+    auto it = mergeable_.find(watch_id);
+    if (it != mergeable_.end() && it->second >= front_seq_) {
+      Out& o = queue_[static_cast<size_t>(it->second - front_seq_)];
+      if (o.body.size() + events.size() <= kMaxMergedBytes) {
+        o.header.assign(header);
+        o.body.append(events);
+        o.bytes += events.size();
+        Account(events.size());
+        return queued_bytes_;
+      }
+    }
+    mergeable_[watch_id] = front_seq_ + queue_.size();
+    Push(Out{false, watch_id, std::string(header), std::move(events)});
     return queued_bytes_;
   }
   void Flush() override {
@@ -130,11 +211,37 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   }
 
  private:
+  // A queued response: `body` alone (control responses, fragments), or an event response
+  // of `watch_id` still open to merging, encoded when written.
+  struct Out {
+    bool raw = true;
+    int64_t watch_id = 0;
+    std::string header;
+    std::string body;
+    size_t bytes = 0;  // what it counts in queued_bytes_
+  };
+  // A merged response stops growing here (well below any response limit: max-request-bytes
+  // + 512 KiB), so one busy watcher cannot build a huge message.
+  static constexpr size_t kMaxMergedBytes = 64 << 10;
+
+  void Account(size_t bytes) {
+    queued_bytes_ += bytes;
+    if (queued_bytes_ >= drained_below_) was_above_ = true;
+  }
+  void Push(Out o) {
+    o.bytes = o.body.size() + o.header.size();
+    Account(o.bytes);
+    queue_.push_back(std::move(o));
+  }
+
   void WriteNextLocked() {
     if (writing_ || queue_.empty()) return;
-    std::string next = std::move(queue_.front());
+    Out o = std::move(queue_.front());
     queue_.pop_front();
-    in_flight_bytes_ = next.size();
+    ++front_seq_;
+    in_flight_bytes_ = o.bytes;
+    std::string next = o.raw ? std::move(o.body)
+                           : EncodeEventsResponse(o.header, o.watch_id, o.body);
     out_ = ToByteBuffer(std::move(next));
     writing_ = true;
     // More responses queued behind this one: let gRPC buffer it and send them together
@@ -151,6 +258,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     if (finishing_) return;
     finishing_ = true;
     finish_status_ = std::move(status);
+    front_seq_ += queue_.size();
     queue_.clear();
     if (!writing_ && !finished_) {
       finished_ = true;
@@ -160,11 +268,17 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 
   WatchHub& hub_;
   const size_t drained_below_;
+  LeaderWatch* const leader_watch_;  // null unless the client requires a leader
+  std::atomic<int> refs_{1};         // gRPC's, released in OnDone
   std::shared_ptr<WatchHub::Stream> stream_;
   grpc::ByteBuffer in_;
 
   mutable std::mutex mu_;
-  std::deque<std::string> queue_;  // guarded by mu_
+  std::deque<Out> queue_;          // guarded by mu_
+  uint64_t front_seq_ = 0;         // sequence number of queue_.front()
+  // Watch id -> sequence number of its last queued event response, while nothing but
+  // event responses was queued after it.
+  std::unordered_map<int64_t, uint64_t> mergeable_;
   grpc::ByteBuffer out_;           // the write in flight
   size_t queued_bytes_ = 0;        // queue + the write in flight
   size_t in_flight_bytes_ = 0;
@@ -176,19 +290,57 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   grpc::Status finish_status_;
 };
 
+void LeaderWatch::Run() {
+  int without_leader = 0;
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, interval_, [&] { return stop_; })) {
+    without_leader = has_leader_() ? 0 : without_leader + 1;
+    if (without_leader < kMaxNoLeaderChecks || streams_.empty()) continue;
+    std::vector<WatchReactor*> closing(streams_.begin(), streams_.end());
+    streams_.clear();
+    for (WatchReactor* r : closing) r->Ref();  // OnDone may run meanwhile: keep them alive
+    lock.unlock();
+    for (WatchReactor* r : closing) {
+      r->CloseNoLeader();
+      r->Unref();
+    }
+    lock.lock();
+  }
+}
+
+// A stream refused before it started (WithRequireLeader on a node with no leader).
+class RefusedReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit RefusedReactor(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+bool RequiresLeader(const grpc::CallbackServerContext* ctx) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("hasleader");
+  return it != md.end() && it->second == "true";
+}
+
 class WatchService final
     : public etcdserverpb::Watch::WithRawCallbackMethod_Watch<etcdserverpb::Watch::Service> {
  public:
-  WatchService(WatchHub& hub, size_t drained_below) : hub_(hub), drained_below_(drained_below) {}
+  WatchService(WatchHub& hub, size_t drained_below, std::function<bool()> has_leader,
+               std::chrono::milliseconds election_timeout)
+      : hub_(hub), drained_below_(drained_below), leader_watch_(std::move(has_leader), election_timeout) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(
-      grpc::CallbackServerContext*) override {
-    return new WatchReactor(hub_, drained_below_);
+      grpc::CallbackServerContext* ctx) override {
+    if (!RequiresLeader(ctx)) return new WatchReactor(hub_, drained_below_, nullptr);
+    if (!leader_watch_.HasLeader()) {
+      return new RefusedReactor(grpc::Status(grpc::StatusCode::UNAVAILABLE, kNoLeader));
+    }
+    return new WatchReactor(hub_, drained_below_, &leader_watch_);
   }
 
  private:
   WatchHub& hub_;
   const size_t drained_below_;
+  LeaderWatch leader_watch_;
 };
 
 class RingWatchStore final : public WatchStore {
@@ -231,9 +383,12 @@ class RingWatchStore final : public WatchStore {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes) {
+std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes,
+                                                std::function<bool()> has_leader,
+                                                std::chrono::milliseconds election_timeout) {
   // Below a quarter of the limit, a stream's paused watchers may resume (WatchHub).
-  return std::make_unique<WatchService>(hub, max_queued_bytes / 4);
+  return std::make_unique<WatchService>(hub, max_queued_bytes / 4, std::move(has_leader),
+                                        election_timeout);
 }
 
 std::unique_ptr<WatchStore> MakeRingWatchStore(RingClient& ring) {

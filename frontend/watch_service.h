@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <thread>
@@ -32,8 +33,12 @@ namespace rusd::frontend {
 
 class RingClient;
 
-// `max_queued_bytes`: the hub's WatchHubOptions::max_queued_bytes.
-std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes);
+// `max_queued_bytes`: the hub's WatchHubOptions::max_queued_bytes. `has_leader` (whether
+// raftd reports a leader; empty = always) serves etcd's WithRequireLeader, checked once per
+// `election_timeout`.
+std::unique_ptr<grpc::Service> MakeWatchService(
+    WatchHub& hub, size_t max_queued_bytes, std::function<bool()> has_leader = {},
+    std::chrono::milliseconds election_timeout = std::chrono::milliseconds(1000));
 
 // The hub's WatchStore on the rings: revision probes as serializable one-key reads,
 // history chunks as kWatchHistoryRead.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -770,4 +771,191 @@ func TestWatchStalledClientLosesNothingAndDelaysNobody(t *testing.T) {
 			next++
 		}
 	}
+}
+
+// etcd's WithRequireLeader (metadata "hasleader"): a watch on a node that lost its leader
+// ends with "etcdserver: no leader" (etcd: after 3 election timeouts without one), and a
+// new such watch on that node is refused the same way.
+func TestWatchRequireLeaderEndsWhenTheNodeLosesItsLeader(t *testing.T) {
+	c := harness.StartCluster(t, 3, harness.ClusterOptions{})
+	leader := c.WaitLeader(15 * time.Second)
+	var node *harness.Server
+	for _, n := range c.Nodes {
+		if n != leader {
+			node = n
+			break
+		}
+	}
+	cli := c.Client(node)
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+	defer cancel()
+	wch := cli.Watch(ctx, "rl/key", clientv3.WithCreatedNotify())
+	select {
+	case r := <-wch:
+		if !r.Created {
+			t.Fatalf("first response is not created: %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch not created")
+	}
+	mustPut(t, cli, "rl/key", "v1")
+	select {
+	case r := <-wch:
+		if len(r.Events) != 1 {
+			t.Fatalf("want the put's event, got %+v", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+	for _, n := range c.Nodes {
+		if n != node {
+			n.Kill()
+		}
+	}
+	waitNoLeader := func(wch clientv3.WatchChan, what string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case r, ok := <-wch:
+				if !ok {
+					t.Fatalf("%s: channel closed without an error", what)
+				}
+				if err := r.Err(); err != nil {
+					if rpctypes.ErrorDesc(err) != "etcdserver: no leader" {
+						t.Fatalf("%s: error %v, want etcdserver: no leader", what, err)
+					}
+					return
+				}
+			case <-deadline:
+				t.Fatalf("%s: still open 30 s after the node lost its quorum", what)
+			}
+		}
+	}
+	start := time.Now()
+	waitNoLeader(wch, "open watch")
+	t.Logf("open watch ended %v after the kills", time.Since(start))
+	ctx2, cancel2 := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+	defer cancel2()
+	waitNoLeader(cli.Watch(ctx2, "rl/other"), "new watch")
+}
+
+// Many revisions reach one stream with several watchers while its reader is slow (rusd
+// then merges a watcher's queued responses, etcd batches a blocked watcher's revisions):
+// every watcher still gets each of its events once, in revision order, a txn's events in
+// one response, and each response's header at or above its events.
+func TestWatchBusyStreamKeepsOrderAndTxnsWhole(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	ws := rawWatch(t, s.Client())
+	creates := []*pb.WatchCreateRequest{
+		{Key: []byte("busy/"), RangeEnd: []byte("busy0")},
+		{Key: []byte("busy/a")},
+		{Key: []byte("busy/b"), PrevKv: true},
+	}
+	var ids []int64
+	for _, c := range creates {
+		ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: c}})
+		r := rawRecv(t, ws)
+		if !r.Created {
+			t.Fatalf("created: %v", r)
+		}
+		ids = append(ids, r.WatchId)
+	}
+	// 4 writers, 75 revisions each: a put of busy/a, busy/b or busy/c, or a txn of
+	// busy/a and busy/b (one revision).
+	type ev struct {
+		rev int64
+		key string
+	}
+	var mu sync.Mutex
+	want := map[int64][]ev{}
+	add := func(rev int64, keys ...string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range keys {
+			want[ids[0]] = append(want[ids[0]], ev{rev, k})
+			if k == "busy/a" {
+				want[ids[1]] = append(want[ids[1]], ev{rev, k})
+			}
+			if k == "busy/b" {
+				want[ids[2]] = append(want[ids[2]], ev{rev, k})
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 75; i++ {
+				v := fmt.Sprintf("%d-%d", g, i)
+				switch i % 4 {
+				case 0:
+					r, err := cli.Txn(ctx10s(t)).Then(clientv3.OpPut("busy/a", v), clientv3.OpPut("busy/b", v)).Commit()
+					if err != nil {
+						t.Errorf("txn: %v", err)
+						return
+					}
+					add(r.Header.Revision, "busy/a", "busy/b")
+				default:
+					k := []string{"", "busy/a", "busy/b", "busy/c"}[i%4]
+					r, err := cli.Put(ctx10s(t), k, v)
+					if err != nil {
+						t.Errorf("put: %v", err)
+						return
+					}
+					add(r.Header.Revision, k)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	for id := range want {
+		sort.SliceStable(want[id], func(i, j int) bool { return want[id][i].rev < want[id][j].rev })
+	}
+	got := map[int64][]ev{}
+	total := 0
+	for id := range want {
+		total += len(want[id])
+	}
+	responses := 0
+	for n := 0; n < total; {
+		r := rawRecv(t, ws)
+		responses++
+		byRev := map[int64]int{}
+		for _, e := range r.Events {
+			if e.Kv.ModRevision > r.Header.Revision {
+				t.Fatalf("watch %d: event at %d in a response with header revision %d", r.WatchId,
+					e.Kv.ModRevision, r.Header.Revision)
+			}
+			got[r.WatchId] = append(got[r.WatchId], ev{e.Kv.ModRevision, string(e.Kv.Key)})
+			byRev[e.Kv.ModRevision]++
+			n++
+		}
+		// A txn's events for this watcher all in this response.
+		for rev, cnt := range byRev {
+			need := 0
+			for _, w := range want[r.WatchId] {
+				if w.rev == rev {
+					need++
+				}
+			}
+			if cnt != need {
+				t.Fatalf("watch %d: %d of revision %d's %d events in one response", r.WatchId, cnt, rev, need)
+			}
+		}
+	}
+	for id, w := range want {
+		g := got[id]
+		if len(g) != len(w) {
+			t.Fatalf("watch %d: %d events, want %d", id, len(g), len(w))
+		}
+		for i := range w {
+			if g[i] != w[i] {
+				t.Fatalf("watch %d: event %d is %v, want %v", id, i, g[i], w[i])
+			}
+		}
+	}
+	t.Logf("%d events in %d responses", total, responses)
 }
