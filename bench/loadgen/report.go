@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	"time"
 	"sort"
 	"strings"
+	"time"
 )
 
 // writeReport prints the comparison of `cand` against `base` for every figure both have.
