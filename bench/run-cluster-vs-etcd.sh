@@ -18,7 +18,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+bench_name=run-cluster-vs-etcd
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 duration=3s
 warmup=300ms
@@ -26,10 +28,6 @@ rounds=2
 kills=20
 matrix=1
 election_ms=1000  # etcd's default --election-timeout, which both clusters run with
-rusd_bin="${RUSD_BIN:-}"
-etcd_bin="${ETCD_BIN:-etcd}"
-results_dir=""
-keep=0
 
 usage() {
   cat <<USAGE
@@ -39,11 +37,8 @@ usage: $0 [options]
   --rounds N       matrix rounds; the table shows medians (default $rounds)
   --kills N        leader kills per cluster (default $kills; 0: none)
   --no-matrix      skip the request matrix
-  --rusd PATH      rusd binary (default build/bin/rusd)
-  --etcd PATH      etcd 3.4 binary (default etcd on PATH)
-  --results DIR    also write results.jsonl, report.txt and server logs to DIR
-  --keep           keep the temp dir
 USAGE
+  common_usage
 }
 
 while [[ $# -gt 0 ]]; do
@@ -53,31 +48,17 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds="$2"; shift ;;
     --kills) kills="$2"; shift ;;
     --no-matrix) matrix=0 ;;
-    --rusd) rusd_bin="$2"; shift ;;
-    --etcd) etcd_bin="$2"; shift ;;
-    --results) results_dir="$2"; shift ;;
-    --keep) keep=1 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
   shift
 done
 
-bench_name=run-cluster-vs-etcd
-# shellcheck source=bench/lib.sh
-source "$here/lib.sh"
 
-command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
+check_etcd
+check_rusd
 command -v etcdctl >/dev/null || die "etcdctl not found (Debian's etcd-client)"
-etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
-[[ -n "$rusd_bin" ]] || rusd_bin="$repo/build/bin/rusd"
-[[ -x "$rusd_bin" ]] || die "rusd binary not found (build it, or pass --rusd PATH)"
 
-work="$(mktemp -d /tmp/rusd-cluster-bench.XXXXXX)"
-results="$work/results.jsonl"
-: >"$results"
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir rusd-cluster-bench
 
 build_loadgen
 
