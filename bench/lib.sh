@@ -166,6 +166,9 @@ start_member() {
     --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
     --initial-cluster "$cluster" --initial-cluster-state new </dev/null >>"$work/$key.log" 2>&1 &
   pid_of[$key]=$!
+  # Members are SIGKILLed on purpose (failover): out of the job table, bash neither reports
+  # them as "Killed" nor needs a wait; stop_server still finds them by pid.
+  disown "${pid_of[$key]}"
   log "started $key (pid ${pid_of[$key]}) on 127.0.0.1:$cp"
 }
 
