@@ -7,7 +7,13 @@
 #   work         its temp dir (servers' data dirs and logs live there)
 #   etcd_bin, rusd_bin
 # and optionally results (a JSON-lines file), results_dir (copy results and logs there on
-# exit) and keep=1 (keep the temp dir). Then: `trap bench_cleanup EXIT; trap 'exit 130' INT TERM`.
+# exit) and keep=1 (keep the temp dir). Then: `trap bench_cleanup EXIT; trap 'exit 130' INT TERM`
+# (make_workdir does all of that).
+#
+# The options every script takes (--rusd, --etcd, --results, --keep, --help) are parsed here:
+# source this file first, then in the script's own option loop let `common_option "$@"`
+# handle whatever the script does not know (it shifts by common_shift, or stops on an
+# unknown option). After parsing: check_etcd, check_rusd, make_workdir PREFIX.
 #
 # Every server started here is stopped by its pid on any exit: SIGTERM, then SIGKILL after
 # 20 s; for rusd, any component that outlives the supervisor is killed by pid too.
@@ -16,6 +22,70 @@ log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "${bench_name:-bench}" "$*" >&2
 die() { log "FAILED: $*"; exit 1; }
 
 declare -A pid_of=() cport=() pport=() start_ns=()
+rusd_bin="${RUSD_BIN:-}"
+etcd_bin="${ETCD_BIN:-etcd}"
+results_dir=""
+keep=0
+
+# The lines of the usage text for the options common_option handles.
+common_usage() {
+  cat <<USAGE
+  --rusd PATH          rusd supervisor binary (default build/bin/rusd, then build-bench/bin/rusd)
+  --etcd PATH          etcd 3.4 binary (default etcd on PATH)
+  --results DIR        also write results.jsonl, report.txt and server logs to DIR
+  --keep               keep the temp dir (data dirs, logs) instead of deleting it
+USAGE
+}
+
+# common_option ARGS...: parses the option in $1 (with its value in $2) if it is one every
+# script takes, and sets common_shift to the number of words it used; anything else is an
+# unknown option: the script's usage, exit 2. -h/--help: usage, exit 0.
+# (One word too few after --rusd and the like ends the script with bash's own message.)
+common_option() {
+  common_shift=2
+  case "$1" in
+    --rusd) rusd_bin="${2:?--rusd needs a path}" ;;
+    --etcd) etcd_bin="${2:?--etcd needs a path}" ;;
+    --results) results_dir="${2:?--results needs a directory}" ;;
+    --keep) keep=1; common_shift=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+  esac
+}
+
+# check_etcd: etcd found (sets etcd_version; warns unless 3.4).
+check_etcd() {
+  command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
+  etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
+  [[ "$etcd_version" == *"3.4."* ]] || log "warning: expected etcd 3.4, got: $etcd_version"
+}
+
+# check_rusd: rusd (default build/bin/rusd of this repository, then build-bench/bin/rusd)
+# with its three components beside it.
+check_rusd() {
+  if [[ -z "$rusd_bin" ]]; then
+    local repo_dir b
+    repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    for b in "$repo_dir/build/bin/rusd" "$repo_dir/build-bench/bin/rusd"; do
+      [[ -x "$b" ]] && { rusd_bin="$b"; break; }
+    done
+  fi
+  [[ -x "$rusd_bin" ]] || die "rusd binary not found (build it, or pass --rusd PATH)"
+  local c
+  for c in rusd-frontend rusd-raftd rusd-stored; do
+    [[ -x "$(dirname "$rusd_bin")/$c" ]] || die "$c not found beside $rusd_bin"
+  done
+}
+
+# make_workdir PREFIX: the temp dir (work), an empty results file in it (results), and the
+# traps that stop everything on exit.
+make_workdir() {
+  work="$(mktemp -d "/tmp/$1.XXXXXX")"
+  results="$work/results.jsonl"
+  : >"$results"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
 step_pid=""
 ports_used=" "
 
@@ -96,6 +166,9 @@ start_member() {
     --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
     --initial-cluster "$cluster" --initial-cluster-state new </dev/null >>"$work/$key.log" 2>&1 &
   pid_of[$key]=$!
+  # Members are SIGKILLed on purpose (failover): out of the job table, bash neither reports
+  # them as "Killed" nor needs a wait; stop_server still finds them by pid.
+  disown "${pid_of[$key]}"
   log "started $key (pid ${pid_of[$key]}) on 127.0.0.1:$cp"
 }
 

@@ -15,7 +15,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+bench_name=run-lease-vs-etcd
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 duration=3s
 warmup=300ms
@@ -24,9 +26,6 @@ leases=1000
 streams=1000
 clients=64
 conns=8
-rusd_bin="${RUSD_BIN:-}"
-etcd_bin="${ETCD_BIN:-etcd}"
-results_dir=""
 
 usage() {
   cat <<EOF
@@ -38,10 +37,8 @@ usage: $0 [options]
   --streams N        keep-alive streams (default $streams)
   --clients N        grant+put+revoke clients (default $clients)
   --conns N          connections per server (default $conns)
-  --rusd PATH        rusd binary (default build/bin/rusd)
-  --etcd PATH        etcd 3.4 binary (default etcd on PATH)
-  --results DIR      also write results.jsonl, report.txt and server logs to DIR
 EOF
+  common_usage
 }
 
 while [[ $# -gt 0 ]]; do
@@ -53,29 +50,16 @@ while [[ $# -gt 0 ]]; do
     --streams) streams="$2"; shift ;;
     --clients) clients="$2"; shift ;;
     --conns) conns="$2"; shift ;;
-    --rusd) rusd_bin="$2"; shift ;;
-    --etcd) etcd_bin="$2"; shift ;;
-    --results) results_dir="$2"; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
   shift
 done
 
-bench_name=run-lease-vs-etcd
-# shellcheck source=bench/lib.sh
-source "$here/lib.sh"
 
-command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
-etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
-[[ -n "$rusd_bin" ]] || rusd_bin="$repo/build/bin/rusd"
-[[ -x "$rusd_bin" ]] || die "rusd binary not found (build it, or pass --rusd PATH)"
+check_etcd
+check_rusd
 
-work="$(mktemp -d /tmp/rusd-lease-bench.XXXXXX)"
-results="$work/results.jsonl"
-: >"$results"
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir rusd-lease-bench
 
 build_loadgen
 pick_ports etcd rusd

@@ -26,7 +26,9 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+bench_name=run-vs-etcd
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 keys=1000000
 duration=3s
@@ -37,10 +39,6 @@ starts=3
 workloads=all
 shapes=1x1,64x8
 against_etcd=0
-keep=0
-results_dir=""
-rusd_bin="${RUSD_BIN:-}"
-etcd_bin="${ETCD_BIN:-etcd}"
 base_port="${BENCH_BASE_PORT:-}"
 skip_matrix=0
 skip_load=0
@@ -57,14 +55,11 @@ usage: $0 [options]
   --workloads LIST     subset of put,get-serializable,get-linearizable,txn,range-1000
   --shapes LIST        CLIENTSxCONNS list (default $shapes)
   --no-matrix          skip the request matrix
-  --rusd PATH          rusd supervisor binary (default: build/bin/rusd, then build-bench/bin/rusd)
-  --etcd PATH          etcd binary (default: etcd on PATH; must be 3.4)
   --against-etcd       run a second etcd where rusd would run (sanity check: ratios ~ 1)
-  --results DIR        also write results.jsonl, report.txt and server logs to DIR
-  --keep               keep the temp dir (data dirs, logs) instead of deleting it
   --base-port P        etcd uses P (client) and P+10 (peer), rusd P+1000 and P+1010
                        (default: free ports picked at random)
 EOF
+  common_usage
 }
 
 while [[ $# -gt 0 ]]; do
@@ -78,49 +73,25 @@ while [[ $# -gt 0 ]]; do
     --workloads) workloads="$2"; shift ;;
     --shapes) shapes="$2"; shift ;;
     --no-matrix) skip_matrix=1 ;;
-    --rusd) rusd_bin="$2"; shift ;;
-    --etcd) etcd_bin="$2"; shift ;;
     --against-etcd) against_etcd=1 ;;
-    --results) results_dir="$2"; shift ;;
-    --keep) keep=1 ;;
     --base-port) base_port="$2"; shift ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
   shift
 done
 [[ "$keys" -gt 0 ]] || skip_load=1
 
-bench_name=run-vs-etcd
-# shellcheck source=bench/lib.sh
-source "$here/lib.sh"
-
 # ---- binaries -------------------------------------------------------------------------
-command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
-etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
-[[ "$etcd_version" == *"3.4."* ]] || log "warning: expected etcd 3.4, got: $etcd_version"
+check_etcd
 
 cand=rusd
 if [[ $against_etcd -eq 1 ]]; then
   cand=etcd2
 else
-  if [[ -z "$rusd_bin" ]]; then
-    for b in "$repo/build/bin/rusd" "$repo/build-bench/bin/rusd"; do
-      [[ -x "$b" ]] && { rusd_bin="$b"; break; }
-    done
-  fi
-  [[ -n "$rusd_bin" && -x "$rusd_bin" ]] || die "rusd binary not found (build it, or pass --rusd PATH)"
-  for c in rusd-frontend rusd-raftd rusd-stored; do
-    [[ -x "$(dirname "$rusd_bin")/$c" ]] || die "$c not found beside $rusd_bin"
-  done
+  check_rusd
 fi
 
-work="$(mktemp -d /tmp/rusd-bench.XXXXXX)"
-results="$work/results.jsonl"
-: >"$results"
-
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir rusd-bench
 
 # ---- loadgen ---------------------------------------------------------------------------
 build_loadgen

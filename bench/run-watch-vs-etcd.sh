@@ -17,16 +17,15 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+bench_name=run-watch-vs-etcd
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 duration=5s
 watchers=10000
 prefix_watchers=100
 rate=500
 putters=16
-keep=0
-rusd_bin="${RUSD_BIN:-}"
-etcd_bin="${ETCD_BIN:-etcd}"
 
 usage() {
   cat <<EOF
@@ -37,10 +36,8 @@ usage: $0 [options]
   --prefix-watchers N  watchers on the common prefix (default $prefix_watchers)
   --rate N             puts/s in the steady phase (default $rate)
   --putters N          closed-loop put clients in the max phase (default $putters)
-  --rusd PATH          rusd supervisor binary (default build/bin/rusd)
-  --etcd PATH          etcd binary (default: etcd on PATH; must be 3.4)
-  --keep               keep the temp dir
 EOF
+  common_usage
 }
 
 while [[ $# -gt 0 ]]; do
@@ -51,27 +48,16 @@ while [[ $# -gt 0 ]]; do
     --prefix-watchers) prefix_watchers="$2"; shift ;;
     --rate) rate="$2"; shift ;;
     --putters) putters="$2"; shift ;;
-    --rusd) rusd_bin="$2"; shift ;;
-    --etcd) etcd_bin="$2"; shift ;;
-    --keep) keep=1 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
   shift
 done
 
-bench_name=run-watch-vs-etcd
-# shellcheck source=bench/lib.sh
-source "$here/lib.sh"
 
-command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
-etcd_version="$("$etcd_bin" --version 2>/dev/null | sed -n 1p || true)"
-[[ -n "$rusd_bin" ]] || rusd_bin="$repo/build/bin/rusd"
-[[ -x "$rusd_bin" ]] || die "rusd binary not found (build it, or pass --rusd PATH)"
+check_etcd
+check_rusd
 
-work="$(mktemp -d /tmp/rusd-watch-bench.XXXXXX)"
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir rusd-watch-bench
 
 build_loadgen
 pick_ports etcd rusd

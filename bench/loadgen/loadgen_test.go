@@ -80,3 +80,24 @@ func TestReportRatiosAreCandidateOverBaseWithMedians(t *testing.T) {
 		t.Errorf("a figure one side lacks must print '-', not a ratio:\n%s", out)
 	}
 }
+
+func TestReportFailoverShowsTailAgainstBudget(t *testing.T) {
+	var recs []record
+	for i := 1; i <= 20; i++ {
+		recs = append(recs,
+			record{System: "etcd", Kind: "failover", Name: "kill", Ms: float64(1000 + i), BudgetMs: 3000},
+			record{System: "rusd", Kind: "failover", Name: "kill", Ms: float64(100 * i), BudgetMs: 3000})
+	}
+	recs[len(recs)-1].Ms = 3500 // rusd's slowest kill is over the bound
+	var out bytes.Buffer
+	writeReport(&out, recs, "etcd", "rusd")
+	s := out.String()
+	for _, want := range []string{"kill (ms; 20 / 20 kills)", "p50", "1011", "1100", "p99", "1020", "3500", "p99 within 3000 ms"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+	if !strings.Contains(s, "yes") || !strings.Contains(s, "NO") {
+		t.Errorf("report lacks the verdicts (etcd yes, rusd NO):\n%s", s)
+	}
+}

@@ -4,6 +4,7 @@
 //	loadgen matrix  -targets etcd=127.0.0.1:23790,rusd=127.0.0.1:24790 [-duration 3s] ...
 //	loadgen load    -targets ... -keys 1000000
 //	loadgen probe   -target rusd=127.0.0.1:24790 -start-ns $(date +%s%N) -want-key K
+//	loadgen failover -target rusd=127.0.0.1:24790 -kill PID,PID -budget 3s
 //	loadgen rss     -system rusd -pid PID -children
 //	loadgen report  -results FILE -base etcd -cand rusd
 //	loadgen lease   -targets ... [-leases 1000 -streams 1000 -clients 64 -conns 8]
@@ -34,6 +35,8 @@ func main() {
 		err = cmdLoad(args)
 	case "probe":
 		err = cmdProbe(args)
+	case "failover":
+		err = cmdFailover(args)
 	case "rss":
 		err = cmdRss(args)
 	case "report":
@@ -52,7 +55,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|rss|report|lease|watch [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|failover|rss|report|lease|watch [flags]  (-h for flags)")
 	os.Exit(2)
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 )
 
 // writeReport prints the comparison of `cand` against `base` for every figure both have.
@@ -95,6 +96,8 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 					label = fmt.Sprintf("start-up %s (ms, median of %d)", k.name, n)
 				}
 				line(w, label, b.Ms, c.Ms, "%.0f")
+			case "failover":
+				writeFailover(w, others[k][base], others[k][cand])
 			}
 		}
 	}
@@ -143,6 +146,49 @@ func medianOther(rs []record) record {
 		out.Ms = median(v)
 	}
 	return out
+}
+
+// writeFailover prints one kind of failover figure as p50, p99 and max over the kills of
+// each system (with fewer than 50 kills p99 is the slowest one), and whether
+// each system's p99 is within the acceptance bound the records carry (3 x election timeout).
+func writeFailover(w io.Writer, b, c []record) {
+	// The matrix's percentile over durations (cell.go), so both tables use one definition.
+	durations := func(rs []record) []time.Duration {
+		v := make([]time.Duration, 0, len(rs))
+		for _, r := range rs {
+			v = append(v, time.Duration(r.Ms*float64(time.Millisecond)))
+		}
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		return v
+	}
+	pct := func(v []time.Duration, q float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		return ms(percentile(v, q))
+	}
+	bv, cv := durations(b), durations(c)
+	name := "failover"
+	budget := 0.0
+	for _, r := range append(append([]record(nil), b...), c...) {
+		name, budget = r.Name, max(budget, r.BudgetMs)
+	}
+	fmt.Fprintf(w, "%s (ms; %d / %d kills)\n", name, len(bv), len(cv))
+	line(w, "  p50", pct(bv, 0.50), pct(cv, 0.50), "%.0f")
+	line(w, "  p99", pct(bv, 0.99), pct(cv, 0.99), "%.0f")
+	line(w, "  max", pct(bv, 1), pct(cv, 1), "%.0f")
+	if budget > 0 {
+		verdict := func(v []time.Duration) string {
+			if len(v) == 0 {
+				return "-"
+			}
+			if pct(v, 0.99) <= budget {
+				return "yes"
+			}
+			return "NO"
+		}
+		fmt.Fprintf(w, "%-54s %12s %12s\n", fmt.Sprintf("  p99 within %.0f ms (3 x election timeout)", budget), verdict(bv), verdict(cv))
+	}
 }
 
 func median(v []float64) float64 {

@@ -13,7 +13,8 @@ import (
 // into the comparison table, so no figure is ever copied by hand.
 type record struct {
 	System string `json:"system"`
-	// Kind: "cell" (matrix cell), "load" (bulk load), "rss" (memory), "startup" (probe).
+	// Kind: "cell" (matrix cell), "load" (bulk load), "rss" (memory), "startup" (probe),
+	// "failover" (leader kill to first acknowledged write; one record per kill).
 	Kind string `json:"kind"`
 	Name string `json:"name"` // workload name, or a label such as "after load 1000000 keys"
 
@@ -34,6 +35,7 @@ type record struct {
 	Procs    int     `json:"procs,omitempty"`
 	Ms       float64 `json:"ms,omitempty"`
 	Attempts int     `json:"attempts,omitempty"`
+	BudgetMs float64 `json:"budget_ms,omitempty"` // failover: the acceptance bound
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

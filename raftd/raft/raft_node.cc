@@ -569,13 +569,14 @@ bool RaftNode::HasReady() const {
          restored_snapshot_ || !log_.Unstable().empty() || !msgs_.empty() ||
          log_.HasNextCommitted() || !read_states_.empty() ||
          (role_ == Role::kLeader && read_round_wanted_) || !reads_to_forward_.empty() ||
-         !read_answers_.empty();
+         !read_answers_.empty() || (role_ == Role::kLeader && commit_owed_);
 }
 
 Ready RaftNode::GetReady() {
   // Every read that arrived since the last Ready shares this one confirmation round.
   if (role_ == Role::kLeader && read_round_wanted_) StartReadRound();
   FlushReads();
+  AnnounceCommit();
   Ready rd;
   SoftState ss{leader_, role_};
   if (ss != prev_soft_state_) rd.soft_state = ss;
@@ -612,7 +613,7 @@ void RaftNode::Advance(const Ready& rd) {
       if (e.type == EntryType::kConfChange) ApplyConfChangeEntry(e);
     }
   }
-  if (role_ == Role::kLeader && !rd.entries.empty() && MaybeCommit()) BroadcastAppend();
+  if (role_ == Role::kLeader && !rd.entries.empty() && MaybeCommit()) BroadcastCommit();
 }
 
 }  // namespace rusd::raft

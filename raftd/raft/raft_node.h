@@ -217,6 +217,12 @@ class RaftNode {
   bool MaybeSendAppend(uint64_t to, bool send_if_empty);
   void SendAppendsWhileOpen(uint64_t to);
   void BroadcastAppend();
+  // A new commit index: followers with room get their new entries now; the index itself
+  // is announced once per Ready by AnnounceCommit (below), not by a message per advance.
+  void BroadcastCommit();
+  // At GetReady: every append of this term still queued carries the latest commit index;
+  // a follower with none queued gets one empty append carrying it.
+  void AnnounceCommit();
   void BroadcastHeartbeat(uint64_t context);
   Progress& AddProgress(uint64_t id, bool learner);
 
@@ -280,6 +286,7 @@ class RaftNode {
   std::vector<uint64_t> reads_to_forward_;        // follower: request ids for the leader
 
   std::vector<Message> msgs_;
+  bool commit_owed_ = false;  // leader: the commit index advanced since AnnounceCommit
   std::vector<ReadState> read_states_;
   std::optional<SnapshotMeta> restored_snapshot_;  // follower: for the next Ready
   HardState prev_hard_state_;

@@ -73,6 +73,37 @@ TEST(ReplicationTest, PipelinesAppendsUpToTheInflightWindowThenPauses) {
   EXPECT_GE(c.Count(MessageType::kAppend, 2), 10u);
 }
 
+TEST(ReplicationTest, NewCommitIndexRidesOnTheAppendsOfTheSameReady) {
+  TestCluster c(3);
+  c.Elect(1);
+  c.Propose(1, {"a"});
+  c.ProcessReadies();  // appends of "a" to 2 and 3
+  while (c.DeliverOne()) {
+  }
+  c.ProcessReadies();  // the followers persist "a" and acknowledge
+  const uint64_t a = c.node(1).log().last_index();
+  c.ClearSent();
+  // One turn of the leader: the acknowledgements commit "a" while "b" is proposed.
+  while (c.DeliverOne()) {
+  }
+  EXPECT_EQ(c.node(1).log().committed(), a);
+  c.Propose(1, {"b"});
+  c.ProcessReadies();
+  for (uint64_t f : {2u, 3u}) {
+    // One append carries both "b" and the new commit index; no empty one for the commit.
+    ASSERT_EQ(c.Count(MessageType::kAppend, f), 1u) << "to " << f;
+    for (const Message& m : c.sent()) {
+      if (m.type != MessageType::kAppend || m.to != f) continue;
+      EXPECT_EQ(m.entries.size(), 1u);
+      EXPECT_EQ(m.commit, a);
+    }
+  }
+  c.Settle();
+  EXPECT_EQ(c.committed(2).size(), c.committed(1).size());
+  // Idle: the commit of "b" still reaches the followers, in an empty append.
+  EXPECT_EQ(c.node(2).log().committed(), c.node(1).log().committed());
+}
+
 TEST(ReplicationTest, InflightBytesBoundTheWindow) {
   TestCluster c(2, [](Config& cfg) {
     cfg.max_inflight_bytes = 250;

@@ -68,6 +68,37 @@ void RaftNode::BroadcastAppend() {
   }
 }
 
+void RaftNode::BroadcastCommit() {
+  for (const auto& [id, pr] : progress_) {
+    if (id != id_) SendAppendsWhileOpen(id);
+  }
+  commit_owed_ = true;
+}
+
+void RaftNode::AnnounceCommit() {
+  if (!commit_owed_) return;
+  commit_owed_ = false;
+  if (role_ != Role::kLeader) return;
+  // Under load the commit index advances several times per turn (each acknowledgement,
+  // our own fsync) while appends with new entries are queued anyway: an empty append per
+  // advance and per follower doubled the messages each follower handles and acknowledges.
+  // Rewriting the commit of queued appends is safe only for appends of this term: within
+  // its term a leader's log only grows, so their entries are a prefix of our log and the
+  // follower commits min(commit, last entry of the append), all of it committed here.
+  const uint64_t commit = log_.committed();
+  for (const auto& [id, pr] : progress_) {
+    if (id == id_) continue;
+    bool queued = false;
+    for (Message& m : msgs_) {
+      if (m.to == id && m.type == MessageType::kAppend && m.term == term_) {
+        m.commit = std::max(m.commit, commit);
+        queued = true;
+      }
+    }
+    if (!queued) MaybeSendAppend(id, true);
+  }
+}
+
 void RaftNode::BroadcastHeartbeat(uint64_t context) {
   for (const auto& [id, pr] : progress_) {
     if (id == id_) continue;
@@ -165,7 +196,7 @@ void RaftNode::HandleAppendResp(const Message& m) {
     pr.inflights.FreeLE(m.index);
   }
   if (updated && MaybeCommit()) {
-    BroadcastAppend();
+    BroadcastCommit();
   } else if (was_paused) {
     MaybeSendAppend(m.from, false);
   }
