@@ -230,6 +230,7 @@ void LeaseKeeper::Serve(const Query& q) {
 std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
   internal::LeaseProposals proposals;
   uint64_t expired_count = 0;
+  std::vector<Lessor::Checkpoint> checkpoints;
   {
     std::lock_guard lock(mu_);
     if (!lessor_.primary() || term_ == 0) return options_.idle_tick;
@@ -247,7 +248,7 @@ std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
                                  options_.max_revokes_in_flight - in_flight_.size());
     std::vector<int64_t> expired = lessor_.TakeExpired(now, room);
     // etcd's maxLeaseCheckpointBatchSize: one checkpoint command carries up to 1000.
-    std::vector<Lessor::Checkpoint> checkpoints = lessor_.TakeCheckpoints(now, 1000);
+    checkpoints = lessor_.TakeCheckpoints(now, 1000);
     if (expired.empty() && checkpoints.empty()) {
       const Lessor::TimePoint next = lessor_.NextExpiry();
       if (next - now >= options_.idle_tick) return options_.idle_tick;
@@ -278,10 +279,20 @@ std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
     options_.metrics->Add(ipc::Metric::kLeaseExpired, expired_count);
   }
   if (!st.ok()) {
-    // Retried after the lessor's retry interval.
-    // Lost checkpoints are harmless: the next one (or the full TTL) applies.
-    spdlog::warn("leases: store-control full, {} lease proposals wait for the retry",
-                 proposals.commands_size());
+    // Revocations come back through the lessor's retry interval. Checkpoints go back to the
+    // lessor now: a lost one would let a new leader restart its lease from a stale (or a
+    // renew-cleared) remaining TTL. Under a new term Promote has rescheduled them all.
+    if (!checkpoints.empty()) {
+      std::lock_guard lock(mu_);
+      if (term_ == proposals.term()) lessor_.RequeueCheckpoints(checkpoints, now);
+    }
+    if (!control_full_) {
+      spdlog::warn("leases: store-control full, {} lease proposals wait for the retry",
+                   proposals.commands_size());
+    }
+    control_full_ = true;
+  } else {
+    control_full_ = false;
   }
   return options_.expiry_tick;
 }

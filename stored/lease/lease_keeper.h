@@ -122,6 +122,9 @@ class LeaseKeeper {
   std::multimap<uint64_t, Query> parked_;  // by min_applied_index; mu_
   // Revocations proposed and not yet applied, by lease id -> when proposed; mu_.
   std::unordered_map<int64_t, Lessor::TimePoint> in_flight_;
+  // The last proposal write found store-control full (logged once per streak). Expiry
+  // thread only.
+  bool control_full_ = false;
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -213,4 +213,21 @@ std::vector<Lessor::Checkpoint> Lessor::TakeCheckpoints(TimePoint now, size_t li
   return out;
 }
 
+void Lessor::RequeueCheckpoints(const std::vector<Checkpoint>& checkpoints, TimePoint now) {
+  if (!primary_) return;
+  for (const Checkpoint& cp : checkpoints) {
+    auto it = leases_.find(cp.id);
+    if (it == leases_.end()) continue;
+    if (cp.remaining_ttl == 0) {
+      // Still needed only while no later checkpoint was recorded (a renew sets 0 again and
+      // queues its own clearing, so a duplicate here is harmless but avoided).
+      if (std::find(cleared_.begin(), cleared_.end(), cp.id) == cleared_.end()) {
+        cleared_.push_back(cp.id);
+      }
+    } else {
+      checkpoints_.insert({now, cp.id});
+    }
+  }
+}
+
 }  // namespace rusd::stored

@@ -1,0 +1,145 @@
+// The lease side of rusd-stored driven through its rings: what LeaseKeeper proposes on
+// store-control and answers on store-replies. A fake KvStore holds the persisted leases.
+#include "stored/lease/lease_keeper.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "etcd/etcdserverpb/rpc.pb.h"
+#include "ipc/metrics_area.h"
+#include "ipc/ring.h"
+#include "ipc/test_segment.h"
+#include "rusd/internal.pb.h"
+#include "rusd/lease.pb.h"
+#include "stored/read_worker_pool.h"
+
+namespace rusd::stored {
+namespace {
+
+using namespace std::chrono_literals;
+using ipc::MessageType;
+using ipc::RingId;
+using ipc::testing::ScopedSegment;
+using ipc::testing::UniformLayout;
+
+// Persisted leases and their keys, nothing else.
+class LeaseStore : public KvStore {
+ public:
+  Result<ApplyOutput> ApplyEntries(std::span<const internal::Entry>) override {
+    return Status::Unimplemented("fake");
+  }
+  Result<std::string> Range(const etcdserverpb::RangeRequest&) override {
+    return Status::Unimplemented("fake");
+  }
+  Result<uint64_t> SyncWal() override { return uint64_t{0}; }
+  uint64_t applied_index() const override { return 0; }
+  int64_t current_revision() const override { return 1; }
+  int64_t compact_revision() const override { return 0; }
+  uint64_t raft_term() const override { return 1; }
+  uint64_t ApproximateSizeBytes() const override { return 0; }
+  Result<std::vector<LeaseInfo>> Leases() override { return leases; }
+  Result<std::vector<std::string>> LeaseKeys(int64_t id) override {
+    auto it = keys.find(id);
+    if (it == keys.end()) return std::vector<std::string>();
+    return it->second;
+  }
+
+  std::vector<LeaseInfo> leases;
+  std::map<int64_t, std::vector<std::string>> keys;
+};
+
+std::optional<ipc::Message> ReadWithin(ipc::Segment& segment, ipc::RingReader& reader,
+                                       std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  ipc::RingReader* readers[] = {&reader};
+  for (;;) {
+    if (auto m = reader.TryRead()) return m;
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    ipc::WaitForMessages(segment, readers, 10ms);
+  }
+}
+
+std::string LeaderStatePayload(uint64_t term, bool leader) {
+  internal::LeaderState s;
+  s.set_term(term);
+  s.set_is_leader(leader);
+  return s.SerializeAsString();
+}
+
+// The lease checkpoints proposed in one kLeaseProposals frame.
+std::vector<std::pair<int64_t, int64_t>> CheckpointsIn(const ipc::Message& m) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  internal::LeaseProposals proposals;
+  if (!proposals.ParseFromString(m.payload)) return out;
+  for (const std::string& bytes : proposals.commands()) {
+    internal::Command cmd;
+    if (!cmd.ParseFromString(bytes) || !cmd.has_lease_checkpoint()) continue;
+    for (const auto& cp : cmd.lease_checkpoint().checkpoints()) {
+      out.emplace_back(cp.id(), cp.remaining_ttl());
+    }
+  }
+  return out;
+}
+
+// store-control was full when the checkpoint batch was taken: it must be proposed once
+// raftd drains the ring, not dropped.
+TEST(LeaseKeeperTest, CheckpointsSurviveAFullStoreControlRing) {
+  ScopedSegment segment("lease-cp-full", UniformLayout(4096));
+  ASSERT_TRUE(segment.ok());
+  LeaseStore store;
+  // Lease 5 was checkpointed at 30 s of its 60: the new leader restarts it from 30 s and
+  // checkpoints it again one interval later.
+  store.leases.push_back(LeaseInfo{5, 60, 30});
+  ipc::RingWriter replies(*segment, RingId::kStoreReplies, 1);
+  ipc::RingWriter control(*segment, RingId::kStoreControl, 1);
+  ReadWorkerPool workers(store, replies, *segment, 1);
+  LeaseKeeperOptions options;
+  options.promote_extend = 0ms;
+  options.expiry_tick = 1ms;
+  options.idle_tick = 2ms;
+  options.lessor.checkpoint_interval = 5ms;
+  LeaseKeeper keeper(store, workers, control, options);
+  ASSERT_TRUE(keeper.Recover().ok());
+
+  // Fill store-control so the first proposals cannot be written.
+  int fillers = 0;
+  while (control.TryWrite(MessageType::kSnapshotReady, 0, std::string(200, 'x')).ok()) ++fillers;
+  while (control.TryWrite(MessageType::kSnapshotReady, 0, "x").ok()) ++fillers;  // to the brim
+  ASSERT_GT(fillers, 0);
+
+  keeper.OnLeaderState(LeaderStatePayload(7, true));
+  std::thread expiry([&] { keeper.RunExpiry(); });
+  // The checkpoint falls due and its writes fail, for many ticks.
+  const auto& rejects =
+      segment->metrics().rings[static_cast<int>(RingId::kStoreControl)].full_rejects;
+  const uint64_t rejects_before = rejects.load();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_GT(rejects.load(), rejects_before) << "the proposals were never refused";
+
+  ipc::RingReader reader(*segment, RingId::kStoreControl);
+  std::vector<std::pair<int64_t, int64_t>> proposed;
+  uint64_t proposal_term = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (proposed.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto m = ReadWithin(*segment, reader, 100ms);
+    if (!m || m->type != MessageType::kLeaseProposals) continue;
+    proposed = CheckpointsIn(*m);
+    proposal_term = m->id;
+  }
+  keeper.Stop();
+  expiry.join();
+  ASSERT_EQ(proposed.size(), 1u) << "the checkpoint was lost with the failed write";
+  EXPECT_EQ(proposed[0].first, 5);
+  EXPECT_GT(proposed[0].second, 0);
+  EXPECT_LE(proposed[0].second, 30);
+  EXPECT_EQ(proposal_term, 7u);
+}
+
+}  // namespace
+}  // namespace rusd::stored
