@@ -107,7 +107,28 @@ void ReadWorkerPool::RunWorker() {
   }
 }
 
+void ReadWorkerPool::ServeTask(uint64_t request_id, Task task) {
+  {
+    std::lock_guard lock(mu_);
+    if (!reads_in_flight_.insert(request_id).second) {
+      spdlog::debug("read {:016x} is already being served; dropping the repeat", request_id);
+      return;
+    }
+  }
+  Work work;
+  work.request_id = request_id;
+  work.task = std::move(task);
+  Enqueue(std::move(work));
+}
+
 void ReadWorkerPool::Perform(Work& work) {
+  if (work.task) {
+    const Reply reply = work.task();
+    Write(reply.type, work.request_id, reply.payload);
+    std::lock_guard lock(mu_);
+    reads_in_flight_.erase(work.request_id);
+    return;
+  }
   if (work.history) {
     Result<std::string> chunk = stored::ServeWatchHistory(store_, *work.history);
     if (chunk.ok()) {

@@ -126,13 +126,15 @@ void LeaseKeeper::Submit(ipc::MessageType type, uint64_t request_id, std::string
   Serve(q);
 }
 
+void LeaseKeeper::FillHeader(etcdserverpb::ResponseHeader* h) const {
+  h->set_cluster_id(options_.cluster_id);
+  h->set_member_id(options_.member_id);
+  h->set_revision(store_.current_revision());
+  h->set_raft_term(store_.raft_term());
+}
+
 void LeaseKeeper::Serve(const Query& q) {
-  auto fill = [&](etcdserverpb::ResponseHeader* h) {
-    h->set_cluster_id(options_.cluster_id);
-    h->set_member_id(options_.member_id);
-    h->set_revision(store_.current_revision());
-    h->set_raft_term(store_.raft_term());
-  };
+  auto fill = [&](etcdserverpb::ResponseHeader* h) { FillHeader(h); };
   auto reply_error = [&](const Status& st) {
     workers_.SendReply(ipc::MessageType::kError, q.request_id, EncodeErrorReply(st));
   };
@@ -192,22 +194,39 @@ void LeaseKeeper::Serve(const Query& q) {
         ttl = lessor_.Lookup(req.id(), now);
       }
       etcdserverpb::LeaseTimeToLiveResponse resp;
-      fill(resp.mutable_header());
       resp.set_id(req.id());
       if (!ttl) {
         // etcd's v3rpc turns "lease not found" into TTL -1 (etcdctl: "already expired").
+        fill(resp.mutable_header());
         resp.set_ttl(-1);
         workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
         return;
       }
       resp.set_ttl(ttl->remaining_seconds);
       resp.set_grantedttl(ttl->granted_ttl);
-      if (req.keys()) {
-        Result<std::vector<std::string>> keys = store_.LeaseKeys(req.id());
-        if (!keys.ok()) return reply_error(keys.status());
-        for (std::string& k : *keys) resp.add_keys(std::move(k));
+      if (!req.keys()) {
+        fill(resp.mutable_header());
+        workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+        return;
       }
-      workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+      // The keys are a RocksDB scan that grows with the lease: run it on a read worker, as
+      // ranges are, so that neither the reads thread nor the apply thread (which releases
+      // parked queries) stalls behind it. The header is taken with the scan.
+      workers_.ServeTask(q.request_id, [this, resp = std::move(resp), id = req.id()]() mutable {
+        ReadWorkerPool::Reply reply;
+        FillHeader(resp.mutable_header());
+        Result<std::vector<std::string>> keys = store_.LeaseKeys(id);
+        if (!keys.ok()) {
+          reply.type = ipc::MessageType::kError;
+          reply.payload = EncodeErrorReply(keys.status());
+          return reply;
+        }
+        resp.mutable_keys()->Reserve(static_cast<int>(keys->size()));
+        for (std::string& k : *keys) resp.add_keys(std::move(k));
+        reply.type = ipc::MessageType::kResult;
+        reply.payload = resp.SerializeAsString();
+        return reply;
+      });
       return;
     }
     case ipc::MessageType::kLeaseLeases: {

@@ -141,5 +141,83 @@ TEST(LeaseKeeperTest, CheckpointsSurviveAFullStoreControlRing) {
   EXPECT_EQ(proposal_term, 7u);
 }
 
+// LeaseKeys waits until the test opens it: shows which thread runs the scan.
+class GatedLeaseStore : public LeaseStore {
+ public:
+  Result<std::vector<std::string>> LeaseKeys(int64_t id) override {
+    while (!open_.load()) std::this_thread::sleep_for(1ms);
+    return LeaseStore::LeaseKeys(id);
+  }
+  void Open() { open_.store(true); }
+
+ private:
+  std::atomic<bool> open_{false};
+};
+
+std::string TimeToLiveRead(int64_t id, bool keys) {
+  etcdserverpb::LeaseTimeToLiveRequest req;
+  req.set_id(id);
+  req.set_keys(keys);
+  internal::LeaseRead read;
+  *read.mutable_request() = req.SerializeAsString();
+  return read.SerializeAsString();
+}
+
+// A lease with many keys: the scan runs on a read worker (the thread that submits the query,
+// stored's reads thread, is not held), and the answer carries every key in order.
+TEST(LeaseKeeperTest, TimeToLiveWithManyKeysIsScannedOffTheReadsThread) {
+  ScopedSegment segment("lease-ttl-keys", UniformLayout(1 << 20));
+  ASSERT_TRUE(segment.ok());
+  GatedLeaseStore store;
+  store.leases.push_back(LeaseInfo{5, 60, 0});
+  std::vector<std::string>& keys = store.keys[5];
+  for (int i = 0; i < 50000; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "key/%06d", i);
+    keys.emplace_back(key);
+  }
+  ipc::RingWriter replies(*segment, RingId::kStoreReplies, 1);
+  ipc::RingWriter control(*segment, RingId::kStoreControl, 1);
+  ReadWorkerPool workers(store, replies, *segment, 2);
+  LeaseKeeper keeper(store, workers, control, LeaseKeeperOptions{});
+  ASSERT_TRUE(keeper.Recover().ok());
+  keeper.OnLeaderState(LeaderStatePayload(3, true));
+
+  std::atomic<bool> submitted{false};
+  std::thread reads_thread([&] {
+    keeper.Submit(MessageType::kLeaseTimeToLive, 41, TimeToLiveRead(5, true));
+    submitted.store(true);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (!submitted.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  const bool returned_before_scan = submitted.load();
+  store.Open();
+  reads_thread.join();
+  EXPECT_TRUE(returned_before_scan) << "Submit waited for the key scan";
+
+  // A TimeToLive without keys is not held behind it either.
+  keeper.Submit(MessageType::kLeaseTimeToLive, 42, TimeToLiveRead(5, false));
+
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+  std::map<uint64_t, etcdserverpb::LeaseTimeToLiveResponse> answers;
+  while (answers.size() < 2) {
+    auto m = ReadWithin(*segment, reader, 5s);
+    ASSERT_TRUE(m.has_value());
+    ASSERT_EQ(m->type, MessageType::kResult);
+    ASSERT_TRUE(answers[m->id].ParseFromString(m->payload));
+  }
+  const auto& with_keys = answers[41];
+  EXPECT_EQ(with_keys.id(), 5);
+  EXPECT_EQ(with_keys.grantedttl(), 60);
+  EXPECT_GT(with_keys.ttl(), 55);
+  EXPECT_EQ(with_keys.header().revision(), 1);
+  ASSERT_EQ(with_keys.keys_size(), 50000);
+  for (int i = 0; i < with_keys.keys_size(); ++i) ASSERT_EQ(with_keys.keys(i), keys[i]);
+  EXPECT_EQ(answers[42].keys_size(), 0);
+  EXPECT_EQ(answers[42].grantedttl(), 60);
+}
+
 }  // namespace
 }  // namespace rusd::stored
