@@ -174,6 +174,7 @@ struct RingClient::Impl {
   std::atomic<uint64_t> leader_term{0};
   mutable std::mutex members_mu;
   std::string members;  // kMemberList payload, under members_mu
+  std::atomic<uint64_t> members_version{0};  // bumped after `members` changes
   std::atomic<bool> stop{false};
   std::atomic<bool> stopped{false};  // Stop() ran: requests fail at once
   std::thread thread;
@@ -253,6 +254,7 @@ void RingClient::Impl::Handle(ipc::Message& m) {
     case MessageType::kMemberList: {
       std::lock_guard lock(members_mu);
       members = std::move(m.payload);
+      members_version.fetch_add(1, std::memory_order_release);
       return;
     }
     default:
@@ -445,6 +447,10 @@ void RingClient::ReadAs(uint16_t read_type, std::string range_request, bool line
 std::string RingClient::member_list() const {
   std::lock_guard lock(impl_->members_mu);
   return impl_->members;
+}
+
+uint64_t RingClient::member_list_version() const {
+  return impl_->members_version.load(std::memory_order_acquire);
 }
 
 void RingClient::ReadStore(ipc::MessageType type, std::string payload, RequestCallback done) {

@@ -106,6 +106,9 @@ class RingClient {
   // The members raftd last reported (kMemberList): a serialized
   // etcdserverpb.MemberListResponse without header; empty until raftd sent one.
   std::string member_list() const;
+  // Changes whenever member_list() does (a count of the lists raftd sent). Read it before
+  // member_list() to cache something derived from the list under its version.
+  uint64_t member_list_version() const;
 
   // raftd's commit index and stored's applied index as they last published them in the
   // segment (Maintenance.Status's raftIndex and raftAppliedIndex).
