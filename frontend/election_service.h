@@ -20,7 +20,9 @@ class Service;
 namespace rusd::frontend {
 
 class KvDispatcher;
+class WatchHub;
 
-std::unique_ptr<grpc::Service> MakeElectionService(KvDispatcher& kv);
+// `hub` (null: poll) lets Campaign and Observe wait on watches of the election prefix.
+std::unique_ptr<grpc::Service> MakeElectionService(KvDispatcher& kv, WatchHub* hub = nullptr);
 
 }  // namespace rusd::frontend

@@ -14,8 +14,10 @@ class Service;
 namespace rusd::frontend {
 
 class KvDispatcher;
+class WatchHub;
 
 // `kv` must outlive the service.
-std::unique_ptr<grpc::Service> MakeLockService(KvDispatcher& kv);
+// `hub` (null: poll) lets Lock wait for the predecessor's deletion on a watch.
+std::unique_ptr<grpc::Service> MakeLockService(KvDispatcher& kv, WatchHub* hub = nullptr);
 
 }  // namespace rusd::frontend

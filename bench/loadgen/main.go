@@ -42,6 +42,8 @@ func main() {
 		err = cmdLease(args)
 	case "watch":
 		err = cmdWatch(args)
+	case "lockhandover":
+		err = cmdLockHandover(args)
 	default:
 		usage()
 	}
@@ -52,7 +54,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|rss|report|lease|watch [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|rss|report|lease|watch|lockhandover [flags]  (-h for flags)")
 	os.Exit(2)
 }
 
