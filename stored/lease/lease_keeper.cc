@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "ipc/metrics_area.h"
 #include "ipc/ring.h"
@@ -59,6 +61,10 @@ void LeaseKeeper::OnLeaderState(std::string_view payload) {
       leadership_known_ = true;
       ready.swap(awaiting_leadership_);
     }
+    // Keep-alives waiting for a revocation: a demotion answers them "not leader" (the
+    // frontend retries on the new leader, where the lease may live on), a new term renews.
+    for (Query& q : awaiting_revoke_) ready.push_back(std::move(q));
+    awaiting_revoke_.clear();
     if (state.is_leader()) {
       if (term_ != state.term() || !lessor_.primary()) {
         term_ = state.term();
@@ -93,6 +99,15 @@ void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& ch
         } else if (c.kind == LeaseChange::Kind::kRevoked) {
           options_.metrics->Add(ipc::Metric::kLeaseRevoked);
         }
+      }
+    }
+    if (!awaiting_revoke_.empty()) {
+      const bool revoked = std::any_of(changes.begin(), changes.end(), [](const LeaseChange& c) {
+        return c.kind == LeaseChange::Kind::kRevoked;
+      });
+      if (revoked) {
+        for (Query& q : awaiting_revoke_) ready.push_back(std::move(q));
+        awaiting_revoke_.clear();
       }
     }
     auto end = parked_.upper_bound(applied);
@@ -151,6 +166,12 @@ void LeaseKeeper::Serve(const Query& q) {
       {
         std::lock_guard lock(mu_);
         ttl = lessor_.Renew(req.id(), now);
+        // Expired, revocation pending: answer once it is applied or leadership moves, as
+        // etcd's Renew waits on the lease's revokec (OnApplied / OnLeaderState serve it again).
+        if (ttl.status().code() == StatusCode::kAborted) {
+          awaiting_revoke_.push_back(q);
+          return;
+        }
       }
       if (ttl.ok()) CountRenewals(1);
       if (!ttl.ok()) {
@@ -172,10 +193,25 @@ void LeaseKeeper::Serve(const Query& q) {
       {
         std::lock_guard lock(mu_);
         if (!lessor_.primary()) return reply_error(NotLeader());
+        bool pending_revoke = false;
         for (int64_t id : req.ids()) {
           Result<int64_t> ttl = lessor_.Renew(id, now);
-          resp.add_ttls(ttl.ok() ? *ttl : 0);
-          if (ttl.ok()) ++renewed;
+          if (ttl.ok()) {
+            ++renewed;
+            resp.add_ttls(*ttl);
+          } else if (ttl.status().code() == StatusCode::kAborted) {
+            pending_revoke = true;
+            resp.add_ttls(-1);  // expired, revocation pending: the frontend asks again
+          } else {
+            resp.add_ttls(0);
+          }
+        }
+        if (pending_revoke && req.wait_revoked()) {
+          // Served again when a revocation applies or leadership moves. What it renewed
+          // meanwhile is renewed again then (harmless: the clock restarts a bit later).
+          awaiting_revoke_.push_back(q);
+          if (renewed > 0) CountRenewals(renewed);
+          return;
         }
       }
       CountRenewals(renewed);

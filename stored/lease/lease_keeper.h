@@ -127,6 +127,9 @@ class LeaseKeeper {
   bool leadership_known_ = false;
   std::vector<Query> awaiting_leadership_;  // mu_
   std::multimap<uint64_t, Query> parked_;  // by min_applied_index; mu_
+  // Keep-alives of an expired lease whose revocation is pending (etcd's Renew waits on
+  // revokec): served again after the next applied revocation or leader state. mu_
+  std::vector<Query> awaiting_revoke_;
   // Revocations proposed and not yet applied, by lease id -> when proposed; mu_.
   std::unordered_map<int64_t, Lessor::TimePoint> in_flight_;
   // The last proposal write found store-control full (logged once per streak). Expiry

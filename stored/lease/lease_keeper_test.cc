@@ -219,5 +219,65 @@ TEST(LeaseKeeperTest, TimeToLiveWithManyKeysIsScannedOffTheReadsThread) {
   EXPECT_EQ(answers[42].grantedttl(), 60);
 }
 
+std::string KeepAliveBatchRead(std::vector<int64_t> ids, bool wait_revoked) {
+  internal::KeepAliveBatch batch;
+  for (int64_t id : ids) batch.add_ids(id);
+  batch.set_wait_revoked(wait_revoked);
+  internal::LeaseRead read;
+  *read.mutable_request() = batch.SerializeAsString();
+  return read.SerializeAsString();
+}
+
+std::vector<int64_t> TtlsOf(const ipc::Message& m) {
+  internal::KeepAliveBatchReply reply;
+  EXPECT_EQ(m.type, MessageType::kResult);
+  EXPECT_TRUE(reply.ParseFromString(m.payload));
+  return {reply.ttls().begin(), reply.ttls().end()};
+}
+
+// etcd 3.5's Renew of an expired lease whose revocation is pending waits for it: TTL 0 once
+// revoked ("not found"), or "not primary" if leadership moves first. The first answer marks
+// the lease -1 so the others in its batch are not held; the retry with wait_revoked waits.
+TEST(LeaseKeeperTest, RenewOfAnExpiredLeaseWaitsForItsRevocation) {
+  ScopedSegment segment("lease-expired-renew", UniformLayout(1 << 16));
+  ASSERT_TRUE(segment.ok());
+  LeaseStore store;
+  store.leases.push_back(LeaseInfo{5, 1, 0});    // expires 1 s after the promotion
+  store.leases.push_back(LeaseInfo{6, 60, 0});
+  store.leases.push_back(LeaseInfo{7, 1, 0});
+  ipc::RingWriter replies(*segment, RingId::kStoreReplies, 1);
+  ipc::RingWriter control(*segment, RingId::kStoreControl, 1);
+  ReadWorkerPool workers(store, replies, *segment, 1);
+  LeaseKeeperOptions options;
+  options.promote_extend = 0ms;
+  LeaseKeeper keeper(store, workers, control, options);  // no expiry thread: never revoked
+  ASSERT_TRUE(keeper.Recover().ok());
+  keeper.OnLeaderState(LeaderStatePayload(4, true));
+  std::this_thread::sleep_for(1100ms);
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+
+  keeper.Submit(MessageType::kLeaseKeepAliveBatch, 1, KeepAliveBatchRead({5, 6, 9}, false));
+  auto first = ReadWithin(*segment, reader, 2s);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(TtlsOf(*first), (std::vector<int64_t>{-1, 60, 0}));  // pending, renewed, unknown
+
+  keeper.Submit(MessageType::kLeaseKeepAliveBatch, 2, KeepAliveBatchRead({5}, true));
+  EXPECT_FALSE(ReadWithin(*segment, reader, 200ms).has_value()) << "answered before the revoke";
+  keeper.OnApplied(10, {LeaseChange{LeaseChange::Kind::kRevoked, 5, 0, 0}});
+  auto second = ReadWithin(*segment, reader, 2s);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->id, 2u);
+  EXPECT_EQ(TtlsOf(*second), (std::vector<int64_t>{0}));
+
+  // Leadership moves while lease 7 waits: "not leader", for the frontend to ask the new one.
+  keeper.Submit(MessageType::kLeaseKeepAliveBatch, 3, KeepAliveBatchRead({7}, true));
+  EXPECT_FALSE(ReadWithin(*segment, reader, 200ms).has_value());
+  keeper.OnLeaderState(LeaderStatePayload(5, false));
+  auto third = ReadWithin(*segment, reader, 2s);
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->id, 3u);
+  EXPECT_EQ(third->type, MessageType::kError);
+}
+
 }  // namespace
 }  // namespace rusd::stored

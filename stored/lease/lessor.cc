@@ -139,8 +139,8 @@ Result<int64_t> Lessor::Renew(int64_t id, TimePoint now) {
   if (it == leases_.end()) return Status::NotFound("lease not found");
   Lease& lease = it->second;
   // Expired: its revocation is pending or in flight; etcd waits for it and then answers
-  // "not found" (TTL 0). Answer that now.
-  if (lease.expiry <= now) return Status::NotFound("lease expired");
+  // "not found" (TTL 0), or "not primary" if leadership moves first (LeaseKeeper waits).
+  if (lease.expiry <= now) return Status(StatusCode::kAborted, "lease expired, revocation pending");
   if (lease.remaining_ttl > 0) {
     // etcd clears the checkpoint on renew, through Raft, so that a new leader does not
     // restart the lease from the stale remaining TTL.

@@ -62,8 +62,9 @@ class Lessor {
   void Demote();
   bool primary() const { return primary_; }
 
-  // etcd's Renew: the lease's TTL, its clock restarted. NotFound for an unknown or already
-  // expired lease (its revocation is on its way), FailedPrecondition when not primary.
+  // etcd's Renew: the lease's TTL, its clock restarted. NotFound for an unknown lease,
+  // Aborted for an expired one whose revocation is on its way (etcd's Renew waits for that
+  // revocation, then answers "not found"), FailedPrecondition when not primary.
   Result<int64_t> Renew(int64_t id, TimePoint now);
 
   struct TimeToLive {

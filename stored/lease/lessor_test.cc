@@ -42,7 +42,9 @@ TEST(LessorTest, PrimaryExpiresAtTtlAndRenewRestartsTheClock) {
   EXPECT_EQ(*renewed, 5);
   EXPECT_TRUE(l.TakeExpired(t0 + milliseconds(8999), 100).empty());
   EXPECT_EQ(l.TakeExpired(t0 + seconds(9), 100), std::vector<int64_t>{1});
-  // Expired and handed out: renew says not found (TTL 0), etcd's answer once revoked.
+  // Expired and handed out: renew must wait for the revocation (etcd's revokec).
+  EXPECT_EQ(l.Renew(1, t0 + seconds(9)).status().code(), StatusCode::kAborted);
+  l.Apply({Revoked(1)}, t0 + seconds(9));  // ...then it is not found (TTL 0)
   EXPECT_EQ(l.Renew(1, t0 + seconds(9)).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(l.Renew(7, t0).status().code(), StatusCode::kNotFound);
 }
