@@ -72,6 +72,10 @@ void ReadWorkerPool::ServeWatchHistory(uint64_t request_id,
 }
 
 void ReadWorkerPool::SendReply(ipc::MessageType type, uint64_t request_id, std::string payload) {
+  // A reply that fits goes out at once from the calling thread (TryWrite never waits): a
+  // keep-alive batch's answer then costs no wake-up of a worker. Only a full ring or a
+  // reply too large for one TryWrite takes the worker, which may wait for space.
+  if (replies_.TryWrite(type, request_id, payload).ok()) return;
   Work work;
   work.request_id = request_id;
   work.type = type;
