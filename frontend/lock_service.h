@@ -2,7 +2,8 @@
 // (etcdserver/api/v3lock): Lock is concurrency.Mutex.Lock on a session over the request's
 // lease (a fresh 60 s lease when 0, as concurrency.NewSession grants; the session is
 // orphaned: the caller keeps its lease alive); Unlock deletes the lock key. Each Lock runs
-// on its own thread (it may wait long) and waits by polling (BlockingKv::WaitDeletes).
+// on its own thread (it may wait long) and waits for its predecessor's deletion
+// (BlockingKv::WaitDeletes: a watch on the hub, or polling without one).
 #pragma once
 
 #include <memory>
