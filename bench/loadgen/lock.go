@@ -136,7 +136,7 @@ func cmdLockHandover(args []string) error {
 	fs := flag.NewFlagSet("lockhandover", flag.ExitOnError)
 	targets := fs.String("targets", "", "name=host:port,... (measured in this order)")
 	n := fs.Int("n", 50, "hand-overs per target")
-	settle := fs.Duration("settle", 30*time.Millisecond, "wait before each Unlock so the waiter is queued")
+	settle := fs.Duration("settle", 200*time.Millisecond, "wait before each Unlock so the waiter is queued")
 	_ = fs.Parse(args)
 	ts, err := parseTargets(*targets)
 	if err != nil {
