@@ -4,9 +4,12 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 #include "etcd/v3electionpb/v3election.grpc.pb.h"
 #include "frontend/grpc_status.h"
+#include "frontend/key_change_waiter.h"
 #include "frontend/lock_kv.h"
 #include "frontend/lock_ops.h"
 
@@ -79,7 +82,7 @@ class ObserveReactor final : public grpc::ServerWriteReactor<v3electionpb::Leade
 
 class ElectionService final : public v3electionpb::Election::CallbackService {
  public:
-  explicit ElectionService(KvDispatcher& kv) : kv_(kv) {}
+  ElectionService(KvDispatcher& kv, WatchHub* hub) : kv_(kv, hub) {}
 
   grpc::ServerUnaryReactor* Campaign(grpc::CallbackServerContext* ctx,
                                      const v3electionpb::CampaignRequest* req,
@@ -128,11 +131,14 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
     return reactor;
   }
 
-  // Election.Observe by polling: each new leader key, and each new version of it.
+  // Election.Observe: each new leader key, and each new version of it. With the watch hub
+  // it re-reads the leader when the prefix changes (etcd's observe watches the prefix);
+  // without, every kObservePoll.
   Status DoObserve(grpc::CallbackServerContext* ctx, const std::string& prefix,
                    ObserveReactor* stream) {
     std::string last_key;
     int64_t last_mod = -1;
+    std::optional<KeyChangeWaiter> waiter;
     while (!ctx->IsCancelled()) {
       auto r = kv_.FirstCreated(prefix);
       if (!r.ok()) return r.status();
@@ -147,7 +153,19 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
           if (!stream->Write(msg)) return Status(StatusCode::kCancelled, "context canceled");
         }
       }
-      std::this_thread::sleep_for(kObservePoll);
+      if (kv_.hub() == nullptr) {
+        std::this_thread::sleep_for(kObservePoll);
+        continue;
+      }
+      if (!waiter) {
+        // From just after the first read: later changes are caught up, never missed.
+        waiter.emplace(*kv_.hub());
+        waiter->Watch(prefix, PrefixRangeEnd(prefix), r->header().revision() + 1,
+                      /*deletes_only=*/false);
+      }
+      for (auto waited = milliseconds(0); waited < kWatchRecheck; waited += kCancelCheck) {
+        if (waiter->Wait(kCancelCheck) || ctx->IsCancelled()) break;
+      }
     }
     return Status(StatusCode::kCancelled, "context canceled");
   }
@@ -158,8 +176,8 @@ class ElectionService final : public v3electionpb::Election::CallbackService {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeElectionService(KvDispatcher& kv) {
-  return std::make_unique<ElectionService>(kv);
+std::unique_ptr<grpc::Service> MakeElectionService(KvDispatcher& kv, WatchHub* hub) {
+  return std::make_unique<ElectionService>(kv, hub);
 }
 
 }  // namespace rusd::frontend

@@ -14,6 +14,7 @@
 
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "frontend/grpc_status.h"
+#include "frontend/member_targets.h"
 #include "ipc/message_type.h"
 #include "rusd/lease.pb.h"
 #include "rusd/lease_forward.grpc.pb.h"
@@ -72,7 +73,7 @@ struct LeaseForwarder::Impl : std::enable_shared_from_this<Impl> {
     etcdserverpb::LeaseTimeToLiveResponse ttl_reply;
   };
 
-  Impl(RingClient& r, const LeaseForwarderOptions& o) : ring(r), options(o) {}
+  Impl(RingClient& r, const LeaseForwarderOptions& o) : ring(r), options(o), targets(TargetOf) {}
 
   void Start() {
     timer = std::thread([this] { RunTimers(); });
@@ -189,17 +190,10 @@ struct LeaseForwarder::Impl : std::enable_shared_from_this<Impl> {
     if (done) done(st, std::move(payload));
   }
 
-  std::string LeaderTarget(uint64_t leader_id) const {
-    etcdserverpb::MemberListResponse members;
-    if (!members.ParseFromString(ring.member_list())) return "";
-    for (const etcdserverpb::Member& m : members.members()) {
-      if (m.id() != leader_id) continue;
-      for (const std::string& url : m.clienturls()) {
-        std::string target = TargetOf(url);
-        if (!target.empty()) return target;
-      }
-    }
-    return "";
+  std::string LeaderTarget(uint64_t leader_id) {
+    // The version first: the list fetched after it is at least that new.
+    const uint64_t version = ring.member_list_version();
+    return targets.Target(leader_id, version, [this] { return ring.member_list(); });
   }
 
   std::shared_ptr<internal::LeaseForward::Stub> StubFor(const std::string& target) {
@@ -253,6 +247,7 @@ struct LeaseForwarder::Impl : std::enable_shared_from_this<Impl> {
 
   RingClient& ring;
   const LeaseForwarderOptions options;
+  MemberTargets targets;  // the leader's target, parsed once per member list
   std::atomic<bool> stopped{false};
   std::mutex mu;
   std::condition_variable cv;

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -90,7 +91,25 @@ class KeepAliveBatcher {
                            });
   }
 
-  static void Complete(std::vector<Item>& batch, const Status& st, const std::string& payload) {
+  // Answers the batch; ids stored marked -1 (expired, revocation pending) are asked again
+  // with wait_revoked, alone, so that they get etcd's answer (TTL 0 once revoked, or a
+  // renewal by a new leader) without holding up the rest of the batch.
+  void Complete(std::vector<Item>& batch, const Status& st, const std::string& payload) {
+    auto again = std::make_shared<std::vector<Item>>(Answer(batch, st, payload, true));
+    if (again->empty()) return;
+    internal::KeepAliveBatch req;
+    for (const Item& it : *again) req.add_ids(it.id);
+    req.set_wait_revoked(true);
+    leader_.KeepAliveBatch(req.SerializeAsString(),
+                           [again](const Status& st, std::string&& payload) {
+                             (void)Answer(*again, st, payload, false);
+                           });
+  }
+
+  // Calls each item's `done` from stored's reply, except (when `hold_pending`) the items
+  // marked -1, which it returns unanswered.
+  static std::vector<Item> Answer(std::vector<Item>& batch, const Status& st,
+                                  const std::string& payload, bool hold_pending) {
     internal::KeepAliveBatchReply reply;
     Status status = st;
     if (status.ok() && (!reply.ParseFromString(payload) ||
@@ -99,13 +118,20 @@ class KeepAliveBatcher {
     }
     LeaseKeepAliveResponse resp;
     if (status.ok()) *resp.mutable_header() = reply.header();
+    std::vector<Item> held;
     for (size_t i = 0; i < batch.size(); ++i) {
       if (status.ok()) {
+        const int64_t ttl = reply.ttls(static_cast<int>(i));
+        if (ttl < 0 && hold_pending) {
+          held.push_back(std::move(batch[i]));
+          continue;
+        }
         resp.set_id(batch[i].id);
-        resp.set_ttl(reply.ttls(static_cast<int>(i)));
+        resp.set_ttl(std::max<int64_t>(ttl, 0));
       }
       batch[i].done(status, resp);
     }
+    return held;
   }
 
   LeaseForwarder& leader_;

@@ -19,7 +19,9 @@ class KvDispatcher;
 
 class LockGateway final : public JsonGateway {
  public:
-  LockGateway(KvDispatcher& kv, JsonGateway* next) : kv_(kv), next_(next) {}
+  // `hub` (null: poll) lets Lock and Campaign wait on watches instead of polling.
+  LockGateway(KvDispatcher& kv, JsonGateway* next, WatchHub* hub = nullptr)
+      : kv_(kv, hub), next_(next) {}
   std::optional<HttpResponse> Serve(const HttpRequest& request) override;
 
  private:

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <future>
+#include <optional>
 #include <thread>
 
+#include "frontend/key_change_waiter.h"
 #include "frontend/kv_dispatcher.h"
 #include "frontend/ring_client.h"
 #include "rusd/internal.pb.h"
@@ -101,11 +103,27 @@ Result<etcdserverpb::ResponseHeader> BlockingKv::WaitDeletes(
   // `1/poll` reads a second for as long as a lock is held); start fast again when it moves.
   std::chrono::milliseconds delay = poll;
   std::string last_key;
+  std::optional<KeyChangeWaiter> waiter;
+  if (hub_ != nullptr) waiter.emplace(*hub_);
   for (;;) {
     auto resp = Range(req);
     if (!resp.ok()) return resp.status();
     if (resp->kvs_size() == 0) return resp->header();
     if (cancelled()) return Status(StatusCode::kCancelled, "context canceled");
+    if (waiter) {
+      // Watch the predecessor's deletion from just after this read: a delete that
+      // happened since is caught up from history, never missed.
+      if (resp->kvs(0).key() != last_key) {
+        last_key = resp->kvs(0).key();
+        waiter->Watch(last_key, "", resp->header().revision() + 1, /*deletes_only=*/true);
+      }
+      for (auto waited = std::chrono::milliseconds(0); waited < kWatchRecheck;
+           waited += kCancelCheck) {
+        if (waiter->Wait(kCancelCheck)) break;
+        if (cancelled()) return Status(StatusCode::kCancelled, "context canceled");
+      }
+      continue;
+    }
     if (resp->kvs(0).key() == last_key) {
       delay = std::min(delay * 3 / 2, poll * 5);
     } else {

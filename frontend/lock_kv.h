@@ -3,11 +3,13 @@
 // the node's own request paths (KvDispatcher, RingClient). Only for those services' worker
 // threads: each call waits for its reply.
 //
-// WaitDeletes is etcd's waitDeletes (concurrency/key.go) by polling instead of a watch:
-// until no key under the prefix has a create revision <= max, it re-reads the newest such
-// key every `poll`, backing off to 5 x `poll` while that key stays the same (rusd's Watch
-// is another branch's; polling keeps this independent of it at the cost of up to one
-// interval of hand-over latency, 100 ms at most for the 20 ms the services use).
+// WaitDeletes is etcd's waitDeletes (concurrency/key.go): until no key under the prefix has
+// a create revision <= max, it reads the newest such key (the predecessor) and waits for its
+// deletion. With a WatchHub it waits on an in-process watch of that key (KeyChangeWaiter),
+// as etcd's waitDelete watches it: the hand-over costs one event delivery and one read, and
+// it re-reads every kWatchRecheck regardless (a lost wake-up costs latency, never a missed
+// hand-over). Without a hub (unit tests) it polls every `poll`, backing off to 5 x `poll`
+// while the predecessor stays the same.
 //
 // CallThreads runs each long call (a Lock or Campaign may wait for minutes) on its own
 // thread, at most `max_threads` at once, and joins them all on destruction.
@@ -30,13 +32,16 @@
 namespace rusd::frontend {
 
 class KvDispatcher;
+class WatchHub;
 
 // etcd's clientv3.GetPrefixRangeEnd.
 std::string PrefixRangeEnd(const std::string& prefix);
 
 class BlockingKv {
  public:
-  explicit BlockingKv(KvDispatcher& kv) : kv_(kv) {}
+  // `hub` (may be null: poll instead) must outlive the BlockingKv.
+  explicit BlockingKv(KvDispatcher& kv, WatchHub* hub = nullptr) : kv_(kv), hub_(hub) {}
+  WatchHub* hub() const { return hub_; }
 
   Result<etcdserverpb::TxnResponse> Txn(const etcdserverpb::TxnRequest& req);
   Result<etcdserverpb::RangeResponse> Range(const etcdserverpb::RangeRequest& req);
@@ -55,7 +60,13 @@ class BlockingKv {
 
  private:
   KvDispatcher& kv_;
+  WatchHub* hub_;
 };
+
+// How often a waiter on the hub re-reads with no event, and how often it checks its
+// `cancelled` while it waits.
+inline constexpr std::chrono::milliseconds kWatchRecheck{1000};
+inline constexpr std::chrono::milliseconds kCancelCheck{100};
 
 class CallThreads {
  public:

@@ -14,7 +14,7 @@ Status TooManyRequests() { return Status::ResourceExhausted("etcdserver: too man
 
 class LockService final : public v3lockpb::Lock::CallbackService {
  public:
-  explicit LockService(KvDispatcher& kv) : kv_(kv) {}
+  LockService(KvDispatcher& kv, WatchHub* hub) : kv_(kv, hub) {}
 
   grpc::ServerUnaryReactor* Lock(grpc::CallbackServerContext* ctx, const v3lockpb::LockRequest* req,
                                  v3lockpb::LockResponse* resp) override {
@@ -47,8 +47,8 @@ class LockService final : public v3lockpb::Lock::CallbackService {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeLockService(KvDispatcher& kv) {
-  return std::make_unique<LockService>(kv);
+std::unique_ptr<grpc::Service> MakeLockService(KvDispatcher& kv, WatchHub* hub) {
+  return std::make_unique<LockService>(kv, hub);
 }
 
 }  // namespace rusd::frontend

@@ -136,9 +136,10 @@ int Run(int argc, char** argv) {
   std::unique_ptr<grpc::Service> lease_forward = frontend::MakeLeaseForwardService(ring);
   builder.RegisterService(lease_forward.get());
   frontend::KvDispatcher concurrency_dispatcher(ring, kv_options);  // v3lock, v3election
-  std::unique_ptr<grpc::Service> lock = frontend::MakeLockService(concurrency_dispatcher);
+  std::unique_ptr<grpc::Service> lock =
+      frontend::MakeLockService(concurrency_dispatcher, &watch_hub);
   std::unique_ptr<grpc::Service> election =
-      frontend::MakeElectionService(concurrency_dispatcher);
+      frontend::MakeElectionService(concurrency_dispatcher, &watch_hub);
   builder.RegisterService(lock.get());
   builder.RegisterService(election.get());
   uint64_t max_recv = flags->max_request_bytes + kGrpcOverheadBytes;
@@ -167,7 +168,7 @@ int Run(int argc, char** argv) {
   frontend::RingHealthProbe probe(ring);
   frontend::KvDispatcher gateway_dispatcher(ring, kv_options);
   frontend::KvGateway kv_gateway(gateway_dispatcher);
-  frontend::LockGateway lock_gateway(gateway_dispatcher, &kv_gateway);
+  frontend::LockGateway lock_gateway(gateway_dispatcher, &kv_gateway, &watch_hub);
   // leases (to the leader), locks/elections, then KV
   frontend::LeaseGateway gateway(ring, &lock_gateway, &lease_forwarder);
   frontend::HttpHandler http(

@@ -163,6 +163,10 @@ struct RingClient::Impl {
   void SendRangeRead(uint64_t id);
   void SendReadIndex(uint64_t id);
   void FailExpired(bool all, const Status& why);
+  // Registers read `id` and sends its first frame; `raw`: `request` is the whole reads-ring
+  // payload, else it goes in a RangeRead envelope {min_applied_index, request}.
+  void StartRead(uint64_t id, MessageType type, std::string request, bool raw,
+                 bool linearizable, RequestCallback done);
 
   ipc::Segment& segment;
   const RingClientOptions options;
@@ -174,6 +178,7 @@ struct RingClient::Impl {
   std::atomic<uint64_t> leader_term{0};
   mutable std::mutex members_mu;
   std::string members;  // kMemberList payload, under members_mu
+  std::atomic<uint64_t> members_version{0};  // bumped after `members` changes
   std::atomic<bool> stop{false};
   std::atomic<bool> stopped{false};  // Stop() ran: requests fail at once
   std::thread thread;
@@ -253,6 +258,7 @@ void RingClient::Impl::Handle(ipc::Message& m) {
     case MessageType::kMemberList: {
       std::lock_guard lock(members_mu);
       members = std::move(m.payload);
+      members_version.fetch_add(1, std::memory_order_release);
       return;
     }
     default:
@@ -419,27 +425,8 @@ void RingClient::Read(std::string range_request, bool linearizable, RequestCallb
 void RingClient::ReadAs(uint16_t read_type, std::string range_request, bool linearizable,
                         RequestCallback done) {
   impl_->segment.counter(ipc::Counter::kFrontendRequests).fetch_add(1, std::memory_order_relaxed);
-  const uint64_t id = NextRequestId();
-  Pending p;
-  p.read_type = static_cast<MessageType>(read_type);
-  p.deadline = Clock::now() + options_.request_timeout;
-  p.done = std::move(done);
-  Status st;
-  if (linearizable) {
-    p.stage = Stage::kAwaitingReadIndex;
-    p.range_request = std::move(range_request);
-    if (!impl_->Register(id, std::move(p))) return;
-    st = impl_->proposals.Write(MessageType::kReadIndex, id, std::string_view(),
-                                options_.ring_write_timeout);
-  } else {
-    p.stage = Stage::kReading;
-    std::string payload = EncodeRangeRead(0, range_request);
-    p.range_request = std::move(range_request);
-    if (!impl_->Register(id, std::move(p))) return;
-    st = impl_->reads.Write(static_cast<MessageType>(read_type), id, payload,
-                            options_.ring_write_timeout);
-  }
-  if (!st.ok()) impl_->Fail(id, etcd_errors::TooManyRequests());
+  impl_->StartRead(NextRequestId(), static_cast<MessageType>(read_type), std::move(range_request),
+                   /*raw=*/false, linearizable, std::move(done));
 }
 
 std::string RingClient::member_list() const {
@@ -447,18 +434,41 @@ std::string RingClient::member_list() const {
   return impl_->members;
 }
 
+uint64_t RingClient::member_list_version() const {
+  return impl_->members_version.load(std::memory_order_acquire);
+}
+
 void RingClient::ReadStore(ipc::MessageType type, std::string payload, RequestCallback done) {
-  const uint64_t id = NextRequestId();
+  impl_->StartRead(NextRequestId(), type, std::move(payload), /*raw=*/true,
+                   /*linearizable=*/false, std::move(done));
+}
+
+// The one path of every store read (ranges, lease queries, watch catch-up): registered as
+// pending, then a kReadIndex (linearizable: the frame follows on kReadIndexReply, built by
+// SendRangeRead) or the reads frame at once. Replies, re-sends on a stored restart and
+// timeouts are the same for all of them.
+void RingClient::Impl::StartRead(uint64_t id, MessageType type, std::string request, bool raw,
+                                 bool linearizable, RequestCallback done) {
   Pending p;
-  p.deadline = Clock::now() + options_.request_timeout;
-  p.done = std::move(done);
-  p.stage = Stage::kReading;
   p.read_type = type;
-  p.raw_payload = true;
-  p.range_request = payload;
-  if (!impl_->Register(id, std::move(p))) return;
-  Status st = impl_->reads.Write(type, id, payload, options_.ring_write_timeout);
-  if (!st.ok()) impl_->Fail(id, etcd_errors::TooManyRequests());
+  p.raw_payload = raw;
+  p.deadline = Clock::now() + options.request_timeout;
+  p.done = std::move(done);
+  Status st;
+  if (linearizable) {
+    p.stage = Stage::kAwaitingReadIndex;
+    p.range_request = std::move(request);
+    if (!Register(id, std::move(p))) return;
+    st = proposals.Write(MessageType::kReadIndex, id, std::string_view(),
+                         options.ring_write_timeout);
+  } else {
+    p.stage = Stage::kReading;
+    std::string payload = raw ? request : EncodeRangeRead(0, request);
+    p.range_request = std::move(request);  // kept for re-sends
+    if (!Register(id, std::move(p))) return;
+    st = reads.Write(type, id, payload, options.ring_write_timeout);
+  }
+  if (!st.ok()) Fail(id, etcd_errors::TooManyRequests());
 }
 
 LeaderState RingClient::leader() const {

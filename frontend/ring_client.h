@@ -97,8 +97,9 @@ class RingClient {
   // {min_applied_index, request}; `done` gets stored's kResult. Linearizable = ReadIndex first.
   void ReadAs(uint16_t read_type, std::string request, bool linearizable, RequestCallback done);
   // Sends `payload` as a `type` frame on the reads ring: a serializable store read other
-  // than a range (kWatchHistoryRead). `done` gets stored's kResult; re-sent like range reads
-  // when stored's epoch changes.
+  // than a range (kWatchHistoryRead), without the envelope. Otherwise the same path as
+  // ReadAs: `done` gets stored's kResult; re-sent like range reads when stored's epoch
+  // changes.
   void ReadStore(ipc::MessageType type, std::string payload, RequestCallback done);
 
   LeaderState leader() const;
@@ -106,6 +107,9 @@ class RingClient {
   // The members raftd last reported (kMemberList): a serialized
   // etcdserverpb.MemberListResponse without header; empty until raftd sent one.
   std::string member_list() const;
+  // Changes whenever member_list() does (a count of the lists raftd sent). Read it before
+  // member_list() to cache something derived from the list under its version.
+  uint64_t member_list_version() const;
 
   // raftd's commit index and stored's applied index as they last published them in the
   // segment (Maintenance.Status's raftIndex and raftAppliedIndex).

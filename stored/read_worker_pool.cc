@@ -72,6 +72,10 @@ void ReadWorkerPool::ServeWatchHistory(uint64_t request_id,
 }
 
 void ReadWorkerPool::SendReply(ipc::MessageType type, uint64_t request_id, std::string payload) {
+  // A reply that fits goes out at once from the calling thread (TryWrite never waits): a
+  // keep-alive batch's answer then costs no wake-up of a worker. Only a full ring or a
+  // reply too large for one TryWrite takes the worker, which may wait for space.
+  if (replies_.TryWrite(type, request_id, payload).ok()) return;
   Work work;
   work.request_id = request_id;
   work.type = type;
@@ -107,7 +111,28 @@ void ReadWorkerPool::RunWorker() {
   }
 }
 
+void ReadWorkerPool::ServeTask(uint64_t request_id, Task task) {
+  {
+    std::lock_guard lock(mu_);
+    if (!reads_in_flight_.insert(request_id).second) {
+      spdlog::debug("read {:016x} is already being served; dropping the repeat", request_id);
+      return;
+    }
+  }
+  Work work;
+  work.request_id = request_id;
+  work.task = std::move(task);
+  Enqueue(std::move(work));
+}
+
 void ReadWorkerPool::Perform(Work& work) {
+  if (work.task) {
+    const Reply reply = work.task();
+    Write(reply.type, work.request_id, reply.payload);
+    std::lock_guard lock(mu_);
+    reads_in_flight_.erase(work.request_id);
+    return;
+  }
   if (work.history) {
     Result<std::string> chunk = stored::ServeWatchHistory(store_, *work.history);
     if (chunk.ok()) {

@@ -5,7 +5,8 @@
 // thread blocks producing into one ring while it consumes another).
 //
 // Threads: ServeRange and SendReply may be called from any thread (the reads thread, the
-// apply thread); they only enqueue and never block on I/O. Stop() (or the destructor) joins
+// apply thread); they enqueue (SendReply first tries a non-blocking write) and never block
+// on I/O. Stop() (or the destructor) joins
 // the workers; work still queued then is dropped: the frontend times those requests out or
 // re-sends them when it sees stored's epoch change.
 #pragma once
@@ -13,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,8 +57,19 @@ class ReadWorkerPool {
   // (WatchHistoryChunk) or kError; repeats of an id in flight are dropped as for ranges.
   void ServeWatchHistory(uint64_t request_id,
                          std::shared_ptr<const internal::WatchHistoryRead> read);
-  // Writes a ready-made reply, waiting for ring space if needed.
+  // Writes a ready-made reply: at once if it fits (RingWriter::TryWrite, never blocks),
+  // else through a worker that waits for ring space.
   void SendReply(ipc::MessageType type, uint64_t request_id, std::string payload);
+
+  // A reply that needs store reads to build (e.g. the keys of a lease): the task runs on a
+  // worker, off the thread that found the request, and its (type, payload) is the reply.
+  // Repeats of an id in flight are dropped as for ranges (a large reply goes in chunks).
+  struct Reply {
+    ipc::MessageType type = ipc::MessageType::kInvalid;
+    std::string payload;
+  };
+  using Task = std::function<Reply()>;
+  void ServeTask(uint64_t request_id, Task task);
 
   // Work queued and not yet picked up by a worker (tests, logs).
   size_t queued() const;
@@ -67,7 +80,8 @@ class ReadWorkerPool {
   struct Work {
     uint64_t request_id = 0;
     std::shared_ptr<const internal::RangeRead> read;  // a range to serve, or
-    std::shared_ptr<const internal::WatchHistoryRead> history;  // a catch-up chunk, or else
+    std::shared_ptr<const internal::WatchHistoryRead> history;  // a catch-up chunk, or
+    Task task;  // a reply to build, or else
     ipc::MessageType type = ipc::MessageType::kInvalid;  // a ready reply
     std::string payload;
   };

@@ -45,6 +45,8 @@ func main() {
 		err = cmdLease(args)
 	case "watch":
 		err = cmdWatch(args)
+	case "lockhandover":
+		err = cmdLockHandover(args)
 	default:
 		usage()
 	}
@@ -55,7 +57,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|failover|rss|report|lease|watch [flags]  (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: loadgen matrix|load|probe|failover|rss|report|lease|watch|lockhandover [flags]  (-h for flags)")
 	os.Exit(2)
 }
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "ipc/metrics_area.h"
 #include "ipc/ring.h"
@@ -59,6 +61,10 @@ void LeaseKeeper::OnLeaderState(std::string_view payload) {
       leadership_known_ = true;
       ready.swap(awaiting_leadership_);
     }
+    // Keep-alives waiting for a revocation: a demotion answers them "not leader" (the
+    // frontend retries on the new leader, where the lease may live on), a new term renews.
+    for (Query& q : awaiting_revoke_) ready.push_back(std::move(q));
+    awaiting_revoke_.clear();
     if (state.is_leader()) {
       if (term_ != state.term() || !lessor_.primary()) {
         term_ = state.term();
@@ -95,6 +101,15 @@ void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& ch
         }
       }
     }
+    if (!awaiting_revoke_.empty()) {
+      const bool revoked = std::any_of(changes.begin(), changes.end(), [](const LeaseChange& c) {
+        return c.kind == LeaseChange::Kind::kRevoked;
+      });
+      if (revoked) {
+        for (Query& q : awaiting_revoke_) ready.push_back(std::move(q));
+        awaiting_revoke_.clear();
+      }
+    }
     auto end = parked_.upper_bound(applied);
     std::vector<Query>& to = leadership_known_ ? ready : awaiting_leadership_;
     for (auto it = parked_.begin(); it != end; ++it) to.push_back(std::move(it->second));
@@ -126,13 +141,15 @@ void LeaseKeeper::Submit(ipc::MessageType type, uint64_t request_id, std::string
   Serve(q);
 }
 
+void LeaseKeeper::FillHeader(etcdserverpb::ResponseHeader* h) const {
+  h->set_cluster_id(options_.cluster_id);
+  h->set_member_id(options_.member_id);
+  h->set_revision(store_.current_revision());
+  h->set_raft_term(store_.raft_term());
+}
+
 void LeaseKeeper::Serve(const Query& q) {
-  auto fill = [&](etcdserverpb::ResponseHeader* h) {
-    h->set_cluster_id(options_.cluster_id);
-    h->set_member_id(options_.member_id);
-    h->set_revision(store_.current_revision());
-    h->set_raft_term(store_.raft_term());
-  };
+  auto fill = [&](etcdserverpb::ResponseHeader* h) { FillHeader(h); };
   auto reply_error = [&](const Status& st) {
     workers_.SendReply(ipc::MessageType::kError, q.request_id, EncodeErrorReply(st));
   };
@@ -149,6 +166,12 @@ void LeaseKeeper::Serve(const Query& q) {
       {
         std::lock_guard lock(mu_);
         ttl = lessor_.Renew(req.id(), now);
+        // Expired, revocation pending: answer once it is applied or leadership moves, as
+        // etcd's Renew waits on the lease's revokec (OnApplied / OnLeaderState serve it again).
+        if (ttl.status().code() == StatusCode::kAborted) {
+          awaiting_revoke_.push_back(q);
+          return;
+        }
       }
       if (ttl.ok()) CountRenewals(1);
       if (!ttl.ok()) {
@@ -170,10 +193,25 @@ void LeaseKeeper::Serve(const Query& q) {
       {
         std::lock_guard lock(mu_);
         if (!lessor_.primary()) return reply_error(NotLeader());
+        bool pending_revoke = false;
         for (int64_t id : req.ids()) {
           Result<int64_t> ttl = lessor_.Renew(id, now);
-          resp.add_ttls(ttl.ok() ? *ttl : 0);
-          if (ttl.ok()) ++renewed;
+          if (ttl.ok()) {
+            ++renewed;
+            resp.add_ttls(*ttl);
+          } else if (ttl.status().code() == StatusCode::kAborted) {
+            pending_revoke = true;
+            resp.add_ttls(-1);  // expired, revocation pending: the frontend asks again
+          } else {
+            resp.add_ttls(0);
+          }
+        }
+        if (pending_revoke && req.wait_revoked()) {
+          // Served again when a revocation applies or leadership moves. What it renewed
+          // meanwhile is renewed again then (harmless: the clock restarts a bit later).
+          awaiting_revoke_.push_back(q);
+          if (renewed > 0) CountRenewals(renewed);
+          return;
         }
       }
       CountRenewals(renewed);
@@ -192,22 +230,39 @@ void LeaseKeeper::Serve(const Query& q) {
         ttl = lessor_.Lookup(req.id(), now);
       }
       etcdserverpb::LeaseTimeToLiveResponse resp;
-      fill(resp.mutable_header());
       resp.set_id(req.id());
       if (!ttl) {
         // etcd's v3rpc turns "lease not found" into TTL -1 (etcdctl: "already expired").
+        fill(resp.mutable_header());
         resp.set_ttl(-1);
         workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
         return;
       }
       resp.set_ttl(ttl->remaining_seconds);
       resp.set_grantedttl(ttl->granted_ttl);
-      if (req.keys()) {
-        Result<std::vector<std::string>> keys = store_.LeaseKeys(req.id());
-        if (!keys.ok()) return reply_error(keys.status());
-        for (std::string& k : *keys) resp.add_keys(std::move(k));
+      if (!req.keys()) {
+        fill(resp.mutable_header());
+        workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+        return;
       }
-      workers_.SendReply(ipc::MessageType::kResult, q.request_id, resp.SerializeAsString());
+      // The keys are a RocksDB scan that grows with the lease: run it on a read worker, as
+      // ranges are, so that neither the reads thread nor the apply thread (which releases
+      // parked queries) stalls behind it. The header is taken with the scan.
+      workers_.ServeTask(q.request_id, [this, resp = std::move(resp), id = req.id()]() mutable {
+        ReadWorkerPool::Reply reply;
+        FillHeader(resp.mutable_header());
+        Result<std::vector<std::string>> keys = store_.LeaseKeys(id);
+        if (!keys.ok()) {
+          reply.type = ipc::MessageType::kError;
+          reply.payload = EncodeErrorReply(keys.status());
+          return reply;
+        }
+        resp.mutable_keys()->Reserve(static_cast<int>(keys->size()));
+        for (std::string& k : *keys) resp.add_keys(std::move(k));
+        reply.type = ipc::MessageType::kResult;
+        reply.payload = resp.SerializeAsString();
+        return reply;
+      });
       return;
     }
     case ipc::MessageType::kLeaseLeases: {
@@ -230,6 +285,7 @@ void LeaseKeeper::Serve(const Query& q) {
 std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
   internal::LeaseProposals proposals;
   uint64_t expired_count = 0;
+  std::vector<Lessor::Checkpoint> checkpoints;
   {
     std::lock_guard lock(mu_);
     if (!lessor_.primary() || term_ == 0) return options_.idle_tick;
@@ -247,7 +303,7 @@ std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
                                  options_.max_revokes_in_flight - in_flight_.size());
     std::vector<int64_t> expired = lessor_.TakeExpired(now, room);
     // etcd's maxLeaseCheckpointBatchSize: one checkpoint command carries up to 1000.
-    std::vector<Lessor::Checkpoint> checkpoints = lessor_.TakeCheckpoints(now, 1000);
+    checkpoints = lessor_.TakeCheckpoints(now, 1000);
     if (expired.empty() && checkpoints.empty()) {
       const Lessor::TimePoint next = lessor_.NextExpiry();
       if (next - now >= options_.idle_tick) return options_.idle_tick;
@@ -278,10 +334,20 @@ std::chrono::milliseconds LeaseKeeper::ExpireOnce(Lessor::TimePoint now) {
     options_.metrics->Add(ipc::Metric::kLeaseExpired, expired_count);
   }
   if (!st.ok()) {
-    // Retried after the lessor's retry interval.
-    // Lost checkpoints are harmless: the next one (or the full TTL) applies.
-    spdlog::warn("leases: store-control full, {} lease proposals wait for the retry",
-                 proposals.commands_size());
+    // Revocations come back through the lessor's retry interval. Checkpoints go back to the
+    // lessor now: a lost one would let a new leader restart its lease from a stale (or a
+    // renew-cleared) remaining TTL. Under a new term Promote has rescheduled them all.
+    if (!checkpoints.empty()) {
+      std::lock_guard lock(mu_);
+      if (term_ == proposals.term()) lessor_.RequeueCheckpoints(checkpoints, now);
+    }
+    if (!control_full_) {
+      spdlog::warn("leases: store-control full, {} lease proposals wait for the retry",
+                   proposals.commands_size());
+    }
+    control_full_ = true;
+  } else {
+    control_full_ = false;
   }
   return options_.expiry_tick;
 }

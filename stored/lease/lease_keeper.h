@@ -7,7 +7,9 @@
 // - reads thread: Submit (reads ring kLeaseKeepAlive / kLeaseTimeToLive / kLeaseLeases).
 //   A query is served once the applied index reaches its min_applied_index (for a
 //   keep-alive, the ReadIndex the frontend obtained: only a confirmed leader renews, as
-//   etcd 3.5). Replies (kResult = the etcd response, or kError) go through the read workers.
+//   etcd 3.5). Replies (kResult = the etcd response, or kError) go through the read workers;
+//   a TimeToLive with keys also scans the lease's keys there (never on the reads or apply
+//   thread, which serve the cheap in-memory part).
 // - its own expiry thread (RunExpiry): while this node leads, it takes expired leases and
 //   proposes their revocations to raftd on store-control (kLeaseProposals, stamped with the
 //   term it leads in; raftd drops them under any other term). Rate-limited: at most
@@ -38,6 +40,9 @@
 #include "stored/lease/lessor.h"
 #include "stored/mvcc/kv_store.h"
 
+namespace etcdserverpb {
+class ResponseHeader;
+}
 namespace rusd::ipc {
 class MetricsArea;
 }
@@ -102,6 +107,8 @@ class LeaseKeeper {
     std::string request;  // the etcd request bytes
   };
   void Serve(const Query& q);
+  // Any thread (a read worker builds TimeToLive-with-keys replies).
+  void FillHeader(etcdserverpb::ResponseHeader* h) const;
   // Proposes what is due; returns how long the expiry thread may sleep.
   std::chrono::milliseconds ExpireOnce(Lessor::TimePoint now);
   void CountRenewals(uint64_t n);
@@ -120,8 +127,14 @@ class LeaseKeeper {
   bool leadership_known_ = false;
   std::vector<Query> awaiting_leadership_;  // mu_
   std::multimap<uint64_t, Query> parked_;  // by min_applied_index; mu_
+  // Keep-alives of an expired lease whose revocation is pending (etcd's Renew waits on
+  // revokec): served again after the next applied revocation or leader state. mu_
+  std::vector<Query> awaiting_revoke_;
   // Revocations proposed and not yet applied, by lease id -> when proposed; mu_.
   std::unordered_map<int64_t, Lessor::TimePoint> in_flight_;
+  // The last proposal write found store-control full (logged once per streak). Expiry
+  // thread only.
+  bool control_full_ = false;
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

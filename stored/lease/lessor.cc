@@ -139,8 +139,8 @@ Result<int64_t> Lessor::Renew(int64_t id, TimePoint now) {
   if (it == leases_.end()) return Status::NotFound("lease not found");
   Lease& lease = it->second;
   // Expired: its revocation is pending or in flight; etcd waits for it and then answers
-  // "not found" (TTL 0). Answer that now.
-  if (lease.expiry <= now) return Status::NotFound("lease expired");
+  // "not found" (TTL 0), or "not primary" if leadership moves first (LeaseKeeper waits).
+  if (lease.expiry <= now) return Status(StatusCode::kAborted, "lease expired, revocation pending");
   if (lease.remaining_ttl > 0) {
     // etcd clears the checkpoint on renew, through Raft, so that a new leader does not
     // restart the lease from the stale remaining TTL.
@@ -211,6 +211,23 @@ std::vector<Lessor::Checkpoint> Lessor::TakeCheckpoints(TimePoint now, size_t li
     out.push_back({id, remaining});
   }
   return out;
+}
+
+void Lessor::RequeueCheckpoints(const std::vector<Checkpoint>& checkpoints, TimePoint now) {
+  if (!primary_) return;
+  for (const Checkpoint& cp : checkpoints) {
+    auto it = leases_.find(cp.id);
+    if (it == leases_.end()) continue;
+    if (cp.remaining_ttl == 0) {
+      // Still needed only while no later checkpoint was recorded (a renew sets 0 again and
+      // queues its own clearing, so a duplicate here is harmless but avoided).
+      if (std::find(cleared_.begin(), cleared_.end(), cp.id) == cleared_.end()) {
+        cleared_.push_back(cp.id);
+      }
+    } else {
+      checkpoints_.insert({now, cp.id});
+    }
+  }
 }
 
 }  // namespace rusd::stored

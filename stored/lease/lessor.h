@@ -62,8 +62,9 @@ class Lessor {
   void Demote();
   bool primary() const { return primary_; }
 
-  // etcd's Renew: the lease's TTL, its clock restarted. NotFound for an unknown or already
-  // expired lease (its revocation is on its way), FailedPrecondition when not primary.
+  // etcd's Renew: the lease's TTL, its clock restarted. NotFound for an unknown lease,
+  // Aborted for an expired one whose revocation is on its way (etcd's Renew waits for that
+  // revocation, then answers "not found"), FailedPrecondition when not primary.
   Result<int64_t> Renew(int64_t id, TimePoint now);
 
   struct TimeToLive {
@@ -91,6 +92,12 @@ class Lessor {
   // Up to `limit` checkpoints to propose: those due (etcd's findDueScheduledCheckpoints)
   // and the clearing of a checkpoint a renew made stale (etcd's Renew proposes it).
   std::vector<Checkpoint> TakeCheckpoints(TimePoint now, size_t limit);
+  // Gives back checkpoints TakeCheckpoints handed out that could not be proposed (a full
+  // store-control ring): the next TakeCheckpoints hands them out again. A scheduled one is
+  // due at once and its remaining TTL is recomputed then (the taken value is stale by the
+  // time it is retried); a clearing one is proposed again unless the lease is gone. No-op
+  // when not primary (a new leader schedules its own).
+  void RequeueCheckpoints(const std::vector<Checkpoint>& checkpoints, TimePoint now);
 
  private:
   struct Lease {

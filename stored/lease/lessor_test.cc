@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace rusd::stored {
 namespace {
 
@@ -40,7 +42,9 @@ TEST(LessorTest, PrimaryExpiresAtTtlAndRenewRestartsTheClock) {
   EXPECT_EQ(*renewed, 5);
   EXPECT_TRUE(l.TakeExpired(t0 + milliseconds(8999), 100).empty());
   EXPECT_EQ(l.TakeExpired(t0 + seconds(9), 100), std::vector<int64_t>{1});
-  // Expired and handed out: renew says not found (TTL 0), etcd's answer once revoked.
+  // Expired and handed out: renew must wait for the revocation (etcd's revokec).
+  EXPECT_EQ(l.Renew(1, t0 + seconds(9)).status().code(), StatusCode::kAborted);
+  l.Apply({Revoked(1)}, t0 + seconds(9));  // ...then it is not found (TTL 0)
   EXPECT_EQ(l.Renew(1, t0 + seconds(9)).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(l.Renew(7, t0).status().code(), StatusCode::kNotFound);
 }
@@ -160,6 +164,49 @@ TEST(LessorTest, HugeTtlLateInTheClockNeverExpiresAtOnce) {
   l.Promote(Lessor::Duration::zero(), late);
   l.Apply({Granted(1, 9000000000)}, late);
   EXPECT_TRUE(l.TakeExpired(late + std::chrono::hours(24), 100).empty());
+}
+
+}  // namespace
+}  // namespace rusd::stored
+
+namespace rusd::stored {
+namespace {
+
+// A checkpoint batch that could not be proposed (store-control full) is given back and
+// handed out again, with its remaining TTL recomputed at the retry; a clearing one too.
+TEST(LessorTest, RequeuedCheckpointsAreHandedOutAgain) {
+  Lessor::Options o;
+  o.checkpoint_interval = std::chrono::seconds(60);
+  Lessor l(o);
+  const Lessor::TimePoint t0 = Lessor::TimePoint() + std::chrono::seconds(100);
+  l.Promote(Lessor::Duration::zero(), t0);
+  // Lease 2 (30 s: never more than an interval left) carries a checkpoint a renew clears.
+  l.Apply({Granted(1, 600), Granted(2, 30)}, t0);
+  l.Apply({LeaseChange{LeaseChange::Kind::kCheckpointed, 2, 30, 20}}, t0);
+  ASSERT_TRUE(l.Renew(2, t0).ok());  // queues the clearing {2, 0}
+  auto cps = l.TakeCheckpoints(t0 + std::chrono::seconds(60), 10);
+  ASSERT_EQ(cps.size(), 2u);
+  EXPECT_TRUE(l.TakeCheckpoints(t0 + std::chrono::seconds(61), 10).empty()) << "taken once";
+
+  l.RequeueCheckpoints(cps, t0 + std::chrono::seconds(61));
+  auto again = l.TakeCheckpoints(t0 + std::chrono::seconds(62), 10);
+  ASSERT_EQ(again.size(), 2u);
+  std::sort(again.begin(), again.end(),
+            [](const Lessor::Checkpoint& a, const Lessor::Checkpoint& b) { return a.id < b.id; });
+  EXPECT_EQ(again[0].id, 1);
+  EXPECT_EQ(again[0].remaining_ttl, 538);  // recomputed at 62 s, not the stale 540
+  EXPECT_EQ(again[1].id, 2);
+  EXPECT_EQ(again[1].remaining_ttl, 0);
+
+  // Nothing is requeued for a revoked lease or once no longer primary.
+  l.Apply({Revoked(1)}, t0 + std::chrono::seconds(62));
+  l.RequeueCheckpoints(again, t0 + std::chrono::seconds(62));
+  auto third = l.TakeCheckpoints(t0 + std::chrono::seconds(63), 10);
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].id, 2);
+  l.Demote();
+  l.RequeueCheckpoints(third, t0 + std::chrono::seconds(63));
+  EXPECT_TRUE(l.TakeCheckpoints(t0 + std::chrono::seconds(64), 10).empty());
 }
 
 }  // namespace
