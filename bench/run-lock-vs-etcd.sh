@@ -12,39 +12,37 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+bench_name=run-lock-vs-etcd
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 n=50
 settle=200ms
-rusd_bin="${RUSD_BIN:-}"
-etcd_bin="${ETCD_BIN:-etcd}"
 base_bin=""
-results_dir=""
+
+usage() {
+  cat <<EOF
+usage: $0 [options]
+  --n N              hand-overs per server (default $n)
+  --settle D         how long the waiter waits before the Unlock (default $settle)
+  --base PATH        also an older rusd build, measured as rusd-base
+EOF
+  common_usage
+}
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --n) n="$2"; shift ;;
     --settle) settle="$2"; shift ;;
-    --rusd) rusd_bin="$2"; shift ;;
-    --etcd) etcd_bin="$2"; shift ;;
     --base) base_bin="$2"; shift ;;
-    -h|--help) sed -n 2,8p "$0"; exit 0 ;;
-    *) echo "unknown option: $1" >&2; exit 2 ;;
+    *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
   shift
 done
 
-bench_name=run-lock-vs-etcd
-# shellcheck source=bench/lib.sh
-source "$here/lib.sh"
-
-command -v "$etcd_bin" >/dev/null || die "etcd not found ($etcd_bin)"
-[[ -n "$rusd_bin" ]] || rusd_bin="$repo/build/bin/rusd"
-[[ -x "$rusd_bin" ]] || die "rusd binary not found (build it, or pass --rusd PATH)"
-
-work="$(mktemp -d /tmp/rusd-lock-bench.XXXXXX)"
-trap bench_cleanup EXIT
-trap 'exit 130' INT TERM
+check_etcd
+check_rusd
+make_workdir rusd-lock-bench
 
 build_loadgen
 systems=(etcd rusd)
