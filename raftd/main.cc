@@ -158,7 +158,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<rusd::raftd::SnapshotTransfer> snapshots;
   std::unique_ptr<rusd::transport::PeerTransport> transport;
   options.snap_dir = snap_dir;
-  if (flags->members.size() > 1 || joining) {
+  // The peer listener runs whenever the supervisor gives one (always, as etcd listens on
+  // --listen-peer-urls even alone): a node started alone can then grow with `member add`.
+  // Without it (a raftd started by hand or by a test) only a single member can run.
+  if (!flags->listen_peer_urls.empty() || flags->members.size() > 1 || joining) {
     rusd::transport::TransportOptions t;
     t.cluster_id = flags->cluster_id;
     t.member_id = options.member_id;

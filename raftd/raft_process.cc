@@ -64,8 +64,11 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
   spdlog::info("raft: member {:016x} starts at term {}, log ({}, {}], commit {}",
                options_.member_id, node_.term(), node_.log().first_index() - 1,
                node_.log().last_index(), node_.log().committed());
-  // A single voter need not wait an election timeout: nobody else can be leader.
-  if (options_.members.size() <= 1 && options_.transport == nullptr) node_.Campaign();
+  // A single voter need not wait an election timeout: nobody else can be leader. (The
+  // configuration, not the bootstrap list: a node started alone may have grown since.)
+  const raft::ConfState& conf = node_.conf_state();
+  const bool sole_voter = conf.voters.size() == 1 && conf.voters[0] == options_.member_id;
+  if (sole_voter) node_.Campaign();
   QueueMemberList();  // for a frontend that started first; a later one triggers a resend
   RUSD_RETURN_IF_ERROR(HandleReadies());
 
@@ -73,7 +76,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
   // election timeout passed), advance the clock to 2 ticks before the election timeout,
   // so a fresh cluster elects in ~0.2-1.2 s instead of 1-2 s. Pre-vote and the peers'
   // leader lease keep a member that restarts into a live cluster from disrupting it.
-  bool fast_forwarded = options_.members.size() <= 1 || options_.transport == nullptr;
+  bool fast_forwarded = sole_voter || options_.transport == nullptr;
   const Clock::time_point started = Clock::now();
   Clock::time_point next_tick = Clock::now() + options_.tick_interval;
   ipc::RingReader* readers[] = {&proposals_, &control_};
