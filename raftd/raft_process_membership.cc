@@ -54,7 +54,8 @@ void RaftProcess::TakeMemberRequest(ipc::Message& m) {
   }
   if (options_.membership == nullptr || options_.transport == nullptr) {
     QueueError(m.id, static_cast<int>(StatusCode::kUnimplemented),
-               "rusd: member changes need a multi-member cluster (started with peers)");
+               "rusd: member changes need a peer listener (this member runs without one: its "
+               "--listen-peer-urls are not usable; TLS peer URLs are not supported yet)");
     return;
   }
   if (Status health = CheckReconfigHealth(req); !health.ok()) {
