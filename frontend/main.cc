@@ -117,7 +117,7 @@ int Run(int argc, char** argv) {
   watch_hub.Start();
   watch_pump.Start();
   std::unique_ptr<grpc::Service> watch =
-      frontend::MakeWatchService(watch_hub, watch_options.max_queued_bytes);
+      frontend::MakeWatchService(watch_hub, watch_options.max_queued_bytes, &ring);
 
   grpc::ServerBuilder builder;
   builder.RegisterService(kv.get());

@@ -16,6 +16,7 @@
 #include "ipc/metrics_area.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
 #include "rusd/internal.pb.h"
 
 namespace rusd::frontend {
@@ -174,6 +175,7 @@ struct RingClient::Impl {
   std::atomic<uint64_t> leader_term{0};
   mutable std::mutex members_mu;
   std::string members;  // kMemberList payload, under members_mu
+  std::atomic<bool> is_learner{false};  // this member is a learner in `members`
   std::atomic<bool> stop{false};
   std::atomic<bool> stopped{false};  // Stop() ran: requests fail at once
   std::thread thread;
@@ -251,6 +253,14 @@ void RingClient::Impl::Handle(ipc::Message& m) {
       return;
     }
     case MessageType::kMemberList: {
+      etcdserverpb::MemberListResponse list;
+      if (list.ParseFromString(m.payload)) {
+        bool learner = false;
+        for (const auto& member : list.members()) {
+          learner |= member.id() == options.member_id && member.islearner();
+        }
+        is_learner.store(learner, std::memory_order_relaxed);
+      }
       std::lock_guard lock(members_mu);
       members = std::move(m.payload);
       return;
@@ -440,6 +450,10 @@ void RingClient::ReadAs(uint16_t read_type, std::string range_request, bool line
                             options_.ring_write_timeout);
   }
   if (!st.ok()) impl_->Fail(id, etcd_errors::TooManyRequests());
+}
+
+bool RingClient::is_learner() const {
+  return impl_->is_learner.load(std::memory_order_relaxed);
 }
 
 std::string RingClient::member_list() const {

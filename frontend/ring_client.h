@@ -106,6 +106,9 @@ class RingClient {
   // The members raftd last reported (kMemberList): a serialized
   // etcdserverpb.MemberListResponse without header; empty until raftd sent one.
   std::string member_list() const;
+  // This member is a learner in the member list raftd last reported. etcd then refuses
+  // every RPC but Maintenance.Status and serializable Range (etcd_errors.h).
+  bool is_learner() const;
 
   // raftd's commit index and stored's applied index as they last published them in the
   // segment (Maintenance.Status's raftIndex and raftAppliedIndex).

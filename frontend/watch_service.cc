@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "frontend/learner_gate.h"
 #include "frontend/ring_client.h"
 #include "ipc/ring.h"
 #include "ipc/metrics_area.h"
@@ -179,16 +180,21 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 class WatchService final
     : public etcdserverpb::Watch::WithRawCallbackMethod_Watch<etcdserverpb::Watch::Service> {
  public:
-  WatchService(WatchHub& hub, size_t drained_below) : hub_(hub), drained_below_(drained_below) {}
+  WatchService(WatchHub& hub, size_t drained_below, const RingClient* ring)
+      : hub_(hub), drained_below_(drained_below), ring_(ring) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(
       grpc::CallbackServerContext*) override {
+    if (ring_ != nullptr && ring_->is_learner()) {
+      return new LearnerRefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>();
+    }
     return new WatchReactor(hub_, drained_below_);
   }
 
  private:
   WatchHub& hub_;
   const size_t drained_below_;
+  const RingClient* const ring_;
 };
 
 class RingWatchStore final : public WatchStore {
@@ -231,9 +237,10 @@ class RingWatchStore final : public WatchStore {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes) {
+std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes,
+                                                const RingClient* ring) {
   // Below a quarter of the limit, a stream's paused watchers may resume (WatchHub).
-  return std::make_unique<WatchService>(hub, max_queued_bytes / 4);
+  return std::make_unique<WatchService>(hub, max_queued_bytes / 4, ring);
 }
 
 std::unique_ptr<WatchStore> MakeRingWatchStore(RingClient& ring) {

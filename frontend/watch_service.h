@@ -32,8 +32,10 @@ namespace rusd::frontend {
 
 class RingClient;
 
-// `max_queued_bytes`: the hub's WatchHubOptions::max_queued_bytes.
-std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes);
+// `max_queued_bytes`: the hub's WatchHubOptions::max_queued_bytes. With `ring`, a stream
+// opened while this member is a learner is refused as etcd refuses it (learner_gate.h).
+std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes,
+                                                const RingClient* ring = nullptr);
 
 // The hub's WatchStore on the rings: revision probes as serializable one-key reads,
 // history chunks as kWatchHistoryRead.
