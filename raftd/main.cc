@@ -124,6 +124,10 @@ int main(int argc, char** argv) {
   options.oversized_frame_wait = std::min(
       options.oversized_frame_wait,
       std::chrono::milliseconds(std::max<uint32_t>(1, flags->election_timeout_ms / 4)));
+  // etcd's request timeout (5 s + 2 election timeouts): a read index unanswered that long
+  // fails with "request timed out" instead of waiting forever (read_index_waiters.h).
+  options.read_timeout =
+      std::chrono::milliseconds(5000 + 2 * static_cast<uint64_t>(flags->election_timeout_ms));
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
   options.name = flags->name;

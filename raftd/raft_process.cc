@@ -20,6 +20,7 @@ constexpr int kCodeInternal = 13;
 constexpr int kCodeUnavailable = 14;
 constexpr char kNoLeader[] = "etcdserver: no leader";
 constexpr char kLeaderChanged[] = "etcdserver: leader changed";
+constexpr char kRequestTimedOut[] = "etcdserver: request timed out";
 // While deliveries or replies wait for ring space, look again this soon.
 constexpr std::chrono::milliseconds kBacklogPoll{1};
 
@@ -51,7 +52,9 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       proposals_(segment, ipc::RingId::kProposals),
       control_(segment, ipc::RingId::kStoreControl),
       replies_(segment, ipc::RingId::kRaftReplies, options.epoch),
-      committed_(segment, ipc::RingId::kCommitted, options.epoch) {
+      committed_(segment, ipc::RingId::kCommitted, options.epoch),
+      pending_reads_(ReadIndexWaiters::Options{options.read_retry_interval,
+                                               options.read_timeout}) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
   RecoverPendingInstall();
   frontend_epoch_ =
@@ -109,6 +112,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
       }
     }
     if (now >= next_tick) {
+      PollPendingReads(now);
       node_.Tick();
       next_tick += options_.tick_interval;
       // After a long stall (a slow disk) do not replay the missed ticks in a burst.
@@ -312,10 +316,11 @@ bool RaftProcess::TakeProposals() {
       }
     }
   }
+  const Clock::time_point now = read_ids_.empty() ? Clock::time_point{} : Clock::now();
   for (uint64_t id : read_ids_) {
     Status st = node_.ReadIndex(id);
     if (st.ok()) {
-      pending_reads_.insert(id);
+      pending_reads_.Add(id, now);
     } else {
       segment_.metrics().Add(ipc::Metric::kReadIndexesFailed);
       QueueError(id, static_cast<int>(st.code()), st.message());
@@ -379,7 +384,7 @@ Status RaftProcess::HandleReadies() {
     // append acknowledgements; all messages of a follower or candidate). The transport never blocks; it drops when a peer lags.
     if (!rd.messages.empty() && options_.transport != nullptr) SendMessages(rd.messages);
     for (const raft::ReadState& rs : rd.read_states) {
-      if (pending_reads_.erase(rs.request_id) == 0) continue;
+      if (!pending_reads_.Answer(rs.request_id)) continue;  // a repeat answer
       internal::ReadIndexReply reply;
       reply.set_read_index(rs.index);
       reply.set_term(node_.term());
@@ -543,8 +548,29 @@ void RaftProcess::FlushReplies() {
 
 void RaftProcess::FailPendingReads(int code, const std::string& message) {
   segment_.metrics().Add(ipc::Metric::kReadIndexesFailed, pending_reads_.size());
-  for (uint64_t id : pending_reads_) QueueError(id, code, message);
-  pending_reads_.clear();
+  for (uint64_t id : pending_reads_.TakeAll()) QueueError(id, code, message);
+}
+
+void RaftProcess::PollPendingReads(Clock::time_point now) {
+  if (pending_reads_.empty()) return;
+  ReadIndexWaiters::Due due = pending_reads_.Poll(now);
+  if (!due.expired.empty()) {
+    spdlog::warn("{} read-index requests unanswered for {} ms: timed out (leader {:016x})",
+                 due.expired.size(), options_.read_timeout.count(), node_.leader());
+    segment_.metrics().Add(ipc::Metric::kReadIndexesFailed, due.expired.size());
+    for (uint64_t id : due.expired) QueueError(id, kCodeUnavailable, kRequestTimedOut);
+  }
+  // A leader's own reads wait for its confirmation rounds, which nothing loses; a
+  // follower's went over the network to the leader and may have been dropped: ask again.
+  if (due.retry.empty() || node_.role() == raft::Role::kLeader) return;
+  spdlog::debug("asking the leader again for {} unanswered read indexes", due.retry.size());
+  for (uint64_t id : due.retry) {
+    Status st = node_.ReadIndex(id);
+    if (st.ok()) continue;
+    pending_reads_.Answer(id);  // no leader now: fail it as a new request would
+    segment_.metrics().Add(ipc::Metric::kReadIndexesFailed);
+    QueueError(id, static_cast<int>(st.code()), st.message());
+  }
 }
 
 }  // namespace rusd::raftd
