@@ -138,10 +138,11 @@ void RaftProcess::CheckRemoved() {
   next_removed_check_ = now + options_.tick_interval;
   PollPeers(now);
   for (const transport::PeerState& p : options_.transport->Peers()) {
-    if (p.last_error.find(kRemovedByPeer) == std::string::npos) continue;
+    // The refusal itself, not last_error: a later dial failure would overwrite that.
+    if (p.refused_by_peer.find(kRemovedByPeer) == std::string::npos) continue;
     spdlog::critical("membership: peer {:016x} refuses this member {:016x}: {}; this member "
                      "was removed from the cluster; stopping (it will not be restarted)",
-                     p.id, options_.member_id, p.last_error);
+                     p.id, options_.member_id, p.refused_by_peer);
     removed_ = true;
     return;
   }

@@ -364,6 +364,10 @@ struct PeerTransport::Impl {
       return;
     }
     if (!reply->accepted) {
+      {
+        std::lock_guard lock(mu);
+        p.state_view.refused_by_peer = reply->error;
+      }
       FailPeer(p, "refused by peer: " + reply->error);
       return;
     }
@@ -382,6 +386,7 @@ struct PeerTransport::Impl {
       std::lock_guard lock(mu);
       p.state_view.connected = true;
       p.state_view.last_error.clear();
+      p.state_view.refused_by_peer.clear();
       if (!reply->name.empty()) p.state_view.name = reply->name;
       p.state_view.client_urls = reply->client_urls;
     }
