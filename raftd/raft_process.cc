@@ -18,7 +18,6 @@ using ipc::MessageType;
 
 constexpr int kCodeInternal = 13;
 constexpr int kCodeUnavailable = 14;
-constexpr char kNoLeader[] = "etcdserver: no leader";
 constexpr char kLeaderChanged[] = "etcdserver: leader changed";
 constexpr char kRequestTimedOut[] = "etcdserver: request timed out";
 // While deliveries or replies wait for ring space, look again this soon.
@@ -319,7 +318,9 @@ bool RaftProcess::TakeProposals() {
   const Clock::time_point now = read_ids_.empty() ? Clock::time_point{} : Clock::now();
   for (uint64_t id : read_ids_) {
     Status st = node_.ReadIndex(id);
-    if (st.ok()) {
+    // Without a leader etcd 3.4 lets a linearizable read wait for one until its request
+    // timeout ("request timed out" then); PollPendingReads asks again meanwhile.
+    if (st.ok() || node_.leader() == 0) {
       pending_reads_.Add(id, now);
     } else {
       segment_.metrics().Add(ipc::Metric::kReadIndexesFailed);
@@ -345,10 +346,10 @@ Status RaftProcess::HandleReadies() {
         metrics.Add(ipc::Metric::kLeaderChanges);
       }
       leader_state_owed_ = true;
-      // The core forgets read requests when leadership moves; their clients learn now.
-      if (rd.soft_state->leader == 0) {
-        FailPendingReads(kCodeUnavailable, kNoLeader);
-      } else if (rd.soft_state->leader != last_leader_) {
+      // The core forgets read requests when leadership moves: when a leader is elected,
+      // the reads waiting fail with "leader changed" (clients retry), as etcd's do; while
+      // there is none they keep waiting (asked again, failed at the request timeout).
+      if (rd.soft_state->leader != 0 && rd.soft_state->leader != last_leader_) {
         FailPendingReads(kCodeUnavailable, kLeaderChanged);
       }
       last_leader_ = rd.soft_state->leader;
@@ -566,8 +567,8 @@ void RaftProcess::PollPendingReads(Clock::time_point now) {
   spdlog::debug("asking the leader again for {} unanswered read indexes", due.retry.size());
   for (uint64_t id : due.retry) {
     Status st = node_.ReadIndex(id);
-    if (st.ok()) continue;
-    pending_reads_.Answer(id);  // no leader now: fail it as a new request would
+    if (st.ok() || node_.leader() == 0) continue;  // no leader: wait on (see TakeProposals)
+    pending_reads_.Answer(id);
     segment_.metrics().Add(ipc::Metric::kReadIndexesFailed);
     QueueError(id, static_cast<int>(st.code()), st.message());
   }
