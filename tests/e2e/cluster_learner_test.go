@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +83,19 @@ func TestLearnerRefusesWhatEtcdRefuses(t *testing.T) {
 	res := n2.Etcdctl("", "put", "k", "x")
 	if res.Code == 0 || !strings.Contains(res.Stderr, "rpc not supported for learner") {
 		t.Fatalf("etcdctl put on a learner: %+v", res)
+	}
+	// The JSON gateway too (etcd's calls its own gRPC server, interceptor included).
+	for _, path := range []string{"/v3/kv/put", "/v3/lease/grant"} {
+		resp, err := http.Post(n2.ClientURL+path, "application/json",
+			strings.NewReader(`{"key":"aw==","value":"eA==","TTL":10}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK || !strings.Contains(string(body), "rpc not supported for learner") {
+			t.Fatalf("POST %s on a learner: %d %s", path, resp.StatusCode, body)
+		}
 	}
 	// The value never changed.
 	if got, ok, err := getValue(c.Client(n1), "k"); err != nil || !ok || got != "v" {
