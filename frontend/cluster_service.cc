@@ -7,7 +7,9 @@
 #include <ctime>
 #include <memory>
 
+#include "common/url.h"
 #include "frontend/grpc_status.h"
+#include "frontend/learner_gate.h"
 #include "frontend/member_change.h"
 #include "frontend/ring_client.h"
 
@@ -23,6 +25,7 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
                                        const etcdserverpb::MemberListRequest*,
                                        etcdserverpb::MemberListResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
     const std::string members = ring_.member_list();
     if (members.empty() || !resp->ParseFromString(members)) {
       // raftd has not reported yet (it is starting): as etcd before it has a raft node.
@@ -72,6 +75,7 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
                                           etcdserverpb::MemberPromoteResponse* resp) override {
     // Only the leader knows whether the learner is in sync: a follower passes the call on to
     // the leader's client URL, as etcd forwards promotions to the leader.
+    if (ring_.is_learner()) return Change(ctx, {}, resp, false);  // refused there
     const LeaderState leader = ring_.leader();
     if (leader.leader_id != 0 && leader.leader_id != member_id_) {
       std::string target = LeaderClientTarget(leader.leader_id);
@@ -90,13 +94,9 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
     if (!list.ParseFromString(ring_.member_list())) return "";
     for (const auto& m : list.members()) {
       if (m.id() != leader_id || m.clienturls().empty()) continue;
-      std::string url = m.clienturls(0);
-      const size_t p = url.find("://");
-      if (p != std::string::npos) {
-        if (url.compare(0, p, "http") != 0) return "";  // TLS to peers' clients: not yet
-        url = url.substr(p + 3);
-      }
-      return url;
+      // TLS to the leader's client port: not yet.
+      Result<Url> url = ParseUrl(m.clienturls(0));
+      return url.ok() && url->scheme == "http" ? url->HostPort() : "";
     }
     return "";
   }
@@ -129,6 +129,7 @@ class ClusterService final : public etcdserverpb::Cluster::CallbackService {
                                    const internal::MemberChangeRequest& change, Response* resp,
                                    bool with_member) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
     RequestMemberChange(
         ring_, change,
         [this, reactor, resp, with_member](const Status& st, internal::MemberChangeResult&& r) {

@@ -15,5 +15,10 @@ inline Status TooManyRequests() {
 }
 inline Status RequestTimedOut() { return Status::Unavailable("etcdserver: request timed out"); }
 inline Status ServerStopped() { return Status::Unavailable("etcdserver: server stopped"); }
+// A learner serves only Maintenance.Status and serializable Range (etcd's v3rpc
+// isRPCSupportedForLearner); everything else, every stream included, gets this.
+inline Status NotSupportedForLearner() {
+  return Status::Unavailable("etcdserver: rpc not supported for learner");
+}
 
 }  // namespace rusd::frontend::etcd_errors

@@ -87,12 +87,21 @@ void ProposeChecked(RingClient& ring, const KvServiceOptions& options, char op_t
 }  // namespace
 
 void KvDispatcher::Submit(KvMethod method, std::string_view request, RequestCallback done) const {
+  // etcd's interceptor refuses these on a learner before the request is even looked at.
+  if (method != KvMethod::kRange && ring_.is_learner()) {
+    done(etcd_errors::NotSupportedForLearner(), std::string());
+    return;
+  }
   switch (method) {
     case KvMethod::kRange: {
       RequestArena arena;
       auto* r = google::protobuf::Arena::CreateMessage<etcdserverpb::RangeRequest>(arena.get());
       if (!r->ParseFromArray(request.data(), static_cast<int>(request.size()))) {
         done(Unparsable(), std::string());
+        return;
+      }
+      if (!r->serializable() && ring_.is_learner()) {
+        done(etcd_errors::NotSupportedForLearner(), std::string());
         return;
       }
       Status st = stored::ValidateRangeRequest(*r);

@@ -8,6 +8,7 @@
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "frontend/grpc_status.h"
+#include "frontend/learner_gate.h"
 #include "frontend/kv_dispatcher.h"
 #include "frontend/member_change.h"
 #include "frontend/ring_client.h"
@@ -156,6 +157,7 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
                                        const etcdserverpb::MoveLeaderRequest* req,
                                        etcdserverpb::MoveLeaderResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
     RequestMoveLeader(ring_, req->targetid(), [this, reactor, resp](const rusd::Status& st) {
       if (!st.ok()) {
         reactor->Finish(ToGrpcStatus(st));

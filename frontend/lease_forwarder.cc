@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/url.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "frontend/grpc_status.h"
 #include "frontend/member_targets.h"
@@ -47,11 +48,9 @@ bool LeaderMoved(const Status& st) {
 // The gRPC target of an advertised client URL ("http://host:port" -> "host:port"); empty
 // for schemes the frontend does not dial (https until TLS, unix).
 std::string TargetOf(std::string_view url) {
-  constexpr std::string_view kHttp = "http://";
-  if (url.substr(0, kHttp.size()) != kHttp) return "";
-  url.remove_prefix(kHttp.size());
-  while (!url.empty() && url.back() == '/') url.remove_suffix(1);
-  return std::string(url);
+  Result<Url> u = ParseUrl(url);
+  if (!u.ok() || u->scheme != "http") return "";
+  return u->HostPort();
 }
 
 }  // namespace

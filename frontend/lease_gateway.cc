@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
+#include "frontend/etcd_errors.h"
 #include "frontend/gateway.h"
 #include "frontend/gateway_json.h"
 #include "frontend/lease_forwarder.h"
@@ -60,6 +61,8 @@ std::optional<HttpResponse> LeaseGateway::Serve(const HttpRequest& request) {
     r.status = 405;
     return r;
   }
+  // etcd's gateway calls its own gRPC server, whose interceptor refuses these on a learner.
+  if (ring_.is_learner()) return JsonErrorResponse(etcd_errors::NotSupportedForLearner());
   if (p == "/v3/lease/grant") {
     etcdserverpb::LeaseGrantRequest req;
     return JsonCall<etcdserverpb::LeaseGrantRequest, etcdserverpb::LeaseGrantResponse>(

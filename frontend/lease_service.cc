@@ -13,6 +13,7 @@
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "frontend/grpc_status.h"
+#include "frontend/learner_gate.h"
 #include "frontend/lease_forwarder.h"
 #include "frontend/ring_client.h"
 #include "ipc/message_type.h"
@@ -268,6 +269,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
                                        const etcdserverpb::LeaseGrantRequest* req,
                                        etcdserverpb::LeaseGrantResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
     internal::Command cmd;
     const uint64_t id = ring_.NextRequestId();
     cmd.set_request_id(id);
@@ -286,6 +288,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
                                         const etcdserverpb::LeaseRevokeRequest* req,
                                         etcdserverpb::LeaseRevokeResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
     internal::Command cmd;
     const uint64_t id = ring_.NextRequestId();
     cmd.set_request_id(id);
@@ -297,6 +300,9 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
 
   grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse>* LeaseKeepAlive(
       grpc::CallbackServerContext*) override {
+    if (ring_.is_learner()) {
+      return new LearnerRefusedStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>();
+    }
     return new KeepAliveReactor(batcher_);
   }
 
@@ -304,6 +310,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
                                             const etcdserverpb::LeaseTimeToLiveRequest* req,
                                             etcdserverpb::LeaseTimeToLiveResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
     leader_.TimeToLive(req->SerializeAsString(), Complete(reactor, resp));
     return reactor;
   }
@@ -312,6 +319,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
                                         const etcdserverpb::LeaseLeasesRequest* req,
                                         etcdserverpb::LeaseLeasesResponse* resp) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
     ring_.ReadAs(Type(ipc::MessageType::kLeaseLeases), req->SerializeAsString(),
                  /*linearizable=*/false, Complete(reactor, resp));
     return reactor;

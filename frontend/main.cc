@@ -117,7 +117,8 @@ int Run(int argc, char** argv) {
   watch_hub.Start();
   watch_pump.Start();
   std::unique_ptr<grpc::Service> watch = frontend::MakeWatchService(
-      watch_hub, watch_options.max_queued_bytes, [&ring] { return ring.leader().leader_id != 0; },
+      watch_hub, watch_options.max_queued_bytes, &ring,
+      [&ring] { return ring.leader().leader_id != 0; },
       std::chrono::milliseconds(flags->election_timeout_ms));
 
   grpc::ServerBuilder builder;

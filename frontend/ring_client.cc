@@ -16,6 +16,7 @@
 #include "ipc/metrics_area.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
+#include "etcd/etcdserverpb/rpc.pb.h"
 #include "rusd/internal.pb.h"
 
 namespace rusd::frontend {
@@ -179,6 +180,7 @@ struct RingClient::Impl {
   mutable std::mutex members_mu;
   std::string members;  // kMemberList payload, under members_mu
   std::atomic<uint64_t> members_version{0};  // bumped after `members` changes
+  std::atomic<bool> is_learner{false};  // this member is a learner in `members`
   std::atomic<bool> stop{false};
   std::atomic<bool> stopped{false};  // Stop() ran: requests fail at once
   std::thread thread;
@@ -256,6 +258,14 @@ void RingClient::Impl::Handle(ipc::Message& m) {
       return;
     }
     case MessageType::kMemberList: {
+      etcdserverpb::MemberListResponse list;
+      if (list.ParseFromString(m.payload)) {
+        bool learner = false;
+        for (const auto& member : list.members()) {
+          learner |= member.id() == options.member_id && member.islearner();
+        }
+        is_learner.store(learner, std::memory_order_relaxed);
+      }
       std::lock_guard lock(members_mu);
       members = std::move(m.payload);
       members_version.fetch_add(1, std::memory_order_release);
@@ -427,6 +437,10 @@ void RingClient::ReadAs(uint16_t read_type, std::string range_request, bool line
   impl_->segment.counter(ipc::Counter::kFrontendRequests).fetch_add(1, std::memory_order_relaxed);
   impl_->StartRead(NextRequestId(), static_cast<MessageType>(read_type), std::move(range_request),
                    /*raw=*/false, linearizable, std::move(done));
+}
+
+bool RingClient::is_learner() const {
+  return impl_->is_learner.load(std::memory_order_relaxed);
 }
 
 std::string RingClient::member_list() const {

@@ -110,6 +110,9 @@ class RingClient {
   // Changes whenever member_list() does (a count of the lists raftd sent). Read it before
   // member_list() to cache something derived from the list under its version.
   uint64_t member_list_version() const;
+  // This member is a learner in the member list raftd last reported. etcd then refuses
+  // every RPC but Maintenance.Status and serializable Range (etcd_errors.h).
+  bool is_learner() const;
 
   // raftd's commit index and stored's applied index as they last published them in the
   // segment (Maintenance.Status's raftIndex and raftAppliedIndex).

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "frontend/learner_gate.h"
 #include "frontend/ring_client.h"
 #include "frontend/watch_response.h"
 #include "ipc/ring.h"
@@ -324,12 +325,18 @@ bool RequiresLeader(const grpc::CallbackServerContext* ctx) {
 class WatchService final
     : public etcdserverpb::Watch::WithRawCallbackMethod_Watch<etcdserverpb::Watch::Service> {
  public:
-  WatchService(WatchHub& hub, size_t drained_below, std::function<bool()> has_leader,
-               std::chrono::milliseconds election_timeout)
-      : hub_(hub), drained_below_(drained_below), leader_watch_(std::move(has_leader), election_timeout) {}
+  WatchService(WatchHub& hub, size_t drained_below, const RingClient* ring,
+               std::function<bool()> has_leader, std::chrono::milliseconds election_timeout)
+      : hub_(hub),
+        drained_below_(drained_below),
+        ring_(ring),
+        leader_watch_(std::move(has_leader), election_timeout) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(
       grpc::CallbackServerContext* ctx) override {
+    if (ring_ != nullptr && ring_->is_learner()) {
+      return new LearnerRefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>();
+    }
     if (!RequiresLeader(ctx)) return new WatchReactor(hub_, drained_below_, nullptr);
     if (!leader_watch_.HasLeader()) {
       return new RefusedReactor(grpc::Status(grpc::StatusCode::UNAVAILABLE, kNoLeader));
@@ -340,6 +347,7 @@ class WatchService final
  private:
   WatchHub& hub_;
   const size_t drained_below_;
+  const RingClient* const ring_;
   LeaderWatch leader_watch_;
 };
 
@@ -384,10 +392,11 @@ class RingWatchStore final : public WatchStore {
 }  // namespace
 
 std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes,
+                                                const RingClient* ring,
                                                 std::function<bool()> has_leader,
                                                 std::chrono::milliseconds election_timeout) {
   // Below a quarter of the limit, a stream's paused watchers may resume (WatchHub).
-  return std::make_unique<WatchService>(hub, max_queued_bytes / 4, std::move(has_leader),
+  return std::make_unique<WatchService>(hub, max_queued_bytes / 4, ring, std::move(has_leader),
                                         election_timeout);
 }
 

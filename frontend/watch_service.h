@@ -33,11 +33,13 @@ namespace rusd::frontend {
 
 class RingClient;
 
-// `max_queued_bytes`: the hub's WatchHubOptions::max_queued_bytes. `has_leader` (whether
-// raftd reports a leader; empty = always) serves etcd's WithRequireLeader, checked once per
-// `election_timeout`.
+// `max_queued_bytes`: the hub's WatchHubOptions::max_queued_bytes. With `ring`, a stream
+// opened while this member is a learner is refused as etcd refuses it (learner_gate.h).
+// `has_leader` (whether raftd reports a leader; empty = always) serves etcd's
+// WithRequireLeader, checked once per `election_timeout`.
 std::unique_ptr<grpc::Service> MakeWatchService(
-    WatchHub& hub, size_t max_queued_bytes, std::function<bool()> has_leader = {},
+    WatchHub& hub, size_t max_queued_bytes, const RingClient* ring = nullptr,
+    std::function<bool()> has_leader = {},
     std::chrono::milliseconds election_timeout = std::chrono::milliseconds(1000));
 
 // The hub's WatchStore on the rings: revision probes as serializable one-key reads,

@@ -120,6 +120,10 @@ int main(int argc, char** argv) {
   const uint32_t hb = std::max<uint32_t>(1, flags->heartbeat_interval_ms);
   options.tick_interval = std::chrono::milliseconds(hb);
   options.election_ticks = static_cast<int>(std::max<uint32_t>(1, flags->election_timeout_ms / hb));
+  // etcd's request timeout (5 s + 2 election timeouts): a read index unanswered that long
+  // fails with "request timed out" instead of waiting forever (read_index_waiters.h).
+  options.read_timeout =
+      std::chrono::milliseconds(5000 + 2 * static_cast<uint64_t>(flags->election_timeout_ms));
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
   options.name = flags->name;
@@ -155,7 +159,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<rusd::transport::PeerTransport> transport;
   options.snap_dir = snap_dir;
   options.snapshot_members = std::move(point_members);
-  if (flags->members.size() > 1 || joining) {
+  // The peer listener runs whenever the supervisor gives one (always, as etcd listens on
+  // --listen-peer-urls even alone): a node started alone can then grow with `member add`.
+  // Without it (a raftd started by hand or by a test) only a single member can run.
+  if (!flags->listen_peer_urls.empty() || flags->members.size() > 1 || joining) {
     rusd::transport::TransportOptions t;
     t.cluster_id = flags->cluster_id;
     t.member_id = options.member_id;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/durable_file.h"
+#include "common/url.h"
 
 namespace rusd::raftd {
 namespace {
@@ -35,15 +36,18 @@ Status TooManyLearners() {
 }
 Status NotLeader() { return Status::FailedPrecondition("etcdserver: not leader"); }
 
-bool ValidUrl(const std::string& u) {
-  // etcd's types.NewURLs: a scheme (http or https), a host:port, no path.
-  size_t p = u.find("://");
-  if (p == std::string::npos) return false;
-  const std::string scheme = u.substr(0, p);
-  if (scheme != "http" && scheme != "https" && scheme != "unix" && scheme != "unixs") return false;
-  const std::string rest = u.substr(p + 3);
-  if (rest.empty() || rest.find('/') != std::string::npos) return false;
-  return rest.find(':') != std::string::npos;
+// etcd's types.NewURLs (etcd's error for any malformed URL), then what this build can
+// dial: a member with TLS or unix-socket peer URLs would be accepted and never reached.
+template <typename Urls>
+Status CheckPeerUrls(const Urls& urls) {
+  if (urls.empty()) return BadUrls();
+  for (const auto& u : urls) {
+    if (!ParseUrl(u).ok()) return BadUrls();
+    if (Result<Url> p = ParsePeerUrl(u); !p.ok()) {
+      return Status::InvalidArgument("rusd: " + p.status().message());
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -134,10 +138,7 @@ Result<raft::ConfChange> MembershipRegistry::Plan(const internal::MemberChangeRe
   };
   switch (req.kind()) {
     case Kind::ADD: {
-      if (req.peer_urls().empty()) return BadUrls();
-      for (const auto& u : req.peer_urls()) {
-        if (!ValidUrl(u)) return BadUrls();
-      }
+      RUSD_RETURN_IF_ERROR(CheckPeerUrls(req.peer_urls()));
       std::vector<std::string> urls(req.peer_urls().begin(), req.peer_urls().end());
       const uint64_t id = ComputeAddedMemberId(urls, req.unix_time());
       if (Find(id) != nullptr) return MemberExist();
@@ -165,10 +166,7 @@ Result<raft::ConfChange> MembershipRegistry::Plan(const internal::MemberChangeRe
     case Kind::UPDATE: {
       const internal::MemberRecord* m = Find(req.member_id());
       if (m == nullptr) return MemberNotFound();
-      if (req.peer_urls().empty()) return BadUrls();
-      for (const auto& u : req.peer_urls()) {
-        if (!ValidUrl(u)) return BadUrls();
-      }
+      RUSD_RETURN_IF_ERROR(CheckPeerUrls(req.peer_urls()));
       if (urls_taken(req.member_id())) return PeerUrlExist();
       record = *m;
       record.clear_peer_urls();

@@ -71,6 +71,32 @@ TEST(MembershipRegistry, RefusesWithEtcdsErrors) {
   EXPECT_EQ(r.status().message(), "etcdserver: can only promote a learner member");
 }
 
+// The transport cannot dial TLS or unix peers yet: such a member would be accepted and
+// never reached, so MemberAdd and MemberUpdate refuse it (a malformed URL keeps etcd's error).
+TEST(MembershipRegistry, RefusesPeerUrlsTheTransportCannotDial) {
+  MembershipRegistry reg(1, Bootstrap(), "");
+  raft::RaftNode node = Follower();
+  for (Kind::Kind kind : {Kind::ADD, Kind::UPDATE}) {
+    Kind req;
+    req.set_kind(kind);
+    req.set_member_id(2);
+    req.add_peer_urls("https://127.0.0.1:1004");
+    auto r = reg.Plan(req, node, 7);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().message(),
+              "rusd: TLS peer URLs are not supported yet (use http://): https://127.0.0.1:1004");
+    req.clear_peer_urls();
+    req.add_peer_urls("http://127.0.0.1:1004/");  // etcd: a path, even "/"
+    r = reg.Plan(req, node, 7);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().message(), "etcdserver: given member URLs are invalid");
+    req.clear_peer_urls();
+    req.add_peer_urls("http://127.0.0.1:1004");
+    EXPECT_TRUE(reg.Plan(req, node, 7).ok());
+  }
+}
+
 TEST(MembershipRegistry, OneLearnerAtMostAndPromoteNeedsTheLeader) {
   MembershipRegistry reg(1, Bootstrap(), "");
   raft::RaftNode node = Follower();

@@ -18,8 +18,8 @@ using ipc::MessageType;
 
 constexpr int kCodeInternal = 13;
 constexpr int kCodeUnavailable = 14;
-constexpr char kNoLeader[] = "etcdserver: no leader";
 constexpr char kLeaderChanged[] = "etcdserver: leader changed";
+constexpr char kRequestTimedOut[] = "etcdserver: request timed out";
 // While deliveries or replies wait for ring space, look again this soon.
 constexpr std::chrono::milliseconds kBacklogPoll{1};
 
@@ -51,7 +51,9 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       proposals_(segment, ipc::RingId::kProposals),
       control_(segment, ipc::RingId::kStoreControl),
       replies_(segment, ipc::RingId::kRaftReplies, options.epoch),
-      committed_(segment, ipc::RingId::kCommitted, options.epoch) {
+      committed_(segment, ipc::RingId::kCommitted, options.epoch),
+      pending_reads_(ReadIndexWaiters::Options{options.read_retry_interval,
+                                               options.read_timeout}) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
   if (!options_.snapshot_members.empty()) {
     internal::MemberListFile members;
@@ -72,8 +74,11 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
   spdlog::info("raft: member {:016x} starts at term {}, log ({}, {}], commit {}",
                options_.member_id, node_.term(), node_.log().first_index() - 1,
                node_.log().last_index(), node_.log().committed());
-  // A single voter need not wait an election timeout: nobody else can be leader.
-  if (options_.members.size() <= 1 && options_.transport == nullptr) node_.Campaign();
+  // A single voter need not wait an election timeout: nobody else can be leader. (The
+  // configuration, not the bootstrap list: a node started alone may have grown since.)
+  const raft::ConfState& conf = node_.conf_state();
+  const bool sole_voter = conf.voters.size() == 1 && conf.voters[0] == options_.member_id;
+  if (sole_voter) node_.Campaign();
   QueueMemberList();  // for a frontend that started first; a later one triggers a resend
   RUSD_RETURN_IF_ERROR(HandleReadies());
 
@@ -81,7 +86,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
   // election timeout passed), advance the clock to 2 ticks before the election timeout,
   // so a fresh cluster elects in ~0.2-1.2 s instead of 1-2 s. Pre-vote and the peers'
   // leader lease keep a member that restarts into a live cluster from disrupting it.
-  bool fast_forwarded = options_.members.size() <= 1 || options_.transport == nullptr;
+  bool fast_forwarded = sole_voter || options_.transport == nullptr;
   const Clock::time_point started = Clock::now();
   Clock::time_point next_tick = Clock::now() + options_.tick_interval;
   ipc::RingReader* readers[] = {&proposals_, &control_};
@@ -114,6 +119,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
       }
     }
     if (now >= next_tick) {
+      PollPendingReads(now);
       node_.Tick();
       next_tick += options_.tick_interval;
       // After a long stall (a slow disk) do not replay the missed ticks in a burst.
@@ -323,10 +329,13 @@ bool RaftProcess::TakeProposals() {
       }
     }
   }
+  const Clock::time_point now = read_ids_.empty() ? Clock::time_point{} : Clock::now();
   for (uint64_t id : read_ids_) {
     Status st = node_.ReadIndex(id);
-    if (st.ok()) {
-      pending_reads_.insert(id);
+    // Without a leader etcd 3.4 lets a linearizable read wait for one until its request
+    // timeout ("request timed out" then); PollPendingReads asks again meanwhile.
+    if (st.ok() || node_.leader() == 0) {
+      pending_reads_.Add(id, now);
     } else {
       segment_.metrics().Add(ipc::Metric::kReadIndexesFailed);
       QueueError(id, static_cast<int>(st.code()), st.message());
@@ -351,10 +360,10 @@ Status RaftProcess::HandleReadies() {
         metrics.Add(ipc::Metric::kLeaderChanges);
       }
       leader_state_owed_ = true;
-      // The core forgets read requests when leadership moves; their clients learn now.
-      if (rd.soft_state->leader == 0) {
-        FailPendingReads(kCodeUnavailable, kNoLeader);
-      } else if (rd.soft_state->leader != last_leader_) {
+      // The core forgets read requests when leadership moves: when a leader is elected,
+      // the reads waiting fail with "leader changed" (clients retry), as etcd's do; while
+      // there is none they keep waiting (asked again, failed at the request timeout).
+      if (rd.soft_state->leader != 0 && rd.soft_state->leader != last_leader_) {
         FailPendingReads(kCodeUnavailable, kLeaderChanged);
       }
       last_leader_ = rd.soft_state->leader;
@@ -390,7 +399,7 @@ Status RaftProcess::HandleReadies() {
     // append acknowledgements; all messages of a follower or candidate). The transport never blocks; it drops when a peer lags.
     if (!rd.messages.empty() && options_.transport != nullptr) SendMessages(rd.messages);
     for (const raft::ReadState& rs : rd.read_states) {
-      if (pending_reads_.erase(rs.request_id) == 0) continue;
+      if (!pending_reads_.Answer(rs.request_id)) continue;  // a repeat answer
       internal::ReadIndexReply reply;
       reply.set_read_index(rs.index);
       reply.set_term(node_.term());
@@ -577,8 +586,29 @@ void RaftProcess::FlushReplies() {
 
 void RaftProcess::FailPendingReads(int code, const std::string& message) {
   segment_.metrics().Add(ipc::Metric::kReadIndexesFailed, pending_reads_.size());
-  for (uint64_t id : pending_reads_) QueueError(id, code, message);
-  pending_reads_.clear();
+  for (uint64_t id : pending_reads_.TakeAll()) QueueError(id, code, message);
+}
+
+void RaftProcess::PollPendingReads(Clock::time_point now) {
+  if (pending_reads_.empty()) return;
+  ReadIndexWaiters::Due due = pending_reads_.Poll(now);
+  if (!due.expired.empty()) {
+    spdlog::warn("{} read-index requests unanswered for {} ms: timed out (leader {:016x})",
+                 due.expired.size(), options_.read_timeout.count(), node_.leader());
+    segment_.metrics().Add(ipc::Metric::kReadIndexesFailed, due.expired.size());
+    for (uint64_t id : due.expired) QueueError(id, kCodeUnavailable, kRequestTimedOut);
+  }
+  // A leader's own reads wait for its confirmation rounds, which nothing loses; a
+  // follower's went over the network to the leader and may have been dropped: ask again.
+  if (due.retry.empty() || node_.role() == raft::Role::kLeader) return;
+  spdlog::debug("asking the leader again for {} unanswered read indexes", due.retry.size());
+  for (uint64_t id : due.retry) {
+    Status st = node_.ReadIndex(id);
+    if (st.ok() || node_.leader() == 0) continue;  // no leader: wait on (see TakeProposals)
+    pending_reads_.Answer(id);
+    segment_.metrics().Add(ipc::Metric::kReadIndexesFailed);
+    QueueError(id, static_cast<int>(st.code()), st.message());
+  }
 }
 
 }  // namespace rusd::raftd

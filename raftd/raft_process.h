@@ -43,6 +43,7 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "raftd/membership_registry.h"
+#include "raftd/read_index_waiters.h"
 #include "rusd/membership.pb.h"
 #include "raftd/raft/raft_node.h"
 #include "raftd/snapshot/snapshot_transfer.h"
@@ -83,6 +84,11 @@ struct RaftProcessOptions {
   std::string snapshot_members;
   SnapshotTransfer* snapshots = nullptr;
   bool compact_on_snapshot = false;
+  // Read-index requests unanswered this long are asked again (a forwarded request or its
+  // answer may be lost), and failed with "etcdserver: request timed out" after the
+  // request timeout (read_index_waiters.h; main() sets etcd's 5 s + 2 election timeouts).
+  std::chrono::milliseconds read_retry_interval{500};
+  std::chrono::milliseconds read_timeout{7000};
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
   size_t max_queued_replies = 1u << 16;
   // The member list and its change rules (owned by main(); may be null: fixed members).
@@ -125,6 +131,8 @@ class RaftProcess {
   void FlushReplies();
   bool RememberProposal(uint64_t request_id);
   void FailPendingReads(int code, const std::string& message);
+  // Asks the core again for reads left unanswered, fails those past the request timeout.
+  void PollPendingReads(std::chrono::steady_clock::time_point now);
   // Leases: kLeaderState to stored (ahead of entries), stored's kLeaseProposals in.
   bool SendLeaderState();
   void ProposeForStored(const std::string& payload);
@@ -182,7 +190,7 @@ class RaftProcess {
   std::deque<Reply> reply_queue_;
   std::unordered_set<uint64_t> seen_ids_;
   std::deque<uint64_t> seen_order_;
-  std::unordered_set<uint64_t> pending_reads_;  // given to the core, not yet answered
+  ReadIndexWaiters pending_reads_;  // given to the core, not yet answered
 
   // Reused buffers: one turn's proposals and the frame being built.
   std::vector<std::string> batch_data_;

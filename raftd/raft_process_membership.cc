@@ -54,7 +54,8 @@ void RaftProcess::TakeMemberRequest(ipc::Message& m) {
   }
   if (options_.membership == nullptr || options_.transport == nullptr) {
     QueueError(m.id, static_cast<int>(StatusCode::kUnimplemented),
-               "rusd: member changes need a multi-member cluster (started with peers)");
+               "rusd: member changes need a peer listener (this member runs without one: its "
+               "--listen-peer-urls are not usable; TLS peer URLs are not supported yet)");
     return;
   }
   if (Status health = CheckReconfigHealth(req); !health.ok()) {
@@ -137,10 +138,11 @@ void RaftProcess::CheckRemoved() {
   next_removed_check_ = now + options_.tick_interval;
   PollPeers(now);
   for (const transport::PeerState& p : options_.transport->Peers()) {
-    if (p.last_error.find(kRemovedByPeer) == std::string::npos) continue;
+    // The refusal itself, not last_error: a later dial failure would overwrite that.
+    if (p.refused_by_peer.find(kRemovedByPeer) == std::string::npos) continue;
     spdlog::critical("membership: peer {:016x} refuses this member {:016x}: {}; this member "
                      "was removed from the cluster; stopping (it will not be restarted)",
-                     p.id, options_.member_id, p.last_error);
+                     p.id, options_.member_id, p.refused_by_peer);
     removed_ = true;
     return;
   }

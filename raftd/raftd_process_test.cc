@@ -13,12 +13,16 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <set>
 #include <thread>
 
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "ipc/test_segment.h"
+#include "raftd/transport/peer_transport.h"
 #include "raftd/wal/wal_reader.h"
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
@@ -77,7 +81,7 @@ class RaftdProcessTest : public ::testing::Test {
   uint64_t Epoch(Component c) { return (*segment_)->component(c).epoch.load(); }
 
   // Starts rusd-raftd as the supervisor would: a new epoch, then fork+exec.
-  void StartRaftd() {
+  void StartRaftd(const std::vector<std::string>& extra = {}) {
     SetEpoch(Component::kRaftd, Epoch(Component::kRaftd) + 1);
     const std::string log = (data_dir_ / "raftd.log").string();
     std::vector<std::string> args = {RUSD_RAFTD_PATH,
@@ -87,6 +91,7 @@ class RaftdProcessTest : public ::testing::Test {
                                      "--heartbeat-interval-ms=" + std::to_string(heartbeat_ms_),
                                      "--election-timeout-ms=" + std::to_string(election_ms_),
                                      "--log-level=debug"};
+    args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     ASSERT_GE(pid_, 0);
     if (pid_ == 0) {
@@ -572,6 +577,138 @@ TEST_F(RaftdProcessTest, RefusesToStartOnACorruptWalNamingTheFile) {
   const std::string log = RaftdLog();
   EXPECT_NE(log.find("WAL recovery failed"), std::string::npos) << log;
   EXPECT_NE(log.find(segment.filename().string()), std::string::npos) << log;
+}
+
+
+// A loopback port that was free a moment ago.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A forwarded read-index request whose answer is lost (a dropped message, no leader
+// change) is asked again, and one never answered fails with etcd's "request timed out"
+// after the request timeout instead of waiting in raftd's table forever. The test plays
+// the leader (member def) over a real peer transport: it heartbeats the real raftd (member
+// abc, a follower) and drops or answers the reads abc forwards.
+TEST_F(RaftdProcessTest, ForwardedReadIndexWhoseAnswerIsLostIsAskedAgainThenTimesOut) {
+  constexpr uint64_t kLeader = 0xdef;
+  constexpr uint64_t kTerm = 100;
+  const std::string own_url = "http://127.0.0.1:" + std::to_string(FreePort());
+  transport::TransportOptions t;
+  t.cluster_id = 0x1234;
+  t.member_id = kLeader;
+  t.name = "leader";
+  t.listen_urls = {"http://127.0.0.1:0"};
+  t.peers = {{kMemberId, "follower", {own_url}}};
+  auto leader = transport::PeerTransport::Start(std::move(t));
+  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  const std::string leader_url =
+      "http://127.0.0.1:" + std::to_string((*leader)->listen_ports().at(0));
+  StartRaftd({"--cluster-id=1234", "--listen-peer-urls=" + own_url,
+              "--members=abc=follower=" + own_url + ",def=leader=" + leader_url});
+
+  // The fake leader: heartbeats every 10 ms; answers forwarded reads only when told to.
+  std::mutex mu;
+  std::map<uint64_t, int> forwarded;  // request id -> times abc asked
+  std::set<uint64_t> answer;          // request ids to answer from now on
+  std::atomic<bool> stop{false};
+  std::thread fake([&] {
+    std::vector<raft::Message> in, out;
+    while (!stop.load()) {
+      raft::Message hb;
+      hb.type = raft::MessageType::kHeartbeat;
+      hb.from = kLeader;
+      hb.to = kMemberId;
+      hb.term = kTerm;
+      out.push_back(hb);
+      in.clear();
+      (*leader)->TakeReceived(&in);
+      for (const raft::Message& m : in) {
+        if (m.type != raft::MessageType::kReadIndex) continue;
+        std::vector<uint64_t> ids;
+        if (m.entries.empty()) ids.push_back(m.context);
+        for (const auto& e : m.entries) ids.push_back(e.index);
+        std::lock_guard lock(mu);
+        for (uint64_t id : ids) {
+          ++forwarded[id];
+          if (!answer.count(id)) continue;  // lost
+          raft::Message r;
+          r.type = raft::MessageType::kReadIndexResp;
+          r.from = kLeader;
+          r.to = kMemberId;
+          r.term = kTerm;
+          r.index = 0;
+          r.context = id;
+          out.push_back(r);
+        }
+      }
+      (*leader)->Send(out);
+      out.clear();
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      t.join();
+    }
+  } join{stop, fake};
+
+  // abc follows def.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  bool follows = false;
+  while (!follows && std::chrono::steady_clock::now() < deadline) {
+    auto m = AwaitReply(MessageType::kLeaderInfo, 0, 1s);
+    internal::LeaderInfo info;
+    follows = m && info.ParseFromString(m->payload) && info.leader_id() == kLeader;
+  }
+  ASSERT_TRUE(follows) << RaftdLog();
+
+  // The first forward of read 77 is lost; abc asks again and gets its answer.
+  ASSERT_TRUE(proposals_->Write(MessageType::kReadIndex, 77, "", 1s).ok());
+  deadline = std::chrono::steady_clock::now() + 3s;
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (forwarded[77] >= 1) {
+        answer.insert(77);
+        break;
+      }
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "abc never forwarded the read";
+    std::this_thread::sleep_for(1ms);
+  }
+  auto read = AwaitReply(MessageType::kReadIndexReply, 77, 3s);
+  ASSERT_TRUE(read) << "a read whose forward was lost was never asked again";
+  {
+    std::lock_guard lock(mu);
+    EXPECT_GE(forwarded[77], 2);
+  }
+
+  // Read 78 is never answered: "etcdserver: request timed out" after etcd's request
+  // timeout (5 s + 2 election timeouts), and abc stops waiting for it.
+  const auto asked = std::chrono::steady_clock::now();
+  ASSERT_TRUE(proposals_->Write(MessageType::kReadIndex, 78, "", 1s).ok());
+  auto err = AwaitReply(MessageType::kError, 78, 10s);
+  ASSERT_TRUE(err) << "a read never answered waits forever";
+  const auto waited = std::chrono::steady_clock::now() - asked;
+  EXPECT_GE(waited, 5000ms);
+  internal::ErrorReply e;
+  ASSERT_TRUE(e.ParseFromString(err->payload));
+  EXPECT_EQ(e.code(), 14);
+  EXPECT_EQ(e.message(), "etcdserver: request timed out");
+  std::lock_guard lock(mu);
+  EXPECT_GE(forwarded[78], 5) << "asked again every 500 ms meanwhile";
 }
 
 }  // namespace

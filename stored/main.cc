@@ -152,9 +152,12 @@ int Run(const ComponentFlags& flags) {
   EventPublisher events(events_ring);
   ApplyLoopOptions apply_options;
   apply_options.member_id = flags.member_id;
-  // Snapshots serve followers that fell behind the log start; a single member's raftd
-  // compacts at the durable index instead, and a checkpoint would only stall applying.
-  apply_options.snapshot_count = flags.members.size() > 1 ? flags.snapshot_count : 0;
+  // Snapshots serve followers that fell behind the log start, and members added later. A
+  // raftd with a peer listener (every node the supervisor starts, even alone: it may grow
+  // with `member add`) compacts at them; one without (started by hand) compacts at the
+  // durable index, and a checkpoint would only stall applying.
+  const bool may_have_peers = flags.members.size() > 1 || !flags.listen_peer_urls.empty();
+  apply_options.snapshot_count = may_have_peers ? flags.snapshot_count : 0;
   ApplyLoop apply(ctx, *store, gate, replies, events, control, apply_options);
   ReadDispatcher dispatcher(segment, gate, workers);
   LeaseKeeperOptions lease_options;

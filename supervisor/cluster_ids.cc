@@ -8,7 +8,7 @@
 #include <set>
 #include <sstream>
 
-#include "supervisor/urls.h"
+#include "common/url.h"
 
 namespace rusd::supervisor {
 namespace {

@@ -8,7 +8,7 @@
 #include <variant>
 
 #include "supervisor/cluster_ids.h"
-#include "supervisor/urls.h"
+#include "common/url.h"
 #include "supervisor/toml_reader.h"
 
 #ifndef RUSD_VERSION
@@ -481,7 +481,27 @@ Status Validate(const Config& cfg, const std::set<std::string>& set_flags) {
   }
   auto ids = DeriveClusterIds(*cluster, cfg.name, cfg.initial_cluster_token);
   if (!ids.ok()) return fail(ids.status().message());
+  // Peers must reach each other, and the transport speaks plain TCP only: a cluster whose
+  // peer URLs need TLS could never form, so say so now rather than time out later. A lone
+  // member (kubeadm's single-node manifest says https) starts without a peer listener.
+  if (cluster->size() > 1 || cfg.initial_cluster_state == "existing") {
+    for (const auto& m : *cluster) {
+      for (const auto& u : m.peer_urls) {
+        if (auto p = ParsePeerUrl(u); !p.ok()) return fail("--initial-cluster: " + p.status().message());
+      }
+    }
+    for (const auto& u : cfg.listen_peer_urls) {
+      if (auto p = ParsePeerUrl(u); !p.ok()) return fail("--listen-peer-urls: " + p.status().message());
+    }
+  }
   return Status::Ok();
+}
+
+bool PeerListenerUsable(const Config& cfg) {
+  for (const auto& u : cfg.listen_peer_urls) {
+    if (!ParsePeerUrl(u).ok()) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -492,7 +512,9 @@ ComponentFlags Config::ToComponentFlags() const {
   f.name = name;
   f.listen_client_urls = listen_client_urls;
   f.advertise_client_urls = advertise_client_urls;
-  f.listen_peer_urls = listen_peer_urls;
+  // Validate refused unusable peer URLs in a cluster; a lone member with them runs
+  // without a peer listener (it cannot grow until restarted with http:// peer URLs).
+  if (PeerListenerUsable(*this)) f.listen_peer_urls = listen_peer_urls;
   f.max_request_bytes = max_request_bytes;
   f.max_txn_ops = max_txn_ops;
   f.quota_backend_bytes = quota_backend_bytes;
@@ -599,6 +621,11 @@ Result<LoadedConfig> LoadConfig(const std::vector<std::string>& args,
     out.warnings.push_back("flag --" + std::string(spec.name) +
                            " is accepted but not implemented yet (" + spec.not_implemented +
                            "); ignoring");
+  }
+  if (!PeerListenerUsable(cfg)) {
+    out.warnings.push_back("--listen-peer-urls " + Join(cfg.listen_peer_urls) +
+                           ": TLS peer URLs are not supported yet; ignoring them (no peer "
+                           "listener: this member runs alone and cannot be joined)");
   }
   return out;
 }

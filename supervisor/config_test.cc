@@ -394,3 +394,42 @@ TEST(Config, ComponentFlagsCarryTheResolvedValues) {
 
 }  // namespace
 }  // namespace rusd::supervisor
+
+namespace rusd::supervisor {
+namespace {
+
+// The peer transport speaks plain TCP: a cluster with TLS peer URLs could never form, so
+// it is refused at start with a clear message; a lone member (kubeadm's single-node
+// manifest says https) still starts, without a peer listener.
+TEST(Config, TlsPeerUrlsAreRefusedInAClusterAndIgnoredAlone) {
+  auto cluster = Load({"--name=a", "--initial-advertise-peer-urls=https://10.0.0.1:2380",
+                       "--listen-peer-urls=https://10.0.0.1:2380",
+                       "--initial-cluster=a=https://10.0.0.1:2380,b=https://10.0.0.2:2380"});
+  ASSERT_FALSE(cluster.ok());
+  EXPECT_EQ(cluster.status().message(),
+            "--initial-cluster: TLS peer URLs are not supported yet (use http://): "
+            "https://10.0.0.1:2380");
+  auto joining = Load({"--name=a", "--initial-advertise-peer-urls=http://10.0.0.1:2380",
+                       "--listen-peer-urls=https://10.0.0.1:2380",
+                       "--initial-cluster=a=http://10.0.0.1:2380",
+                       "--initial-cluster-state=existing"});
+  ASSERT_FALSE(joining.ok());
+  EXPECT_NE(joining.status().message().find("--listen-peer-urls: TLS peer URLs are not supported"),
+            std::string::npos);
+  auto alone = Load({"--name=a", "--initial-advertise-peer-urls=https://10.0.0.1:2380",
+                     "--listen-peer-urls=https://10.0.0.1:2380",
+                     "--initial-cluster=a=https://10.0.0.1:2380"});
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  EXPECT_TRUE(alone->config.ToComponentFlags().listen_peer_urls.empty());
+  bool warned = false;
+  for (const auto& w : alone->warnings) warned |= w.find("TLS peer URLs") != std::string::npos;
+  EXPECT_TRUE(warned);
+  // Plain http peers are passed on, even alone (it may grow with member add).
+  auto plain = Load({});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->config.ToComponentFlags().listen_peer_urls,
+            std::vector<std::string>{"http://localhost:2380"});
+}
+
+}  // namespace
+}  // namespace rusd::supervisor

@@ -18,7 +18,7 @@
 #include "ipc/metrics_collector.h"
 #include "ipc/segment.h"
 #include "supervisor/metrics_tcp_relay.h"
-#include "supervisor/urls.h"
+#include "common/url.h"
 
 namespace rusd::supervisor {
 namespace {

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "common/durable_file.h"
+#include "common/url.h"
 #include "raftd/wal/crc32c.h"
 #include "raftd/wal/wal_format.h"
 
@@ -154,18 +155,10 @@ void SetTimeouts(int fd) {
 
 // "http://host:port" -> connected blocking socket.
 Result<int> Dial(const std::string& url) {
-  std::string rest = url;
-  const size_t scheme = rest.find("://");
-  if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
-  const size_t slash = rest.find('/');
-  if (slash != std::string::npos) rest = rest.substr(0, slash);
-  const size_t colon = rest.rfind(':');
-  if (colon == std::string::npos) return Status::InvalidArgument("peer URL without port: " + url);
-  std::string host = rest.substr(0, colon);
-  const std::string port = rest.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  Result<Url> parsed = ParsePeerUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  const std::string& host = parsed->host;
+  const std::string& port = parsed->port;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;

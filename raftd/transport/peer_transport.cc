@@ -22,6 +22,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "common/url.h"
 #include "raftd/transport/wire_format.h"
 
 namespace rusd::transport {
@@ -37,41 +38,6 @@ std::string Hex(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%lx", static_cast<unsigned long>(v));
   return buf;
-}
-
-struct HostPort {
-  std::string host;
-  std::string port;
-};
-
-// "http://host:port" (host may be [v6]); https/unix peers are not supported yet.
-Result<HostPort> ParsePeerUrl(const std::string& url) {
-  const std::string prefix = "http://";
-  if (url.rfind(prefix, 0) != 0) {
-    return Status::InvalidArgument("peer URL " + url + ": only http://host:port is supported");
-  }
-  std::string rest = url.substr(prefix.size());
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  HostPort hp;
-  if (!rest.empty() && rest[0] == '[') {
-    const size_t close = rest.find(']');
-    if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
-      return Status::InvalidArgument("peer URL " + url + ": expected [v6]:port");
-    }
-    hp.host = rest.substr(1, close - 1);
-    hp.port = rest.substr(close + 2);
-  } else {
-    const size_t colon = rest.rfind(':');
-    if (colon == std::string::npos) {
-      return Status::InvalidArgument("peer URL " + url + ": missing port");
-    }
-    hp.host = rest.substr(0, colon);
-    hp.port = rest.substr(colon + 1);
-  }
-  if (hp.port.empty() || hp.port.find_first_not_of("0123456789") != std::string::npos) {
-    return Status::InvalidArgument("peer URL " + url + ": bad port");
-  }
-  return hp;
 }
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
@@ -195,7 +161,7 @@ struct PeerTransport::Impl {
   }
 
   Status Listen(const std::string& url) {
-    auto hp = ParsePeerUrl(url);
+    auto hp = rusd::ParsePeerUrl(url);
     if (!hp.ok()) return hp.status();
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -275,7 +241,7 @@ struct PeerTransport::Impl {
       return;
     }
     const std::string& url = p.address.peer_urls[p.url_index % p.address.peer_urls.size()];
-    auto hp = ParsePeerUrl(url);
+    auto hp = rusd::ParsePeerUrl(url);
     if (!hp.ok()) {
       FailPeer(p, hp.status().message());
       return;
@@ -398,6 +364,10 @@ struct PeerTransport::Impl {
       return;
     }
     if (!reply->accepted) {
+      {
+        std::lock_guard lock(mu);
+        p.state_view.refused_by_peer = reply->error;
+      }
       FailPeer(p, "refused by peer: " + reply->error);
       return;
     }
@@ -416,6 +386,7 @@ struct PeerTransport::Impl {
       std::lock_guard lock(mu);
       p.state_view.connected = true;
       p.state_view.last_error.clear();
+      p.state_view.refused_by_peer.clear();
       if (!reply->name.empty()) p.state_view.name = reply->name;
       p.state_view.client_urls = reply->client_urls;
     }

@@ -71,6 +71,10 @@ struct PeerState {
   bool connected = false;                // our outgoing stream is up (handshake done)
   std::vector<std::string> client_urls;  // from the peer's handshake; empty until then
   std::string last_error;                // why the last dial or handshake failed
+  // Why the peer last refused our handshake (cluster ID mismatch, "was removed from the
+  // cluster", ...): unlike last_error it survives later dial failures and timeouts, so
+  // the verdict is not lost to whatever failed next; cleared by a successful handshake.
+  std::string refused_by_peer;
   uint64_t dropped = 0;                  // messages dropped for this peer (queue full, failure)
 };
 

@@ -377,15 +377,16 @@ TEST_F(TransportTest, RefusesANodeOfAnotherCluster) {
   auto a = StartNode(0, /*cluster_id=*/0xc1);
   auto b = StartNode(1, /*cluster_id=*/0xdead);  // another --initial-cluster-token
   ASSERT_TRUE(a && b);
+  // Wait for b's verdict itself, not for last_error to hold it when sampled: under load
+  // each attempt may also fail otherwise (a dial before b listened, a handshake timeout),
+  // and those overwrite last_error between two samples. The deadline is only a backstop.
   std::string error;
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  // (A dial before b listened fails with "connection refused" first.)
-  while (error.find("cluster ID mismatch") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (error.empty() && std::chrono::steady_clock::now() < deadline) {
     for (const PeerState& p : a->Peers()) {
-      if (p.id == 0x22) error = p.last_error;
+      if (p.id == 0x22) error = p.refused_by_peer;
     }
-    std::this_thread::sleep_for(5ms);
+    if (error.empty()) std::this_thread::sleep_for(5ms);
   }
   EXPECT_NE(error.find("cluster ID mismatch"), std::string::npos) << error;
   EXPECT_NE(error.find("dead"), std::string::npos) << error;
@@ -485,11 +486,12 @@ TEST_F(TransportTest, UpdatePeersDialsNewMembersAndRefusesRemovedOnes) {
   EXPECT_EQ(got[0].index, 7u);
 
   a->UpdatePeers({PeerAddress{0x33, "n2", {nodes_[2].url}}}, {0x22});
+  // The refusal itself (as RefusesANodeOfAnotherCluster: last_error may be overwritten).
   std::string error;
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
   while (error.find("removed") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
     for (const PeerState& p : b->Peers()) {
-      if (p.id == 0x11) error = p.last_error;
+      if (p.id == 0x11) error = p.refused_by_peer;
     }
     std::this_thread::sleep_for(5ms);
   }
