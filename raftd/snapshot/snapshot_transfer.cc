@@ -30,7 +30,9 @@ namespace rusd::raftd {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr uint8_t kWireVersion = 2;  // 2: the header carries the member list
+// 2: the header carries the member list. A sender with no list writes version 1, which a
+// receiver that predates version 2 still reads (a rolling upgrade's old followers).
+constexpr uint8_t kWireVersion = 2;
 enum Kind : uint8_t { kHeader = 16, kFile = 17, kChunk = 18, kFileEnd = 19, kDone = 20, kAck = 21 };
 constexpr uint32_t kMaxFrame = 64u << 20;
 constexpr int kIoTimeoutSeconds = 30;
@@ -266,7 +268,8 @@ struct SnapshotTransfer::Impl {
   Status SendFiles(int fd, const raft::Message& m, const std::string& dir,
                    const std::string& members) {
     std::string body;
-    body.push_back(static_cast<char>(kWireVersion));
+    const uint8_t version = members.empty() ? 1 : kWireVersion;
+    body.push_back(static_cast<char>(version));
     PutU64(&body, options.cluster_id);
     PutU64(&body, options.member_id);
     PutU64(&body, m.to);
@@ -277,7 +280,7 @@ struct SnapshotTransfer::Impl {
     for (uint64_t v : m.snapshot.conf.voters) PutU64(&body, v);
     PutU32(&body, static_cast<uint32_t>(m.snapshot.conf.learners.size()));
     for (uint64_t v : m.snapshot.conf.learners) PutU64(&body, v);
-    PutString(&body, members);
+    if (version >= 2) PutString(&body, members);
     RUSD_RETURN_IF_ERROR(WriteFrame(fd, kHeader, body));
 
     // Open every file first: stored may prune this checkpoint while it streams (it keeps

@@ -10,7 +10,9 @@
 //   16 Header    u8 version | u64 cluster_id | u64 from | u64 to | u64 term |
 //                u64 index | u64 snap_term | u32 n, n x u64 voters | u32 n, n x u64 learners
 //                | string members (version 2 only: the member list as of index, a
-//                serialized rusd.internal.MemberListFile; version 1 is still accepted)
+//                serialized rusd.internal.MemberListFile). Without a list the sender
+//                writes version 1, which receivers older than version 2 still accept;
+//                both versions are accepted here.
 //   17 File      string name (a plain file name, no '/') | u64 size
 //   18 Chunk     u32 crc32c(data) | data (<= chunk_bytes)
 //   19 FileEnd   u32 crc32c of the whole file
