@@ -175,11 +175,7 @@ bool RaftProcess::TakeControl() {
                        pending_install_->index);
           pending_install_.reset();
         }
-        // Received snapshots stored is past are never installed: drop their copies (here,
-        // where stored is known not to be installing one: it just started).
-        if (options_.snapshots != nullptr) {
-          options_.snapshots->RemoveReceivedUpTo(resume.applied_index());
-        }
+        PruneReceivedSnapshots(resume.applied_index());
         AbandonChunkedFrame();  // delivery starts over from stored's cursor
         next_to_send_ = resume.applied_index() + 1;
         resume_epoch_ = m->sender_epoch;
@@ -196,6 +192,7 @@ bool RaftProcess::TakeControl() {
         }
         if (durable.index() <= durable_applied_) break;
         durable_applied_ = durable.index();
+        PruneReceivedSnapshots(durable_applied_);
         // With peers the log is compacted at stored's snapshots only (kSnapshotReady).
         if (options_.compact_on_snapshot) break;
         // Entries up to here are durable in RocksDB: this node no longer needs them, but a

@@ -138,6 +138,9 @@ class RaftProcess {
   // stored is below the log start: order the install of the received snapshot. Returns
   // false when there is none to install.
   bool SendInstallOrder(uint64_t next);
+  // Removes received snapshots at or below `stored_index` (stored holds that state), except
+  // the pending install's.
+  void PruneReceivedSnapshots(uint64_t stored_index);
   void RecoverPendingInstall();
   // Membership (raft_process_membership.cc): kMemberChange / kMoveLeader requests, the
   // committed conf-change entries, leader transfers waiting for their outcome.

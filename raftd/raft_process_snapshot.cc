@@ -143,6 +143,18 @@ Status RaftProcess::PersistRestoredSnapshot(const raft::SnapshotMeta& meta) {
   return Status::Ok();
 }
 
+void RaftProcess::PruneReceivedSnapshots(uint64_t stored_index) {
+  // Received snapshots at or below what stored holds are never installed (the core has
+  // committed past them, e.g. a new leader caught this member up by log while the old
+  // leader's stream finished): their copies, gigabytes maybe, go now rather than at stored's
+  // next restart. The install ordered is kept whatever stored reports until its kResumeFrom
+  // confirms it. The transfer removes them on its own thread, off this loop.
+  if (options_.snapshots == nullptr) return;
+  options_.snapshots->RemoveReceivedUpTo(
+      stored_index, pending_install_ ? std::optional<uint64_t>(pending_install_->index)
+                                     : std::nullopt);
+}
+
 bool RaftProcess::SendInstallOrder(uint64_t next) {
   if (!pending_install_ || next > pending_install_->index ||
       pending_install_->index + 1 != node_.log().first_index()) {

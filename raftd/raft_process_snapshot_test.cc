@@ -230,6 +230,32 @@ TEST_F(RaftProcessSnapshotTest, InstallingASnapshotTakesOverItsMemberList) {
   EXPECT_EQ(reloaded.Find(kNewMember)->peer_urls(0), "http://127.0.0.1:1004");
 }
 
+// A received snapshot the core never restores (it is already past it) is removed once
+// stored reports a durable index past it, without waiting for stored's next restart; the
+// snapshot whose install raftd ordered stays until stored confirms it.
+TEST_F(RaftProcessSnapshotTest, DurableProgressRemovesReceivedSnapshotsButThePendingInstall) {
+  StartRaftd();
+  Deliver(SnapshotStream(50, LeaderList(50).SerializeAsString()));
+  ASSERT_TRUE(WaitFor([&] {
+    auto point = ReadSnapshotPoint(snap_dir_);
+    return point.ok() && point->has_value() && (*point)->index == 50;
+  })) << "the core never restored the snapshot";
+  // An older stream (a previous leader's) finishes after the core restored 50: ignored.
+  Deliver(SnapshotStream(40, LeaderList(40).SerializeAsString()));
+  ASSERT_TRUE(fs::exists(ReceivedSnapshotDir(snap_dir_, 40)));
+  internal::DurableApplied durable;
+  durable.set_index(50);
+  ipc::RingWriter control(*segment_, ipc::RingId::kStoreControl, 1);
+  ASSERT_TRUE(
+      control.Write(ipc::MessageType::kDurableApplied, 0, durable.SerializeAsString(), 1s).ok());
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(ReceivedSnapshotDir(snap_dir_, 40)); }))
+      << "a received snapshot stored is past stayed on disk";
+  // One worker removes a call's snapshots in turn: give it time to reach 50 if it would.
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(snap_dir_, 50)))
+      << "the snapshot stored was ordered to install was removed";
+}
+
 // A snapshot from a sender that carries no list (an older version) still installs; the
 // follower keeps the list it had.
 TEST_F(RaftProcessSnapshotTest, ASnapshotWithoutAMemberListStillInstalls) {
