@@ -94,11 +94,11 @@ std::optional<internal::MemberListFile> RaftProcess::MembersAt(uint64_t index) c
   std::optional<internal::MemberListFile> base = point_members_;
   if (point == 0) base = options_.membership->initial();  // the log holds every change
   if (!base || base->applied_index() < point) {
-    // Unknown at the point (written by a version without member lists): the list now.
-    // Later conf changes replay on top of it idempotently where it is installed.
-    internal::MemberListFile now = options_.membership->Current();
-    now.set_applied_index(index);
-    return now;
+    // Unknown at the point (written by a version without member lists). The list now is
+    // not the list as of `index` (it may hold later changes), and a receiver adopts any
+    // list stamped newer than its own: none is sent (receivers keep theirs, as with an
+    // older sender) and none is stored with the point.
+    return std::nullopt;
   }
   return MembershipRegistry::ListAt(*base, log.Slice(point + 1, index), index);
 }
