@@ -276,7 +276,9 @@ TEST_F(RaftProcessSnapshotTest, CompactionAfterAPointWithoutAListStoresNoList) {
     ASSERT_TRUE(writer.ok());
     ASSERT_TRUE((*writer)->ResetTo(20, 1).ok());
     std::vector<raft::Entry> entries;
-    for (uint64_t i = 21; i <= 60; ++i) entries.push_back(raft::Entry{i, 1, raft::EntryType::kNormal, {}});
+    for (uint64_t i = 21; i <= 60; ++i) {
+      entries.push_back(raft::Entry{i, 1, raft::EntryType::kNormal, {}});
+    }
     (*writer)->AddEntries(entries);
     (*writer)->AddHardState(raft::HardState{1, 1, 60});
     ASSERT_TRUE((*writer)->Flush(true).ok());

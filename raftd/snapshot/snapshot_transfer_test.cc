@@ -232,10 +232,11 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAndM
   EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 900)));
   // The one raftd ordered installed is kept whatever the index (nothing else to remove:
   // no worker runs, so the check needs no wait).
+  const std::string dir900 = ReceivedSnapshotDir(root_ + "/follower-snap", 900);
   receiver_->RemoveReceivedUpTo(1000, /*keep=*/900);
-  EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 900)));
+  EXPECT_TRUE(fs::exists(dir900));
   receiver_->RemoveReceivedUpTo(1000);
-  EXPECT_TRUE(WaitFor([&] { return !fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 900)); }));
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(dir900); }));
 }
 
 // A snapshot without a member list goes out as wire version 1, which receivers older than
