@@ -20,6 +20,13 @@ constexpr int kCodeInternal = 13;
 constexpr int kCodeUnavailable = 14;
 constexpr char kLeaderChanged[] = "etcdserver: leader changed";
 constexpr char kRequestTimedOut[] = "etcdserver: request timed out";
+// The largest entry data a kCommittedEntries frame can carry: the ring refuses a message
+// over kMaxMessageBytes (1 GiB), and a frame of one entry adds under 64 bytes to its data
+// (EncodedEntrySize: field tags, the index, term and type varints, two length varints).
+// The frontend refuses requests over --max-request-bytes first (1.5 MiB by default), so
+// this only matters when that flag is set near 1 GiB.
+constexpr size_t kMaxEntryDataBytes = ipc::RingWriter::kMaxMessageBytes - 64;
+constexpr char kRequestTooLarge[] = "etcdserver: request is too large";
 // While deliveries or replies wait for ring space, look again this soon.
 constexpr std::chrono::milliseconds kBacklogPoll{1};
 
@@ -181,11 +188,7 @@ bool RaftProcess::TakeControl() {
                        pending_install_->index);
           pending_install_.reset();
         }
-        // Received snapshots stored is past are never installed: drop their copies (here,
-        // where stored is known not to be installing one: it just started).
-        if (options_.snapshots != nullptr) {
-          options_.snapshots->RemoveReceivedUpTo(resume.applied_index());
-        }
+        PruneReceivedSnapshots(resume.applied_index());
         AbandonChunkedFrame();  // delivery starts over from stored's cursor
         next_to_send_ = resume.applied_index() + 1;
         resume_epoch_ = m->sender_epoch;
@@ -202,6 +205,7 @@ bool RaftProcess::TakeControl() {
         }
         if (durable.index() <= durable_applied_) break;
         durable_applied_ = durable.index();
+        PruneReceivedSnapshots(durable_applied_);
         // With peers the log is compacted at stored's snapshots only (kSnapshotReady).
         if (options_.compact_on_snapshot) break;
         // Entries up to here are durable in RocksDB: this node no longer needs them, but a
@@ -307,6 +311,15 @@ bool RaftProcess::TakeProposals() {
       segment_.counter(ipc::Counter::kProposalsReceived).fetch_add(1, std::memory_order_relaxed);
       if (!RememberProposal(m->id)) {
         spdlog::debug("dropping duplicate proposal {:x}", m->id);
+        continue;
+      }
+      if (m->payload.size() > kMaxEntryDataBytes) {
+        // Committed, it could never be delivered to stored (see kMaxEntryDataBytes).
+        spdlog::warn("refusing a proposal of {} bytes: over the {}-byte entry limit",
+                     m->payload.size(), kMaxEntryDataBytes);
+        segment_.metrics().Add(ipc::Metric::kProposalsFailed);
+        if (m->id != 0) QueueError(m->id, static_cast<int>(StatusCode::kInvalidArgument),
+                                   kRequestTooLarge);
         continue;
       }
       bytes += m->payload.size();
@@ -465,7 +478,18 @@ void RaftProcess::SendCommitted() {
     Result<bool> done = committed_.TryWriteChunks(MessageType::kCommittedEntries,
                                                   chunked_->first, chunked_->frame,
                                                   &chunked_->offset);
-    if (!done.ok() || !*done) return;  // the ring is full: more next turn
+    if (!done.ok()) {
+      // Only a frame over the ring's message limit fails (proposals over it are refused,
+      // kMaxEntryDataBytes, so this entry came from a member without that check). Retrying
+      // would stall delivery for good without a word: stop, loudly, and let the supervisor
+      // restart (the entry stays committed; the operator must intervene).
+      spdlog::critical("cannot deliver committed entry {} to stored: {}", chunked_->first,
+                       done.status().ToString());
+      fatal_ = Status::Internal("committed entry " + std::to_string(chunked_->first) +
+                                " cannot be delivered to stored: " + done.status().message());
+      return;
+    }
+    if (!*done) return;  // the ring is full: more next turn
     *next_to_send_ = chunked_->next;
     chunked_.reset();
   }

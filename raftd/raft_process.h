@@ -67,7 +67,9 @@ struct RaftProcessOptions {
   size_t max_proposals_per_turn = 8192;
   size_t max_proposal_bytes_per_turn = 16u << 20;
   // Target size of one kCommittedEntries frame (a single larger entry travels alone, in
-  // ring chunks written over as many turns as the ring needs: the loop never waits).
+  // ring chunks written over as many turns as the ring needs: the loop never waits). The
+  // effective limit is min(max_frame_bytes, committed ring capacity / 4): a frame TryWrite
+  // takes whole must stay well below the ring.
   size_t max_frame_bytes = 1u << 20;
   // Without compact_on_snapshot: entries kept below stored's durable index when compacting
   // at it (main() leaves 0: one member needs none; with peers compaction follows stored's
@@ -146,6 +148,9 @@ class RaftProcess {
   // stored is below the log start: order the install of the received snapshot. Returns
   // false when there is none to install.
   bool SendInstallOrder(uint64_t next);
+  // Removes received snapshots at or below `stored_index` (stored holds that state), except
+  // the pending install's.
+  void PruneReceivedSnapshots(uint64_t stored_index);
   void RecoverPendingInstall();
   // Membership (raft_process_membership.cc): kMemberChange / kMoveLeader requests, the
   // committed conf-change entries, leader transfers waiting for their outcome.
@@ -173,7 +178,9 @@ class RaftProcess {
   std::map<uint64_t, std::chrono::steady_clock::time_point> connected_since_;  // by peer
   std::optional<std::chrono::steady_clock::time_point> removed_applied_at_;  // our own removal was applied
   std::chrono::steady_clock::time_point next_removed_check_{};
-  Status fatal_;  // an unrecoverable inconsistency found while serving; ends Run()
+  // An unrecoverable inconsistency found while serving (stored ahead of the WAL, a committed
+  // entry the ring cannot carry); ends Run().
+  Status fatal_;
 
   // Delivery cursor to stored; unset until a kResumeFrom of the current stored epoch.
   std::optional<uint64_t> next_to_send_;

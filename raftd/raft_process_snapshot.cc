@@ -94,11 +94,11 @@ std::optional<internal::MemberListFile> RaftProcess::MembersAt(uint64_t index) c
   std::optional<internal::MemberListFile> base = point_members_;
   if (point == 0) base = options_.membership->initial();  // the log holds every change
   if (!base || base->applied_index() < point) {
-    // Unknown at the point (written by a version without member lists): the list now.
-    // Later conf changes replay on top of it idempotently where it is installed.
-    internal::MemberListFile now = options_.membership->Current();
-    now.set_applied_index(index);
-    return now;
+    // Unknown at the point (written by a version without member lists). The list now is
+    // not the list as of `index` (it may hold later changes), and a receiver adopts any
+    // list stamped newer than its own: none is sent (receivers keep theirs, as with an
+    // older sender) and none is stored with the point.
+    return std::nullopt;
   }
   return MembershipRegistry::ListAt(*base, log.Slice(point + 1, index), index);
 }
@@ -141,6 +141,18 @@ Status RaftProcess::PersistRestoredSnapshot(const raft::SnapshotMeta& meta) {
   spdlog::info("restored snapshot at index {} term {} (voters {}); stored will install {}",
                meta.index, meta.term, meta.conf.voters.size(), pending_install_->dir);
   return Status::Ok();
+}
+
+void RaftProcess::PruneReceivedSnapshots(uint64_t stored_index) {
+  // Received snapshots at or below what stored holds are never installed (the core has
+  // committed past them, e.g. a new leader caught this member up by log while the old
+  // leader's stream finished): their copies, gigabytes maybe, go now rather than at stored's
+  // next restart. The install ordered is kept whatever stored reports until its kResumeFrom
+  // confirms it. The transfer removes them on its own thread, off this loop.
+  if (options_.snapshots == nullptr) return;
+  options_.snapshots->RemoveReceivedUpTo(
+      stored_index, pending_install_ ? std::optional<uint64_t>(pending_install_->index)
+                                     : std::nullopt);
 }
 
 bool RaftProcess::SendInstallOrder(uint64_t next) {

@@ -26,6 +26,7 @@
 #include "raftd/wal/wal_writer.h"
 #include "rusd/internal.pb.h"
 #include "rusd/membership.pb.h"
+#include "rusd/snapshot.pb.h"
 
 namespace rusd::raftd {
 namespace {
@@ -144,8 +145,10 @@ class RaftProcessSnapshotTest : public ::testing::Test {
     o.snapshots = snapshots_.get();
     o.compact_on_snapshot = true;
     o.membership = membership_.get();
+    auto point = ReadSnapshotPoint(snap_dir_);
+    ASSERT_TRUE(point.ok()) << point.status().ToString();
     process_ = std::make_unique<RaftProcess>(
-        *segment_, *wal_, MergeSnapshotPoint(std::move(*recovered), std::nullopt).state, o);
+        *segment_, *wal_, MergeSnapshotPoint(std::move(*recovered), *point).state, o);
     stop_ = false;
     thread_ = std::thread([this] {
       Status st = process_->Run([this] { return stop_.load(); });
@@ -228,6 +231,79 @@ TEST_F(RaftProcessSnapshotTest, InstallingASnapshotTakesOverItsMemberList) {
   EXPECT_EQ(reloaded.applied_index(), 50u);
   ASSERT_NE(reloaded.Find(kNewMember), nullptr);
   EXPECT_EQ(reloaded.Find(kNewMember)->peer_urls(0), "http://127.0.0.1:1004");
+}
+
+// A received snapshot the core never restores (it is already past it) is removed once
+// stored reports a durable index past it, without waiting for stored's next restart; the
+// snapshot whose install raftd ordered stays until stored confirms it.
+TEST_F(RaftProcessSnapshotTest, DurableProgressRemovesReceivedSnapshotsButThePendingInstall) {
+  StartRaftd();
+  Deliver(SnapshotStream(50, LeaderList(50).SerializeAsString()));
+  ASSERT_TRUE(WaitFor([&] {
+    auto point = ReadSnapshotPoint(snap_dir_);
+    return point.ok() && point->has_value() && (*point)->index == 50;
+  })) << "the core never restored the snapshot";
+  // An older stream (a previous leader's) finishes after the core restored 50: ignored.
+  Deliver(SnapshotStream(40, LeaderList(40).SerializeAsString()));
+  ASSERT_TRUE(fs::exists(ReceivedSnapshotDir(snap_dir_, 40)));
+  internal::DurableApplied durable;
+  durable.set_index(50);
+  ipc::RingWriter control(*segment_, ipc::RingId::kStoreControl, 1);
+  ASSERT_TRUE(
+      control.Write(ipc::MessageType::kDurableApplied, 0, durable.SerializeAsString(), 1s).ok());
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(ReceivedSnapshotDir(snap_dir_, 40)); }))
+      << "a received snapshot stored is past stayed on disk";
+  // One worker removes a call's snapshots in turn: give it time to reach 50 if it would.
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(snap_dir_, 50)))
+      << "the snapshot stored was ordered to install was removed";
+}
+
+// A snapshot point written without a member list (by an older version) leaves the list at
+// the next point unknown: the list now (which may hold later changes) must not be stamped
+// with the point's index, or a follower that receives it adopts it as of that index. The
+// next point is stored (and its snapshot sent) without a list.
+TEST_F(RaftProcessSnapshotTest, CompactionAfterAPointWithoutAListStoresNoList) {
+  raft::SnapshotMeta meta;
+  meta.index = 20;
+  meta.term = 1;
+  meta.conf.voters = {1, 2, 3};
+  ASSERT_TRUE(WriteSnapshotPoint(snap_dir_, meta, "").ok());
+  {
+    auto empty = wal::ReadWal(member_dir_ + "/wal");
+    ASSERT_TRUE(empty.ok());
+    auto writer = wal::WalWriter::Open(member_dir_ + "/wal", *empty);
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->ResetTo(20, 1).ok());
+    std::vector<raft::Entry> entries;
+    for (uint64_t i = 21; i <= 60; ++i) {
+      entries.push_back(raft::Entry{i, 1, raft::EntryType::kNormal, {}});
+    }
+    (*writer)->AddEntries(entries);
+    (*writer)->AddHardState(raft::HardState{1, 1, 60});
+    ASSERT_TRUE((*writer)->Flush(true).ok());
+  }
+  StartRaftd();
+  ipc::RingWriter control(*segment_, ipc::RingId::kStoreControl, 1);
+  // Checkpoints at 30 and 40: compaction at the older. Sent until the process has applied
+  // that far (it hands the WAL's entries out first; earlier reports are ignored).
+  ASSERT_TRUE(WaitFor([&] {
+    for (uint64_t index : {30, 40}) {
+      internal::SnapshotReady ready;
+      ready.set_index(index);
+      ready.set_dir(root_ + "/checkpoint-" + std::to_string(index));
+      EXPECT_TRUE(
+          control.Write(ipc::MessageType::kSnapshotReady, 0, ready.SerializeAsString(), 1s).ok());
+    }
+    std::this_thread::sleep_for(20ms);
+    auto point = ReadSnapshotPoint(snap_dir_);
+    return point.ok() && point->has_value() && (*point)->index == 30;
+  })) << "the process never compacted at 30";
+  std::string members = "unset";
+  auto point = ReadSnapshotPoint(snap_dir_, &members);
+  ASSERT_TRUE(point.ok() && point->has_value());
+  EXPECT_EQ((*point)->index, 30u);
+  EXPECT_EQ(members, "") << "a member list of a later index was stamped with the point's";
 }
 
 // A snapshot from a sender that carries no list (an older version) still installs; the

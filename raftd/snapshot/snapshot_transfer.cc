@@ -31,7 +31,9 @@ namespace rusd::raftd {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr uint8_t kWireVersion = 2;  // 2: the header carries the member list
+// 2: the header carries the member list. A sender with no list writes version 1, which a
+// receiver that predates version 2 still reads (a rolling upgrade's old followers).
+constexpr uint8_t kWireVersion = 2;
 enum Kind : uint8_t { kHeader = 16, kFile = 17, kChunk = 18, kFileEnd = 19, kDone = 20, kAck = 21 };
 constexpr uint32_t kMaxFrame = 64u << 20;
 constexpr int kIoTimeoutSeconds = 30;
@@ -224,7 +226,9 @@ struct SnapshotTransfer::Impl {
   };
   std::list<Worker> threads;              // under mu
   std::set<uint64_t> sending;             // peers with a transfer in flight, under mu
-  std::set<uint64_t> receiving;           // indexes with a stream in flight, under mu
+  // Indexes with a stream in flight or their complete copy being removed, under mu.
+  std::set<uint64_t> receiving;
+  std::set<uint64_t> complete;            // complete recv-<index> directories, under mu
   std::set<int> open_fds;                 // sockets in use, shut down at destruction
   std::vector<std::pair<uint64_t, bool>> reports;
   std::vector<Received> received;
@@ -259,7 +263,8 @@ struct SnapshotTransfer::Impl {
   Status SendFiles(int fd, const raft::Message& m, const std::string& dir,
                    const std::string& members) {
     std::string body;
-    body.push_back(static_cast<char>(kWireVersion));
+    const uint8_t version = members.empty() ? 1 : kWireVersion;
+    body.push_back(static_cast<char>(version));
     PutU64(&body, options.cluster_id);
     PutU64(&body, options.member_id);
     PutU64(&body, m.to);
@@ -270,7 +275,7 @@ struct SnapshotTransfer::Impl {
     for (uint64_t v : m.snapshot.conf.voters) PutU64(&body, v);
     PutU32(&body, static_cast<uint32_t>(m.snapshot.conf.learners.size()));
     for (uint64_t v : m.snapshot.conf.learners) PutU64(&body, v);
-    PutString(&body, members);
+    if (version >= 2) PutString(&body, members);
     RUSD_RETURN_IF_ERROR(WriteFrame(fd, kHeader, body));
 
     // Open every file first: stored may prune this checkpoint while it streams (it keeps
@@ -518,6 +523,10 @@ struct SnapshotTransfer::Impl {
       if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
         return fail(Status::IoError(Errno("rename " + tmp)));
       }
+      {
+        std::lock_guard lock(mu);
+        complete.insert(index);
+      }
       RUSD_RETURN_IF_ERROR(SyncPath(options.snap_dir, true));
     }
     spdlog::info("received snapshot at index {} from {:x}: {} files, {} bytes", m.snapshot.index,
@@ -554,11 +563,18 @@ struct SnapshotTransfer::Impl {
 SnapshotTransfer::SnapshotTransfer(SnapshotTransferOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
-  // Partial streams a crash interrupted: nothing receives yet, so none is in use.
+  // Partial streams a crash interrupted: nothing receives yet, so none is in use. Complete
+  // ones are remembered for RemoveReceivedUpTo.
   std::error_code ec;
   for (const auto& de : fs::directory_iterator(impl_->options.snap_dir, ec)) {
     const std::string name = de.path().filename().string();
-    if (name.ends_with(kPartialSuffix) && ReceivedIndexOf(name)) fs::remove_all(de.path(), ec);
+    const std::optional<uint64_t> index = ReceivedIndexOf(name);
+    if (!index) continue;
+    if (name.ends_with(kPartialSuffix)) {
+      fs::remove_all(de.path(), ec);
+    } else {
+      impl_->complete.insert(*index);
+    }
   }
 }
 
@@ -611,21 +627,37 @@ void SnapshotTransfer::Accept(int fd, std::string head) {
       });
 }
 
-void SnapshotTransfer::RemoveReceivedUpTo(uint64_t index) {
-  std::error_code ec;
-  std::vector<fs::path> doomed;
-  {
-    std::lock_guard lock(impl_->mu);
-    for (const auto& de : fs::directory_iterator(impl_->options.snap_dir, ec)) {
-      const std::string name = de.path().filename().string();
-      std::optional<uint64_t> i = ReceivedIndexOf(name);
-      if (i && *i <= index && !name.ends_with(kPartialSuffix)) doomed.push_back(de.path());
+void SnapshotTransfer::RemoveReceivedUpTo(uint64_t index, std::optional<uint64_t> keep) {
+  std::vector<uint64_t> doomed;
+  std::lock_guard lock(impl_->mu);
+  if (impl_->stopping.load()) return;
+  for (auto it = impl_->complete.begin(); it != impl_->complete.end() && *it <= index;) {
+    // A stream of that index in flight hands it over again when it ends: removed on a
+    // later call instead.
+    if (*it == keep || impl_->receiving.contains(*it)) {
+      ++it;
+      continue;
     }
+    impl_->receiving.insert(*it);  // refuses its streams until the copy is gone
+    doomed.push_back(*it);
+    it = impl_->complete.erase(it);
   }
-  for (const fs::path& p : doomed) {
-    spdlog::info("removing received snapshot {} (the store is at index {})", p.string(), index);
-    fs::remove_all(p, ec);
-  }
+  if (doomed.empty()) return;
+  impl_->ReapFinished();
+  Impl::Worker& w = impl_->threads.emplace_back();
+  w.thread = std::thread([impl = impl_.get(), done = w.done, index,
+                          doomed = std::move(doomed)] {
+    for (uint64_t i : doomed) {
+      const std::string dir = ReceivedSnapshotDir(impl->options.snap_dir, i);
+      spdlog::info("removing received snapshot {} (the store is at index {})", dir, index);
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      if (ec) spdlog::warn("cannot remove {}: {}", dir, ec.message());
+      std::lock_guard lock(impl->mu);
+      impl->receiving.erase(i);
+    }
+    done->store(true, std::memory_order_release);
+  });
 }
 
 void SnapshotTransfer::TakeReports(std::vector<std::pair<uint64_t, bool>>* out) {

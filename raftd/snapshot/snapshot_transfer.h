@@ -10,7 +10,9 @@
 //   16 Header    u8 version | u64 cluster_id | u64 from | u64 to | u64 term |
 //                u64 index | u64 snap_term | u32 n, n x u64 voters | u32 n, n x u64 learners
 //                | string members (version 2 only: the member list as of index, a
-//                serialized rusd.internal.MemberListFile; version 1 is still accepted)
+//                serialized rusd.internal.MemberListFile). Without a list the sender
+//                writes version 1, which receivers older than version 2 still accept;
+//                both versions are accepted here.
 //   17 File      string name (a plain file name, no '/') | u64 size
 //   18 Chunk     u32 crc32c(data) | data (<= chunk_bytes)
 //   19 FileEnd   u32 crc32c of the whole file
@@ -27,7 +29,9 @@
 // the same index is dropped once verified and its message handed over again. Partial
 // directories a crash left are removed when a SnapshotTransfer is constructed. Complete
 // received snapshots are removed only by RemoveReceivedUpTo, once stored is known to hold a
-// newer state (not when a newer one arrives: stored may be installing the older one then).
+// newer state (not when a newer one arrives: stored may be installing the older one then),
+// on a worker thread (unlinking gigabytes must not stall the caller, raftd's Raft loop);
+// a stream of an index being removed is refused like a second stream of it.
 //
 // Threads: one thread per transfer in flight (at most one outgoing per peer, and incoming
 // streams each on their own); every public method may be called from any thread.
@@ -36,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,8 +84,10 @@ class SnapshotTransfer {
   void Accept(int fd, std::string head);
 
   // Removes the complete received snapshots at or below `index` (stored applied at least
-  // that far: none of them will be installed). Partial ones are left to their streams.
-  void RemoveReceivedUpTo(uint64_t index);
+  // that far: none of them will be installed) except the one at `keep` (the install
+  // raftd ordered). Partial ones are left to their streams. Returns at once: the removal
+  // runs on a worker thread; a call with nothing to remove costs one mutex, no I/O.
+  void RemoveReceivedUpTo(uint64_t index, std::optional<uint64_t> keep = std::nullopt);
 
   // Outcomes of sends, (to, ok), for RaftNode::ReportSnapshot.
   void TakeReports(std::vector<std::pair<uint64_t, bool>>* out);

@@ -228,8 +228,60 @@ TEST_F(SnapshotTransferTest, StreamsADirectoryInChunksAndHandsOverTheMessageAndM
   EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 900)));
   EXPECT_TRUE(fs::exists(dir + "/000012.sst"));
   receiver_->RemoveReceivedUpTo(899);
-  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(dir); }));
   EXPECT_TRUE(fs::exists(ReceivedSnapshotDir(root_ + "/follower-snap", 900)));
+  // The one raftd ordered installed is kept whatever the index (nothing else to remove:
+  // no worker runs, so the check needs no wait).
+  const std::string dir900 = ReceivedSnapshotDir(root_ + "/follower-snap", 900);
+  receiver_->RemoveReceivedUpTo(1000, /*keep=*/900);
+  EXPECT_TRUE(fs::exists(dir900));
+  receiver_->RemoveReceivedUpTo(1000);
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(dir900); }));
+}
+
+// A snapshot without a member list goes out as wire version 1, which receivers older than
+// version 2 accept (a rolling upgrade's old followers); with a list it is version 2.
+TEST_F(SnapshotTransferTest, HeaderIsVersionOneWithoutAMemberList) {
+  std::ofstream(root_ + "/source/f", std::ios::binary) << "data";
+  // A bare listener stands in for the follower: only the first frame (the header) matters.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  SnapshotTransferOptions so;
+  so.cluster_id = kCluster;
+  so.member_id = 1;
+  so.snap_dir = root_ + "/leader-snap";
+  so.peers = {{2, {"http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port))}}};
+  SnapshotTransfer sender(so);
+  for (const std::string& members : {std::string(), std::string("a list")}) {
+    sender.Send(SnapshotMessage(500), root_ + "/source", members);
+    int fd = ::accept(listener, nullptr, nullptr);
+    ASSERT_GE(fd, 0);
+    std::string header;
+    char buf[4096];
+    while (header.size() < 4 || header.size() < 4 + wal::GetU32(header.data())) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      ASSERT_GT(n, 0);
+      header.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);  // the transfer fails; only its header is checked
+    const std::string body = header.substr(5, wal::GetU32(header.data()) - 1);
+    EXPECT_EQ(static_cast<uint8_t>(header[4]), 16);
+    // version, 6 x u64, voters (u32 + 3 x u64), learners (u32), then the list if any.
+    EXPECT_EQ(static_cast<uint8_t>(body[0]), members.empty() ? 1 : 2);
+    EXPECT_EQ(body.size(), 1 + 6 * 8 + 4 + 3 * 8 + 4 + (members.empty() ? 0 : 4 + members.size()));
+    std::vector<std::pair<uint64_t, bool>> reports;
+    ASSERT_TRUE(WaitFor([&] {
+      sender.TakeReports(&reports);
+      return !reports.empty();
+    }));
+  }
+  ::close(listener);
 }
 
 TEST_F(SnapshotTransferTest, AnotherClusterOrMissingDataFailsTheTransfer) {
@@ -381,7 +433,7 @@ TEST_F(SnapshotTransferTest, SupersedingSparesStreamsInFlightAndStartupRemovesSt
     return !got.empty();
   }));
   receiver_->RemoveReceivedUpTo(9);
-  EXPECT_FALSE(fs::exists(ReceivedSnapshotDir(snap_dir, 9)));
+  EXPECT_TRUE(WaitFor([&] { return !fs::exists(ReceivedSnapshotDir(snap_dir, 9)); }));
   SendBytes(slow, FileFrames("c", "cccc") + DoneFrame());
   std::optional<bool> ok;
   ASSERT_TRUE(WaitFor([&] { return (ok = PollAck(slow, &slow_ack)).has_value(); }));
