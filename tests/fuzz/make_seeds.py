@@ -48,6 +48,43 @@ write('peer_frame', 'hello-reply', frame(2, reply))
 write('peer_frame', 'stream', frame(1, hello) + frame(3, u32(2) + msg + snap_msg))
 write('peer_frame', 'truncated', frame(3, u32(1) + msg)[:-9])
 
+# --- raft messages stepped into the core (byte 0: bit 0 campaign, bit 1 tick, bit 2 propose)
+def message(mtype, frm, term, log_term=0, index=0, commit=0, reject=0, hint=0, entries=b'', n=0, snap=u8(0)):
+    return u8(mtype) + u64(1) + u64(frm) + u64(term) + u64(log_term) + u64(index) + u64(commit) + \
+        u8(reject) + u64(hint) + u64(0) + u32(n) + entries + snap
+
+
+def ent(index, term, data=b'', etype=0):
+    return u64(index) + u64(term) + u8(etype) + s(data)
+
+
+append = message(4, 2, 4, 3, 6, 7, entries=ent(7, 4) + ent(8, 4, b'x'), n=2)
+conflict = message(4, 3, 5, 2, 4, 5, entries=ent(5, 5) + ent(6, 5), n=2)
+heartbeat = message(6, 2, 4, commit=8)
+votes = message(1, 2, 4) + message(3, 3, 4)
+snapshot = message(11, 2, 6, snap=u8(1) + u64(50) + u64(6) + u32(3) + u64(1) + u64(2) + u64(3) + u32(0))
+write('raft_step', 'append', u8(0) + u32(3) + append + heartbeat + conflict)
+write('raft_step', 'campaign', u8(1) + u32(2) + votes + message(5, 2, 4, index=6))
+write('raft_step', 'snapshot', u8(2) + u32(1) + snapshot)
+write('raft_step', 'leader', u8(7) + u32(3) + votes + message(5, 3, 4, index=8) +
+      message(5, 2, 4, reject=1, index=7, hint=2))
+
+# --- ipc ring data (ipc/ring_layout.h): u32 tail, u32 head - tail, then the data area
+def ring_frame(mtype, flags, fid, payload, epoch=1):
+    f = u32(len(payload)) + struct.pack('<HH', mtype, 0xA500 | flags) + u64(fid) + u64(epoch) + payload
+    return f + b'\0' * (-len(f) % 8)
+
+
+whole = ring_frame(3, 3, 7, b'committed entry')
+chunks = ring_frame(3, 1, 8, u64(20) + b'0123456789') + ring_frame(3, 0, 9, b'xx') + \
+    ring_frame(3, 2, 8, b'abcdefghij')
+aborted = ring_frame(3, 1, 10, u64(100) + b'abc') + ring_frame(3, 8, 10, b'')
+write('ring_frame', 'whole', u32(0) + u32(len(whole)) + whole)
+write('ring_frame', 'chunks', u32(0) + u32(len(chunks + aborted)) + chunks + aborted)
+skip = ring_frame(0, 4, 0, b'\0' * 24)  # at 4048: fills the 4 KiB ring up to its end
+write('ring_frame', 'wrap', u32(4048) + u32(len(skip) + len(whole)) + whole +
+      b'\0' * (4048 - len(whole)) + skip)
+
 # --- snapshot stream (raftd/snapshot/snapshot_transfer.h); receiver: cluster 1, member 2
 header = u8(1) + u64(1) + u64(1) + u64(2) + u64(3) + u64(100) + u64(3) + u32(2) + u64(1) + u64(2) + u32(0)
 data = b'CURRENT contents\n'
