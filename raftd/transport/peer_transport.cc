@@ -382,7 +382,7 @@ struct PeerTransport::Impl {
 
   void ReadHandshakeReply(Peer& p) {
     FrameView frame;
-    auto n = SplitFrame(p.rbuf, &frame);
+    auto n = SplitFrame(p.rbuf, &frame, kMaxHandshakeFrameBytes);
     if (!n.ok()) {
       FailPeer(p, "handshake: " + n.status().message());
       return;
@@ -493,7 +493,8 @@ struct PeerTransport::Impl {
     bool ok = true;
     while (ok && !c.close_after_write) {
       FrameView frame;
-      auto n = SplitFrame(std::string_view(c.rbuf).substr(pos), &frame);
+      auto n = SplitFrame(std::string_view(c.rbuf).substr(pos), &frame,
+                          c.from == 0 ? kMaxHandshakeFrameBytes : kMaxFrameBytes);
       if (!n.ok()) {
         spdlog::warn("peer connection{}: {}", c.from ? " from " + Hex(c.from) : "",
                      n.status().message());

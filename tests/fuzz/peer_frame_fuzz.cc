@@ -37,9 +37,13 @@ void CheckMessagesRoundTrip(const std::vector<rusd::raft::Message>& msgs) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view stream(reinterpret_cast<const char*>(data), size);
+  bool handshake = true;  // the first frame is held to the handshake limit, as PeerTransport does
   while (!stream.empty()) {
     FrameView frame;
-    auto n = rusd::transport::SplitFrame(stream, &frame);
+    auto n = rusd::transport::SplitFrame(stream, &frame,
+                                         handshake ? rusd::transport::kMaxHandshakeFrameBytes
+                                                   : rusd::transport::kMaxFrameBytes);
+    handshake = false;
     if (!n.ok()) {
       RUSD_FUZZ_CHECK(!n.status().message().empty());
       return 0;
