@@ -153,6 +153,11 @@ write('node_identity', 'ok', b'# rusd node identity\nname=infra1\nmember_id=8e9e
       b'initial_cluster_token=etcd-cluster\n')
 write('node_identity', 'bad', b'name=x\nmember_id=zz\n')
 
+# --- Go durations (common/go_duration.h)
+for name, text in [('mixed', b'1h30m0.5s'), ('micro', b'-2\xc2\xb5s'), ('zero', b'0'),
+                   ('max', b'9223372036854775807ns'), ('frac', b'.5m1.000000001h')]:
+    write('go_duration', name, text)
+
 # --- URLs (byte 0 even) and --initial-cluster (odd)
 write('peer_url', 'http', b'\0http://[::1]:2380')
 write('peer_url', 'unix', b'\0unixs://var/run/x.sock')
