@@ -565,10 +565,13 @@ struct PeerTransport::Impl {
         ok = false;
         break;
       }
-      // Only messages for this member from the member that shook hands count.
+      // Only messages for this member from the member that shook hands count. A snapshot
+      // is installed only from a snapshot stream, after its data is verified
+      // (snapshot_transfer.h): here it would restore a snapshot this node does not hold.
       auto keep_end = std::remove_if(received->begin() + static_cast<ptrdiff_t>(before),
                                      received->end(), [&](const raft::Message& m) {
-                                       return m.to != options.member_id || m.from != c.from;
+                                       return m.to != options.member_id || m.from != c.from ||
+                                              m.type == raft::MessageType::kSnapshot;
                                      });
       received->erase(keep_end, received->end());
     }

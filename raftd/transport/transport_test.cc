@@ -335,6 +335,31 @@ TEST_F(TransportTest, DeliversBothWaysInOrderAndExchangesClientUrls) {
   }
 }
 
+// A snapshot is installed only from a snapshot stream, whose data is verified first
+// (raftd/snapshot/snapshot_transfer.h); the same description on a message stream would make
+// the receiver restore a snapshot whose data it does not have, so it is dropped there.
+TEST_F(TransportTest, SnapshotMessagesOnAMessageStreamAreDropped) {
+  auto a = StartNode(0);
+  auto b = StartNode(1);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(WaitConnected(*a, 0x22));
+  raft::Message snapshot = MakeMessage(0x11, 0x22, 500, 3);
+  snapshot.type = raft::MessageType::kSnapshot;
+  snapshot.entries.clear();
+  snapshot.snapshot.index = 500;
+  snapshot.snapshot.term = 3;
+  snapshot.snapshot.conf.voters = {0x11, 0x22};
+  std::vector<raft::Message> batch = {snapshot, MakeMessage(0x11, 0x22, 7, 0)};
+  a->Send(batch);
+  std::vector<raft::Message> got;
+  ASSERT_TRUE(Receive(*b, 1, &got));
+  std::this_thread::sleep_for(50ms);
+  b->TakeReceived(&got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_NE(got[0].type, raft::MessageType::kSnapshot);
+  EXPECT_EQ(got[0].index, 7u);
+}
+
 TEST_F(TransportTest, MessagesToAnUnknownMemberOrADownPeerAreDroppedWithoutBlocking) {
   TransportOptions o;
   o.cluster_id = 1;
