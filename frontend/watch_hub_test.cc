@@ -215,6 +215,11 @@ TEST(ProgressNotifyInterval, ParsesGoDurationsWithEtcdsMinimum) {
   EXPECT_FALSE(ParseProgressNotifyInterval("s").ok());
   EXPECT_FALSE(ParseProgressNotifyInterval("5x").ok());
   EXPECT_EQ(ParseProgressNotifyInterval("abc").status().message(), "time: invalid duration \"abc\"");
+  // Beyond int64 nanoseconds is Go's error, not an overflowed conversion.
+  EXPECT_FALSE(ParseProgressNotifyInterval("2562048h").ok());
+  EXPECT_FALSE(ParseProgressNotifyInterval("99999999999999999999s").ok());
+  EXPECT_EQ(ParseProgressNotifyInterval("2562047h").value(), milliseconds(2562047ll * 3600 * 1000));
+  EXPECT_EQ(ParseProgressNotifyInterval("-5s").value(), milliseconds(600000));  // default kept
 }
 
 // ---- WatchHub ----

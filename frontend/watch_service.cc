@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "common/go_duration.h"
 #include "frontend/learner_gate.h"
 #include "frontend/ring_client.h"
 #include "frontend/watch_response.h"
@@ -470,61 +471,12 @@ void WatchEventsPump::PublishMetrics(uint64_t* events_sent_counted) {
 }
 
 Result<std::chrono::milliseconds> ParseProgressNotifyInterval(std::string_view text) {
-  // Go's time.ParseDuration: [-+]?([0-9]*(\.[0-9]*)?[a-z]+)+ or "0".
-  const std::string original(text);
-  auto bad = [&] {
-    std::string msg = "time: invalid duration ";
-    msg.append("\"").append(original).append("\"");
-    return Status::InvalidArgument(msg);
-  };
-  if (text == "0") return std::chrono::milliseconds(10 * 60 * 1000);
-  if (text.empty()) return bad();
-  bool negative = false;
-  if (text[0] == '-' || text[0] == '+') {
-    negative = text[0] == '-';
-    text.remove_prefix(1);
-  }
-  double total_ns = 0;
-  if (text.empty()) return bad();
-  while (!text.empty()) {
-    size_t i = 0;
-    double value = 0;
-    bool digits = false;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      value = value * 10 + (text[i] - '0');
-      ++i;
-      digits = true;
-    }
-    if (i < text.size() && text[i] == '.') {
-      ++i;
-      double scale = 0.1;
-      while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-        value += (text[i] - '0') * scale;
-        scale /= 10;
-        ++i;
-        digits = true;
-      }
-    }
-    if (!digits) return bad();
-    size_t u = i;
-    while (u < text.size() && !(text[u] >= '0' && text[u] <= '9') && text[u] != '.') ++u;
-    std::string_view unit = text.substr(i, u - i);
-    double ns = 0;
-    if (unit == "ns") ns = 1;
-    else if (unit == "us" || unit == "\xc2\xb5s" || unit == "\xce\xbcs") ns = 1e3;
-    else if (unit == "ms") ns = 1e6;
-    else if (unit == "s") ns = 1e9;
-    else if (unit == "m") ns = 60e9;
-    else if (unit == "h") ns = 3600e9;
-    else return bad();
-    total_ns += value * ns;
-    text.remove_prefix(u);
-  }
-  if (negative) total_ns = -total_ns;
-  auto ms = std::chrono::milliseconds(static_cast<int64_t>(total_ns / 1e6));
+  auto d = ParseGoDuration(text);
+  if (!d.ok()) return d.status();
   // etcd: a positive interval below the minimum is raised to it; zero or negative keep the
   // default (progress notifications every 10 minutes).
-  if (total_ns <= 0) return std::chrono::milliseconds(10 * 60 * 1000);
+  if (d->count() <= 0) return std::chrono::milliseconds(10 * 60 * 1000);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
   if (ms < std::chrono::milliseconds(100)) ms = std::chrono::milliseconds(100);
   return ms;
 }

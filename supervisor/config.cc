@@ -7,6 +7,7 @@
 #include <sstream>
 #include <variant>
 
+#include "common/go_duration.h"
 #include "supervisor/cluster_ids.h"
 #include "common/url.h"
 #include "supervisor/toml_reader.h"
@@ -184,37 +185,6 @@ std::string Join(const std::vector<std::string>& v, const char* sep = ",") {
   return out;
 }
 
-// Go's time.ParseDuration grammar: [-+]?([0-9]*(\.[0-9]*)?[a-z]+)+, or "0".
-bool IsGoDuration(const std::string& s) {
-  if (s == "0") return true;
-  size_t i = 0;
-  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-  if (i >= s.size()) return false;
-  static const char* kUnits[] = {"ns", "us", "\xC2\xB5s", "\xCE\xBCs", "ms", "s", "m", "h"};
-  while (i < s.size()) {
-    size_t digits = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
-    if (i < s.size() && s[i] == '.') {
-      ++i;
-      while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
-    }
-    if (digits == 0) return false;
-    bool matched = false;
-    for (const char* unit : kUnits) {
-      std::string u(unit);
-      if (s.compare(i, u.size(), u) == 0) {
-        // "m" must not swallow the "m" of "ms".
-        if (u == "m" && s.compare(i, 2, "ms") == 0) continue;
-        i += u.size();
-        matched = true;
-        break;
-      }
-    }
-    if (!matched) return false;
-  }
-  return true;
-}
-
 // Checks `text` against the flag's syntax and stores it. The error is the reason only
 // (Go's flag package style: "parse error", "value out of range", ...).
 Status SetFlag(const FlagSpec& spec, const std::string& text, Config* cfg) {
@@ -228,7 +198,8 @@ Status SetFlag(const FlagSpec& spec, const std::string& text, Config* cfg) {
       return Status::Ok();
     }
     case Syntax::kDuration:
-      if (!IsGoDuration(text)) return Status::InvalidArgument("time: invalid duration \"" + text + "\"");
+      // Go's time.ParseDuration, range included: the component converts it the same way.
+      if (auto d = ParseGoDuration(text); !d.ok()) return d.status();
       cfg->*std::get<std::string Config::*>(spec.field) = text;
       return Status::Ok();
     case Syntax::kUint32:

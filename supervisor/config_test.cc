@@ -166,6 +166,12 @@ TEST(Config, SyntaxErrorsUseGoFlagTexts) {
   EXPECT_EQ(Load({"--initial-cluster-state=old"}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Load({"--heartbeat-interval=99999999999"}).status().message(),
             "invalid value \"99999999999\" for flag -heartbeat-interval: value out of range");
+  // Go refuses durations beyond int64 nanoseconds (~292 years); the frontend's conversion
+  // of this one overflowed (undefined behaviour) instead of failing.
+  EXPECT_EQ(Load({"--watch-progress-notify-interval=2562048h"}).status().message(),
+            "invalid value \"2562048h\" for flag -watch-progress-notify-interval: "
+            "time: invalid duration \"2562048h\"");
+  EXPECT_TRUE(Load({"--watch-progress-notify-interval=2562047h"}).ok());
 }
 
 TEST(Config, HelpAndVersionAreActions) {

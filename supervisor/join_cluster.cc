@@ -80,7 +80,7 @@ Result<transport::HelloReply> AskOne(const std::string& url, std::chrono::millis
   char buf[4096];
   for (;;) {
     transport::FrameView frame;
-    auto n = transport::SplitFrame(in, &frame);
+    auto n = transport::SplitFrame(in, &frame, transport::kMaxHandshakeFrameBytes);
     if (!n.ok()) {
       ::close(fd);
       return n.status();

@@ -184,6 +184,13 @@ class Parser {
             else if (h >= 'A' && h <= 'F') cp |= static_cast<uint32_t>(h - 'A' + 10);
             else return Error("invalid hex digit in \\" + std::string(1, e) + " escape");
           }
+          // TOML allows only Unicode scalar values; anything else would be invalid UTF-8.
+          if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            std::string escape(1, '\\');
+            escape.push_back(e);
+            escape.append(text_, pos_, n);
+            return Error(escape + " is not a Unicode scalar value");
+          }
           pos_ += n;
           AppendUtf8(cp, &out);
           break;

@@ -80,7 +80,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"x = \"\\q\"\n", "bad.toml:1:", "invalid escape"},
         BadInput{"x = 99999999999999999999\n", "bad.toml:1:", "out of range"},
         BadInput{"[[servers]]\n", "bad.toml:1:", "arrays of tables"},
-        BadInput{"a.b = 1\n", "bad.toml:1:", "dotted keys"}));
+        BadInput{"a.b = 1\n", "bad.toml:1:", "dotted keys"},
+        // Found by tests/fuzz/toml_config: these produced invalid UTF-8, which protobuf
+        // string fields (member names, URLs) refuse later, far from the config file.
+        BadInput{"x = \"\\uD800\"\n", "bad.toml:1:", "not a Unicode scalar value"},
+        BadInput{"x = \"\\UFFFFFFFF\"\n", "bad.toml:1:", "not a Unicode scalar value"},
+        BadInput{"x = \"\\U00110000\"\n", "bad.toml:1:", "not a Unicode scalar value"}));
 
 TEST(TomlReader, MissingFileIsAnError) {
   auto doc = ReadTomlFile("/nonexistent/rusd.toml");

@@ -466,7 +466,10 @@ struct SnapshotTransfer::Impl {
       }
       BodyReader b{body};
       if (kind == kFile) {
-        if (out_fd >= 0) ::close(out_fd);
+        if (out_fd >= 0) {  // the previous file never got its FileEnd: it is unverified
+          ::close(out_fd);
+          return fail(Status::InvalidArgument("file " + name + " not finished before the next"));
+        }
         name = b.String();
         size = b.U64();
         if (!b.ok || !ValidFileName(name)) return fail(Status::InvalidArgument("bad file name"));

@@ -348,7 +348,7 @@ struct PeerTransport::Impl {
 
   void ReadHandshakeReply(Peer& p) {
     FrameView frame;
-    auto n = SplitFrame(p.rbuf, &frame);
+    auto n = SplitFrame(p.rbuf, &frame, kMaxHandshakeFrameBytes);
     if (!n.ok()) {
       FailPeer(p, "handshake: " + n.status().message());
       return;
@@ -464,7 +464,8 @@ struct PeerTransport::Impl {
     bool ok = true;
     while (ok && !c.close_after_write) {
       FrameView frame;
-      auto n = SplitFrame(std::string_view(c.rbuf).substr(pos), &frame);
+      auto n = SplitFrame(std::string_view(c.rbuf).substr(pos), &frame,
+                          c.from == 0 ? kMaxHandshakeFrameBytes : kMaxFrameBytes);
       if (!n.ok()) {
         spdlog::warn("peer connection{}: {}", c.from ? " from " + Hex(c.from) : "",
                      n.status().message());
@@ -535,10 +536,13 @@ struct PeerTransport::Impl {
         ok = false;
         break;
       }
-      // Only messages for this member from the member that shook hands count.
+      // Only messages for this member from the member that shook hands count. A snapshot
+      // is installed only from a snapshot stream, after its data is verified
+      // (snapshot_transfer.h): here it would restore a snapshot this node does not hold.
       auto keep_end = std::remove_if(received->begin() + static_cast<ptrdiff_t>(before),
                                      received->end(), [&](const raft::Message& m) {
-                                       return m.to != options.member_id || m.from != c.from;
+                                       return m.to != options.member_id || m.from != c.from ||
+                                              m.type == raft::MessageType::kSnapshot;
                                      });
       received->erase(keep_end, received->end());
     }

@@ -214,11 +214,11 @@ void SplitAppend(raft::Message&& m, size_t max_bytes, std::vector<raft::Message>
   }
 }
 
-Result<size_t> SplitFrame(std::string_view buffer, FrameView* frame) {
+Result<size_t> SplitFrame(std::string_view buffer, FrameView* frame, uint32_t max_bytes) {
   if (buffer.size() < kFrameHeaderBytes) return size_t{0};
   uint32_t len = 0;
   for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(static_cast<uint8_t>(buffer[i])) << (8 * i);
-  if (len < 1 || len > kMaxFrameBytes) {
+  if (len < 1 || len > max_bytes) {
     return Status::InvalidArgument("peer frame length " + std::to_string(len) +
                                    " out of range (not a rusd peer, or a corrupt stream)");
   }

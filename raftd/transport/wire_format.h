@@ -47,6 +47,10 @@ namespace rusd::transport {
 inline constexpr uint8_t kWireVersion = 1;
 inline constexpr size_t kFrameHeaderBytes = 5;
 inline constexpr uint32_t kMaxFrameBytes = 256u << 20;
+// Hello and HelloReply hold a name and a few URLs (a membership answer: every member's).
+// Before the handshake a connection is anyone's, so its frames are held to this much: a
+// stranger must not make the node buffer kMaxFrameBytes per connection.
+inline constexpr uint32_t kMaxHandshakeFrameBytes = 1u << 20;
 
 enum class FrameKind : uint8_t { kHello = 1, kHelloReply = 2, kMessages = 3 };
 
@@ -93,8 +97,9 @@ struct FrameView {
 
 // Looks at the front of `buffer`: returns the number of bytes of the first complete frame
 // (header included) and fills `frame`, 0 if more bytes are needed, or an error for a
-// frame that can never be valid (too long, unknown kind).
-Result<size_t> SplitFrame(std::string_view buffer, FrameView* frame);
+// frame that can never be valid (longer than `max_bytes`, unknown kind).
+Result<size_t> SplitFrame(std::string_view buffer, FrameView* frame,
+                          uint32_t max_bytes = kMaxFrameBytes);
 
 Result<Hello> DecodeHello(std::string_view body);
 Result<HelloReply> DecodeHelloReply(std::string_view body);
