@@ -118,7 +118,8 @@ int Run(int argc, char** argv) {
   watch_hub.Start();
   watch_pump.Start();
   std::unique_ptr<grpc::Service> watch =
-      frontend::MakeWatchService(watch_hub, watch_options.max_queued_bytes);
+      frontend::MakeWatchService(watch_hub, watch_options.max_queued_bytes,
+                                 &(*ctx)->segment().counter(ipc::Counter::kWatchEventsWanted));
 
   grpc::ServerBuilder builder;
   builder.RegisterService(kv.get());

@@ -49,7 +49,15 @@ bool ParseRequest(const grpc::ByteBuffer& buf, etcdserverpb::WatchRequest* req) 
 class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                            public WatchSink {
  public:
-  WatchReactor(WatchHub& hub, size_t drained_below) : hub_(hub), drained_below_(drained_below) {
+  WatchReactor(WatchHub& hub, size_t drained_below, std::atomic<uint64_t>* events_wanted)
+      : hub_(hub), drained_below_(drained_below) {
+    // Before the stream opens, so before the hub's probes of stored's revision: stored
+    // publishes every batch it applies after a probe read its revision (the probe reads the
+    // revision under the store's publish lock, and the apply thread looks at the flag after
+    // releasing that lock), so no revision a watcher starts after is ever skipped.
+    if (events_wanted != nullptr && events_wanted->load(std::memory_order_acquire) == 0) {
+      events_wanted->store(1, std::memory_order_release);
+    }
     stream_ = hub_.OpenStream(this);
     StartRead(&in_);
   }
@@ -179,16 +187,18 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 class WatchService final
     : public etcdserverpb::Watch::WithRawCallbackMethod_Watch<etcdserverpb::Watch::Service> {
  public:
-  WatchService(WatchHub& hub, size_t drained_below) : hub_(hub), drained_below_(drained_below) {}
+  WatchService(WatchHub& hub, size_t drained_below, std::atomic<uint64_t>* events_wanted)
+      : hub_(hub), drained_below_(drained_below), events_wanted_(events_wanted) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Watch(
       grpc::CallbackServerContext*) override {
-    return new WatchReactor(hub_, drained_below_);
+    return new WatchReactor(hub_, drained_below_, events_wanted_);
   }
 
  private:
   WatchHub& hub_;
   const size_t drained_below_;
+  std::atomic<uint64_t>* const events_wanted_;
 };
 
 class RingWatchStore final : public WatchStore {
@@ -231,9 +241,10 @@ class RingWatchStore final : public WatchStore {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes) {
+std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes,
+                                               std::atomic<uint64_t>* events_wanted) {
   // Below a quarter of the limit, a stream's paused watchers may resume (WatchHub).
-  return std::make_unique<WatchService>(hub, max_queued_bytes / 4);
+  return std::make_unique<WatchService>(hub, max_queued_bytes / 4, events_wanted);
 }
 
 std::unique_ptr<WatchStore> MakeRingWatchStore(RingClient& ring) {
@@ -245,6 +256,9 @@ WatchEventsPump::WatchEventsPump(ipc::Segment& segment, WatchHub& hub)
       hub_(hub),
       events_(std::make_unique<ipc::RingReader>(segment, ipc::RingId::kEvents)) {
   events_->SkipToHead();
+  // A new frontend has no watcher yet: stored may skip building events until a Watch stream
+  // opens (WatchReactor sets it back to 1 before the hub's first probe).
+  segment_.counter(ipc::Counter::kWatchEventsWanted).store(0, std::memory_order_release);
 }
 
 WatchEventsPump::~WatchEventsPump() { Stop(); }

@@ -32,8 +32,11 @@ namespace rusd::frontend {
 
 class RingClient;
 
-// `max_queued_bytes`: the hub's WatchHubOptions::max_queued_bytes.
-std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes);
+// `max_queued_bytes`: the hub's WatchHubOptions::max_queued_bytes. `events_wanted` (the
+// segment's Counter::kWatchEventsWanted; may be null) is set to 1 before a stream opens:
+// stored builds and publishes events only from then on (stored/event_publisher.h).
+std::unique_ptr<grpc::Service> MakeWatchService(WatchHub& hub, size_t max_queued_bytes,
+                                               std::atomic<uint64_t>* events_wanted = nullptr);
 
 // The hub's WatchStore on the rings: revision probes as serializable one-key reads,
 // history chunks as kWatchHistoryRead.
