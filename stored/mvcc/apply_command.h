@@ -33,6 +33,15 @@ struct ApplyState {
 
   rocksdb::WriteBatchWithIndex batch;
   BatchView view;
+
+  // Writes a revlog record into the batch without indexing it. Indexing costs two
+  // searches of the batch's skiplist per write (overwrite_key); revlog keys are new
+  // revisions, never read back through `view` (which refuses to), and save points and
+  // rollbacks work on the underlying batch, so they cover these writes too.
+  rocksdb::Status PutRevlog(const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    return batch.GetWriteBatch()->Put(families.revlog, key, value);
+  }
+
   Families families;
   int64_t revision = 1;
   int64_t compacted = -1;

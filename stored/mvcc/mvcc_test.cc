@@ -802,6 +802,7 @@ TEST_F(MvccTest, BatchAppliesInOrderAndRollsBackFailedRequests) {
   bad.set_request_id(2);
   bad.set_origin_member_id(7);
   *bad.mutable_txn()->add_success() = PutOp("zz", "1");
+  *bad.mutable_txn()->add_success() = PutOp("yy", "1");  // sub-revision 1: no later write reuses it
   auto* ig = bad.mutable_txn()->add_success()->mutable_request_put();
   ig->set_key("absent");
   ig->set_ignore_value(true);
@@ -821,10 +822,24 @@ TEST_F(MvccTest, BatchAppliesInOrderAndRollsBackFailedRequests) {
   EXPECT_EQ(out->replies[1].error_message, kv_errors::kKeyNotFound);
   EXPECT_EQ(out->events.size(), 2u);
   EXPECT_EQ(Get("zz").kvs_size(), 0);
+  EXPECT_EQ(Get("yy").kvs_size(), 0);
   EXPECT_EQ(Get("a").kvs(0).version(), 2);
   EXPECT_EQ(store_->current_revision(), 3);
   EXPECT_EQ(store_->applied_index(), 4u);
   EXPECT_EQ(store_->raft_term(), 3u);
+  // History (revlog and history families) holds the two puts only: the failed txn's
+  // records were rolled back with it, whether or not the batch indexed them.
+  HistoryQuery all;
+  all.key = std::string(1, '\0');
+  all.range_end = std::string(1, '\0');
+  auto history = store_->ReadHistory(all);
+  ASSERT_TRUE(history.ok()) << history.status().ToString();
+  ASSERT_EQ(history->events.size(), 2u);
+  EXPECT_EQ(history->events[0].kv().key(), "a");
+  EXPECT_EQ(history->events[0].kv().mod_revision(), 2);
+  EXPECT_EQ(history->events[1].kv().key(), "a");
+  EXPECT_EQ(history->events[1].kv().mod_revision(), 3);
+  EXPECT_EQ(history->events[1].kv().value(), "2");
 }
 
 TEST_F(MvccTest, RestartKeepsStateAndSkipsAppliedEntries) {

@@ -63,6 +63,10 @@ class SnapshotView final : public StoreView {
 
 // Reads the pending batch layered over the DB's latest state (only the apply thread
 // writes, so the DB does not move underneath).
+//
+// The revlog family is written past the batch's index (ApplyState::PutRevlog), so the view
+// cannot show its pending entries: reading revlog through it fails (NotSupported) instead
+// of silently missing them. Nothing in the apply path reads revlog.
 class BatchView final : public StoreView {
  public:
   BatchView(rocksdb::DB* db, rocksdb::WriteBatchWithIndex* batch, const Families& families)
@@ -70,15 +74,23 @@ class BatchView final : public StoreView {
 
   rocksdb::Status Get(rocksdb::ColumnFamilyHandle* cf, const rocksdb::Slice& key,
                       std::string* value) override {
+    if (cf == families().revlog) return Unindexed();
     return batch_->GetFromBatchAndDB(db_, options_, cf, key, value);
   }
   std::unique_ptr<rocksdb::Iterator> NewIterator(rocksdb::ColumnFamilyHandle* cf) override {
+    if (cf == families().revlog) {
+      return std::unique_ptr<rocksdb::Iterator>(rocksdb::NewErrorIterator(Unindexed()));
+    }
     return std::unique_ptr<rocksdb::Iterator>(
         batch_->NewIteratorWithBase(cf, db_->NewIterator(options_, cf)));
   }
 
  private:
   rocksdb::DB* db_;
+  static rocksdb::Status Unindexed() {
+    return rocksdb::Status::NotSupported("mvcc: revlog is not readable through the pending batch");
+  }
+
   rocksdb::WriteBatchWithIndex* batch_;
   rocksdb::ReadOptions options_;
 };
