@@ -90,10 +90,9 @@ class WriteTxn {
             s_.batch.Put(s_.families.meta, lease_records::AttachmentKey(lease, key), ""), "batch"));
       }
     }
-    RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.history,
-                                                format::HistoryKey(key, rev, changes_),
-                                                WithMark(format::kPutMark, bytes)),
-                                   "batch"));
+    RUSD_RETURN_IF_ERROR(FromRocks(
+        s_.PutHistory(format::HistoryKey(key, rev, changes_), WithMark(format::kPutMark, bytes)),
+        "batch"));
     RUSD_RETURN_IF_ERROR(FromRocks(
         s_.PutRevlog(format::EncodeRevision(rev, changes_), WithMark(format::kPutMark, key)),
         "batch"));
@@ -133,10 +132,9 @@ class WriteTxn {
             s_.batch.Delete(s_.families.meta, lease_records::AttachmentKey(prev.lease(), key)),
             "batch"));
       }
-      RUSD_RETURN_IF_ERROR(FromRocks(
-          s_.batch.Put(s_.families.history, format::HistoryKey(key, rev, changes_),
-                       std::string(1, format::kTombstoneMark)),
-          "batch"));
+      RUSD_RETURN_IF_ERROR(FromRocks(s_.PutHistory(format::HistoryKey(key, rev, changes_),
+                                                   std::string(1, format::kTombstoneMark)),
+                                     "batch"));
       RUSD_RETURN_IF_ERROR(FromRocks(
           s_.PutRevlog(format::EncodeRevision(rev, changes_), WithMark(format::kTombstoneMark, key)),
           "batch"));
