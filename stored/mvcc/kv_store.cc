@@ -32,11 +32,11 @@
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
 #include "stored/mvcc/apply_command.h"
+#include "stored/mvcc/history_insert_hint.h"
 #include "stored/mvcc/history_reader.h"
 #include "stored/mvcc/kv_range.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/mvcc/lease_records.h"
-#include "stored/mvcc/memtable_insert_hints.h"
 #include "stored/mvcc/request_validation.h"
 #include "stored/mvcc/storage_format.h"
 #include "stored/mvcc/store_view.h"
@@ -180,8 +180,6 @@ Status RocksKvStore::OpenDb(const std::string& dir) {
   // of keys not written lately skip the memtables' skiplist searches.
   kv.memtable_prefix_bloom_size_ratio = 0.05;
   kv.memtable_whole_key_filtering = true;
-  // A put's new version goes next to the key's previous ones (memtable_insert_hints.h).
-  kv.memtable_insert_with_hint_prefix_extractor = std::make_shared<KvInsertHintKey>();
   auto history = FamilyOptions(cache_, wb, 16384, false);
   // Compaction leaves runs of deletes in history: compact files dense with them.
   history.table_properties_collector_factories.push_back(

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "stored/mvcc/memtable_insert_hints.h"
+#include "stored/mvcc/history_insert_hint.h"
 #include "stored/mvcc/storage_format.h"
 
 namespace rusd::stored::format {
