@@ -32,7 +32,6 @@
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
 #include "stored/mvcc/apply_command.h"
-#include "stored/mvcc/history_insert_hint.h"
 #include "stored/mvcc/history_reader.h"
 #include "stored/mvcc/kv_range.h"
 #include "stored/mvcc/kv_store.h"
@@ -184,9 +183,6 @@ Status RocksKvStore::OpenDb(const std::string& dir) {
   // Compaction leaves runs of deletes in history: compact files dense with them.
   history.table_properties_collector_factories.push_back(
       rocksdb::NewCompactOnDeletionCollectorFactory(1024, 256, 0.25));
-  // A key's versions arrive in revision order: insert each next to the previous one.
-  history.memtable_insert_with_hint_prefix_extractor =
-      std::make_shared<HistoryInsertHintPrefix>();
   auto revlog = FamilyOptions(cache_, wb / 2, 16384, false);
   auto meta = FamilyOptions(cache_, 1ull << 20, 4096, false);
   auto keys = FamilyOptions(cache_, wb / 4, 4096, false);

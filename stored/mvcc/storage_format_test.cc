@@ -7,7 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include "stored/mvcc/history_insert_hint.h"
 #include "stored/mvcc/storage_format.h"
 
 namespace rusd::stored::format {
@@ -67,22 +66,6 @@ TEST(StorageFormatTest, MalformedRecordsAreRejected) {
   EXPECT_TRUE(DecodeU64(EncodeU64(42), &v));
   EXPECT_EQ(v, 42u);
   EXPECT_FALSE(DecodeRevision("short", &main, &sub));
-}
-
-// The history memtable's insert hint is per user key: every version of a key shares it,
-// no two keys do.
-TEST(StorageFormatTest, HistoryInsertHintPrefixIsTheKeysHistoryPrefix) {
-  HistoryInsertHintPrefix hint;
-  for (const std::string& key : {std::string("a"), std::string("ab"), std::string("a\0b", 3)}) {
-    const std::string v1 = HistoryKey(key, 5, 0);
-    const std::string v2 = HistoryKey(key, 9, 3);
-    ASSERT_TRUE(hint.InDomain(v1));
-    EXPECT_EQ(hint.Transform(v1).ToString(), HistoryKeyPrefix(key));
-    EXPECT_EQ(hint.Transform(v2).ToString(), HistoryKeyPrefix(key));
-  }
-  EXPECT_NE(hint.Transform(HistoryKey("a", 5, 0)).ToString(),
-            hint.Transform(HistoryKey("ab", 5, 0)).ToString());
-  EXPECT_FALSE(hint.InDomain(EncodeRevision(1, 0)));  // too short to hold a key
 }
 
 }  // namespace
