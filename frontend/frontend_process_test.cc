@@ -487,8 +487,8 @@ TEST_F(FrontendProcessTest, UnansweredProposalTimesOutLikeEtcd) {
   EXPECT_EQ(segment_->metrics().Get(ipc::Metric::kProposalsPending), 0u);
 }
 
-// The gRPC interceptor counts etcd's go-grpc-prometheus metrics into the segment, and the
-// client port's /metrics renders them.
+// The KV service and the gRPC interceptor (the other services) count etcd's
+// go-grpc-prometheus metrics into the segment, and the client port's /metrics renders them.
 TEST_F(FrontendProcessTest, GrpcCallsAreCountedPerMethodAndCodeAndServedOnMetrics) {
   etcdserverpb::PutRequest req;
   req.set_key("k");
@@ -508,6 +508,19 @@ TEST_F(FrontendProcessTest, GrpcCallsAreCountedPerMethodAndCodeAndServedOnMetric
   EXPECT_EQ(put.msg_sent.load(), 1u);
   EXPECT_GE(m.Get(ipc::Metric::kGrpcReceivedBytes), req.ByteSizeLong());
   EXPECT_GE(m.Get(ipc::Metric::kGrpcSentBytes), resp.ByteSizeLong());
+
+  // KV counts its own calls (no interceptor on the hot path); every other service is
+  // counted by the interceptor, once.
+  auto cluster = etcdserverpb::Cluster::NewStub(channel_);
+  etcdserverpb::MemberListResponse members;
+  cluster->MemberList(Ctx().get(), etcdserverpb::MemberListRequest(), &members);
+  const ipc::GrpcMethodStats& list = m.grpc[ipc::GrpcMethodSlot("/etcdserverpb.Cluster/MemberList")];
+  EXPECT_EQ(list.started.load(), 1u);
+  EXPECT_EQ(list.msg_received.load(), 1u);
+  uint64_t list_handled = 0;
+  for (const auto& h : list.handled) list_handled += h.load();
+  EXPECT_EQ(list_handled, 1u);
+  EXPECT_EQ(put.started.load(), 2u);  // not counted twice
 
   std::string page = HttpGet("/metrics");
   EXPECT_EQ(page.rfind("HTTP/1.1 200", 0), 0u) << page.substr(0, 200);

@@ -17,6 +17,10 @@
 
 #include "frontend/ring_client.h"
 
+namespace rusd::ipc {
+struct MetricsArea;
+}
+
 namespace rusd::frontend {
 
 struct KvServiceOptions {
@@ -25,6 +29,10 @@ struct KvServiceOptions {
   uint32_t max_txn_ops = 128;
   // Where the KV service counts etcd_network_client_grpc_received_bytes_total (may be null).
   std::atomic<uint64_t>* received_bytes = nullptr;
+  // Where the KV gRPC service counts its calls' go-grpc-prometheus series itself (may be
+  // null). When set, register "etcdserverpb.KV" as self-counted with the metrics
+  // interceptor (metrics_interceptor.h), or its calls are counted twice.
+  ipc::MetricsArea* grpc_metrics = nullptr;
 };
 
 enum class KvMethod { kRange, kPut, kDeleteRange, kTxn, kCompact };

@@ -7,11 +7,13 @@
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "frontend/grpc_call_metrics.h"
 #include "frontend/grpc_status.h"
 #include "frontend/learner_gate.h"
 #include "frontend/kv_dispatcher.h"
 #include "frontend/member_change.h"
 #include "frontend/ring_client.h"
+#include "ipc/metrics_grpc_methods.h"
 
 namespace rusd::frontend {
 namespace {
@@ -37,17 +39,44 @@ RequestCallback Completion(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* 
   };
 }
 
+// The same, counting the call's response and status as the metrics interceptor would.
+RequestCallback CountedCompletion(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response,
+                                  GrpcCallMetrics call) {
+  return [reactor, response, call](const Status& st, std::string&& payload) mutable {
+    if (st.ok()) {
+      call.Sent(payload.size());
+      SetResponse(std::move(payload), response);
+    }
+    call.Handled(static_cast<int>(st.code()));  // rusd's codes are gRPC's (grpc_status.h)
+    reactor->Finish(ToGrpcStatus(st));
+  };
+}
+
+constexpr int kKvMethods = 5;  // KvMethod's values
+constexpr const char* kKvFullNames[kKvMethods] = {
+    "/etcdserverpb.KV/Range", "/etcdserverpb.KV/Put", "/etcdserverpb.KV/DeleteRange",
+    "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/Compact"};
+
 using KvBase = etcdserverpb::KV::WithRawCallbackMethod_Range<
     etcdserverpb::KV::WithRawCallbackMethod_Put<etcdserverpb::KV::WithRawCallbackMethod_DeleteRange<
         etcdserverpb::KV::WithRawCallbackMethod_Txn<
             etcdserverpb::KV::WithRawCallbackMethod_Compact<etcdserverpb::KV::Service>>>>>;
 
 // KV on raw byte buffers: the request reaches the dispatcher without a copy when gRPC holds
-// it in one slice (the common case), and stored's response bytes go out unchanged.
+// it in one slice (the common case), and stored's response bytes go out unchanged. With
+// options.grpc_metrics it counts its calls' gRPC metrics itself, into per-method slots
+// looked up once here.
 class KvService final : public KvBase {
  public:
   KvService(RingClient& ring, const KvServiceOptions& options)
-      : dispatcher_(ring, options), received_bytes_(options.received_bytes) {}
+      : dispatcher_(ring, options),
+        received_bytes_(options.received_bytes),
+        metrics_(options.grpc_metrics) {
+    if (metrics_ == nullptr) return;
+    for (int m = 0; m < kKvMethods; ++m) {
+      method_stats_[m] = &metrics_->grpc[ipc::GrpcMethodSlot(kKvFullNames[m])];
+    }
+  }
 
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
                                   grpc::ByteBuffer* resp) override {
@@ -78,17 +107,25 @@ class KvService final : public KvBase {
     if (received_bytes_ != nullptr) {
       received_bytes_->fetch_add(req->Length(), std::memory_order_relaxed);
     }
+    RequestCallback done;
+    if (metrics_ != nullptr) {
+      GrpcCallMetrics call(*metrics_, *method_stats_[static_cast<int>(method)]);
+      call.Received();
+      done = CountedCompletion(reactor, resp, call);
+    } else {
+      done = Completion(reactor, resp);
+    }
     grpc::Slice single;
     if (req->TrySingleSlice(&single).ok()) {
       dispatcher_.Submit(method,
                          std::string_view(reinterpret_cast<const char*>(single.begin()),
                                           single.size()),
-                         Completion(reactor, resp));
+                         std::move(done));
       return reactor;
     }
     std::vector<grpc::Slice> slices;
     if (!req->Dump(&slices).ok()) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "grpc: error reading request"));
+      done(Status::Internal("grpc: error reading request"), std::string());
       return reactor;
     }
     std::string flat;
@@ -96,12 +133,14 @@ class KvService final : public KvBase {
     for (const grpc::Slice& s : slices) {
       flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
     }
-    dispatcher_.Submit(method, flat, Completion(reactor, resp));
+    dispatcher_.Submit(method, flat, std::move(done));
     return reactor;
   }
 
   KvDispatcher dispatcher_;
   std::atomic<uint64_t>* const received_bytes_;
+  ipc::MetricsArea* const metrics_;
+  ipc::GrpcMethodStats* method_stats_[kKvMethods] = {};
 };
 
 class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {

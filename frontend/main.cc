@@ -94,6 +94,7 @@ int Run(int argc, char** argv) {
   kv_options.max_request_bytes = flags->max_request_bytes;
   kv_options.max_txn_ops = flags->max_txn_ops;
   kv_options.received_bytes = &(*ctx)->segment().metrics().at(ipc::Metric::kGrpcReceivedBytes);
+  kv_options.grpc_metrics = &(*ctx)->segment().metrics();
   std::unique_ptr<grpc::Service> kv = frontend::MakeKvService(ring, kv_options);
   std::unique_ptr<grpc::Service> maintenance =
       frontend::MakeMaintenanceService(ring, flags->member_id, flags->cluster_id);
@@ -111,6 +112,7 @@ int Run(int argc, char** argv) {
   watch_options.member_id = flags->member_id;
   watch_options.max_response_bytes = flags->max_request_bytes + kGrpcOverheadBytes;
   watch_options.progress_interval = *progress_interval;
+  watch_options.events_wanted = &(*ctx)->segment().counter(ipc::Counter::kWatchEventsWanted);
   std::unique_ptr<frontend::WatchStore> watch_store = frontend::MakeRingWatchStore(ring);
   frontend::WatchHub watch_hub(*watch_store, watch_options);
   frontend::WatchEventsPump watch_pump((*ctx)->segment(), watch_hub);  // before Start: see header
@@ -158,7 +160,9 @@ int Run(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, INT_MAX);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(frontend::MakeGrpcMetricsInterceptor((*ctx)->segment().metrics()));
+  // KV (the hot path) counts its own calls (kv_options.grpc_metrics): no interceptor there.
+  interceptors.push_back(
+      frontend::MakeGrpcMetricsInterceptor((*ctx)->segment().metrics(), {"etcdserverpb.KV"}));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {

@@ -2,8 +2,11 @@
 
 #include <grpcpp/support/byte_buffer.h>
 
-#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "frontend/grpc_call_metrics.h"
 #include "ipc/metrics_area.h"
 #include "ipc/metrics_grpc_methods.h"
 
@@ -14,59 +17,56 @@ using grpc::experimental::InterceptionHookPoints;
 
 class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
-  GrpcMetricsInterceptor(ipc::MetricsArea& metrics, ipc::GrpcMethodStats& method)
-      : metrics_(metrics), method_(method), start_(std::chrono::steady_clock::now()) {}
+  explicit GrpcMetricsInterceptor(GrpcCallMetrics call) : call_(call) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
-      method_.msg_received.fetch_add(1, std::memory_order_relaxed);
+      call_.Received();
     }
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
-      method_.msg_sent.fetch_add(1, std::memory_order_relaxed);
       // Serializing here costs nothing extra: gRPC sends the buffer this returns.
-      if (grpc::ByteBuffer* bytes = batch->GetSerializedSendMessage()) {
-        metrics_.Add(ipc::Metric::kGrpcSentBytes, bytes->Length());
-      }
+      grpc::ByteBuffer* bytes = batch->GetSerializedSendMessage();
+      call_.Sent(bytes != nullptr ? bytes->Length() : 0);
     }
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const int code = static_cast<int>(batch->GetSendStatus().error_code());
-      method_.handled[code >= 0 && code < ipc::kGrpcCodes ? code : 2].fetch_add(
-          1, std::memory_order_relaxed);  // 2 = Unknown
-      method_.ObserveHandling(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                               start_)
-              .count()));
+      call_.Handled(static_cast<int>(batch->GetSendStatus().error_code()));
     }
     batch->Proceed();
   }
 
  private:
-  ipc::MetricsArea& metrics_;
-  ipc::GrpcMethodStats& method_;
-  const std::chrono::steady_clock::time_point start_;  // the call's start
+  GrpcCallMetrics call_;
 };
 
 class GrpcMetricsFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit GrpcMetricsFactory(ipc::MetricsArea& metrics) : metrics_(metrics) {}
+  GrpcMetricsFactory(ipc::MetricsArea& metrics, std::vector<std::string> self_counted)
+      : metrics_(metrics), self_counted_(std::move(self_counted)) {}
 
-  // Called once per call as it starts: that is etcd's grpc_server_started_total.
+  // Called once per call as it starts: that is etcd's grpc_server_started_total. Returning
+  // no interceptor leaves the call without any interceptor work (gRPC skips its hooks).
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    ipc::GrpcMethodStats& method = metrics_.grpc[ipc::GrpcMethodSlot(info->method())];
-    method.started.fetch_add(1, std::memory_order_relaxed);
-    return new GrpcMetricsInterceptor(metrics_, method);  // gRPC owns and deletes it
+    const std::string_view method(info->method());
+    for (const std::string& prefix : self_counted_) {
+      if (method.substr(0, prefix.size()) == prefix) return nullptr;
+    }
+    GrpcCallMetrics call(metrics_, metrics_.grpc[ipc::GrpcMethodSlot(method)]);
+    return new GrpcMetricsInterceptor(call);  // gRPC owns and deletes it
   }
 
  private:
   ipc::MetricsArea& metrics_;
+  const std::vector<std::string> self_counted_;
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeGrpcMetricsInterceptor(
-    ipc::MetricsArea& metrics) {
-  return std::make_unique<GrpcMetricsFactory>(metrics);
+    ipc::MetricsArea& metrics, std::vector<std::string> self_counted_services) {
+  std::vector<std::string> prefixes;
+  for (const std::string& s : self_counted_services) prefixes.push_back("/" + s + "/");
+  return std::make_unique<GrpcMetricsFactory>(metrics, std::move(prefixes));
 }
 
 }  // namespace rusd::frontend

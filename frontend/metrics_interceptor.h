@@ -4,13 +4,20 @@
 // creation to the status) and etcd_network_client_grpc_sent_bytes_total.
 // (Received bytes are counted where the request bytes are at hand: kv_service.cc.)
 //
-// Cost per call: one method lookup and two clock reads (vDSO), relaxed atomic adds.
+// Cost per call: one method lookup and two clock reads (vDSO), relaxed atomic adds — plus
+// gRPC's own interceptor machinery on every batch of the call, which is the larger part
+// (measured ~4 us of frontend CPU per put). Services on the hot path therefore count their
+// own calls with GrpcCallMetrics (grpc_call_metrics.h) and are named in
+// `self_counted_services` ("etcdserverpb.KV"): the factory makes no interceptor for their
+// calls, so gRPC skips the hooks for them entirely.
 // Thread safety: gRPC creates one interceptor per call; the factory is shared and immutable.
 #pragma once
 
 #include <grpcpp/support/server_interceptor.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace rusd::ipc {
 struct MetricsArea;
@@ -19,6 +26,6 @@ struct MetricsArea;
 namespace rusd::frontend {
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeGrpcMetricsInterceptor(
-    ipc::MetricsArea& metrics);
+    ipc::MetricsArea& metrics, std::vector<std::string> self_counted_services = {});
 
 }  // namespace rusd::frontend

@@ -687,6 +687,14 @@ void WatchHub::ProbeStart() {
 }
 
 std::shared_ptr<WatchHub::Stream> WatchHub::OpenStream(WatchSink* sink) {
+  // Before any probe of stored's revision: stored publishes every batch applied after a
+  // probe read its revision (the probe reads it under the store's publish lock, and the
+  // apply thread looks at the flag after releasing that lock), so no revision a watcher
+  // starts after is ever skipped.
+  std::atomic<uint64_t>* wanted_flag = impl_->options.events_wanted;
+  if (wanted_flag != nullptr && wanted_flag->load(std::memory_order_acquire) == 0) {
+    wanted_flag->store(1, std::memory_order_release);
+  }
   auto s = std::make_shared<Stream>();
   s->sink = sink;
   bool probe = false;

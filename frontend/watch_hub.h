@@ -29,6 +29,7 @@
 // the store client. WatchSink::Send is called under the lock.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -92,6 +93,11 @@ struct WatchHubOptions {
   size_t recent_revisions = 20000;
   int max_catchups_in_flight = 16;
   uint32_t chunk_events = 1000;
+  // The segment's Counter::kWatchEventsWanted (may be null): set to 1 by the first
+  // OpenStream, before the hub probes stored's revision. stored builds and publishes events
+  // only from then on (stored/event_publisher.h says why no revision a watcher needs is
+  // skipped). Every stream counts: gRPC Watch streams and in-process waiters alike.
+  std::atomic<uint64_t>* events_wanted = nullptr;
 };
 
 class WatchHub {

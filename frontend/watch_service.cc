@@ -410,6 +410,9 @@ WatchEventsPump::WatchEventsPump(ipc::Segment& segment, WatchHub& hub)
       hub_(hub),
       events_(std::make_unique<ipc::RingReader>(segment, ipc::RingId::kEvents)) {
   events_->SkipToHead();
+  // A new frontend has no watcher yet: stored may skip building events until a Watch stream
+  // opens (WatchHub::OpenStream sets it back to 1 before the hub's first probe).
+  segment_.counter(ipc::Counter::kWatchEventsWanted).store(0, std::memory_order_release);
 }
 
 WatchEventsPump::~WatchEventsPump() { Stop(); }

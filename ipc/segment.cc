@@ -108,6 +108,7 @@ const char* CounterName(Counter c) {
     case Counter::kFrontendRequests: return "frontend_requests";
     case Counter::kRaftCommittedIndex: return "raft_committed_index";
     case Counter::kAppliedIndex: return "applied_index";
+    case Counter::kWatchEventsWanted: return "watch_events_wanted";
     case Counter::kCount: break;
   }
   return "unknown";

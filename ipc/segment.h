@@ -88,6 +88,10 @@ enum class Counter : uint32_t {
   // Gauges (the latest value, stored, not added): what Maintenance.Status and metrics show.
   kRaftCommittedIndex,  // raftd: highest index committed (and fsynced in its WAL)
   kAppliedIndex,        // stored: highest index applied to the store
+  // frontend: 1 once its watch hub has (had) a watcher, 0 from its start until then.
+  // stored publishes events only while it is 1: a node nobody watches does not pay for
+  // building and shipping every put's events (stored/event_publisher.h).
+  kWatchEventsWanted,
   kCount
 };
 const char* CounterName(Counter c);

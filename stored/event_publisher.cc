@@ -8,11 +8,17 @@
 
 namespace rusd::stored {
 
-EventPublisher::EventPublisher(ipc::RingWriter& events, size_t max_frame_bytes)
-    : events_(events), max_frame_bytes_(max_frame_bytes) {}
+EventPublisher::EventPublisher(ipc::RingWriter& events, size_t max_frame_bytes,
+                               const std::atomic<uint64_t>* wanted)
+    : events_(events), max_frame_bytes_(max_frame_bytes), wanted_(wanted) {}
 
 void EventPublisher::Publish(std::span<mvccpb::Event> events) {
   if (events.empty()) return;
+  if (wanted_ != nullptr && wanted_->load(std::memory_order_acquire) == 0) {
+    // Nobody watches (event_publisher.h says why no watcher can miss these revisions).
+    ++skipped_batches_;
+    return;
+  }
   if (gap_ && events_.FreeBytes() <= free_at_drop_) {
     ++dropped_frames_;  // nothing drained since the last drop: this would not fit either
     return;

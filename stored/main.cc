@@ -149,7 +149,8 @@ int Run(const ComponentFlags& flags) {
   ReadWorkerPool workers(*store, replies_ring, segment, kReadWorkers);
   AppliedIndexGate gate(store->applied_index(), workers);
   ReplySender replies(replies_ring, workers);
-  EventPublisher events(events_ring);
+  EventPublisher events(events_ring, 256u << 10,
+                        &segment.counter(ipc::Counter::kWatchEventsWanted));
   ApplyLoopOptions apply_options;
   apply_options.member_id = flags.member_id;
   // Snapshots serve followers that fell behind the log start, and members added later. A

@@ -261,6 +261,40 @@ TEST(EventPublisherTest, WhileTheConsumerDrainsNothingLaterBatchesAreDroppedUnbu
   EXPECT_EQ(batch.revision(), rev);
 }
 
+TEST(EventPublisherTest, WhileNoWatcherWantsEventsBatchesAreNotBuiltAndTheFirstWantedOneGoesOut) {
+  ScopedSegment segment("stored-events-unwanted", UniformLayout(4096));
+  ASSERT_TRUE(segment.ok());
+  ipc::RingWriter writer(*segment, RingId::kEvents, 1);
+  std::atomic<uint64_t> wanted{0};
+  EventPublisher publisher(writer, 256u << 10, &wanted);
+  ipc::RingReader reader(*segment, RingId::kEvents);
+  int64_t rev = 1;
+  // Far more than the ring holds: nothing is built or written while nobody watches, and
+  // nothing counts as dropped.
+  const uint64_t free_before = writer.FreeBytes();
+  for (int i = 0; i < 100; ++i) {
+    std::vector<mvccpb::Event> events = {PutEvent("k", ++rev, 300)};
+    publisher.Publish(events);
+  }
+  EXPECT_EQ(publisher.skipped_batches(), 100u);
+  EXPECT_EQ(publisher.dropped_frames(), 0u);
+  EXPECT_FALSE(publisher.gap());
+  EXPECT_EQ(writer.FreeBytes(), free_before);
+  EXPECT_FALSE(reader.TryRead().has_value());
+
+  // A watch stream opened: the next batch goes out at once.
+  wanted.store(1);
+  std::vector<mvccpb::Event> events = {PutEvent("k", ++rev)};
+  publisher.Publish(events);
+  auto m = reader.TryRead();
+  ASSERT_TRUE(m.has_value());
+  internal::EventBatch batch;
+  ASSERT_TRUE(batch.ParseFromString(m->payload));
+  EXPECT_FALSE(batch.after_gap());
+  EXPECT_EQ(batch.revision(), rev);
+  EXPECT_EQ(publisher.skipped_batches(), 100u);
+}
+
 TEST(EventPublisherTest, LargeBatchesAreCutOnlyAtRevisionBoundaries) {
   ScopedSegment segment("stored-cuts", UniformLayout(1 << 20));
   ASSERT_TRUE(segment.ok());

@@ -514,6 +514,9 @@ TEST_F(StoredTest, MalformedOrUnsupportedReadsGetAnErrorReply) {
 }
 
 TEST_F(StoredTest, PublishesAppliedEventsInRevisionOrder) {
+  // What the frontend does before its first Watch stream opens; without it stored builds
+  // no events at all (nobody watches).
+  segment_->counter(ipc::Counter::kWatchEventsWanted).store(1);
   StartStored();
   ASSERT_EQ(NextResumeFrom(), 0u);
   SendPuts(1, 3, "k", 100);
@@ -539,6 +542,25 @@ TEST_F(StoredTest, PublishesAppliedEventsInRevisionOrder) {
   }
   std::vector<std::pair<std::string, int64_t>> want = {{"k", 2}, {"k", 3}, {"k", 4}, {"j", 5}};
   EXPECT_EQ(seen, want);
+}
+
+TEST_F(StoredTest, PublishesNoEventsWhileNoWatchStreamWantsThem) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 3, "k", 100);
+  ASSERT_TRUE(WaitReply(103).has_value());
+  EXPECT_FALSE(ReadWithin(*segment_, *events_, 300ms).has_value());
+  // From the moment a stream wants them, every later batch is published.
+  segment_->counter(ipc::Counter::kWatchEventsWanted).store(1);
+  SendPuts(4, 4, "j", 100);
+  ASSERT_TRUE(WaitReply(104).has_value());
+  auto m = ReadWithin(*segment_, *events_, 5s);
+  ASSERT_TRUE(m.has_value());
+  internal::EventBatch batch;
+  ASSERT_TRUE(batch.ParseFromString(m->payload));
+  ASSERT_EQ(batch.events_size(), 1);
+  EXPECT_EQ(batch.events(0).kv().key(), "j");
+  EXPECT_EQ(batch.events(0).kv().mod_revision(), 5);
 }
 
 TEST_F(StoredTest, RangeReadWaitsUntilItsMinAppliedIndexIsApplied) {

@@ -90,14 +90,12 @@ class WriteTxn {
             s_.batch.Put(s_.families.meta, lease_records::AttachmentKey(lease, key), ""), "batch"));
       }
     }
-    RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.history,
-                                                format::HistoryKey(key, rev, changes_),
-                                                WithMark(format::kPutMark, bytes)),
-                                   "batch"));
-    RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.revlog,
-                                                format::EncodeRevision(rev, changes_),
-                                                WithMark(format::kPutMark, key)),
-                                   "batch"));
+    RUSD_RETURN_IF_ERROR(FromRocks(
+        s_.PutHistory(format::HistoryKey(key, rev, changes_), WithMark(format::kPutMark, bytes)),
+        "batch"));
+    RUSD_RETURN_IF_ERROR(FromRocks(
+        s_.PutRevlog(format::EncodeRevision(rev, changes_), WithMark(format::kPutMark, key)),
+        "batch"));
     ++changes_;
     mvccpb::Event& ev = s_.events->emplace_back();
     ev.set_type(mvccpb::Event::PUT);
@@ -134,14 +132,12 @@ class WriteTxn {
             s_.batch.Delete(s_.families.meta, lease_records::AttachmentKey(prev.lease(), key)),
             "batch"));
       }
-      RUSD_RETURN_IF_ERROR(FromRocks(
-          s_.batch.Put(s_.families.history, format::HistoryKey(key, rev, changes_),
-                       std::string(1, format::kTombstoneMark)),
-          "batch"));
-      RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.revlog,
-                                                  format::EncodeRevision(rev, changes_),
-                                                  WithMark(format::kTombstoneMark, key)),
+      RUSD_RETURN_IF_ERROR(FromRocks(s_.PutHistory(format::HistoryKey(key, rev, changes_),
+                                                   std::string(1, format::kTombstoneMark)),
                                      "batch"));
+      RUSD_RETURN_IF_ERROR(FromRocks(
+          s_.PutRevlog(format::EncodeRevision(rev, changes_), WithMark(format::kTombstoneMark, key)),
+          "batch"));
       ++changes_;
       mvccpb::Event& ev = s_.events->emplace_back();
       ev.set_type(mvccpb::Event::DELETE);

@@ -28,11 +28,56 @@ namespace rusd::stored {
 struct ApplyState {
   ApplyState(rocksdb::DB* db, const Families& families)
       : batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
-        view(db, &batch, families),
+        view(db, &batch, families, &pending_history),
         families(families) {}
 
+  // Declared before `view`, which reads it.
+  BatchView::PendingRecords pending_history;
   rocksdb::WriteBatchWithIndex batch;
   BatchView view;
+
+  // The batch's save points, with the pending history records they cover: use these,
+  // not batch's own.
+  void Clear() {
+    batch.Clear();
+    view.Reset();
+    pending_history.clear();
+    history_marks_.clear();
+  }
+  void SetSavePoint() {
+    batch.SetSavePoint();
+    history_marks_.push_back(pending_history.size());
+  }
+  rocksdb::Status RollbackToSavePoint() {
+    rocksdb::Status s = batch.RollbackToSavePoint();
+    if (s.ok() && !history_marks_.empty()) {
+      pending_history.resize(history_marks_.back());
+      history_marks_.pop_back();
+    }
+    return s;
+  }
+  rocksdb::Status PopSavePoint() {
+    rocksdb::Status s = batch.PopSavePoint();
+    if (s.ok() && !history_marks_.empty()) history_marks_.pop_back();
+    return s;
+  }
+
+  // Writes a history record into the batch without indexing it (as PutRevlog), keeping a
+  // copy for the rare read of history through `view` (store_view.h).
+  rocksdb::Status PutHistory(std::string key, std::string value) {
+    rocksdb::Status s = batch.GetWriteBatch()->Put(families.history, key, value);
+    if (s.ok()) pending_history.emplace_back(std::move(key), std::move(value));
+    return s;
+  }
+
+  // Writes a revlog record into the batch without indexing it. Indexing costs two
+  // searches of the batch's skiplist per write (overwrite_key); revlog keys are new
+  // revisions, never read back through `view` (which refuses to), and save points and
+  // rollbacks work on the underlying batch, so they cover these writes too.
+  rocksdb::Status PutRevlog(const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    return batch.GetWriteBatch()->Put(families.revlog, key, value);
+  }
+
   Families families;
   int64_t revision = 1;
   int64_t compacted = -1;
@@ -40,6 +85,9 @@ struct ApplyState {
   std::vector<mvccpb::Event>* events = nullptr;
   std::vector<LeaseChange>* lease_changes = nullptr;
   int64_t min_lease_ttl = 2;
+
+ private:
+  std::vector<size_t> history_marks_;  // pending_history's size at each save point
 };
 
 // Applies `cmd` at the state's current revision; returns the serialized etcd response

@@ -256,7 +256,7 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
   // a one-entry batch.
   if (apply_state_ == nullptr) apply_state_ = std::make_unique<ApplyState>(db_.get(), fam_);
   ApplyState& state = *apply_state_;
-  state.batch.Clear();
+  state.Clear();
   state.compaction_scheduled = false;
   state.revision = current_revision();
   state.compacted = compact_revision();
@@ -277,7 +277,7 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
       spdlog::error("mvcc: entry {} holds no valid command; skipped", entry.index());
       continue;
     }
-    state.batch.SetSavePoint();
+    state.SetSavePoint();
     const size_t events_mark = out.events.size();
     const size_t leases_mark = out.lease_changes.size();
     const int64_t revision_mark = state.revision;
@@ -286,14 +286,14 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
     auto result = ApplyCommand(state, cmd, options_, term);
     if (!result.ok()) {
       if (IsInternal(result.status())) return result.status();
-      RUSD_RETURN_IF_ERROR(FromRocks(state.batch.RollbackToSavePoint(), "rollback"));
+      RUSD_RETURN_IF_ERROR(FromRocks(state.RollbackToSavePoint(), "rollback"));
       out.events.resize(events_mark);
       out.lease_changes.resize(leases_mark);
       state.revision = revision_mark;
       state.compacted = compacted_mark;
       state.compaction_scheduled = scheduled_mark;
     } else {
-      RUSD_RETURN_IF_ERROR(FromRocks(state.batch.PopSavePoint(), "pop save point"));
+      RUSD_RETURN_IF_ERROR(FromRocks(state.PopSavePoint(), "pop save point"));
     }
     // Only the member whose frontend waits gets a reply (0 = no waiter).
     if (cmd.request_id() == 0 ||

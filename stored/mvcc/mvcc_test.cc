@@ -802,6 +802,7 @@ TEST_F(MvccTest, BatchAppliesInOrderAndRollsBackFailedRequests) {
   bad.set_request_id(2);
   bad.set_origin_member_id(7);
   *bad.mutable_txn()->add_success() = PutOp("zz", "1");
+  *bad.mutable_txn()->add_success() = PutOp("yy", "1");  // sub-revision 1: no later write reuses it
   auto* ig = bad.mutable_txn()->add_success()->mutable_request_put();
   ig->set_key("absent");
   ig->set_ignore_value(true);
@@ -821,10 +822,91 @@ TEST_F(MvccTest, BatchAppliesInOrderAndRollsBackFailedRequests) {
   EXPECT_EQ(out->replies[1].error_message, kv_errors::kKeyNotFound);
   EXPECT_EQ(out->events.size(), 2u);
   EXPECT_EQ(Get("zz").kvs_size(), 0);
+  EXPECT_EQ(Get("yy").kvs_size(), 0);
   EXPECT_EQ(Get("a").kvs(0).version(), 2);
   EXPECT_EQ(store_->current_revision(), 3);
   EXPECT_EQ(store_->applied_index(), 4u);
   EXPECT_EQ(store_->raft_term(), 3u);
+  // History (revlog and history families) holds the two puts only: the failed txn's
+  // records were rolled back with it, whether or not the batch indexed them.
+  HistoryQuery all;
+  all.key = std::string(1, '\0');
+  all.range_end = std::string(1, '\0');
+  auto history = store_->ReadHistory(all);
+  ASSERT_TRUE(history.ok()) << history.status().ToString();
+  ASSERT_EQ(history->events.size(), 2u);
+  EXPECT_EQ(history->events[0].kv().key(), "a");
+  EXPECT_EQ(history->events[0].kv().mod_revision(), 2);
+  EXPECT_EQ(history->events[1].kv().key(), "a");
+  EXPECT_EQ(history->events[1].kv().mod_revision(), 3);
+  EXPECT_EQ(history->events[1].kv().value(), "2");
+}
+
+// A txn reading a past revision that an earlier request of the same batch wrote sees it:
+// history records of the pending batch are read through the view (before any rollback in
+// the batch, and after one).
+TEST_F(MvccTest, TxnReadsPastRevisionsWrittenEarlierInTheSameBatch) {
+  std::vector<internal::Entry> entries;
+  auto put = [&](uint64_t id, const std::string& k, const std::string& v) {
+    internal::Command c;
+    c.set_request_id(id);
+    c.set_origin_member_id(7);
+    c.mutable_put()->set_key(k);
+    c.mutable_put()->set_value(v);
+    entries.push_back(MakeEntry(c));
+  };
+  auto read = [&](uint64_t id) {
+    internal::Command c;
+    c.set_request_id(id);
+    c.set_origin_member_id(7);
+    for (int64_t rev : {2, 3, 4}) {
+      auto* r = c.mutable_txn()->add_success()->mutable_request_range();
+      r->set_key("a");
+      r->set_range_end("c");
+      r->set_revision(rev);
+    }
+    entries.push_back(MakeEntry(c));
+  };
+  put(1, "a", "1");  // revision 2
+  put(2, "a", "2");  // revision 3
+  put(3, "b", "1");  // revision 4
+  read(4);
+  internal::Command bad;  // writes, then fails: rolled back
+  bad.set_request_id(5);
+  bad.set_origin_member_id(7);
+  *bad.mutable_txn()->add_success() = PutOp("a", "bad");
+  *bad.mutable_txn()->add_success() = PutOp("b", "bad");
+  auto* ig = bad.mutable_txn()->add_success()->mutable_request_put();
+  ig->set_key("absent");
+  ig->set_ignore_value(true);
+  entries.push_back(MakeEntry(bad));
+  read(6);
+  auto out = store_->ApplyEntries(entries);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ(out->replies.size(), 6u);
+  EXPECT_FALSE(out->replies[4].ok);
+  for (int i : {3, 5}) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(out->replies[i].ok) << out->replies[i].error_message;
+    etcdserverpb::TxnResponse txn;
+    ASSERT_TRUE(txn.ParseFromString(out->replies[i].response));
+    ASSERT_EQ(txn.responses_size(), 3);
+    const auto& at2 = txn.responses(0).response_range();
+    ASSERT_EQ(at2.kvs_size(), 1);
+    EXPECT_EQ(at2.kvs(0).value(), "1");
+    const auto& at3 = txn.responses(1).response_range();
+    ASSERT_EQ(at3.kvs_size(), 1);
+    EXPECT_EQ(at3.kvs(0).value(), "2");
+    const auto& at4 = txn.responses(2).response_range();
+    ASSERT_EQ(at4.kvs_size(), 2);
+    EXPECT_EQ(at4.kvs(0).value(), "2");
+    EXPECT_EQ(at4.kvs(1).value(), "1");
+  }
+  // The batch is written: the same reads agree, and nothing of the failed txn stayed.
+  EXPECT_EQ(Get("a", "c", 3).kvs(0).value(), "2");
+  EXPECT_EQ(Get("a").kvs(0).value(), "2");
+  EXPECT_EQ(Get("b").kvs(0).value(), "1");
+  EXPECT_EQ(store_->current_revision(), 4);
 }
 
 TEST_F(MvccTest, RestartKeepsStateAndSkipsAppliedEntries) {
