@@ -113,6 +113,7 @@ class WatchHub::Stream {
   // `progress_target` (stored's revision when it was asked).
   bool progress_deferred = false;
   int64_t progress_target = 0;
+  Clock::time_point progress_since;  // when progress_deferred was set
   size_t unsynced = 0;
   size_t paused = 0;
   int progress_watchers = 0;
@@ -136,6 +137,7 @@ struct WatchHub::Impl {
   bool probe_outstanding = false;
   int64_t rev = 0;        // every revision <= rev has been delivered to synced watchers
   int64_t known_rev = 0;  // the newest revision seen anywhere (probes, chunks, events)
+  Clock::time_point rev_moved;  // when `rev` last changed
   uint64_t term = 0;
   std::deque<RevisionGroup> recent;  // contiguous revisions ending at rev
   size_t recent_bytes = 0;
@@ -402,6 +404,7 @@ struct WatchHub::Impl {
       }
       DeliverLive(g);
       rev = g.revision;
+      rev_moved = Clock::now();
       known_rev = std::max(known_rev, rev);
       AddRecent(std::move(g));
     }
@@ -422,6 +425,7 @@ struct WatchHub::Impl {
         case PendingOp::Kind::kCreate: DoCreate(s, *op); break;
         case PendingOp::Kind::kCancel: DoCancel(s, op->cancel_id); break;
         case PendingOp::Kind::kProgress:
+          if (!s->progress_deferred) s->progress_since = Clock::now();
           s->progress_deferred = true;
           s->progress_target = std::max(s->progress_target,
                                         op->probe_status.ok() ? op->probe_rev : rev);
@@ -580,6 +584,34 @@ struct WatchHub::Impl {
     SetState(w, WatcherState::kSynced);
   }
 
+  // A RequestProgress waits for `rev` to reach stored's revision, but only events move
+  // `rev`: revisions stored applied without publishing them to the hub (a follower's
+  // snapshot install behind a stored restart, the end of a burst dropped on a full events
+  // ring, whose gap shows only with the next frame) would hold the answer until the next
+  // write — forever in an idle cluster. When `rev` stood still for progress_stall below a
+  // target that waited as long, those revisions count as lost: a gap (every synced watcher
+  // reads from rev + 1 in history, which reaches at least the target) and `rev` jumps to
+  // the target, so their events arriving late are dropped as duplicates. Late events only
+  // cost catch-up reads; nothing is delivered twice or skipped.
+  void CloseStalledProgress(Clock::time_point now) {
+    if (progress_waiting.empty() || now - rev_moved < options.progress_stall) return;
+    int64_t target = rev;
+    for (Stream* s : progress_waiting) {
+      if (now - s->progress_since >= options.progress_stall) {
+        target = std::max(target, s->progress_target);
+      }
+    }
+    if (target <= rev) return;
+    Gap("events missing up to stored's revision");
+    spdlog::info("watch: revision {} reached by stored never came as events; continuing at {}",
+                 target, target);
+    rev = target;
+    known_rev = std::max(known_rev, rev);
+    rev_moved = now;
+    std::vector<Stream*> waiting(progress_waiting.begin(), progress_waiting.end());
+    for (Stream* s : waiting) MaybeSendDeferredProgress(s);
+  }
+
   void CatchUpLoop();
   void IssueCatchUp(const CatchUp& c);
 };
@@ -672,6 +704,7 @@ void WatchHub::ProbeStart() {
       return;  // Tick probes again
     }
     m.rev = rev;
+    m.rev_moved = Clock::now();
     m.known_rev = std::max(m.known_rev, rev);
     m.term = std::max(m.term, term);
     m.ready = true;
@@ -811,6 +844,7 @@ void WatchHub::Tick() {
       }
     }
     const Clock::time_point now = Clock::now();
+    if (m.ready) m.CloseStalledProgress(now);
     for (Stream* s : m.progress_streams) {
       if (now < s->next_progress) continue;
       s->next_progress = now + m.ProgressInterval();

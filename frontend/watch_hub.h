@@ -92,6 +92,10 @@ struct WatchHubOptions {
   size_t recent_revisions = 20000;
   int max_catchups_in_flight = 16;
   uint32_t chunk_events = 1000;
+  // A RequestProgress waits for the hub to deliver up to stored's revision. When the hub's
+  // revision stood still this long below it (and the request waited as long), the events
+  // are taken as lost: a gap (watchers read them from history) and the answer goes out.
+  std::chrono::milliseconds progress_stall{1000};
 };
 
 class WatchHub {

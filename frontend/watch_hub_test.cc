@@ -596,6 +596,43 @@ TEST_F(WatchHubTest, RequestProgressCarriesStoredsRevisionOnceDelivered) {
   hub.CloseStream(s);
 }
 
+// Stored's revision moved on without the events reaching the hub (a follower installed a
+// snapshot, or stored dropped the end of a burst and reports the gap only with its next
+// frame): in an idle cluster no event comes to close the gap. Once the hub's revision has
+// stood still for `progress_stall` below what a RequestProgress waits for, the hub treats
+// it as a gap (its watchers read the missing revisions from history) and answers.
+TEST(WatchHubProgress, RequestProgressIsAnsweredWhenTheEventsNeverCome) {
+  FakeStore store;
+  WatchHubOptions o;
+  o.progress_stall = std::chrono::milliseconds(50);
+  WatchHub hub(store, o);
+  hub.Start();
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("a"));
+  hub.Create(s, Req("b"));
+  hub.OnEventBatch(store.Put({"a"}));  // revision 2, delivered
+  store.Put({"a"});                    // 3 and 4: applied by stored, never published
+  store.Put({"x"});
+  hub.RequestProgress(s);
+  ASSERT_EQ(sink.got.size(), 3u);  // two created, one event
+  Settle(hub);                     // > progress_stall of ticks
+  ASSERT_EQ(sink.got.size(), 5u);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3}));  // 3 from history
+  EXPECT_EQ(sink.got[4].watch_id(), -1);
+  EXPECT_EQ(sink.got[4].header().revision(), 4);
+  EXPECT_EQ(hub.stats().synced, 2u);
+  // The lost revisions arriving late are duplicates; the next one is delivered once.
+  auto late = std::make_shared<internal::EventBatch>();
+  *late->add_events() = store.log[1];  // revision 3
+  *late->add_events() = store.log[2];  // revision 4
+  hub.OnEventBatch(late);
+  hub.OnEventBatch(store.Put({"a"}));
+  hub.OnEventBatch(store.Put({"a"}));
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3, 5, 6}));
+  hub.CloseStream(s);
+}
+
 // A txn's events stay in one response on the way from history too: chunks end between
 // revisions (3 events per chunk here, a txn of 5) and the hub never splits one.
 TEST_F(WatchHubTest, CatchUpNeverSplitsATxn) {
