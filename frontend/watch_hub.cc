@@ -70,7 +70,9 @@ struct Watcher {
   WatcherState state = WatcherState::kSynced;
   int64_t next_rev = 0;
   bool progress_idle = true;  // etcd's progress[id]: no event since the last tick
-  uint64_t generation = 0;    // bumps with every catch-up read; older replies are stale
+  // Set from the hub's counter (WatchHub::Impl::generation) at every catch-up read: a reply
+  // carrying another value is stale, even one for an earlier watcher of the same id.
+  uint64_t generation = 0;
   // Matching scratch (one live revision at a time).
   int64_t touched_rev = -1;
   std::vector<int> hits;
@@ -159,6 +161,10 @@ struct WatchHub::Impl {
   std::map<Stream*, std::weak_ptr<Stream>> weak_of;  // for catch-ups queued from raw pointers
   std::mt19937_64 rng;
   uint64_t catchup_reads = 0;
+  // Catch-ups are matched to their watcher by (stream, id, generation). Hub-wide, never
+  // reused: a client may reuse a watch id, and a per-watcher count restarting at 1 let a
+  // canceled watcher's reply pass for its successor's.
+  uint64_t generation = 0;
   uint64_t gaps = 0;
   uint64_t events_sent = 0;  // events handed to streams, live or from history
   // --- end guarded ---
@@ -246,7 +252,8 @@ struct WatchHub::Impl {
       return;
     }
     SetState(w, WatcherState::kQueued);
-    catchup_queue.push_back(CatchUp{weak_of[s], w->id, ++w->generation});
+    w->generation = ++generation;
+    catchup_queue.push_back(CatchUp{weak_of[s], w->id, w->generation});
     cv.notify_one();
   }
 
@@ -660,7 +667,8 @@ void WatchHub::Impl::CatchUpLoop() {
         spdlog::debug("watch {}: history read failed ({}); retrying", c.id,
                       st.ok() ? "malformed chunk" : st.ToString());
         SetState(w, WatcherState::kQueued);
-        retry.push_back(CatchUp{c.stream, c.id, ++w->generation});
+        w->generation = ++generation;
+        retry.push_back(CatchUp{c.stream, c.id, w->generation});
         return;
       }
       OnChunk(s.get(), w, chunk);

@@ -633,6 +633,35 @@ TEST(WatchHubProgress, RequestProgressIsAnsweredWhenTheEventsNeverCome) {
   hub.CloseStream(s);
 }
 
+// A client-chosen id reused while the first watcher's history read is in flight: that
+// reply belongs to the canceled watcher and must not reach its successor (generations are
+// hub-wide, not per watcher).
+TEST_F(WatchHubTest, ReusedIdNeverTakesTheCanceledWatchersHistory) {
+  store.Put({"a"});  // 2
+  store.Put({"b"});  // 3
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  store.defer = true;
+  auto ra = Req("a", "", 1);
+  ra.set_watch_id(5);
+  hub.Create(s, ra);
+  Settle(hub);  // key a's read is in flight
+  hub.Cancel(s, 5);
+  auto rb = Req("b", "", 1);
+  rb.set_watch_id(5);
+  hub.Create(s, rb);
+  Settle(hub);  // key b's read is in flight
+  store.defer = false;
+  store.Release();  // a's reply first, then b's
+  Settle(hub);
+  for (const auto& r : sink.got) {
+    for (const auto& e : r.events()) EXPECT_EQ(e.kv().key(), "b");
+  }
+  EXPECT_EQ(sink.Revisions(5), (std::vector<int64_t>{3}));
+  EXPECT_EQ(hub.stats().synced, 1u);
+  hub.CloseStream(s);
+}
+
 // A txn's events stay in one response on the way from history too: chunks end between
 // revisions (3 events per chunk here, a txn of 5) and the hub never splits one.
 TEST_F(WatchHubTest, CatchUpNeverSplitsATxn) {
