@@ -259,6 +259,8 @@ struct WatchHub::Impl {
 
   // Sends w's pending events as one response whose header carries `rev` (every pending
   // event is at or below it: the hub's revision, or the batch's last one at its end).
+  // The header promises every event of w up to it: a watcher that stops taking live events
+  // mid-batch sends before `rev` moves past what it got.
   void SendPending(Watcher* w) {
     Stream* s = w->stream;
     if (w->pending.empty()) return;
@@ -306,6 +308,10 @@ struct WatchHub::Impl {
       spdlog::debug("watch {}: its stream is full at revision {}; it continues from history",
                     w->id, g.revision);
       w->next_rev = g.revision;
+      // What it merged so far goes now, under the previous revision (`rev` is still the
+      // last one delivered): at the batch's end the header would claim revisions this
+      // watcher gets only later, from history.
+      SendPending(w);
       SetState(w, WatcherState::kPaused);
       return false;
     }

@@ -662,6 +662,39 @@ TEST_F(WatchHubTest, ReusedIdNeverTakesTheCanceledWatchersHistory) {
   hub.CloseStream(s);
 }
 
+// A response's header revision promises every event of its watcher up to it: a watcher
+// whose stream fills in the middle of a batch gets what it merged so far with the revision
+// before the one it paused at, not the batch's last (those come later, from history).
+TEST_F(WatchHubTest, WatcherPausedMidBatchGetsNoHeaderBeyondItsEvents) {
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("p"));
+  auto batch = std::make_shared<internal::EventBatch>();
+  for (int i = 0; i < 10; ++i) {  // revisions 2..11, ~200 bytes each: full (1000) midway
+    auto b = store.Put({"p"});
+    for (auto e : b->events()) {
+      e.mutable_kv()->set_value(std::string(200, 'v'));
+      *batch->add_events() = e;
+    }
+    batch->set_revision(b->revision());
+  }
+  hub.OnEventBatch(batch);
+  hub.OnSinkDrained(s);
+  Settle(hub);
+  EXPECT_EQ(sink.Revisions(0), Range(2, 11));
+  std::vector<const etcdserverpb::WatchResponse*> evs;
+  for (const auto& r : sink.got) {
+    if (r.events_size() > 0) evs.push_back(&r);
+  }
+  // The live response, then history (whose chunks carry stored's revision, as etcd's
+  // unsynced watchers' responses do).
+  ASSERT_GT(evs.size(), 1u);
+  const auto& live = *evs[0];
+  EXPECT_EQ(live.header().revision(), live.events(live.events_size() - 1).kv().mod_revision());
+  EXPECT_LT(live.header().revision(), evs[1]->events(0).kv().mod_revision());
+  hub.CloseStream(s);
+}
+
 // A txn's events stay in one response on the way from history too: chunks end between
 // revisions (3 events per chunk here, a txn of 5) and the hub never splits one.
 TEST_F(WatchHubTest, CatchUpNeverSplitsATxn) {

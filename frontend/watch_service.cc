@@ -190,6 +190,10 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     if (it != mergeable_.end() && it->second >= front_seq_) {
       Out& o = queue_[static_cast<size_t>(it->second - front_seq_)];
       if (o.body.size() + events.size() <= kMaxMergedBytes) {
+        // The later header is right for the merged response: each response the hub sends
+        // promises every event of its watcher up to its header, B's events follow A's with
+        // none of this watcher's in between (anything but an event response is a barrier),
+        // and B's header is not below A's.
         o.header.assign(header);
         o.body.append(events);
         o.bytes += events.size();
