@@ -100,7 +100,8 @@ struct WatchHub::PendingOp {
   int64_t probe_rev = 0;
 };
 
-size_t WatchSink::SendEvents(int64_t watch_id, std::string_view header, std::string&& events) {
+size_t WatchSink::SendEvents(int64_t watch_id, std::string_view header, std::string&& events,
+                             size_t /*max_body*/) {
   return Send(EncodeEventsResponse(header, watch_id, events));
 }
 
@@ -268,7 +269,12 @@ struct WatchHub::Impl {
     std::string body;
     body.swap(w->pending);
     if (s->closed || s->sink == nullptr) return;
-    s->sink->SendEvents(w->id, Header(rev), std::move(body));
+    // The sink may merge it with w's previous response: together they stay below the
+    // fragment limit, as a response the hub merges itself does (DeliverRevision).
+    const std::string& header = Header(rev);
+    const size_t room = ResponseOverhead(header, w->id) + 16;
+    const size_t max_body = options.max_response_bytes > room ? options.max_response_bytes - room : 0;
+    s->sink->SendEvents(w->id, header, std::move(body), max_body);
     MarkDirty(s);
   }
   void SendAllPending() {

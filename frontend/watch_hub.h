@@ -57,9 +57,11 @@ class WatchSink {
   // `events` fields, whole revisions in order, no fragment). A sink whose earlier event
   // response of the same watcher is still unsent, with nothing sent to the stream after it
   // but other watchers' event responses, may append `events` to it and keep the later
-  // header (etcd batches a busy watcher's revisions the same way). The default sends the
-  // response on its own.
-  virtual size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events);
+  // header (etcd batches a busy watcher's revisions the same way) while the merged events
+  // stay within `max_body` bytes (the response then stays below the fragment limit). The
+  // default sends the response on its own.
+  virtual size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events,
+                            size_t max_body);
   virtual size_t QueuedBytes() const = 0;
   // Starts writing what Send queued. The hub calls it once per stream after a burst (all
   // the revisions of a drain of the events ring), so that a stream's responses leave in
