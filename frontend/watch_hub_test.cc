@@ -126,6 +126,20 @@ TEST(WatchRangeIndex, MatchesWhatALinearScanMatches) {
   }
   check();
   EXPECT_EQ(idx.size(), 400u - 134u);
+  // Churn between lookups: adds and removes of both tree and recent entries.
+  for (int round = 0; round < 200; ++round) {
+    const int i = static_cast<int>(rng() % 400);
+    if (live[i]) {
+      EXPECT_TRUE(idx.Remove(&rs[i].w));
+    } else {
+      idx.Add(&rs[i].w, rs[i].b, rs[i].e);
+    }
+    live[i] = !live[i];
+    if (round % 7 == 0) check();
+  }
+  check();
+  EXPECT_EQ(idx.size(), static_cast<size_t>(std::count(live.begin(), live.end(), true)));
+  EXPECT_FALSE(idx.Remove(nullptr));
 }
 
 TEST(WatchKeyIndex, ManyUnrelatedRangesDoNotMatch) {
