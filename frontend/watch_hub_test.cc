@@ -647,6 +647,32 @@ TEST(WatchHubProgress, RequestProgressIsAnsweredWhenTheEventsNeverCome) {
   hub.CloseStream(s);
 }
 
+// The snapshot-install case: stored restarts at a newer revision whose events were never
+// published; the watchers catch up from history and are synced, the hub's revision is not.
+TEST(WatchHubProgress, RequestProgressIsAnsweredAfterAStoredRestartAhead) {
+  FakeStore store;
+  WatchHubOptions o;
+  o.progress_stall = std::chrono::milliseconds(50);
+  WatchHub hub(store, o);
+  hub.Start();
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("a"));
+  for (int i = 0; i < 3; ++i) store.Put({"a"});  // 2..4, installed from a snapshot
+  hub.OnStoredRestart();
+  Settle(hub);
+  EXPECT_EQ(sink.Revisions(0), Range(2, 4));
+  EXPECT_EQ(hub.stats().synced, 1u);
+  hub.RequestProgress(s);
+  Settle(hub);
+  ASSERT_FALSE(sink.got.empty());
+  EXPECT_EQ(sink.got.back().watch_id(), -1);
+  EXPECT_EQ(sink.got.back().header().revision(), 4);
+  hub.OnEventBatch(store.Put({"a"}));
+  EXPECT_EQ(sink.Revisions(0), Range(2, 5));
+  hub.CloseStream(s);
+}
+
 // A client-chosen id reused while the first watcher's history read is in flight: that
 // reply belongs to the canceled watcher and must not reach its successor (generations are
 // hub-wide, not per watcher).
