@@ -603,15 +603,39 @@ struct WatchHub::Impl {
     SetState(w, WatcherState::kSynced);
   }
 
-  // A RequestProgress waits for `rev` to reach stored's revision, but only events move
-  // `rev`: revisions stored applied without publishing them to the hub (a follower's
-  // snapshot install behind a stored restart, the end of a burst dropped on a full events
-  // ring, whose gap shows only with the next frame) would hold the answer until the next
-  // write — forever in an idle cluster. When `rev` stood still for progress_stall below a
-  // target that waited as long, those revisions count as lost: a gap (every synced watcher
-  // reads from rev + 1 in history, which reaches at least the target) and `rev` jumps to
-  // the target, so their events arriving late are dropped as duplicates. Late events only
-  // cost catch-up reads; nothing is delivered twice or skipped.
+  // Only events move `rev`, but stored can move ahead without publishing them to the hub:
+  // a follower's snapshot install behind a stored restart, the end of a burst dropped on a
+  // full events ring (whose gap shows only with the next frame). Given a revision stored
+  // has reached, the hub can jump there: every synced watcher that still needs revisions
+  // up to it reads them from history (which reaches at least `target`), and events up to
+  // it arriving late are dropped as duplicates. Nothing is delivered twice or skipped;
+  // events that were merely late only cost catch-up reads.
+  void JumpTo(int64_t target, const char* why) {
+    if (target <= rev) return;
+    ++gaps;
+    size_t moved = 0;
+    for (Stream* s : streams) {
+      for (auto& [id, w] : s->watchers) {
+        if (w->state != WatcherState::kSynced || w->next_rev > target) continue;
+        w->next_rev = std::max(w->next_rev, rev + 1);
+        QueueCatchUp(w.get());
+        ++moved;
+      }
+    }
+    recent.clear();
+    recent_bytes = 0;
+    spdlog::info("watch: {}: revisions {}..{} taken from history; {} watchers catch up", why,
+                 rev + 1, target, moved);
+    rev = target;
+    known_rev = std::max(known_rev, rev);
+    rev_moved = Clock::now();
+    std::vector<Stream*> waiting(progress_waiting.begin(), progress_waiting.end());
+    for (Stream* s : waiting) MaybeSendDeferredProgress(s);
+  }
+
+  // A RequestProgress waits for `rev` to reach stored's revision: in an idle cluster the
+  // events that would move it may never come (JumpTo). When `rev` stood still for
+  // progress_stall below a target that waited as long, the hub jumps there.
   void CloseStalledProgress(Clock::time_point now) {
     if (progress_waiting.empty() || now - rev_moved < options.progress_stall) return;
     int64_t target = rev;
@@ -620,15 +644,7 @@ struct WatchHub::Impl {
         target = std::max(target, s->progress_target);
       }
     }
-    if (target <= rev) return;
-    Gap("events missing up to stored's revision");
-    spdlog::info("watch: revision {} reached by stored never came as events; continuing at {}",
-                 target, target);
-    rev = target;
-    known_rev = std::max(known_rev, rev);
-    rev_moved = now;
-    std::vector<Stream*> waiting(progress_waiting.begin(), progress_waiting.end());
-    for (Stream* s : waiting) MaybeSendDeferredProgress(s);
+    JumpTo(target, "events missing up to stored's revision");
   }
 
   void CatchUpLoop();
@@ -841,9 +857,22 @@ void WatchHub::Flush() {
 }
 
 void WatchHub::OnStoredRestart() {
-  std::lock_guard lock(impl_->mu);
-  if (impl_->ready) impl_->Gap("stored restarted");
-  impl_->FlushDirty();
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->ready) return;
+    impl_->Gap("stored restarted");
+    impl_->FlushDirty();
+  }
+  // A restarted stored may be ahead of every event the hub saw (a follower installed a
+  // snapshot): without its revision the hub would wait for the next event to notice, and
+  // a RequestProgress for progress_stall. If the probe fails, those still cover it.
+  impl_->store.CurrentRevision([this](const Status& st, int64_t rev, uint64_t term) {
+    if (!st.ok()) return;
+    std::lock_guard lock(impl_->mu);
+    impl_->term = std::max(impl_->term, term);
+    impl_->JumpTo(rev, "stored restarted ahead of the events");
+    impl_->FlushDirty();
+  });
 }
 
 void WatchHub::Tick() {
