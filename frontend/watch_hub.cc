@@ -116,7 +116,6 @@ class WatchHub::Stream {
   // `progress_target` (stored's revision when it was asked).
   bool progress_deferred = false;
   int64_t progress_target = 0;
-  Clock::time_point progress_since;  // when progress_deferred was set
   size_t unsynced = 0;
   size_t paused = 0;
   int progress_watchers = 0;
@@ -141,6 +140,12 @@ struct WatchHub::Impl {
   int64_t rev = 0;        // every revision <= rev has been delivered to synced watchers
   int64_t known_rev = 0;  // the newest revision seen anywhere (probes, chunks, events)
   Clock::time_point rev_moved;  // when `rev` last changed
+  // The newest revision stored reported (probes, chunks) beyond `rev`, and since when the
+  // hub has known stored to be ahead (CloseStall).
+  int64_t ahead_rev = 0;
+  Clock::time_point ahead_since;
+  bool idle_probe_outstanding = false;
+  Clock::time_point last_idle_probe;
   uint64_t term = 0;
   std::deque<RevisionGroup> recent;  // contiguous revisions ending at rev
   size_t recent_bytes = 0;
@@ -444,7 +449,6 @@ struct WatchHub::Impl {
         case PendingOp::Kind::kCreate: DoCreate(s, *op); break;
         case PendingOp::Kind::kCancel: DoCancel(s, op->cancel_id); break;
         case PendingOp::Kind::kProgress:
-          if (!s->progress_deferred) s->progress_since = Clock::now();
           s->progress_deferred = true;
           s->progress_target = std::max(s->progress_target,
                                         op->probe_status.ok() ? op->probe_rev : rev);
@@ -547,6 +551,7 @@ struct WatchHub::Impl {
   // ---- catch-up replies ----
   void OnChunk(Stream* s, Watcher* w, const internal::WatchHistoryChunk& chunk) {
     known_rev = std::max(known_rev, chunk.current_revision());
+    NoteStoredRevision(chunk.current_revision());
     term = std::max(term, chunk.raft_term());
     if (chunk.compact_revision() > 0) {
       ControlResponse resp;
@@ -633,18 +638,35 @@ struct WatchHub::Impl {
     for (Stream* s : waiting) MaybeSendDeferredProgress(s);
   }
 
-  // A RequestProgress waits for `rev` to reach stored's revision: in an idle cluster the
-  // events that would move it may never come (JumpTo). When `rev` stood still for
-  // progress_stall below a target that waited as long, the hub jumps there.
-  void CloseStalledProgress(Clock::time_point now) {
-    if (progress_waiting.empty() || now - rev_moved < options.progress_stall) return;
-    int64_t target = rev;
-    for (Stream* s : progress_waiting) {
-      if (now - s->progress_since >= options.progress_stall) {
-        target = std::max(target, s->progress_target);
-      }
+  // Stored reported revision `r` (it has applied it and published its events, or dropped
+  // them with a gap the hub may not see before the next write).
+  void NoteStoredRevision(int64_t r) {
+    if (r <= rev || r <= ahead_rev) return;
+    if (ahead_rev <= rev) ahead_since = Clock::now();
+    ahead_rev = r;
+  }
+
+  // Events that never reach the hub (JumpTo) would hold back a RequestProgress, and the
+  // watchers' own events, until the next write — forever in an idle cluster. Once stored
+  // has been known to be ahead for progress_stall while `rev` stood still as long, the hub
+  // jumps to what stored reported. (An idle hub probes stored's revision every
+  // progress_stall to learn it: WatchHub::Tick.)
+  void CloseStall(Clock::time_point now) {
+    if (ahead_rev <= rev || now - ahead_since < options.progress_stall ||
+        now - rev_moved < options.progress_stall) {
+      return;
     }
-    JumpTo(target, "events missing up to stored's revision");
+    JumpTo(ahead_rev, "events missing up to stored's revision");
+  }
+  // An idle hub with watchers checks stored's revision every progress_stall.
+  bool WantIdleProbe(Clock::time_point now) {
+    if (!ready || idle_probe_outstanding || streams.empty() ||
+        now - rev_moved < options.progress_stall || now - last_idle_probe < options.progress_stall) {
+      return false;
+    }
+    idle_probe_outstanding = true;
+    last_idle_probe = now;
+    return true;
   }
 
   void CatchUpLoop();
@@ -810,6 +832,7 @@ void WatchHub::QueueProbedOp(const std::shared_ptr<Stream>& s, std::shared_ptr<P
     op->probe_status = st;
     op->probe_rev = rev;
     impl_->term = std::max(impl_->term, term);
+    if (st.ok()) impl_->NoteStoredRevision(rev);
     std::shared_ptr<Stream> s = weak.lock();
     if (s && !s->closed) impl_->RunOps(s.get());
     impl_->FlushDirty();
@@ -877,6 +900,7 @@ void WatchHub::OnStoredRestart() {
 
 void WatchHub::Tick() {
   bool need_probe = false;
+  bool idle_probe = false;
   {
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
@@ -893,7 +917,8 @@ void WatchHub::Tick() {
       }
     }
     const Clock::time_point now = Clock::now();
-    if (m.ready) m.CloseStalledProgress(now);
+    if (m.ready) m.CloseStall(now);
+    idle_probe = m.WantIdleProbe(now);
     for (Stream* s : m.progress_streams) {
       if (now < s->next_progress) continue;
       s->next_progress = now + m.ProgressInterval();
@@ -910,6 +935,15 @@ void WatchHub::Tick() {
     m.FlushDirty();
   }
   if (need_probe) ProbeStart();
+  if (idle_probe) {
+    impl_->store.CurrentRevision([this](const Status& st, int64_t rev, uint64_t term) {
+      std::lock_guard lock(impl_->mu);
+      impl_->idle_probe_outstanding = false;
+      if (!st.ok()) return;
+      impl_->term = std::max(impl_->term, term);
+      impl_->NoteStoredRevision(rev);
+    });
+  }
 }
 
 bool WatchHub::active() const { return impl_->active.load(std::memory_order_acquire); }

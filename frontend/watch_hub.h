@@ -14,7 +14,9 @@
 // neither.
 //
 // - Gaps: a batch marked after_gap, a first revision beyond the last one seen + 1, or a new
-//   stored epoch sends every synced watcher back to catch-up (the buffer is dropped).
+//   stored epoch sends every synced watcher back to catch-up (the buffer is dropped). So
+//   does stored being ahead with no event coming (after a restart at once, otherwise after
+//   progress_stall): the hub continues at stored's revision.
 // - Slow streams: a stream whose unsent responses exceed `max_queued_bytes` gets no more
 //   live events; its watchers pause and catch up from history once it drained below a
 //   quarter of that. Memory per stream is bounded; writers never wait for a watcher.
@@ -94,9 +96,10 @@ struct WatchHubOptions {
   size_t recent_revisions = 20000;
   int max_catchups_in_flight = 16;
   uint32_t chunk_events = 1000;
-  // A RequestProgress waits for the hub to deliver up to stored's revision. When the hub's
-  // revision stood still this long below it (and the request waited as long), the events
-  // are taken as lost: a gap (watchers read them from history) and the answer goes out.
+  // Events stored applied but never published to the hub (a burst's end dropped on a full
+  // ring): once stored has been seen ahead this long while the hub's revision stood still
+  // as long, they are taken from history (a RequestProgress waiting for them is answered).
+  // An idle hub with watchers probes stored's revision at this interval to notice.
   std::chrono::milliseconds progress_stall{1000};
 };
 

@@ -647,6 +647,28 @@ TEST(WatchHubProgress, RequestProgressIsAnsweredWhenTheEventsNeverCome) {
   hub.CloseStream(s);
 }
 
+// The same loss without anyone asking for progress: the watcher still gets the events of
+// the dropped frames (from history) once the hub saw stored ahead for progress_stall, not
+// only at the next write.
+TEST(WatchHubProgress, EventsThatNeverComeReachWatchersInAnIdleCluster) {
+  FakeStore store;
+  WatchHubOptions o;
+  o.progress_stall = std::chrono::milliseconds(50);
+  WatchHub hub(store, o);
+  hub.Start();
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("a"));
+  hub.OnEventBatch(store.Put({"a"}));  // 2
+  store.Put({"a"});                    // 3: dropped on a full ring, no frame follows
+  Settle(hub);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(hub.stats().revision, 3);
+  hub.OnEventBatch(store.Put({"a"}));
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3, 4}));
+  hub.CloseStream(s);
+}
+
 // The snapshot-install case: stored restarts at a newer revision whose events were never
 // published. The hub asks stored's revision on the restart and continues from there:
 // RequestProgress needs no stall, the next event no second gap.
