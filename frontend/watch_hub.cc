@@ -70,7 +70,9 @@ struct Watcher {
   WatcherState state = WatcherState::kSynced;
   int64_t next_rev = 0;
   bool progress_idle = true;  // etcd's progress[id]: no event since the last tick
-  uint64_t generation = 0;    // bumps with every catch-up read; older replies are stale
+  // Set from the hub's counter (WatchHub::Impl::generation) at every catch-up read: a reply
+  // carrying another value is stale, even one for an earlier watcher of the same id.
+  uint64_t generation = 0;
   // Matching scratch (one live revision at a time).
   int64_t touched_rev = -1;
   std::vector<int> hits;
@@ -98,7 +100,8 @@ struct WatchHub::PendingOp {
   int64_t probe_rev = 0;
 };
 
-size_t WatchSink::SendEvents(int64_t watch_id, std::string_view header, std::string&& events) {
+size_t WatchSink::SendEvents(int64_t watch_id, std::string_view header, std::string&& events,
+                             size_t /*max_body*/) {
   return Send(EncodeEventsResponse(header, watch_id, events));
 }
 
@@ -136,6 +139,13 @@ struct WatchHub::Impl {
   bool probe_outstanding = false;
   int64_t rev = 0;        // every revision <= rev has been delivered to synced watchers
   int64_t known_rev = 0;  // the newest revision seen anywhere (probes, chunks, events)
+  Clock::time_point rev_moved;  // when `rev` last changed
+  // The newest revision stored reported (probes, chunks) beyond `rev`, and since when the
+  // hub has known stored to be ahead (CloseStall).
+  int64_t ahead_rev = 0;
+  Clock::time_point ahead_since;
+  bool idle_probe_outstanding = false;
+  Clock::time_point last_idle_probe;
   uint64_t term = 0;
   std::deque<RevisionGroup> recent;  // contiguous revisions ending at rev
   size_t recent_bytes = 0;
@@ -157,6 +167,10 @@ struct WatchHub::Impl {
   std::map<Stream*, std::weak_ptr<Stream>> weak_of;  // for catch-ups queued from raw pointers
   std::mt19937_64 rng;
   uint64_t catchup_reads = 0;
+  // Catch-ups are matched to their watcher by (stream, id, generation). Hub-wide, never
+  // reused: a client may reuse a watch id, and a per-watcher count restarting at 1 let a
+  // canceled watcher's reply pass for its successor's.
+  uint64_t generation = 0;
   uint64_t gaps = 0;
   uint64_t events_sent = 0;  // events handed to streams, live or from history
   // --- end guarded ---
@@ -244,12 +258,15 @@ struct WatchHub::Impl {
       return;
     }
     SetState(w, WatcherState::kQueued);
-    catchup_queue.push_back(CatchUp{weak_of[s], w->id, ++w->generation});
+    w->generation = ++generation;
+    catchup_queue.push_back(CatchUp{weak_of[s], w->id, w->generation});
     cv.notify_one();
   }
 
   // Sends w's pending events as one response whose header carries `rev` (every pending
   // event is at or below it: the hub's revision, or the batch's last one at its end).
+  // The header promises every event of w up to it: a watcher that stops taking live events
+  // mid-batch sends before `rev` moves past what it got.
   void SendPending(Watcher* w) {
     Stream* s = w->stream;
     if (w->pending.empty()) return;
@@ -257,7 +274,12 @@ struct WatchHub::Impl {
     std::string body;
     body.swap(w->pending);
     if (s->closed || s->sink == nullptr) return;
-    s->sink->SendEvents(w->id, Header(rev), std::move(body));
+    // The sink may merge it with w's previous response: together they stay below the
+    // fragment limit, as a response the hub merges itself does (DeliverRevision).
+    const std::string& header = Header(rev);
+    const size_t room = ResponseOverhead(header, w->id) + 16;
+    const size_t max_body = options.max_response_bytes > room ? options.max_response_bytes - room : 0;
+    s->sink->SendEvents(w->id, header, std::move(body), max_body);
     MarkDirty(s);
   }
   void SendAllPending() {
@@ -297,6 +319,10 @@ struct WatchHub::Impl {
       spdlog::debug("watch {}: its stream is full at revision {}; it continues from history",
                     w->id, g.revision);
       w->next_rev = g.revision;
+      // What it merged so far goes now, under the previous revision (`rev` is still the
+      // last one delivered): at the batch's end the header would claim revisions this
+      // watcher gets only later, from history.
+      SendPending(w);
       SetState(w, WatcherState::kPaused);
       return false;
     }
@@ -402,6 +428,7 @@ struct WatchHub::Impl {
       }
       DeliverLive(g);
       rev = g.revision;
+      rev_moved = Clock::now();
       known_rev = std::max(known_rev, rev);
       AddRecent(std::move(g));
     }
@@ -524,6 +551,7 @@ struct WatchHub::Impl {
   // ---- catch-up replies ----
   void OnChunk(Stream* s, Watcher* w, const internal::WatchHistoryChunk& chunk) {
     known_rev = std::max(known_rev, chunk.current_revision());
+    NoteStoredRevision(chunk.current_revision());
     term = std::max(term, chunk.raft_term());
     if (chunk.compact_revision() > 0) {
       ControlResponse resp;
@@ -580,6 +608,67 @@ struct WatchHub::Impl {
     SetState(w, WatcherState::kSynced);
   }
 
+  // Only events move `rev`, but stored can move ahead without publishing them to the hub:
+  // a follower's snapshot install behind a stored restart, the end of a burst dropped on a
+  // full events ring (whose gap shows only with the next frame). Given a revision stored
+  // has reached, the hub can jump there: every synced watcher that still needs revisions
+  // up to it reads them from history (which reaches at least `target`), and events up to
+  // it arriving late are dropped as duplicates. Nothing is delivered twice or skipped;
+  // events that were merely late only cost catch-up reads.
+  void JumpTo(int64_t target, const char* why) {
+    if (target <= rev) return;
+    ++gaps;
+    size_t moved = 0;
+    for (Stream* s : streams) {
+      for (auto& [id, w] : s->watchers) {
+        if (w->state != WatcherState::kSynced || w->next_rev > target) continue;
+        w->next_rev = std::max(w->next_rev, rev + 1);
+        QueueCatchUp(w.get());
+        ++moved;
+      }
+    }
+    recent.clear();
+    recent_bytes = 0;
+    spdlog::info("watch: {}: revisions {}..{} taken from history; {} watchers catch up", why,
+                 rev + 1, target, moved);
+    rev = target;
+    known_rev = std::max(known_rev, rev);
+    rev_moved = Clock::now();
+    std::vector<Stream*> waiting(progress_waiting.begin(), progress_waiting.end());
+    for (Stream* s : waiting) MaybeSendDeferredProgress(s);
+  }
+
+  // Stored reported revision `r` (it has applied it and published its events, or dropped
+  // them with a gap the hub may not see before the next write).
+  void NoteStoredRevision(int64_t r) {
+    if (r <= rev || r <= ahead_rev) return;
+    if (ahead_rev <= rev) ahead_since = Clock::now();
+    ahead_rev = r;
+  }
+
+  // Events that never reach the hub (JumpTo) would hold back a RequestProgress, and the
+  // watchers' own events, until the next write — forever in an idle cluster. Once stored
+  // has been known to be ahead for progress_stall while `rev` stood still as long, the hub
+  // jumps to what stored reported. (An idle hub probes stored's revision every
+  // progress_stall to learn it: WatchHub::Tick.)
+  void CloseStall(Clock::time_point now) {
+    if (ahead_rev <= rev || now - ahead_since < options.progress_stall ||
+        now - rev_moved < options.progress_stall) {
+      return;
+    }
+    JumpTo(ahead_rev, "events missing up to stored's revision");
+  }
+  // An idle hub with watchers checks stored's revision every progress_stall.
+  bool WantIdleProbe(Clock::time_point now) {
+    if (!ready || idle_probe_outstanding || streams.empty() ||
+        now - rev_moved < options.progress_stall || now - last_idle_probe < options.progress_stall) {
+      return false;
+    }
+    idle_probe_outstanding = true;
+    last_idle_probe = now;
+    return true;
+  }
+
   void CatchUpLoop();
   void IssueCatchUp(const CatchUp& c);
 };
@@ -628,7 +717,8 @@ void WatchHub::Impl::CatchUpLoop() {
         spdlog::debug("watch {}: history read failed ({}); retrying", c.id,
                       st.ok() ? "malformed chunk" : st.ToString());
         SetState(w, WatcherState::kQueued);
-        retry.push_back(CatchUp{c.stream, c.id, ++w->generation});
+        w->generation = ++generation;
+        retry.push_back(CatchUp{c.stream, c.id, w->generation});
         return;
       }
       OnChunk(s.get(), w, chunk);
@@ -672,6 +762,7 @@ void WatchHub::ProbeStart() {
       return;  // Tick probes again
     }
     m.rev = rev;
+    m.rev_moved = Clock::now();
     m.known_rev = std::max(m.known_rev, rev);
     m.term = std::max(m.term, term);
     m.ready = true;
@@ -749,6 +840,7 @@ void WatchHub::QueueProbedOp(const std::shared_ptr<Stream>& s, std::shared_ptr<P
     op->probe_status = st;
     op->probe_rev = rev;
     impl_->term = std::max(impl_->term, term);
+    if (st.ok()) impl_->NoteStoredRevision(rev);
     std::shared_ptr<Stream> s = weak.lock();
     if (s && !s->closed) impl_->RunOps(s.get());
     impl_->FlushDirty();
@@ -796,13 +888,27 @@ void WatchHub::Flush() {
 }
 
 void WatchHub::OnStoredRestart() {
-  std::lock_guard lock(impl_->mu);
-  if (impl_->ready) impl_->Gap("stored restarted");
-  impl_->FlushDirty();
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->ready) return;
+    impl_->Gap("stored restarted");
+    impl_->FlushDirty();
+  }
+  // A restarted stored may be ahead of every event the hub saw (a follower installed a
+  // snapshot): without its revision the hub would wait for the next event to notice, and
+  // a RequestProgress for progress_stall. If the probe fails, those still cover it.
+  impl_->store.CurrentRevision([this](const Status& st, int64_t rev, uint64_t term) {
+    if (!st.ok()) return;
+    std::lock_guard lock(impl_->mu);
+    impl_->term = std::max(impl_->term, term);
+    impl_->JumpTo(rev, "stored restarted ahead of the events");
+    impl_->FlushDirty();
+  });
 }
 
 void WatchHub::Tick() {
   bool need_probe = false;
+  bool idle_probe = false;
   {
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
@@ -819,6 +925,8 @@ void WatchHub::Tick() {
       }
     }
     const Clock::time_point now = Clock::now();
+    if (m.ready) m.CloseStall(now);
+    idle_probe = m.WantIdleProbe(now);
     for (Stream* s : m.progress_streams) {
       if (now < s->next_progress) continue;
       s->next_progress = now + m.ProgressInterval();
@@ -835,6 +943,15 @@ void WatchHub::Tick() {
     m.FlushDirty();
   }
   if (need_probe) ProbeStart();
+  if (idle_probe) {
+    impl_->store.CurrentRevision([this](const Status& st, int64_t rev, uint64_t term) {
+      std::lock_guard lock(impl_->mu);
+      impl_->idle_probe_outstanding = false;
+      if (!st.ok()) return;
+      impl_->term = std::max(impl_->term, term);
+      impl_->NoteStoredRevision(rev);
+    });
+  }
 }
 
 bool WatchHub::active() const { return impl_->active.load(std::memory_order_acquire); }

@@ -14,7 +14,9 @@
 // neither.
 //
 // - Gaps: a batch marked after_gap, a first revision beyond the last one seen + 1, or a new
-//   stored epoch sends every synced watcher back to catch-up (the buffer is dropped).
+//   stored epoch sends every synced watcher back to catch-up (the buffer is dropped). So
+//   does stored being ahead with no event coming (after a restart at once, otherwise after
+//   progress_stall): the hub continues at stored's revision.
 // - Slow streams: a stream whose unsent responses exceed `max_queued_bytes` gets no more
 //   live events; its watchers pause and catch up from history once it drained below a
 //   quarter of that. Memory per stream is bounded; writers never wait for a watcher.
@@ -58,9 +60,11 @@ class WatchSink {
   // `events` fields, whole revisions in order, no fragment). A sink whose earlier event
   // response of the same watcher is still unsent, with nothing sent to the stream after it
   // but other watchers' event responses, may append `events` to it and keep the later
-  // header (etcd batches a busy watcher's revisions the same way). The default sends the
-  // response on its own.
-  virtual size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events);
+  // header (etcd batches a busy watcher's revisions the same way) while the merged events
+  // stay within `max_body` bytes (the response then stays below the fragment limit). The
+  // default sends the response on its own.
+  virtual size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events,
+                            size_t max_body);
   virtual size_t QueuedBytes() const = 0;
   // Starts writing what Send queued. The hub calls it once per stream after a burst (all
   // the revisions of a drain of the events ring), so that a stream's responses leave in
@@ -98,6 +102,11 @@ struct WatchHubOptions {
   // only from then on (stored/event_publisher.h says why no revision a watcher needs is
   // skipped). Every stream counts: gRPC Watch streams and in-process waiters alike.
   std::atomic<uint64_t>* events_wanted = nullptr;
+  // Events stored applied but never published to the hub (a burst's end dropped on a full
+  // ring): once stored has been seen ahead this long while the hub's revision stood still
+  // as long, they are taken from history (a RequestProgress waiting for them is answered).
+  // An idle hub with watchers probes stored's revision at this interval to notice.
+  std::chrono::milliseconds progress_stall{1000};
 };
 
 class WatchHub {

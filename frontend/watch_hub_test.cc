@@ -126,6 +126,20 @@ TEST(WatchRangeIndex, MatchesWhatALinearScanMatches) {
   }
   check();
   EXPECT_EQ(idx.size(), 400u - 134u);
+  // Churn between lookups: adds and removes of both tree and recent entries.
+  for (int round = 0; round < 200; ++round) {
+    const int i = static_cast<int>(rng() % 400);
+    if (live[i]) {
+      EXPECT_TRUE(idx.Remove(&rs[i].w));
+    } else {
+      idx.Add(&rs[i].w, rs[i].b, rs[i].e);
+    }
+    live[i] = !live[i];
+    if (round % 7 == 0) check();
+  }
+  check();
+  EXPECT_EQ(idx.size(), static_cast<size_t>(std::count(live.begin(), live.end(), true)));
+  EXPECT_FALSE(idx.Remove(nullptr));
 }
 
 TEST(WatchKeyIndex, ManyUnrelatedRangesDoNotMatch) {
@@ -598,6 +612,156 @@ TEST_F(WatchHubTest, RequestProgressCarriesStoredsRevisionOnceDelivered) {
   hub.RequestProgress(s);  // nothing outstanding: answered at once
   ASSERT_EQ(sink.got.size(), 4u);
   EXPECT_EQ(sink.got[3].header().revision(), 2);
+  hub.CloseStream(s);
+}
+
+// Stored's revision moved on without the events reaching the hub (a follower installed a
+// snapshot, or stored dropped the end of a burst and reports the gap only with its next
+// frame): in an idle cluster no event comes to close the gap. Once the hub's revision has
+// stood still for `progress_stall` below what a RequestProgress waits for, the hub treats
+// it as a gap (its watchers read the missing revisions from history) and answers.
+TEST(WatchHubProgress, RequestProgressIsAnsweredWhenTheEventsNeverCome) {
+  FakeStore store;
+  WatchHubOptions o;
+  o.progress_stall = std::chrono::milliseconds(50);
+  WatchHub hub(store, o);
+  hub.Start();
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("a"));
+  hub.Create(s, Req("b"));
+  hub.OnEventBatch(store.Put({"a"}));  // revision 2, delivered
+  store.Put({"a"});                    // 3 and 4: applied by stored, never published
+  store.Put({"x"});
+  hub.RequestProgress(s);
+  ASSERT_EQ(sink.got.size(), 3u);  // two created, one event
+  Settle(hub);                     // > progress_stall of ticks
+  ASSERT_EQ(sink.got.size(), 5u);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3}));  // 3 from history
+  EXPECT_EQ(sink.got[4].watch_id(), -1);
+  EXPECT_EQ(sink.got[4].header().revision(), 4);
+  EXPECT_EQ(hub.stats().synced, 2u);
+  // The lost revisions arriving late are duplicates; the next one is delivered once.
+  auto late = std::make_shared<internal::EventBatch>();
+  *late->add_events() = store.log[1];  // revision 3
+  *late->add_events() = store.log[2];  // revision 4
+  hub.OnEventBatch(late);
+  hub.OnEventBatch(store.Put({"a"}));
+  hub.OnEventBatch(store.Put({"a"}));
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3, 5, 6}));
+  hub.CloseStream(s);
+}
+
+// The same loss without anyone asking for progress: the watcher still gets the events of
+// the dropped frames (from history) once the hub saw stored ahead for progress_stall, not
+// only at the next write.
+TEST(WatchHubProgress, EventsThatNeverComeReachWatchersInAnIdleCluster) {
+  FakeStore store;
+  WatchHubOptions o;
+  o.progress_stall = std::chrono::milliseconds(50);
+  WatchHub hub(store, o);
+  hub.Start();
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("a"));
+  hub.OnEventBatch(store.Put({"a"}));  // 2
+  store.Put({"a"});                    // 3: dropped on a full ring, no frame follows
+  Settle(hub);
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(hub.stats().revision, 3);
+  hub.OnEventBatch(store.Put({"a"}));
+  EXPECT_EQ(sink.Revisions(0), (std::vector<int64_t>{2, 3, 4}));
+  hub.CloseStream(s);
+}
+
+// The snapshot-install case: stored restarts at a newer revision whose events were never
+// published. The hub asks stored's revision on the restart and continues from there:
+// RequestProgress needs no stall, the next event no second gap.
+TEST(WatchHubProgress, RequestProgressIsAnsweredAfterAStoredRestartAhead) {
+  FakeStore store;
+  WatchHubOptions o;
+  o.progress_stall = std::chrono::hours(1);
+  WatchHub hub(store, o);
+  hub.Start();
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("a"));
+  for (int i = 0; i < 3; ++i) store.Put({"a"});  // 2..4, installed from a snapshot
+  hub.OnStoredRestart();
+  Settle(hub);
+  EXPECT_EQ(sink.Revisions(0), Range(2, 4));
+  EXPECT_EQ(hub.stats().synced, 1u);
+  hub.RequestProgress(s);
+  Settle(hub);
+  ASSERT_FALSE(sink.got.empty());
+  EXPECT_EQ(sink.got.back().watch_id(), -1);
+  EXPECT_EQ(sink.got.back().header().revision(), 4);
+  const uint64_t gaps = hub.stats().gaps;
+  hub.OnEventBatch(store.Put({"a"}));
+  EXPECT_EQ(sink.Revisions(0), Range(2, 5));
+  EXPECT_EQ(hub.stats().gaps, gaps);  // revision 5 follows 4: no gap
+  hub.CloseStream(s);
+}
+
+// A client-chosen id reused while the first watcher's history read is in flight: that
+// reply belongs to the canceled watcher and must not reach its successor (generations are
+// hub-wide, not per watcher).
+TEST_F(WatchHubTest, ReusedIdNeverTakesTheCanceledWatchersHistory) {
+  store.Put({"a"});  // 2
+  store.Put({"b"});  // 3
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  store.defer = true;
+  auto ra = Req("a", "", 1);
+  ra.set_watch_id(5);
+  hub.Create(s, ra);
+  Settle(hub);  // key a's read is in flight
+  hub.Cancel(s, 5);
+  auto rb = Req("b", "", 1);
+  rb.set_watch_id(5);
+  hub.Create(s, rb);
+  Settle(hub);  // key b's read is in flight
+  store.defer = false;
+  store.Release();  // a's reply first, then b's
+  Settle(hub);
+  for (const auto& r : sink.got) {
+    for (const auto& e : r.events()) EXPECT_EQ(e.kv().key(), "b");
+  }
+  EXPECT_EQ(sink.Revisions(5), (std::vector<int64_t>{3}));
+  EXPECT_EQ(hub.stats().synced, 1u);
+  hub.CloseStream(s);
+}
+
+// A response's header revision promises every event of its watcher up to it: a watcher
+// whose stream fills in the middle of a batch gets what it merged so far with the revision
+// before the one it paused at, not the batch's last (those come later, from history).
+TEST_F(WatchHubTest, WatcherPausedMidBatchGetsNoHeaderBeyondItsEvents) {
+  FakeSink sink;
+  auto s = hub.OpenStream(&sink);
+  hub.Create(s, Req("p"));
+  auto batch = std::make_shared<internal::EventBatch>();
+  for (int i = 0; i < 10; ++i) {  // revisions 2..11, ~200 bytes each: full (1000) midway
+    auto b = store.Put({"p"});
+    for (auto e : b->events()) {
+      e.mutable_kv()->set_value(std::string(200, 'v'));
+      *batch->add_events() = e;
+    }
+    batch->set_revision(b->revision());
+  }
+  hub.OnEventBatch(batch);
+  hub.OnSinkDrained(s);
+  Settle(hub);
+  EXPECT_EQ(sink.Revisions(0), Range(2, 11));
+  std::vector<const etcdserverpb::WatchResponse*> evs;
+  for (const auto& r : sink.got) {
+    if (r.events_size() > 0) evs.push_back(&r);
+  }
+  // The live response, then history (whose chunks carry stored's revision, as etcd's
+  // unsynced watchers' responses do).
+  ASSERT_GT(evs.size(), 1u);
+  const auto& live = *evs[0];
+  EXPECT_EQ(live.header().revision(), live.events(live.events_size() - 1).kv().mod_revision());
+  EXPECT_LT(live.header().revision(), evs[1]->events(0).kv().mod_revision());
   hub.CloseStream(s);
 }
 

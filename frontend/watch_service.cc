@@ -19,6 +19,7 @@
 #include "frontend/learner_gate.h"
 #include "frontend/ring_client.h"
 #include "frontend/watch_response.h"
+#include "frontend/watch_send_queue.h"
 #include "ipc/ring.h"
 #include "ipc/metrics_area.h"
 #include "ipc/segment.h"
@@ -145,15 +146,12 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     {
       std::lock_guard lock(mu_);
       writing_ = false;
-      queued_bytes_ -= in_flight_bytes_;
-      in_flight_bytes_ = 0;
+      queue_.WriteDone();
       if (!ok) {
         failed_ = true;
-        front_seq_ += queue_.size();
-        queue_.clear();
-        queued_bytes_ = 0;
+        queue_.Clear();
       }
-      if (queued_bytes_ < drained_below_ && was_above_) {
+      if (queue_.queued_bytes() < drained_below_ && was_above_) {
         was_above_ = false;
         drained = true;
       }
@@ -178,30 +176,16 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   // WatchSink (called under the hub's lock).
   size_t Send(std::string response) override {
     std::lock_guard lock(mu_);
-    if (failed_ || finishing_) return queued_bytes_;
-    // Anything but an event response is a barrier: nothing queued before it may take
-    // events that come after it (a progress notification promises what was delivered).
-    mergeable_.clear();
-    Push(Out{true, 0, std::string(), std::move(response)});
-    return queued_bytes_;
+    if (failed_ || finishing_) return queue_.queued_bytes();
+    queue_.PushRaw(std::move(response));
+    return Accounted();
   }
-  size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events) override {
+  size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events,
+                    size_t max_body) override {
     std::lock_guard lock(mu_);
-    if (failed_ || finishing_) return queued_bytes_;
-    auto it = mergeable_.find(watch_id);
-    if (it != mergeable_.end() && it->second >= front_seq_) {
-      Out& o = queue_[static_cast<size_t>(it->second - front_seq_)];
-      if (o.body.size() + events.size() <= kMaxMergedBytes) {
-        o.header.assign(header);
-        o.body.append(events);
-        o.bytes += events.size();
-        Account(events.size());
-        return queued_bytes_;
-      }
-    }
-    mergeable_[watch_id] = front_seq_ + queue_.size();
-    Push(Out{false, watch_id, std::string(header), std::move(events)});
-    return queued_bytes_;
+    if (failed_ || finishing_) return queue_.queued_bytes();
+    queue_.PushEvents(watch_id, header, std::move(events), max_body);
+    return Accounted();
   }
   void Flush() override {
     std::lock_guard lock(mu_);
@@ -209,42 +193,18 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   }
   size_t QueuedBytes() const override {
     std::lock_guard lock(mu_);
-    return queued_bytes_;
+    return queue_.queued_bytes();
   }
 
  private:
-  // A queued response: `body` alone (control responses, fragments), or an event response
-  // of `watch_id` still open to merging, encoded when written.
-  struct Out {
-    bool raw = true;
-    int64_t watch_id = 0;
-    std::string header;
-    std::string body;
-    size_t bytes = 0;  // what it counts in queued_bytes_
-  };
-  // A merged response stops growing here (well below any response limit: max-request-bytes
-  // + 512 KiB), so one busy watcher cannot build a huge message.
-  static constexpr size_t kMaxMergedBytes = 64 << 10;
-
-  void Account(size_t bytes) {
-    queued_bytes_ += bytes;
-    if (queued_bytes_ >= drained_below_) was_above_ = true;
-  }
-  void Push(Out o) {
-    o.bytes = o.body.size() + o.header.size();
-    Account(o.bytes);
-    queue_.push_back(std::move(o));
+  size_t Accounted() {
+    if (queue_.queued_bytes() >= drained_below_) was_above_ = true;
+    return queue_.queued_bytes();
   }
 
   void WriteNextLocked() {
     if (writing_ || queue_.empty()) return;
-    Out o = std::move(queue_.front());
-    queue_.pop_front();
-    ++front_seq_;
-    in_flight_bytes_ = o.bytes;
-    std::string next = o.raw ? std::move(o.body)
-                           : EncodeEventsResponse(o.header, o.watch_id, o.body);
-    out_ = ToByteBuffer(std::move(next));
+    out_ = ToByteBuffer(queue_.PopForWrite());
     writing_ = true;
     // More responses queued behind this one: let gRPC buffer it and send them together
     // (one syscall for a burst instead of one per response); the last one flushes.
@@ -260,8 +220,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     if (finishing_) return;
     finishing_ = true;
     finish_status_ = std::move(status);
-    front_seq_ += queue_.size();
-    queue_.clear();
+    queue_.Clear();
     if (!writing_ && !finished_) {
       finished_ = true;
       Finish(finish_status_);
@@ -276,14 +235,8 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   grpc::ByteBuffer in_;
 
   mutable std::mutex mu_;
-  std::deque<Out> queue_;          // guarded by mu_
-  uint64_t front_seq_ = 0;         // sequence number of queue_.front()
-  // Watch id -> sequence number of its last queued event response, while nothing but
-  // event responses was queued after it.
-  std::unordered_map<int64_t, uint64_t> mergeable_;
+  WatchSendQueue queue_;           // guarded by mu_
   grpc::ByteBuffer out_;           // the write in flight
-  size_t queued_bytes_ = 0;        // queue + the write in flight
-  size_t in_flight_bytes_ = 0;
   bool writing_ = false;
   bool was_above_ = false;
   bool failed_ = false;

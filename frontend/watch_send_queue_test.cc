@@ -1,0 +1,139 @@
+// WatchSendQueue (the Watch stream's unsent responses) alone and behind the WatchHub.
+#include "frontend/watch_send_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "etcd/etcdserverpb/rpc.pb.h"
+#include "etcd/mvccpb/kv.pb.h"
+#include "frontend/watch_hub.h"
+#include "frontend/watch_response.h"
+#include "rusd/internal.pb.h"
+
+namespace rusd::frontend {
+namespace {
+
+std::string Events(int64_t rev, size_t value_bytes) {
+  mvccpb::Event ev;
+  ev.mutable_kv()->set_key("k");
+  ev.mutable_kv()->set_value(std::string(value_bytes, 'v'));
+  ev.mutable_kv()->set_mod_revision(rev);
+  EncodedEvent e = EncodeEvent(ev);
+  const EncodedEvent* p = &e;
+  std::string body;
+  AppendEventFields(std::span<const EncodedEvent* const>(&p, 1), false, &body);
+  return body;
+}
+
+std::vector<etcdserverpb::WatchResponse> Drain(WatchSendQueue& q, std::vector<size_t>* sizes = nullptr) {
+  std::vector<etcdserverpb::WatchResponse> out;
+  while (!q.empty()) {
+    std::string bytes = q.PopForWrite();
+    if (sizes != nullptr) sizes->push_back(bytes.size());
+    q.WriteDone();
+    etcdserverpb::WatchResponse r;
+    EXPECT_TRUE(r.ParseFromString(bytes));
+    out.push_back(std::move(r));
+  }
+  EXPECT_EQ(q.queued_bytes(), 0u);
+  return out;
+}
+
+TEST(WatchSendQueue, MergesAWatchersResponsesAcrossOthersButNotAcrossABarrier) {
+  WatchSendQueue q;
+  const size_t big = 1 << 20;
+  q.PushEvents(1, EncodeHeader(1, 2, 5, 3), Events(5, 10), big);
+  q.PushEvents(2, EncodeHeader(1, 2, 5, 3), Events(5, 10), big);
+  q.PushEvents(1, EncodeHeader(1, 2, 300, 3), Events(300, 10), big);  // a longer header
+  ControlResponse progress;
+  progress.watch_id = -1;
+  q.PushRaw(EncodeControlResponse(EncodeHeader(1, 2, 300, 3), progress));
+  q.PushEvents(1, EncodeHeader(1, 2, 301, 3), Events(301, 10), big);
+  auto got = Drain(q);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[0].watch_id(), 1);
+  ASSERT_EQ(got[0].events_size(), 2);
+  EXPECT_EQ(got[0].header().revision(), 300);  // the later header
+  EXPECT_EQ(got[1].watch_id(), 2);
+  EXPECT_EQ(got[2].watch_id(), -1);
+  EXPECT_EQ(got[3].events_size(), 1);
+}
+
+TEST(WatchSendQueue, MergesStayWithinTheBodyLimit) {
+  WatchSendQueue q;
+  for (int64_t r = 2; r < 12; ++r) q.PushEvents(1, EncodeHeader(1, 2, r, 3), Events(r, 100), 250);
+  size_t events = 0;
+  for (const auto& r : Drain(q)) {
+    EXPECT_LE(r.events_size(), 2);  // ~110 bytes each
+    events += static_cast<size_t>(r.events_size());
+  }
+  EXPECT_EQ(events, 10u);
+}
+
+// A sink as the gRPC reactor is: responses go through a WatchSendQueue, written later.
+class QueueSink final : public WatchSink {
+ public:
+  WatchSendQueue q;
+  size_t Send(std::string response) override {
+    q.PushRaw(std::move(response));
+    return q.queued_bytes();
+  }
+  size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events,
+                    size_t max_body) override {
+    q.PushEvents(watch_id, header, std::move(events), max_body);
+    return q.queued_bytes();
+  }
+  size_t QueuedBytes() const override { return q.queued_bytes(); }
+};
+
+class NoStore final : public WatchStore {
+ public:
+  void CurrentRevision(std::function<void(const Status&, int64_t, uint64_t)> done) override {
+    done(Status::Ok(), 1, 2);
+  }
+  void ReadHistory(std::string, std::function<void(const Status&, std::string&&)> done) override {
+    done(Status::Ok(), std::string());
+  }
+  uint64_t Term() const override { return 2; }
+};
+
+// The responses the hub sends one per batch and the stream merges while a write is in
+// flight stay below the fragment limit (max-request-bytes + 512 KiB), as each one does.
+TEST(WatchSendQueue, ResponsesMergedBehindTheHubStayBelowItsResponseLimit) {
+  NoStore store;
+  WatchHubOptions o;
+  o.max_response_bytes = 1000;
+  WatchHub hub(store, o);
+  hub.Start();
+  QueueSink sink;
+  auto s = hub.OpenStream(&sink);
+  etcdserverpb::WatchCreateRequest req;
+  req.set_key("k");
+  req.set_fragment(true);
+  hub.Create(s, req);
+  for (int64_t r = 2; r < 22; ++r) {  // one batch per revision, ~210 bytes of events each
+    auto b = std::make_shared<internal::EventBatch>();
+    auto* ev = b->add_events();
+    ev->mutable_kv()->set_key("k");
+    ev->mutable_kv()->set_value(std::string(200, 'v'));
+    ev->mutable_kv()->set_mod_revision(r);
+    b->set_revision(r);
+    hub.OnEventBatch(b);
+  }
+  std::vector<size_t> sizes;
+  auto got = Drain(sink.q, &sizes);
+  int events = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_LT(sizes[i], 1000u);
+    events += got[i].events_size();
+  }
+  EXPECT_EQ(events, 20);
+  EXPECT_GT(got.size(), 3u);  // created + several merged responses
+  hub.CloseStream(s);
+}
+
+}  // namespace
+}  // namespace rusd::frontend
