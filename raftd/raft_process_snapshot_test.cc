@@ -19,6 +19,7 @@
 #include "raftd/membership_registry.h"
 #include "raftd/raft_process.h"
 #include "raftd/snapshot/snapshot_point.h"
+#include "raftd/snapshot/snapshot_stream_frames.h"
 #include "raftd/snapshot/snapshot_transfer.h"
 #include "raftd/wal/crc32c.h"
 #include "raftd/wal/wal_format.h"
@@ -38,23 +39,7 @@ constexpr uint64_t kCluster = 0xc1;
 constexpr uint64_t kSelf = 2;
 constexpr uint64_t kNewMember = 4;
 
-std::string Frame(uint8_t kind, const std::string& body) {
-  std::string f(4, '\0');
-  wal::PutU32(f.data(), static_cast<uint32_t>(body.size() + 1));
-  f.push_back(static_cast<char>(kind));
-  return f + body;
-}
-std::string U32(uint32_t v) {
-  std::string s(4, '\0');
-  wal::PutU32(s.data(), v);
-  return s;
-}
-std::string U64(uint64_t v) {
-  std::string s(8, '\0');
-  wal::PutU64(s.data(), v);
-  return s;
-}
-std::string Str(const std::string& s) { return U32(static_cast<uint32_t>(s.size())) + s; }
+using namespace stream_frames;
 
 // A whole version 2 stream from leader 1 (term 4): a snapshot at `index` (term 3) whose
 // configuration has voters {1, 2, 3, 4}, one file, and `members`.
@@ -63,9 +48,7 @@ std::string SnapshotStream(uint64_t index, const std::string& members) {
   header += U64(kCluster) + U64(1) + U64(kSelf) + U64(4) + U64(index) + U64(3) + U32(4) +
             U64(1) + U64(2) + U64(3) + U64(kNewMember) + U32(0) + Str(members);
   const std::string data = "checkpoint bytes";
-  const uint32_t crc = wal::Crc32c(data.data(), data.size());
-  return Frame(16, header) + Frame(17, Str("000001.sst") + U64(data.size())) +
-         Frame(18, U32(crc) + data) + Frame(19, U32(crc)) + Frame(20, "");
+  return Frame(16, header) + FileFrames("000001.sst", data) + DoneFrame();
 }
 
 std::vector<ClusterMember> Bootstrap() {

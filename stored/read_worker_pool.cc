@@ -46,13 +46,7 @@ void ReadWorkerPool::Stop() {
 
 void ReadWorkerPool::ServeRange(uint64_t request_id,
                                 std::shared_ptr<const internal::RangeRead> read) {
-  {
-    std::lock_guard lock(mu_);
-    if (!reads_in_flight_.insert(request_id).second) {
-      spdlog::debug("read {:016x} is already being served; dropping the repeat", request_id);
-      return;
-    }
-  }
+  if (!Admit(request_id)) return;
   Work work;
   work.request_id = request_id;
   work.read = std::move(read);
@@ -61,10 +55,7 @@ void ReadWorkerPool::ServeRange(uint64_t request_id,
 
 void ReadWorkerPool::ServeWatchHistory(uint64_t request_id,
                                        std::shared_ptr<const internal::WatchHistoryRead> read) {
-  {
-    std::lock_guard lock(mu_);
-    if (!reads_in_flight_.insert(request_id).second) return;
-  }
+  if (!Admit(request_id)) return;
   Work work;
   work.request_id = request_id;
   work.history = std::move(read);
@@ -86,6 +77,13 @@ void ReadWorkerPool::SendReply(ipc::MessageType type, uint64_t request_id, std::
 size_t ReadWorkerPool::queued() const {
   std::lock_guard lock(mu_);
   return queue_.size();
+}
+
+bool ReadWorkerPool::Admit(uint64_t request_id) {
+  std::lock_guard lock(mu_);
+  if (reads_in_flight_.insert(request_id).second) return true;
+  spdlog::debug("read {:016x} is already being served; dropping the repeat", request_id);
+  return false;
 }
 
 void ReadWorkerPool::Enqueue(Work work) {
@@ -112,13 +110,7 @@ void ReadWorkerPool::RunWorker() {
 }
 
 void ReadWorkerPool::ServeTask(uint64_t request_id, Task task) {
-  {
-    std::lock_guard lock(mu_);
-    if (!reads_in_flight_.insert(request_id).second) {
-      spdlog::debug("read {:016x} is already being served; dropping the repeat", request_id);
-      return;
-    }
-  }
+  if (!Admit(request_id)) return;
   Work work;
   work.request_id = request_id;
   work.task = std::move(task);

@@ -86,6 +86,9 @@ class ReadWorkerPool {
     std::string payload;
   };
 
+  // Marks `request_id` in flight; false (and the repeat is to be dropped) when it already is:
+  // a frontend re-sends a read whose reply it has not seen.
+  bool Admit(uint64_t request_id);
   void Enqueue(Work work);
   void RunWorker();
   void Perform(Work& work);

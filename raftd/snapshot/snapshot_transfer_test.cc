@@ -18,6 +18,7 @@
 #include <random>
 #include <thread>
 
+#include "raftd/snapshot/snapshot_stream_frames.h"
 #include "raftd/transport/peer_transport.h"
 #include "raftd/wal/crc32c.h"
 #include "raftd/wal/wal_format.h"
@@ -35,36 +36,14 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Hand-made stream frames (the layout in snapshot_transfer.h).
-std::string Frame(uint8_t kind, const std::string& body) {
-  std::string f(4, '\0');
-  wal::PutU32(f.data(), static_cast<uint32_t>(body.size() + 1));
-  f.push_back(static_cast<char>(kind));
-  return f + body;
-}
-std::string U32(uint32_t v) {
-  std::string s(4, '\0');
-  wal::PutU32(s.data(), v);
-  return s;
-}
-std::string U64(uint64_t v) {
-  std::string s(8, '\0');
-  wal::PutU64(s.data(), v);
-  return s;
-}
+using namespace stream_frames;
+
 std::string HeaderFrame(uint64_t index) {
   std::string header(1, '\1');
   header += U64(kCluster) + U64(1) + U64(2) + U64(4) + U64(index) + U64(3) + U32(1) + U64(1) +
             U32(0);
   return Frame(16, header);
 }
-// One whole file: File, one Chunk, FileEnd.
-std::string FileFrames(const std::string& name, const std::string& data) {
-  const uint32_t crc = wal::Crc32c(data.data(), data.size());
-  return Frame(17, U32(static_cast<uint32_t>(name.size())) + name + U64(data.size())) +
-         Frame(18, U32(crc) + data) + Frame(19, U32(crc));
-}
-std::string DoneFrame() { return Frame(20, ""); }
 
 // The files of a directory, name -> content.
 std::map<std::string, std::string> DirContents(const std::string& dir) {
