@@ -63,6 +63,7 @@ Status ApplyLoop::Run() {
   durable_ = synced.value();
   durable_pending_ = true;
   raftd_epoch_ = context_.PeerEpoch(ipc::Component::kRaftd);
+  frontend_epoch_ = context_.PeerEpoch(ipc::Component::kFrontend);
   resume_pending_ = true;
   last_snapshot_index_ = applied_;
   if (snapshots_ != nullptr && snapshots_->newest()) {
@@ -80,6 +81,12 @@ Status ApplyLoop::Run() {
                    applied_ + 1);
       raftd_epoch_ = epoch;
       resume_pending_ = true;
+    }
+    // The frontend died or started again: its clients' keep-alive streams were cut.
+    const uint64_t frontend = context_.PeerEpoch(ipc::Component::kFrontend);
+    if (frontend != frontend_epoch_) {
+      frontend_epoch_ = frontend;
+      if (leases_ != nullptr) leases_->OnFrontendRestarted();
     }
     SendControl();
     // Replies already owed leave before new work adds to them.

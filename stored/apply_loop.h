@@ -124,6 +124,7 @@ class ApplyLoop {
   size_t batch_bytes_ = 0;
   uint64_t applied_ = 0;         // the store's applied index
   uint64_t raftd_epoch_ = 0;     // last raftd epoch seen
+  uint64_t frontend_epoch_ = 0;  // last frontend epoch seen (its restarts extend leases)
 
   bool resume_pending_ = false;       // a kResumeFrom is owed to raftd
   uint64_t last_resume_index_ = 0;    // applied index of the last kResumeFrom sent

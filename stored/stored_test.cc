@@ -438,6 +438,56 @@ TEST_F(StoredTest, LeaseKeepAliveAndExpiryProposalFollowLeadership) {
   EXPECT_EQ(metrics.Get(ipc::Metric::kLeaseRevoked), 0u);
 }
 
+// A frontend restart (the supervisor changes its epoch) cut every client's keep-alive
+// stream while this node kept leading: as an etcd member restart would, every lease gets its
+// full TTL (plus the promotion extension) again, so none expires while its clients
+// reconnect. Without that, the lease below has under a second left when asked.
+TEST_F(StoredTest, FrontendRestartGivesEveryLeaseItsTtlAgain) {
+  StartStored();
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  internal::Command grant;
+  grant.set_request_id(501);
+  grant.set_origin_member_id(kMember);
+  grant.mutable_lease_grant()->set_id(5);
+  grant.mutable_lease_grant()->set_ttl(2);
+  SendEntries({NormalEntry(1, grant.SerializeAsString())});
+  ASSERT_TRUE(WaitReply(501));
+  internal::LeaderState st;
+  st.set_term(4);
+  st.set_is_leader(true);
+  ASSERT_TRUE(committed_->Write(MessageType::kLeaderState, 4, st.SerializeAsString(), 5s).ok());
+
+  auto read = [&](MessageType type, uint64_t request_id, const std::string& request) {
+    internal::LeaseRead r;
+    r.set_min_applied_index(1);
+    r.set_request(request);
+    ASSERT_TRUE(reads_->Write(type, request_id, r.SerializeAsString(), 5s).ok());
+  };
+  auto time_to_live = [&](uint64_t request_id) -> int64_t {
+    etcdserverpb::LeaseTimeToLiveRequest req;
+    req.set_id(5);
+    read(MessageType::kLeaseTimeToLive, request_id, req.SerializeAsString());
+    auto m = WaitReply(request_id);
+    etcdserverpb::LeaseTimeToLiveResponse resp;
+    if (!m || m->type != MessageType::kResult || !resp.ParseFromString(m->payload)) return -100;
+    return resp.ttl();
+  };
+  // Renewed (its clock restarts at 2 s) once the leader state is applied.
+  internal::KeepAliveBatch batch;
+  batch.add_ids(5);
+  read(MessageType::kLeaseKeepAliveBatch, 600, batch.SerializeAsString());
+  auto renewed = WaitReply(600);
+  ASSERT_TRUE(renewed);
+  ASSERT_EQ(renewed->type, MessageType::kResult);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(time_to_live(601), 0) << "under a second left before the restart";
+
+  segment_->component(Component::kFrontend).epoch.fetch_add(1);  // the supervisor restarts it
+  segment_->WakeAll();
+  std::this_thread::sleep_for(300ms);  // the apply thread notices within its idle wait
+  EXPECT_GE(time_to_live(602), 1) << "the frontend restart did not restart the lease clock";
+}
+
 TEST_F(StoredTest, FreshStoreAsksToResumeFromZero) {
   StartStored();
   EXPECT_EQ(NextResumeFrom(), 0u);

@@ -118,6 +118,14 @@ void LeaseKeeper::OnApplied(uint64_t applied, const std::vector<LeaseChange>& ch
   for (const Query& q : ready) Serve(q);
 }
 
+void LeaseKeeper::OnFrontendRestarted() {
+  std::lock_guard lock(mu_);
+  if (!lessor_.primary()) return;
+  lessor_.Extend(options_.promote_extend, Lessor::Clock::now());
+  spdlog::info("leases: frontend restarted: {} lease clocks restarted with +{} ms",
+               lessor_.size(), options_.promote_extend.count());
+}
+
 void LeaseKeeper::Submit(ipc::MessageType type, uint64_t request_id, std::string payload) {
   internal::LeaseRead read;
   if (!read.ParseFromString(payload)) {

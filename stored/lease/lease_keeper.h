@@ -18,7 +18,9 @@
 //   writes instead of one huge apply batch.
 //
 // A stored restart on the leader starts non-primary; raftd re-sends kLeaderState after our
-// kResumeFrom, which promotes (extends every TTL), as the brief's contract asks.
+// kResumeFrom, which promotes (extends every TTL), as the brief's contract asks. A raftd
+// restart always ends in a new term (a new promotion, or a demotion first). A frontend
+// restart extends every lease the same way (OnFrontendRestarted).
 //
 // Threads: as listed; every method is thread-safe (one mutex around the lessor, never held
 // across a ring write or a RocksDB call).
@@ -88,6 +90,11 @@ class LeaseKeeper {
   // Apply thread.
   void OnLeaderState(std::string_view payload);
   void OnApplied(uint64_t applied, const std::vector<LeaseChange>& changes);
+  // This node's frontend restarted (its epoch changed): every keep-alive stream through it
+  // was cut and its clients must reconnect. A leader restarts every lease's clock with
+  // promote_extend (Lessor::Extend), as an etcd member restart would, so that no kept-alive
+  // lease expires while they do. No-op when not leading.
+  void OnFrontendRestarted();
 
   // Reads thread: a lease query frame.
   void Submit(ipc::MessageType type, uint64_t request_id, std::string payload);

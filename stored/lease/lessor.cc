@@ -91,6 +91,21 @@ void Lessor::Promote(Duration extend, TimePoint now) {
     Refresh(id, lease, extend, now);
     ScheduleCheckpoint(id, lease, now);
   }
+  SpreadPileUps(extend, now);
+}
+
+void Lessor::Extend(Duration extend, TimePoint now) {
+  if (!primary_) return;
+  for (auto& [id, lease] : leases_) {
+    const TimePoint before = lease.expiry;
+    Refresh(id, lease, extend, now);
+    // A stale checkpoint could restart a clock below what a renew gave it: keep the later.
+    if (lease.expiry < before) SetExpiry(id, lease, before);
+  }
+  SpreadPileUps(extend, now);
+}
+
+void Lessor::SpreadPileUps(Duration extend, TimePoint now) {
   if (leases_.size() < static_cast<size_t>(options_.revoke_rate)) return;
 
   // etcd's pile-up spreading: walk the leases by expiry and, where more than 3/4 of the
@@ -118,7 +133,9 @@ void Lessor::Promote(Duration extend, TimePoint now) {
         std::chrono::nanoseconds(static_cast<int64_t>(delay_ns)));
     next_window = base + delay;
     Lease& lease = leases_[id];
+    const TimePoint current = lease.expiry;
     Refresh(id, lease, delay + extend, now);
+    if (lease.expiry < current) SetExpiry(id, lease, current);  // only ever later
   }
 }
 

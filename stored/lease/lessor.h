@@ -58,6 +58,11 @@ class Lessor {
 
   // This node now leads: every lease's clock restarts with `extend` added.
   void Promote(Duration extend, TimePoint now);
+  // Primary only (no-op elsewhere): restarts every lease's clock as Promote does (never
+  // shortening one, keeping the checkpoint schedule) for a restart that cut every client's
+  // keep-alive stream while this node kept leading (the frontend's): an etcd member restart
+  // gives each lease its full TTL again, so no lease expires while its clients reconnect.
+  void Extend(Duration extend, TimePoint now);
   // This node no longer leads: clocks stop (leases never expire here).
   void Demote();
   bool primary() const { return primary_; }
@@ -110,6 +115,8 @@ class Lessor {
   void SetExpiry(int64_t id, Lease& lease, TimePoint expiry);
   void Refresh(int64_t id, Lease& lease, Duration extend, TimePoint now);
   void ScheduleCheckpoint(int64_t id, const Lease& lease, TimePoint now);
+  // etcd's Promote pile-up spreading over the whole queue.
+  void SpreadPileUps(Duration extend, TimePoint now);
 
   Options options_;
   bool primary_ = false;

@@ -114,6 +114,33 @@ TEST(LessorTest, PromotionSpreadsAPileUpAsEtcd) {
   EXPECT_EQ(total, 3000u);
 }
 
+// A restart that cut every keep-alive stream while this node kept leading (the frontend's):
+// each lease gets its full TTL plus the extension again, as an etcd member restart gives it,
+// even one that ran out meanwhile (its revocation was not applied); none is shortened, and
+// a follower's clocks stay stopped.
+TEST(LessorTest, ExtendRestartsEveryClockWithoutShorteningAny) {
+  Lessor l;
+  const TP t0 = TP() + seconds(100);
+  l.Promote(Lessor::Duration::zero(), t0);
+  l.Apply({Granted(1, 5), Granted(2, 5), Granted(3, 60)}, t0);
+  EXPECT_EQ(l.Renew(2, t0 + seconds(3)).value(), 5);  // lease 2 runs to t0 + 8 s
+  const TP t = t0 + milliseconds(5500);
+  EXPECT_EQ(l.Lookup(1, t)->remaining_seconds, 0);
+  EXPECT_EQ(l.TakeExpired(t, 10), (std::vector<int64_t>{1}));
+  l.Extend(seconds(1), t);
+  EXPECT_EQ(l.Lookup(1, t)->remaining_seconds, 6);
+  EXPECT_EQ(l.Lookup(2, t)->remaining_seconds, 6);
+  EXPECT_EQ(l.Lookup(3, t)->remaining_seconds, 61);
+  EXPECT_EQ(l.Renew(1, t).value(), 5) << "an extended lease renews again";
+  EXPECT_TRUE(l.TakeExpired(t + milliseconds(4999), 10).empty());
+
+  Lessor follower;
+  follower.Apply({Granted(1, 5)}, t0);
+  follower.Extend(seconds(1), t0);
+  EXPECT_FALSE(follower.primary());
+  EXPECT_TRUE(follower.TakeExpired(t0 + seconds(3600), 10).empty());
+}
+
 TEST(LessorTest, LeasesListedSoonestExpiryFirst) {
   Lessor l;
   const TP t0 = TP() + seconds(100);

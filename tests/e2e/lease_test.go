@@ -881,54 +881,6 @@ func TestLeaseJSONGateway(t *testing.T) {
 	}
 }
 
-// A kept-alive lease never expires while each component is killed in turn: the keep-alive
-// stream (re-sent reads, a new stored waiting for the leader state, clientv3 reconnecting
-// to a new frontend) carries on. rusd only.
-func TestLeaseKeepAliveAcrossComponentKills(t *testing.T) {
-	s := harness.Start(t, harness.Options{})
-	if s.Kind != harness.Rusd {
-		t.Skip("kills rusd's components")
-	}
-	cli := s.Client()
-	ctx := ctx10s(t)
-	g, err := cli.Grant(ctx, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustPut(t, cli, "kept", "v", clientv3.WithLease(g.ID))
-	kctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	ch, err := cli.KeepAlive(kctx, g.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for range ch {
-		}
-	}()
-	for _, comp := range []string{harness.Stored, harness.Raftd, harness.Frontend} {
-		old := s.KillComponent(comp)
-		if _, err := s.WaitComponentReplaced(comp, old, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(3 * time.Second)
-		gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ttl, err := cli.TimeToLive(gctx, g.ID)
-		cancel()
-		if err != nil {
-			t.Fatalf("after killing %s: %v", comp, err)
-		}
-		if ttl.TTL <= 0 {
-			t.Fatalf("lease expired after killing %s (TTL %d)", comp, ttl.TTL)
-		}
-		t.Logf("after killing %s: TTL %d", comp, ttl.TTL)
-	}
-	gr, err := cli.Get(ctx10s(t), "kept")
-	if err != nil || len(gr.Kvs) != 1 {
-		t.Fatalf("kept key: %v %v", gr, err)
-	}
-}
-
 // clientv3's own Mutex and Election under contention: the waiters watch the keys before
 // theirs (concurrency.waitDeletes), so these need the Watch service.
 func TestLockContendedClientv3(t *testing.T) {
