@@ -589,15 +589,7 @@ func waitMetric(t *testing.T, s *harness.Server, line string) {
 func TestMembersFollowerCatchingUpBySnapshotLearnsAMemberAddedMeanwhile(t *testing.T) {
 	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=100"}})
 	leader := c.WaitLeader(10 * time.Second)
-	var lagging *harness.Server
-	var live []*harness.Server
-	for _, n := range c.Nodes {
-		if n != leader && lagging == nil {
-			lagging = n
-		} else {
-			live = append(live, n)
-		}
-	}
+	lagging, live := c.OneFollowerAndTheRest(leader)
 	ctx, cancel := memberCtx()
 	defer cancel()
 	mustPut(t, c.Client(live...), "before/add", "1")

@@ -395,15 +395,7 @@ func TestClusterLargeValuesReplicateAndCatchUp(t *testing.T) {
 	leader := c.WaitLeader(5 * time.Second)
 	// A follower lags: killing the leader instead would leave the first puts to time out
 	// on their way to it, which is not what this test is about.
-	var lagging *harness.Server
-	var others []*harness.Server
-	for _, n := range c.Nodes {
-		if n != leader && lagging == nil {
-			lagging = n
-		} else {
-			others = append(others, n)
-		}
-	}
+	lagging, others := c.OneFollowerAndTheRest(leader)
 	lagging.Kill()
 	cli := c.Client(others...)
 	big := strings.Repeat("v", 1<<20) // 1 MiB values: 24 of them exceed any frame bound

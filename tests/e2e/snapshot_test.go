@@ -88,15 +88,7 @@ func TestSnapshotCatchUpAfterLogCompaction(t *testing.T) {
 		ExtraArgs: []string{fmt.Sprintf("--snapshot-count=%d", snapshotCount)},
 	})
 	leader := c.WaitLeader(10 * time.Second)
-	var lagging *harness.Server
-	var live []*harness.Server
-	for _, n := range c.Nodes {
-		if n != leader && lagging == nil {
-			lagging = n
-		} else {
-			live = append(live, n)
-		}
-	}
+	lagging, live := c.OneFollowerAndTheRest(leader)
 	cli := c.Client(live...)
 	mustPut(t, cli, "before/stop", "1")
 	lagging.Stop(10 * time.Second)
@@ -219,15 +211,7 @@ func TestSnapshotInstallSurvivesACrashBetweenSteps(t *testing.T) {
 	}
 	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=100"}})
 	leader := c.WaitLeader(10 * time.Second)
-	var lagging *harness.Server
-	var live []*harness.Server
-	for _, n := range c.Nodes {
-		if n != leader && lagging == nil {
-			lagging = n
-		} else {
-			live = append(live, n)
-		}
-	}
+	lagging, live := c.OneFollowerAndTheRest(leader)
 	cli := c.Client(live...)
 	points := []string{"raftd-restore-point-written", "raftd-restore-wal-restarted",
 		"stored-install-old-moved-aside", "stored-install-new-in-place"}
@@ -280,15 +264,7 @@ func TestSnapshotNotNeededForASmallLag(t *testing.T) {
 	}
 	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=100"}})
 	leader := c.WaitLeader(10 * time.Second)
-	var lagging *harness.Server
-	var live []*harness.Server
-	for _, n := range c.Nodes {
-		if n != leader && lagging == nil {
-			lagging = n
-		} else {
-			live = append(live, n)
-		}
-	}
+	lagging, live := c.OneFollowerAndTheRest(leader)
 	cli := c.Client(live...)
 	putMany(t, cli, "warm", 250, 8, "-v") // two snapshots before the stop: the log is compacted
 	lagging.Stop(10 * time.Second)
@@ -388,15 +364,7 @@ func TestSnapshotStreamDoesNotDisturbTheLeader(t *testing.T) {
 	}
 	c := harness.StartCluster(t, 3, harness.ClusterOptions{ExtraArgs: []string{"--snapshot-count=200"}})
 	leader := c.WaitLeader(10 * time.Second)
-	var lagging *harness.Server
-	var live []*harness.Server
-	for _, n := range c.Nodes {
-		if n != leader && lagging == nil {
-			lagging = n
-		} else {
-			live = append(live, n)
-		}
-	}
+	lagging, live := c.OneFollowerAndTheRest(leader)
 	_, _, termBefore, err := leader.MemberStatus(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -142,6 +142,20 @@ func (c *Cluster) LeaderAmong(nodes ...*Server) *Server {
 }
 
 // WaitLeader waits until the running nodes agree on a leader and returns it.
+// OneFollowerAndTheRest splits the nodes into one that is not `leader` (the first such
+// node) and all the others, leader included: the usual cast of a test that stops or
+// partitions one follower while the rest keep serving.
+func (c *Cluster) OneFollowerAndTheRest(leader *Server) (follower *Server, rest []*Server) {
+	for _, n := range c.Nodes {
+		if n != leader && follower == nil {
+			follower = n
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	return follower, rest
+}
+
 func (c *Cluster) WaitLeader(timeout time.Duration) *Server {
 	c.t.Helper()
 	return c.WaitLeaderAmong(timeout, c.Nodes...)
