@@ -149,6 +149,11 @@ Result<ComponentFlags> ComponentFlags::Parse(int argc, char** argv) {
       {"max-txn-ops", u32(&f.max_txn_ops)},
       {"quota-backend-bytes", u64(&f.quota_backend_bytes, 10)},
       {"snapshot-count", u64(&f.snapshot_count, 10)},
+      {"strict-reconfig-check", Setter([&f](const std::string& v) {
+         if (v != "true" && v != "false") return Status::InvalidArgument("want true or false: " + v);
+         f.strict_reconfig_check = v == "true";
+         return Status::Ok();
+       })},
       {"heartbeat-interval-ms", u32(&f.heartbeat_interval_ms)},
       {"election-timeout-ms", u32(&f.election_timeout_ms)},
       {"log-level", str(&f.log_level)},
@@ -187,6 +192,7 @@ std::vector<std::string> ComponentFlags::ToArgs() const {
       "--max-txn-ops=" + std::to_string(max_txn_ops),
       "--quota-backend-bytes=" + std::to_string(quota_backend_bytes),
       "--snapshot-count=" + std::to_string(snapshot_count),
+      std::string("--strict-reconfig-check=") + (strict_reconfig_check ? "true" : "false"),
       "--heartbeat-interval-ms=" + std::to_string(heartbeat_interval_ms),
       "--election-timeout-ms=" + std::to_string(election_timeout_ms),
       "--log-level=" + log_level,

@@ -38,6 +38,8 @@ struct ComponentFlags {
   uint32_t max_txn_ops = 128;
   uint64_t quota_backend_bytes = 2147483648ull;
   uint64_t snapshot_count = 100000;
+  // raftd: etcd's --strict-reconfig-check (refuse member changes that could lose quorum).
+  bool strict_reconfig_check = true;
   uint32_t heartbeat_interval_ms = 100;
   uint32_t election_timeout_ms = 1000;
   std::string log_level = "info";   // debug|info|warn|error

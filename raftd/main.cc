@@ -127,6 +127,7 @@ int main(int argc, char** argv) {
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
   options.name = flags->name;
+  options.strict_reconfig_check = flags->strict_reconfig_check;
   // The member list: bootstrap members, then every applied change (members.pb + the WAL).
   rusd::raftd::MembershipRegistry membership(options.member_id, flags->members,
                                              flags->data_dir + "/member");

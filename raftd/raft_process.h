@@ -96,6 +96,9 @@ struct RaftProcessOptions {
   // The member list and its change rules (owned by main(); may be null: fixed members).
   MembershipRegistry* membership = nullptr;
   std::string name;  // this member's --name (MemberList, for a member added at run time)
+  // etcd's --strict-reconfig-check: refuse member changes that could lose quorum
+  // (CheckReconfigHealth). Off: every change the member list allows is proposed.
+  bool strict_reconfig_check = true;
 };
 
 class RaftProcess {

@@ -132,6 +132,8 @@ const std::vector<FlagSpec>& Specs() {
        nullptr, {"new", "existing"}},
       {"initial-cluster-token", "cluster", Syntax::kString, &Config::initial_cluster_token,
        "etcd-cluster", "Initial cluster token for the etcd cluster during bootstrap."},
+      {"strict-reconfig-check", "cluster", Syntax::kBool, &Config::strict_reconfig_check, "true",
+       "Reject reconfiguration requests that would cause quorum loss."},
       // [raft]
       {"heartbeat-interval", "raft", Syntax::kUint32, &Config::heartbeat_interval_ms, "100",
        "Time (in milliseconds) of a heartbeat interval."},
@@ -490,6 +492,7 @@ ComponentFlags Config::ToComponentFlags() const {
   f.max_txn_ops = max_txn_ops;
   f.quota_backend_bytes = quota_backend_bytes;
   f.snapshot_count = snapshot_count;
+  f.strict_reconfig_check = strict_reconfig_check;
   f.heartbeat_interval_ms = heartbeat_interval_ms;
   f.election_timeout_ms = election_timeout_ms;
   f.log_level = log_level;

@@ -56,6 +56,7 @@ struct Config {
   std::string initial_cluster;  // after LoadConfig: never empty ("<name>=<advertise peer urls>")
   std::string initial_cluster_state = "new";
   std::string initial_cluster_token = "etcd-cluster";
+  bool strict_reconfig_check = true;  // etcd's mayAddMember / mayRemoveMember checks
   // [raft]
   uint32_t heartbeat_interval_ms = 100;
   uint32_t election_timeout_ms = 1000;

@@ -135,6 +135,7 @@ TEST(Config, EveryFlagIsAcceptedOnTheCommandLine) {
       {"peer-cert-file", "pc"}, {"peer-key-file", "pk"}, {"peer-trusted-ca-file", "pca"},
       {"peer-client-cert-auth", "true"}, {"initial-cluster", "n=http://127.0.0.1:2"},
       {"initial-cluster-state", "existing"}, {"initial-cluster-token", "tok"},
+      {"strict-reconfig-check", "false"},
       {"heartbeat-interval", "20"}, {"election-timeout", "200"}, {"snapshot-count", "3"},
       {"max-request-bytes", "4"}, {"quota-backend-bytes", "5"}, {"max-txn-ops", "6"},
       {"config-file", ""}};
@@ -147,6 +148,42 @@ TEST(Config, EveryFlagIsAcceptedOnTheCommandLine) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->config.max_txn_ops, 6u);
   EXPECT_EQ(loaded->config.initial_cluster_token, "tok");
+}
+
+// etcd's --strict-reconfig-check: true by default; a flag, ETCD_STRICT_RECONFIG_CHECK or
+// the [cluster] table turns it off, and raftd gets it (--strict-reconfig-check=false).
+TEST(Config, StrictReconfigCheckDefaultsToTrueAndReachesRaftd) {
+  auto def = Load({});
+  ASSERT_TRUE(def.ok()) << def.status().ToString();
+  EXPECT_TRUE(def->config.strict_reconfig_check);
+  EXPECT_TRUE(def->config.ToComponentFlags().strict_reconfig_check);
+  auto off = Load({"--strict-reconfig-check=false"});
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_FALSE(off->config.strict_reconfig_check);
+  auto env = Load({}, {{"ETCD_STRICT_RECONFIG_CHECK", "false"}});
+  ASSERT_TRUE(env.ok()) << env.status().ToString();
+  EXPECT_FALSE(env->config.strict_reconfig_check);
+  TempFile file("[cluster]\nstrict-reconfig-check = false\n");
+  auto toml = Load({"--config-file", file.path()});
+  ASSERT_TRUE(toml.ok()) << toml.status().ToString();
+  EXPECT_FALSE(toml->config.strict_reconfig_check);
+
+  ComponentFlags f = off->config.ToComponentFlags();
+  f.segment = "s";
+  f.data_dir = "/d";
+  std::vector<std::string> args = f.ToArgs();
+  std::vector<char*> argv = {const_cast<char*>("x")};
+  for (auto& a : args) argv.push_back(a.data());
+  auto back = ComponentFlags::Parse(static_cast<int>(argv.size()), argv.data());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_FALSE(back->strict_reconfig_check);
+  f.strict_reconfig_check = true;
+  args = f.ToArgs();
+  argv = {const_cast<char*>("x")};
+  for (auto& a : args) argv.push_back(a.data());
+  back = ComponentFlags::Parse(static_cast<int>(argv.size()), argv.data());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->strict_reconfig_check);
 }
 
 TEST(Config, UnknownFlagIsAUsageErrorWithGoFlagText) {
