@@ -20,6 +20,10 @@ constexpr int kCodeInternal = 13;
 constexpr int kCodeUnavailable = 14;
 constexpr char kLeaderChanged[] = "etcdserver: leader changed";
 constexpr char kRequestTimedOut[] = "etcdserver: request timed out";
+// What etcd 3.4 answers for a proposal that waited for a leader until its request timeout:
+// raft's Propose returns the context's error, which reaches the client unmapped (gRPC
+// code Unknown), not ErrTimeout.
+constexpr char kProposeContextExpired[] = "context deadline exceeded";
 // The largest entry data a kCommittedEntries frame can carry: the ring refuses a message
 // over kMaxMessageBytes (1 GiB), and a frame of one entry adds under 64 bytes to its data
 // (EncodedEntrySize: field tags, the index, term and type varints, two length varints).
@@ -60,7 +64,9 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       replies_(segment, ipc::RingId::kRaftReplies, options.epoch),
       committed_(segment, ipc::RingId::kCommitted, options.epoch),
       pending_reads_(ReadIndexWaiters::Options{options.read_retry_interval,
-                                               options.read_timeout}) {
+                                               options.read_timeout}),
+      awaiting_leader_(LeaderWaitQueue::Options{options.leader_wait,
+                                                options.max_leader_wait_bytes}) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
   if (!options_.snapshot_members.empty()) {
     internal::MemberListFile members;
@@ -127,6 +133,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
     }
     if (now >= next_tick) {
       PollPendingReads(now);
+      ExpireAwaitingLeader(now);
       node_.Tick();
       next_tick += options_.tick_interval;
       // After a long stall (a slow disk) do not replay the missed ticks in a burst.
@@ -299,6 +306,7 @@ bool RaftProcess::RememberProposal(uint64_t request_id) {
 }
 
 bool RaftProcess::TakeProposals() {
+  ReleaseAwaitingLeader();  // before this turn's proposals: arrival order is kept
   batch_data_.clear();
   batch_ids_.clear();
   read_ids_.clear();
@@ -333,7 +341,12 @@ bool RaftProcess::TakeProposals() {
       spdlog::warn("proposals: ignoring frame type {} id {}", static_cast<int>(m->type), m->id);
     }
   }
-  if (!batch_data_.empty()) {
+  if (!batch_data_.empty() && node_.leader() == 0) {
+    // etcd 3.4 lets a proposal wait for a leader until its request timeout.
+    for (size_t i = 0; i < batch_data_.size(); ++i) {
+      AwaitLeader(MessageType::kPropose, batch_ids_[i], batch_data_[i]);
+    }
+  } else if (!batch_data_.empty()) {
     Status st = node_.Propose(batch_data_);
     if (!st.ok()) {
       segment_.metrics().Add(ipc::Metric::kProposalsFailed, batch_ids_.size());
@@ -605,6 +618,63 @@ void RaftProcess::FlushReplies() {
     const Reply& r = reply_queue_.front();
     if (!replies_.TryWrite(r.type, r.id, r.payload).ok()) return;
     reply_queue_.pop_front();
+  }
+}
+
+bool RaftProcess::AwaitLeader(MessageType type, uint64_t id, std::string& payload) {
+  if (awaiting_leader_.Add(type, id, payload, Clock::now())) return true;
+  spdlog::warn("no leader: {} bytes of requests already wait for one; refusing request {:x}",
+               awaiting_leader_.bytes(), id);
+  if (type == MessageType::kPropose) segment_.metrics().Add(ipc::Metric::kProposalsFailed);
+  if (id != 0) QueueError(id, kCodeUnavailable, "etcdserver: no leader");
+  return false;
+}
+
+void RaftProcess::ReleaseAwaitingLeader() {
+  if (awaiting_leader_.empty() || node_.leader() == 0) return;
+  std::vector<LeaderWaitQueue::Request> waiting = awaiting_leader_.TakeAll();
+  spdlog::info("leader {:016x} known: proposing {} requests that waited for one",
+               node_.leader(), waiting.size());
+  std::vector<std::string> data;
+  std::vector<uint64_t> ids;
+  auto propose = [&] {
+    if (data.empty()) return;
+    Status st = node_.Propose(data);
+    if (!st.ok()) {
+      segment_.metrics().Add(ipc::Metric::kProposalsFailed, ids.size());
+      for (uint64_t id : ids) {
+        if (id != 0) QueueError(id, static_cast<int>(st.code()), st.message());
+      }
+    }
+    data.clear();
+    ids.clear();
+  };
+  for (LeaderWaitQueue::Request& r : waiting) {
+    if (r.type == MessageType::kPropose) {
+      ids.push_back(r.id);
+      data.push_back(std::move(r.payload));
+      continue;
+    }
+    propose();  // the proposals before it go first
+    ipc::Message m;
+    m.type = r.type;
+    m.id = r.id;
+    m.payload = std::move(r.payload);
+    TakeMemberRequest(m);
+  }
+  propose();
+}
+
+void RaftProcess::ExpireAwaitingLeader(Clock::time_point now) {
+  std::vector<LeaderWaitQueue::Request> expired = awaiting_leader_.TakeExpired(now);
+  if (expired.empty()) return;
+  spdlog::warn("{} requests waited {} ms for a leader: context deadline exceeded (never proposed)",
+               expired.size(), options_.leader_wait.count());
+  for (const LeaderWaitQueue::Request& r : expired) {
+    if (r.type == MessageType::kPropose) segment_.metrics().Add(ipc::Metric::kProposalsFailed);
+    if (r.id != 0) {
+      QueueError(r.id, static_cast<int>(StatusCode::kUnknown), kProposeContextExpired);
+    }
   }
 }
 

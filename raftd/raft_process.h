@@ -43,6 +43,7 @@
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "raftd/membership_registry.h"
+#include "raftd/leader_wait_queue.h"
 #include "raftd/read_index_waiters.h"
 #include "rusd/membership.pb.h"
 #include "raftd/raft/raft_node.h"
@@ -91,6 +92,12 @@ struct RaftProcessOptions {
   // request timeout (read_index_waiters.h; main() sets etcd's 5 s + 2 election timeouts).
   std::chrono::milliseconds read_retry_interval{500};
   std::chrono::milliseconds read_timeout{7000};
+  // Proposals and member changes that arrive while no leader is known wait this long for
+  // one (leader_wait_queue.h), then fail as etcd 3.4's do (Unknown "context deadline
+  // exceeded"). main() sets the request timeout less two ticks, so raftd answers before
+  // the frontend's deadline and never proposes a request its client was told timed out.
+  std::chrono::milliseconds leader_wait{7000};
+  size_t max_leader_wait_bytes = 256u << 20;  // beyond: refused with "etcdserver: no leader"
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
   size_t max_queued_replies = 1u << 16;
   // The member list and its change rules (owned by main(); may be null: fixed members).
@@ -136,6 +143,13 @@ class RaftProcess {
   void FlushReplies();
   bool RememberProposal(uint64_t request_id);
   void FailPendingReads(int code, const std::string& message);
+  // Keeps a request that needs a leader while none is known (false: the queue is full and
+  // the request was refused with "no leader").
+  bool AwaitLeader(ipc::MessageType type, uint64_t id, std::string& payload);
+  // A leader is known: hands the waiting requests to the core, in arrival order.
+  void ReleaseAwaitingLeader();
+  // Fails the requests that waited for a leader past options_.leader_wait.
+  void ExpireAwaitingLeader(std::chrono::steady_clock::time_point now);
   // Asks the core again for reads left unanswered, fails those past the request timeout.
   void PollPendingReads(std::chrono::steady_clock::time_point now);
   // Leases: kLeaderState to stored (ahead of entries), stored's kLeaseProposals in.
@@ -201,6 +215,7 @@ class RaftProcess {
   std::unordered_set<uint64_t> seen_ids_;
   std::deque<uint64_t> seen_order_;
   ReadIndexWaiters pending_reads_;  // given to the core, not yet answered
+  LeaderWaitQueue awaiting_leader_;  // proposals and member changes waiting for a leader
 
   // Reused buffers: one turn's proposals and the frame being built.
   std::vector<std::string> batch_data_;

@@ -68,6 +68,14 @@ void RaftProcess::TakeMemberRequest(ipc::Message& m) {
     QueueError(m.id, static_cast<int>(cc.status().code()), cc.status().message());
     return;
   }
+  if (node_.leader() == 0) {
+    // As a proposal: etcd's configure() blocks in ProposeConfChange until a leader appears.
+    // The checks above run again when it does (ReleaseAwaitingLeader).
+    spdlog::info("membership: no leader; change of member {:016x} waits for one (request {:x})",
+                 cc->node_id, m.id);
+    AwaitLeader(m.type, m.id, m.payload);
+    return;
+  }
   Status st = node_.ProposeConfChange(*cc);
   if (!st.ok()) {
     QueueError(m.id, static_cast<int>(st.code()), st.message());

@@ -711,5 +711,112 @@ TEST_F(RaftdProcessTest, ForwardedReadIndexWhoseAnswerIsLostIsAskedAgainThenTime
   EXPECT_GE(forwarded[78], 5) << "asked again every 500 ms meanwhile";
 }
 
+
+// etcd 3.4 lets a proposal made while no leader is known wait for one (its raft node does
+// not read proposals without a leader) until the request timeout: it is proposed as soon
+// as a leader appears, and one that waited too long fails as etcd's do (Unknown "context
+// deadline exceeded") and is never proposed. The test plays member def over a real peer transport: silent
+// at first (abc has no leader), then leading at term 100, then silent again.
+TEST_F(RaftdProcessTest, ProposalWithoutALeaderWaitsForOneOrTimesOutUnproposed) {
+  constexpr uint64_t kLeader = 0xdef;
+  constexpr uint64_t kTerm = 100;
+  const std::string own_url = "http://127.0.0.1:" + std::to_string(FreePort());
+  transport::TransportOptions t;
+  t.cluster_id = 0x1234;
+  t.member_id = kLeader;
+  t.name = "leader";
+  t.listen_urls = {"http://127.0.0.1:0"};
+  t.peers = {{kMemberId, "follower", {own_url}}};
+  auto leader = transport::PeerTransport::Start(std::move(t));
+  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  const std::string leader_url =
+      "http://127.0.0.1:" + std::to_string((*leader)->listen_ports().at(0));
+  StartRaftd({"--cluster-id=1234", "--listen-peer-urls=" + own_url,
+              "--members=abc=follower=" + own_url + ",def=leader=" + leader_url});
+
+  std::mutex mu;
+  std::map<uint64_t, int> proposed;  // request id -> times abc forwarded it to def
+  std::atomic<bool> leading{false};
+  std::atomic<bool> stop{false};
+  std::thread fake([&] {
+    std::vector<raft::Message> in, out;
+    while (!stop.load()) {
+      if (leading.load()) {
+        raft::Message hb;
+        hb.type = raft::MessageType::kHeartbeat;
+        hb.from = kLeader;
+        hb.to = kMemberId;
+        hb.term = kTerm;
+        out.push_back(hb);
+      }
+      in.clear();
+      (*leader)->TakeReceived(&in);
+      for (const raft::Message& m : in) {
+        if (m.type != raft::MessageType::kPropose) continue;
+        std::lock_guard lock(mu);
+        for (const auto& e : m.entries) {
+          internal::Command cmd;
+          if (cmd.ParseFromString(e.data)) ++proposed[cmd.request_id()];
+        }
+      }
+      (*leader)->Send(out);
+      out.clear();
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      t.join();
+    }
+  } join{stop, fake};
+  auto times_proposed = [&](uint64_t id) {
+    std::lock_guard lock(mu);
+    return proposed.count(id) ? proposed[id] : 0;
+  };
+
+  // No leader (def is silent): the proposal is neither refused nor forwarded.
+  std::this_thread::sleep_for(300ms);
+  Propose(1);
+  EXPECT_FALSE(AwaitReply(MessageType::kError, 1, 1s)) << "refused at once without a leader";
+  EXPECT_EQ(times_proposed(1), 0);
+
+  // def leads: abc forwards the waiting proposal to it, once.
+  leading = true;
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (times_proposed(1) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(times_proposed(1), 1) << "the waiting proposal was not proposed\n" << RaftdLog();
+
+  // def falls silent: once abc gives up on it, a proposal waits the request timeout
+  // (5 s + 2 x 100 ms), fails with etcd's error, and is never proposed later.
+  leading = false;
+  deadline = std::chrono::steady_clock::now() + 5s;
+  bool no_leader = false;
+  while (!no_leader && std::chrono::steady_clock::now() < deadline) {
+    auto m = AwaitReply(MessageType::kLeaderInfo, 0, 1s);
+    internal::LeaderInfo info;
+    no_leader = m && info.ParseFromString(m->payload) && info.leader_id() == 0;
+  }
+  ASSERT_TRUE(no_leader) << RaftdLog();
+  const auto asked = std::chrono::steady_clock::now();
+  Propose(2);
+  auto err = AwaitReply(MessageType::kError, 2, 10s);
+  ASSERT_TRUE(err) << "a proposal without a leader waits forever";
+  const auto waited = std::chrono::steady_clock::now() - asked;
+  EXPECT_GE(waited, 5000ms);
+  EXPECT_LE(waited, 6500ms);
+  internal::ErrorReply e;
+  ASSERT_TRUE(e.ParseFromString(err->payload));
+  EXPECT_EQ(e.code(), 2);  // etcd 3.4: gRPC Unknown
+  EXPECT_EQ(e.message(), "context deadline exceeded");
+  leading = true;
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(times_proposed(2), 0) << "a proposal that timed out was proposed";
+}
+
 }  // namespace
 }  // namespace rusd::raftd

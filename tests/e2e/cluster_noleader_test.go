@@ -17,9 +17,9 @@ import (
 // What one raw linearizable Range (no client retries) gets from a member cut off from the
 // others once it knows no leader, and how long it takes: etcd 3.4 lets the read wait for
 // a read index until its request timeout (5 s + 2 election timeouts) and then answers
-// "etcdserver: request timed out"; it never succeeds. (A write is only required to fail:
-// etcd 3.4 answers it "context deadline exceeded" after the same wait, rusd "no leader" at
-// once.)
+// "etcdserver: request timed out"; it never succeeds. (A write fails too: etcd 3.4 and rusd
+// answer it "context deadline exceeded" after the same wait, see
+// cluster_noleader_proposal_test.go.)
 func TestClusterNetnsNoLeaderLinearizableRead(t *testing.T) {
 	c := harness.StartNetnsCluster(t, 3, harness.ClusterOptions{})
 	leader := c.WaitLeader(5 * time.Second)

@@ -310,7 +310,7 @@ func TestSnapshotPointSurvivesRestarts(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// The old leader's peers elect a new one once they miss its heartbeats: until then a
-	// write may fail with etcd's "no leader", as with etcd.
+	// write waits for a leader and may fail, as with etcd.
 	deadline = time.Now().Add(15 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
