@@ -191,6 +191,35 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
     return reactor;
   }
 
+  // etcd's Alarm. rusd raises no alarm (no NOSPACE quota, no corruption check yet), so a
+  // list is empty and disarming finds nothing; etcd 3.4's response has no header (etcdctl
+  // `alarm list -w json` prints {}). Raising one by hand is not supported.
+  grpc::ServerUnaryReactor* Alarm(grpc::CallbackServerContext* ctx,
+                                  const etcdserverpb::AlarmRequest* req,
+                                  etcdserverpb::AlarmResponse*) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
+    if (req->action() == etcdserverpb::AlarmRequest::ACTIVATE) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                   "rusd: raising an alarm is not supported"));
+      return reactor;
+    }
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  // etcd's Defragment rewrites its bbolt file to give freed pages back. RocksDB reclaims
+  // space by its own compactions, so there is nothing to do; answered as etcd 3.4 does
+  // (an empty response), so `etcdctl defrag` and scripts running it succeed.
+  grpc::ServerUnaryReactor* Defragment(grpc::CallbackServerContext* ctx,
+                                       const etcdserverpb::DefragmentRequest*,
+                                       etcdserverpb::DefragmentResponse*) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
   // etcd's MoveLeader: the leader transfers to a voter; "etcdserver: not leader" elsewhere.
   grpc::ServerUnaryReactor* MoveLeader(grpc::CallbackServerContext* ctx,
                                        const etcdserverpb::MoveLeaderRequest* req,

@@ -271,6 +271,10 @@ etcdserverpb::MemberListResponse RaftProcess::BuildMemberList() {
       members.push_back(ClusterMember{r.id(), r.name(), {r.peer_urls().begin(), r.peer_urls().end()}});
     }
   }
+  // etcd lists members by id (RaftCluster.Members sorts them): `etcdctl member list` and
+  // the member lists of MemberAdd/Remove/Update/Promote come out in that order.
+  std::sort(members.begin(), members.end(),
+            [](const ClusterMember& a, const ClusterMember& b) { return a.id < b.id; });
   for (const ClusterMember& m : members) {
     etcdserverpb::Member* out = list.add_members();
     out->set_id(m.id);
