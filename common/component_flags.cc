@@ -150,7 +150,9 @@ Result<ComponentFlags> ComponentFlags::Parse(int argc, char** argv) {
       {"quota-backend-bytes", u64(&f.quota_backend_bytes, 10)},
       {"snapshot-count", u64(&f.snapshot_count, 10)},
       {"strict-reconfig-check", Setter([&f](const std::string& v) {
-         if (v != "true" && v != "false") return Status::InvalidArgument("want true or false: " + v);
+         if (v != "true" && v != "false") {
+           return Status::InvalidArgument("want true or false: " + v);
+         }
          f.strict_reconfig_check = v == "true";
          return Status::Ok();
        })},

@@ -715,8 +715,8 @@ TEST_F(RaftdProcessTest, ForwardedReadIndexWhoseAnswerIsLostIsAskedAgainThenTime
 // etcd 3.4 lets a proposal made while no leader is known wait for one (its raft node does
 // not read proposals without a leader) until the request timeout: it is proposed as soon
 // as a leader appears, and one that waited too long fails as etcd's do (Unknown "context
-// deadline exceeded") and is never proposed. The test plays member def over a real peer transport: silent
-// at first (abc has no leader), then leading at term 100, then silent again.
+// deadline exceeded") and is never proposed. The test plays member def over a real peer
+// transport: silent at first (abc has no leader), then leading at term 100, then silent.
 TEST_F(RaftdProcessTest, ProposalWithoutALeaderWaitsForOneOrTimesOutUnproposed) {
   constexpr uint64_t kLeader = 0xdef;
   constexpr uint64_t kTerm = 100;
