@@ -12,12 +12,15 @@
 #include <string>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "frontend/grpc_call_metrics.h"
 #include "frontend/grpc_status.h"
 #include "frontend/learner_gate.h"
 #include "frontend/lease_forwarder.h"
 #include "frontend/ring_client.h"
 #include "frontend/socket_cork.h"
 #include "ipc/message_type.h"
+#include "ipc/metrics_area.h"
+#include "ipc/metrics_grpc_methods.h"
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
 
@@ -158,8 +161,10 @@ class KeepAliveBatcher {
 class KeepAliveReactor final
     : public grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
  public:
-  KeepAliveReactor(KeepAliveBatcher& batcher, int connection_fd)
-      : batcher_(batcher), connection_fd_(connection_fd) {
+  // `metrics`: the call's counters, when the service counts its own calls.
+  KeepAliveReactor(KeepAliveBatcher& batcher, int connection_fd,
+                   std::optional<GrpcCallMetrics> metrics)
+      : batcher_(batcher), connection_fd_(connection_fd), metrics_(metrics) {
     StartRead(&request_);
   }
 
@@ -168,6 +173,7 @@ class KeepAliveReactor final
       Step([&] { reads_done_ = true; });
       return;
     }
+    if (metrics_) metrics_->Received();
     {
       std::lock_guard lock(mu_);
       ++pending_;
@@ -273,8 +279,14 @@ class KeepAliveReactor final
       }
       if (finish) finished_ = true;
     }
-    if (write) StartWrite(&out_);
-    if (finish) Finish(status);
+    if (write) {
+      if (metrics_) metrics_->Sent(out_.ByteSizeLong());
+      StartWrite(&out_);
+    }
+    if (finish) {
+      if (metrics_) metrics_->Handled(static_cast<int>(status.error_code()));
+      Finish(status);
+    }
   }
 
   void Fill(const Answer& a) {
@@ -289,6 +301,8 @@ class KeepAliveReactor final
 
   KeepAliveBatcher& batcher_;
   const int connection_fd_;        // this stream's socket, for corking (-1: unknown)
+  // Sent runs with no write in flight and Handled once, so their order is the call's.
+  std::optional<GrpcCallMetrics> metrics_;
   LeaseKeepAliveRequest request_;  // gRPC thread only (one read at a time)
   std::mutex mu_;
   std::deque<Answer> queue_;       // front is being written (from out_) when writing_
@@ -304,8 +318,14 @@ class KeepAliveReactor final
 
 class LeaseService final : public etcdserverpb::Lease::CallbackService {
  public:
-  LeaseService(RingClient& ring, LeaseForwarder& leader)
-      : ring_(ring), leader_(leader), batcher_(leader) {}
+  LeaseService(RingClient& ring, LeaseForwarder& leader, ipc::MetricsArea* metrics)
+      : ring_(ring),
+        leader_(leader),
+        batcher_(leader),
+        metrics_(metrics),
+        keep_alive_stats_(metrics != nullptr ? &metrics->grpc[ipc::GrpcMethodSlot(
+                                                   "/etcdserverpb.Lease/LeaseKeepAlive")]
+                                             : nullptr) {}
 
   grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* ctx,
                                        const etcdserverpb::LeaseGrantRequest* req,
@@ -342,10 +362,13 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
 
   grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse>* LeaseKeepAlive(
       grpc::CallbackServerContext* ctx) override {
+    std::optional<GrpcCallMetrics> call;
+    if (metrics_ != nullptr) call.emplace(*metrics_, *keep_alive_stats_);
     if (ring_.is_learner()) {
+      if (call) call->Handled(static_cast<int>(grpc::StatusCode::UNAVAILABLE));
       return new LearnerRefusedStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>();
     }
-    return new KeepAliveReactor(batcher_, ConnectionFdOfPeer(ctx->peer()));
+    return new KeepAliveReactor(batcher_, ConnectionFdOfPeer(ctx->peer()), call);
   }
 
   grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* ctx,
@@ -371,12 +394,15 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
   RingClient& ring_;
   LeaseForwarder& leader_;
   KeepAliveBatcher batcher_;
+  ipc::MetricsArea* metrics_;                // null: the interceptor counts
+  ipc::GrpcMethodStats* keep_alive_stats_;   // LeaseKeepAlive's slot; null without metrics_
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring, LeaseForwarder& leader) {
-  return std::make_unique<LeaseService>(ring, leader);
+std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring, LeaseForwarder& leader,
+                                                ipc::MetricsArea* metrics) {
+  return std::make_unique<LeaseService>(ring, leader, metrics);
 }
 
 }  // namespace rusd::frontend
