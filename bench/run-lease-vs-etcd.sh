@@ -26,6 +26,7 @@ leases=1000
 streams=1000
 clients=64
 conns=8
+workloads=lease-keepalive,lease-grant-put-revoke
 
 usage() {
   cat <<EOF
@@ -37,6 +38,7 @@ usage: $0 [options]
   --streams N        keep-alive streams (default $streams)
   --clients N        grant+put+revoke clients (default $clients)
   --conns N          connections per server (default $conns)
+  --workloads LIST   comma-separated subset of $workloads
 EOF
   common_usage
 }
@@ -50,6 +52,7 @@ while [[ $# -gt 0 ]]; do
     --streams) streams="$2"; shift ;;
     --clients) clients="$2"; shift ;;
     --conns) conns="$2"; shift ;;
+    --workloads) workloads="$2"; shift ;;
     *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
   shift
@@ -78,6 +81,7 @@ log "lease workloads: $rounds round(s), $duration each (bounded at ${budget}s)"
 bounded "$budget" "$lg" lease -targets "etcd=127.0.0.1:${cport[etcd]},rusd=127.0.0.1:${cport[rusd]}" \
   -leases "$leases" -streams "$streams" -clients "$clients" -conns "$conns" \
   -duration "$duration" -warmup "$warmup" -rounds "$rounds" -out "$results" \
+  -pids "etcd=${pid_of[etcd]},rusd=${pid_of[rusd]}" -workloads "$workloads" \
   || die "lease workloads failed"
 loadavg="$(cut -d' ' -f1-3 /proc/loadavg)"
 

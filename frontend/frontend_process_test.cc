@@ -700,6 +700,14 @@ TEST_F(FrontendProcessTest, KeepAlivesOfAllStreamsTravelInBatchesAfterAReadIndex
   EXPECT_EQ(static_cast<size_t>(node_->seen.read_index_requests),
             node_->seen.lease_batches.size());
   EXPECT_LT(node_->seen.lease_batches.size(), total) << "no batching at all";
+
+  // The service counts its streams itself (no interceptor on this hot path), each once.
+  const ipc::GrpcMethodStats& ka =
+      segment_->metrics().grpc[ipc::GrpcMethodSlot("/etcdserverpb.Lease/LeaseKeepAlive")];
+  EXPECT_EQ(ka.started.load(), static_cast<uint64_t>(kStreams));
+  EXPECT_EQ(ka.msg_received.load(), static_cast<uint64_t>(kStreams * kPerStream));
+  EXPECT_EQ(ka.msg_sent.load(), static_cast<uint64_t>(kStreams * kPerStream));
+  EXPECT_EQ(ka.handled[0].load(), static_cast<uint64_t>(kStreams));  // OK
 }
 
 // The leader's frontend as a follower's frontend sees it: refuses the first keep-alive with

@@ -12,11 +12,15 @@
 #include <string>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "frontend/grpc_call_metrics.h"
 #include "frontend/grpc_status.h"
 #include "frontend/learner_gate.h"
 #include "frontend/lease_forwarder.h"
 #include "frontend/ring_client.h"
+#include "frontend/socket_cork.h"
 #include "ipc/message_type.h"
+#include "ipc/metrics_area.h"
+#include "ipc/metrics_grpc_methods.h"
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
 
@@ -48,15 +52,21 @@ RequestCallback Complete(grpc::ServerUnaryReactor* reactor, Response* resp) {
 // (ReadIndex, then stored renews them all), new keep-alives wait and leave together as the
 // next batch. One ring round trip per batch instead of per keep-alive; under light load a
 // batch is a single keep-alive sent at once.
+//
+// The answers of a batch go out from the thread that got stored's reply (the ring client's
+// reply thread on the leader), one gRPC write per stream; the connections they go to are
+// corked meanwhile (socket_cork.h), so that each connection gets its answers in a few TCP
+// segments rather than one per keep-alive.
 class KeepAliveBatcher {
  public:
   using Done = std::function<void(const Status&, const LeaseKeepAliveResponse&)>;
   explicit KeepAliveBatcher(LeaseForwarder& leader) : leader_(leader) {}
 
-  void Add(int64_t id, Done done) {
+  // `connection_fd`: the stream's socket (ConnectionFdOfPeer), or -1.
+  void Add(int64_t id, int connection_fd, Done done) {
     {
       std::lock_guard lock(mu_);
-      waiting_.push_back({id, std::move(done)});
+      waiting_.push_back({id, connection_fd, std::move(done)});
       if (in_flight_ >= kMaxInFlight) return;
       ++in_flight_;
     }
@@ -67,6 +77,7 @@ class KeepAliveBatcher {
   static constexpr int kMaxInFlight = 2;
   struct Item {
     int64_t id;
+    int connection_fd;
     Done done;
   };
 
@@ -120,6 +131,7 @@ class KeepAliveBatcher {
     LeaseKeepAliveResponse resp;
     if (status.ok()) *resp.mutable_header() = reply.header();
     std::vector<Item> held;
+    SocketCorks corks;  // uncorked on return, after the last answer's write was issued
     for (size_t i = 0; i < batch.size(); ++i) {
       if (status.ok()) {
         const int64_t ttl = reply.ttls(static_cast<int>(i));
@@ -130,6 +142,7 @@ class KeepAliveBatcher {
         resp.set_id(batch[i].id);
         resp.set_ttl(std::max<int64_t>(ttl, 0));
       }
+      corks.Cork(batch[i].connection_fd);
       batch[i].done(status, resp);
     }
     return held;
@@ -148,7 +161,10 @@ class KeepAliveBatcher {
 class KeepAliveReactor final
     : public grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
  public:
-  explicit KeepAliveReactor(KeepAliveBatcher& batcher) : batcher_(batcher) {
+  // `metrics`: the call's counters, when the service counts its own calls.
+  KeepAliveReactor(KeepAliveBatcher& batcher, int connection_fd,
+                   std::optional<GrpcCallMetrics> metrics)
+      : batcher_(batcher), connection_fd_(connection_fd), metrics_(metrics) {
     StartRead(&request_);
   }
 
@@ -157,10 +173,15 @@ class KeepAliveReactor final
       Step([&] { reads_done_ = true; });
       return;
     }
-    Step([&] { ++pending_; });
-    batcher_.Add(request_.id(), [this](const Status& st, const LeaseKeepAliveResponse& resp) {
-      OnReply(st, resp);
-    });
+    if (metrics_) metrics_->Received();
+    {
+      std::lock_guard lock(mu_);
+      ++pending_;
+    }
+    batcher_.Add(request_.id(), connection_fd_,
+                 [this](const Status& st, const LeaseKeepAliveResponse& resp) {
+                   OnReply(st, resp);
+                 });
     {
       std::lock_guard lock(mu_);
       if (finished_) return;  // an error ended the stream: no operation after Finish
@@ -187,6 +208,18 @@ class KeepAliveReactor final
   }
 
  private:
+  // An answer waiting for its write: the fields of a LeaseKeepAliveResponse, kept flat so
+  // that queueing one allocates nothing (the response message, with its header, is built
+  // once per stream and refilled for each write).
+  struct Answer {
+    int64_t id;
+    int64_t ttl;
+    uint64_t cluster_id;
+    uint64_t member_id;
+    int64_t revision;
+    uint64_t raft_term;
+  };
+
   void OnReply(const Status& st, const LeaseKeepAliveResponse& reply) {
     bool gone = false;
     bool destroy = false;
@@ -211,7 +244,9 @@ class KeepAliveReactor final
         failure_ = ToGrpcStatus(st);
         return;
       }
-      queue_.push_back(reply);
+      const etcdserverpb::ResponseHeader& h = reply.header();
+      queue_.push_back(
+          {reply.id(), reply.ttl(), h.cluster_id(), h.member_id(), h.revision(), h.raft_term()});
     });
     {
       std::lock_guard lock(mu_);
@@ -224,7 +259,7 @@ class KeepAliveReactor final
   // Applies `change` under the lock, then starts the next write or the finish it allows.
   template <typename Fn>
   void Step(Fn&& change) {
-    LeaseKeepAliveResponse* write = nullptr;
+    bool write = false;
     bool finish = false;
     grpc::Status status;
     {
@@ -236,21 +271,42 @@ class KeepAliveReactor final
         status = *failure_;
       } else if (!queue_.empty()) {
         writing_ = true;
-        write = &queue_.front();
+        write = true;
+        Fill(queue_.front());  // out_ is ours again: no write in flight
       } else if (reads_done_ && pending_ == 0) {
         finish = true;
         status = grpc::Status::OK;
       }
       if (finish) finished_ = true;
     }
-    if (write != nullptr) StartWrite(write);
-    if (finish) Finish(status);
+    if (write) {
+      if (metrics_) metrics_->Sent(out_.ByteSizeLong());
+      StartWrite(&out_);
+    }
+    if (finish) {
+      if (metrics_) metrics_->Handled(static_cast<int>(status.error_code()));
+      Finish(status);
+    }
+  }
+
+  void Fill(const Answer& a) {
+    out_.set_id(a.id);
+    out_.set_ttl(a.ttl);
+    etcdserverpb::ResponseHeader* h = out_.mutable_header();
+    h->set_cluster_id(a.cluster_id);
+    h->set_member_id(a.member_id);
+    h->set_revision(a.revision);
+    h->set_raft_term(a.raft_term);
   }
 
   KeepAliveBatcher& batcher_;
+  const int connection_fd_;        // this stream's socket, for corking (-1: unknown)
+  // Sent runs with no write in flight and Handled once, so their order is the call's.
+  std::optional<GrpcCallMetrics> metrics_;
   LeaseKeepAliveRequest request_;  // gRPC thread only (one read at a time)
   std::mutex mu_;
-  std::deque<LeaseKeepAliveResponse> queue_;  // front is being written when writing_
+  std::deque<Answer> queue_;       // front is being written (from out_) when writing_
+  LeaseKeepAliveResponse out_;     // the write in flight; filled only while !writing_
   int pending_ = 0;   // keep-alives sent to stored and not answered
   int running_ = 0;   // ring callbacks inside OnReply
   bool writing_ = false;
@@ -262,8 +318,14 @@ class KeepAliveReactor final
 
 class LeaseService final : public etcdserverpb::Lease::CallbackService {
  public:
-  LeaseService(RingClient& ring, LeaseForwarder& leader)
-      : ring_(ring), leader_(leader), batcher_(leader) {}
+  LeaseService(RingClient& ring, LeaseForwarder& leader, ipc::MetricsArea* metrics)
+      : ring_(ring),
+        leader_(leader),
+        batcher_(leader),
+        metrics_(metrics),
+        keep_alive_stats_(metrics != nullptr ? &metrics->grpc[ipc::GrpcMethodSlot(
+                                                   "/etcdserverpb.Lease/LeaseKeepAlive")]
+                                             : nullptr) {}
 
   grpc::ServerUnaryReactor* LeaseGrant(grpc::CallbackServerContext* ctx,
                                        const etcdserverpb::LeaseGrantRequest* req,
@@ -299,11 +361,14 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
   }
 
   grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse>* LeaseKeepAlive(
-      grpc::CallbackServerContext*) override {
+      grpc::CallbackServerContext* ctx) override {
+    std::optional<GrpcCallMetrics> call;
+    if (metrics_ != nullptr) call.emplace(*metrics_, *keep_alive_stats_);
     if (ring_.is_learner()) {
+      if (call) call->Handled(static_cast<int>(grpc::StatusCode::UNAVAILABLE));
       return new LearnerRefusedStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>();
     }
-    return new KeepAliveReactor(batcher_);
+    return new KeepAliveReactor(batcher_, ConnectionFdOfPeer(ctx->peer()), call);
   }
 
   grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* ctx,
@@ -329,12 +394,15 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
   RingClient& ring_;
   LeaseForwarder& leader_;
   KeepAliveBatcher batcher_;
+  ipc::MetricsArea* metrics_;                // null: the interceptor counts
+  ipc::GrpcMethodStats* keep_alive_stats_;   // LeaseKeepAlive's slot; null without metrics_
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring, LeaseForwarder& leader) {
-  return std::make_unique<LeaseService>(ring, leader);
+std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring, LeaseForwarder& leader,
+                                                ipc::MetricsArea* metrics) {
+  return std::make_unique<LeaseService>(ring, leader, metrics);
 }
 
 }  // namespace rusd::frontend

@@ -21,12 +21,21 @@ namespace grpc {
 class Service;
 }
 
+namespace rusd::ipc {
+struct MetricsArea;
+}
+
 namespace rusd::frontend {
 
 class RingClient;
 class LeaseForwarder;
 
-// `ring` and `leader` must outlive the service.
-std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring, LeaseForwarder& leader);
+// `ring` and `leader` (and `metrics`) must outlive the service. With `metrics`, the
+// service counts LeaseKeepAlive streams itself (grpc_call_metrics.h: started, messages
+// received and sent, handled), which is cheaper than gRPC's interceptor hooks on every
+// message; the metrics interceptor must then skip that method
+// ("etcdserverpb.Lease/LeaseKeepAlive").
+std::unique_ptr<grpc::Service> MakeLeaseService(RingClient& ring, LeaseForwarder& leader,
+                                                ipc::MetricsArea* metrics = nullptr);
 
 }  // namespace rusd::frontend

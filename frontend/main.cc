@@ -134,7 +134,8 @@ int Run(int argc, char** argv) {
   forward_options.attempt_timeout =
       std::chrono::milliseconds(std::max<uint64_t>(500, flags->election_timeout_ms));
   frontend::LeaseForwarder lease_forwarder(ring, forward_options);
-  std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring, lease_forwarder);
+  std::unique_ptr<grpc::Service> lease = frontend::MakeLeaseService(ring, lease_forwarder,
+                                                                     &(*ctx)->segment().metrics());
   builder.RegisterService(lease.get());
   std::unique_ptr<grpc::Service> lease_forward = frontend::MakeLeaseForwardService(ring);
   builder.RegisterService(lease_forward.get());
@@ -160,9 +161,10 @@ int Run(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, INT_MAX);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-  // KV (the hot path) counts its own calls (kv_options.grpc_metrics): no interceptor there.
-  interceptors.push_back(
-      frontend::MakeGrpcMetricsInterceptor((*ctx)->segment().metrics(), {"etcdserverpb.KV"}));
+  // KV and LeaseKeepAlive (the hot paths) count their own calls (kv_options.grpc_metrics,
+  // MakeLeaseService): no interceptor there.
+  interceptors.push_back(frontend::MakeGrpcMetricsInterceptor(
+      (*ctx)->segment().metrics(), {"etcdserverpb.KV", "etcdserverpb.Lease/LeaseKeepAlive"}));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {

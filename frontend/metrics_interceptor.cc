@@ -48,8 +48,10 @@ class GrpcMetricsFactory final : public grpc::experimental::ServerInterceptorFac
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
     const std::string_view method(info->method());
-    for (const std::string& prefix : self_counted_) {
-      if (method.substr(0, prefix.size()) == prefix) return nullptr;
+    for (const std::string& name : self_counted_) {
+      // "/svc/": every method of the service; "/svc/Method": that method alone.
+      const bool whole_service = name.back() == '/';
+      if (whole_service ? method.substr(0, name.size()) == name : method == name) return nullptr;
     }
     GrpcCallMetrics call(metrics_, metrics_.grpc[ipc::GrpcMethodSlot(method)]);
     return new GrpcMetricsInterceptor(call);  // gRPC owns and deletes it
@@ -65,7 +67,9 @@ class GrpcMetricsFactory final : public grpc::experimental::ServerInterceptorFac
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeGrpcMetricsInterceptor(
     ipc::MetricsArea& metrics, std::vector<std::string> self_counted_services) {
   std::vector<std::string> prefixes;
-  for (const std::string& s : self_counted_services) prefixes.push_back("/" + s + "/");
+  for (const std::string& s : self_counted_services) {
+    prefixes.push_back(s.find('/') == std::string::npos ? "/" + s + "/" : "/" + s);
+  }
   return std::make_unique<GrpcMetricsFactory>(metrics, std::move(prefixes));
 }
 

@@ -8,8 +8,9 @@
 // gRPC's own interceptor machinery on every batch of the call, which is the larger part
 // (measured ~4 us of frontend CPU per put). Services on the hot path therefore count their
 // own calls with GrpcCallMetrics (grpc_call_metrics.h) and are named in
-// `self_counted_services` ("etcdserverpb.KV"): the factory makes no interceptor for their
-// calls, so gRPC skips the hooks for them entirely.
+// `self_counted_services`: a service ("etcdserverpb.KV") or one method of one
+// ("etcdserverpb.Lease/LeaseKeepAlive"). The factory makes no interceptor for their calls,
+// so gRPC skips the hooks for them entirely.
 // Thread safety: gRPC creates one interceptor per call; the factory is shared and immutable.
 #pragma once
 

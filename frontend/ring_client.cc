@@ -184,6 +184,13 @@ struct RingClient::Impl {
   std::atomic<bool> stop{false};
   std::atomic<bool> stopped{false};  // Stop() ran: requests fail at once
   std::thread thread;
+  // The reply thread's id, set by Run before it handles anything. A request issued from a
+  // callback (on the reply thread) must not wait for ring space: the reply thread is what
+  // frees it, by consuming the replies raftd and stored are waiting to write.
+  std::atomic<std::thread::id> reply_thread{};
+  bool OnReplyThread() const {
+    return reply_thread.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  }
 
   // Registers a request, unless the client is stopped; then `done` fails at once. False if
   // the request must not be written.
@@ -204,6 +211,7 @@ struct RingClient::Impl {
 };
 
 void RingClient::Impl::Run() {
+  reply_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
   raftd_epoch = segment.component(ipc::Component::kRaftd).epoch.load(std::memory_order_acquire);
   stored_epoch = segment.component(ipc::Component::kStored).epoch.load(std::memory_order_acquire);
   std::array<ipc::RingReader*, 2> readers = {&raft_replies, &store_replies};
@@ -473,6 +481,9 @@ void RingClient::Impl::StartRead(uint64_t id, MessageType type, std::string requ
     p.stage = Stage::kAwaitingReadIndex;
     p.range_request = std::move(request);
     if (!Register(id, std::move(p))) return;
+    // From a callback: TryWrite, and on a full ring the backlog the reply thread retries
+    // (every 1 ms) until the request's deadline, as its own follow-up writes.
+    if (OnReplyThread()) return SendReadIndex(id);
     st = proposals.Write(MessageType::kReadIndex, id, std::string_view(),
                          options.ring_write_timeout);
   } else {
@@ -480,6 +491,10 @@ void RingClient::Impl::StartRead(uint64_t id, MessageType type, std::string requ
     std::string payload = raw ? request : EncodeRangeRead(0, request);
     p.range_request = std::move(request);  // kept for re-sends
     if (!Register(id, std::move(p))) return;
+    if (OnReplyThread()) {
+      if (!reads.TryWrite(type, id, payload).ok()) backlog.push_back({Stage::kReading, id});
+      return;
+    }
     st = reads.Write(type, id, payload, options.ring_write_timeout);
   }
   if (!st.ok()) Fail(id, etcd_errors::TooManyRequests());

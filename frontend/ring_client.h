@@ -18,7 +18,10 @@
 //   sent twice (it may already be in the WAL): it completes through stored or times out.
 // - Replies for ids nobody waits for (an older frontend's, or already timed out) are dropped.
 // - The reply thread never blocks producing into a ring (it consumes two): its own writes
-//   (read-index follow-ups, re-sends) use TryWrite and are retried from a local backlog.
+//   (read-index follow-ups, re-sends) and the reads a callback issues (Read, ReadAs,
+//   ReadStore on the reply thread: e.g. the next keep-alive batch) use TryWrite and are
+//   retried from a local backlog until their deadline. Propose and SubmitToRaft from a
+//   callback still wait up to ring_write_timeout for space.
 //
 // Threads: Propose/Read/NextRequestId from any thread. `done` runs on the reply thread, or on
 // the calling thread when the request fails before it reached a ring. Callbacks should be

@@ -73,6 +73,18 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 		for _, n := range notes {
 			fmt.Fprintln(w, n)
 		}
+		// Where the server's CPU per op goes, and what the client spent on the same ops
+		// (recorded by `loadgen lease -pids`).
+		for _, k := range cellOrder {
+			for _, sys := range []string{base, cand} {
+				r := medianCell(cells[k][sys])
+				if len(r.CPUByProcess) == 0 {
+					continue
+				}
+				fmt.Fprintf(w, "  %s %s %d/%d CPU us/op: server %.1f (%s); loadgen %.1f\n", sys, k.name,
+					k.clients, k.conns, r.CPUUsPerOp, byProcessText(r.CPUByProcess), r.LoadgenCPUUsPerOp)
+			}
+		}
 		fmt.Fprintln(w)
 	}
 	if len(otherOrder) > 0 {
@@ -121,6 +133,14 @@ func medianCell(rs []record) record {
 	out.P50Ms = pick(func(r record) float64 { return r.P50Ms })
 	out.P99Ms = pick(func(r record) float64 { return r.P99Ms })
 	out.CPUUsPerOp = pick(func(r record) float64 { return r.CPUUsPerOp })
+	out.LoadgenCPUUsPerOp = pick(func(r record) float64 { return r.LoadgenCPUUsPerOp })
+	if len(out.CPUByProcess) > 0 {
+		byProc := map[string]float64{}
+		for name := range out.CPUByProcess {
+			byProc[name] = pick(func(r record) float64 { return r.CPUByProcess[name] })
+		}
+		out.CPUByProcess = byProc
+	}
 	out.Errors = 0
 	for _, r := range rs {
 		out.Errors += r.Errors

@@ -28,6 +28,10 @@ type record struct {
 	P50Ms      float64 `json:"p50_ms,omitempty"`
 	P99Ms      float64 `json:"p99_ms,omitempty"`
 	CPUUsPerOp float64 `json:"cpu_us_per_op,omitempty"` // server CPU (user+sys) per successful op
+	// lease: the server's CPU per op split by process name, and the loadgen's own CPU per op
+	// (the client side of the same ops; it shares the machine's cores with the server).
+	CPUByProcess      map[string]float64 `json:"cpu_us_per_op_by_process,omitempty"`
+	LoadgenCPUUsPerOp float64            `json:"loadgen_cpu_us_per_op,omitempty"`
 
 	Keys     int     `json:"keys,omitempty"`
 	RssKiB   int64   `json:"rss_kib,omitempty"`

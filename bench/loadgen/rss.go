@@ -136,3 +136,53 @@ func cpuTicksOf(pid int) (int64, error) {
 }
 
 const userHz = 100
+
+// cpuTicksByProcess is cpuTicksOf split by process name (comm: "etcd", "rusd",
+// "rusd-frontend", ...), summed over `pids` and their direct children. The lease benchmark
+// prints where a keep-alive's CPU goes with it.
+func cpuTicksByProcess(pids []int) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, pid := range pids {
+		kids, err := childrenOf(pid)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range append([]int{pid}, kids...) {
+			name, ticks, err := procCPU(fmt.Sprintf("/proc/%d/stat", p))
+			if err != nil {
+				return nil, err
+			}
+			out[name] += ticks
+		}
+	}
+	return out, nil
+}
+
+// selfCPUTicks is this process's CPU time (all threads), in clock ticks.
+func selfCPUTicks() int64 {
+	_, ticks, err := procCPU("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	return ticks
+}
+
+// procCPU reads comm and utime+stime (clock ticks) from a /proc/<pid>/stat file.
+func procCPU(path string) (string, int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, err
+	}
+	text := string(b)
+	open, close := strings.IndexByte(text, '('), strings.LastIndexByte(text, ')')
+	if open < 0 || close < open {
+		return "", 0, fmt.Errorf("%s: no comm", path)
+	}
+	fields := strings.Fields(text[close+1:])
+	if len(fields) < 13 {
+		return "", 0, fmt.Errorf("%s: short", path)
+	}
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	st, _ := strconv.ParseInt(fields[12], 10, 64)
+	return text[open+1 : close], ut + st, nil
+}

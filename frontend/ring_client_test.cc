@@ -1,0 +1,143 @@
+// RingClient in-process, against hand-driven raftd and stored ends of a small segment.
+#include "frontend/ring_client.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "etcd/etcdserverpb/rpc.pb.h"
+#include "ipc/message_type.h"
+#include "ipc/ring.h"
+#include "ipc/segment.h"
+#include "rusd/internal.pb.h"
+
+namespace rusd::frontend {
+namespace {
+
+using namespace std::chrono_literals;
+using ipc::MessageType;
+using Clock = std::chrono::steady_clock;
+
+class RingClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    name_ = "rusd-ringclient-test-" + std::to_string(getpid());
+    ipc::SegmentLayout layout;
+    layout.ring_bytes[static_cast<int>(ipc::RingId::kProposals)] = 64u << 10;  // fills fast
+    auto seg = ipc::Segment::Create(name_, layout);
+    ASSERT_TRUE(seg.ok()) << seg.status().ToString();
+    segment_ = std::move(seg).value();
+    for (auto c : {ipc::Component::kFrontend, ipc::Component::kRaftd, ipc::Component::kStored}) {
+      segment_->component(c).epoch.store(1);
+    }
+    proposals_ = std::make_unique<ipc::RingReader>(*segment_, ipc::RingId::kProposals);
+    reads_ = std::make_unique<ipc::RingReader>(*segment_, ipc::RingId::kReads);
+    raft_replies_ = std::make_unique<ipc::RingWriter>(*segment_, ipc::RingId::kRaftReplies, 1);
+    store_replies_ = std::make_unique<ipc::RingWriter>(*segment_, ipc::RingId::kStoreReplies, 1);
+  }
+
+  // Fills the proposals ring until not even an empty frame fits (raftd is "stalled"). Before
+  // StartClient: a ring has one writer at a time, and the client's continues from here.
+  void FillProposals() {
+    ipc::RingWriter filler(*segment_, ipc::RingId::kProposals, 1);
+    for (size_t size : {1000, 100, 0}) {
+      while (filler.TryWrite(MessageType::kPropose, 0, std::string(size, 'f')).ok()) {
+      }
+    }
+  }
+
+  void StartClient() {
+    RingClientOptions options;
+    options.member_id = 1;
+    options.own_epoch = 1;
+    options.ring_write_timeout = 2000ms;  // what a blocked reply thread would wait
+    client_ = std::make_unique<RingClient>(*segment_, options);
+    client_->Start();
+  }
+
+  void TearDown() override {
+    client_.reset();
+    proposals_.reset();
+    reads_.reset();
+    raft_replies_.reset();
+    store_replies_.reset();
+    segment_.reset();
+    ipc::Segment::Remove(name_);
+  }
+
+  // Answers every read on the reads ring with kResult "ok"; returns how many.
+  int AnswerReads() {
+    int n = 0;
+    ipc::Message m;
+    while (reads_->TryRead(&m)) {
+      EXPECT_TRUE(store_replies_->Write(MessageType::kResult, m.id, "ok", 1s).ok());
+      ++n;
+    }
+    return n;
+  }
+
+  std::string name_;
+  std::unique_ptr<ipc::Segment> segment_;
+  std::unique_ptr<ipc::RingReader> proposals_;
+  std::unique_ptr<ipc::RingReader> reads_;
+  std::unique_ptr<ipc::RingWriter> raft_replies_;
+  std::unique_ptr<ipc::RingWriter> store_replies_;
+  std::unique_ptr<RingClient> client_;
+};
+
+// A callback (on the reply thread) that issues a linearizable read while the proposals ring
+// is full must not wait for space: the reply thread is what lets raftd and stored go on.
+// The read leaves once raftd drains the ring and completes normally.
+TEST_F(RingClientTest, ReadIssuedFromACallbackNeverBlocksTheReplyThreadOnAFullRing) {
+  FillProposals();
+  StartClient();
+
+  std::promise<Clock::duration> callback_took;
+  std::promise<Status> inner_done;
+  client_->ReadAs(static_cast<uint16_t>(MessageType::kLeaseKeepAliveBatch), "outer",
+                  /*linearizable=*/false, [&](const Status& st, std::string&&) {
+                    EXPECT_TRUE(st.ok()) << st.ToString();
+                    const Clock::time_point start = Clock::now();
+                    client_->ReadAs(static_cast<uint16_t>(MessageType::kLeaseKeepAliveBatch),
+                                    "inner", /*linearizable=*/true,
+                                    [&](const Status& st2, std::string&&) {
+                                      inner_done.set_value(st2);
+                                    });
+                    callback_took.set_value(Clock::now() - start);
+                  });
+  // stored answers the outer read; its callback issues the inner one on the reply thread.
+  const Clock::time_point until = Clock::now() + 5s;
+  while (AnswerReads() == 0 && Clock::now() < until) std::this_thread::sleep_for(1ms);
+  std::future<Clock::duration> took = callback_took.get_future();
+  ASSERT_EQ(took.wait_for(5s), std::future_status::ready);
+  EXPECT_LT(took.get(), 500ms) << "the reply thread waited for ring space";
+
+  // raftd wakes up: drains the ring and answers the inner read's kReadIndex.
+  std::future<Status> inner = inner_done.get_future();
+  ipc::Message m;
+  bool read_index_seen = false;
+  while (inner.wait_for(0s) != std::future_status::ready && Clock::now() < until) {
+    while (proposals_->TryRead(&m)) {
+      if (m.type != MessageType::kReadIndex) continue;
+      read_index_seen = true;
+      internal::ReadIndexReply reply;
+      reply.set_read_index(1);
+      EXPECT_TRUE(
+          raft_replies_->Write(MessageType::kReadIndexReply, m.id, reply.SerializeAsString(), 1s)
+              .ok());
+    }
+    AnswerReads();
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(read_index_seen);
+  ASSERT_EQ(inner.wait_for(0s), std::future_status::ready);
+  EXPECT_TRUE(inner.get().ok());
+}
+
+}  // namespace
+}  // namespace rusd::frontend
