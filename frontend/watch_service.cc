@@ -1,11 +1,13 @@
 #include "frontend/watch_service.h"
 
+#include <grpc/slice.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <functional>
 #include <unordered_set>
 #include <deque>
@@ -28,15 +30,31 @@
 namespace rusd::frontend {
 namespace {
 
-grpc::ByteBuffer ToByteBuffer(std::string&& bytes) {
-  if (bytes.size() <= 1024) {
-    grpc::Slice slice(bytes.data(), bytes.size());
+grpc::Slice OwnedSlice(std::string&& bytes) {
+  auto* owned = new std::string(std::move(bytes));  // freed by gRPC through the slice
+  return grpc::Slice(
+      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+}
+
+// A response as gRPC's message: small ones are copied into one slice (one allocation, the
+// parts joined there), larger ones hand their body over without a copy.
+grpc::ByteBuffer ToByteBuffer(WatchSendQueue::Parts&& parts) {
+  const size_t total = parts.prefix.size() + parts.body.size();
+  if (total <= 1024) {
+    grpc_slice raw = grpc_slice_malloc(total);
+    uint8_t* p = GRPC_SLICE_START_PTR(raw);
+    std::memcpy(p, parts.prefix.data(), parts.prefix.size());
+    std::memcpy(p + parts.prefix.size(), parts.body.data(), parts.body.size());
+    grpc::Slice slice(raw, grpc::Slice::STEAL_REF);
     return grpc::ByteBuffer(&slice, 1);
   }
-  auto* owned = new std::string(std::move(bytes));  // freed by gRPC through the slice
-  grpc::Slice slice(
-      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
-  return grpc::ByteBuffer(&slice, 1);
+  if (parts.prefix.empty()) {
+    grpc::Slice slice = OwnedSlice(std::move(parts.body));
+    return grpc::ByteBuffer(&slice, 1);
+  }
+  std::array<grpc::Slice, 2> slices = {grpc::Slice(parts.prefix.data(), parts.prefix.size()),
+                                       OwnedSlice(std::move(parts.body))};
+  return grpc::ByteBuffer(slices.data(), slices.size());
 }
 
 bool ParseRequest(const grpc::ByteBuffer& buf, etcdserverpb::WatchRequest* req) {
@@ -151,6 +169,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
         failed_ = true;
         queue_.Clear();
       }
+      Published();
       if (queue_.queued_bytes() < drained_below_ && was_above_) {
         was_above_ = false;
         drained = true;
@@ -176,14 +195,14 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   // WatchSink (called under the hub's lock).
   size_t Send(std::string response) override {
     std::lock_guard lock(mu_);
-    if (failed_ || finishing_) return queue_.queued_bytes();
+    if (failed_ || finishing_) return Published();
     queue_.PushRaw(std::move(response));
     return Accounted();
   }
   size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events,
                     size_t max_body) override {
     std::lock_guard lock(mu_);
-    if (failed_ || finishing_) return queue_.queued_bytes();
+    if (failed_ || finishing_) return Published();
     queue_.PushEvents(watch_id, header, std::move(events), max_body);
     return Accounted();
   }
@@ -191,20 +210,24 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     std::lock_guard lock(mu_);
     if (!failed_ && !finishing_) WriteNextLocked();
   }
-  size_t QueuedBytes() const override {
-    std::lock_guard lock(mu_);
-    return queue_.queued_bytes();
-  }
+  // Read for every watcher at every revision it takes (WatchHub's "stream full" check):
+  // a copy kept beside the queue, so that the check takes no lock.
+  size_t QueuedBytes() const override { return queued_bytes_.load(std::memory_order_relaxed); }
 
  private:
   size_t Accounted() {
     if (queue_.queued_bytes() >= drained_below_) was_above_ = true;
+    return Published();
+  }
+  // Call after every change to queue_ (under mu_).
+  size_t Published() {
+    queued_bytes_.store(queue_.queued_bytes(), std::memory_order_relaxed);
     return queue_.queued_bytes();
   }
 
   void WriteNextLocked() {
     if (writing_ || queue_.empty()) return;
-    out_ = ToByteBuffer(queue_.PopForWrite());
+    out_ = ToByteBuffer(queue_.PopForWriteParts());
     writing_ = true;
     // More responses queued behind this one: let gRPC buffer it and send them together
     // (one syscall for a burst instead of one per response); the last one flushes.
@@ -221,6 +244,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     finishing_ = true;
     finish_status_ = std::move(status);
     queue_.Clear();
+    Published();
     if (!writing_ && !finished_) {
       finished_ = true;
       Finish(finish_status_);
@@ -236,6 +260,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 
   mutable std::mutex mu_;
   WatchSendQueue queue_;           // guarded by mu_
+  std::atomic<size_t> queued_bytes_{0};  // queue_.queued_bytes(), written under mu_
   grpc::ByteBuffer out_;           // the write in flight
   bool writing_ = false;
   bool was_above_ = false;
