@@ -41,6 +41,8 @@ type watchResult struct {
 	LatP50us      float64 `json:"lat_p50_us"`
 	LatP99us      float64 `json:"lat_p99_us"`
 	PutP50us      float64 `json:"put_p50_us"`
+	PutP99us      float64 `json:"put_p99_us"`
+	EventsPerResp float64 `json:"events_per_response"`
 	CPUusPerEvent float64 `json:"server_cpu_us_per_event"`
 	MemPer10kKiB  int64   `json:"mem_per_10k_watchers_kib"`
 	CreateSeconds float64 `json:"create_s"`
@@ -135,11 +137,15 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 	}
 
 	var phase atomic.Int32 // 0 idle, 1 steady, 2 max
-	var events [4]atomic.Int64
+	var events, responses [4]atomic.Int64
 	var latMu sync.Mutex
 	lat := [4][]time.Duration{}
 	counts := watchCounts{
-		onEvents: func(n int) { events[phase.Load()].Add(int64(n)) },
+		onEvents: func(n int) {
+			p := phase.Load()
+			events[p].Add(int64(n))
+			responses[p].Add(1)
+		},
 		onSample: func(values [][]byte) {
 			p := phase.Load()
 			if p == 0 {
@@ -368,6 +374,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 		close(stop)
 		elapsed := time.Since(start)
 		got := events[ph.id].Load()
+		gotResponses := responses[ph.id].Load()
 		var cpuPerEvent float64
 		if cpuPid > 0 && got > 0 {
 			cpu1, _ := cpuTicksOf(cpuPid)
@@ -391,15 +398,16 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 		pl := append([]time.Duration(nil), putLat...)
 		putMu.Unlock()
 		sort.Slice(pl, func(i, j int) bool { return pl[i] < pl[j] })
-		var putP50 float64
+		var putP50, putP99 float64
 		if len(pl) > 0 {
 			putP50 = float64(pl[len(pl)/2].Microseconds())
+			putP99 = float64(pl[int(0.99*float64(len(pl)-1))].Microseconds())
 		}
 		watchersNow := nWatch + nPrefix
 		if ph.id == 3 {
 			watchersNow = nWatch + fanoutPrefix
 		}
-		r := watchResult{PutP50us: putP50, CPUusPerEvent: cpuPerEvent, Kind: "watch", System: t.name, Phase: ph.name, Watchers: watchersNow,
+		r := watchResult{PutP50us: putP50, PutP99us: putP99, EventsPerResp: float64(got) / float64(max(gotResponses, 1)), CPUusPerEvent: cpuPerEvent, Kind: "watch", System: t.name, Phase: ph.name, Watchers: watchersNow,
 			Puts: puts.Load(), Events: got, EventsPerSec: float64(got) / elapsed.Seconds(),
 			LatP50us: q(0.5), LatP99us: q(0.99), MemPer10kKiB: memPer10k, CreateSeconds: createSecs}
 		fmt.Fprintf(os.Stderr, "  %s: %d puts (p50 %.0f µs), %.0f events/s, latency p50 %.0f µs p99 %.0f µs\n",
@@ -451,6 +459,10 @@ func printWatchTable(rs []watchResult, ts []target) {
 			ratio(b.LatP99us, c.LatP99us))
 		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": put RPC p50 µs", b.PutP50us, c.PutP50us,
 			ratio(b.PutP50us, c.PutP50us))
+		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": put RPC p99 µs", b.PutP99us, c.PutP99us,
+			ratio(b.PutP99us, c.PutP99us))
+		fmt.Printf("%-34s %14.2f %14.2f %10s\n", ph+": events per response", b.EventsPerResp, c.EventsPerResp,
+			ratio(b.EventsPerResp, c.EventsPerResp))
 		fmt.Printf("%-34s %14.2f %14.2f %10s\n", ph+": server CPU µs/event", b.CPUusPerEvent,
 			c.CPUusPerEvent, ratio(b.CPUusPerEvent, c.CPUusPerEvent))
 	}
