@@ -11,7 +11,8 @@ package main
 // The receiving cost per event is the same for both servers and small.
 //
 // Checks, so that a broken server cannot pass: every watcher is created with its own
-// request and must be answered `created` (in request order, as etcd does) with a watch id
+// request and must be answered `created` (in request order, as etcd does) within a
+// timeout, with a watch id
 // not already live on the stream; an event response must name a live watcher; a canceled
 // or compacted response, a malformed response or a stream error is an error.
 
@@ -66,20 +67,25 @@ type watchCounts struct {
 
 type watchStream struct {
 	cs      grpc.ClientStream
-	sampled map[int64]bool // live watch id -> samples latency
+	cancel  context.CancelFunc // ends the stream (a create timed out)
+	sampled map[int64]bool     // live watch id -> samples latency
 	counts  watchCounts
 }
 
 func openWatchStream(ctx context.Context, conn *grpc.ClientConn, counts watchCounts) (*watchStream, error) {
-	cs, err := conn.NewStream(ctx, &watchDesc, "/etcdserverpb.Watch/Watch", grpc.ForceCodec(keepCodec{}))
+	sctx, cancel := context.WithCancel(ctx)
+	cs, err := conn.NewStream(sctx, &watchDesc, "/etcdserverpb.Watch/Watch", grpc.ForceCodec(keepCodec{}))
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	return &watchStream{cs: cs, sampled: map[int64]bool{}, counts: counts}, nil
+	return &watchStream{cs: cs, cancel: cancel, sampled: map[int64]bool{}, counts: counts}, nil
 }
 
 // create creates the watchers one after the other (each answered before the next is sent,
-// as clientv3 does), handling any event response that arrives meanwhile.
+// as clientv3 does), handling any event response that arrives meanwhile. A watcher not
+// created within `timeout` fails it: a timer cancels the stream, which ends a receive
+// that would otherwise wait for ever.
 func (w *watchStream) create(specs []watchSpec, timeout time.Duration) error {
 	for _, s := range specs {
 		req := pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
@@ -88,35 +94,45 @@ func (w *watchStream) create(specs []watchSpec, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if err := w.cs.SendMsg(&b); err != nil {
-			return fmt.Errorf("watch %q: send create: %w", s.key, err)
+		// Started before the send: a send blocked by flow control times out too.
+		timer := time.AfterFunc(timeout, w.cancel)
+		if err = w.cs.SendMsg(&b); err != nil {
+			err = fmt.Errorf("watch %q: send create: %w", s.key, err)
+		} else {
+			err = w.awaitCreated(s)
 		}
-		deadline := time.Now().Add(timeout)
-		for {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("watch %q not created within %v", s.key, timeout)
-			}
-			r, err := w.recv()
-			if err != nil {
-				return fmt.Errorf("watch %q: %w", s.key, err)
-			}
-			if !r.created {
-				if err := w.handle(r); err != nil {
-					return err
-				}
-				continue
-			}
-			if r.canceled {
-				return fmt.Errorf("watch %q refused: %s", s.key, r.cancelReason)
-			}
-			if _, dup := w.sampled[r.watchID]; dup {
-				return fmt.Errorf("watch %q: created with id %d, already live on the stream", s.key, r.watchID)
-			}
-			w.sampled[r.watchID] = s.sample
-			break
+		if !timer.Stop() { // it fired: err is the canceled stream's
+			return fmt.Errorf("watch %q not created within %v", s.key, timeout)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// awaitCreated receives until the `created` response of s.
+func (w *watchStream) awaitCreated(s watchSpec) error {
+	for {
+		r, err := w.recv()
+		if err != nil {
+			return fmt.Errorf("watch %q: %w", s.key, err)
+		}
+		if !r.created {
+			if err := w.handle(r); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.canceled {
+			return fmt.Errorf("watch %q refused: %s", s.key, r.cancelReason)
+		}
+		if _, dup := w.sampled[r.watchID]; dup {
+			return fmt.Errorf("watch %q: created with id %d, already live on the stream", s.key, r.watchID)
+		}
+		w.sampled[r.watchID] = s.sample
+		return nil
+	}
 }
 
 // run receives until the stream ends; nil when ctx ended it.

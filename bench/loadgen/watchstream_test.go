@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func TestScanCountsEventsAndReadsEveryControlField(t *testing.T) {
@@ -47,5 +53,35 @@ func TestScanRejectsTruncatedResponses(t *testing.T) {
 		if s, err := scanWatchResponse(b[:n]); err == nil && s.events == 1 {
 			t.Fatalf("a response cut to %d of %d bytes scanned as whole: %+v", n, len(b), s)
 		}
+	}
+}
+
+func TestCreateFailsWhenTheServerNeverAnswers(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		<-ss.Context().Done() // reads nothing, answers nothing
+		return nil
+	}))
+	go srv.Serve(lis)
+	defer srv.Stop()
+	conn, err := grpc.Dial(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st, err := openWatchStream(context.Background(), conn, watchCounts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = st.create([]watchSpec{{key: "wb/1"}}, 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "not created within") {
+		t.Fatalf("create = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("create returned after %v", d)
 	}
 }
