@@ -165,6 +165,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	key := func(i int) string { return fmt.Sprintf("wb/%05d", i) }
+	ledger := newDeliveryLedger(nWatch)
 
 	// Stream s < nStreams carries the key watchers i = s, s + nStreams, ...; the streams
 	// after them carry the prefix watchers, 10 each. Every key watcher and the first prefix
@@ -173,7 +174,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 	for s := 0; s < nStreams; s++ {
 		var ws []watchSpec
 		for i := s; i < nWatch; i += nStreams {
-			ws = append(ws, watchSpec{key: key(i), sample: true})
+			ws = append(ws, watchSpec{key: key(i), sample: true, got: &ledger.keyGot[i]})
 		}
 		specs = append(specs, ws)
 	}
@@ -183,7 +184,8 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 			if p%10 == 0 {
 				out = append(out, nil)
 			}
-			out[len(out)-1] = append(out[len(out)-1], watchSpec{key: "wb/", rangeEnd: "wb0", sample: sampleFirst && p == 0})
+			out[len(out)-1] = append(out[len(out)-1], watchSpec{key: "wb/", rangeEnd: "wb0", sample: sampleFirst && p == 0,
+				got: ledger.addPrefixWatcher()})
 		}
 		return out
 	}
@@ -252,41 +254,36 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 
 	var putMu sync.Mutex
 	var putLat []time.Duration
-	var putsTried, putsDone atomic.Int64 // the delivery checks
-	// checkDelivery: every put since the last check must reach its key's watcher and every
-	// prefix watcher, once (perPut events). It waits for the events still in flight, then
-	// compares (a put that failed may or may not have applied).
-	var checkedEvents, checkedDone, checkedTried int64
-	checkDelivery := func(perPut int64) error {
-		total := func() int64 { return events[0].Load() + events[1].Load() + events[2].Load() + events[3].Load() }
-		done, tried := putsDone.Load()-checkedDone, putsTried.Load()-checkedTried
-		for deadline := time.Now().Add(10 * time.Second); total()-checkedEvents < done*perPut && time.Now().Before(deadline); {
-			time.Sleep(50 * time.Millisecond)
-		}
+	// checkDelivery: since the last check, every watcher must have received one event per
+	// acknowledged put it watches, and none beyond the tried ones (deliveryLedger). It waits
+	// for the events in flight while they keep coming (the backlog grows with the phase).
+	checkDelivery := func() error {
+		w := ledger.awaitDelivery(3*time.Second, 120*time.Second)
 		time.Sleep(200 * time.Millisecond) // duplicates, if any, would come now
+		w = ledger.window()
 		select {
 		case err := <-errs:
 			return err
 		default:
 		}
-		got := total() - checkedEvents
-		if got < done*perPut || got > tried*perPut {
-			return fmt.Errorf("%d events delivered for %d acknowledged puts (%d tried) x %d watchers each",
-				got, done, tried, perPut)
+		if err := w.verify(); err != nil {
+			return err
 		}
-		fmt.Fprintf(os.Stderr, "  delivery check: %d events for %d puts x %d watchers\n", got, done, perPut)
-		checkedEvents, checkedDone, checkedTried = checkedEvents+got, checkedDone+done, checkedTried+tried
+		fmt.Fprintf(os.Stderr, "  delivery check: %d events for %d puts, %d key + %d prefix watchers each in range\n",
+			w.received(), sum(w.done), len(w.keyGot), len(w.prefixGot))
+		ledger.commit(w)
 		return nil
 	}
 	put := func(cli *clientv3.Client, rng *rand.Rand) bool {
 		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		putsTried.Add(1)
+		k := rng.Intn(nWatch)
+		ledger.tried[k].Add(1)
 		t0 := time.Now()
-		_, err := cli.Put(c, key(rng.Intn(nWatch)), strconv.FormatInt(t0.UnixNano(), 10))
+		_, err := cli.Put(c, key(k), strconv.FormatInt(t0.UnixNano(), 10))
 		d := time.Since(t0)
 		if err == nil {
-			putsDone.Add(1)
+			ledger.done[k].Add(1)
 		}
 		putMu.Lock()
 		putLat = append(putLat, d)
@@ -309,7 +306,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 			// The fan-out phase: more prefix watchers (on new streams), so that every put
 			// is delivered 1 + fanoutPrefix times and delivery, not the put path, is what
 			// the servers spend their CPU on.
-			if err := checkDelivery(int64(1 + nPrefix)); err != nil {
+			if err := checkDelivery(); err != nil {
 				return nil, err
 			}
 			t0 := time.Now()
@@ -414,11 +411,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 			ph.name, r.Puts, r.PutP50us, r.EventsPerSec, r.LatP50us, r.LatP99us)
 		results = append(results, r)
 	}
-	perPut := 1 + nPrefix
-	if fanoutPrefix > nPrefix {
-		perPut = 1 + fanoutPrefix
-	}
-	if err := checkDelivery(int64(perPut)); err != nil {
+	if err := checkDelivery(); err != nil {
 		return nil, err
 	}
 	cancel()

@@ -11,16 +11,19 @@ package main
 // The receiving cost per event is the same for both servers and small.
 //
 // Checks, so that a broken server cannot pass: every watcher is created with its own
-// request and must be answered `created` (in request order, as etcd does) within a
-// timeout, with a watch id
-// not already live on the stream; an event response must name a live watcher; a canceled
-// or compacted response, a malformed response or a stream error is an error.
+// request and must be answered `created` within a timeout, with a watch id not already
+// live on the stream (responses are matched to requests by order, as clientv3 does); an
+// event response must name a live watcher; each watcher counts the events it received
+// (deliveryLedger compares them with the puts); a sampling watcher's decoded events must
+// carry its key (or one under its prefix) and strictly increasing mod revisions; a
+// canceled or compacted response, a malformed response or a stream error is an error.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -55,7 +58,14 @@ var watchDesc = grpc.StreamDesc{StreamName: "Watch", ServerStreams: true, Client
 // watchSpec is one watcher to create.
 type watchSpec struct {
 	key, rangeEnd string
-	sample        bool // decode its events for put-to-event latency
+	sample        bool          // decode its events for put-to-event latency and check them
+	got           *atomic.Int64 // events received (deliveryLedger); may be nil
+}
+
+// liveWatch is a created watcher of the stream.
+type liveWatch struct {
+	spec    watchSpec
+	lastRev int64 // mod revision of its last decoded event (sampling watchers)
 }
 
 // watchCounts receives what a stream delivers: onEvents(n) for every event response (n
@@ -66,10 +76,10 @@ type watchCounts struct {
 }
 
 type watchStream struct {
-	cs      grpc.ClientStream
-	cancel  context.CancelFunc // ends the stream (a create timed out)
-	sampled map[int64]bool     // live watch id -> samples latency
-	counts  watchCounts
+	cs     grpc.ClientStream
+	cancel context.CancelFunc // ends the stream (a create timed out)
+	live   map[int64]*liveWatch
+	counts watchCounts
 }
 
 func openWatchStream(ctx context.Context, conn *grpc.ClientConn, counts watchCounts) (*watchStream, error) {
@@ -79,7 +89,7 @@ func openWatchStream(ctx context.Context, conn *grpc.ClientConn, counts watchCou
 		cancel()
 		return nil, err
 	}
-	return &watchStream{cs: cs, cancel: cancel, sampled: map[int64]bool{}, counts: counts}, nil
+	return &watchStream{cs: cs, cancel: cancel, live: map[int64]*liveWatch{}, counts: counts}, nil
 }
 
 // create creates the watchers one after the other (each answered before the next is sent,
@@ -127,10 +137,10 @@ func (w *watchStream) awaitCreated(s watchSpec) error {
 		if r.canceled {
 			return fmt.Errorf("watch %q refused: %s", s.key, r.cancelReason)
 		}
-		if _, dup := w.sampled[r.watchID]; dup {
+		if _, dup := w.live[r.watchID]; dup {
 			return fmt.Errorf("watch %q: created with id %d, already live on the stream", s.key, r.watchID)
 		}
-		w.sampled[r.watchID] = s.sample
+		w.live[r.watchID] = &liveWatch{spec: s}
 		return nil
 	}
 }
@@ -161,12 +171,17 @@ func (w *watchStream) handle(r scannedResponse) error {
 	if r.events == 0 {
 		return nil // a progress notification
 	}
-	sample, live := w.sampled[r.watchID]
-	if !live {
+	lw := w.live[r.watchID]
+	if lw == nil {
 		return fmt.Errorf("%d events for watch id %d, not live on this stream", r.events, r.watchID)
 	}
-	w.counts.onEvents(r.events)
-	if !sample || w.counts.onSample == nil {
+	if lw.spec.got != nil {
+		lw.spec.got.Add(int64(r.events))
+	}
+	if w.counts.onEvents != nil {
+		w.counts.onEvents(r.events)
+	}
+	if !lw.spec.sample {
 		return nil
 	}
 	var full pb.WatchResponse
@@ -179,11 +194,25 @@ func (w *watchStream) handle(r scannedResponse) error {
 	}
 	vals := make([][]byte, 0, len(full.Events))
 	for _, e := range full.Events {
-		if e.Kv != nil {
-			vals = append(vals, e.Kv.Value)
+		if e.Kv == nil {
+			return fmt.Errorf("watch id %d: an event without a key-value", r.watchID)
 		}
+		k := string(e.Kv.Key)
+		if lw.spec.rangeEnd == "" && k != lw.spec.key ||
+			lw.spec.rangeEnd != "" && (k < lw.spec.key || k >= lw.spec.rangeEnd) {
+			return fmt.Errorf("watch id %d on %q (range end %q): an event for key %q",
+				r.watchID, lw.spec.key, lw.spec.rangeEnd, k)
+		}
+		if e.Kv.ModRevision <= lw.lastRev {
+			return fmt.Errorf("watch id %d on %q: mod revision %d after %d", r.watchID, lw.spec.key,
+				e.Kv.ModRevision, lw.lastRev)
+		}
+		lw.lastRev = e.Kv.ModRevision
+		vals = append(vals, e.Kv.Value)
 	}
-	w.counts.onSample(vals)
+	if w.counts.onSample != nil {
+		w.counts.onSample(vals)
+	}
 	return nil
 }
 
@@ -209,8 +238,9 @@ type scannedResponse struct {
 var errMalformed = errors.New("malformed WatchResponse")
 
 // scanWatchResponse walks every field of a WatchResponse without decoding the events:
-// header (1) is stepped over, watch_id (2), created (3), canceled (4), compact_revision (5),
-// cancel_reason (6), fragment (7) are read, `events` (11) are counted. Unknown fields are
+// header (1) is stepped over, watch_id (2), created (3), canceled (4), compact_revision (5)
+// and cancel_reason (6) are read, `events` (11) are counted; fragment (7) is stepped over
+// (no watcher here asks for fragments). Unknown fields are
 // stepped over by wire type, as protobuf does.
 func scanWatchResponse(b []byte) (scannedResponse, error) {
 	r := scannedResponse{raw: b}

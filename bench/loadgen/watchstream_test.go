@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +53,54 @@ func TestScanRejectsTruncatedResponses(t *testing.T) {
 	for n := 1; n < len(b); n++ {
 		if s, err := scanWatchResponse(b[:n]); err == nil && s.events == 1 {
 			t.Fatalf("a response cut to %d of %d bytes scanned as whole: %+v", n, len(b), s)
+		}
+	}
+}
+
+func marshalScanned(t *testing.T, r *pb.WatchResponse) scannedResponse {
+	t.Helper()
+	b, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := scanWatchResponse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestHandleCountsPerWatcherAndChecksSampledEvents(t *testing.T) {
+	var keyGot, prefixGot atomic.Int64
+	w := &watchStream{live: map[int64]*liveWatch{
+		1: {spec: watchSpec{key: "wb/1", sample: true, got: &keyGot}},
+		2: {spec: watchSpec{key: "wb/", rangeEnd: "wb0", sample: true, got: &prefixGot}},
+	}}
+	ev := func(key string, rev int64) *mvccpb.Event {
+		return &mvccpb.Event{Kv: &mvccpb.KeyValue{Key: []byte(key), Value: []byte("1"), ModRevision: rev}}
+	}
+	ok := []*pb.WatchResponse{
+		{WatchId: 1, Events: []*mvccpb.Event{ev("wb/1", 5), ev("wb/1", 7)}},
+		{WatchId: 2, Events: []*mvccpb.Event{ev("wb/1", 5), ev("wb/2", 6)}},
+	}
+	for _, r := range ok {
+		if err := w.handle(marshalScanned(t, r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if keyGot.Load() != 2 || prefixGot.Load() != 2 {
+		t.Fatalf("counted %d and %d events", keyGot.Load(), prefixGot.Load())
+	}
+	bad := map[string]*pb.WatchResponse{
+		"another key":         {WatchId: 1, Events: []*mvccpb.Event{ev("wb/2", 8)}},
+		"outside the prefix":  {WatchId: 2, Events: []*mvccpb.Event{ev("wc/1", 8)}},
+		"the same revision":   {WatchId: 1, Events: []*mvccpb.Event{ev("wb/1", 7)}},
+		"an older revision":   {WatchId: 2, Events: []*mvccpb.Event{ev("wb/3", 4)}},
+		"a watcher not alive": {WatchId: 3, Events: []*mvccpb.Event{ev("wb/1", 9)}},
+	}
+	for name, r := range bad {
+		if err := w.handle(marshalScanned(t, r)); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }
