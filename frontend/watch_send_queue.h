@@ -60,7 +60,7 @@ class WatchSendQueue {
     bool raw = true;
     uint8_t header_size = 0;
     int64_t watch_id = 0;
-    std::array<char, kInlineHeaderBytes> header;
+    std::array<char, kInlineHeaderBytes> header{};
     std::string body;
     size_t bytes = 0;  // what it counts in queued_bytes_
     std::string_view header_view() const { return {header.data(), header_size}; }

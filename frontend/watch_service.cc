@@ -211,7 +211,19 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     if (!failed_ && !finishing_) WriteNextLocked();
   }
   // Read for every watcher at every revision it takes (WatchHub's "stream full" check):
-  // a copy kept beside the queue, so that the check takes no lock.
+  // a copy kept beside the queue, so that the check takes no lock. Why a relaxed read
+  // loses no wake-up:
+  // - Increases happen only in Send/SendEvents, which run under the hub's lock, and store
+  //   the new value before returning; the hub reads under that same lock, so it never sees
+  //   a value older than its own last push.
+  // - Decreases (OnWriteDone) happen without the hub's lock: a read may miss one and see a
+  //   stale, too-high value. The worst case is that the hub pauses a watcher it need not
+  //   have paused (Full).
+  // - A paused watcher is resumed only by Tick, after the stream drained: OnWriteDone
+  //   stores the value below drained_below_ (max / 4) here under mu_ before it sets the
+  //   hub's `drained` flag with release (OnSinkDrained); Tick exchanges that flag with
+  //   acquire before HasCredit reads this value, so it sees the drained value or a later
+  //   one, and it consumes the flag only while the stream has paused watchers.
   size_t QueuedBytes() const override { return queued_bytes_.load(std::memory_order_relaxed); }
 
  private:
