@@ -1,13 +1,11 @@
 #include "frontend/watch_service.h"
 
-#include <grpc/slice.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <atomic>
 #include <condition_variable>
-#include <cstring>
 #include <functional>
 #include <unordered_set>
 #include <deque>
@@ -20,6 +18,7 @@
 #include "common/go_duration.h"
 #include "frontend/learner_gate.h"
 #include "frontend/ring_client.h"
+#include "frontend/watch_byte_buffer.h"
 #include "frontend/watch_response.h"
 #include "frontend/watch_send_queue.h"
 #include "ipc/ring.h"
@@ -29,33 +28,6 @@
 
 namespace rusd::frontend {
 namespace {
-
-grpc::Slice OwnedSlice(std::string&& bytes) {
-  auto* owned = new std::string(std::move(bytes));  // freed by gRPC through the slice
-  return grpc::Slice(
-      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
-}
-
-// A response as gRPC's message: small ones are copied into one slice (one allocation, the
-// parts joined there), larger ones hand their body over without a copy.
-grpc::ByteBuffer ToByteBuffer(WatchSendQueue::Parts&& parts) {
-  const size_t total = parts.prefix.size() + parts.body.size();
-  if (total <= 1024) {
-    grpc_slice raw = grpc_slice_malloc(total);
-    uint8_t* p = GRPC_SLICE_START_PTR(raw);
-    std::memcpy(p, parts.prefix.data(), parts.prefix.size());
-    std::memcpy(p + parts.prefix.size(), parts.body.data(), parts.body.size());
-    grpc::Slice slice(raw, grpc::Slice::STEAL_REF);
-    return grpc::ByteBuffer(&slice, 1);
-  }
-  if (parts.prefix.empty()) {
-    grpc::Slice slice = OwnedSlice(std::move(parts.body));
-    return grpc::ByteBuffer(&slice, 1);
-  }
-  std::array<grpc::Slice, 2> slices = {grpc::Slice(parts.prefix.data(), parts.prefix.size()),
-                                       OwnedSlice(std::move(parts.body))};
-  return grpc::ByteBuffer(slices.data(), slices.size());
-}
 
 bool ParseRequest(const grpc::ByteBuffer& buf, etcdserverpb::WatchRequest* req) {
   grpc::Slice single;
