@@ -8,7 +8,9 @@
 # creates the watchers (distinct keys wb/00000.. over 100 streams on 10 connections, plus
 # the prefix watchers on wb/, 10 per stream), then runs a steady phase (--rate puts/s, open
 # loop) and a max phase (--putters closed-loop clients). Each put is delivered to its key's
-# watcher and to every prefix watcher. Reported: events delivered/s, put-to-event latency
+# watcher and to every prefix watcher. Then a fanout phase: more prefix watchers (in all
+# --fanout-prefix-watchers) and the max phase's load again, so that delivery rather than
+# the put path takes the servers' CPU. Reported: events delivered/s, put-to-event latency
 # p50/p99 (the put's own commit included), the memory that holds the watchers (VmRSS growth
 # of etcd's process, of rusd-frontend) per 10,000 watchers, the server's CPU per delivered
 # event (etcd; rusd's four processes), and rusd/etcd ratios.
@@ -24,6 +26,7 @@ source "$here/lib.sh"
 duration=5s
 watchers=10000
 prefix_watchers=100
+fanout_prefix_watchers=1000
 rate=500
 putters=16
 
@@ -34,6 +37,8 @@ usage: $0 [options]
   --duration D         measured time per phase (default $duration)
   --watchers N         watchers on distinct keys (default $watchers)
   --prefix-watchers N  watchers on the common prefix (default $prefix_watchers)
+  --fanout-prefix-watchers N  prefix watchers in the fanout phase (default
+                       $fanout_prefix_watchers; 0: no fanout phase)
   --rate N             puts/s in the steady phase (default $rate)
   --putters N          closed-loop put clients in the max phase (default $putters)
 EOF
@@ -46,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --duration) duration="$2"; shift ;;
     --watchers) watchers="$2"; shift ;;
     --prefix-watchers) prefix_watchers="$2"; shift ;;
+    --fanout-prefix-watchers) fanout_prefix_watchers="$2"; shift ;;
     --rate) rate="$2"; shift ;;
     --putters) putters="$2"; shift ;;
     *) common_option "$@"; shift "$common_shift"; continue ;;
@@ -94,6 +100,6 @@ done
 
 log "watch fan-out: $watchers + $prefix_watchers watchers, $duration per phase"
 timeout 900 "$lg" watch -targets "$targets" -pids "$pids" -cpu-pids "$cpu_pids" -watchers "$watchers" \
-  -prefix-watchers "$prefix_watchers" -duration "$duration" -rate "$rate" -putters "$putters" \
+  -prefix-watchers "$prefix_watchers" -fanout-prefix-watchers "$fanout_prefix_watchers" -duration "$duration" -rate "$rate" -putters "$putters" \
   -out "$work/watch.jsonl" | tee "$work/report.txt" || die "loadgen watch failed"
 echo "etcd: $etcd_version; rusd: $rusd_bin; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"

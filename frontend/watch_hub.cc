@@ -183,6 +183,9 @@ struct WatchHub::Impl {
   mutable int64_t header_rev = -1;
   mutable uint64_t header_term = 0;
   std::vector<Watcher*> pending;  // watchers with pending events (ApplyBatch only)
+  // DeliverRevision's events of one watcher (it never runs nested).
+  std::vector<const EncodedEvent*> deliver_scratch;
+  std::vector<Watcher*> live_scratch;  // DeliverLive's matched watchers
 
   // Valid until the next call.
   const std::string& Header(int64_t revision) const {
@@ -299,7 +302,8 @@ struct WatchHub::Impl {
                        bool merge = false) {
     if (g.revision < w->next_rev) return true;
     const std::vector<EncodedEvent>& enc = g.Encoded();
-    std::vector<const EncodedEvent*> evs;
+    std::vector<const EncodedEvent*>& evs = deliver_scratch;  // no allocation per watcher
+    evs.clear();
     if (hits != nullptr) {
       for (int i : *hits) {
         if (w->Wants(enc[static_cast<size_t>(i)])) evs.push_back(&enc[static_cast<size_t>(i)]);
@@ -356,7 +360,8 @@ struct WatchHub::Impl {
   }
 
   void DeliverLive(const RevisionGroup& g) {
-    std::vector<Watcher*> touched;
+    std::vector<Watcher*>& touched = live_scratch;
+    touched.clear();
     for (int i = 0; i < g.size(); ++i) {
       index.Match(g.event(i).kv().key(), [&](Watcher* w) {
         if (w->touched_rev != g.revision) {

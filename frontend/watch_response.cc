@@ -142,6 +142,10 @@ std::string EncodeEventsResponse(std::string_view header, int64_t watch_id,
   return r;
 }
 
+std::string EncodeEventsResponsePrefix(std::string_view header, int64_t watch_id) {
+  return Begin(header, watch_id, false, 0);
+}
+
 size_t ResponseOverhead(std::string_view header, int64_t watch_id) {
   return 1 + VarintSize(header.size()) + header.size() +
          (watch_id != 0 ? 1 + VarintSize(static_cast<uint64_t>(watch_id)) : 0) + 2;

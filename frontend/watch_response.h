@@ -50,6 +50,8 @@ void AppendEventFields(std::span<const EncodedEvent* const> events, bool with_pr
                        std::string* body);
 std::string EncodeEventsResponse(std::string_view header, int64_t watch_id,
                                  std::string_view body);
+// What EncodeEventsResponse puts before the body (header and watch id fields).
+std::string EncodeEventsResponsePrefix(std::string_view header, int64_t watch_id);
 // The bytes a response adds around its events (header field, watch id, fragment flag).
 size_t ResponseOverhead(std::string_view header, int64_t watch_id);
 

@@ -9,11 +9,20 @@ namespace rusd::frontend {
 
 void WatchSendQueue::PushRaw(std::string response) {
   mergeable_.clear();
-  Push(Out{true, 0, std::string(), std::move(response)});
+  Out o;
+  o.body = std::move(response);
+  Push(std::move(o));
 }
 
 void WatchSendQueue::PushEvents(int64_t watch_id, std::string_view header, std::string&& events,
                                 size_t max_body) {
+  if (header.size() > kInlineHeaderBytes) {  // never for a real ResponseHeader
+    mergeable_.erase(watch_id);
+    Out o;
+    o.body = EncodeEventsResponse(header, watch_id, events);
+    Push(std::move(o));
+    return;
+  }
   auto it = mergeable_.find(watch_id);
   if (it != mergeable_.end() && it->second >= front_seq_) {
     Out& o = queue_[static_cast<size_t>(it->second - front_seq_)];
@@ -22,29 +31,43 @@ void WatchSendQueue::PushEvents(int64_t watch_id, std::string_view header, std::
       // promises every event of its watcher up to its header, these events follow o's with
       // none of this watcher's in between (anything but an event response is a barrier),
       // and the later header is not below o's.
-      queued_bytes_ = queued_bytes_ - o.header.size() + header.size() + events.size();
-      o.bytes = o.bytes - o.header.size() + header.size() + events.size();
-      o.header.assign(header);
+      queued_bytes_ = queued_bytes_ - o.header_size + header.size() + events.size();
+      o.bytes = o.bytes - o.header_size + header.size() + events.size();
+      o.set_header(header);
       o.body.append(events);
       return;
     }
   }
   mergeable_[watch_id] = front_seq_ + queue_.size();
-  Push(Out{false, watch_id, std::string(header), std::move(events)});
+  Out o;
+  o.raw = false;
+  o.watch_id = watch_id;
+  o.set_header(header);
+  o.body = std::move(events);
+  Push(std::move(o));
 }
 
 void WatchSendQueue::Push(Out o) {
-  o.bytes = o.body.size() + o.header.size();
+  o.bytes = o.body.size() + o.header_size;
   queued_bytes_ += o.bytes;
   queue_.push_back(std::move(o));
 }
 
-std::string WatchSendQueue::PopForWrite() {
-  Out o = std::move(queue_.front());
+WatchSendQueue::Parts WatchSendQueue::PopForWriteParts() {
+  Out& o = queue_.front();
+  Parts parts;
+  if (!o.raw) parts.prefix = EncodeEventsResponsePrefix(o.header_view(), o.watch_id);
+  parts.body = std::move(o.body);
+  in_flight_bytes_ = o.bytes;
   queue_.pop_front();
   ++front_seq_;
-  in_flight_bytes_ = o.bytes;
-  return o.raw ? std::move(o.body) : EncodeEventsResponse(o.header, o.watch_id, o.body);
+  return parts;
+}
+
+std::string WatchSendQueue::PopForWrite() {
+  Parts parts = PopForWriteParts();
+  parts.prefix.append(parts.body);
+  return std::move(parts.prefix);
 }
 
 void WatchSendQueue::WriteDone() {

@@ -7,6 +7,7 @@
 // Not synchronized: the owner (the gRPC reactor) guards it with its lock.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -33,7 +34,16 @@ class WatchSendQueue {
                   size_t max_body);
 
   bool empty() const { return queue_.empty(); }
-  // The next response to write, encoded; its bytes stay counted until WriteDone.
+  // The next response to write, as two parts whose concatenation is the encoded response:
+  // `prefix` (an event response's header and watch id fields; empty for a raw response)
+  // and `body`, the queued bytes as they are — the writer sends both without joining
+  // them (no copy of the events). Its bytes stay counted until WriteDone.
+  struct Parts {
+    std::string prefix;
+    std::string body;
+  };
+  Parts PopForWriteParts();
+  // The same, joined.
   std::string PopForWrite();
   void WriteDone();
   // Drops everything queued (the stream failed or closes); a write in flight stays counted
@@ -43,12 +53,21 @@ class WatchSendQueue {
   size_t queued_bytes() const { return queued_bytes_; }
 
  private:
+  // A ResponseHeader of four varint fields takes at most 44 bytes: an event response keeps
+  // its header inline (no allocation per response); a longer one is queued encoded.
+  static constexpr size_t kInlineHeaderBytes = 48;
   struct Out {
     bool raw = true;
+    uint8_t header_size = 0;
     int64_t watch_id = 0;
-    std::string header;
+    std::array<char, kInlineHeaderBytes> header{};
     std::string body;
     size_t bytes = 0;  // what it counts in queued_bytes_
+    std::string_view header_view() const { return {header.data(), header_size}; }
+    void set_header(std::string_view h) {
+      h.copy(header.data(), h.size());
+      header_size = static_cast<uint8_t>(h.size());
+    }
   };
   void Push(Out o);
 

@@ -73,6 +73,39 @@ TEST(WatchSendQueue, MergesStayWithinTheBodyLimit) {
   EXPECT_EQ(events, 10u);
 }
 
+// The writer sends a response as prefix + body without joining them: the parts must make
+// the very response, raw or events, and a header too long to keep inline still goes out
+// whole (unmerged).
+TEST(WatchSendQueue, PartsJoinIntoTheEncodedResponse) {
+  WatchSendQueue q;
+  ControlResponse created;
+  created.watch_id = 4;
+  created.created = true;
+  const std::string raw = EncodeControlResponse(EncodeHeader(1, 2, 5, 3), created);
+  q.PushRaw(raw);
+  const std::string header = EncodeHeader(~0ull, ~0ull, INT64_MAX, ~0ull);  // the longest
+  q.PushEvents(4, header, Events(6, 10), 1 << 20);
+  const std::string huge_header(100, 'h');
+  q.PushEvents(4, huge_header, Events(7, 10), 1 << 20);
+  q.PushEvents(4, header, Events(8, 10), 1 << 20);
+
+  WatchSendQueue::Parts p = q.PopForWriteParts();
+  EXPECT_EQ(p.prefix, "");
+  EXPECT_EQ(p.body, raw);
+  q.WriteDone();
+  p = q.PopForWriteParts();
+  EXPECT_EQ(p.prefix + p.body, EncodeEventsResponse(header, 4, Events(6, 10)));
+  q.WriteDone();
+  p = q.PopForWriteParts();
+  EXPECT_EQ(p.prefix + p.body, EncodeEventsResponse(huge_header, 4, Events(7, 10)));
+  q.WriteDone();
+  p = q.PopForWriteParts();
+  EXPECT_EQ(p.prefix + p.body, EncodeEventsResponse(header, 4, Events(8, 10)));
+  q.WriteDone();
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.queued_bytes(), 0u);
+}
+
 // A sink as the gRPC reactor is: responses go through a WatchSendQueue, written later.
 class QueueSink final : public WatchSink {
  public:

@@ -18,6 +18,7 @@
 #include "common/go_duration.h"
 #include "frontend/learner_gate.h"
 #include "frontend/ring_client.h"
+#include "frontend/watch_byte_buffer.h"
 #include "frontend/watch_response.h"
 #include "frontend/watch_send_queue.h"
 #include "ipc/ring.h"
@@ -27,17 +28,6 @@
 
 namespace rusd::frontend {
 namespace {
-
-grpc::ByteBuffer ToByteBuffer(std::string&& bytes) {
-  if (bytes.size() <= 1024) {
-    grpc::Slice slice(bytes.data(), bytes.size());
-    return grpc::ByteBuffer(&slice, 1);
-  }
-  auto* owned = new std::string(std::move(bytes));  // freed by gRPC through the slice
-  grpc::Slice slice(
-      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
-  return grpc::ByteBuffer(&slice, 1);
-}
 
 bool ParseRequest(const grpc::ByteBuffer& buf, etcdserverpb::WatchRequest* req) {
   grpc::Slice single;
@@ -151,6 +141,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
         failed_ = true;
         queue_.Clear();
       }
+      Published();
       if (queue_.queued_bytes() < drained_below_ && was_above_) {
         was_above_ = false;
         drained = true;
@@ -176,14 +167,14 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   // WatchSink (called under the hub's lock).
   size_t Send(std::string response) override {
     std::lock_guard lock(mu_);
-    if (failed_ || finishing_) return queue_.queued_bytes();
+    if (failed_ || finishing_) return Published();
     queue_.PushRaw(std::move(response));
     return Accounted();
   }
   size_t SendEvents(int64_t watch_id, std::string_view header, std::string&& events,
                     size_t max_body) override {
     std::lock_guard lock(mu_);
-    if (failed_ || finishing_) return queue_.queued_bytes();
+    if (failed_ || finishing_) return Published();
     queue_.PushEvents(watch_id, header, std::move(events), max_body);
     return Accounted();
   }
@@ -191,20 +182,36 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     std::lock_guard lock(mu_);
     if (!failed_ && !finishing_) WriteNextLocked();
   }
-  size_t QueuedBytes() const override {
-    std::lock_guard lock(mu_);
-    return queue_.queued_bytes();
-  }
+  // Read for every watcher at every revision it takes (WatchHub's "stream full" check):
+  // a copy kept beside the queue, so that the check takes no lock. Why a relaxed read
+  // loses no wake-up:
+  // - Increases happen only in Send/SendEvents, which run under the hub's lock, and store
+  //   the new value before returning; the hub reads under that same lock, so it never sees
+  //   a value older than its own last push.
+  // - Decreases (OnWriteDone) happen without the hub's lock: a read may miss one and see a
+  //   stale, too-high value. The worst case is that the hub pauses a watcher it need not
+  //   have paused (Full).
+  // - A paused watcher is resumed only by Tick, after the stream drained: OnWriteDone
+  //   stores the value below drained_below_ (max / 4) here under mu_ before it sets the
+  //   hub's `drained` flag with release (OnSinkDrained); Tick exchanges that flag with
+  //   acquire before HasCredit reads this value, so it sees the drained value or a later
+  //   one, and it consumes the flag only while the stream has paused watchers.
+  size_t QueuedBytes() const override { return queued_bytes_.load(std::memory_order_relaxed); }
 
  private:
   size_t Accounted() {
     if (queue_.queued_bytes() >= drained_below_) was_above_ = true;
+    return Published();
+  }
+  // Call after every change to queue_ (under mu_).
+  size_t Published() {
+    queued_bytes_.store(queue_.queued_bytes(), std::memory_order_relaxed);
     return queue_.queued_bytes();
   }
 
   void WriteNextLocked() {
     if (writing_ || queue_.empty()) return;
-    out_ = ToByteBuffer(queue_.PopForWrite());
+    out_ = ToByteBuffer(queue_.PopForWriteParts());
     writing_ = true;
     // More responses queued behind this one: let gRPC buffer it and send them together
     // (one syscall for a burst instead of one per response); the last one flushes.
@@ -221,6 +228,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
     finishing_ = true;
     finish_status_ = std::move(status);
     queue_.Clear();
+    Published();
     if (!writing_ && !finished_) {
       finished_ = true;
       Finish(finish_status_);
@@ -236,6 +244,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 
   mutable std::mutex mu_;
   WatchSendQueue queue_;           // guarded by mu_
+  std::atomic<size_t> queued_bytes_{0};  // queue_.queued_bytes(), written under mu_
   grpc::ByteBuffer out_;           // the write in flight
   bool writing_ = false;
   bool was_above_ = false;

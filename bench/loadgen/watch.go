@@ -28,7 +28,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc/metadata"
 )
 
 type watchResult struct {
@@ -42,6 +41,8 @@ type watchResult struct {
 	LatP50us      float64 `json:"lat_p50_us"`
 	LatP99us      float64 `json:"lat_p99_us"`
 	PutP50us      float64 `json:"put_p50_us"`
+	PutP99us      float64 `json:"put_p99_us"`
+	EventsPerResp float64 `json:"events_per_response"`
 	CPUusPerEvent float64 `json:"server_cpu_us_per_event"`
 	MemPer10kKiB  int64   `json:"mem_per_10k_watchers_kib"`
 	CreateSeconds float64 `json:"create_s"`
@@ -54,6 +55,8 @@ func cmdWatch(args []string) error {
 	cpuPids := fs.String("cpu-pids", "", "name=pid[,...]: the server (and its children) charged CPU per event")
 	watchers := fs.Int("watchers", 10000, "watchers on distinct keys")
 	prefixWatchers := fs.Int("prefix-watchers", 100, "watchers on the common prefix")
+	fanoutPrefix := fs.Int("fanout-prefix-watchers", 1000,
+		"prefix watchers in the fanout phase (closed loop, like max); <= -prefix-watchers: no fanout phase")
 	streams := fs.Int("streams", 100, "watch streams for the distinct-key watchers")
 	conns := fs.Int("conns", 10, "gRPC connections carrying the watch streams")
 	duration := fs.Duration("duration", 5*time.Second, "measured time per phase")
@@ -89,7 +92,7 @@ func cmdWatch(args []string) error {
 	var all []watchResult
 	for _, t := range ts {
 		rs, err := runWatchBench(t, pidOf[t.name], cpuOf[t.name], *watchers, *prefixWatchers, *streams, *conns,
-			*duration, *rate, *putters)
+			*fanoutPrefix, *duration, *rate, *putters)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -110,7 +113,7 @@ func cmdWatch(args []string) error {
 	return nil
 }
 
-func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns int, dur time.Duration,
+func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fanoutPrefix int, dur time.Duration,
 	rate, putters int) ([]watchResult, error) {
 	fmt.Fprintf(os.Stderr, "watch bench: %s at %s\n", t.name, t.endpoint)
 	wpool, err := openPool(t.endpoint, nConns)
@@ -134,83 +137,108 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns int,
 	}
 
 	var phase atomic.Int32 // 0 idle, 1 steady, 2 max
-	var events [3]atomic.Int64
+	var events, responses [4]atomic.Int64
 	var latMu sync.Mutex
-	lat := [3][]time.Duration{}
-	record := func(evs []*clientv3.Event, sample bool) {
-		p := phase.Load()
-		events[p].Add(int64(len(evs)))
-		if !sample || p == 0 {
-			return
-		}
-		now := time.Now().UnixNano()
-		latMu.Lock()
-		for _, e := range evs {
-			if sent, err := strconv.ParseInt(string(e.Kv.Value), 10, 64); err == nil {
-				lat[p] = append(lat[p], time.Duration(now-sent))
+	lat := [4][]time.Duration{}
+	counts := watchCounts{
+		onEvents: func(n int) {
+			p := phase.Load()
+			events[p].Add(int64(n))
+			responses[p].Add(1)
+		},
+		onSample: func(values [][]byte) {
+			p := phase.Load()
+			if p == 0 {
+				return
 			}
-		}
-		latMu.Unlock()
+			now := time.Now().UnixNano()
+			latMu.Lock()
+			for _, v := range values {
+				if sent, ok := parseSendTime(v); ok {
+					lat[p] = append(lat[p], time.Duration(now-sent))
+				}
+			}
+			latMu.Unlock()
+		},
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	streamCtx := func(i int) context.Context {
-		// clientv3 multiplexes watches with equal metadata onto one stream.
-		return metadata.AppendToOutgoingContext(ctx, "bench-stream", strconv.Itoa(i))
-	}
 	key := func(i int) string { return fmt.Sprintf("wb/%05d", i) }
+	ledger := newDeliveryLedger(nWatch)
+
+	// Stream s < nStreams carries the key watchers i = s, s + nStreams, ...; the streams
+	// after them carry the prefix watchers, 10 each. Every key watcher and the first prefix
+	// watcher sample latency.
+	var specs [][]watchSpec
+	for s := 0; s < nStreams; s++ {
+		var ws []watchSpec
+		for i := s; i < nWatch; i += nStreams {
+			ws = append(ws, watchSpec{key: key(i), sample: true, got: &ledger.keyGot[i]})
+		}
+		specs = append(specs, ws)
+	}
+	prefixSpecs := func(n int, sampleFirst bool) [][]watchSpec {
+		var out [][]watchSpec
+		for p := 0; p < n; p++ {
+			if p%10 == 0 {
+				out = append(out, nil)
+			}
+			out[len(out)-1] = append(out[len(out)-1], watchSpec{key: "wb/", rangeEnd: "wb0", sample: sampleFirst && p == 0,
+				got: ledger.addPrefixWatcher()})
+		}
+		return out
+	}
+	specs = append(specs, prefixSpecs(nPrefix, true)...)
+
+	errs := make(chan error, 1) // the first error a stream reports
+	report := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	var readers sync.WaitGroup
+	nextStream := 0
+	// openStreams opens one stream per spec list, creates its watchers and starts its
+	// receiver; it returns once every watcher is created.
+	openStreams := func(specs [][]watchSpec) error {
+		var wg sync.WaitGroup
+		for _, ws := range specs {
+			s := nextStream
+			nextStream++
+			wg.Add(1)
+			go func(s int, ws []watchSpec) {
+				defer wg.Done()
+				st, err := openWatchStream(ctx, wpool[s%len(wpool)].ActiveConnection(), counts)
+				if err == nil {
+					err = st.create(ws, 30*time.Second)
+				}
+				if err != nil {
+					report(fmt.Errorf("stream %d: %w", s, err))
+					return
+				}
+				readers.Add(1)
+				go func() {
+					defer readers.Done()
+					if err := st.run(ctx); err != nil {
+						report(fmt.Errorf("stream %d: %w", s, err))
+					}
+				}()
+			}(s, ws)
+		}
+		wg.Wait()
+		select {
+		case err := <-errs:
+			return err
+		default:
+			return nil
+		}
+	}
 
 	created := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, nStreams+nPrefix)
-	var readers sync.WaitGroup
-	create := func(s int, cli *clientv3.Client, k string, prefix, sample bool) {
-		opts := []clientv3.OpOption{clientv3.WithCreatedNotify()}
-		if prefix {
-			opts = append(opts, clientv3.WithPrefix())
-		}
-		ch := cli.Watch(streamCtx(s), k, opts...)
-		select {
-		case r := <-ch:
-			if !r.Created {
-				errs <- fmt.Errorf("watch %s: first response is not created: %+v", k, r)
-				return
-			}
-		case <-time.After(30 * time.Second):
-			errs <- fmt.Errorf("watch %s not created within 30 s", k)
-			return
-		}
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for r := range ch {
-				record(r.Events, sample)
-			}
-		}()
-	}
-	for s := 0; s < nStreams; s++ {
-		wg.Add(1)
-		go func(s int) {
-			defer wg.Done()
-			for i := s; i < nWatch; i += nStreams {
-				create(s, wpool[s%len(wpool)], key(i), false, true)
-			}
-		}(s)
-	}
-	for p := 0; p < nPrefix; p++ {
-		wg.Add(1)
-		go func(p int) {
-			defer wg.Done()
-			s := nStreams + p/10
-			create(s, wpool[s%len(wpool)], "wb/", true, p == 0)
-		}(p)
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
+	if err := openStreams(specs); err != nil {
 		return nil, err
-	default:
 	}
 	createSecs := time.Since(created).Seconds()
 	time.Sleep(time.Second)
@@ -226,22 +254,69 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns int,
 
 	var putMu sync.Mutex
 	var putLat []time.Duration
+	// checkDelivery: since the last check, every watcher must have received one event per
+	// acknowledged put it watches, and none beyond the tried ones (deliveryLedger). It waits
+	// for the events in flight while they keep coming (the backlog grows with the phase).
+	checkDelivery := func() error {
+		w := ledger.awaitDelivery(3*time.Second, 120*time.Second)
+		time.Sleep(200 * time.Millisecond) // duplicates, if any, would come now
+		w = ledger.window()
+		select {
+		case err := <-errs:
+			return err
+		default:
+		}
+		if err := w.verify(); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "  delivery check: %d events for %d puts, %d key + %d prefix watchers each in range\n",
+			w.received(), sum(w.done), len(w.keyGot), len(w.prefixGot))
+		ledger.commit(w)
+		return nil
+	}
 	put := func(cli *clientv3.Client, rng *rand.Rand) bool {
 		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		k := rng.Intn(nWatch)
+		ledger.tried[k].Add(1)
 		t0 := time.Now()
-		_, err := cli.Put(c, key(rng.Intn(nWatch)), strconv.FormatInt(t0.UnixNano(), 10))
+		_, err := cli.Put(c, key(k), strconv.FormatInt(t0.UnixNano(), 10))
 		d := time.Since(t0)
+		if err == nil {
+			ledger.done[k].Add(1)
+		}
 		putMu.Lock()
 		putLat = append(putLat, d)
 		putMu.Unlock()
 		return err == nil
 	}
 	var results []watchResult
-	for _, ph := range []struct {
+	phases := []struct {
 		id   int32
 		name string
-	}{{1, "steady"}, {2, "max"}} {
+	}{{1, "steady"}, {2, "max"}}
+	if fanoutPrefix > nPrefix {
+		phases = append(phases, struct {
+			id   int32
+			name string
+		}{3, "fanout"})
+	}
+	for _, ph := range phases {
+		if ph.id == 3 {
+			// The fan-out phase: more prefix watchers (on new streams), so that every put
+			// is delivered 1 + fanoutPrefix times and delivery, not the put path, is what
+			// the servers spend their CPU on.
+			if err := checkDelivery(); err != nil {
+				return nil, err
+			}
+			t0 := time.Now()
+			if err := openStreams(prefixSpecs(fanoutPrefix-nPrefix, false)); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(os.Stderr, "  %d more prefix watchers created in %.1f s\n", fanoutPrefix-nPrefix,
+				time.Since(t0).Seconds())
+			time.Sleep(500 * time.Millisecond)
+		}
 		var puts atomic.Int64
 		putMu.Lock()
 		putLat = putLat[:0]
@@ -264,7 +339,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns int,
 				defer pw.Done()
 				rng := rand.New(rand.NewSource(int64(g) + 1))
 				cli := ppool[g%len(ppool)]
-				if ph.id == 2 {
+				if ph.id >= 2 {
 					for {
 						select {
 						case <-stop:
@@ -296,6 +371,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns int,
 		close(stop)
 		elapsed := time.Since(start)
 		got := events[ph.id].Load()
+		gotResponses := responses[ph.id].Load()
 		var cpuPerEvent float64
 		if cpuPid > 0 && got > 0 {
 			cpu1, _ := cpuTicksOf(cpuPid)
@@ -319,18 +395,27 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns int,
 		pl := append([]time.Duration(nil), putLat...)
 		putMu.Unlock()
 		sort.Slice(pl, func(i, j int) bool { return pl[i] < pl[j] })
-		var putP50 float64
+		var putP50, putP99 float64
 		if len(pl) > 0 {
 			putP50 = float64(pl[len(pl)/2].Microseconds())
+			putP99 = float64(pl[int(0.99*float64(len(pl)-1))].Microseconds())
 		}
-		r := watchResult{PutP50us: putP50, CPUusPerEvent: cpuPerEvent, Kind: "watch", System: t.name, Phase: ph.name, Watchers: nWatch + nPrefix,
+		watchersNow := nWatch + nPrefix
+		if ph.id == 3 {
+			watchersNow = nWatch + fanoutPrefix
+		}
+		r := watchResult{PutP50us: putP50, PutP99us: putP99, EventsPerResp: float64(got) / float64(max(gotResponses, 1)), CPUusPerEvent: cpuPerEvent, Kind: "watch", System: t.name, Phase: ph.name, Watchers: watchersNow,
 			Puts: puts.Load(), Events: got, EventsPerSec: float64(got) / elapsed.Seconds(),
 			LatP50us: q(0.5), LatP99us: q(0.99), MemPer10kKiB: memPer10k, CreateSeconds: createSecs}
 		fmt.Fprintf(os.Stderr, "  %s: %d puts (p50 %.0f µs), %.0f events/s, latency p50 %.0f µs p99 %.0f µs\n",
 			ph.name, r.Puts, r.PutP50us, r.EventsPerSec, r.LatP50us, r.LatP99us)
 		results = append(results, r)
 	}
+	if err := checkDelivery(); err != nil {
+		return nil, err
+	}
 	cancel()
+	readers.Wait()
 	return results, nil
 }
 
@@ -350,8 +435,14 @@ func printWatchTable(rs []watchResult, ts []target) {
 		}
 		return fmt.Sprintf("%.2f", b/a)
 	}
-	for _, ph := range []string{"steady", "max"} {
+	for _, ph := range []string{"steady", "max", "fanout"} {
 		b, c := by[ph][base], by[ph][cand]
+		if b.Phase == "" && c.Phase == "" {
+			continue
+		}
+		if ph == "fanout" {
+			fmt.Printf("%-34s %14d %14d\n", "fanout: watchers", b.Watchers, c.Watchers)
+		}
 		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": events delivered/s", b.EventsPerSec, c.EventsPerSec,
 			ratio(b.EventsPerSec, c.EventsPerSec))
 		fmt.Printf("%-34s %14d %14d %10s\n", ph+": puts", b.Puts, c.Puts, ratio(float64(b.Puts), float64(c.Puts)))
@@ -361,6 +452,10 @@ func printWatchTable(rs []watchResult, ts []target) {
 			ratio(b.LatP99us, c.LatP99us))
 		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": put RPC p50 µs", b.PutP50us, c.PutP50us,
 			ratio(b.PutP50us, c.PutP50us))
+		fmt.Printf("%-34s %14.0f %14.0f %10s\n", ph+": put RPC p99 µs", b.PutP99us, c.PutP99us,
+			ratio(b.PutP99us, c.PutP99us))
+		fmt.Printf("%-34s %14.2f %14.2f %10s\n", ph+": events per response", b.EventsPerResp, c.EventsPerResp,
+			ratio(b.EventsPerResp, c.EventsPerResp))
 		fmt.Printf("%-34s %14.2f %14.2f %10s\n", ph+": server CPU µs/event", b.CPUusPerEvent,
 			c.CPUusPerEvent, ratio(b.CPUusPerEvent, c.CPUusPerEvent))
 	}
