@@ -508,6 +508,12 @@ struct SnapshotTransfer::Impl {
           ::close(out_fd);
           return fail(Status::InvalidArgument("stream ended inside a file"));
         }
+        // A snapshot is a RocksDB checkpoint: never zero files. Installing an empty
+        // directory would make stored open an empty store at `index`, losing the data.
+        if (files == 0) {
+          return fail(Status::InvalidArgument(
+              fmt::format("snapshot stream at index {} has no files", index)));
+        }
         break;
       } else {
         if (out_fd >= 0) ::close(out_fd);
