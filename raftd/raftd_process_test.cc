@@ -694,6 +694,10 @@ TEST_F(RaftdProcessTest, ForwardedReadIndexWhoseAnswerIsLostIsAskedAgainThenTime
     std::lock_guard lock(mu);
     EXPECT_GE(forwarded[77], 2);
   }
+  // etcd_server_slow_read_indexes_total: read 77 waited past the retry interval.
+  ipc::MetricsArea& metrics = (*segment_)->metrics();
+  const uint64_t slow_after_77 = metrics.Get(ipc::Metric::kSlowReadIndexes);
+  EXPECT_GE(slow_after_77, 1u);
 
   // Read 78 is never answered: "etcdserver: request timed out" after etcd's request
   // timeout (5 s + 2 election timeouts), and abc stops waiting for it.
@@ -707,8 +711,101 @@ TEST_F(RaftdProcessTest, ForwardedReadIndexWhoseAnswerIsLostIsAskedAgainThenTime
   ASSERT_TRUE(e.ParseFromString(err->payload));
   EXPECT_EQ(e.code(), 14);
   EXPECT_EQ(e.message(), "etcdserver: request timed out");
+  // Each retry of 78 and its timeout were slow read indexes; the timeout also failed it.
+  EXPECT_GE(metrics.Get(ipc::Metric::kSlowReadIndexes), slow_after_77 + 5);
+  EXPECT_GE(metrics.Get(ipc::Metric::kReadIndexesFailed), 1u);
   std::lock_guard lock(mu);
   EXPECT_GE(forwarded[78], 5) << "asked again every 500 ms meanwhile";
+}
+
+}  // namespace
+}  // namespace rusd::raftd
+
+namespace rusd::raftd {
+namespace {
+
+// etcd_server_heartbeat_send_failures_total: a leader whose loop is held up (here: stopped
+// with SIGSTOP, as a long disk stall or an overloaded machine would) sends its next
+// heartbeats more than 2 heartbeat intervals after the previous ones, and counts them.
+// The test plays a voter (member def) over a real peer transport that elects abc.
+TEST_F(RaftdProcessTest, LeaderCountsHeartbeatsItSendsLate) {
+  constexpr uint64_t kVoter = 0xdef;
+  const std::string own_url = "http://127.0.0.1:" + std::to_string(FreePort());
+  transport::TransportOptions t;
+  t.cluster_id = 0x1234;
+  t.member_id = kVoter;
+  t.name = "voter";
+  t.listen_urls = {"http://127.0.0.1:0"};
+  t.peers = {{kMemberId, "leader", {own_url}}};
+  auto voter = transport::PeerTransport::Start(std::move(t));
+  ASSERT_TRUE(voter.ok()) << voter.status().ToString();
+  const std::string voter_url =
+      "http://127.0.0.1:" + std::to_string((*voter)->listen_ports().at(0));
+  StartRaftd({"--cluster-id=1234", "--listen-peer-urls=" + own_url,
+              "--members=abc=leader=" + own_url + ",def=voter=" + voter_url});
+
+  // The fake voter grants every vote and acknowledges heartbeats and appends.
+  std::atomic<bool> stop{false};
+  std::thread fake([&] {
+    std::vector<raft::Message> in, out;
+    while (!stop.load()) {
+      in.clear();
+      (*voter)->TakeReceived(&in);
+      for (const raft::Message& m : in) {
+        raft::Message r;
+        r.from = kVoter;
+        r.to = m.from;
+        r.term = m.term;
+        if (m.type == raft::MessageType::kPreVote) {
+          r.type = raft::MessageType::kPreVoteResp;
+        } else if (m.type == raft::MessageType::kVote) {
+          r.type = raft::MessageType::kVoteResp;
+        } else if (m.type == raft::MessageType::kHeartbeat) {
+          r.type = raft::MessageType::kHeartbeatResp;
+          r.context = m.context;
+        } else if (m.type == raft::MessageType::kAppend) {
+          r.type = raft::MessageType::kAppendResp;
+          r.index = m.entries.empty() ? m.index : m.entries.back().index;
+        } else {
+          continue;
+        }
+        out.push_back(r);
+      }
+      (*voter)->Send(out);
+      out.clear();
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      t.join();
+    }
+  } join{stop, fake};
+
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  bool leads = false;
+  while (!leads && std::chrono::steady_clock::now() < deadline) {
+    auto m = AwaitReply(MessageType::kLeaderInfo, 0, 1s);
+    internal::LeaderInfo info;
+    leads = m && info.ParseFromString(m->payload) && info.leader_id() == kMemberId;
+  }
+  ASSERT_TRUE(leads) << RaftdLog();
+
+  ipc::MetricsArea& metrics = (*segment_)->metrics();
+  const uint64_t before = metrics.Get(ipc::Metric::kHeartbeatSendFailures);
+  ASSERT_EQ(kill(pid_, SIGSTOP), 0);
+  std::this_thread::sleep_for(300ms);  // 15 heartbeat intervals of 10 ms
+  ASSERT_EQ(kill(pid_, SIGCONT), 0);
+  deadline = std::chrono::steady_clock::now() + 5s;
+  while (metrics.Get(ipc::Metric::kHeartbeatSendFailures) == before &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GT(metrics.Get(ipc::Metric::kHeartbeatSendFailures), before) << RaftdLog();
+  EXPECT_NE(RaftdLog().find("later than 2 heartbeat intervals"), std::string::npos);
 }
 
 }  // namespace
