@@ -86,6 +86,18 @@ inline constexpr size_t AlignedRecordSize(size_t payload) {
 
 inline void PutU32(char* p, uint32_t v) { std::memcpy(p, &v, 4); }
 inline void PutU64(char* p, uint64_t v) { std::memcpy(p, &v, 8); }
+// Appends v to *out, little-endian (also the integers of raftd's snapshot point file and
+// snapshot streams).
+inline void AppendU32(std::string* out, uint32_t v) {
+  char b[4];
+  PutU32(b, v);
+  out->append(b, 4);
+}
+inline void AppendU64(std::string* out, uint64_t v) {
+  char b[8];
+  PutU64(b, v);
+  out->append(b, 8);
+}
 inline uint32_t GetU32(const char* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
