@@ -1,7 +1,7 @@
 // One parser for every URL rusd takes or dials: the flags (--listen-*-urls,
 // --initial-advertise-peer-urls, --initial-cluster), the peer URLs of MemberAdd and
 // MemberUpdate, the peer transport's listeners and dials, snapshot streams, and the client
-// URLs a frontend forwards lease requests to.
+// URLs a frontend forwards lease requests to and the frontend's client listeners.
 //
 // The rules and error texts are etcd's (types.NewURLs, client/pkg/types/urls.go): scheme
 // http, https, unix or unixs (case-insensitive), an address of the form "host:port"

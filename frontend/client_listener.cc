@@ -15,13 +15,13 @@
 
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "common/url.h"
 #include "frontend/http_handler.h"
 #include "frontend/http_message.h"
 
@@ -56,50 +56,24 @@ bool WaitReadable(int fd, int timeout_ms) {
   }
 }
 
-}  // namespace
-
-Result<ClientUrl> ParseClientUrl(const std::string& url) {
-  const std::string_view kHttp = "http://";
-  std::string_view s = url;
-  if (s.rfind("https://", 0) == 0 || s.rfind("unixs://", 0) == 0) {
+// common/url's etcd rules and messages, then what this listener can serve: plain http.
+// The supervisor validates --listen-client-urls the same way before starting us, so these
+// errors reach a user only for what it lets through (TLS and unix sockets).
+Result<Url> ListenableClientUrl(const std::string& url) {
+  Result<Url> parsed = ParseUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->tls()) {
     return Status::InvalidArgument("client URL " + url +
                                    ": TLS is not supported by rusd yet; use http://");
   }
-  if (s.rfind("unix://", 0) == 0) {
+  if (parsed->scheme == "unix") {
     return Status::InvalidArgument("client URL " + url +
                                    ": unix sockets are not supported by rusd yet; use http://");
   }
-  if (s.rfind(kHttp, 0) != 0) {
-    return Status::InvalidArgument("client URL " + url + ": expected http://host:port");
-  }
-  s.remove_prefix(kHttp.size());
-  if (!s.empty() && s.back() == '/') s.remove_suffix(1);
-  ClientUrl out;
-  std::string_view port_text;
-  if (!s.empty() && s.front() == '[') {
-    size_t close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
-      return Status::InvalidArgument("client URL " + url + ": expected http://[v6addr]:port");
-    }
-    out.host = std::string(s.substr(1, close - 1));
-    port_text = s.substr(close + 2);
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon == std::string_view::npos || s.find('/') != std::string_view::npos) {
-      return Status::InvalidArgument("client URL " + url + ": expected http://host:port");
-    }
-    out.host = std::string(s.substr(0, colon));
-    port_text = s.substr(colon + 1);
-  }
-  unsigned port = 0;
-  auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || p != port_text.data() + port_text.size() || port > 65535 ||
-      port_text.empty()) {
-    return Status::InvalidArgument("client URL " + url + ": bad port");
-  }
-  out.port = static_cast<uint16_t>(port);
-  return out;
+  return parsed;
 }
+
+}  // namespace
 
 struct ClientListener::Impl {
   struct Socket {
@@ -138,14 +112,14 @@ Result<std::unique_ptr<ClientListener>> ClientListener::Bind(const std::vector<s
   auto impl = std::make_unique<Impl>();
   if (urls.empty()) return Status::InvalidArgument("no --listen-client-urls given");
   for (const std::string& url : urls) {
-    Result<ClientUrl> parsed = ParseClientUrl(url);
+    Result<Url> parsed = ListenableClientUrl(url);
     if (!parsed.ok()) return parsed.status();
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_ADDRCONFIG;
     addrinfo* res = nullptr;
-    std::string port = std::to_string(parsed->port);
+    const std::string& port = parsed->port;
     const char* host = parsed->host.empty() ? nullptr : parsed->host.c_str();
     int rc = ::getaddrinfo(host, port.c_str(), &hints, &res);
     if (rc != 0) {
@@ -153,7 +127,8 @@ Result<std::unique_ptr<ClientListener>> ClientListener::Bind(const std::vector<s
                                      gai_strerror(rc));
     }
     int bound = 0;
-    uint16_t bound_port = parsed->port;
+    const auto url_port = static_cast<uint16_t>(std::stoul(parsed->port));  // ParseUrl: 0-65535
+    uint16_t bound_port = url_port;
     Status first_error;
     for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
       int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
@@ -161,7 +136,7 @@ Result<std::unique_ptr<ClientListener>> ClientListener::Bind(const std::vector<s
       int one = 1;
       ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
       // With port 0, later addresses of the same URL reuse the port the first one got.
-      if (bound > 0 && parsed->port == 0) {
+      if (bound > 0 && url_port == 0) {
         if (ai->ai_family == AF_INET) {
           reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_port = htons(bound_port);
         } else if (ai->ai_family == AF_INET6) {

@@ -27,19 +27,12 @@ namespace rusd::frontend {
 
 class HttpHandler;
 
-struct ClientUrl {
-  std::string host;  // empty: all interfaces
-  uint16_t port = 0;
-};
-
-// Parses "http://host:port" (host may be a name, an IPv4 address or a [bracketed] IPv6
-// address; a trailing '/' is allowed). https:// and unix:// give InvalidArgument.
-Result<ClientUrl> ParseClientUrl(const std::string& url);
-
 class ClientListener {
  public:
-  // Binds and listens on every URL. Fails (with the URL and the OS error, e.g. "address
-  // already in use") if any cannot be bound.
+  // Binds and listens on every URL. A URL is parsed by common/url.h (etcd's rules and
+  // error texts); https://, unixs:// and unix:// give InvalidArgument saying rusd does not
+  // serve them yet. Fails (with the URL and the OS error, e.g. "address already in use")
+  // if any cannot be bound.
   static Result<std::unique_ptr<ClientListener>> Bind(const std::vector<std::string>& urls);
   ~ClientListener();
 

@@ -203,21 +203,34 @@ TEST(HttpHandler, MetricsServedFromThePage) {
   EXPECT_EQ(page.renders, 1);
 }
 
-TEST(ClientUrl, ParsesHostsAndRefusesTls) {
-  auto a = ParseClientUrl("http://127.0.0.1:2379");
-  ASSERT_TRUE(a.ok());
-  EXPECT_EQ(a->host, "127.0.0.1");
-  EXPECT_EQ(a->port, 2379);
-  auto b = ParseClientUrl("http://[::1]:23790/");
-  ASSERT_TRUE(b.ok());
-  EXPECT_EQ(b->host, "::1");
-  EXPECT_EQ(b->port, 23790);
-  auto c = ParseClientUrl("https://127.0.0.1:2379");
-  ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("TLS"), std::string::npos);
-  EXPECT_FALSE(ParseClientUrl("http://localhost").ok());
-  EXPECT_FALSE(ParseClientUrl("http://h:99999").ok());
-  EXPECT_FALSE(ParseClientUrl("tcp://h:1").ok());
+// URLs are parsed by common/url (etcd's rules and texts, tested in common/url_test.cc);
+// the listener adds only what it cannot serve.
+TEST(ClientListener, RefusesUrlsItCannotServeWithClearErrors) {
+  auto ok = ClientListener::Bind({"http://127.0.0.1:0"});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_NE((*ok)->ports()[0], 0);
+  auto tls = ClientListener::Bind({"https://127.0.0.1:2379"});
+  ASSERT_FALSE(tls.ok());
+  EXPECT_EQ(tls.status().message(),
+            "client URL https://127.0.0.1:2379: TLS is not supported by rusd yet; use http://");
+  auto unix_socket = ClientListener::Bind({"unix://localhost:2379"});
+  ASSERT_FALSE(unix_socket.ok());
+  EXPECT_EQ(unix_socket.status().message(),
+            "client URL unix://localhost:2379: unix sockets are not supported by rusd yet; use "
+            "http://");
+  // etcd's texts (types.NewURLs) for malformed URLs.
+  auto no_port = ClientListener::Bind({"http://localhost"});
+  ASSERT_FALSE(no_port.ok());
+  EXPECT_EQ(no_port.status().message(),
+            "URL address does not have the form \"host:port\": http://localhost");
+  auto scheme = ClientListener::Bind({"tcp://h:1"});
+  ASSERT_FALSE(scheme.ok());
+  EXPECT_EQ(scheme.status().message(),
+            "URL scheme must be http, https, unix, or unixs: tcp://h:1");
+  auto path = ClientListener::Bind({"http://127.0.0.1:2379/"});
+  ASSERT_FALSE(path.ok());
+  EXPECT_EQ(path.status().message(), "URL must not contain a path: http://127.0.0.1:2379/");
+  EXPECT_FALSE(ClientListener::Bind({"http://h:99999"}).ok());
 }
 
 TEST(ClientListener, PortInUseIsAClearError) {

@@ -48,13 +48,13 @@ enum class Metric : uint32_t {
   kMemberId = 24,          // gauge: the member id (exported as a label, as etcd does)
   kQuotaBackendBytes = 25, // gauge
   kSupervisorPid = 26,     // gauge: exported as process_* of component "supervisor"
-  // Reserved for the watch, lease and cluster work (exported with etcd's names; 0 until
-  // their code counts here). Frontend watch fan-out:
+  // Exported with etcd's names. Frontend watch fan-out:
   kWatchStreams = 40,      // gauge: open Watch streams
   kWatchers = 41,          // gauge: watchers on them
   kSlowWatchers = 42,      // gauge: watchers catching up (unsynced)
   kWatchEventsSent = 43,   // counter: events sent to watchers
-  kPendingEvents = 44,     // gauge: events buffered, not yet sent
+  kPendingEvents = 44,     // gauge: events buffered, not yet sent. Nothing writes it yet,
+                           // so it is not exported (docs/metrics.md)
   // stored leases:
   kLeaseGranted = 48,      // counter
   kLeaseRevoked = 49,      // counter
@@ -62,8 +62,8 @@ enum class Metric : uint32_t {
   kLeaseExpired = 51,      // counter: leases revoked because they expired
   // raftd, cluster:
   kIsLearner = 56,         // gauge
-  kHeartbeatSendFailures = 57,  // counter
-  kSlowReadIndexes = 58,   // counter
+  kHeartbeatSendFailures = 57,  // counter: leader heartbeats to a peer sent > 2 intervals apart
+  kSlowReadIndexes = 58,   // counter: read-index requests unanswered past the retry interval
   kReadIndexesFailed = 59, // counter: read-index requests failed (no leader, leader changed)
   kMetricSlots = 64,
 };

@@ -170,8 +170,9 @@ std::vector<MetricFamily> SegmentCollector::Collect() const {
           value(Metric::kSlowWatchers));
   f.Counter("etcd_debugging_mvcc_events_total", "Total number of events sent by this member.",
             value(Metric::kWatchEventsSent));
-  f.Gauge("etcd_debugging_mvcc_pending_events_total", "Total number of pending events to be sent.",
-          value(Metric::kPendingEvents));
+  // Not etcd_debugging_mvcc_pending_events_total: nothing counts the events the watch
+  // streams hold unsent yet (docs/metrics.md), and a gauge stuck at 0 would tell a
+  // dashboard that no watcher ever lags.
   f.Counter("etcd_debugging_lease_granted_total", "The total number of granted leases.",
             value(Metric::kLeaseGranted));
   f.Counter("etcd_debugging_lease_revoked_total", "The total number of revoked leases.",

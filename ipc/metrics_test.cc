@@ -107,6 +107,18 @@ TEST_F(MetricsTest, EtcdFamiliesHaveEtcdTypes) {
   EXPECT_EQ(Value(fams, "etcd_server_version", {{"server_version", "3.5.17"}}), 1);
 }
 
+// A family whose slot nothing writes would read 0 forever and mislead whoever graphs it:
+// such a family is not exported (docs/metrics.md says which and why).
+TEST_F(MetricsTest, FamiliesNothingCountsAreNotExported) {
+  ASSERT_TRUE(segment_.ok());
+  SegmentCollector collector(*segment_, options_);
+  auto fams = collector.Collect();
+  EXPECT_EQ(Find(fams, "etcd_debugging_mvcc_pending_events_total"), nullptr);
+  // Those that are counted now (raftd: heartbeat delays, slow read indexes).
+  EXPECT_NE(Find(fams, "etcd_server_heartbeat_send_failures_total"), nullptr);
+  EXPECT_NE(Find(fams, "etcd_server_slow_read_indexes_total"), nullptr);
+}
+
 TEST_F(MetricsTest, AreaValuesAppearUnderEtcdNames) {
   ASSERT_TRUE(segment_.ok());
   MetricsArea& m = segment_->metrics();

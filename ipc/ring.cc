@@ -502,8 +502,19 @@ bool RingReader::FindNext() {
     }
     const char* payload = p + sizeof(FrameHeader);
     if (h.flags & kSkip) {
+      // A skip frame fills exactly the rest of the data area (RingWriter::ReserveLocked).
+      if (fb != to_end) {
+        Resync("skip frame does not end at the end of the ring");
+        return false;
+      }
       Advance(fb);
       continue;
+    }
+    // No writer makes a longer frame; a longer one is a damaged header, however much was
+    // published after it.
+    if (h.length > MaxFramePayload(capacity_)) {
+      Resync("frame length beyond the largest frame of the ring");
+      return false;
     }
     NoteEpoch(h.sender_epoch);
     if (h.flags & kAbort) {
@@ -549,8 +560,12 @@ bool RingReader::FindNext() {
       part.message.payload.clear();
       if (part.message.payload.capacity() < total) {
         // A recyclable buffer gets headroom so that the next, slightly larger message of a
-        // stream still fits in it.
-        part.message.payload.reserve(total <= kMaxSpareBytes / 2 ? total + total / 4 : total);
+        // stream still fits in it. But `total` comes from shared memory: reserve no more
+        // than a bounded multiple of the bytes this chunk really carries, so that a damaged
+        // or hostile header costs memory in proportion to real traffic, not the 1 GiB it
+        // may announce; a larger message grows its buffer as its chunks arrive.
+        const uint64_t wanted = total <= kMaxSpareBytes / 2 ? total + total / 4 : total;
+        part.message.payload.reserve(std::min(wanted, kReserveAheadFactor * data));
       }
       part.message.payload.append(payload + sizeof total, data);
       Advance(fb);

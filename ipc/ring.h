@@ -127,8 +127,11 @@ class RingWriter {
 
 // The consumer end. Not thread-safe: owned by the one thread that consumes the ring.
 //
-// A corrupt frame header (bad marker, impossible length) means the frame boundaries are
-// lost: the reader then discards everything published so far (tail jumps to head), counts
+// Every length read from the ring is bounded by what the protocol allows: a frame's by
+// MaxFramePayload and the published bytes, a skip frame's by the end of the data area, a
+// chunked message's total by kMaxMessageBytes, and memory reserved for it up front by a
+// multiple of the bytes actually received. A corrupt frame header (bad marker, impossible
+// length) means the frame boundaries are lost: the reader then discards everything published so far (tail jumps to head), counts
 // it in corrupt_resyncs() and logs once; the protocols above recover such losses as they
 // recover a restart. Chunks whose first chunk this reader never saw (it started mid-message)
 // are dropped silently.
@@ -183,6 +186,9 @@ class RingReader {
   void RecycleBuffer(std::string* buffer);
   // Reassembly buffers up to this size are kept for reuse; larger ones are freed.
   static constexpr size_t kMaxSpareBytes = 16u << 20;
+  // A chunked message's buffer is reserved up front to at most this many times the bytes
+  // of its first chunk (a writer's first chunk carries at least 1/8 of a full frame).
+  static constexpr uint64_t kReserveAheadFactor = 16;
   void NoteEpoch(uint64_t epoch);
 
   Segment& segment_;

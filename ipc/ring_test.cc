@@ -1,8 +1,11 @@
 #include "ipc/ring.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <set>
@@ -484,6 +487,65 @@ TEST(RingTest, CorruptLengthBeyondPublishedBytesIsDetected) {
   ASSERT_TRUE(w.TryWrite(MessageType::kPropose, 1, "one").ok());
   const uint32_t length = 5000;  // more than was published
   std::memcpy(ring.data(), &length, sizeof length);
+  EXPECT_FALSE(r.TryRead().has_value());
+  EXPECT_EQ(r.corrupt_resyncs(), 1u);
+}
+
+// In a death-test child: limits the address space to 256 MiB more than in use, then reads
+// first chunks that each announce a 1 GiB message. Exits 0 if no read threw or crashed.
+void ReadHugeTotalsUnderAMemoryLimit(Ring& ring, RingReader& r) {
+  long pages = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld", &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  const rlim_t limit = static_cast<rlim_t>(pages) * sysconf(_SC_PAGESIZE) + (256u << 20);
+  struct rlimit rl {};
+  rl.rlim_cur = limit;
+  rl.rlim_max = limit;
+  if (pages == 0 || setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+  for (uint64_t id = 1; id <= 8; ++id) {
+    WriteRawFrame(ring, kFirst, id, 1, Total(RingWriter::kMaxMessageBytes) + std::string(1000, 'x'));
+    if (r.TryRead().has_value()) _exit(4);
+  }
+  _exit(r.corrupt_resyncs() == 0 ? 0 : 5);
+}
+
+// A first chunk may announce up to kMaxMessageBytes (1 GiB); the reader must not take
+// that figure from shared memory on trust and reserve it: under an address-space limit far
+// below 1 GiB, reading such a chunk (and a stream of them) must neither throw nor crash.
+TEST(RingTest, AnnouncedTotalDoesNotReserveMemoryAheadOfTheData) {
+  ScopedSegment s("hugetotal");
+  ASSERT_TRUE(s.ok());
+  Ring& ring = s->ring(kRing);
+  RingReader r(*s, kRing);
+  EXPECT_EXIT(ReadHugeTotalsUnderAMemoryLimit(ring, r), ::testing::ExitedWithCode(0), "");
+}
+
+// A frame longer than any writer makes (a quarter of the ring) is a damaged header even
+// when that many bytes were published after it.
+TEST(RingTest, FrameLongerThanTheLargestFrameIsCorruption) {
+  ScopedSegment s("toolong");
+  ASSERT_TRUE(s.ok());
+  Ring& ring = s->ring(kRing);
+  RingReader r(*s, kRing);
+  const uint64_t too_long = MaxFramePayload(ring.capacity()) + 8;
+  WriteRawFrame(ring, kFirst | kLast, 1, 1, std::string(too_long, 'l'));
+  EXPECT_FALSE(r.TryRead().has_value());
+  EXPECT_EQ(r.corrupt_resyncs(), 1u);
+  EXPECT_EQ(ring.tail.load(), ring.head.load());
+}
+
+// A skip frame fills exactly the rest of the data area; one that ends elsewhere would put
+// the reader in the middle of the next frame.
+TEST(RingTest, SkipFrameNotEndingAtTheRingEndIsCorruption) {
+  ScopedSegment s("badskip");
+  ASSERT_TRUE(s.ok());
+  Ring& ring = s->ring(kRing);
+  RingReader r(*s, kRing);
+  WriteRawFrame(ring, kSkip, 0, 1, std::string(64, '\0'));
+  RingWriter w(*s, kRing, 1);  // starts at the head, after the raw frame
+  ASSERT_TRUE(w.TryWrite(MessageType::kPropose, 2, "after").ok());
   EXPECT_FALSE(r.TryRead().has_value());
   EXPECT_EQ(r.corrupt_resyncs(), 1u);
 }

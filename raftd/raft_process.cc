@@ -66,7 +66,9 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       pending_reads_(ReadIndexWaiters::Options{options.read_retry_interval,
                                                options.read_timeout}),
       awaiting_leader_(LeaderWaitQueue::Options{options.leader_wait,
-                                                options.max_leader_wait_bytes}) {
+                                                options.max_leader_wait_bytes}),
+      // etcd: 2 heartbeat intervals; rusd's leader heartbeats every tick.
+      heartbeat_delays_(2 * options.tick_interval) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
   if (!options_.snapshot_members.empty()) {
     internal::MemberListFile members;
@@ -397,6 +399,7 @@ Status RaftProcess::HandleReadies() {
         FailPendingReads(kCodeUnavailable, kLeaderChanged);
       }
       last_leader_ = rd.soft_state->leader;
+      heartbeat_delays_.Reset();  // as etcd: a new role or leader starts the clocks afresh
       OnLeaderChangedForMoves();
     }
     // Thesis §10.2.1: a leader may send its appends while it writes the same entries to
@@ -414,6 +417,7 @@ Status RaftProcess::HandleReadies() {
           });
       std::move(rd.messages.begin(), later, std::back_inserter(early_));
       rd.messages.erase(rd.messages.begin(), later);
+      ObserveHeartbeats(early_);
       options_.transport->Send(early_);
     }
     Status st = rd.snapshot ? PersistRestoredSnapshot(*rd.snapshot) : Status::Ok();
@@ -696,6 +700,10 @@ void RaftProcess::PollPendingReads(Clock::time_point now) {
     segment_.metrics().Add(ipc::Metric::kReadIndexesFailed, due.expired.size());
     for (uint64_t id : due.expired) QueueError(id, kCodeUnavailable, kRequestTimedOut);
   }
+  // etcd 3.5 counts a slow read index each time its retry timer fires (the answer did not
+  // come within readIndexRetryTime) and when it gives up; rusd asks per request, so it
+  // counts per request.
+  segment_.metrics().Add(ipc::Metric::kSlowReadIndexes, due.retry.size() + due.expired.size());
   // A leader's own reads wait for its confirmation rounds, which nothing loses; a
   // follower's went over the network to the leader and may have been dropped: ask again.
   if (due.retry.empty() || node_.role() == raft::Role::kLeader) return;
@@ -706,6 +714,20 @@ void RaftProcess::PollPendingReads(Clock::time_point now) {
     pending_reads_.Answer(id);
     segment_.metrics().Add(ipc::Metric::kReadIndexesFailed);
     QueueError(id, static_cast<int>(st.code()), st.message());
+  }
+}
+
+void RaftProcess::ObserveHeartbeats(const std::vector<raft::Message>& msgs) {
+  Clock::time_point now{};
+  for (const raft::Message& m : msgs) {
+    if (m.type != raft::MessageType::kHeartbeat) continue;
+    if (now == Clock::time_point{}) now = Clock::now();
+    const Clock::duration late = heartbeat_delays_.Observe(m.to, now);
+    if (late == Clock::duration::zero()) continue;
+    spdlog::warn("heartbeat to {:x} sent {} ms later than 2 heartbeat intervals (slow disk or "
+                 "overloaded machine?)",
+                 m.to, std::chrono::duration_cast<std::chrono::milliseconds>(late).count());
+    segment_.metrics().Add(ipc::Metric::kHeartbeatSendFailures);
   }
 }
 

@@ -42,6 +42,7 @@
 #include "common/status.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
+#include "raftd/heartbeat_delay_detector.h"
 #include "raftd/membership_registry.h"
 #include "raftd/leader_wait_queue.h"
 #include "raftd/read_index_waiters.h"
@@ -161,6 +162,8 @@ class RaftProcess {
   // The member list as of `index` (at or after the snapshot point, still in the log).
   std::optional<internal::MemberListFile> MembersAt(uint64_t index) const;
   void SendMessages(std::vector<raft::Message>& msgs);
+  // Counts the heartbeats among `msgs` (about to go to the transport) that leave late.
+  void ObserveHeartbeats(const std::vector<raft::Message>& msgs);
   bool TakeSnapshotEvents();
   // stored is below the log start: order the install of the received snapshot. Returns
   // false when there is none to install.
@@ -216,6 +219,7 @@ class RaftProcess {
   std::deque<uint64_t> seen_order_;
   ReadIndexWaiters pending_reads_;  // given to the core, not yet answered
   LeaderWaitQueue awaiting_leader_;  // proposals and member changes waiting for a leader
+  HeartbeatDelayDetector heartbeat_delays_;  // etcd_server_heartbeat_send_failures_total
 
   // Reused buffers: one turn's proposals and the frame being built.
   std::vector<std::string> batch_data_;

@@ -208,7 +208,9 @@ void RaftProcess::SendMessages(std::vector<raft::Message>& msgs) {
     }
     msgs = std::move(rest);
   }
-  if (!msgs.empty()) options_.transport->Send(msgs);
+  if (msgs.empty()) return;
+  ObserveHeartbeats(msgs);
+  options_.transport->Send(msgs);
 }
 
 bool RaftProcess::TakeSnapshotEvents() {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <netinet/in.h>
@@ -147,6 +148,17 @@ class RaftdProcessTest : public ::testing::Test {
     r.set_applied_index(applied);
     ipc::RingWriter w(**segment_, RingId::kStoreControl, stored_epoch);
     ASSERT_TRUE(w.Write(MessageType::kResumeFrom, 0, r.SerializeAsString(), 1s).ok());
+  }
+
+  // Reads raft-replies until a kLeaderInfo names `leader`.
+  bool AwaitLeader(uint64_t leader, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto m = AwaitReply(MessageType::kLeaderInfo, 0, 1s);
+      internal::LeaderInfo info;
+      if (m && info.ParseFromString(m->payload) && info.leader_id() == leader) return true;
+    }
+    return false;
   }
 
   // Reads raft-replies until a message of `type` (and `id` unless 0) arrives.
@@ -593,6 +605,57 @@ int FreePort() {
   return ntohs(a.sin_port);
 }
 
+// Another member of raftd's cluster, played by the test: member `id` on a real
+// PeerTransport (cluster 1234) that knows raftd (abc) at `raftd_url`, and a thread that
+// every `period` hands `step` what arrived and sends what `step` put in `out`.
+class FakePeer {
+ public:
+  using Step = std::function<void(const std::vector<raft::Message>& in,
+                                  std::vector<raft::Message>* out)>;
+  FakePeer(uint64_t id, const std::string& name, const std::string& raftd_url) {
+    transport::TransportOptions t;
+    t.cluster_id = 0x1234;
+    t.member_id = id;
+    t.name = name;
+    t.listen_urls = {"http://127.0.0.1:0"};
+    t.peers = {{kMemberId, "abc", {raftd_url}}};
+    auto started = transport::PeerTransport::Start(std::move(t));
+    if (!started.ok()) {
+      status_ = started.status();
+      return;
+    }
+    transport_ = std::move(started).value();
+    url_ = "http://127.0.0.1:" + std::to_string(transport_->listen_ports().at(0));
+  }
+  ~FakePeer() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  const Status& status() const { return status_; }
+  const std::string& url() const { return url_; }
+
+  void Run(std::chrono::milliseconds period, Step step) {
+    thread_ = std::thread([this, period, step = std::move(step)] {
+      std::vector<raft::Message> in, out;
+      while (!stop_.load()) {
+        in.clear();
+        out.clear();
+        transport_->TakeReceived(&in);
+        step(in, &out);
+        transport_->Send(out);
+        std::this_thread::sleep_for(period);
+      }
+    });
+  }
+
+ private:
+  Status status_;
+  std::unique_ptr<transport::PeerTransport> transport_;
+  std::string url_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 // A forwarded read-index request whose answer is lost (a dropped message, no leader
 // change) is asked again, and one never answered fails with etcd's "request timed out"
 // after the request timeout instead of waiting in raftd's table forever. The test plays
@@ -601,82 +664,51 @@ int FreePort() {
 TEST_F(RaftdProcessTest, ForwardedReadIndexWhoseAnswerIsLostIsAskedAgainThenTimesOut) {
   constexpr uint64_t kLeader = 0xdef;
   constexpr uint64_t kTerm = 100;
-  const std::string own_url = "http://127.0.0.1:" + std::to_string(FreePort());
-  transport::TransportOptions t;
-  t.cluster_id = 0x1234;
-  t.member_id = kLeader;
-  t.name = "leader";
-  t.listen_urls = {"http://127.0.0.1:0"};
-  t.peers = {{kMemberId, "follower", {own_url}}};
-  auto leader = transport::PeerTransport::Start(std::move(t));
-  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
-  const std::string leader_url =
-      "http://127.0.0.1:" + std::to_string((*leader)->listen_ports().at(0));
-  StartRaftd({"--cluster-id=1234", "--listen-peer-urls=" + own_url,
-              "--members=abc=follower=" + own_url + ",def=leader=" + leader_url});
-
-  // The fake leader: heartbeats every 10 ms; answers forwarded reads only when told to.
+  // What the fake leader saw and does; declared first, so they outlive its thread.
   std::mutex mu;
   std::map<uint64_t, int> forwarded;  // request id -> times abc asked
   std::set<uint64_t> answer;          // request ids to answer from now on
-  std::atomic<bool> stop{false};
-  std::thread fake([&] {
-    std::vector<raft::Message> in, out;
-    while (!stop.load()) {
-      raft::Message hb;
-      hb.type = raft::MessageType::kHeartbeat;
-      hb.from = kLeader;
-      hb.to = kMemberId;
-      hb.term = kTerm;
-      out.push_back(hb);
-      in.clear();
-      (*leader)->TakeReceived(&in);
-      for (const raft::Message& m : in) {
-        if (m.type != raft::MessageType::kReadIndex) continue;
-        std::vector<uint64_t> ids;
-        if (m.entries.empty()) ids.push_back(m.context);
-        for (const auto& e : m.entries) ids.push_back(e.index);
-        std::lock_guard lock(mu);
-        for (uint64_t id : ids) {
-          ++forwarded[id];
-          if (!answer.count(id)) continue;  // lost
-          raft::Message r;
-          r.type = raft::MessageType::kReadIndexResp;
-          r.from = kLeader;
-          r.to = kMemberId;
-          r.term = kTerm;
-          r.index = 0;
-          r.context = id;
-          out.push_back(r);
-        }
+  const std::string own_url = "http://127.0.0.1:" + std::to_string(FreePort());
+  FakePeer leader(kLeader, "leader", own_url);
+  ASSERT_TRUE(leader.status().ok()) << leader.status().ToString();
+  StartRaftd({"--cluster-id=1234", "--listen-peer-urls=" + own_url,
+              "--members=abc=follower=" + own_url + ",def=leader=" + leader.url()});
+
+  // The fake leader: heartbeats every 10 ms; answers forwarded reads only when told to.
+  leader.Run(10ms, [&](const std::vector<raft::Message>& in, std::vector<raft::Message>* out) {
+    raft::Message hb;
+    hb.type = raft::MessageType::kHeartbeat;
+    hb.from = kLeader;
+    hb.to = kMemberId;
+    hb.term = kTerm;
+    out->push_back(hb);
+    for (const raft::Message& m : in) {
+      if (m.type != raft::MessageType::kReadIndex) continue;
+      std::vector<uint64_t> ids;
+      if (m.entries.empty()) ids.push_back(m.context);
+      for (const auto& e : m.entries) ids.push_back(e.index);
+      std::lock_guard lock(mu);
+      for (uint64_t id : ids) {
+        ++forwarded[id];
+        if (!answer.count(id)) continue;  // lost
+        raft::Message r;
+        r.type = raft::MessageType::kReadIndexResp;
+        r.from = kLeader;
+        r.to = kMemberId;
+        r.term = kTerm;
+        r.index = 0;
+        r.context = id;
+        out->push_back(r);
       }
-      (*leader)->Send(out);
-      out.clear();
-      std::this_thread::sleep_for(10ms);
     }
   });
-  struct Join {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Join() {
-      stop = true;
-      t.join();
-    }
-  } join{stop, fake};
 
   // abc follows def.
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  bool follows = false;
-  while (!follows && std::chrono::steady_clock::now() < deadline) {
-    auto m = AwaitReply(MessageType::kLeaderInfo, 0, 1s);
-    internal::LeaderInfo info;
-    follows = m && info.ParseFromString(m->payload) && info.leader_id() == kLeader;
-  }
-  ASSERT_TRUE(follows) << RaftdLog();
+  ASSERT_TRUE(AwaitLeader(kLeader)) << RaftdLog();
 
   // The first forward of read 77 is lost; abc asks again and gets its answer.
   ASSERT_TRUE(proposals_->Write(MessageType::kReadIndex, 77, "", 1s).ok());
-  deadline = std::chrono::steady_clock::now() + 3s;
+  auto deadline = std::chrono::steady_clock::now() + 3s;
   for (;;) {
     {
       std::lock_guard lock(mu);
@@ -694,6 +726,10 @@ TEST_F(RaftdProcessTest, ForwardedReadIndexWhoseAnswerIsLostIsAskedAgainThenTime
     std::lock_guard lock(mu);
     EXPECT_GE(forwarded[77], 2);
   }
+  // etcd_server_slow_read_indexes_total: read 77 waited past the retry interval.
+  ipc::MetricsArea& metrics = (*segment_)->metrics();
+  const uint64_t slow_after_77 = metrics.Get(ipc::Metric::kSlowReadIndexes);
+  EXPECT_GE(slow_after_77, 1u);
 
   // Read 78 is never answered: "etcdserver: request timed out" after etcd's request
   // timeout (5 s + 2 election timeouts), and abc stops waiting for it.
@@ -707,6 +743,9 @@ TEST_F(RaftdProcessTest, ForwardedReadIndexWhoseAnswerIsLostIsAskedAgainThenTime
   ASSERT_TRUE(e.ParseFromString(err->payload));
   EXPECT_EQ(e.code(), 14);
   EXPECT_EQ(e.message(), "etcdserver: request timed out");
+  // Each retry of 78 and its timeout were slow read indexes; the timeout also failed it.
+  EXPECT_GE(metrics.Get(ipc::Metric::kSlowReadIndexes), slow_after_77 + 5);
+  EXPECT_GE(metrics.Get(ipc::Metric::kReadIndexesFailed), 1u);
   std::lock_guard lock(mu);
   EXPECT_GE(forwarded[78], 5) << "asked again every 500 ms meanwhile";
 }
@@ -816,6 +855,63 @@ TEST_F(RaftdProcessTest, ProposalWithoutALeaderWaitsForOneOrTimesOutUnproposed) 
   leading = true;
   std::this_thread::sleep_for(1s);
   EXPECT_EQ(times_proposed(2), 0) << "a proposal that timed out was proposed";
+}
+
+}  // namespace
+}  // namespace rusd::raftd
+
+namespace rusd::raftd {
+namespace {
+
+// etcd_server_heartbeat_send_failures_total: a leader whose loop is held up (here: stopped
+// with SIGSTOP, as a long disk stall or an overloaded machine would) sends its next
+// heartbeats more than 2 heartbeat intervals after the previous ones, and counts them.
+// The test plays a voter (member def) over a real peer transport that elects abc.
+TEST_F(RaftdProcessTest, LeaderCountsHeartbeatsItSendsLate) {
+  constexpr uint64_t kVoter = 0xdef;
+  const std::string own_url = "http://127.0.0.1:" + std::to_string(FreePort());
+  FakePeer voter(kVoter, "voter", own_url);
+  ASSERT_TRUE(voter.status().ok()) << voter.status().ToString();
+  StartRaftd({"--cluster-id=1234", "--listen-peer-urls=" + own_url,
+              "--members=abc=leader=" + own_url + ",def=voter=" + voter.url()});
+
+  // The fake voter grants every vote and acknowledges heartbeats and appends.
+  voter.Run(2ms, [&](const std::vector<raft::Message>& in, std::vector<raft::Message>* out) {
+    for (const raft::Message& m : in) {
+      raft::Message r;
+      r.from = kVoter;
+      r.to = m.from;
+      r.term = m.term;
+      if (m.type == raft::MessageType::kPreVote) {
+        r.type = raft::MessageType::kPreVoteResp;
+      } else if (m.type == raft::MessageType::kVote) {
+        r.type = raft::MessageType::kVoteResp;
+      } else if (m.type == raft::MessageType::kHeartbeat) {
+        r.type = raft::MessageType::kHeartbeatResp;
+        r.context = m.context;
+      } else if (m.type == raft::MessageType::kAppend) {
+        r.type = raft::MessageType::kAppendResp;
+        r.index = m.entries.empty() ? m.index : m.entries.back().index;
+      } else {
+        continue;
+      }
+      out->push_back(r);
+    }
+  });
+  ASSERT_TRUE(AwaitLeader(kMemberId)) << RaftdLog();
+
+  ipc::MetricsArea& metrics = (*segment_)->metrics();
+  const uint64_t before = metrics.Get(ipc::Metric::kHeartbeatSendFailures);
+  ASSERT_EQ(kill(pid_, SIGSTOP), 0);
+  std::this_thread::sleep_for(300ms);  // 15 heartbeat intervals of 10 ms
+  ASSERT_EQ(kill(pid_, SIGCONT), 0);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (metrics.Get(ipc::Metric::kHeartbeatSendFailures) == before &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GT(metrics.Get(ipc::Metric::kHeartbeatSendFailures), before) << RaftdLog();
+  EXPECT_NE(RaftdLog().find("later than 2 heartbeat intervals"), std::string::npos);
 }
 
 }  // namespace

@@ -19,32 +19,21 @@ namespace {
 constexpr uint64_t kPointMagicV1 = 0x31504E5344535552ull;  // "RUSDSNP1" little-endian
 constexpr uint64_t kPointMagic = 0x32504E5344535552ull;    // "RUSDSNP2": with members
 
-void PutU64(std::string* out, uint64_t v) {
-  char b[8];
-  wal::PutU64(b, v);
-  out->append(b, 8);
-}
-void PutU32(std::string* out, uint32_t v) {
-  char b[4];
-  wal::PutU32(b, v);
-  out->append(b, 4);
-}
-
 }  // namespace
 
 Status WriteSnapshotPoint(const std::string& snap_dir, const raft::SnapshotMeta& meta,
                           std::string_view members) {
   std::string buf;
-  PutU64(&buf, kPointMagic);
-  PutU64(&buf, meta.index);
-  PutU64(&buf, meta.term);
-  PutU32(&buf, static_cast<uint32_t>(meta.conf.voters.size()));
-  for (uint64_t v : meta.conf.voters) PutU64(&buf, v);
-  PutU32(&buf, static_cast<uint32_t>(meta.conf.learners.size()));
-  for (uint64_t v : meta.conf.learners) PutU64(&buf, v);
-  PutU32(&buf, static_cast<uint32_t>(members.size()));
+  wal::AppendU64(&buf, kPointMagic);
+  wal::AppendU64(&buf, meta.index);
+  wal::AppendU64(&buf, meta.term);
+  wal::AppendU32(&buf, static_cast<uint32_t>(meta.conf.voters.size()));
+  for (uint64_t v : meta.conf.voters) wal::AppendU64(&buf, v);
+  wal::AppendU32(&buf, static_cast<uint32_t>(meta.conf.learners.size()));
+  for (uint64_t v : meta.conf.learners) wal::AppendU64(&buf, v);
+  wal::AppendU32(&buf, static_cast<uint32_t>(members.size()));
   buf.append(members);
-  PutU32(&buf, wal::Crc32c(buf.data(), buf.size()));
+  wal::AppendU32(&buf, wal::Crc32c(buf.data(), buf.size()));
   ::mkdir(snap_dir.c_str(), 0700);
   return WriteFileAtomically(snap_dir + "/" + kSnapshotPointFile, buf);
 }

@@ -18,13 +18,13 @@ inline std::string Frame(uint8_t kind, const std::string& body) {
   return f + body;
 }
 inline std::string U32(uint32_t v) {
-  std::string s(4, '\0');
-  wal::PutU32(s.data(), v);
+  std::string s;
+  wal::AppendU32(&s, v);
   return s;
 }
 inline std::string U64(uint64_t v) {
-  std::string s(8, '\0');
-  wal::PutU64(s.data(), v);
+  std::string s;
+  wal::AppendU64(&s, v);
   return s;
 }
 // A length-prefixed string.

@@ -44,18 +44,8 @@ std::string Errno(const std::string& what) {
   return s;
 }
 
-void PutU32(std::string* out, uint32_t v) {
-  char b[4];
-  wal::PutU32(b, v);
-  out->append(b, 4);
-}
-void PutU64(std::string* out, uint64_t v) {
-  char b[8];
-  wal::PutU64(b, v);
-  out->append(b, 8);
-}
 void PutString(std::string* out, const std::string& s) {
-  PutU32(out, static_cast<uint32_t>(s.size()));
+  wal::AppendU32(out, static_cast<uint32_t>(s.size()));
   out->append(s);
 }
 
@@ -110,7 +100,7 @@ Status WriteAll(int fd, const std::string& bytes) {
 Status WriteFrame(int fd, uint8_t kind, const std::string& body) {
   std::string frame;
   frame.reserve(5 + body.size());
-  PutU32(&frame, static_cast<uint32_t>(body.size() + 1));
+  wal::AppendU32(&frame, static_cast<uint32_t>(body.size() + 1));
   frame.push_back(static_cast<char>(kind));
   frame.append(body);
   return WriteAll(fd, frame);
@@ -265,16 +255,16 @@ struct SnapshotTransfer::Impl {
     std::string body;
     const uint8_t version = members.empty() ? 1 : kWireVersion;
     body.push_back(static_cast<char>(version));
-    PutU64(&body, options.cluster_id);
-    PutU64(&body, options.member_id);
-    PutU64(&body, m.to);
-    PutU64(&body, m.term);
-    PutU64(&body, m.snapshot.index);
-    PutU64(&body, m.snapshot.term);
-    PutU32(&body, static_cast<uint32_t>(m.snapshot.conf.voters.size()));
-    for (uint64_t v : m.snapshot.conf.voters) PutU64(&body, v);
-    PutU32(&body, static_cast<uint32_t>(m.snapshot.conf.learners.size()));
-    for (uint64_t v : m.snapshot.conf.learners) PutU64(&body, v);
+    wal::AppendU64(&body, options.cluster_id);
+    wal::AppendU64(&body, options.member_id);
+    wal::AppendU64(&body, m.to);
+    wal::AppendU64(&body, m.term);
+    wal::AppendU64(&body, m.snapshot.index);
+    wal::AppendU64(&body, m.snapshot.term);
+    wal::AppendU32(&body, static_cast<uint32_t>(m.snapshot.conf.voters.size()));
+    for (uint64_t v : m.snapshot.conf.voters) wal::AppendU64(&body, v);
+    wal::AppendU32(&body, static_cast<uint32_t>(m.snapshot.conf.learners.size()));
+    for (uint64_t v : m.snapshot.conf.learners) wal::AppendU64(&body, v);
     if (version >= 2) PutString(&body, members);
     RUSD_RETURN_IF_ERROR(WriteFrame(fd, kHeader, body));
 
@@ -313,7 +303,7 @@ struct SnapshotTransfer::Impl {
     for (const OpenFile& f : files) {
       body.clear();
       PutString(&body, f.name);
-      PutU64(&body, f.size);
+      wal::AppendU64(&body, f.size);
       s = WriteFrame(fd, kFile, body);
       uint32_t file_crc = 0;
       uint64_t sent = 0;
@@ -327,14 +317,14 @@ struct SnapshotTransfer::Impl {
         const size_t len = static_cast<size_t>(n);
         file_crc = wal::Crc32cExtend(file_crc, chunk.data(), len);
         body.clear();
-        PutU32(&body, wal::Crc32c(chunk.data(), len));
+        wal::AppendU32(&body, wal::Crc32c(chunk.data(), len));
         body.append(chunk.data(), len);
         s = WriteFrame(fd, kChunk, body);
         sent += len;
       }
       if (!s.ok()) break;
       body.clear();
-      PutU32(&body, file_crc);
+      wal::AppendU32(&body, file_crc);
       s = WriteFrame(fd, kFileEnd, body);
       if (!s.ok()) break;
     }
@@ -507,6 +497,12 @@ struct SnapshotTransfer::Impl {
         if (out_fd >= 0) {
           ::close(out_fd);
           return fail(Status::InvalidArgument("stream ended inside a file"));
+        }
+        // A snapshot is a RocksDB checkpoint: never zero files. Installing an empty
+        // directory would make stored open an empty store at `index`, losing the data.
+        if (files == 0) {
+          return fail(Status::InvalidArgument(
+              fmt::format("snapshot stream at index {} has no files", index)));
         }
         break;
       } else {

@@ -21,8 +21,9 @@
 // The receiver writes into <snap_dir>/recv-<index:016x>.partial, checks every chunk's and
 // file's checksum and size, fsyncs, renames the directory to recv-<index:016x> and only then
 // hands the kSnapshot message to raftd (TakeReceived) and acks. Anything wrong (checksum,
-// size, name, another cluster, a closed connection) discards the partial directory and acks
-// failure (or just closes): the leader reports the snapshot failed and Raft retries later.
+// size, name, no file at all, another cluster, a closed connection) discards the partial
+// directory and acks failure (or just closes): the leader reports the snapshot failed and
+// Raft retries later.
 // Only one stream per index runs at a time (a second one, e.g. from a leader that
 // reconnected or a new leader, is refused at its header until the first ends), and a
 // complete recv-<index> is never replaced (stored may be installing it): a later stream of

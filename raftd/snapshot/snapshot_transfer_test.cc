@@ -324,6 +324,22 @@ TEST_F(SnapshotTransferTest, CorruptChunkIsRefused) {
   ExpectRefused(port_, stream, receiver_.get(), root_ + "/follower-snap", 77);
 }
 
+// A header followed at once by Done (no File frame) once installed an empty directory as
+// the snapshot: stored would have opened an empty store at that index.
+TEST_F(SnapshotTransferTest, StreamWithoutFilesIsRefusedWithAClearError) {
+  const std::string stream = HeaderFrame(79) + DoneFrame();
+  ExpectRefused(port_, stream, receiver_.get(), root_ + "/follower-snap", 79);
+  int fd = Connect();
+  SendBytes(fd, stream);
+  char ack[256];
+  const ssize_t n = ::recv(fd, ack, sizeof ack, MSG_WAITALL);
+  ::close(fd);
+  ASSERT_GE(n, 10);
+  EXPECT_EQ(ack[5], 0);  // refused
+  const std::string error(ack + 10, static_cast<size_t>(n) - 10);
+  EXPECT_NE(error.find("snapshot stream at index 79 has no files"), std::string::npos) << error;
+}
+
 // Found by reading the parser while writing tests/fuzz/snapshot_stream: a File frame closed
 // the previous file without its FileEnd, so a snapshot missing most of a file's bytes was
 // accepted as verified.

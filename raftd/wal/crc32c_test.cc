@@ -1,7 +1,10 @@
 #include "raftd/wal/crc32c.h"
 
+#include "raftd/wal/crc32c_ranges.h"
+
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 namespace rusd::wal {
@@ -23,6 +26,30 @@ TEST(Crc32cTest, ExtendEqualsOneShotAtEverySplit) {
     uint32_t c = Crc32cExtend(0, s.data(), split);
     EXPECT_EQ(Crc32cExtend(c, s.data() + split, s.size() - split), whole) << split;
   }
+}
+
+TEST(Crc32cRangesTest, EveryRangeEqualsTheDirectCrc) {
+  std::mt19937 rng(7);
+  std::string s(5000, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  Crc32cRanges ranges(s.data(), s.size());
+  // Every range touching the ends and the checkpoint boundaries, then random ones.
+  for (size_t b : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{65}, size_t{4999}}) {
+    for (size_t e = b; e <= s.size(); ++e) {
+      ASSERT_EQ(ranges.Of(b, e), Crc32c(s.data() + b, e - b)) << b << ".." << e;
+    }
+  }
+  for (int i = 0; i < 20000; ++i) {
+    size_t b = rng() % (s.size() + 1);
+    size_t e = rng() % (s.size() + 1);
+    if (b > e) std::swap(b, e);
+    ASSERT_EQ(ranges.Of(b, e), Crc32c(s.data() + b, e - b)) << b << ".." << e;
+  }
+}
+
+TEST(Crc32cRangesTest, EmptyBuffer) {
+  Crc32cRanges ranges(nullptr, 0);
+  EXPECT_EQ(ranges.Of(0, 0), Crc32c(nullptr, 0));
 }
 
 }  // namespace

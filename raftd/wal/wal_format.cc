@@ -19,10 +19,11 @@ void AppendRecord(std::string* out, RecordType type, uint32_t group, std::string
   PutU32(p + 12, group);
   std::memcpy(p + kRecordHeaderSize, prefix.data(), prefix.size());
   if (!data.empty()) std::memcpy(p + kRecordHeaderSize + prefix.size(), data.data(), data.size());
-  PutU32(p, Crc32c(p + 4, kRecordHeaderSize - 4 + length));
+  PutU32(p, Crc32c(p + kRecordCrcSize, RecordCrcCoveredBytes(length)));
 }
 
-DecodeOutcome DecodeRecord(const char* p, size_t avail, RecordView* out, const char** reason) {
+DecodeOutcome DecodeRecordHeader(const char* p, size_t avail, RecordView* out,
+                                 const char** reason) {
   if (avail < kRecordHeaderSize) {
     for (size_t i = 0; i < avail; ++i) {
       if (p[i] != 0) {
@@ -32,7 +33,6 @@ DecodeOutcome DecodeRecord(const char* p, size_t avail, RecordView* out, const c
     }
     return DecodeOutcome::kZero;
   }
-  const uint32_t crc = GetU32(p);
   const uint32_t length = GetU32(p + 4);
   const auto type = static_cast<uint8_t>(p[8]);
   if (type == 0) {
@@ -49,10 +49,6 @@ DecodeOutcome DecodeRecord(const char* p, size_t avail, RecordView* out, const c
     *reason = "record length beyond the end of the segment";
     return DecodeOutcome::kBad;
   }
-  if (Crc32c(p + 4, kRecordHeaderSize - 4 + length) != crc) {
-    *reason = "crc mismatch";
-    return DecodeOutcome::kBad;
-  }
   const auto rtype = static_cast<RecordType>(type);
   if ((rtype == RecordType::kSegmentHeader && length != kSegmentHeaderPayload) ||
       (rtype == RecordType::kHardState && length != kHardStatePayload) ||
@@ -65,6 +61,16 @@ DecodeOutcome DecodeRecord(const char* p, size_t avail, RecordView* out, const c
   out->payload = p + kRecordHeaderSize;
   out->length = length;
   out->size = std::min(AlignedRecordSize(length), avail);
+  return DecodeOutcome::kRecord;
+}
+
+DecodeOutcome DecodeRecord(const char* p, size_t avail, RecordView* out, const char** reason) {
+  const DecodeOutcome outcome = DecodeRecordHeader(p, avail, out, reason);
+  if (outcome != DecodeOutcome::kRecord) return outcome;
+  if (Crc32c(p + kRecordCrcSize, RecordCrcCoveredBytes(out->length)) != GetU32(p)) {
+    *reason = "crc mismatch";
+    return DecodeOutcome::kBad;
+  }
   return DecodeOutcome::kRecord;
 }
 

@@ -73,12 +73,31 @@ enum class RecordType : uint8_t {
   kEntry = 3,
 };
 
+// The crc field is the record's first kRecordCrcSize bytes; it covers what follows it up to
+// the end of the payload.
+inline constexpr size_t kRecordCrcSize = 4;
+inline constexpr size_t RecordCrcCoveredBytes(size_t payload) {
+  return kRecordHeaderSize - kRecordCrcSize + payload;
+}
+
 inline constexpr size_t AlignedRecordSize(size_t payload) {
   return (kRecordHeaderSize + payload + kRecordAlign - 1) & ~(kRecordAlign - 1);
 }
 
 inline void PutU32(char* p, uint32_t v) { std::memcpy(p, &v, 4); }
 inline void PutU64(char* p, uint64_t v) { std::memcpy(p, &v, 8); }
+// Appends v to *out, little-endian (also the integers of raftd's snapshot point file and
+// snapshot streams).
+inline void AppendU32(std::string* out, uint32_t v) {
+  char b[4];
+  PutU32(b, v);
+  out->append(b, 4);
+}
+inline void AppendU64(std::string* out, uint64_t v) {
+  char b[8];
+  PutU64(b, v);
+  out->append(b, 8);
+}
 inline uint32_t GetU32(const char* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
@@ -109,6 +128,11 @@ enum class DecodeOutcome {
 };
 // Decodes the record at p[0, avail).
 DecodeOutcome DecodeRecord(const char* p, size_t avail, RecordView* out, const char** reason);
+// DecodeRecord without the crc check: every check of the header fields alone. For callers
+// that check the crc of bytes [kRecordCrcSize, kRecordCrcSize + RecordCrcCoveredBytes(length))
+// faster themselves (recovery's scan past a bad record, raftd/wal/crc32c_ranges.h).
+DecodeOutcome DecodeRecordHeader(const char* p, size_t avail, RecordView* out,
+                                 const char** reason);
 
 // "<sequence:016x>-<first index:016x>.wal"
 std::string SegmentFileName(uint64_t sequence, uint64_t first_index);

@@ -9,7 +9,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
+#include "raftd/wal/crc32c.h"
+#include "raftd/wal/crc32c_ranges.h"
 #include "raftd/wal/wal_format.h"
 
 namespace rusd::wal {
@@ -58,13 +61,31 @@ Status Corrupt(const std::string& path, size_t offset, const std::string& why) {
                           std::to_string(offset) + ": " + why);
 }
 
+// Candidates whose crc covers at most this many bytes are checked by reading them; longer
+// ones through Crc32cRanges, so that the scan below costs O(1) per candidate however long
+// the lengths a damaged (or crafted) segment claims.
+constexpr size_t kDirectCrcBytes = 256;
+
 // Looks for valid records at 8-aligned offsets after `from`. Returns whether there is any,
-// and the one whose group is furthest after `last_group` (mod 2^32).
+// and the one whose group is furthest after `last_group` (mod 2^32). Linear in the size of
+// the file: one pass to index the crcs (only if a long candidate shows up), then constant
+// work per offset.
 bool FindLaterRecords(const MappedFile& f, size_t from, uint32_t last_group,
                       uint32_t* max_distance, size_t* at) {
   bool found = false;
   *max_distance = 0;
-  size_t off = from + kRecordAlign;
+  const size_t scan_from = from + kRecordAlign;
+  std::optional<Crc32cRanges> crcs;  // over [scan_from, size), built on first need
+  auto crc_matches = [&](size_t off, const RecordView& rv) {
+    const size_t covered = RecordCrcCoveredBytes(rv.length);
+    const char* begin = f.data() + off + kRecordCrcSize;
+    const uint32_t want = GetU32(f.data() + off);
+    if (covered <= kDirectCrcBytes) return Crc32c(begin, covered) == want;
+    if (!crcs) crcs.emplace(f.data() + scan_from, f.size() - scan_from);
+    const size_t rel = off + kRecordCrcSize - scan_from;
+    return crcs->Of(rel, rel + covered) == want;
+  };
+  size_t off = scan_from;
   while (off + kRecordHeaderSize <= f.size()) {
     const char* p = f.data() + off;
     if (p[8] == 0) {  // fast path through zeros
@@ -73,7 +94,8 @@ bool FindLaterRecords(const MappedFile& f, size_t from, uint32_t last_group,
     }
     RecordView rv;
     const char* reason = nullptr;
-    if (DecodeRecord(p, f.size() - off, &rv, &reason) != DecodeOutcome::kRecord) {
+    if (DecodeRecordHeader(p, f.size() - off, &rv, &reason) != DecodeOutcome::kRecord ||
+        !crc_matches(off, rv)) {
       off += kRecordAlign;
       continue;
     }
