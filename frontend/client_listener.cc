@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "common/url.h"
+#include "frontend/connection_cork.h"
 #include "frontend/http_handler.h"
 #include "frontend/http_message.h"
 
@@ -86,6 +87,7 @@ struct ClientListener::Impl {
   std::thread acceptor;
   grpc::Server* server = nullptr;
   HttpHandler* handler = nullptr;
+  ConnectionCork* grpc_connections = nullptr;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -185,9 +187,11 @@ ClientListener::~ClientListener() { Stop(); }
 
 std::vector<uint16_t> ClientListener::ports() const { return impl_->url_ports; }
 
-void ClientListener::Start(grpc::Server* server, HttpHandler* handler) {
+void ClientListener::Start(grpc::Server* server, HttpHandler* handler,
+                           ConnectionCork* grpc_connections) {
   impl_->server = server;
   impl_->handler = handler;
+  impl_->grpc_connections = grpc_connections;
   impl_->acceptor = std::thread([impl = impl_.get()] { impl->Accept(); });
 }
 
@@ -270,6 +274,7 @@ void ClientListener::Impl::ServeConnection(int fd) {
         // gRPC's poller needs a non-blocking socket, or the server hangs on it.
         int flags = ::fcntl(fd, F_GETFL, 0);
         ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+        if (grpc_connections != nullptr) grpc_connections->Add(fd);  // before gRPC may close it
         grpc::AddInsecureChannelFromFd(server, fd);  // gRPC owns fd from here
         handed = true;
       }

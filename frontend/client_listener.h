@@ -25,6 +25,7 @@ class Server;
 
 namespace rusd::frontend {
 
+class ConnectionCork;
 class HttpHandler;
 
 class ClientListener {
@@ -39,8 +40,10 @@ class ClientListener {
   // The ports actually bound, in URL order (useful with port 0 in tests).
   std::vector<uint16_t> ports() const;
 
-  // Starts accepting. `server` must be started; both must outlive Stop().
-  void Start(grpc::Server* server, HttpHandler* handler);
+  // Starts accepting. `server` must be started; both must outlive Stop(). With `grpc_connections`
+  // (which must outlive Stop()) every connection handed to gRPC is tracked there.
+  void Start(grpc::Server* server, HttpHandler* handler,
+             ConnectionCork* grpc_connections = nullptr);
   void Stop();
 
  private:

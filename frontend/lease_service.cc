@@ -17,7 +17,6 @@
 #include "frontend/learner_gate.h"
 #include "frontend/lease_forwarder.h"
 #include "frontend/ring_client.h"
-#include "frontend/socket_cork.h"
 #include "ipc/message_type.h"
 #include "ipc/metrics_area.h"
 #include "ipc/metrics_grpc_methods.h"
@@ -54,19 +53,18 @@ RequestCallback Complete(grpc::ServerUnaryReactor* reactor, Response* resp) {
 // batch is a single keep-alive sent at once.
 //
 // The answers of a batch go out from the thread that got stored's reply (the ring client's
-// reply thread on the leader), one gRPC write per stream; the connections they go to are
-// corked meanwhile (socket_cork.h), so that each connection gets its answers in a few TCP
-// segments rather than one per keep-alive.
+// reply thread on the leader), one gRPC write per stream; the reply thread corks the client
+// connections while it works through a batch of replies (connection_cork.h), so that each
+// connection gets its answers in a few TCP segments rather than one per keep-alive.
 class KeepAliveBatcher {
  public:
   using Done = std::function<void(const Status&, const LeaseKeepAliveResponse&)>;
   explicit KeepAliveBatcher(LeaseForwarder& leader) : leader_(leader) {}
 
-  // `connection_fd`: the stream's socket (ConnectionFdOfPeer), or -1.
-  void Add(int64_t id, int connection_fd, Done done) {
+  void Add(int64_t id, Done done) {
     {
       std::lock_guard lock(mu_);
-      waiting_.push_back({id, connection_fd, std::move(done)});
+      waiting_.push_back({id, std::move(done)});
       if (in_flight_ >= kMaxInFlight) return;
       ++in_flight_;
     }
@@ -77,7 +75,6 @@ class KeepAliveBatcher {
   static constexpr int kMaxInFlight = 2;
   struct Item {
     int64_t id;
-    int connection_fd;
     Done done;
   };
 
@@ -131,7 +128,6 @@ class KeepAliveBatcher {
     LeaseKeepAliveResponse resp;
     if (status.ok()) *resp.mutable_header() = reply.header();
     std::vector<Item> held;
-    SocketCorks corks;  // uncorked on return, after the last answer's write was issued
     for (size_t i = 0; i < batch.size(); ++i) {
       if (status.ok()) {
         const int64_t ttl = reply.ttls(static_cast<int>(i));
@@ -142,7 +138,6 @@ class KeepAliveBatcher {
         resp.set_id(batch[i].id);
         resp.set_ttl(std::max<int64_t>(ttl, 0));
       }
-      corks.Cork(batch[i].connection_fd);
       batch[i].done(status, resp);
     }
     return held;
@@ -162,9 +157,8 @@ class KeepAliveReactor final
     : public grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
  public:
   // `metrics`: the call's counters, when the service counts its own calls.
-  KeepAliveReactor(KeepAliveBatcher& batcher, int connection_fd,
-                   std::optional<GrpcCallMetrics> metrics)
-      : batcher_(batcher), connection_fd_(connection_fd), metrics_(metrics) {
+  KeepAliveReactor(KeepAliveBatcher& batcher, std::optional<GrpcCallMetrics> metrics)
+      : batcher_(batcher), metrics_(metrics) {
     StartRead(&request_);
   }
 
@@ -178,7 +172,7 @@ class KeepAliveReactor final
       std::lock_guard lock(mu_);
       ++pending_;
     }
-    batcher_.Add(request_.id(), connection_fd_,
+    batcher_.Add(request_.id(),
                  [this](const Status& st, const LeaseKeepAliveResponse& resp) {
                    OnReply(st, resp);
                  });
@@ -300,7 +294,6 @@ class KeepAliveReactor final
   }
 
   KeepAliveBatcher& batcher_;
-  const int connection_fd_;        // this stream's socket, for corking (-1: unknown)
   // Sent runs with no write in flight and Handled once, so their order is the call's.
   std::optional<GrpcCallMetrics> metrics_;
   LeaseKeepAliveRequest request_;  // gRPC thread only (one read at a time)
@@ -368,7 +361,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
       if (call) call->Handled(static_cast<int>(grpc::StatusCode::UNAVAILABLE));
       return new LearnerRefusedStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>();
     }
-    return new KeepAliveReactor(batcher_, ConnectionFdOfPeer(ctx->peer()), call);
+    return new KeepAliveReactor(batcher_, call);
   }
 
   grpc::ServerUnaryReactor* LeaseTimeToLive(grpc::CallbackServerContext* ctx,

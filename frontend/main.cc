@@ -14,6 +14,7 @@
 #include "common/component_flags.h"
 #include "common/logging.h"
 #include "frontend/client_listener.h"
+#include "frontend/connection_cork.h"
 #include "frontend/gateway.h"
 #include "frontend/health_probe.h"
 #include "frontend/http_handler.h"
@@ -81,7 +82,9 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  frontend::ConnectionCork grpc_connections;
   frontend::RingClientOptions ring_options;
+  ring_options.cork = &grpc_connections;  // see connection_cork.h
   ring_options.member_id = flags->member_id;
   ring_options.own_epoch = (*ctx)->epoch();
   ring_options.request_timeout =
@@ -183,7 +186,7 @@ int Run(int argc, char** argv) {
       &gateway);
   frontend::SegmentMetricsPage metrics_page((*ctx)->segment(), RUSD_ETCD_SERVER_VERSION);
   http.set_metrics_page(&metrics_page);
-  (*listener)->Start(server.get(), &http);
+  (*listener)->Start(server.get(), &http, &grpc_connections);
   spdlog::info("serving clients on {} (member {:x}, epoch {})",
                fmt::join(flags->listen_client_urls, ","), flags->member_id, (*ctx)->epoch());
 

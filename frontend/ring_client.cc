@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "frontend/connection_cork.h"
 #include "frontend/etcd_errors.h"
 #include "frontend/grpc_status.h"
 #include "ipc/message_type.h"
@@ -220,13 +221,26 @@ void RingClient::Impl::Run() {
   while (!stop.load(std::memory_order_acquire)) {
     // Bounded batches so that one busy ring cannot starve the other or the epoch checks.
     int handled = 0;
-    for (int i = 0; i < 256 && raft_replies.TryRead(&m); ++i, ++handled) Handle(m);
-    for (int i = 0; i < 256 && store_replies.TryRead(&m); ++i, ++handled) Handle(m);
+    bool corked = false;
+    // The first reply of a batch leaves at once (a lone reply gains nothing from corking);
+    // from the second on, the connections stay corked until the batch is done.
+    auto handle = [&] {
+      if (handled == 1 && options.cork != nullptr) {
+        options.cork->Cork();
+        corked = true;
+      }
+      Handle(m);
+      ++handled;
+    };
+    for (int i = 0; i < 256 && raft_replies.TryRead(&m); ++i) handle();
+    for (int i = 0; i < 256 && store_replies.TryRead(&m); ++i) handle();
+    if (corked) options.cork->Uncork();
     CheckEpochs();
     if (!backlog.empty()) RetryBacklog();
     Clock::time_point now = Clock::now();
     if (now >= next_sweep) {
       FailExpired(false, etcd_errors::RequestTimedOut());
+      if (options.cork != nullptr) options.cork->Prune();
       next_sweep = now + std::chrono::milliseconds(50);
     }
     if (handled == 0) {

@@ -46,6 +46,8 @@ class Segment;
 
 namespace rusd::frontend {
 
+class ConnectionCork;
+
 struct RingClientOptions {
   uint64_t member_id = 0;
   uint64_t own_epoch = 0;  // stamped on every frame (ComponentContext::epoch)
@@ -53,6 +55,9 @@ struct RingClientOptions {
   std::chrono::milliseconds request_timeout{7000};
   // How long a request thread waits for ring space before "too many requests".
   std::chrono::milliseconds ring_write_timeout{200};
+  // If set, the reply thread corks these connections while it completes a batch of two or
+  // more replies, so that gRPC's per-call writes leave together (connection_cork.h).
+  ConnectionCork* cork = nullptr;
 };
 
 // Called once per request. `payload` is the kResult bytes when status is OK.
