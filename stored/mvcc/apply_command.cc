@@ -75,7 +75,11 @@ class WriteTxn {
     kv.set_version(*found ? prev.version() + 1 : 1);
     kv.set_lease(lease);
     kv.set_value(value);
-    const std::string bytes = kv.SerializeAsString();
+    // Serialized once, behind the history record's mark: the kv record is the same bytes
+    // without it (one allocation and copy of the value fewer per put).
+    std::string history_value(1, format::kPutMark);
+    kv.AppendToString(&history_value);
+    const rocksdb::Slice bytes(history_value.data() + 1, history_value.size() - 1);
     RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.kv, key, bytes), "batch"));
     if (!*found) RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.keys, key, ""), "batch"));
     // The key moves between leases (etcd's Detach of the old lease, Attach to the new).
@@ -91,7 +95,7 @@ class WriteTxn {
       }
     }
     RUSD_RETURN_IF_ERROR(FromRocks(
-        s_.PutHistory(format::HistoryKey(key, rev, changes_), WithMark(format::kPutMark, bytes)),
+        s_.PutHistory(format::HistoryKey(key, rev, changes_), std::move(history_value)),
         "batch"));
     RUSD_RETURN_IF_ERROR(FromRocks(
         s_.PutRevlog(format::EncodeRevision(rev, changes_), WithMark(format::kPutMark, key)),
@@ -289,18 +293,23 @@ Status CheckTxnOps(WriteTxn& txn, const etcdserverpb::TxnRequest& t, const std::
 }
 
 Status ApplyPutOp(WriteTxn& txn, const etcdserverpb::PutRequest& p, etcdserverpb::PutResponse* resp) {
-  std::string value = p.value();
+  // The request's own value unless ignore_value keeps the current one (no copy per put).
+  const std::string* value = &p.value();
+  std::string kept_value;
   int64_t lease = p.lease();
   if (p.ignore_value() || p.ignore_lease() || p.prev_kv()) {
     mvccpb::KeyValue prev;
     auto found = txn.GetCurrent(p.key(), &prev);
     if (!found.ok()) return found.status();
     if ((p.ignore_value() || p.ignore_lease()) && !*found) return kv_errors::KeyNotFound();
-    if (p.ignore_value()) value = prev.value();
+    if (p.ignore_value()) {
+      kept_value = prev.value();
+      value = &kept_value;
+    }
     if (p.ignore_lease()) lease = prev.lease();
     if (p.prev_kv() && *found) *resp->mutable_prev_kv() = std::move(prev);
   }
-  RUSD_RETURN_IF_ERROR(txn.Put(p.key(), value, lease));
+  RUSD_RETURN_IF_ERROR(txn.Put(p.key(), *value, lease));
   resp->mutable_header()->set_revision(txn.begin_revision() + 1);
   return Status::Ok();
 }
