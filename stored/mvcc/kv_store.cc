@@ -170,11 +170,6 @@ Status RocksKvStore::OpenDb(const std::string& dir) {
   db.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(budget / 2, cache_);
   // Bounds the WAL (and so restart replay time): old WAL forces flushes of idle families.
   db.max_total_wal_size = 32ull << 20;
-  // The WAL is written out only by SyncWal (every 100 ms) or when RocksDB's 1 MiB WAL buffer
-  // fills, not with a write(2) per batch. Nothing is lost that was promised: the durable
-  // applied index stored reports is what SyncWal synced, and raftd keeps every entry above
-  // it (a killed stored re-applies them, as it did for a WAL tail the kill left unsynced).
-  db.manual_wal_flush = true;
   db.bytes_per_sync = 1ull << 20;
 
   const size_t wb = std::max<size_t>(budget / 8, 2ull << 20);
