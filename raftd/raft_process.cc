@@ -640,6 +640,10 @@ bool RaftProcess::AwaitLeader(MessageType type, uint64_t id, std::string& payloa
 
 void RaftProcess::ReleaseAwaitingLeader() {
   if (awaiting_leader_.empty() || node_.leader() == 0) return;
+  // A turn may come long after the last tick (a slow fsync): what is already past its wait
+  // fails unproposed rather than being proposed after its client gave up.
+  ExpireAwaitingLeader(Clock::now());
+  if (awaiting_leader_.empty()) return;
   std::vector<LeaderWaitQueue::Request> waiting = awaiting_leader_.TakeAll();
   spdlog::info("leader {:016x} known: proposing {} requests that waited for one",
                node_.leader(), waiting.size());
