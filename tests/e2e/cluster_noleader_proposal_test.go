@@ -32,16 +32,8 @@ func leaderlessMember(t *testing.T) (*harness.Cluster, *harness.Server, *grpc.Cl
 	mustPut(t, c.Client(survivor), "nlp/before", "1")
 	c.Nodes[1].Kill()
 	c.Nodes[2].Kill()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, l, _, err := survivor.MemberStatus(time.Second)
-		if err == nil && l == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the survivor still names a leader")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !survivor.AwaitNoLeader(20 * time.Second) {
+		t.Fatalf("the survivor still names a leader")
 	}
 	conn, err := grpc.Dial(survivor.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

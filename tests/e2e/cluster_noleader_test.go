@@ -33,16 +33,8 @@ func TestClusterNetnsNoLeaderLinearizableRead(t *testing.T) {
 	}
 	c.Partition(cut)
 	// Until it has no leader (an election timeout and more without heartbeats).
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, l, _, err := cut.MemberStatus(time.Second)
-		if err == nil && l == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the cut-off member still names a leader")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if !cut.AwaitNoLeader(20 * time.Second) {
+		t.Fatalf("the cut-off member still names a leader")
 	}
 	conn, err := grpc.Dial(cut.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -118,6 +118,22 @@ func (s *Server) MemberStatus(timeout time.Duration) (member, leader uint64, ter
 	return st.Header.MemberId, st.Leader, st.RaftTerm, nil
 }
 
+// AwaitNoLeader polls the node's Maintenance.Status until it names no leader (an election
+// timeout and more without a reachable majority); false if it still names one at `within`.
+func (s *Server) AwaitNoLeader(within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for {
+		_, l, _, err := s.MemberStatus(time.Second)
+		if err == nil && l == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // Leader returns the node every running node agrees leads (nil if they do not agree or
 // there is none).
 func (c *Cluster) Leader() *Server { return c.LeaderAmong(c.Nodes...) }
