@@ -649,7 +649,9 @@ void RaftProcess::ReleaseAwaitingLeader() {
                node_.leader(), waiting.size());
   std::vector<std::string> data;
   std::vector<uint64_t> ids;
+  size_t bytes = 0;
   auto propose = [&] {
+    bytes = 0;
     if (data.empty()) return;
     Status st = node_.Propose(data);
     if (!st.ok()) {
@@ -663,8 +665,15 @@ void RaftProcess::ReleaseAwaitingLeader() {
   };
   for (LeaderWaitQueue::Request& r : waiting) {
     if (r.type == MessageType::kPropose) {
+      bytes += r.payload.size();
       ids.push_back(r.id);
       data.push_back(std::move(r.payload));
+      // The queue may hold far more than a turn's proposals: in pieces no larger than a
+      // turn's, so that a follower's forwarded proposal stays within a transport frame.
+      if (data.size() >= options_.max_proposals_per_turn ||
+          bytes >= options_.max_proposal_bytes_per_turn) {
+        propose();
+      }
       continue;
     }
     propose();  // the proposals before it go first
