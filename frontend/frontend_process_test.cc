@@ -19,6 +19,7 @@
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "ipc/metrics_grpc_methods.h"
+#include "ipc/request_trailer.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "rusd/internal.pb.h"
@@ -51,6 +52,10 @@ struct Seen {
   std::mutex mu;
   std::vector<internal::Command> commands;
   std::vector<uint64_t> command_frame_ids;
+  // The deadline each kPropose / kMemberChange carried (ipc/request_trailer.h), and when
+  // the fake raftd read it.
+  std::vector<std::pair<ipc::RequestClock::time_point, ipc::RequestClock::time_point>>
+      deadlines;
   std::vector<internal::RangeRead> reads;
   int read_index_requests = 0;
   std::vector<internal::LeaseRead> lease_batches;  // kLeaseKeepAliveBatch frames
@@ -110,7 +115,15 @@ class FakeNode {
     (void)store_replies_.Write(MessageType::kError, id, err.SerializeAsString(), 1s);
   }
 
-  void OnProposal(const ipc::Message& m) {
+  void OnProposal(ipc::Message& m) {
+    if (m.type == MessageType::kPropose || m.type == MessageType::kMemberChange ||
+        m.type == MessageType::kMoveLeader) {
+      std::optional<ipc::RequestClock::time_point> deadline =
+          ipc::StripRequestTrailer(&m.payload);
+      ASSERT_TRUE(deadline) << "a request for raftd without its deadline";
+      std::lock_guard lock(seen.mu);
+      seen.deadlines.emplace_back(*deadline, ipc::RequestClock::now());
+    }
     if (m.type == MessageType::kMemberChange) {
       // raftd's answer for an unknown member (membership.proto).
       internal::ErrorReply err;
@@ -480,6 +493,13 @@ TEST_F(FrontendProcessTest, UnansweredProposalTimesOutLikeEtcd) {
   EXPECT_EQ(node_->seen.commands.size(), 1u);  // never re-sent
   // etcd counts a proposal that timed out as failed.
   EXPECT_EQ(segment_->metrics().Get(ipc::Metric::kProposalsFailed), 1u);
+  // The frame told raftd when the frontend would give up: the request timeout after it
+  // was written (raftd never proposes it after that, request_trailer.h).
+  ASSERT_EQ(node_->seen.deadlines.size(), 1u);
+  const auto [deadline, read_at] = node_->seen.deadlines[0];
+  EXPECT_GE(deadline - read_at, 5100ms);
+  EXPECT_LE(deadline - read_at, 5200ms);
+  EXPECT_LE(deadline, ipc::RequestClock::now());
   // The pending gauge drops when the request's bookkeeping goes, just after the reply.
   for (int i = 0; i < 200 && segment_->metrics().Get(ipc::Metric::kProposalsPending) != 0; ++i) {
     std::this_thread::sleep_for(5ms);

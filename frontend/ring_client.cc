@@ -15,6 +15,7 @@
 #include "frontend/grpc_status.h"
 #include "ipc/message_type.h"
 #include "ipc/metrics_area.h"
+#include "ipc/request_trailer.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
@@ -48,6 +49,10 @@ struct Pending {
   std::string range_request;  // reads: the serialized RangeRequest, kept for re-sends
   uint64_t read_index = 0;    // reads: the minimum applied index stored must reach
   ipc::GaugeHold in_flight;   // proposals: etcd_server_proposals_pending while it waits
+  // A Propose (not a SubmitToRaft): counted in etcd_server_proposals_failed_total if it
+  // times out or raftd refuses it. Counted here only, once per request: raftd does not
+  // count what it answers (the answer may come after this deadline).
+  bool is_proposal = false;
   // reads: the reads-ring frame to send. A kRangeRead, or another query, goes in a
   // RangeRead envelope {read_index, range_request}; a raw one (ReadStore) as range_request.
   MessageType read_type = MessageType::kRangeRead;
@@ -158,13 +163,17 @@ struct RingClient::Impl {
         store_replies(seg, ipc::RingId::kStoreReplies) {}
 
   void Run();
-  void Handle(ipc::Message& m);
+  // `from_raftd`: m came on raft-replies (a kError there is raftd refusing the request).
+  void Handle(ipc::Message& m, bool from_raftd);
   void OnReadIndexReply(uint64_t id, const std::string& payload);
   void CheckEpochs();
   void RetryBacklog();
   void SendRangeRead(uint64_t id);
   void SendReadIndex(uint64_t id);
-  void FailExpired(bool all, const Status& why);
+  // Fails the requests past their deadline (all: every one) with `why`; `count_failed`:
+  // proposals among them count as failed (a timeout; not a shutdown: etcd's ErrStopped
+  // path does not count).
+  void FailExpired(bool all, const Status& why, bool count_failed);
   // Registers read `id` and sends its first frame; `raw`: `request` is the whole reads-ring
   // payload, else it goes in a RangeRead envelope {min_applied_index, request}.
   void StartRead(uint64_t id, MessageType type, std::string request, bool raw,
@@ -224,22 +233,22 @@ void RingClient::Impl::Run() {
     bool corked = false;
     // The first reply of a batch leaves at once (a lone reply gains nothing from corking);
     // from the second on, the connections stay corked until the batch is done.
-    auto handle = [&] {
+    auto handle = [&](bool from_raftd) {
       if (handled == 1 && options.cork != nullptr) {
         options.cork->Cork();
         corked = true;
       }
-      Handle(m);
+      Handle(m, from_raftd);
       ++handled;
     };
-    for (int i = 0; i < 256 && raft_replies.TryRead(&m); ++i) handle();
-    for (int i = 0; i < 256 && store_replies.TryRead(&m); ++i) handle();
+    for (int i = 0; i < 256 && raft_replies.TryRead(&m); ++i) handle(true);
+    for (int i = 0; i < 256 && store_replies.TryRead(&m); ++i) handle(false);
     if (corked) options.cork->Uncork();
     CheckEpochs();
     if (!backlog.empty()) RetryBacklog();
     Clock::time_point now = Clock::now();
     if (now >= next_sweep) {
-      FailExpired(false, etcd_errors::RequestTimedOut());
+      FailExpired(false, etcd_errors::RequestTimedOut(), /*count_failed=*/true);
       if (options.cork != nullptr) options.cork->Prune();
       next_sweep = now + std::chrono::milliseconds(50);
     }
@@ -250,7 +259,7 @@ void RingClient::Impl::Run() {
   }
 }
 
-void RingClient::Impl::Handle(ipc::Message& m) {
+void RingClient::Impl::Handle(ipc::Message& m, bool from_raftd) {
   switch (m.type) {
     case MessageType::kResult: {
       std::optional<Pending> p = pending.Take(m.id);
@@ -261,6 +270,9 @@ void RingClient::Impl::Handle(ipc::Message& m) {
     case MessageType::kError: {
       std::optional<Pending> p = pending.Take(m.id);
       if (!p) return;
+      // raftd refused the proposal (no leader, context deadline exceeded, ...); stored's
+      // errors are the request's own outcome (e.g. compacted), not a failed proposal.
+      if (from_raftd && p->is_proposal) segment.metrics().Add(ipc::Metric::kProposalsFailed);
       internal::ErrorReply err;
       if (!err.ParseFromString(m.payload)) {
         p->done(Status::Internal("rusd: malformed error reply"), std::string());
@@ -373,11 +385,11 @@ void RingClient::Impl::RetryBacklog() {
   }
 }
 
-void RingClient::Impl::FailExpired(bool all, const Status& why) {
+void RingClient::Impl::FailExpired(bool all, const Status& why, bool count_failed) {
   std::vector<Pending> expired = pending.TakeExpired(Clock::now(), all);
   for (Pending& p : expired) {
-    // etcd counts a proposal that timed out as failed (raftd counts the ones it rejects).
-    if (p.stage == Stage::kProposed) segment.metrics().Add(ipc::Metric::kProposalsFailed);
+    // etcd counts a proposal that timed out as failed.
+    if (count_failed && p.is_proposal) segment.metrics().Add(ipc::Metric::kProposalsFailed);
     p.done(why, std::string());
   }
 }
@@ -416,7 +428,7 @@ void RingClient::Stop() {
   impl_->stopped.store(true, std::memory_order_seq_cst);
   impl_->stop.store(true, std::memory_order_release);
   if (impl_->thread.joinable()) impl_->thread.join();
-  impl_->FailExpired(true, etcd_errors::ServerStopped());
+  impl_->FailExpired(true, etcd_errors::ServerStopped(), /*count_failed=*/false);
 }
 
 void RingClient::Start() {
@@ -427,13 +439,23 @@ void RingClient::Propose(uint64_t request_id, std::string_view command, RequestC
   impl_->segment.counter(ipc::Counter::kFrontendRequests).fetch_add(1, std::memory_order_relaxed);
   Pending p;
   p.stage = Stage::kProposed;
+  p.is_proposal = true;
   p.in_flight = ipc::GaugeHold(impl_->segment.metrics().at(ipc::Metric::kProposalsPending));
   p.deadline = Clock::now() + options_.request_timeout;
+  const Clock::time_point deadline = p.deadline;
   p.done = std::move(done);
+  // The frame carries the deadline (request_trailer.h): raftd never proposes it after the
+  // client was told "request timed out". Built in a per-thread buffer: one copy of the
+  // command, no allocation once the buffer is large enough.
+  thread_local std::string frame;
+  frame.assign(command);
+  ipc::AppendRequestTrailer(&frame, deadline);
   // Registered before the write: the reply may arrive before Write returns.
   if (!impl_->Register(request_id, std::move(p))) return;
-  Status st = impl_->proposals.Write(MessageType::kPropose, request_id, command,
+  Status st = impl_->proposals.Write(MessageType::kPropose, request_id, frame,
                                      options_.ring_write_timeout);
+  // A rare huge request must not pin its memory in every gRPC thread for good.
+  if (frame.capacity() > (1u << 20)) std::string().swap(frame);
   if (!st.ok()) impl_->Fail(request_id, etcd_errors::TooManyRequests());
 }
 
@@ -443,9 +465,11 @@ void RingClient::SubmitToRaft(ipc::MessageType type, std::string_view payload,
   Pending p;
   p.stage = Stage::kProposed;
   p.deadline = Clock::now() + options_.request_timeout;
+  std::string frame(payload);
+  ipc::AppendRequestTrailer(&frame, p.deadline);  // as Propose's (request_trailer.h)
   p.done = std::move(done);
   if (!impl_->Register(request_id, std::move(p))) return;
-  Status st = impl_->proposals.Write(type, request_id, payload, options_.ring_write_timeout);
+  Status st = impl_->proposals.Write(type, request_id, frame, options_.ring_write_timeout);
   if (!st.ok()) impl_->Fail(request_id, etcd_errors::TooManyRequests());
 }
 

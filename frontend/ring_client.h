@@ -16,6 +16,15 @@
 // - Re-sends follow docs/architecture.md: when stored's epoch changes, pending kRangeReads are
 //   sent again; when raftd's epoch changes, pending kReadIndexes are. A kPropose is never
 //   sent twice (it may already be in the WAL): it completes through stored or times out.
+// - A request for raftd's log or actions (kPropose, kMemberChange, kMoveLeader) ends with its
+//   deadline (ipc/request_trailer.h): raftd drops it unproposed if it reads it at or after
+//   that time, so nothing is proposed after its client was told "request timed out". That
+//   answer (Unavailable, etcd's ErrTimeout) is the one for every request whose outcome is
+//   unknown: clientv3 never retries a mutation on it (isSafeRetryMutableRPC retries
+//   Unavailable only for "there is no address/connection available").
+// - etcd_server_proposals_failed_total counts a Propose once, here: when it times out or
+//   raftd refuses it (kError on raft-replies); not on "server stopped" (etcd's ErrStopped
+//   is not counted either) nor for stored's errors (the request's own outcome).
 // - Replies for ids nobody waits for (an older frontend's, or already timed out) are dropped.
 // - The reply thread never blocks producing into a ring (it consumes two): its own writes
 //   (read-index follow-ups, re-sends) and the reads a callback issues (Read, ReadAs,
@@ -90,7 +99,8 @@ class RingClient {
   uint64_t member_id() const { return options_.member_id; }
 
   // Writes a kPropose carrying `command` (a serialized rusd.internal.Command whose
-  // request_id is `request_id`); `done` gets stored's kResult (or kError from raftd/stored).
+  // request_id is `request_id`) and the request's deadline; `done` gets stored's kResult
+  // (or kError from raftd/stored).
   void Propose(uint64_t request_id, std::string_view command, RequestCallback done);
   // Another request for raftd on the proposals ring (kMemberChange, kMoveLeader), answered
   // by raftd's kResult or kError; never re-sent, like a proposal.

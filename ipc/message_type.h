@@ -9,11 +9,14 @@ namespace rusd::ipc {
 
 enum class MessageType : uint16_t {
   kInvalid = 0,
-  // proposals ring (frontend -> raftd). id = request id.
-  kPropose = 1,        // rusd.internal.Command
+  // proposals ring (frontend -> raftd). id = request id. kPropose, kMemberChange and
+  // kMoveLeader end with a RequestTrailer (the frontend's deadline, request_trailer.h).
+  kPropose = 1,        // rusd.internal.Command + trailer
   kReadIndex = 2,      // empty payload
-  kMemberChange = 6,   // rusd.internal.MemberChangeRequest (membership.proto); kResult/kError
-  kMoveLeader = 7,     // rusd.internal.MoveLeaderRequest (membership.proto); kResult/kError
+  kMemberChange = 6,   // rusd.internal.MemberChangeRequest (membership.proto) + trailer;
+                       // kResult/kError
+  kMoveLeader = 7,     // rusd.internal.MoveLeaderRequest (membership.proto) + trailer;
+                       // kResult/kError
   // raft-replies ring (raftd -> frontend).
   kReadIndexReply = 10,  // id = request id; rusd.internal.ReadIndexReply
   kLeaderInfo = 11,      // id = 0; rusd.internal.LeaderInfo

@@ -28,7 +28,8 @@ enum class Metric : uint32_t {
   kHasLeader = 0,          // gauge: 1 if raftd knows a leader
   kIsLeader = 1,           // gauge: 1 if this member leads
   kLeaderChanges = 2,      // counter: leader changes seen (including the first election)
-  kProposalsFailed = 3,    // counter: proposals rejected by raftd (no leader, WAL error)
+  kProposalsFailed = 3,    // counter: proposals that timed out or raftd refused (counted by
+                           // the frontend, once each)
   kRaftTerm = 4,           // gauge: current term
   // (etcd's proposals_committed/applied are the committed and applied indexes: the
   // segment's Counter::kRaftCommittedIndex and Counter::kAppliedIndex.)

@@ -1,18 +1,24 @@
 // LeaderWaitQueue: requests raftd read from the proposals ring while no leader was known
-// (proposals, member changes), kept in arrival order until a leader is known or they expire.
+// (proposals, member changes), kept in arrival order until a leader is known, their time to
+// give up comes, or the frontend that sent them is gone.
 //
 // Why: etcd 3.4's raft node does not read its proposal channel while it has no leader
 // (raft/node.go run: propc = nil), so EtcdServer.processInternalRaftRequestOnce's Propose
 // blocks until a leader appears or the request timeout (5 s + 2 x election timeout) passes,
 // and then answers the context's error unmapped (gRPC Unknown "context deadline exceeded",
-// checked against etcd 3.4.23). A proposal that waited is proposed as
-// soon as a leader is known; one that expired was never proposed (the client may retry it
-// safely). The frontend never re-sends a proposal (docs/architecture.md "Epochs and
-// handshakes"), so the wait happens here, where the no-leader refusal used to be.
+// checked against etcd 3.4.23). A proposal that waited is proposed as soon as a leader is
+// known; one that gave up was never proposed (the client may retry it safely). The
+// frontend never re-sends a proposal (docs/architecture.md "Epochs and handshakes"), so the
+// wait happens here, where the no-leader refusal used to be. Each request gives up at a
+// time the caller derives from the deadline the frontend wrote into the frame
+// (ipc/request_trailer.h), so time spent in the ring (a raftd restart) counts.
 //
 // What it promises: Add keeps a request unless the queue is over its byte bound (then the
-// caller refuses it); TakeAll returns every request in arrival order; TakeExpired removes
-// and returns those waiting `give_up_after` or longer, in arrival order.
+// caller refuses it); the bound counts each request's bookkeeping (kEntryOverhead) as well
+// as its payload, so a flood of tiny requests is bounded too. TakeAll returns every request
+// in arrival order; TakeExpired removes those whose give_up_at has come and TakeOrphaned
+// those of a frontend epoch older than the live one, each in arrival order (give-up times
+// need not follow arrival order: the caller's clocks start before the ring write).
 //
 // Thread safety: none; raftd's main loop owns it. Time is passed in (testable).
 #pragma once
@@ -33,31 +39,41 @@ class LeaderWaitQueue {
   using Clock = std::chrono::steady_clock;
 
   struct Options {
-    std::chrono::milliseconds give_up_after{7000};  // etcd's request timeout
-    size_t max_bytes = 256u << 20;                  // payload bytes held at most
+    size_t max_bytes = 256u << 20;  // payload + kEntryOverhead per request, held at most
   };
 
   struct Request {
     ipc::MessageType type = ipc::MessageType::kPropose;
     uint64_t id = 0;
     std::string payload;
-    Clock::time_point arrived;
+    uint64_t frontend_epoch = 0;  // the epoch stamped on its frame
+    Clock::time_point give_up_at;
   };
+
+  // What one waiting request costs beyond its payload: the Request itself and the deque's
+  // share of a block (a rough but honest figure; the bound is against floods).
+  static constexpr size_t kEntryOverhead = sizeof(Request) + 16;
 
   explicit LeaderWaitQueue(Options options) : options_(options) {}
 
   // False (and `payload` untouched) when holding it would exceed max_bytes.
-  bool Add(ipc::MessageType type, uint64_t id, std::string& payload, Clock::time_point now);
+  bool Add(ipc::MessageType type, uint64_t id, std::string& payload, uint64_t frontend_epoch,
+           Clock::time_point give_up_at);
   std::vector<Request> TakeAll();
   std::vector<Request> TakeExpired(Clock::time_point now);
+  // Removes the requests of frontend epochs below `live_epoch` (nobody waits for them).
+  std::vector<Request> TakeOrphaned(uint64_t live_epoch);
 
   bool empty() const { return waiting_.empty(); }
   size_t size() const { return waiting_.size(); }
   size_t bytes() const { return bytes_; }
 
  private:
+  template <typename Pred>
+  std::vector<Request> TakeIf(Pred pred);
+
   const Options options_;
-  std::deque<Request> waiting_;  // arrival order, so also expiry order
+  std::deque<Request> waiting_;  // arrival order
   size_t bytes_ = 0;
 };
 

@@ -8,24 +8,32 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = LeaderWaitQueue::Clock;
 using ipc::MessageType;
+constexpr size_t kOverhead = LeaderWaitQueue::kEntryOverhead;
 
-TEST(LeaderWaitQueue, KeepsArrivalOrderAndExpiresTheOldestFirst) {
-  LeaderWaitQueue q({/*give_up_after=*/7000ms, /*max_bytes=*/1024});
+std::vector<uint64_t> Ids(const std::vector<LeaderWaitQueue::Request>& rs) {
+  std::vector<uint64_t> ids;
+  for (const auto& r : rs) ids.push_back(r.id);
+  return ids;
+}
+
+TEST(LeaderWaitQueue, KeepsArrivalOrderAndExpiresEachAtItsOwnTime) {
+  LeaderWaitQueue q({/*max_bytes=*/1u << 20});
   const Clock::time_point t0 = Clock::now();
-  std::string a = "a", b = "bb", c = "ccc";
-  ASSERT_TRUE(q.Add(MessageType::kPropose, 1, a, t0));
-  ASSERT_TRUE(q.Add(MessageType::kMemberChange, 2, b, t0 + 1000ms));
-  ASSERT_TRUE(q.Add(MessageType::kPropose, 3, c, t0 + 2000ms));
-  EXPECT_EQ(q.bytes(), 6u);
-  EXPECT_TRUE(q.TakeExpired(t0 + 6999ms).empty());
-  std::vector<LeaderWaitQueue::Request> gone = q.TakeExpired(t0 + 8000ms);
-  ASSERT_EQ(gone.size(), 2u);
-  EXPECT_EQ(gone[0].id, 1u);
+  std::string a = "a", b = "bb", c = "ccc", d = "d";
+  // Give-up times need not follow arrival: the frontend's clock starts before its ring
+  // write, which may wait.
+  ASSERT_TRUE(q.Add(MessageType::kPropose, 1, a, 1, t0 + 7000ms));
+  ASSERT_TRUE(q.Add(MessageType::kMemberChange, 2, b, 1, t0 + 6000ms));
+  ASSERT_TRUE(q.Add(MessageType::kPropose, 3, c, 1, t0 + 9000ms));
+  ASSERT_TRUE(q.Add(MessageType::kPropose, 4, d, 1, t0 + 6500ms));
+  EXPECT_EQ(q.bytes(), 7 + 4 * kOverhead);
+  EXPECT_TRUE(q.TakeExpired(t0 + 5999ms).empty());
+  std::vector<LeaderWaitQueue::Request> gone = q.TakeExpired(t0 + 7000ms);
+  EXPECT_EQ(Ids(gone), (std::vector<uint64_t>{1, 2, 4}));
   EXPECT_EQ(gone[0].payload, "a");
-  EXPECT_EQ(gone[1].id, 2u);
   EXPECT_EQ(gone[1].type, MessageType::kMemberChange);
   EXPECT_EQ(q.size(), 1u);
-  EXPECT_EQ(q.bytes(), 3u);
+  EXPECT_EQ(q.bytes(), 3 + kOverhead);
   std::vector<LeaderWaitQueue::Request> all = q.TakeAll();
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].payload, "ccc");
@@ -33,19 +41,32 @@ TEST(LeaderWaitQueue, KeepsArrivalOrderAndExpiresTheOldestFirst) {
   EXPECT_EQ(q.bytes(), 0u);
 }
 
+TEST(LeaderWaitQueue, DropsTheRequestsOfADeadFrontendEpoch) {
+  LeaderWaitQueue q({1u << 20});
+  const Clock::time_point later = Clock::now() + 7s;
+  std::string a = "a", b = "b", c = "c";
+  ASSERT_TRUE(q.Add(MessageType::kPropose, 1, a, /*frontend_epoch=*/1, later));
+  ASSERT_TRUE(q.Add(MessageType::kPropose, 2, b, /*frontend_epoch=*/3, later));
+  ASSERT_TRUE(q.Add(MessageType::kMemberChange, 3, c, /*frontend_epoch=*/1, later));
+  EXPECT_TRUE(q.TakeOrphaned(1).empty()) << "epoch 1 is the live one";
+  EXPECT_EQ(Ids(q.TakeOrphaned(3)), (std::vector<uint64_t>{1, 3}));
+  EXPECT_EQ(Ids(q.TakeAll()), (std::vector<uint64_t>{2}));
+}
+
 TEST(LeaderWaitQueue, RefusesOverItsByteBoundButAlwaysTakesOne) {
-  LeaderWaitQueue q({7000ms, /*max_bytes=*/4});
-  const Clock::time_point t0 = Clock::now();
-  std::string big(10, 'x'), small = "yy";
-  EXPECT_TRUE(q.Add(MessageType::kPropose, 1, big, t0)) << "one request alone is held";
-  EXPECT_FALSE(q.Add(MessageType::kPropose, 2, small, t0));
+  LeaderWaitQueue q({/*max_bytes=*/2 * kOverhead + 4});
+  const Clock::time_point t = Clock::now() + 7s;
+  std::string big(3 * kOverhead, 'x'), small = "yy";
+  EXPECT_TRUE(q.Add(MessageType::kPropose, 1, big, 1, t)) << "one request alone is held";
+  EXPECT_FALSE(q.Add(MessageType::kPropose, 2, small, 1, t));
   EXPECT_EQ(small, "yy") << "a refused payload is left to the caller";
   q.TakeAll();
-  EXPECT_TRUE(q.Add(MessageType::kPropose, 2, small, t0));
+  EXPECT_TRUE(q.Add(MessageType::kPropose, 2, small, 1, t));
   std::string two = "zz";
-  EXPECT_TRUE(q.Add(MessageType::kPropose, 3, two, t0));
-  std::string one = "w";
-  EXPECT_FALSE(q.Add(MessageType::kPropose, 4, one, t0));
+  EXPECT_TRUE(q.Add(MessageType::kPropose, 3, two, 1, t));
+  // Empty payloads still cost their bookkeeping: a flood of tiny requests is bounded.
+  std::string empty;
+  EXPECT_FALSE(q.Add(MessageType::kPropose, 4, empty, 1, t));
 }
 
 }  // namespace

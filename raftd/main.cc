@@ -124,14 +124,16 @@ int main(int argc, char** argv) {
   // fails with "request timed out" instead of waiting forever (read_index_waiters.h).
   options.read_timeout =
       std::chrono::milliseconds(5000 + 2 * static_cast<uint64_t>(flags->election_timeout_ms));
-  // A request waiting for a leader gives up before the frontend's deadline, so that it is
-  // not proposed after its client was told it timed out and the client gets raftd's answer,
-  // etcd's (leader_wait_queue.h). Its clock starts when raftd reads the frame, later than
-  // the frontend's: the margin covers the frontend's blocked ring write (up to 200 ms) and
-  // two ticks (expiry runs on a tick and before every release).
-  const auto margin = 2 * options.tick_interval + std::chrono::milliseconds(250);
-  options.leader_wait = options.read_timeout - std::min<std::chrono::milliseconds>(
-                                                   margin, options.read_timeout / 2);
+  // A request waiting for a leader gives up before the deadline its frame carries (the
+  // frontend's request timeout, ipc/request_trailer.h), so that it is not proposed after its
+  // client was told it timed out and the client gets raftd's answer, etcd's
+  // (leader_wait_queue.h). The margin covers two ticks (expiry runs on a tick and before
+  // every release) and the reply's trip through the ring.
+  options.leader_wait_margin = std::min<std::chrono::milliseconds>(
+      2 * options.tick_interval + std::chrono::milliseconds(50), options.read_timeout / 2);
+  // Only for a frame without a deadline (none from the frontend): the same wait, counted
+  // from when raftd reads it.
+  options.leader_wait = options.read_timeout - options.leader_wait_margin;
   options.members = flags->members;
   options.client_urls = flags->advertise_client_urls;
   options.name = flags->name;

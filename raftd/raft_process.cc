@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "ipc/request_trailer.h"
 #include "raftd/entry_batch_encoder.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "rusd/internal.pb.h"
@@ -20,6 +21,7 @@ constexpr int kCodeInternal = 13;
 constexpr int kCodeUnavailable = 14;
 constexpr char kLeaderChanged[] = "etcdserver: leader changed";
 constexpr char kRequestTimedOut[] = "etcdserver: request timed out";
+constexpr char kServerStopped[] = "etcdserver: server stopped";
 // What etcd 3.4 answers for a proposal that waited for a leader until its request timeout:
 // raft's Propose returns the context's error, which reaches the client unmapped (gRPC
 // code Unknown), not ErrTimeout.
@@ -65,8 +67,7 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       committed_(segment, ipc::RingId::kCommitted, options.epoch),
       pending_reads_(ReadIndexWaiters::Options{options.read_retry_interval,
                                                options.read_timeout}),
-      awaiting_leader_(LeaderWaitQueue::Options{options.leader_wait,
-                                                options.max_leader_wait_bytes}),
+      awaiting_leader_(LeaderWaitQueue::Options{options.max_leader_wait_bytes}),
       // etcd: 2 heartbeat intervals; rusd's leader heartbeats every tick.
       heartbeat_delays_(2 * options.tick_interval) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
@@ -155,6 +156,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
       ipc::WaitForMessages(segment_, readers, wait);
     }
   }
+  FailAwaitingLeaderOnStop();
   // Clean exit: whatever was written without a sync (hard state commits) becomes durable.
   wal_.AddHardState(raft::HardState{node_.term(), node_.vote(), node_.log().committed()});
   Status st = wal_.Flush(/*sync=*/true);
@@ -315,65 +317,130 @@ bool RaftProcess::TakeProposals() {
   ReleaseAwaitingLeader();  // before this turn's proposals: arrival order is kept
   batch_data_.clear();
   batch_ids_.clear();
+  batch_epochs_.clear();
+  batch_deadlines_.clear();
   read_ids_.clear();
+  // Read now, not at the top of the turn: a frontend reaped since then is already dead.
+  const uint64_t live_frontend =
+      segment_.component(ipc::Component::kFrontend).epoch.load(std::memory_order_acquire);
+  const Clock::time_point now = Clock::now();
+  bool worked = false;
+  size_t frames = 0;
   size_t bytes = 0;
-  while (batch_data_.size() < options_.max_proposals_per_turn &&
+  size_t expired = 0;
+  size_t orphaned = 0;
+  while (frames < options_.max_proposals_per_turn &&
          bytes < options_.max_proposal_bytes_per_turn) {
     std::optional<ipc::Message> m = proposals_.TryRead();
     if (!m) break;
+    worked = true;
+    ++frames;
+    if (m->type == MessageType::kReadIndex) {
+      read_ids_.push_back(m->id);
+      continue;
+    }
+    if (m->type != MessageType::kPropose && m->type != MessageType::kMemberChange &&
+        m->type != MessageType::kMoveLeader) {
+      spdlog::warn("proposals: ignoring frame type {} id {}", static_cast<int>(m->type), m->id);
+      continue;
+    }
     if (m->type == MessageType::kPropose) {
       segment_.counter(ipc::Counter::kProposalsReceived).fetch_add(1, std::memory_order_relaxed);
-      if (!RememberProposal(m->id)) {
-        spdlog::debug("dropping duplicate proposal {:x}", m->id);
-        continue;
-      }
-      if (m->payload.size() > kMaxEntryDataBytes) {
-        // Committed, it could never be delivered to stored (see kMaxEntryDataBytes).
-        spdlog::warn("refusing a proposal of {} bytes: over the {}-byte entry limit",
-                     m->payload.size(), kMaxEntryDataBytes);
-        segment_.metrics().Add(ipc::Metric::kProposalsFailed);
-        if (m->id != 0) QueueError(m->id, static_cast<int>(StatusCode::kInvalidArgument),
-                                   kRequestTooLarge);
-        continue;
-      }
-      bytes += m->payload.size();
-      batch_ids_.push_back(m->id);
-      batch_data_.push_back(std::move(m->payload));  // the entry data, unchanged
-    } else if (m->type == MessageType::kReadIndex) {
-      read_ids_.push_back(m->id);
-    } else if (m->type == MessageType::kMemberChange || m->type == MessageType::kMoveLeader) {
-      TakeMemberRequest(*m);
-    } else {
-      spdlog::warn("proposals: ignoring frame type {} id {}", static_cast<int>(m->type), m->id);
     }
+    const std::optional<Clock::time_point> deadline = ipc::StripRequestTrailer(&m->payload);
+    if (!deadline) {
+      spdlog::error("proposals: frame type {} id {:x} has no deadline trailer (a frontend of "
+                    "another version?); refused",
+                    static_cast<int>(m->type), m->id);
+      if (m->id != 0) {
+        QueueError(m->id, static_cast<int>(StatusCode::kInvalidArgument),
+                   "rusd: malformed request frame (no deadline)");
+      }
+      continue;
+    }
+    if (m->sender_epoch < live_frontend) {
+      // Its frontend died (the supervisor bumped the epoch when it reaped it): the client saw
+      // its connection break, an ambiguous outcome, and nobody waits for the answer. etcd
+      // loses a request its process dies with before proposing it; so does rusd.
+      ++orphaned;
+      continue;
+    }
+    if (*deadline <= now) {
+      // The frontend has answered (or is answering) "request timed out"; proposing it now
+      // would apply it behind the back of a client that may have moved on.
+      ++expired;
+      continue;
+    }
+    if (m->type != MessageType::kPropose) {
+      SubmitProposalBatch();  // the proposals read before it go first
+      TakeMemberRequest(*m, *deadline);
+      continue;
+    }
+    if (!RememberProposal(m->id)) {
+      spdlog::debug("dropping duplicate proposal {:x}", m->id);
+      continue;
+    }
+    if (m->payload.size() > kMaxEntryDataBytes) {
+      // Committed, it could never be delivered to stored (see kMaxEntryDataBytes).
+      spdlog::warn("refusing a proposal of {} bytes: over the {}-byte entry limit",
+                   m->payload.size(), kMaxEntryDataBytes);
+      if (m->id != 0) QueueError(m->id, static_cast<int>(StatusCode::kInvalidArgument),
+                                 kRequestTooLarge);
+      continue;
+    }
+    bytes += m->payload.size();
+    batch_ids_.push_back(m->id);
+    batch_epochs_.push_back(m->sender_epoch);
+    batch_deadlines_.push_back(*deadline);
+    batch_data_.push_back(std::move(m->payload));  // the entry data: the Command, unchanged
   }
-  if (!batch_data_.empty() && node_.leader() == 0) {
-    // etcd 3.4 lets a proposal wait for a leader until its request timeout.
-    for (size_t i = 0; i < batch_data_.size(); ++i) {
-      AwaitLeader(MessageType::kPropose, batch_ids_[i], batch_data_[i]);
-    }
-  } else if (!batch_data_.empty()) {
-    Status st = node_.Propose(batch_data_);
-    if (!st.ok()) {
-      segment_.metrics().Add(ipc::Metric::kProposalsFailed, batch_ids_.size());
-      for (uint64_t id : batch_ids_) {
-        if (id != 0) QueueError(id, static_cast<int>(st.code()), st.message());
-      }
-    }
+  SubmitProposalBatch();
+  if (expired != 0) {
+    spdlog::warn("dropped {} requests read after their deadline (never proposed; the frontend "
+                 "answers them \"request timed out\")",
+                 expired);
   }
-  const Clock::time_point now = read_ids_.empty() ? Clock::time_point{} : Clock::now();
+  if (orphaned != 0) {
+    spdlog::info("dropped {} requests of a frontend that is gone (epoch below {}; never "
+                 "proposed)",
+                 orphaned, live_frontend);
+  }
+  const Clock::time_point read_now = read_ids_.empty() ? Clock::time_point{} : Clock::now();
   for (uint64_t id : read_ids_) {
     Status st = node_.ReadIndex(id);
     // Without a leader etcd 3.4 lets a linearizable read wait for one until its request
     // timeout ("request timed out" then); PollPendingReads asks again meanwhile.
     if (st.ok() || node_.leader() == 0) {
-      pending_reads_.Add(id, now);
+      pending_reads_.Add(id, read_now);
     } else {
       segment_.metrics().Add(ipc::Metric::kReadIndexesFailed);
       QueueError(id, static_cast<int>(st.code()), st.message());
     }
   }
-  return !batch_data_.empty() || !read_ids_.empty() || !batch_ids_.empty();
+  return worked;
+}
+
+void RaftProcess::SubmitProposalBatch() {
+  if (batch_data_.empty()) return;
+  if (node_.leader() == 0) {
+    // etcd 3.4 lets a proposal wait for a leader until its request timeout.
+    for (size_t i = 0; i < batch_data_.size(); ++i) {
+      AwaitLeader(MessageType::kPropose, batch_ids_[i], batch_data_[i], batch_epochs_[i],
+                  batch_deadlines_[i]);
+    }
+  } else {
+    Status st = node_.Propose(batch_data_);
+    if (!st.ok()) {
+      // Answered here, counted as failed by the frontend when the answer reaches it.
+      for (uint64_t id : batch_ids_) {
+        if (id != 0) QueueError(id, static_cast<int>(st.code()), st.message());
+      }
+    }
+  }
+  batch_data_.clear();
+  batch_ids_.clear();
+  batch_epochs_.clear();
+  batch_deadlines_.clear();
 }
 
 Status RaftProcess::HandleReadies() {
@@ -629,11 +696,16 @@ void RaftProcess::FlushReplies() {
   }
 }
 
-bool RaftProcess::AwaitLeader(MessageType type, uint64_t id, std::string& payload) {
-  if (awaiting_leader_.Add(type, id, payload, Clock::now())) return true;
+bool RaftProcess::AwaitLeader(MessageType type, uint64_t id, std::string& payload,
+                              uint64_t frontend_epoch, Clock::time_point deadline) {
+  // The wait ends early enough that raftd's answer, etcd's, reaches the client before the
+  // frontend's own timeout; a frame without a deadline waits leader_wait from now.
+  const Clock::time_point give_up_at = deadline == ipc::kNoDeadline
+                                           ? Clock::now() + options_.leader_wait
+                                           : deadline - options_.leader_wait_margin;
+  if (awaiting_leader_.Add(type, id, payload, frontend_epoch, give_up_at)) return true;
   spdlog::warn("no leader: {} bytes of requests already wait for one; refusing request {:x}",
                awaiting_leader_.bytes(), id);
-  if (type == MessageType::kPropose) segment_.metrics().Add(ipc::Metric::kProposalsFailed);
   if (id != 0) QueueError(id, kCodeUnavailable, "etcdserver: no leader");
   return false;
 }
@@ -655,7 +727,6 @@ void RaftProcess::ReleaseAwaitingLeader() {
     if (data.empty()) return;
     Status st = node_.Propose(data);
     if (!st.ok()) {
-      segment_.metrics().Add(ipc::Metric::kProposalsFailed, ids.size());
       for (uint64_t id : ids) {
         if (id != 0) QueueError(id, static_cast<int>(st.code()), st.message());
       }
@@ -680,22 +751,44 @@ void RaftProcess::ReleaseAwaitingLeader() {
     ipc::Message m;
     m.type = r.type;
     m.id = r.id;
+    m.sender_epoch = r.frontend_epoch;
     m.payload = std::move(r.payload);
-    TakeMemberRequest(m);
+    TakeMemberRequest(m, ipc::kNoDeadline);  // a leader is known: it will not wait again
   }
   propose();
 }
 
 void RaftProcess::ExpireAwaitingLeader(Clock::time_point now) {
+  if (awaiting_leader_.empty()) return;
+  const uint64_t live_frontend =
+      segment_.component(ipc::Component::kFrontend).epoch.load(std::memory_order_acquire);
+  const size_t orphaned = awaiting_leader_.TakeOrphaned(live_frontend).size();
+  if (orphaned != 0) {
+    spdlog::info("{} requests waiting for a leader belong to a frontend that is gone: dropped "
+                 "(never proposed)",
+                 orphaned);
+  }
   std::vector<LeaderWaitQueue::Request> expired = awaiting_leader_.TakeExpired(now);
   if (expired.empty()) return;
-  spdlog::warn("{} requests waited {} ms for a leader: context deadline exceeded (never proposed)",
-               expired.size(), options_.leader_wait.count());
+  spdlog::warn("{} requests waited for a leader until their deadline: context deadline "
+               "exceeded (never proposed)",
+               expired.size());
+  // The frontend counts the failed proposals among them when the answers reach it.
   for (const LeaderWaitQueue::Request& r : expired) {
-    if (r.type == MessageType::kPropose) segment_.metrics().Add(ipc::Metric::kProposalsFailed);
     if (r.id != 0) {
       QueueError(r.id, static_cast<int>(StatusCode::kUnknown), kProposeContextExpired);
     }
+  }
+}
+
+void RaftProcess::FailAwaitingLeaderOnStop() {
+  if (awaiting_leader_.empty()) return;
+  std::vector<LeaderWaitQueue::Request> waiting = awaiting_leader_.TakeAll();
+  spdlog::info("stopping: {} requests that waited for a leader fail with \"{}\" (never "
+               "proposed)",
+               waiting.size(), kServerStopped);
+  for (const LeaderWaitQueue::Request& r : waiting) {
+    if (r.id != 0) QueueError(r.id, kCodeUnavailable, kServerStopped);
   }
 }
 

@@ -3,8 +3,9 @@
 // work for the next turn) and it sleeps only in WaitForMessages, bounded by the next tick.
 //
 // Rings (docs/architecture.md):
-//   reads   proposals      kPropose (id = request id, payload = rusd.internal.Command)
-//                          kReadIndex (id = request id)
+//   reads   proposals      kPropose (id = request id, payload = rusd.internal.Command +
+//                          the frontend's deadline, ipc/request_trailer.h), kReadIndex
+//                          (id = request id), kMemberChange, kMoveLeader (+ deadline)
 //           store-control  kResumeFrom{applied}, kDurableApplied{index}
 //   writes  raft-replies   kReadIndexReply, kError, kLeaderInfo (on every leader or term
 //                          change, and again whenever the frontend's epoch changes),
@@ -93,11 +94,14 @@ struct RaftProcessOptions {
   // request timeout (read_index_waiters.h; main() sets etcd's 5 s + 2 election timeouts).
   std::chrono::milliseconds read_retry_interval{500};
   std::chrono::milliseconds read_timeout{7000};
-  // Proposals and member changes that arrive while no leader is known wait this long for
-  // one (leader_wait_queue.h), then fail as etcd 3.4's do (Unknown "context deadline
-  // exceeded"). main() sets the request timeout less two ticks, so raftd answers before
-  // the frontend's deadline and never proposes a request its client was told timed out.
+  // Proposals and member changes that arrive while no leader is known wait for one
+  // (leader_wait_queue.h) until leader_wait_margin before the deadline their frame carries
+  // (ipc/request_trailer.h), then fail as etcd 3.4's do (Unknown "context deadline
+  // exceeded"): raftd answers before the frontend's own "request timed out". The margin
+  // covers the tick on which expiry runs and the reply's trip. A frame without a deadline
+  // (tests, tools) waits leader_wait from when raftd read it.
   std::chrono::milliseconds leader_wait{7000};
+  std::chrono::milliseconds leader_wait_margin{250};
   size_t max_leader_wait_bytes = 256u << 20;  // beyond: refused with "etcdserver: no leader"
   size_t dedup_window = 1u << 17;     // request ids remembered for duplicate proposals
   size_t max_queued_replies = 1u << 16;
@@ -131,7 +135,15 @@ class RaftProcess {
   };
 
   bool TakeControl();  // sets fatal_ when stored is ahead of this WAL
+  // Reads the proposals ring. A kPropose, kMemberChange or kMoveLeader is dropped unanswered
+  // (never proposed) when it was read at or after its deadline (the frontend answers it
+  // "request timed out") or was written by a frontend epoch older than the live one (that
+  // frontend is dead: its client saw the connection break, nobody waits for the answer).
+  // Requests are handed to the core, or to the leader wait, in ring order.
   bool TakeProposals();
+  // Hands this turn's proposals read so far to the core, or to the leader wait without a
+  // leader (before a member request read after them: ring order is kept).
+  void SubmitProposalBatch();
   bool TakePeerMessages();
   void QueueMemberList();
   etcdserverpb::MemberListResponse BuildMemberList();
@@ -145,12 +157,17 @@ class RaftProcess {
   bool RememberProposal(uint64_t request_id);
   void FailPendingReads(int code, const std::string& message);
   // Keeps a request that needs a leader while none is known (false: the queue is full and
-  // the request was refused with "no leader").
-  bool AwaitLeader(ipc::MessageType type, uint64_t id, std::string& payload);
+  // the request was refused with "no leader"). `deadline`: the frame's (or kNoDeadline).
+  bool AwaitLeader(ipc::MessageType type, uint64_t id, std::string& payload,
+                   uint64_t frontend_epoch, std::chrono::steady_clock::time_point deadline);
   // A leader is known: hands the waiting requests to the core, in arrival order.
   void ReleaseAwaitingLeader();
-  // Fails the requests that waited for a leader past options_.leader_wait.
+  // Fails the requests whose leader wait is over; drops, unanswered, those of a dead
+  // frontend epoch.
   void ExpireAwaitingLeader(std::chrono::steady_clock::time_point now);
+  // A clean stop: the requests still waiting for a leader (never proposed) get etcd's
+  // answer on shutdown, Unavailable "etcdserver: server stopped".
+  void FailAwaitingLeaderOnStop();
   // Asks the core again for reads left unanswered, fails those past the request timeout.
   void PollPendingReads(std::chrono::steady_clock::time_point now);
   // Leases: kLeaderState to stored (ahead of entries), stored's kLeaseProposals in.
@@ -174,7 +191,8 @@ class RaftProcess {
   void RecoverPendingInstall();
   // Membership (raft_process_membership.cc): kMemberChange / kMoveLeader requests, the
   // committed conf-change entries, leader transfers waiting for their outcome.
-  void TakeMemberRequest(ipc::Message& m);
+  // `deadline`: the frame's (ipc/request_trailer.h), for the leader wait.
+  void TakeMemberRequest(ipc::Message& m, std::chrono::steady_clock::time_point deadline);
   void OnConfChangeCommitted(const raft::Entry& e);
   void OnLeaderChangedForMoves();
   void CheckRemoved();
@@ -224,6 +242,8 @@ class RaftProcess {
   // Reused buffers: one turn's proposals and the frame being built.
   std::vector<std::string> batch_data_;
   std::vector<uint64_t> batch_ids_;
+  std::vector<uint64_t> batch_epochs_;  // the frontend epoch of each frame
+  std::vector<std::chrono::steady_clock::time_point> batch_deadlines_;
   std::vector<uint64_t> read_ids_;
   std::vector<raft::Message> inbox_;
   std::vector<raft::Message> early_;  // a leader's appends, sent before its own fsync

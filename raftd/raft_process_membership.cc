@@ -18,7 +18,7 @@ using ipc::MessageType;
 constexpr char kRemovedByPeer[] = "was removed from the cluster";
 }  // namespace
 
-void RaftProcess::TakeMemberRequest(ipc::Message& m) {
+void RaftProcess::TakeMemberRequest(ipc::Message& m, Clock::time_point deadline) {
   if (m.type == MessageType::kMoveLeader) {
     internal::MoveLeaderRequest req;
     if (!req.ParseFromString(m.payload)) {
@@ -73,7 +73,7 @@ void RaftProcess::TakeMemberRequest(ipc::Message& m) {
     // The checks above run again when it does (ReleaseAwaitingLeader).
     spdlog::info("membership: no leader; change of member {:016x} waits for one (request {:x})",
                  cc->node_id, m.id);
-    AwaitLeader(m.type, m.id, m.payload);
+    AwaitLeader(m.type, m.id, m.payload, m.sender_epoch, deadline);
     return;
   }
   Status st = node_.ProposeConfChange(*cc);

@@ -20,6 +20,7 @@
 #include <set>
 #include <thread>
 
+#include "ipc/request_trailer.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
 #include "ipc/test_segment.h"
@@ -27,6 +28,7 @@
 #include "raftd/wal/wal_reader.h"
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
+#include "rusd/membership.pb.h"
 
 namespace rusd::raftd {
 namespace {
@@ -134,13 +136,34 @@ class RaftdProcessTest : public ::testing::Test {
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
 
-  void Propose(uint64_t request_id) {
+  // The frontend's request timeout with this test's election timeout (5 s + 2 x 100 ms).
+  static constexpr auto kRequestTimeout = 5200ms;
+
+  // Writes a request for raftd as the frontend does: `payload` then the deadline
+  // (ipc/request_trailer.h), by default the request timeout from now.
+  void WriteRequest(MessageType type, uint64_t id, std::string payload,
+                    ipc::RequestClock::time_point deadline = ipc::RequestClock::now() +
+                                                             kRequestTimeout,
+                    ipc::RingWriter* writer = nullptr) {
+    ipc::AppendRequestTrailer(&payload, deadline);
+    ipc::RingWriter& w = writer != nullptr ? *writer : *proposals_;
+    ASSERT_TRUE(w.Write(type, id, payload, 5s).ok());
+  }
+
+  static internal::Command PutCommand(uint64_t request_id) {
     internal::Command cmd;
     cmd.set_request_id(request_id);
     cmd.set_origin_member_id(kMemberId);
     cmd.mutable_put()->set_key("key-" + std::to_string(request_id));
     cmd.mutable_put()->set_value(std::string(100, 'v'));
-    ASSERT_TRUE(proposals_->Write(MessageType::kPropose, request_id, cmd.SerializeAsString(), 1s).ok());
+    return cmd;
+  }
+
+  void Propose(uint64_t request_id,
+               ipc::RequestClock::time_point deadline = ipc::RequestClock::now() +
+                                                        kRequestTimeout) {
+    WriteRequest(MessageType::kPropose, request_id, PutCommand(request_id).SerializeAsString(),
+                 deadline);
   }
 
   void Resume(uint64_t applied, uint64_t stored_epoch) {
@@ -256,7 +279,9 @@ TEST_F(RaftdProcessTest, CommitsProposalsAndResendsFromWalAfterKillWithoutLossOr
   EXPECT_EQ(log_[1].term(), 1u);
   internal::Command cmd;
   ASSERT_TRUE(cmd.ParseFromString(log_[2].data()));
-  EXPECT_EQ(cmd.request_id(), 1u) << "entry data is the kPropose payload unchanged";
+  EXPECT_EQ(cmd.request_id(), 1u);
+  EXPECT_EQ(log_[2].data(), PutCommand(1).SerializeAsString())
+      << "entry data is the kPropose payload without its deadline trailer, unchanged";
 
   // Duplicated proposal ids are dropped; the next ones follow without a gap.
   Propose(7);
@@ -500,7 +525,7 @@ TEST_F(RaftdProcessTest, StreamsAnEntryLargerThanTheCommittedRing) {
   cmd.set_request_id(42);
   cmd.mutable_put()->set_key("big");
   cmd.mutable_put()->set_value(std::string(10u << 20, 'b'));  // the committed ring is 8 MiB
-  ASSERT_TRUE(proposals_->Write(MessageType::kPropose, 42, cmd.SerializeAsString(), 5s).ok());
+  WriteRequest(MessageType::kPropose, 42, cmd.SerializeAsString());
   Propose(43);
   ASSERT_TRUE(ApplyUntil(3)) << RaftdLog();
   ASSERT_EQ(log_[2].data().size(), cmd.ByteSizeLong());
@@ -527,7 +552,7 @@ TEST_F(RaftdProcessTest, AnEntryLargerThanTheCommittedRingNeverStallsTheLoop) {
   cmd.set_origin_member_id(kMemberId);
   cmd.mutable_put()->set_key("big");
   cmd.mutable_put()->set_value(std::string(1536u << 10, 'b'));
-  ASSERT_TRUE(proposals_->Write(MessageType::kPropose, 42, cmd.SerializeAsString(), 5s).ok());
+  WriteRequest(MessageType::kPropose, 42, cmd.SerializeAsString());
   Propose(43);
   std::this_thread::sleep_for(200ms);  // committed; the ring is full and nobody drains
 
@@ -921,6 +946,206 @@ TEST_F(RaftdProcessTest, LeaderCountsHeartbeatsItSendsLate) {
   }
   EXPECT_GT(metrics.Get(ipc::Metric::kHeartbeatSendFailures), before) << RaftdLog();
   EXPECT_NE(RaftdLog().find("later than 2 heartbeat intervals"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rusd::raftd
+
+namespace rusd::raftd {
+namespace {
+
+// A frame may sit in the proposals ring while raftd is down (killed, restarted by the
+// supervisor). The frontend answers each request at its deadline ("request timed out") and
+// never re-sends it, so raftd must not propose one it reads at or after the deadline the
+// frame carries (ipc/request_trailer.h): the client was already told, and may have moved
+// on. Such a frame is dropped silently (the frontend's answer is the only one).
+TEST_F(RaftdProcessTest, RequestsReadAfterTheirDeadlineAreNeverProposed) {
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  Resume(0, 1);
+  Propose(1);
+  ASSERT_TRUE(ApplyUntil(2)) << RaftdLog();
+
+  KillRaftd();
+  Propose(2, ipc::RequestClock::now() + 300ms);  // passes while raftd is down
+  Propose(3);                                    // the request timeout: still waited for
+  Propose(4, ipc::RequestClock::now() - 1ms);    // already past when written
+  std::this_thread::sleep_for(400ms);
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  Resume(applied_, 1);
+  ASSERT_TRUE(ApplyUntil(4)) << RaftdLog();  // index 3: the new term's empty entry
+  EXPECT_TRUE(NothingCommittedFor(200ms));
+  EXPECT_EQ(AppliedRequestIds(), (std::vector<uint64_t>{1, 3}));
+  EXPECT_FALSE(AwaitReply(MessageType::kError, 2, 100ms)) << "the frontend answers it";
+  EXPECT_NE(RaftdLog().find("dropped 2 requests read after their deadline"), std::string::npos)
+      << RaftdLog();
+}
+
+// A frame written by a frontend that has since died (the supervisor bumped the frontend's
+// epoch when it reaped it) is never proposed: its client saw the connection break (an
+// ambiguous outcome, which clientv3 does not retry) and nobody waits for the answer, as
+// when an etcd process dies with a request it had not proposed yet.
+TEST_F(RaftdProcessTest, RequestsOfAFrontendThatDiedAreNeverProposed) {
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  Resume(0, 1);
+  ASSERT_TRUE(ApplyUntil(1)) << RaftdLog();
+
+  KillRaftd();  // so that the frames stay in the ring
+  Propose(10);  // frontend epoch 1
+  // Frontend 1 dies and is reaped (epoch 2); its successor starts (epoch 3).
+  SetEpoch(Component::kFrontend, 3);
+  proposals_.reset();
+  proposals_ = std::make_unique<ipc::RingWriter>(**segment_, RingId::kProposals, 3);
+  Propose(11);
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  Resume(applied_, 1);
+  ASSERT_TRUE(ApplyUntil(3)) << RaftdLog();  // index 2: the new term's empty entry
+  EXPECT_TRUE(NothingCommittedFor(200ms));
+  EXPECT_EQ(AppliedRequestIds(), (std::vector<uint64_t>{11}));
+}
+
+// A clean stop (SIGTERM) while requests wait for a leader answers them as etcd answers the
+// requests it is waiting on when it stops: Unavailable "etcdserver: server stopped" (they
+// were never proposed). Before, they got no answer and their clients waited out the
+// request timeout.
+TEST_F(RaftdProcessTest, ACleanStopAnswersTheRequestsWaitingForALeader) {
+  const std::string own_url = "http://127.0.0.1:" + std::to_string(FreePort());
+  const std::string absent_url = "http://127.0.0.1:" + std::to_string(FreePort());
+  StartRaftd({"--cluster-id=1234", "--listen-peer-urls=" + own_url,
+              "--members=abc=follower=" + own_url + ",def=absent=" + absent_url});
+  std::this_thread::sleep_for(300ms);  // def never answers: no leader
+  Propose(30);
+  EXPECT_FALSE(AwaitReply(MessageType::kError, 30, 300ms)) << "it waits for a leader";
+  kill(pid_, SIGTERM);
+  EXPECT_EQ(WaitExit(5s), 0) << RaftdLog();
+  auto err = AwaitReply(MessageType::kError, 30, 1s);
+  ASSERT_TRUE(err) << "a waiting request got no answer on a clean stop\n" << RaftdLog();
+  internal::ErrorReply e;
+  ASSERT_TRUE(e.ParseFromString(err->payload));
+  EXPECT_EQ(e.code(), 14);  // Unavailable
+  EXPECT_EQ(e.message(), "etcdserver: server stopped");
+}
+
+// Without a leader, requests wait in raftd (leader_wait_queue.h) and are handed on in the
+// order they came through the ring, a member change included, even when the proposals
+// before it were read in the same turn. A waiting request gives up shortly before the
+// deadline its frame carries, not a fixed time after raftd read it; one whose frontend died
+// meanwhile is dropped. The test plays member def over a real peer transport: silent (abc
+// has no leader), then leading, and records what abc forwards to it, in order.
+TEST_F(RaftdProcessTest, LeaderlessRequestsKeepRingOrderAndGiveUpAtTheirDeadline) {
+  constexpr uint64_t kLeader = 0xdef;
+  constexpr uint64_t kConfChangeLabel = ~0ull;
+  const std::string own_url = "http://127.0.0.1:" + std::to_string(FreePort());
+  transport::TransportOptions t;
+  t.cluster_id = 0x1234;
+  t.member_id = kLeader;
+  t.name = "leader";
+  t.listen_urls = {"http://127.0.0.1:0"};
+  t.peers = {{kMemberId, "follower", {own_url}}};
+  auto leader = transport::PeerTransport::Start(std::move(t));
+  ASSERT_TRUE(leader.ok()) << leader.status().ToString();
+  const std::string leader_url =
+      "http://127.0.0.1:" + std::to_string((*leader)->listen_ports().at(0));
+  StartRaftd({"--cluster-id=1234", "--listen-peer-urls=" + own_url,
+              "--members=abc=follower=" + own_url + ",def=leader=" + leader_url,
+              "--strict-reconfig-check=false"});
+
+  std::mutex mu;
+  std::vector<uint64_t> forwarded;  // request ids (kConfChangeLabel: a conf change), in order
+  std::atomic<bool> leading{false};
+  std::atomic<bool> stop{false};
+  std::thread fake([&] {
+    std::vector<raft::Message> in, out;
+    while (!stop.load()) {
+      if (leading.load()) {
+        raft::Message hb;
+        hb.type = raft::MessageType::kHeartbeat;
+        hb.from = kLeader;
+        hb.to = kMemberId;
+        hb.term = 100;
+        out.push_back(hb);
+      }
+      in.clear();
+      (*leader)->TakeReceived(&in);
+      for (const raft::Message& m : in) {
+        if (m.type != raft::MessageType::kPropose) continue;
+        std::lock_guard lock(mu);
+        for (const auto& e : m.entries) {
+          internal::Command cmd;
+          if (e.type == raft::EntryType::kConfChange) {
+            forwarded.push_back(kConfChangeLabel);
+          } else if (cmd.ParseFromString(e.data)) {
+            forwarded.push_back(cmd.request_id());
+          }
+        }
+      }
+      (*leader)->Send(out);
+      out.clear();
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      t.join();
+    }
+  } join{stop, fake};
+
+  std::this_thread::sleep_for(300ms);  // no leader: def is silent
+  // The frontend dies with request 13 waiting; its successor (epoch 3) sends the rest.
+  Propose(13);
+  std::this_thread::sleep_for(50ms);
+  SetEpoch(Component::kFrontend, 3);
+  (*segment_)->WakeAll();
+  proposals_.reset();
+  proposals_ = std::make_unique<ipc::RingWriter>(**segment_, RingId::kProposals, 3);
+  std::this_thread::sleep_for(100ms);  // a few ticks: the orphan is dropped on one
+
+  // One turn reads the next four: raftd is stopped while they are written.
+  ASSERT_EQ(kill(pid_, SIGSTOP), 0);
+  Propose(10);
+  internal::MemberChangeRequest add;
+  add.set_kind(internal::MemberChangeRequest::ADD);
+  add.add_peer_urls("http://127.0.0.1:1");
+  add.set_is_learner(true);
+  add.set_unix_time(1);
+  WriteRequest(MessageType::kMemberChange, 20, add.SerializeAsString());
+  Propose(11);
+  // Its deadline is 1 s away: the wait ends 2 ticks + 50 ms before it.
+  const auto short_written = std::chrono::steady_clock::now();
+  Propose(12, ipc::RequestClock::now() + 1000ms);
+  ASSERT_EQ(kill(pid_, SIGCONT), 0);
+
+  auto err = AwaitReply(MessageType::kError, 12, 3s);
+  ASSERT_TRUE(err) << "a leaderless request outlived its deadline\n" << RaftdLog();
+  const auto waited = std::chrono::steady_clock::now() - short_written;
+  EXPECT_GE(waited, 850ms);
+  EXPECT_LE(waited, 1000ms) << "raftd answered after the frontend's own timeout";
+  internal::ErrorReply e;
+  ASSERT_TRUE(e.ParseFromString(err->payload));
+  EXPECT_EQ(e.code(), 2);  // etcd 3.4: gRPC Unknown
+  EXPECT_EQ(e.message(), "context deadline exceeded");
+
+  Propose(14);
+  std::this_thread::sleep_for(100ms);
+
+  leading = true;
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  auto count = [&] {
+    std::lock_guard lock(mu);
+    return forwarded.size();
+  };
+  while (count() < 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  std::this_thread::sleep_for(300ms);  // anything more would show now
+  std::lock_guard lock(mu);
+  EXPECT_EQ(forwarded, (std::vector<uint64_t>{10, kConfChangeLabel, 11, 14})) << RaftdLog();
 }
 
 }  // namespace
