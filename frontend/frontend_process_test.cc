@@ -156,6 +156,13 @@ class FakeNode {
       ReplyError(m.id, 9, "etcdserver: some failure");
       return;
     }
+    if (key == "no-leader") {  // raftd refuses it (raft-replies)
+      internal::ErrorReply err;
+      err.set_code(2);
+      err.set_message("context deadline exceeded");
+      (void)raft_replies_.Write(MessageType::kError, m.id, err.SerializeAsString(), 1s);
+      return;
+    }
     std::string out;
     if (c.has_put()) {
       etcdserverpb::PutResponse resp;
@@ -426,6 +433,21 @@ TEST_F(FrontendProcessTest, ErrorRepliesKeepCodeAndMessage) {
   st = stub_->Range(Ctx().get(), range, &range_resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::OUT_OF_RANGE);
   EXPECT_EQ(st.error_message(), "etcdserver: mvcc: required revision has been compacted");
+}
+
+// etcd_server_proposals_failed_total counts a proposal raftd refused, once (raftd does not
+// count what it answers), and not stored's errors, which are the request's own outcome.
+TEST_F(FrontendProcessTest, ProposalRaftdRefusesCountsAsFailedOnceStoredErrorsDoNot) {
+  etcdserverpb::PutRequest put;
+  etcdserverpb::PutResponse resp;
+  put.set_key("fail");  // stored's kError
+  EXPECT_FALSE(stub_->Put(Ctx().get(), put, &resp).ok());
+  EXPECT_EQ(segment_->metrics().Get(ipc::Metric::kProposalsFailed), 0u);
+  put.set_key("no-leader");  // raftd's kError
+  grpc::Status st = stub_->Put(Ctx().get(), put, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNKNOWN);
+  EXPECT_EQ(st.error_message(), "context deadline exceeded");
+  EXPECT_EQ(segment_->metrics().Get(ipc::Metric::kProposalsFailed), 1u);
 }
 
 TEST_F(FrontendProcessTest, ValidationAndSizeLimitsAnswerLikeEtcd) {

@@ -444,14 +444,15 @@ void RingClient::Propose(uint64_t request_id, std::string_view command, RequestC
   p.deadline = Clock::now() + options_.request_timeout;
   const Clock::time_point deadline = p.deadline;
   p.done = std::move(done);
+  // Registered before the write: the reply may arrive before Write returns.
+  if (!impl_->Register(request_id, std::move(p))) return;
   // The frame carries the deadline (request_trailer.h): raftd never proposes it after the
-  // client was told "request timed out". Built in a per-thread buffer: one copy of the
-  // command, no allocation once the buffer is large enough.
+  // client was told "request timed out". Built in a per-thread buffer (after Register,
+  // whose failure callback may propose again on this thread): one copy of the command, no
+  // allocation once the buffer is large enough.
   thread_local std::string frame;
   frame.assign(command);
   ipc::AppendRequestTrailer(&frame, deadline);
-  // Registered before the write: the reply may arrive before Write returns.
-  if (!impl_->Register(request_id, std::move(p))) return;
   Status st = impl_->proposals.Write(MessageType::kPropose, request_id, frame,
                                      options_.ring_write_timeout);
   // A rare huge request must not pin its memory in every gRPC thread for good.
