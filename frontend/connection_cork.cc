@@ -32,7 +32,7 @@ void ConnectionCork::Add(int fd) {
 
 void ConnectionCork::Cork() {
   std::lock_guard lock(mu_);
-  open_ = true;
+  open_.store(true, std::memory_order_relaxed);
 }
 
 void ConnectionCork::CorkLocked(int fd) {
@@ -44,7 +44,7 @@ void ConnectionCork::CorkLocked(int fd) {
 void ConnectionCork::Touch(int fd) {
   if (fd < 0) return;
   std::lock_guard lock(mu_);
-  if (!open_) return;
+  if (!open_.load(std::memory_order_relaxed)) return;
   // Only sockets handed to gRPC: never a number this process uses for anything else.
   if (std::find(fds_.begin(), fds_.end(), fd) == fds_.end()) return;
   CorkLocked(fd);
@@ -52,13 +52,13 @@ void ConnectionCork::Touch(int fd) {
 
 void ConnectionCork::TouchAll() {
   std::lock_guard lock(mu_);
-  if (!open_ || fds_.size() > kMaxConnections) return;
+  if (!open_.load(std::memory_order_relaxed) || fds_.size() > kMaxConnections) return;
   for (int fd : fds_) CorkLocked(fd);
 }
 
 void ConnectionCork::Uncork() {
   std::lock_guard lock(mu_);
-  open_ = false;
+  open_.store(false, std::memory_order_relaxed);
   for (int fd : corked_) SetCork(fd, 0);
   corked_.clear();
 }

@@ -23,6 +23,7 @@
 // delay that thread's write to the end of the batch.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,8 @@ class ConnectionCork {
   // "fd:N", see ParsePeerFd): corks it if a batch is open and it is tracked, once per batch.
   // Cheap otherwise (a lock and a scan of the batch's few corked sockets).
   void Touch(int fd);
+  // A batch is open (Cork called, Uncork not yet): lets a caller skip finding its socket.
+  bool batch_open() const { return open_.load(std::memory_order_relaxed); }
   // For writers that do not know their connection (e.g. one reply answering many streams):
   // corks every tracked connection for the rest of the batch. With more than
   // kMaxConnections tracked it does nothing: that would cost two setsockopt calls per
@@ -71,7 +74,7 @@ class ConnectionCork {
 
   mutable std::mutex mu_;
   std::vector<int> fds_;     // socket numbers, under mu_
-  bool open_ = false;        // a batch is open (between Cork and Uncork), under mu_
+  std::atomic<bool> open_{false};  // a batch is open (between Cork and Uncork); set under mu_
   std::vector<int> corked_;  // sockets corked in this batch, under mu_
 };
 

@@ -33,12 +33,13 @@ void SetResponse(std::string&& payload, grpc::ByteBuffer* out) {
 }
 
 // The call's connection, for corking its reply with the others of a reply batch
-// (connection_cork.h): null `cork` or -1 `fd` leave it alone.
+// (connection_cork.h). Its socket is looked up (the call's peer "fd:N") only when a batch
+// is open: most replies are not in one. A null `cork` leaves it alone.
 struct CallConnection {
   ConnectionCork* cork = nullptr;
-  int fd = -1;
+  grpc::CallbackServerContext* ctx = nullptr;  // alive until the call's Finish
   void Touch() const {
-    if (cork != nullptr) cork->Touch(fd);
+    if (cork != nullptr && cork->batch_open()) cork->Touch(ConnectionCork::ParsePeerFd(ctx->peer()));
   }
 };
 
@@ -122,8 +123,7 @@ class KvService final : public KvBase {
     if (received_bytes_ != nullptr) {
       received_bytes_->fetch_add(req->Length(), std::memory_order_relaxed);
     }
-    CallConnection conn;
-    if (cork_ != nullptr) conn = {cork_, ConnectionCork::ParsePeerFd(ctx->peer())};
+    const CallConnection conn{cork_, ctx};
     RequestCallback done;
     if (metrics_ != nullptr) {
       GrpcCallMetrics call(*metrics_, *method_stats_[static_cast<int>(method)]);
