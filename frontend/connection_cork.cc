@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 
 namespace rusd::frontend {
 namespace {
@@ -31,26 +32,58 @@ void ConnectionCork::Add(int fd) {
 
 void ConnectionCork::Cork() {
   std::lock_guard lock(mu_);
-  if (fds_.size() > kMaxConnections) return;
-  for (int fd : fds_) SetCork(fd, 1);
-  corked_ = true;
+  open_.store(true, std::memory_order_relaxed);
+}
+
+void ConnectionCork::CorkLocked(int fd) {
+  if (std::find(corked_.begin(), corked_.end(), fd) != corked_.end()) return;
+  SetCork(fd, 1);
+  corked_.push_back(fd);
+}
+
+void ConnectionCork::Touch(int fd) {
+  if (fd < 0) return;
+  std::lock_guard lock(mu_);
+  if (!open_.load(std::memory_order_relaxed)) return;
+  // Only sockets handed to gRPC: never a number this process uses for anything else.
+  if (std::find(fds_.begin(), fds_.end(), fd) == fds_.end()) return;
+  CorkLocked(fd);
+}
+
+void ConnectionCork::TouchAll() {
+  std::lock_guard lock(mu_);
+  if (!open_.load(std::memory_order_relaxed) || fds_.size() > kMaxConnections) return;
+  for (int fd : fds_) CorkLocked(fd);
 }
 
 void ConnectionCork::Uncork() {
   std::lock_guard lock(mu_);
-  if (!corked_) return;
-  for (int fd : fds_) SetCork(fd, 0);
-  corked_ = false;
+  open_.store(false, std::memory_order_relaxed);
+  for (int fd : corked_) SetCork(fd, 0);
+  corked_.clear();
 }
 
 void ConnectionCork::Prune() {
   std::lock_guard lock(mu_);
   auto dead = std::remove_if(fds_.begin(), fds_.end(), [this](int fd) {
     if (Established(fd)) return false;
-    if (corked_) SetCork(fd, 0);
+    auto c = std::find(corked_.begin(), corked_.end(), fd);
+    if (c != corked_.end()) {
+      SetCork(fd, 0);
+      corked_.erase(c);
+    }
     return true;
   });
   fds_.erase(dead, fds_.end());
+}
+
+int ConnectionCork::ParsePeerFd(std::string_view peer) {
+  constexpr std::string_view kPrefix = "fd:";
+  if (peer.size() <= kPrefix.size() || peer.substr(0, kPrefix.size()) != kPrefix) return -1;
+  int fd = 0;
+  auto [end, ec] = std::from_chars(peer.data() + kPrefix.size(), peer.data() + peer.size(), fd);
+  if (ec != std::errc() || end != peer.data() + peer.size() || fd < 0) return -1;
+  return fd;
 }
 
 size_t ConnectionCork::size() const {

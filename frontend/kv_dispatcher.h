@@ -23,6 +23,8 @@ struct MetricsArea;
 
 namespace rusd::frontend {
 
+class ConnectionCork;
+
 struct KvServiceOptions {
   uint64_t member_id = 0;
   uint64_t max_request_bytes = 1572864;
@@ -33,6 +35,9 @@ struct KvServiceOptions {
   // null). When set, register "etcdserverpb.KV" as self-counted with the metrics
   // interceptor (metrics_interceptor.h), or its calls are counted twice.
   ipc::MetricsArea* grpc_metrics = nullptr;
+  // The connections the ring client corks per reply batch (connection_cork.h; may be null):
+  // the KV gRPC service touches each call's connection before finishing it.
+  ConnectionCork* cork = nullptr;
 };
 
 enum class KvMethod { kRange, kPut, kDeleteRange, kTxn, kCompact };

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "frontend/connection_cork.h"
 #include "frontend/grpc_call_metrics.h"
 #include "frontend/grpc_status.h"
 #include "frontend/learner_gate.h"
@@ -31,23 +32,37 @@ void SetResponse(std::string&& payload, grpc::ByteBuffer* out) {
   grpc::ByteBuffer(&slice, 1).Swap(out);
 }
 
+// The call's connection, for corking its reply with the others of a reply batch
+// (connection_cork.h). Its socket is looked up (the call's peer "fd:N") only when a batch
+// is open: most replies are not in one. A null `cork` leaves it alone.
+struct CallConnection {
+  ConnectionCork* cork = nullptr;
+  grpc::CallbackServerContext* ctx = nullptr;  // alive until the call's Finish
+  void Touch() const {
+    if (cork != nullptr && cork->batch_open()) cork->Touch(ConnectionCork::ParsePeerFd(ctx->peer()));
+  }
+};
+
 // Completes a unary call from a ring reply.
-RequestCallback Completion(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response) {
-  return [reactor, response](const Status& st, std::string&& payload) {
+RequestCallback Completion(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response,
+                           CallConnection conn) {
+  return [reactor, response, conn](const Status& st, std::string&& payload) {
     if (st.ok()) SetResponse(std::move(payload), response);
+    conn.Touch();
     reactor->Finish(ToGrpcStatus(st));
   };
 }
 
 // The same, counting the call's response and status as the metrics interceptor would.
 RequestCallback CountedCompletion(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response,
-                                  GrpcCallMetrics call) {
-  return [reactor, response, call](const Status& st, std::string&& payload) mutable {
+                                  CallConnection conn, GrpcCallMetrics call) {
+  return [reactor, response, conn, call](const Status& st, std::string&& payload) mutable {
     if (st.ok()) {
       call.Sent(payload.size());
       SetResponse(std::move(payload), response);
     }
     call.Handled(static_cast<int>(st.code()));  // rusd's codes are gRPC's (grpc_status.h)
+    conn.Touch();
     reactor->Finish(ToGrpcStatus(st));
   };
 }
@@ -71,7 +86,8 @@ class KvService final : public KvBase {
   KvService(RingClient& ring, const KvServiceOptions& options)
       : dispatcher_(ring, options),
         received_bytes_(options.received_bytes),
-        metrics_(options.grpc_metrics) {
+        metrics_(options.grpc_metrics),
+        cork_(options.cork) {
     if (metrics_ == nullptr) return;
     for (int m = 0; m < kKvMethods; ++m) {
       method_stats_[m] = &metrics_->grpc[ipc::GrpcMethodSlot(kKvFullNames[m])];
@@ -107,13 +123,14 @@ class KvService final : public KvBase {
     if (received_bytes_ != nullptr) {
       received_bytes_->fetch_add(req->Length(), std::memory_order_relaxed);
     }
+    const CallConnection conn{cork_, ctx};
     RequestCallback done;
     if (metrics_ != nullptr) {
       GrpcCallMetrics call(*metrics_, *method_stats_[static_cast<int>(method)]);
       call.Received();
-      done = CountedCompletion(reactor, resp, call);
+      done = CountedCompletion(reactor, resp, conn, call);
     } else {
-      done = Completion(reactor, resp);
+      done = Completion(reactor, resp, conn);
     }
     grpc::Slice single;
     if (req->TrySingleSlice(&single).ok()) {
@@ -140,6 +157,7 @@ class KvService final : public KvBase {
   KvDispatcher dispatcher_;
   std::atomic<uint64_t>* const received_bytes_;
   ipc::MetricsArea* const metrics_;
+  ConnectionCork* const cork_;
   ipc::GrpcMethodStats* method_stats_[kKvMethods] = {};
 };
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
+#include "frontend/connection_cork.h"
 #include "frontend/grpc_call_metrics.h"
 #include "frontend/grpc_status.h"
 #include "frontend/learner_gate.h"
@@ -53,13 +54,14 @@ RequestCallback Complete(grpc::ServerUnaryReactor* reactor, Response* resp) {
 // batch is a single keep-alive sent at once.
 //
 // The answers of a batch go out from the thread that got stored's reply (the ring client's
-// reply thread on the leader), one gRPC write per stream; the reply thread corks the client
-// connections while it works through a batch of replies (connection_cork.h), so that each
-// connection gets its answers in a few TCP segments rather than one per keep-alive.
+// reply thread on the leader), one gRPC write per stream; when the reply thread works
+// through a batch of replies, these answers cork every client connection till its end
+// (ConnectionCork::TouchAll), so that each connection gets its answers in a few TCP
+// segments rather than one per keep-alive.
 class KeepAliveBatcher {
  public:
   using Done = std::function<void(const Status&, const LeaseKeepAliveResponse&)>;
-  explicit KeepAliveBatcher(LeaseForwarder& leader) : leader_(leader) {}
+  KeepAliveBatcher(LeaseForwarder& leader, ConnectionCork* cork) : leader_(leader), cork_(cork) {}
 
   void Add(int64_t id, Done done) {
     {
@@ -95,6 +97,7 @@ class KeepAliveBatcher {
     // To this node's stored if it leads, else to the leader's frontend (lease_forwarder.h).
     leader_.KeepAliveBatch(req.SerializeAsString(),
                            [this, batch](const Status& st, std::string&& payload) {
+                             if (cork_ != nullptr) cork_->TouchAll();
                              Complete(*batch, st, payload);
                              SendNext();  // the slot passes to whatever gathered meanwhile
                            });
@@ -144,6 +147,7 @@ class KeepAliveBatcher {
   }
 
   LeaseForwarder& leader_;
+  ConnectionCork* const cork_;  // may be null
   std::mutex mu_;
   std::vector<Item> waiting_;  // guarded by mu_
   int in_flight_ = 0;          // batches sent and not answered; mu_
@@ -314,7 +318,7 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
   LeaseService(RingClient& ring, LeaseForwarder& leader, ipc::MetricsArea* metrics)
       : ring_(ring),
         leader_(leader),
-        batcher_(leader),
+        batcher_(leader, ring.cork()),
         metrics_(metrics),
         keep_alive_stats_(metrics != nullptr ? &metrics->grpc[ipc::GrpcMethodSlot(
                                                    "/etcdserverpb.Lease/LeaseKeepAlive")]

@@ -98,6 +98,7 @@ int Run(int argc, char** argv) {
   kv_options.max_txn_ops = flags->max_txn_ops;
   kv_options.received_bytes = &(*ctx)->segment().metrics().at(ipc::Metric::kGrpcReceivedBytes);
   kv_options.grpc_metrics = &(*ctx)->segment().metrics();
+  kv_options.cork = &grpc_connections;
   std::unique_ptr<grpc::Service> kv = frontend::MakeKvService(ring, kv_options);
   std::unique_ptr<grpc::Service> maintenance =
       frontend::MakeMaintenanceService(ring, flags->member_id, flags->cluster_id);

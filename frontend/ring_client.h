@@ -64,8 +64,9 @@ struct RingClientOptions {
   std::chrono::milliseconds request_timeout{7000};
   // How long a request thread waits for ring space before "too many requests".
   std::chrono::milliseconds ring_write_timeout{200};
-  // If set, the reply thread corks these connections while it completes a batch of two or
-  // more replies, so that gRPC's per-call writes leave together (connection_cork.h).
+  // If set, the reply thread opens a cork batch (ConnectionCork::Cork) while it completes a
+  // batch of two or more replies; the callbacks cork the connections they answer on, so that
+  // gRPC's per-call writes leave together (connection_cork.h).
   ConnectionCork* cork = nullptr;
 };
 
@@ -97,6 +98,9 @@ class RingClient {
 
   uint64_t NextRequestId() { return ids_.Next(); }
   uint64_t member_id() const { return options_.member_id; }
+  // The reply thread's cork batches (RingClientOptions::cork; may be null), for callbacks
+  // that write replies to gRPC connections.
+  ConnectionCork* cork() const { return options_.cork; }
 
   // Writes a kPropose carrying `command` (a serialized rusd.internal.Command whose
   // request_id is `request_id`) and the request's deadline; `done` gets stored's kResult
