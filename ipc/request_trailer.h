@@ -24,6 +24,14 @@
 //   - magic: kRequestTrailerMagic. The frame type says a trailer is there; the magic makes a
 //     frame written without one (an older writer) fail loudly instead of losing 16 bytes.
 //
+// Versions: every component of a node must be the same build. A frontend of this build with
+// an older raftd (one that does not strip the trailer) would put the 16 bytes into the WAL
+// as part of the entry; an older frontend with this raftd has its requests refused
+// (InvalidArgument "malformed request frame (no deadline)"). The supervisor starts all three
+// components from one install directory (beside its own binary, /proc/self/exe), so a node
+// never mixes builds, unless the binaries there are replaced while it runs: it execs them
+// by path again whenever it restarts one, so stop the node before installing a new build.
+//
 // Thread safety: plain functions on caller-owned strings.
 #pragma once
 
