@@ -871,7 +871,8 @@ TEST_F(RaftdProcessTest, ProposalWithoutALeaderWaitsForOneOrTimesOutUnproposed) 
   auto err = AwaitReply(MessageType::kError, 2, 10s);
   ASSERT_TRUE(err) << "a proposal without a leader waits forever";
   const auto waited = std::chrono::steady_clock::now() - asked;
-  // etcd's request timeout here is 5 s + 2 x 100 ms; raftd gives up 2 ticks + 250 ms early.
+  // The frame's deadline is etcd's request timeout (5 s + 2 x 100 ms) after it was written;
+  // raftd gives up 2 ticks (10 ms here) + 250 ms before it: ~4.93 s.
   EXPECT_GE(waited, 4900ms);
   EXPECT_LE(waited, 6500ms);
   internal::ErrorReply e;
