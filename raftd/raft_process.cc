@@ -703,7 +703,7 @@ bool RaftProcess::AwaitLeader(MessageType type, uint64_t id, std::string& payloa
   const Clock::time_point give_up_at = deadline == ipc::kNoDeadline
                                            ? Clock::now() + options_.leader_wait
                                            : deadline - options_.leader_wait_margin;
-  if (awaiting_leader_.Add(type, id, payload, frontend_epoch, give_up_at)) return true;
+  if (awaiting_leader_.Add(type, id, payload, frontend_epoch, give_up_at, deadline)) return true;
   spdlog::warn("no leader: {} bytes of requests already wait for one; refusing request {:x}",
                awaiting_leader_.bytes(), id);
   if (id != 0) QueueError(id, kCodeUnavailable, "etcdserver: no leader");
@@ -753,7 +753,8 @@ void RaftProcess::ReleaseAwaitingLeader() {
     m.id = r.id;
     m.sender_epoch = r.frontend_epoch;
     m.payload = std::move(r.payload);
-    TakeMemberRequest(m, ipc::kNoDeadline);  // a leader is known: it will not wait again
+    // Its own deadline: should it have to wait again, it still gives up before its client.
+    TakeMemberRequest(m, r.deadline);
   }
   propose();
 }
