@@ -329,6 +329,9 @@ bool RaftProcess::TakeProposals() {
   size_t bytes = 0;
   size_t expired = 0;
   size_t orphaned = 0;
+  size_t untrailed = 0;  // frames without a deadline trailer (logged once per turn)
+  uint64_t first_untrailed_id = 0;
+  int first_untrailed_type = 0;
   while (frames < options_.max_proposals_per_turn &&
          bytes < options_.max_proposal_bytes_per_turn) {
     std::optional<ipc::Message> m = proposals_.TryRead();
@@ -349,9 +352,10 @@ bool RaftProcess::TakeProposals() {
     }
     const std::optional<Clock::time_point> deadline = ipc::StripRequestTrailer(&m->payload);
     if (!deadline) {
-      spdlog::error("proposals: frame type {} id {:x} has no deadline trailer (a frontend of "
-                    "another version?); refused",
-                    static_cast<int>(m->type), m->id);
+      if (untrailed++ == 0) {
+        first_untrailed_id = m->id;
+        first_untrailed_type = static_cast<int>(m->type);
+      }
       if (m->id != 0) {
         QueueError(m->id, static_cast<int>(StatusCode::kInvalidArgument),
                    "rusd: malformed request frame (no deadline)");
@@ -395,6 +399,12 @@ bool RaftProcess::TakeProposals() {
     batch_data_.push_back(std::move(m->payload));  // the entry data: the Command, unchanged
   }
   SubmitProposalBatch();
+  if (untrailed != 0) {
+    // Once per turn: a frontend of another build sends nothing else, as fast as it can.
+    spdlog::error("proposals: refused {} frames without a deadline trailer (the first: type {} "
+                  "id {:x}); is the frontend of another build? (ipc/request_trailer.h)",
+                  untrailed, first_untrailed_type, first_untrailed_id);
+  }
   if (expired != 0) {
     spdlog::warn("dropped {} requests read after their deadline (never proposed; the frontend "
                  "answers them \"request timed out\")",

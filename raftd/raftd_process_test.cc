@@ -983,6 +983,38 @@ TEST_F(RaftdProcessTest, RequestsReadAfterTheirDeadlineAreNeverProposed) {
       << RaftdLog();
 }
 
+// A request frame without the deadline trailer (a frontend of another build: they must be
+// one build, ipc/request_trailer.h) is refused, never proposed: proposing it would cut 16
+// bytes off its Command, or put them into the WAL. One error line per turn, not per frame.
+TEST_F(RaftdProcessTest, RequestsWithoutADeadlineTrailerAreRefused) {
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  Resume(0, 1);
+  ASSERT_TRUE(ApplyUntil(1)) << RaftdLog();
+
+  ASSERT_EQ(kill(pid_, SIGSTOP), 0);  // so that one turn reads both
+  for (uint64_t id : {21, 22}) {
+    ASSERT_TRUE(proposals_
+                    ->Write(MessageType::kPropose, id, PutCommand(id).SerializeAsString(), 5s)
+                    .ok());
+  }
+  ASSERT_EQ(kill(pid_, SIGCONT), 0);
+  for (uint64_t id : {21, 22}) {
+    auto err = AwaitReply(MessageType::kError, id, 3s);
+    ASSERT_TRUE(err) << "a frame without a trailer got no answer\n" << RaftdLog();
+    internal::ErrorReply e;
+    ASSERT_TRUE(e.ParseFromString(err->payload));
+    EXPECT_EQ(e.code(), 3);  // InvalidArgument
+    EXPECT_EQ(e.message(), "rusd: malformed request frame (no deadline)");
+  }
+  Propose(23);  // a well-formed one still goes through
+  ASSERT_TRUE(ApplyUntil(2)) << RaftdLog();
+  EXPECT_TRUE(NothingCommittedFor(200ms));
+  EXPECT_EQ(AppliedRequestIds(), (std::vector<uint64_t>{23}));
+  EXPECT_NE(RaftdLog().find("refused 2 frames without a deadline trailer"), std::string::npos)
+      << RaftdLog();
+}
+
 // A frame written by a frontend that has since died (the supervisor bumped the frontend's
 // epoch when it reaped it) is never proposed: its client saw the connection break (an
 // ambiguous outcome, which clientv3 does not retry) and nobody waits for the answer, as
