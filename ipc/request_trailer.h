@@ -1,12 +1,16 @@
 // RequestTrailer: the deadline the frontend appends to every request it hands raftd for the
 // log or for an action (kPropose, kMemberChange, kMoveLeader on the proposals ring), so that
-// raftd never acts on a request whose client has already been answered.
+// raftd never starts on a request whose client has already been answered.
 //
 // Why: a frame may sit in the proposals ring for seconds (raftd killed and restarted by the
 // supervisor, a long fsync). The frontend answers the client at the deadline (etcd's
 // "request timed out", outcome unknown) and never re-sends; a request proposed after that
 // would be applied behind the back of a client that may have moved on. raftd drops frames
 // read at or after their deadline and ends a leaderless wait before it (leader_wait_queue.h).
+// It cannot undo what it started: a proposal proposed (or forwarded by a follower, without
+// its deadline: the leader appends it whenever it arrives) just before the deadline may
+// still commit after the client's "request timed out", which is why that answer means
+// outcome unknown, as etcd's.
 //
 // Format: the last 16 bytes of the frame's payload (what precedes them is the request:
 // a rusd.internal.Command, MemberChangeRequest or MoveLeaderRequest), little-endian as the
