@@ -446,8 +446,8 @@ void RingClient::Propose(uint64_t request_id, std::string_view command, RequestC
   p.done = std::move(done);
   // Registered before the write: the reply may arrive before Write returns.
   if (!impl_->Register(request_id, std::move(p))) return;
-  // The frame carries the deadline (request_trailer.h): raftd never proposes it after the
-  // client was told "request timed out". Built in a per-thread buffer (after Register,
+  // The frame carries the deadline (request_trailer.h): raftd never proposes it if it reads
+  // it at or after the deadline (ring_client.h). Built in a per-thread buffer (after Register,
   // whose failure callback may propose again on this thread): one copy of the command, no
   // allocation once the buffer is large enough.
   thread_local std::string frame;

@@ -17,10 +17,12 @@
 //   sent again; when raftd's epoch changes, pending kReadIndexes are. A kPropose is never
 //   sent twice (it may already be in the WAL): it completes through stored or times out.
 // - A request for raftd's log or actions (kPropose, kMemberChange, kMoveLeader) ends with its
-//   deadline (ipc/request_trailer.h): raftd drops it unproposed if it reads it at or after
-//   that time, so nothing is proposed after its client was told "request timed out". That
-//   answer (Unavailable, etcd's ErrTimeout) is the one for every request whose outcome is
-//   unknown: clientv3 never retries a mutation on it (isSafeRetryMutableRPC retries
+//   deadline (ipc/request_trailer.h): raftd never proposes (nor, on a follower, forwards to
+//   the leader) a request it reads at or after that time. One proposed or forwarded just
+//   before may still be appended and commit after the client was told "request timed out"
+//   (a follower's forward carries no deadline: the leader appends it whenever it arrives),
+//   which is why that answer means outcome unknown, as etcd's does (Unavailable, etcd's
+//   ErrTimeout): clientv3 never retries a mutation on it (isSafeRetryMutableRPC retries
 //   Unavailable only for "there is no address/connection available").
 // - etcd_server_proposals_failed_total counts a Propose once, here: when it times out or
 //   raftd refuses it (kError on raft-replies); not on "server stopped" (etcd's ErrStopped

@@ -1,12 +1,16 @@
 // RequestTrailer: the deadline the frontend appends to every request it hands raftd for the
 // log or for an action (kPropose, kMemberChange, kMoveLeader on the proposals ring), so that
-// raftd never acts on a request whose client has already been answered.
+// raftd never starts on a request whose client has already been answered.
 //
 // Why: a frame may sit in the proposals ring for seconds (raftd killed and restarted by the
 // supervisor, a long fsync). The frontend answers the client at the deadline (etcd's
 // "request timed out", outcome unknown) and never re-sends; a request proposed after that
 // would be applied behind the back of a client that may have moved on. raftd drops frames
 // read at or after their deadline and ends a leaderless wait before it (leader_wait_queue.h).
+// It cannot undo what it started: a proposal proposed (or forwarded by a follower, without
+// its deadline: the leader appends it whenever it arrives) just before the deadline may
+// still commit after the client's "request timed out", which is why that answer means
+// outcome unknown, as etcd's.
 //
 // Format: the last 16 bytes of the frame's payload (what precedes them is the request:
 // a rusd.internal.Command, MemberChangeRequest or MoveLeaderRequest), little-endian as the
@@ -23,6 +27,14 @@
 //     clock on Linux (libstdc++ and libc++; request_trailer_test.cc checks it).
 //   - magic: kRequestTrailerMagic. The frame type says a trailer is there; the magic makes a
 //     frame written without one (an older writer) fail loudly instead of losing 16 bytes.
+//
+// Versions: every component of a node must be the same build. A frontend of this build with
+// an older raftd (one that does not strip the trailer) would put the 16 bytes into the WAL
+// as part of the entry; an older frontend with this raftd has its requests refused
+// (InvalidArgument "malformed request frame (no deadline)"). The supervisor starts all three
+// components from one install directory (beside its own binary, /proc/self/exe), so a node
+// never mixes builds, unless the binaries there are replaced while it runs: it execs them
+// by path again whenever it restarts one, so stop the node before installing a new build.
 //
 // Thread safety: plain functions on caller-owned strings.
 #pragma once

@@ -69,5 +69,51 @@ TEST(LeaderWaitQueue, RefusesOverItsByteBoundButAlwaysTakesOne) {
   EXPECT_FALSE(q.Add(MessageType::kPropose, 4, empty, 1, t));
 }
 
+// raftd asks every tick; the queue looks at its requests only when one is due or orphaned.
+TEST(LeaderWaitQueue, ScansOnlyWhenARequestIsDueOrOrphaned) {
+  LeaderWaitQueue q({1u << 20});
+  const Clock::time_point t0 = Clock::now();
+  EXPECT_EQ(q.earliest_give_up(), Clock::time_point::max());
+  std::string a = "a", b = "b", c = "c";
+  ASSERT_TRUE(q.Add(MessageType::kPropose, 1, a, /*frontend_epoch=*/2, t0 + 6s));
+  ASSERT_TRUE(q.Add(MessageType::kPropose, 2, b, /*frontend_epoch=*/3, t0 + 5s));
+  ASSERT_TRUE(q.Add(MessageType::kPropose, 3, c, /*frontend_epoch=*/3, t0 + 7s));
+  EXPECT_EQ(q.earliest_give_up(), t0 + 5s);
+  EXPECT_EQ(q.lowest_epoch(), 2u);
+  for (int tick = 0; tick < 100; ++tick) {
+    EXPECT_TRUE(q.TakeExpired(t0 + 4s).empty());
+    EXPECT_TRUE(q.TakeOrphaned(2).empty());
+  }
+  EXPECT_EQ(q.scans(), 0u) << "a tick with nothing due or orphaned looked at the requests";
+  EXPECT_EQ(Ids(q.TakeExpired(t0 + 5s)), (std::vector<uint64_t>{2}));
+  EXPECT_EQ(q.scans(), 1u);
+  EXPECT_EQ(q.earliest_give_up(), t0 + 6s) << "recomputed from what is left";
+  EXPECT_TRUE(q.TakeExpired(t0 + 5s).empty());
+  EXPECT_EQ(q.scans(), 1u);
+  EXPECT_EQ(Ids(q.TakeOrphaned(3)), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(q.lowest_epoch(), 3u);
+  EXPECT_EQ(q.earliest_give_up(), t0 + 7s);
+  EXPECT_TRUE(q.TakeOrphaned(3).empty());
+  EXPECT_EQ(q.scans(), 2u);
+  q.TakeAll();
+  EXPECT_EQ(q.earliest_give_up(), Clock::time_point::max());
+  EXPECT_EQ(q.lowest_epoch(), UINT64_MAX);
+}
+
+// A request keeps its frame's deadline (raftd hands a member change back to its checks when a
+// leader appears; should it have to wait again, it must still give up before its client).
+TEST(LeaderWaitQueue, KeepsEachRequestsDeadline) {
+  LeaderWaitQueue q({1u << 20});
+  const Clock::time_point t0 = Clock::now();
+  std::string a = "a", b = "b";
+  ASSERT_TRUE(q.Add(MessageType::kMemberChange, 1, a, 1, t0 + 4s, t0 + 5s));
+  ASSERT_TRUE(q.Add(MessageType::kPropose, 2, b, 1, t0 + 7s));
+  std::vector<LeaderWaitQueue::Request> all = q.TakeAll();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].deadline, t0 + 5s);
+  EXPECT_EQ(all[0].give_up_at, t0 + 4s);
+  EXPECT_EQ(all[1].deadline, ipc::kNoDeadline);
+}
+
 }  // namespace
 }  // namespace rusd::raftd

@@ -329,6 +329,9 @@ bool RaftProcess::TakeProposals() {
   size_t bytes = 0;
   size_t expired = 0;
   size_t orphaned = 0;
+  size_t untrailed = 0;  // frames without a deadline trailer (logged once per turn)
+  uint64_t first_untrailed_id = 0;
+  int first_untrailed_type = 0;
   while (frames < options_.max_proposals_per_turn &&
          bytes < options_.max_proposal_bytes_per_turn) {
     std::optional<ipc::Message> m = proposals_.TryRead();
@@ -349,9 +352,10 @@ bool RaftProcess::TakeProposals() {
     }
     const std::optional<Clock::time_point> deadline = ipc::StripRequestTrailer(&m->payload);
     if (!deadline) {
-      spdlog::error("proposals: frame type {} id {:x} has no deadline trailer (a frontend of "
-                    "another version?); refused",
-                    static_cast<int>(m->type), m->id);
+      if (untrailed++ == 0) {
+        first_untrailed_id = m->id;
+        first_untrailed_type = static_cast<int>(m->type);
+      }
       if (m->id != 0) {
         QueueError(m->id, static_cast<int>(StatusCode::kInvalidArgument),
                    "rusd: malformed request frame (no deadline)");
@@ -395,6 +399,12 @@ bool RaftProcess::TakeProposals() {
     batch_data_.push_back(std::move(m->payload));  // the entry data: the Command, unchanged
   }
   SubmitProposalBatch();
+  if (untrailed != 0) {
+    // Once per turn: a frontend of another build sends nothing else, as fast as it can.
+    spdlog::error("proposals: refused {} frames without a deadline trailer (the first: type {} "
+                  "id {:x}); is the frontend of another build? (ipc/request_trailer.h)",
+                  untrailed, first_untrailed_type, first_untrailed_id);
+  }
   if (expired != 0) {
     spdlog::warn("dropped {} requests read after their deadline (never proposed; the frontend "
                  "answers them \"request timed out\")",
@@ -703,7 +713,7 @@ bool RaftProcess::AwaitLeader(MessageType type, uint64_t id, std::string& payloa
   const Clock::time_point give_up_at = deadline == ipc::kNoDeadline
                                            ? Clock::now() + options_.leader_wait
                                            : deadline - options_.leader_wait_margin;
-  if (awaiting_leader_.Add(type, id, payload, frontend_epoch, give_up_at)) return true;
+  if (awaiting_leader_.Add(type, id, payload, frontend_epoch, give_up_at, deadline)) return true;
   spdlog::warn("no leader: {} bytes of requests already wait for one; refusing request {:x}",
                awaiting_leader_.bytes(), id);
   if (id != 0) QueueError(id, kCodeUnavailable, "etcdserver: no leader");
@@ -753,7 +763,8 @@ void RaftProcess::ReleaseAwaitingLeader() {
     m.id = r.id;
     m.sender_epoch = r.frontend_epoch;
     m.payload = std::move(r.payload);
-    TakeMemberRequest(m, ipc::kNoDeadline);  // a leader is known: it will not wait again
+    // Its own deadline: should it have to wait again, it still gives up before its client.
+    TakeMemberRequest(m, r.deadline);
   }
   propose();
 }

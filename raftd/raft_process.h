@@ -98,8 +98,9 @@ struct RaftProcessOptions {
   // (leader_wait_queue.h) until leader_wait_margin before the deadline their frame carries
   // (ipc/request_trailer.h), then fail as etcd 3.4's do (Unknown "context deadline
   // exceeded"): raftd answers before the frontend's own "request timed out". The margin
-  // covers the tick on which expiry runs and the reply's trip. A frame without a deadline
-  // (tests, tools) waits leader_wait from when raftd read it.
+  // (main() sets 2 ticks + 250 ms) covers the ticks on which expiry runs and the reply's
+  // trip on a loaded machine. A frame without a deadline (tests, tools) waits leader_wait
+  // from when raftd read it.
   std::chrono::milliseconds leader_wait{7000};
   std::chrono::milliseconds leader_wait_margin{250};
   size_t max_leader_wait_bytes = 256u << 20;  // beyond: refused with "etcdserver: no leader"

@@ -871,7 +871,8 @@ TEST_F(RaftdProcessTest, ProposalWithoutALeaderWaitsForOneOrTimesOutUnproposed) 
   auto err = AwaitReply(MessageType::kError, 2, 10s);
   ASSERT_TRUE(err) << "a proposal without a leader waits forever";
   const auto waited = std::chrono::steady_clock::now() - asked;
-  // etcd's request timeout here is 5 s + 2 x 100 ms; raftd gives up 2 ticks + 250 ms early.
+  // The frame's deadline is etcd's request timeout (5 s + 2 x 100 ms) after it was written;
+  // raftd gives up 2 ticks (10 ms here) + 250 ms before it: ~4.93 s.
   EXPECT_GE(waited, 4900ms);
   EXPECT_LE(waited, 6500ms);
   internal::ErrorReply e;
@@ -979,6 +980,38 @@ TEST_F(RaftdProcessTest, RequestsReadAfterTheirDeadlineAreNeverProposed) {
   EXPECT_EQ(AppliedRequestIds(), (std::vector<uint64_t>{1, 3}));
   EXPECT_FALSE(AwaitReply(MessageType::kError, 2, 100ms)) << "the frontend answers it";
   EXPECT_NE(RaftdLog().find("dropped 2 requests read after their deadline"), std::string::npos)
+      << RaftdLog();
+}
+
+// A request frame without the deadline trailer (a frontend of another build: they must be
+// one build, ipc/request_trailer.h) is refused, never proposed: proposing it would cut 16
+// bytes off its Command, or put them into the WAL. One error line per turn, not per frame.
+TEST_F(RaftdProcessTest, RequestsWithoutADeadlineTrailerAreRefused) {
+  StartRaftd();
+  ASSERT_TRUE(AwaitReply(MessageType::kLeaderInfo, 0)) << RaftdLog();
+  Resume(0, 1);
+  ASSERT_TRUE(ApplyUntil(1)) << RaftdLog();
+
+  ASSERT_EQ(kill(pid_, SIGSTOP), 0);  // so that one turn reads both
+  for (uint64_t id : {21, 22}) {
+    ASSERT_TRUE(proposals_
+                    ->Write(MessageType::kPropose, id, PutCommand(id).SerializeAsString(), 5s)
+                    .ok());
+  }
+  ASSERT_EQ(kill(pid_, SIGCONT), 0);
+  for (uint64_t id : {21, 22}) {
+    auto err = AwaitReply(MessageType::kError, id, 3s);
+    ASSERT_TRUE(err) << "a frame without a trailer got no answer\n" << RaftdLog();
+    internal::ErrorReply e;
+    ASSERT_TRUE(e.ParseFromString(err->payload));
+    EXPECT_EQ(e.code(), 3);  // InvalidArgument
+    EXPECT_EQ(e.message(), "rusd: malformed request frame (no deadline)");
+  }
+  Propose(23);  // a well-formed one still goes through
+  ASSERT_TRUE(ApplyUntil(2)) << RaftdLog();
+  EXPECT_TRUE(NothingCommittedFor(200ms));
+  EXPECT_EQ(AppliedRequestIds(), (std::vector<uint64_t>{23}));
+  EXPECT_NE(RaftdLog().find("refused 2 frames without a deadline trailer"), std::string::npos)
       << RaftdLog();
 }
 
@@ -1116,16 +1149,22 @@ TEST_F(RaftdProcessTest, LeaderlessRequestsKeepRingOrderAndGiveUpAtTheirDeadline
   add.set_unix_time(1);
   WriteRequest(MessageType::kMemberChange, 20, add.SerializeAsString());
   Propose(11);
-  // Its deadline is 1 s away: the wait ends 2 ticks + 50 ms before it.
+  // Its deadline is 2 s away, well before the others' (5.2 s): the wait ends 2 ticks + 250 ms
+  // (270 ms here, main.cc) before it, not leader_wait after raftd read it (4.93 s).
+  constexpr auto kShortDeadline = 2000ms;
+  constexpr auto kMargin = 2 * 10ms + 250ms;
   const auto short_written = std::chrono::steady_clock::now();
-  Propose(12, ipc::RequestClock::now() + 1000ms);
+  Propose(12, ipc::RequestClock::now() + kShortDeadline);
   ASSERT_EQ(kill(pid_, SIGCONT), 0);
 
-  auto err = AwaitReply(MessageType::kError, 12, 3s);
+  auto err = AwaitReply(MessageType::kError, 12, 4s);
   ASSERT_TRUE(err) << "a leaderless request outlived its deadline\n" << RaftdLog();
   const auto waited = std::chrono::steady_clock::now() - short_written;
-  EXPECT_GE(waited, 850ms);
-  EXPECT_LE(waited, 1000ms) << "raftd answered after the frontend's own timeout";
+  // Never before its give-up time (the deadline was taken after short_written) ...
+  EXPECT_GE(waited, kShortDeadline - kMargin - 20ms);
+  // ... and at it, give or take a loaded machine's delays (the 300 ms slack keeps this from
+  // flaking on 2 busy cores; a wait counted from the read would take 4.9 s).
+  EXPECT_LE(waited, kShortDeadline + 300ms) << "the wait did not end at the frame's deadline";
   internal::ErrorReply e;
   ASSERT_TRUE(e.ParseFromString(err->payload));
   EXPECT_EQ(e.code(), 2);  // etcd 3.4: gRPC Unknown
