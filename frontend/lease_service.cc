@@ -76,7 +76,11 @@ class KeepAliveBatcher {
 
  private:
   static constexpr int kMaxInFlight = 2;
-  static constexpr size_t kAnswersPerFlush = 64;
+  // Measured (A/B under load, 1,000 streams over 8 connections): flushing every 64 answers
+  // cost ~6 % more CPU per keep-alive on both ends than every 256 or only at the end, with
+  // the same throughput and p99; 256 bounds how long a very large batch holds its first
+  // answers.
+  static constexpr size_t kAnswersPerFlush = 256;
   struct Item {
     int64_t id;
     Done done;
