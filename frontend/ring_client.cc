@@ -218,6 +218,20 @@ struct RingClient::Impl {
     uint64_t id;
   };
   std::deque<Retry> backlog;
+  // A callback corked the client connections (CorkConnections): Run uncorks them at the
+  // end of the current batch of replies, as it does those it corked itself.
+  bool callback_corked = false;
+  void CorkConnections() {
+    if (options.cork == nullptr) return;
+    if (callback_corked) {
+      options.cork->Uncork();  // again: what they queued leaves first
+      options.cork->Cork();
+    } else if (!options.cork->batch_open()) {
+      options.cork->Cork();
+    }
+    callback_corked = true;
+    options.cork->TouchAll();
+  }
 };
 
 void RingClient::Impl::Run() {
@@ -243,7 +257,8 @@ void RingClient::Impl::Run() {
     };
     for (int i = 0; i < 256 && raft_replies.TryRead(&m); ++i) handle(true);
     for (int i = 0; i < 256 && store_replies.TryRead(&m); ++i) handle(false);
-    if (corked) options.cork->Uncork();
+    if (corked || callback_corked) options.cork->Uncork();
+    callback_corked = false;
     CheckEpochs();
     if (!backlog.empty()) RetryBacklog();
     Clock::time_point now = Clock::now();
@@ -561,5 +576,9 @@ uint64_t RingClient::db_size_in_use() const {
 }
 
 size_t RingClient::PendingCount() const { return impl_->pending.Size(); }
+
+void RingClient::CorkConnections() {
+  if (impl_->OnReplyThread()) impl_->CorkConnections();
+}
 
 }  // namespace rusd::frontend

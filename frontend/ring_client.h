@@ -150,6 +150,15 @@ class RingClient {
   // Number of requests waiting for a reply (tests, metrics).
   size_t PendingCount() const;
 
+  // For a callback that completes many calls at once (one keep-alive batch reply answers
+  // hundreds of streams): corks the client connections (connection_cork.h) for the rest of
+  // the reply thread's current batch of replies, even when this reply is its first (which
+  // the reply thread alone leaves uncorked). If they are corked already, what they queued
+  // leaves first (uncork, cork again): calling this every few dozen calls completed lets
+  // the first answers go without waiting for the last. Does nothing off the reply thread
+  // or without `cork`.
+  void CorkConnections();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -1,7 +1,11 @@
 // RingClient in-process, against hand-driven raftd and stored ends of a small segment.
 #include "frontend/ring_client.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,6 +15,7 @@
 #include <thread>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
+#include "frontend/connection_cork.h"
 #include "ipc/message_type.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
@@ -51,8 +56,9 @@ class RingClientTest : public ::testing::Test {
     }
   }
 
-  void StartClient() {
+  void StartClient(ConnectionCork* cork = nullptr) {
     RingClientOptions options;
+    options.cork = cork;
     options.member_id = 1;
     options.own_epoch = 1;
     options.ring_write_timeout = 2000ms;  // what a blocked reply thread would wait
@@ -137,6 +143,81 @@ TEST_F(RingClientTest, ReadIssuedFromACallbackNeverBlocksTheReplyThreadOnAFullRi
   EXPECT_TRUE(read_index_seen);
   ASSERT_EQ(inner.wait_for(0s), std::future_status::ready);
   EXPECT_TRUE(inner.get().ok());
+}
+
+}  // namespace
+}  // namespace rusd::frontend
+
+namespace rusd::frontend {
+namespace {
+
+// A connected loopback TCP pair: `server` is the accepted end (a client connection).
+struct TcpPair {
+  int server = -1;
+  int client = -1;
+  TcpPair() {
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    EXPECT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    EXPECT_EQ(::listen(listener, 1), 0);
+    EXPECT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    client = ::socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), len), 0);
+    server = ::accept(listener, nullptr, nullptr);
+    ::close(listener);
+  }
+  ~TcpPair() {
+    if (server >= 0) ::close(server);
+    if (client >= 0) ::close(client);
+  }
+  // What arrived at the client end within `timeout_ms` (empty if nothing).
+  std::string Received(int timeout_ms) const {
+    pollfd p{client, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) != 1) return "";
+    char buf[64];
+    ssize_t n = ::recv(client, buf, sizeof buf, MSG_DONTWAIT);
+    return std::string(buf, n > 0 ? n : 0);
+  }
+};
+
+// A callback that answers many calls from one reply (the keep-alive batcher) corks the
+// connections even though its reply is the reply thread's only one; calling again sends
+// what was queued so far; the reply thread uncorks once the callback is done. Elsewhere
+// the call does nothing.
+TEST_F(RingClientTest, CorkConnectionsFromACallbackCorksFlushesAndUncorksAfterTheBatch) {
+  TcpPair pair;
+  ConnectionCork cork;
+  cork.Add(pair.server);
+  StartClient(&cork);
+
+  client_->CorkConnections();  // not the reply thread: no cork
+  ASSERT_EQ(::send(pair.server, "x", 1, 0), 1);
+  EXPECT_EQ(pair.Received(1000), "x");
+
+  std::promise<void> done;
+  std::string while_corked, at_flush, after_flush;
+  client_->ReadAs(static_cast<uint16_t>(MessageType::kLeaseKeepAliveBatch), "batch",
+                  /*linearizable=*/false, [&](const Status& st, std::string&&) {
+                    EXPECT_TRUE(st.ok()) << st.ToString();
+                    client_->CorkConnections();
+                    EXPECT_EQ(::send(pair.server, "ab", 2, 0), 2);
+                    while_corked = pair.Received(100);
+                    client_->CorkConnections();  // flush: "ab" leaves, corked again
+                    at_flush = pair.Received(1000);
+                    EXPECT_EQ(::send(pair.server, "cd", 2, 0), 2);
+                    after_flush = pair.Received(100);
+                    done.set_value();
+                  });
+  const Clock::time_point until = Clock::now() + 5s;
+  while (AnswerReads() == 0 && Clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(done.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(while_corked, "") << "a corked connection sent a short write";
+  EXPECT_EQ(at_flush, "ab");
+  EXPECT_EQ(after_flush, "") << "not corked again after the flush";
+  EXPECT_EQ(pair.Received(1000), "cd") << "not uncorked after the reply thread's batch";
 }
 
 }  // namespace

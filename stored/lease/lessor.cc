@@ -11,10 +11,21 @@ std::chrono::seconds Seconds(int64_t s) { return std::chrono::seconds(s); }
 }  // namespace
 
 void Lessor::SetExpiry(int64_t id, Lease& lease, TimePoint expiry) {
-  if (lease.queued_at != TimePoint::max()) queue_.erase({lease.queued_at, id});
+  // A renew moves the lease's queue entry (every keep-alive does): the node is re-keyed
+  // rather than freed and allocated again, and inserted with the end as hint, which is
+  // where a renewed lease usually goes (now + its TTL is at least as late as the others
+  // when TTLs are alike); a wrong hint costs the usual search.
+  decltype(queue_)::node_type node;
+  if (lease.queued_at != TimePoint::max()) node = queue_.extract({lease.queued_at, id});
   lease.expiry = expiry;
   lease.queued_at = expiry;
-  if (expiry != TimePoint::max()) queue_.insert({expiry, id});
+  if (expiry == TimePoint::max()) return;
+  if (node.empty()) {
+    queue_.emplace_hint(queue_.end(), expiry, id);
+    return;
+  }
+  node.value() = {expiry, id};
+  queue_.insert(queue_.end(), std::move(node));
 }
 
 // etcd's refresh: now + extend + (remaining TTL if checkpointed, else the TTL).

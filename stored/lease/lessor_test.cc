@@ -149,6 +149,24 @@ TEST(LessorTest, LeasesListedSoonestExpiryFirst) {
   EXPECT_EQ(l.Leases(), (std::vector<int64_t>{2, 3, 1}));
 }
 
+// Renewals re-key the lease's queue entry in place, usually at the end; one that lands
+// between others (a short TTL among long ones) must still come out in expiry order.
+TEST(LessorTest, RenewalsKeepTheQueueInExpiryOrder) {
+  Lessor l;
+  const TP t0 = TP() + seconds(100);
+  l.Promote(Lessor::Duration::zero(), t0);
+  l.Apply({Granted(1, 50), Granted(2, 10), Granted(3, 30)}, t0);
+  ASSERT_TRUE(l.Renew(2, t0 + seconds(5)).ok());   // 2 -> t0+15: still first
+  ASSERT_TRUE(l.Renew(3, t0 + seconds(25)).ok());  // 3 -> t0+55: now last
+  ASSERT_TRUE(l.Renew(1, t0 + seconds(6)).ok());   // 1 -> t0+56: last
+  EXPECT_EQ(l.Leases(), (std::vector<int64_t>{2, 3, 1}));
+  ASSERT_TRUE(l.Renew(2, t0 + seconds(14)).ok());  // 2 -> t0+24: still before 3 and 1
+  EXPECT_EQ(l.Leases(), (std::vector<int64_t>{2, 3, 1}));
+  EXPECT_TRUE(l.TakeExpired(t0 + seconds(23), 10).empty());
+  EXPECT_EQ(l.TakeExpired(t0 + seconds(55), 10), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(l.TakeExpired(t0 + seconds(56), 10), (std::vector<int64_t>{1}));
+}
+
 TEST(LessorTest, LongLeasesAreCheckpointedAndRenewClearsTheCheckpoint) {
   Lessor::Options o;
   o.checkpoint_interval = seconds(60);
