@@ -57,7 +57,7 @@ class WriteTxn {
   // The current KeyValue of `key` as the request sees it; false if absent.
   Result<bool> GetCurrent(const std::string& key, mvccpb::KeyValue* kv) {
     std::string bytes;
-    rocksdb::Status st = s_.GetCurrentRecord(key, &bytes);
+    rocksdb::Status st = s_.view.Get(s_.families.kv, key, &bytes);
     if (st.IsNotFound()) return false;
     RUSD_RETURN_IF_ERROR(FromRocks(st, "get"));
     if (!ParseKeyValue(key, bytes, kv)) return Status::Internal("mvcc: malformed kv record");

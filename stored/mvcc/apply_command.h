@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,7 +12,6 @@
 #include <rocksdb/status.h>
 
 #include "common/status.h"
-#include "stored/mvcc/current_record_cache.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/mvcc/store_view.h"
 
@@ -28,13 +26,10 @@ namespace rusd::stored {
 
 // The mutable state of one ApplyEntries call.
 struct ApplyState {
-  // `current_records` (may be null: no cache) outlives the state; the apply thread owns it.
-  ApplyState(rocksdb::DB* db, const Families& families, CurrentRecordCache* current_records)
+  ApplyState(rocksdb::DB* db, const Families& families)
       : batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
         view(db, &batch, families, &pending_history),
-        families(families),
-        db_(db),
-        current_records_(current_records) {}
+        families(families) {}
 
   // Declared before `view`, which reads it.
   BatchView::PendingRecords pending_history;
@@ -83,46 +78,6 @@ struct ApplyState {
     return batch.GetWriteBatch()->Put(families.revlog, key, value);
   }
 
-  // The kv record of `key` as this batch sees it (NotFound: no live key): the batch's own
-  // write of it, else the cached committed record, else the DB's. Same answer as
-  // view.Get(families.kv, ...), without the DB's searches for recently written keys.
-  rocksdb::Status GetCurrentRecord(const rocksdb::Slice& key, std::string* value) {
-    if (current_records_ == nullptr) return view.Get(families.kv, key, value);
-    std::unique_ptr<rocksdb::WBWIIterator> it(batch.NewIterator(families.kv));
-    it->Seek(key);
-    if (it->Valid() && it->Entry().key == key) {
-      const rocksdb::WriteEntry e = it->Entry();
-      if (e.type == rocksdb::kPutRecord) {
-        value->assign(e.value.data(), e.value.size());
-        return rocksdb::Status::OK();
-      }
-      if (e.type == rocksdb::kDeleteRecord) return rocksdb::Status::NotFound();
-      return view.Get(families.kv, key, value);  // no other kind is written to kv
-    }
-    if (const std::string* cached = current_records_->Find(std::string_view(key.data(), key.size()))) {
-      *value = *cached;
-      return rocksdb::Status::OK();
-    }
-    return db_->Get(read_options_, families.kv, key, value);
-  }
-
-  // After the batch reached the DB: its kv writes become the cache's records (apply thread,
-  // before the next Clear). Keeps CurrentRecordCache's promise: the cache changes only to
-  // what the DB now holds.
-  void CommitToCache() {
-    if (current_records_ == nullptr) return;
-    std::unique_ptr<rocksdb::WBWIIterator> it(batch.NewIterator(families.kv));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      const rocksdb::WriteEntry e = it->Entry();
-      const std::string_view key(e.key.data(), e.key.size());
-      if (e.type == rocksdb::kPutRecord) {
-        current_records_->Set(key, std::string_view(e.value.data(), e.value.size()));
-      } else {
-        current_records_->Erase(key);
-      }
-    }
-  }
-
   Families families;
   int64_t revision = 1;
   int64_t compacted = -1;
@@ -132,9 +87,6 @@ struct ApplyState {
   int64_t min_lease_ttl = 2;
 
  private:
-  rocksdb::DB* db_;
-  CurrentRecordCache* current_records_;
-  rocksdb::ReadOptions read_options_;
   std::vector<size_t> history_marks_;  // pending_history's size at each save point
 };
 

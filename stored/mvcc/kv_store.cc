@@ -107,7 +107,6 @@ class RocksKvStore final : public KvStore {
   Families fam_;
 
   std::unique_ptr<ApplyState> apply_state_;  // apply thread only
-  std::unique_ptr<CurrentRecordCache> current_records_;  // apply thread only; null: none
 
   // Pairs a reader's snapshot with the revisions it reports (see top of file).
   std::mutex publish_mu_;
@@ -201,9 +200,6 @@ Status RocksKvStore::OpenDb(const std::string& dir) {
   if (!s.ok()) return FromRocks(s, "open " + dir);
   db_.reset(raw);
   fam_ = {handles_[1], handles_[2], handles_[3], handles_[4], handles_[5]};
-  if (options_.current_record_cache_bytes > 0) {
-    current_records_ = std::make_unique<CurrentRecordCache>(options_.current_record_cache_bytes);
-  }
 
   auto version = ReadMeta(format::kMetaFormatVersion, 0);
   if (!version.ok()) return version.status();
@@ -258,9 +254,7 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
   uint64_t term = raft_term();
   // Reused across calls: a fresh WriteBatchWithIndex per call costs more than the write of
   // a one-entry batch.
-  if (apply_state_ == nullptr) {
-    apply_state_ = std::make_unique<ApplyState>(db_.get(), fam_, current_records_.get());
-  }
+  if (apply_state_ == nullptr) apply_state_ = std::make_unique<ApplyState>(db_.get(), fam_);
   ApplyState& state = *apply_state_;
   state.Clear();
   state.compaction_scheduled = false;
@@ -336,7 +330,6 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
     current_rev_.store(state.revision, std::memory_order_release);
     compact_rev_.store(state.compacted, std::memory_order_release);
   }
-  state.CommitToCache();
   if (state.compaction_scheduled) RequestPurge(state.compacted);
   // Do not keep the buffers of an unusually large batch alive.
   if (state.batch.GetWriteBatch()->GetDataSize() > (8u << 20)) apply_state_.reset();

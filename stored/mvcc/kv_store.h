@@ -45,9 +45,6 @@ struct KvStoreOptions {
   // Budget for RocksDB's block cache and memtables, so RSS stays small and flat.
   uint64_t block_cache_bytes = 64ull << 20;
   int background_threads = 1;  // machines have two cores
-  // The apply thread's cache of recently written keys' current records (each put reads its
-  // key's record first: mvcc/current_record_cache.h). 0 = none. Not part of the budget above.
-  uint64_t current_record_cache_bytes = 8ull << 20;
   // etcd's minimum lease TTL in seconds: ceil(1.5 x election timeout) (2 s by default). A
   // grant asking for less gets this.
   int64_t min_lease_ttl = 2;
