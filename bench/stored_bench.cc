@@ -7,12 +7,15 @@
 //   stored_bench --sustained_puts=N   N puts as the loadgen's put cell sends them (10000
 //                                     keys, 256 B values, 64 entries per call, a SyncWal
 //                                     every 100 ms): CPU per put of the whole process
-//                                     (apply + RocksDB's flushes and compactions)
+//                                     (apply + RocksDB's flushes and compactions);
+//                                     --per_call=M: M entries per call instead (the
+//                                     process sees ~5-20 per batch at 64 clients)
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -333,7 +336,7 @@ double ProcessCpuSeconds() {
 // 256 B value, overwriting 10000 keys; stored applies what 64 clients have in flight as one
 // batch and makes the store durable every 100 ms. The store is closed (memtables flushed)
 // inside the measurement, so a change cannot hide work in what is left unflushed.
-int SustainedPuts(uint64_t n) {
+int SustainedPuts(uint64_t n, int per_call) {
   constexpr int kClients = 64;
   constexpr uint64_t kKeyspace = 10000;
   std::mt19937_64 rng(7);
@@ -348,16 +351,16 @@ int SustainedPuts(uint64_t n) {
   const double apply0 = ThreadCpuSeconds();
   auto t0 = std::chrono::steady_clock::now();
   auto next_sync = t0 + std::chrono::milliseconds(100);
-  std::vector<internal::Command> cmds(kClients);
+  std::vector<internal::Command> cmds(per_call);
   uint64_t id = 0;
-  for (uint64_t done = 0; done < n; done += kClients) {
-    for (int c = 0; c < kClients; ++c) {
+  for (uint64_t done = 0; done < n; done += per_call) {
+    for (int c = 0; c < per_call; ++c) {
       char key[32];
       std::snprintf(key, sizeof(key), "/bench/key-%05llu",
                     static_cast<unsigned long long>(rng() % kKeyspace));
       cmds[c].set_request_id(++id);
       cmds[c].mutable_put()->set_key(key);
-      cmds[c].mutable_put()->set_value(values[c]);
+      cmds[c].mutable_put()->set_value(values[id % kClients]);
     }
     s->Apply(cmds);
     if (std::chrono::steady_clock::now() >= next_sync) {
@@ -381,12 +384,16 @@ int SustainedPuts(uint64_t n) {
 }  // namespace rusd::stored
 
 int main(int argc, char** argv) {
+  int per_call = 64;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--per_call=", 11) == 0) per_call = std::max(1, std::stoi(argv[i] + 11));
+  }
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--crash_open_keys=", 18) == 0) {
       return rusd::stored::CrashThenOpen(std::stoull(argv[i] + 18));
     }
     if (std::strncmp(argv[i], "--sustained_puts=", 17) == 0) {
-      return rusd::stored::SustainedPuts(std::stoull(argv[i] + 17));
+      return rusd::stored::SustainedPuts(std::stoull(argv[i] + 17), per_call);
     }
     if (std::strncmp(argv[i], "--open_keys=", 12) == 0) {
       return rusd::stored::OpenWithKeys(std::stoull(argv[i] + 12));

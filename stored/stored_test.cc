@@ -119,6 +119,17 @@ internal::Entry NormalEntry(uint64_t index, std::string data) {
   return e;
 }
 
+// Entry `index`: a LeaseGrant of lease `lease_id` for `ttl` seconds, answered to this member
+// as request `request_id`.
+internal::Entry GrantEntry(uint64_t index, uint64_t request_id, int64_t lease_id, int64_t ttl) {
+  internal::Command grant;
+  grant.set_request_id(request_id);
+  grant.set_origin_member_id(kMember);
+  grant.mutable_lease_grant()->set_id(lease_id);
+  grant.mutable_lease_grant()->set_ttl(ttl);
+  return NormalEntry(index, grant.SerializeAsString());
+}
+
 class StoredTest : public ::testing::Test {
  protected:
   void SetUp() override { CreateSegment(SmallLayout()); }
@@ -348,12 +359,7 @@ TEST_F(StoredTest, LeaseKeepAliveAndExpiryProposalFollowLeadership) {
   constexpr auto kRingOrderSettle = 300ms;
   StartStored();
   ASSERT_EQ(NextResumeFrom(), 0u);
-  internal::Command grant;
-  grant.set_request_id(501);
-  grant.set_origin_member_id(kMember);
-  grant.mutable_lease_grant()->set_id(5);
-  grant.mutable_lease_grant()->set_ttl(1);
-  SendEntries({NormalEntry(1, grant.SerializeAsString())});
+  SendEntries({GrantEntry(1, 501, /*lease_id=*/5, /*ttl=*/1)});
   auto granted = WaitReply(501);
   ASSERT_TRUE(granted);
   etcdserverpb::LeaseGrantResponse gr;
@@ -445,12 +451,7 @@ TEST_F(StoredTest, LeaseKeepAliveAndExpiryProposalFollowLeadership) {
 TEST_F(StoredTest, FrontendRestartGivesEveryLeaseItsTtlAgain) {
   StartStored();
   ASSERT_EQ(NextResumeFrom(), 0u);
-  internal::Command grant;
-  grant.set_request_id(501);
-  grant.set_origin_member_id(kMember);
-  grant.mutable_lease_grant()->set_id(5);
-  grant.mutable_lease_grant()->set_ttl(2);
-  SendEntries({NormalEntry(1, grant.SerializeAsString())});
+  SendEntries({GrantEntry(1, 501, /*lease_id=*/5, /*ttl=*/2)});
   ASSERT_TRUE(WaitReply(501));
   internal::LeaderState st;
   st.set_term(4);
