@@ -14,6 +14,7 @@
 #include "frontend/kv_dispatcher.h"
 #include "frontend/member_change.h"
 #include "frontend/ring_client.h"
+#include "ipc/message_type.h"
 #include "ipc/metrics_grpc_methods.h"
 
 namespace rusd::frontend {
@@ -161,6 +162,21 @@ class KvService final : public KvBase {
   ipc::GrpcMethodStats* method_stats_[kKvMethods] = {};
 };
 
+// Completes a unary call whose response stored built whole (kResult payload).
+template <typename Response>
+void FinishParsed(grpc::ServerUnaryReactor* reactor, Response* resp, const Status& st,
+                  const std::string& payload) {
+  if (!st.ok()) {
+    reactor->Finish(ToGrpcStatus(st));
+    return;
+  }
+  if (!resp->ParseFromString(payload)) {
+    reactor->Finish(ToGrpcStatus(Status::Internal("rusd: malformed reply from the store")));
+    return;
+  }
+  reactor->Finish(grpc::Status::OK);
+}
+
 class MaintenanceService final : public etcdserverpb::Maintenance::CallbackService {
  public:
   MaintenanceService(RingClient& ring, uint64_t member_id, uint64_t cluster_id)
@@ -235,6 +251,36 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     if (RefusedOnLearner(ring_, reactor)) return reactor;
     reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  // etcd's HashKV: the CRC-32C of the MVCC records up to a revision, computed as etcd 3.4/3.5
+  // does (stored/mvcc/kv_hash.h), so equal histories hash equal on rusd and etcd. Served
+  // locally from a store snapshot (etcd uses no ReadIndex either); refused on a learner.
+  grpc::ServerUnaryReactor* HashKV(grpc::CallbackServerContext* ctx,
+                                   const etcdserverpb::HashKVRequest* req,
+                                   etcdserverpb::HashKVResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
+    ring_.ReadStore(ipc::MessageType::kHashKvRead, req->SerializeAsString(),
+                    [reactor, resp](const rusd::Status& st, std::string&& payload) {
+                      FinishParsed(reactor, resp, st, payload);
+                    });
+    return reactor;
+  }
+
+  // etcd's Hash covers its whole bbolt file, which rusd does not have: rusd answers a hash
+  // of its own applied state (MVCC records and leases). Members of one rusd cluster at the
+  // same revision agree; the value never equals etcd's.
+  grpc::ServerUnaryReactor* Hash(grpc::CallbackServerContext* ctx,
+                                 const etcdserverpb::HashRequest* req,
+                                 etcdserverpb::HashResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (RefusedOnLearner(ring_, reactor)) return reactor;
+    ring_.ReadStore(ipc::MessageType::kHashRead, req->SerializeAsString(),
+                    [reactor, resp](const rusd::Status& st, std::string&& payload) {
+                      FinishParsed(reactor, resp, st, payload);
+                    });
     return reactor;
   }
 

@@ -39,6 +39,10 @@ enum class MessageType : uint16_t {
   kWatchHistoryRead = 41,  // rusd.internal.WatchHistoryRead (watch.proto); answered by a
                            // kResult carrying a rusd.internal.WatchHistoryChunk
   kLeaseKeepAliveBatch = 48,  // LeaseRead around rusd.internal.KeepAliveBatch
+  // Maintenance hashes, served from a store snapshot without ReadIndex (etcd serves them
+  // locally); answered with kResult carrying the etcd response.
+  kHashKvRead = 43,  // etcdserverpb.HashKVRequest -> HashKVResponse
+  kHashRead = 44,    // etcdserverpb.HashRequest -> HashResponse (rusd's state hash)
   // store-replies ring (stored -> frontend). id = request id.
   kResult = 50,  // the etcd response (RangeResponse, PutResponse, DeleteRangeResponse,
                  // TxnResponse, CompactionResponse) serialized; the frontend knows which

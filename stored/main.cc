@@ -160,7 +160,7 @@ int Run(const ComponentFlags& flags) {
   const bool may_have_peers = flags.members.size() > 1 || !flags.listen_peer_urls.empty();
   apply_options.snapshot_count = may_have_peers ? flags.snapshot_count : 0;
   ApplyLoop apply(ctx, *store, gate, replies, events, control, apply_options);
-  ReadDispatcher dispatcher(segment, gate, workers);
+  ReadDispatcher dispatcher(segment, gate, workers, *store);
   LeaseKeeperOptions lease_options;
   lease_options.member_id = flags.member_id;
   lease_options.cluster_id = flags.cluster_id;

@@ -11,6 +11,7 @@
 #include "rusd/watch.pb.h"
 #include "stored/applied_index_gate.h"
 #include "stored/error_reply.h"
+#include "stored/hash_read.h"
 #include "stored/lease/lease_keeper.h"
 #include "stored/read_worker_pool.h"
 
@@ -23,8 +24,8 @@ constexpr std::chrono::milliseconds kIdleWait{100};
 }  // namespace
 
 ReadDispatcher::ReadDispatcher(ipc::Segment& segment, AppliedIndexGate& gate,
-                               ReadWorkerPool& workers)
-    : segment_(segment), gate_(gate), workers_(workers) {}
+                               ReadWorkerPool& workers, KvStore& store)
+    : segment_(segment), gate_(gate), workers_(workers), store_(store) {}
 
 void ReadDispatcher::Run() {
   ipc::RingReader reads(segment_, ipc::RingId::kReads);
@@ -48,6 +49,10 @@ void ReadDispatcher::Run() {
         continue;
       }
       workers_.ServeWatchHistory(msg->id, std::move(history));
+      continue;
+    }
+    if (msg->type == ipc::MessageType::kHashKvRead || msg->type == ipc::MessageType::kHashRead) {
+      ServeHash(store_, workers_, msg->type, msg->id, msg->payload);
       continue;
     }
     if (msg->type != ipc::MessageType::kRangeRead) {

@@ -14,6 +14,7 @@
 #include "rusd/internal.pb.h"
 #include "stored/applied_index_gate.h"
 #include "stored/event_publisher.h"
+#include "stored/hash_read.h"
 #include "stored/metrics_ops.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/read_worker_pool.h"
@@ -49,6 +50,20 @@ class FakeStore : public KvStore {
   int64_t compact_revision() const override { return 0; }
   uint64_t raft_term() const override { return 0; }
   uint64_t ApproximateSizeBytes() const override { return 0; }
+  // HashKv answers hash = the revision asked for; revision 99 fails as etcd's future one.
+  Result<std::string> HashKv(int64_t revision) override {
+    if (revision == 99) {
+      return Status::OutOfRange("etcdserver: mvcc: required revision is a future revision");
+    }
+    etcdserverpb::HashKVResponse response;
+    response.set_hash(static_cast<uint32_t>(revision));
+    return response.SerializeAsString();
+  }
+  Result<std::string> Hash() override {
+    etcdserverpb::HashResponse response;
+    response.set_hash(1234);
+    return response.SerializeAsString();
+  }
 };
 
 // Reads the next message from `reader`, waiting up to `timeout`.
@@ -372,6 +387,55 @@ TEST(ReadWorkerPoolTest, RangeErrorBecomesAnErrorReplyWithEtcdsText) {
   ASSERT_TRUE(error.ParseFromString(m->payload));
   EXPECT_EQ(error.code(), static_cast<int>(StatusCode::kOutOfRange));
   EXPECT_EQ(error.message(), "etcdserver: mvcc: required revision has been compacted");
+}
+
+// kHashKvRead / kHashRead: the etcd request in, the store's response or error out, on the
+// request's id; a malformed request is InvalidArgument.
+TEST(HashReadTest, HashRequestsReachTheStoreAndAnswerUnderTheirId) {
+  ScopedSegment segment("stored-hash", UniformLayout(64 << 10));
+  ASSERT_TRUE(segment.ok());
+  FakeStore store;
+  ipc::RingWriter writer(*segment, RingId::kStoreReplies, 1);
+  ReadWorkerPool workers(store, writer, *segment, 2);
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+  etcdserverpb::HashKVRequest request;
+  request.set_revision(17);
+  ServeHash(store, workers, MessageType::kHashKvRead, 5, request.SerializeAsString());
+  auto m = ReadWithin(*segment, reader, 5s);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, 5u);
+  ASSERT_EQ(m->type, MessageType::kResult);
+  etcdserverpb::HashKVResponse hashkv;
+  ASSERT_TRUE(hashkv.ParseFromString(m->payload));
+  EXPECT_EQ(hashkv.hash(), 17u);
+
+  request.set_revision(99);
+  ServeHash(store, workers, MessageType::kHashKvRead, 6, request.SerializeAsString());
+  m = ReadWithin(*segment, reader, 5s);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, 6u);
+  ASSERT_EQ(m->type, MessageType::kError);
+  internal::ErrorReply error;
+  ASSERT_TRUE(error.ParseFromString(m->payload));
+  EXPECT_EQ(error.code(), static_cast<int>(StatusCode::kOutOfRange));
+  EXPECT_EQ(error.message(), "etcdserver: mvcc: required revision is a future revision");
+
+  ServeHash(store, workers, MessageType::kHashRead, 7, "");
+  m = ReadWithin(*segment, reader, 5s);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, 7u);
+  ASSERT_EQ(m->type, MessageType::kResult);
+  etcdserverpb::HashResponse hash;
+  ASSERT_TRUE(hash.ParseFromString(m->payload));
+  EXPECT_EQ(hash.hash(), 1234u);
+
+  ServeHash(store, workers, MessageType::kHashKvRead, 8, std::string("\xff\xff", 2));
+  m = ReadWithin(*segment, reader, 5s);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, 8u);
+  ASSERT_EQ(m->type, MessageType::kError);
+  ASSERT_TRUE(error.ParseFromString(m->payload));
+  EXPECT_EQ(error.code(), static_cast<int>(StatusCode::kInvalidArgument));
 }
 
 // etcd_debugging_mvcc_keys_total and etcd_mvcc_put/delete/txn_total from what stored applies.

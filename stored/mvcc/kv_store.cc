@@ -33,6 +33,8 @@
 #include "rusd/lease.pb.h"
 #include "stored/mvcc/apply_command.h"
 #include "stored/mvcc/history_reader.h"
+#include "stored/mvcc/kv_errors.h"
+#include "stored/mvcc/kv_hash.h"
 #include "stored/mvcc/kv_range.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/mvcc/lease_records.h"
@@ -82,6 +84,8 @@ class RocksKvStore final : public KvStore {
   Result<uint64_t> SyncWal() override;
   Result<uint64_t> CreateCheckpoint(const std::string& dir) override;
   Result<HistoryChunk> ReadHistory(const HistoryQuery& query) override;
+  Result<std::string> HashKv(int64_t revision) override;
+  Result<std::string> Hash() override;
 
   uint64_t applied_index() const override { return applied_index_.load(std::memory_order_acquire); }
   int64_t current_revision() const override { return current_rev_.load(std::memory_order_acquire); }
@@ -486,6 +490,55 @@ Result<HistoryChunk> RocksKvStore::ReadHistory(const HistoryQuery& query) {
   HistoryChunk chunk;
   RUSD_RETURN_IF_ERROR(ReadHistoryChunk(*view, bounds, query, &chunk));
   return chunk;
+}
+
+Result<std::string> RocksKvStore::HashKv(int64_t revision) {
+  DisablePerfCounters();
+  int64_t current = 0;
+  int64_t compacted = 0;
+  uint64_t term = 0;
+  std::unique_ptr<SnapshotView> view;
+  {
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    view = std::make_unique<SnapshotView>(db_.get(), fam_);
+    current = current_rev_.load(std::memory_order_relaxed);
+    compacted = compact_rev_.load(std::memory_order_relaxed);
+    term = raft_term_.load(std::memory_order_relaxed);
+  }
+  // etcd's HashByRev checks, in this order.
+  if (revision > 0 && revision <= compacted) return kv_errors::Compacted();
+  if (revision > 0 && revision > current) return kv_errors::FutureRevision();
+  if (revision == 0) revision = current;
+  Result<uint32_t> hash = ComputeHashKv(*view, revision, compacted);
+  if (!hash.ok()) return hash.status();
+  etcdserverpb::HashKVResponse resp;
+  FillHeader(resp.mutable_header(), options_, term);
+  resp.mutable_header()->set_revision(current);
+  resp.set_hash(*hash);
+  resp.set_compact_revision(compacted);
+  return resp.SerializeAsString();
+}
+
+Result<std::string> RocksKvStore::Hash() {
+  DisablePerfCounters();
+  int64_t current = 0;
+  int64_t compacted = 0;
+  uint64_t term = 0;
+  std::unique_ptr<SnapshotView> view;
+  {
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    view = std::make_unique<SnapshotView>(db_.get(), fam_);
+    current = current_rev_.load(std::memory_order_relaxed);
+    compacted = compact_rev_.load(std::memory_order_relaxed);
+    term = raft_term_.load(std::memory_order_relaxed);
+  }
+  Result<uint32_t> hash = ComputeStateHash(*view, current, compacted);
+  if (!hash.ok()) return hash.status();
+  etcdserverpb::HashResponse resp;
+  FillHeader(resp.mutable_header(), options_, term);
+  resp.mutable_header()->set_revision(current);
+  resp.set_hash(*hash);
+  return resp.SerializeAsString();
 }
 
 Result<uint64_t> RocksKvStore::SyncWal() {

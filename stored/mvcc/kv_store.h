@@ -115,6 +115,21 @@ class KvStore {
     return Status::Unimplemented("rusd-stored: watch history is not supported");
   }
 
+  // etcd's Maintenance.HashKV at `revision` (0 = the current one), from one snapshot
+  // (kv_hash.h says what is hashed): the serialized HashKVResponse (header revision = the
+  // current revision; compact_revision -1 before any compaction), or etcd's OutOfRange
+  // "etcdserver: mvcc: required revision has been compacted" (0 < revision <= compacted) /
+  // "... is a future revision" (revision > current). Any thread. Default: Unimplemented.
+  virtual Result<std::string> HashKv(int64_t revision) {
+    (void)revision;
+    return Status::Unimplemented("rusd-stored: hash is not supported");
+  }
+  // Maintenance.Hash: the serialized HashResponse, rusd's hash of its whole applied state
+  // (NOT etcd's bbolt file hash; equal on members holding the same state). Any thread.
+  virtual Result<std::string> Hash() {
+    return Status::Unimplemented("rusd-stored: hash is not supported");
+  }
+
   // Makes all applied state durable; returns the applied index it covers.
   virtual Result<uint64_t> SyncWal() = 0;
 
