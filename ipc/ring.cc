@@ -618,15 +618,21 @@ void WaitForMessages(Segment& segment, std::span<RingReader* const> readers,
     return false;
   };
   auto finish = [&] { seen = bell.word.load(std::memory_order_acquire); };
+  // A doorbell rung without ring data (raftd's transport thread bumps it for peer
+  // messages; WakeAll after an epoch bump) ends the wait as data does: looking for ring
+  // data alone kept a woken raftd spinning and yielding its whole window (35 µs, several
+  // sched_yield calls) before it noticed at the futex step. Ring producers bump the word
+  // only for a sleeper, so for them this changes nothing.
+  auto rung = [&] { return bell.word.load(std::memory_order_acquire) != seen; };
 
   // Rung since we last returned (WakeAll after an epoch bump): let the caller look.
-  if (bell.word.load(std::memory_order_acquire) != seen) return finish();
+  if (rung()) return finish();
 
   // Spin briefly: in a request/response exchange the answer often comes within a µs,
   // and a futex sleep + wake costs tens of µs.
   const Clock::time_point spin_end = Clock::now() + kSpinBeforeSleep;
   for (int i = 0;; ++i) {
-    if (any_data()) return finish();
+    if (any_data() || rung()) return finish();
     RUSD_CPU_RELAX();
     if ((i & 15) == 15 && Clock::now() >= spin_end) break;
   }
@@ -636,7 +642,7 @@ void WaitForMessages(Segment& segment, std::span<RingReader* const> readers,
   // idle machine sched_yield returns at once, so this phase is bounded busy-waiting.
   const Clock::time_point yield_end = Clock::now() + kYieldBeforeSleep;
   while (Clock::now() < yield_end) {
-    if (any_data()) return finish();
+    if (any_data() || rung()) return finish();
     sched_yield();
   }
 

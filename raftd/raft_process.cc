@@ -71,6 +71,9 @@ RaftProcess::RaftProcess(ipc::Segment& segment, wal::WalWriter& wal,
       // etcd: 2 heartbeat intervals; rusd's leader heartbeats every tick.
       heartbeat_delays_(2 * options.tick_interval) {
   persisted_ = raft::HardState{node_.term(), node_.vote(), node_.log().committed()};
+  // Sized for the whole window at once: growing it rehashes every id remembered so far
+  // (at 64 Ki ids, a pause of milliseconds in the middle of a turn).
+  seen_ids_.reserve(options_.dedup_window + 1);
   if (!options_.snapshot_members.empty()) {
     internal::MemberListFile members;
     if (members.ParseFromString(options_.snapshot_members)) {

@@ -214,14 +214,17 @@ class RaftNode {
   bool MaybeCommit();
   void OnCommitInCurrentTerm();
   // Sends `to` what it lacks, if its flow control allows: returns whether a message went.
-  bool MaybeSendAppend(uint64_t to, bool send_if_empty);
+  // `announcement`: an empty append to a follower in pipelined replication goes as a
+  // kCommitAnnouncement (not acknowledged).
+  bool MaybeSendAppend(uint64_t to, bool send_if_empty, bool announcement = false);
   void SendAppendsWhileOpen(uint64_t to);
   void BroadcastAppend();
   // A new commit index: followers with room get their new entries now; the index itself
   // is announced once per Ready by AnnounceCommit (below), not by a message per advance.
   void BroadcastCommit();
   // At GetReady: every append of this term still queued carries the latest commit index;
-  // a follower with none queued gets one empty append carrying it.
+  // a follower with none queued gets one empty append carrying it (a kCommitAnnouncement
+  // when the follower is in pipelined replication).
   void AnnounceCommit();
   void BroadcastHeartbeat(uint64_t context);
   Progress& AddProgress(uint64_t id, bool learner);

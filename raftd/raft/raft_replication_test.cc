@@ -104,6 +104,87 @@ TEST(ReplicationTest, NewCommitIndexRidesOnTheAppendsOfTheSameReady) {
   EXPECT_EQ(c.node(2).log().committed(), c.node(1).log().committed());
 }
 
+// An idle leader's commit announcement (an empty append to a replicating follower) is
+// marked kCommitAnnouncement and applied without an acknowledgement: the follower already
+// acknowledged the entries it covers.
+TEST(ReplicationTest, CommitAnnouncementIsAppliedButNotAcknowledged) {
+  TestCluster c(3);
+  c.Elect(1);
+  c.Propose(1, {"a"});
+  c.ProcessReadies();
+  while (c.DeliverOne()) {
+  }
+  c.ProcessReadies();  // the followers persist "a" and acknowledge
+  c.ClearSent();
+  while (c.DeliverOne()) {
+  }
+  c.ProcessReadies();  // the leader commits "a" with nothing new to send
+  const uint64_t a = c.node(1).log().last_index();
+  ASSERT_EQ(c.node(1).log().committed(), a);
+  for (uint64_t f : {2u, 3u}) {
+    ASSERT_EQ(c.Count(MessageType::kAppend, f), 1u) << "to " << f;
+    for (const Message& m : c.sent()) {
+      if (m.type != MessageType::kAppend || m.to != f) continue;
+      EXPECT_TRUE(m.entries.empty());
+      EXPECT_EQ(m.commit, a);
+      EXPECT_EQ(m.context, kCommitAnnouncement);
+    }
+  }
+  c.ClearSent();
+  while (c.DeliverOne()) {
+  }
+  c.ProcessReadies();
+  EXPECT_EQ(c.node(2).log().committed(), a);
+  EXPECT_EQ(c.node(3).log().committed(), a);
+  EXPECT_EQ(c.Count(MessageType::kAppendResp, 1), 0u) << "an announcement is not answered";
+  // The cluster keeps replicating and committing afterwards.
+  c.Propose(1, {"b"});
+  c.Settle();
+  EXPECT_EQ(c.node(2).log().committed(), c.node(1).log().last_index());
+}
+
+// An announcement the follower cannot accept (it lost the entries before it) is rejected
+// like any append, so the leader learns where the follower's log ends and catches it up.
+TEST(ReplicationTest, RejectedCommitAnnouncementIsAnswered) {
+  TestCluster c(3);
+  c.Elect(1);
+  int dropped = 0;  // only the append that carries "a" to 2
+  c.SetDrop([&](const Message& m) {
+    return m.type == MessageType::kAppend && m.to == 2 && !m.entries.empty() && dropped++ == 0;
+  });
+  c.Propose(1, {"a"});
+  c.Settle();  // commits with 3; 2 gets the announcement, rejects it, and is caught up
+  bool rejected = false;
+  for (const Message& m : c.sent()) {
+    rejected |= m.type == MessageType::kAppendResp && m.from == 2 && m.reject;
+  }
+  EXPECT_TRUE(rejected);
+  EXPECT_EQ(c.node(2).log().last_index(), c.node(1).log().last_index());
+  EXPECT_EQ(c.node(2).log().committed(), c.node(1).log().committed());
+}
+
+// The empty append a heartbeat answer triggers (the leader's count of the follower is
+// behind: answers were lost) asks for an answer: it is not an announcement.
+TEST(ReplicationTest, EmptyAppendAfterLostAnswersIsAcknowledged) {
+  TestCluster c(3);
+  c.Elect(1);
+  c.SetDrop([&](const Message& m) { return m.type == MessageType::kAppendResp && m.from == 2; });
+  c.Propose(1, {"a"});
+  c.Settle();
+  c.SetDrop(nullptr);
+  ASSERT_LT(c.node(1).progress().at(2).match, c.node(1).log().last_index());
+  c.ClearSent();
+  c.TickAll(2);
+  bool plain_empty = false;
+  for (const Message& m : c.sent()) {
+    if (m.type == MessageType::kAppend && m.to == 2 && m.entries.empty()) {
+      plain_empty |= m.context != kCommitAnnouncement;
+    }
+  }
+  EXPECT_TRUE(plain_empty);
+  EXPECT_EQ(c.node(1).progress().at(2).match, c.node(1).log().last_index());
+}
+
 TEST(ReplicationTest, InflightBytesBoundTheWindow) {
   TestCluster c(2, [](Config& cfg) {
     cfg.max_inflight_bytes = 250;

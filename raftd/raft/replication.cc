@@ -18,7 +18,7 @@ Progress& RaftNode::AddProgress(uint64_t id, bool learner) {
   return it->second;
 }
 
-bool RaftNode::MaybeSendAppend(uint64_t to, bool send_if_empty) {
+bool RaftNode::MaybeSendAppend(uint64_t to, bool send_if_empty, bool announcement) {
   if (to == id_) return false;
   auto it = progress_.find(to);
   if (it == progress_.end()) return false;
@@ -48,6 +48,12 @@ bool RaftNode::MaybeSendAppend(uint64_t to, bool send_if_empty) {
   m.log_term = *prev_term;
   m.commit = log_.committed();
   m.entries.assign(avail.begin(), avail.begin() + static_cast<long>(n));
+  // Only in kReplicate: a probe's answer is what moves a follower out of probing, and
+  // the heartbeat path's empty appends (lost answers, see HandleHeartbeatResp) must be
+  // answered.
+  if (announcement && n == 0 && pr.state == ProgressState::kReplicate) {
+    m.context = kCommitAnnouncement;
+  }
   pr.SentAppend(n > 0, n > 0 ? avail[n - 1].index : prev, bytes);
   Send(std::move(m));
   return true;
@@ -95,7 +101,7 @@ void RaftNode::AnnounceCommit() {
         queued = true;
       }
     }
-    if (!queued) MaybeSendAppend(id, true);
+    if (!queued) MaybeSendAppend(id, true, /*announcement=*/true);
   }
 }
 
@@ -140,8 +146,12 @@ void RaftNode::HandleAppend(Message& m) {
     return;
   }
   const uint64_t commit = m.commit;
+  const bool announcement = m.context == kCommitAnnouncement && m.entries.empty();
   if (auto last = log_.MaybeAppend(m.index, m.log_term, std::move(m.entries))) {
     log_.CommitTo(std::min(commit, *last));
+    // The leader knows we hold up to m.index from the acknowledgements of the appends
+    // that carried those entries (lost ones: its heartbeats ask again, answered).
+    if (announcement) return;
     r.index = *last;
   } else {
     // Fast back-off: point the leader at the last entry that may match, skipping every

@@ -91,7 +91,8 @@ struct PeerTransport::Impl {
     PeerAddress address;
     // state, fd, wbuf and woff change under wmu: the I/O thread holds it while it works on
     // the stream, and Send (the Raft thread) try-locks it to write a batch straight to a
-    // ready, idle stream, saving the hop through the I/O thread. Lock order: wmu, then mu.
+    // ready, idle stream, saving the hop through the I/O thread. Only the I/O thread
+    // changes state and fd, so it reads them without wmu. Lock order: wmu, then mu.
     std::mutex wmu;
     // I/O thread only (but see wmu).
     DialState state = DialState::kIdle;
@@ -627,6 +628,8 @@ struct PeerTransport::Impl {
       const Clock::time_point now = Clock::now();
       Clock::time_point wake_at = now + std::chrono::milliseconds(100);
       for (auto& [id, p] : peers) {
+        // A ready stream needs nothing here; its wmu may be held by Send (writing).
+        if (p.state == DialState::kReady) continue;
         std::lock_guard w(p.wmu);
         if (p.state == DialState::kIdle && now >= p.next_dial) Dial(p);
         if ((p.state == DialState::kConnecting || p.state == DialState::kHandshake) &&
@@ -643,11 +646,17 @@ struct PeerTransport::Impl {
       for (int l : listeners) fds.push_back({l, POLLIN, 0});
       std::vector<Peer*> polled_peers;
       for (auto& [id, p] : peers) {
-        std::lock_guard w(p.wmu);
+        // fd and state change only on this thread, so they are read without wmu; wbuf
+        // needs it. While Send holds it (writing a batch from the Raft thread), the
+        // stream is polled for input only: Send wakes us if it leaves bytes unwritten.
+        // Blocking here instead cost a futex sleep and wake-up per collision, about
+        // every fifth turn of a loaded follower.
         if (p.fd < 0) continue;
         short ev = POLLIN;
-        if (p.state == DialState::kConnecting || !p.wbuf.empty()) ev |= POLLOUT;
-        if (p.state == DialState::kReady) {
+        if (p.state == DialState::kConnecting) ev |= POLLOUT;
+        std::unique_lock w(p.wmu, std::try_to_lock);
+        if (w.owns_lock() && !p.wbuf.empty()) ev |= POLLOUT;
+        if (w.owns_lock() && p.state == DialState::kReady) {
           std::lock_guard lock(mu);
           if (!p.outbox.empty()) ev |= POLLOUT;
         }
@@ -678,6 +687,7 @@ struct PeerTransport::Impl {
       for (size_t i = 0; i < polled_peers.size(); ++i) {
         Peer& p = *polled_peers[i];
         const short re = fds[1 + listeners.size() + i].revents;
+        if (re == 0) continue;  // (most turns: outgoing streams rarely have events)
         std::lock_guard w(p.wmu);
         if (p.fd < 0) continue;
         if (re & (POLLERR | POLLHUP)) {
@@ -714,8 +724,14 @@ struct PeerTransport::Impl {
       Deliver(received);
       // Peers whose queue filled while we were polling (Send woke us) are written now.
       for (auto& [id, p] : peers) {
-        std::lock_guard w(p.wmu);
-        if (p.state == DialState::kReady && p.wbuf.empty()) FillAndWrite(p);
+        if (p.state != DialState::kReady) continue;
+        {
+          std::lock_guard lock(mu);
+          if (p.outbox.empty()) continue;
+        }
+        // Held by Send: it queued (and woke us) or is writing; the next turn looks again.
+        std::unique_lock w(p.wmu, std::try_to_lock);
+        if (w.owns_lock() && p.wbuf.empty()) FillAndWrite(p);
       }
     }
   }
@@ -804,6 +820,9 @@ void PeerTransport::Send(std::vector<raft::Message>& msgs) {
       }
     }
     if (w.owns_lock()) w.unlock();
+    // Even when every message is dropped (queue full): the I/O thread may have skipped
+    // this stream's POLLOUT while we held wmu, and only a wake makes it look again.
+    wake = true;
     {
       std::lock_guard lock(impl_->mu);
       for (size_t i = begin; i < end; ++i) {
@@ -816,7 +835,6 @@ void PeerTransport::Send(std::vector<raft::Message>& msgs) {
         }
         p.outbox_bytes += sz;
         p.outbox.push_back(std::move(m));
-        wake = true;
       }
     }
     begin = end;
