@@ -99,6 +99,22 @@ class RocksKvStore final : public KvStore {
   Result<std::vector<std::string>> LeaseKeys(int64_t id) override;
 
  private:
+  // A read's consistent picture: a RocksDB snapshot with the revisions and term published
+  // with it (taken under publish_mu_, so they belong to the same applied state).
+  struct PinnedState {
+    std::unique_ptr<SnapshotView> view;
+    RevisionBounds bounds;
+    uint64_t term = 0;
+  };
+  PinnedState PinPublished() {
+    PinnedState pinned;
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    pinned.view = std::make_unique<SnapshotView>(db_.get(), fam_);
+    pinned.bounds.current = current_rev_.load(std::memory_order_relaxed);
+    pinned.bounds.compacted = compact_rev_.load(std::memory_order_relaxed);
+    pinned.term = raft_term_.load(std::memory_order_relaxed);
+    return pinned;
+  }
   Result<uint64_t> ReadMeta(const char* name, uint64_t absent);
   Status PurgeCompactedHistory(int64_t target);
   void RequestPurge(int64_t target);
@@ -461,58 +477,34 @@ Result<std::vector<std::string>> RocksKvStore::LeaseKeys(int64_t id) {
 Result<std::string> RocksKvStore::Range(const etcdserverpb::RangeRequest& request) {
   RUSD_RETURN_IF_ERROR(ValidateRangeRequest(request));
   DisablePerfCounters();
-  RevisionBounds bounds;
-  uint64_t term = 0;
-  std::unique_ptr<SnapshotView> view;
-  {
-    std::lock_guard<std::mutex> lock(publish_mu_);
-    view = std::make_unique<SnapshotView>(db_.get(), fam_);
-    bounds.current = current_rev_.load(std::memory_order_relaxed);
-    bounds.compacted = compact_rev_.load(std::memory_order_relaxed);
-    term = raft_term_.load(std::memory_order_relaxed);
-  }
+  const PinnedState pinned = PinPublished();
   etcdserverpb::RangeResponse resp;
-  RUSD_RETURN_IF_ERROR(ExecuteRange(*view, request, bounds, &resp));
-  FillHeader(resp.mutable_header(), options_, term);
+  RUSD_RETURN_IF_ERROR(ExecuteRange(*pinned.view, request, pinned.bounds, &resp));
+  FillHeader(resp.mutable_header(), options_, pinned.term);
   return resp.SerializeAsString();
 }
 
 Result<HistoryChunk> RocksKvStore::ReadHistory(const HistoryQuery& query) {
   DisablePerfCounters();
-  RevisionBounds bounds;
-  std::unique_ptr<SnapshotView> view;
-  {
-    std::lock_guard<std::mutex> lock(publish_mu_);
-    view = std::make_unique<SnapshotView>(db_.get(), fam_);
-    bounds.current = current_rev_.load(std::memory_order_relaxed);
-    bounds.compacted = compact_rev_.load(std::memory_order_relaxed);
-  }
+  const PinnedState pinned = PinPublished();
   HistoryChunk chunk;
-  RUSD_RETURN_IF_ERROR(ReadHistoryChunk(*view, bounds, query, &chunk));
+  RUSD_RETURN_IF_ERROR(ReadHistoryChunk(*pinned.view, pinned.bounds, query, &chunk));
   return chunk;
 }
 
 Result<std::string> RocksKvStore::HashKv(int64_t revision) {
   DisablePerfCounters();
-  int64_t current = 0;
-  int64_t compacted = 0;
-  uint64_t term = 0;
-  std::unique_ptr<SnapshotView> view;
-  {
-    std::lock_guard<std::mutex> lock(publish_mu_);
-    view = std::make_unique<SnapshotView>(db_.get(), fam_);
-    current = current_rev_.load(std::memory_order_relaxed);
-    compacted = compact_rev_.load(std::memory_order_relaxed);
-    term = raft_term_.load(std::memory_order_relaxed);
-  }
+  const PinnedState pinned = PinPublished();
   // etcd's HashByRev checks, in this order.
+  const int64_t current = pinned.bounds.current;
+  const int64_t compacted = pinned.bounds.compacted;
   if (revision > 0 && revision <= compacted) return kv_errors::Compacted();
   if (revision > 0 && revision > current) return kv_errors::FutureRevision();
   if (revision == 0) revision = current;
-  Result<uint32_t> hash = ComputeHashKv(*view, revision, compacted);
+  Result<uint32_t> hash = ComputeHashKv(*pinned.view, revision, compacted);
   if (!hash.ok()) return hash.status();
   etcdserverpb::HashKVResponse resp;
-  FillHeader(resp.mutable_header(), options_, term);
+  FillHeader(resp.mutable_header(), options_, pinned.term);
   resp.mutable_header()->set_revision(current);
   resp.set_hash(*hash);
   resp.set_compact_revision(compacted);
@@ -521,21 +513,12 @@ Result<std::string> RocksKvStore::HashKv(int64_t revision) {
 
 Result<std::string> RocksKvStore::Hash() {
   DisablePerfCounters();
-  int64_t current = 0;
-  int64_t compacted = 0;
-  uint64_t term = 0;
-  std::unique_ptr<SnapshotView> view;
-  {
-    std::lock_guard<std::mutex> lock(publish_mu_);
-    view = std::make_unique<SnapshotView>(db_.get(), fam_);
-    current = current_rev_.load(std::memory_order_relaxed);
-    compacted = compact_rev_.load(std::memory_order_relaxed);
-    term = raft_term_.load(std::memory_order_relaxed);
-  }
-  Result<uint32_t> hash = ComputeStateHash(*view, current, compacted);
+  const PinnedState pinned = PinPublished();
+  const int64_t current = pinned.bounds.current;
+  Result<uint32_t> hash = ComputeStateHash(*pinned.view, current, pinned.bounds.compacted);
   if (!hash.ok()) return hash.status();
   etcdserverpb::HashResponse resp;
-  FillHeader(resp.mutable_header(), options_, term);
+  FillHeader(resp.mutable_header(), options_, pinned.term);
   resp.mutable_header()->set_revision(current);
   resp.set_hash(*hash);
   return resp.SerializeAsString();
