@@ -1,9 +1,9 @@
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 
 #include <array>
 #include <cstring>
 
-namespace rusd::wal {
+namespace rusd {
 namespace {
 
 constexpr uint32_t kPoly = 0x82F63B78u;
@@ -45,4 +45,4 @@ uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t n) {
   return ~c;
 }
 
-}  // namespace rusd::wal
+}  // namespace rusd

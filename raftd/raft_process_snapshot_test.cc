@@ -21,7 +21,7 @@
 #include "raftd/snapshot/snapshot_point.h"
 #include "raftd/snapshot/snapshot_stream_frames.h"
 #include "raftd/snapshot/snapshot_transfer.h"
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "raftd/wal/wal_format.h"
 #include "raftd/wal/wal_reader.h"
 #include "raftd/wal/wal_writer.h"

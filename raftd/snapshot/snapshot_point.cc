@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "common/durable_file.h"
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "raftd/wal/wal_format.h"
 
 namespace rusd::raftd {
@@ -33,7 +33,7 @@ Status WriteSnapshotPoint(const std::string& snap_dir, const raft::SnapshotMeta&
   for (uint64_t v : meta.conf.learners) wal::AppendU64(&buf, v);
   wal::AppendU32(&buf, static_cast<uint32_t>(members.size()));
   buf.append(members);
-  wal::AppendU32(&buf, wal::Crc32c(buf.data(), buf.size()));
+  wal::AppendU32(&buf, Crc32c(buf.data(), buf.size()));
   ::mkdir(snap_dir.c_str(), 0700);
   return WriteFileAtomically(snap_dir + "/" + kSnapshotPointFile, buf);
 }
@@ -52,7 +52,7 @@ Result<std::optional<raft::SnapshotMeta>> ReadSnapshotPoint(const std::string& s
   };
   if (buf.size() < 8 + 8 + 8 + 4 + 4 + 4) return bad("truncated");
   const uint32_t crc = wal::GetU32(buf.data() + buf.size() - 4);
-  if (crc != wal::Crc32c(buf.data(), buf.size() - 4)) return bad("checksum mismatch");
+  if (crc != Crc32c(buf.data(), buf.size() - 4)) return bad("checksum mismatch");
   size_t off = 0;
   auto u64 = [&]() {
     uint64_t v = wal::GetU64(buf.data() + off);

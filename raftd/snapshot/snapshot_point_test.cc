@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 
 namespace rusd::raftd {
 namespace {
@@ -111,7 +111,7 @@ TEST(SnapshotPointTest, KeepsTheMemberListAndReadsVersionOneFiles) {
   for (uint64_t v : {1, 2, 3}) put(v, 8);
   put(1, 4);
   put(9, 8);
-  put(wal::Crc32c(v1.data(), v1.size()), 4);
+  put(Crc32c(v1.data(), v1.size()), 4);
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(v1.data(), v1.size());
   back = ReadSnapshotPoint(dir, &got);
   ASSERT_TRUE(back.ok()) << back.status().ToString();

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "raftd/wal/wal_format.h"
 
 namespace rusd::raftd::stream_frames {
@@ -31,7 +31,7 @@ inline std::string U64(uint64_t v) {
 inline std::string Str(const std::string& s) { return U32(static_cast<uint32_t>(s.size())) + s; }
 // One whole file: File, one Chunk, FileEnd.
 inline std::string FileFrames(const std::string& name, const std::string& data) {
-  const uint32_t crc = wal::Crc32c(data.data(), data.size());
+  const uint32_t crc = Crc32c(data.data(), data.size());
   return Frame(17, Str(name) + U64(data.size())) + Frame(18, U32(crc) + data) +
          Frame(19, U32(crc));
 }

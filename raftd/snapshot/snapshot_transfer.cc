@@ -24,7 +24,7 @@
 
 #include "common/durable_file.h"
 #include "common/url.h"
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "raftd/wal/wal_format.h"
 
 namespace rusd::raftd {
@@ -315,9 +315,9 @@ struct SnapshotTransfer::Impl {
           break;
         }
         const size_t len = static_cast<size_t>(n);
-        file_crc = wal::Crc32cExtend(file_crc, chunk.data(), len);
+        file_crc = Crc32cExtend(file_crc, chunk.data(), len);
         body.clear();
-        wal::AppendU32(&body, wal::Crc32c(chunk.data(), len));
+        wal::AppendU32(&body, Crc32c(chunk.data(), len));
         body.append(chunk.data(), len);
         s = WriteFrame(fd, kChunk, body);
         sent += len;
@@ -471,7 +471,7 @@ struct SnapshotTransfer::Impl {
       } else if (kind == kChunk) {
         const uint32_t chunk_crc = b.U32();
         if (out_fd < 0 || !b.ok) return fail(Status::InvalidArgument("chunk outside a file"));
-        if (wal::Crc32c(b.b.data(), b.b.size()) != chunk_crc) {
+        if (Crc32c(b.b.data(), b.b.size()) != chunk_crc) {
           ::close(out_fd);
           return fail(Status::DataLoss("chunk checksum mismatch in " + name));
         }
@@ -480,7 +480,7 @@ struct SnapshotTransfer::Impl {
           ::close(out_fd);
           return fail(Status::DataLoss("cannot write " + name));
         }
-        crc = wal::Crc32cExtend(crc, b.b.data(), b.b.size());
+        crc = Crc32cExtend(crc, b.b.data(), b.b.size());
         written += b.b.size();
       } else if (kind == kFileEnd) {
         const uint32_t file_crc = b.U32();

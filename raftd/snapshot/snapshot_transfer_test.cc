@@ -20,7 +20,7 @@
 
 #include "raftd/snapshot/snapshot_stream_frames.h"
 #include "raftd/transport/peer_transport.h"
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "raftd/wal/wal_format.h"
 
 namespace rusd::raftd {
@@ -318,7 +318,7 @@ void ExpectRefused(uint16_t port, const std::string& stream, SnapshotTransfer* r
 
 TEST_F(SnapshotTransferTest, CorruptChunkIsRefused) {
   const std::string data = "some sst bytes";
-  const uint32_t crc = wal::Crc32c(data.data(), data.size());
+  const uint32_t crc = Crc32c(data.data(), data.size());
   std::string stream = HeaderFrame(77) + Frame(17, U32(4) + "file" + U64(data.size())) +
                        Frame(18, U32(crc ^ 1) + data) + Frame(19, U32(crc)) + DoneFrame();
   ExpectRefused(port_, stream, receiver_.get(), root_ + "/follower-snap", 77);

@@ -2,7 +2,7 @@
 
 #include <bit>
 
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 
 namespace rusd::wal {
 namespace {

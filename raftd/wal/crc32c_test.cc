@@ -1,4 +1,4 @@
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 
 #include "raftd/wal/crc32c_ranges.h"
 

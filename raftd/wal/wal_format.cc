@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cstdio>
 
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 
 namespace rusd::wal {
 

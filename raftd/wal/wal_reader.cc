@@ -11,7 +11,7 @@
 #include <cstring>
 #include <optional>
 
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "raftd/wal/crc32c_ranges.h"
 #include "raftd/wal/wal_format.h"
 

@@ -1,7 +1,6 @@
 #include "stored/mvcc/kv_hash.h"
 
 #include <algorithm>
-#include <array>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -11,6 +10,7 @@
 #include <rocksdb/iterator.h>
 
 #include "etcd/mvccpb/kv.pb.h"
+#include "common/crc32c.h"
 #include "stored/mvcc/apply_command.h"
 #include "stored/mvcc/lease_records.h"
 #include "stored/mvcc/storage_format.h"
@@ -18,19 +18,6 @@
 
 namespace rusd::stored {
 namespace {
-
-// A byte-wise table CRC-32C. raftd's WAL has a faster one (raftd/wal/crc32c.h), but
-// rusd_mvcc does not link raftd; a hash request is rare and bound by RocksDB reads.
-constexpr std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
-constexpr auto kCrcTable = MakeCrcTable();
 
 constexpr char kKeyBucketName[] = "key";
 
@@ -40,7 +27,7 @@ class EtcdRecordHasher {
   explicit EtcdRecordHasher(uint32_t crc) : crc_(crc) {}
 
   void Write(std::string_view bytes) {
-    crc_ = KvHashCrc32cExtend(crc_, bytes.data(), bytes.size());
+    crc_ = Crc32cExtend(crc_, bytes.data(), bytes.size());
   }
 
   // etcd's bbolt key: main (8, BE) '_' sub (8, BE) ['t'].
@@ -202,13 +189,6 @@ Status HashRecords(StoreView& view, int64_t revision, int64_t compacted,
 }
 
 }  // namespace
-
-uint32_t KvHashCrc32cExtend(uint32_t crc, const void* data, size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  uint32_t c = ~crc;
-  while (n-- > 0) c = kCrcTable[(c ^ *p++) & 0xff] ^ (c >> 8);
-  return ~c;
-}
 
 Result<uint32_t> ComputeHashKv(StoreView& view, int64_t revision, int64_t compacted) {
   EtcdRecordHasher hasher(0);

@@ -29,10 +29,6 @@ namespace rusd::stored {
 
 class StoreView;
 
-// CRC-32C (Castagnoli), as Go's crc32.New(crc32.MakeTable(crc32.Castagnoli)): extends `crc`
-// (0 to start) over data[0, n).
-uint32_t KvHashCrc32cExtend(uint32_t crc, const void* data, size_t n);
-
 // etcd's HashByRev hash at `revision` (already checked: revision <= current, and revision
 // > compacted unless it is the current revision; a negative revision hashes no record, as
 // etcd's) with compact revision `compacted` (-1: never compacted).

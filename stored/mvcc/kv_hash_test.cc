@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/crc32c.h"
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "rusd/internal.pb.h"
 #include "stored/mvcc/kv_errors.h"
@@ -57,10 +58,10 @@ struct Record {
 };
 
 uint32_t Expected(const std::vector<Record>& records) {
-  uint32_t crc = KvHashCrc32cExtend(0, "key", 3);
+  uint32_t crc = Crc32cExtend(0, "key", 3);
   for (const Record& r : records) {
-    crc = KvHashCrc32cExtend(crc, r.key.data(), r.key.size());
-    crc = KvHashCrc32cExtend(crc, r.value.data(), r.value.size());
+    crc = Crc32cExtend(crc, r.key.data(), r.key.size());
+    crc = Crc32cExtend(crc, r.value.data(), r.value.size());
   }
   return crc;
 }
@@ -127,9 +128,9 @@ class KvHashTest : public StoreTestFixture {
 };
 
 TEST(KvHashCrc, IsCastagnoli) {
-  EXPECT_EQ(KvHashCrc32cExtend(0, "123456789", 9), 0xE3069283u);
+  EXPECT_EQ(Crc32cExtend(0, "123456789", 9), 0xE3069283u);
   // Extending in pieces equals one pass (Go's hash.Hash32 Write calls).
-  EXPECT_EQ(KvHashCrc32cExtend(KvHashCrc32cExtend(0, "1234", 4), "56789", 5), 0xE3069283u);
+  EXPECT_EQ(Crc32cExtend(Crc32cExtend(0, "1234", 4), "56789", 5), 0xE3069283u);
 }
 
 TEST_F(KvHashTest, EmptyStoreHashesOnlyTheBucketName) {

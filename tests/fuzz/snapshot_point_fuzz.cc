@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "raftd/snapshot/snapshot_point.h"
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "raftd/wal/wal_format.h"
 #include "tests/fuzz/fuzz_support.h"
 
@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string file(reinterpret_cast<const char*>(data) + 17, size - 17);
   if (fix_crc && file.size() >= 4) {
     rusd::wal::PutU32(file.data() + file.size() - 4,
-                      rusd::wal::Crc32c(file.data(), file.size() - 4));
+                      rusd::Crc32c(file.data(), file.size() - 4));
   }
   scratch.Clear();
   const std::string dir = scratch.path() + "/snap";

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "raftd/wal/crc32c.h"
+#include "common/crc32c.h"
 #include "raftd/wal/wal_format.h"
 #include "raftd/wal/wal_reader.h"
 #include "raftd/wal/wal_writer.h"
@@ -32,7 +32,7 @@ void FixCrcs(std::string* seg) {
     char* p = seg->data() + off;
     const uint32_t length = GetU32(p + 4);
     if (p[8] == 0 || length > seg->size() - off - kRecordHeaderSize) break;
-    PutU32(p, Crc32c(p + 4, kRecordHeaderSize - 4 + length));
+    PutU32(p, rusd::Crc32c(p + 4, kRecordHeaderSize - 4 + length));
     off += AlignedRecordSize(length);
   }
 }
