@@ -1,9 +1,6 @@
 #include "frontend/connection_cork.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,37 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "frontend/tcp_pair_for_tests.h"
+
 namespace rusd::frontend {
 namespace {
-
-// A connected loopback TCP pair: `server` is the accepted end (what gRPC would own).
-struct TcpPair {
-  int server = -1;
-  int client = -1;
-  TcpPair() {
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    EXPECT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
-    EXPECT_EQ(::listen(listener, 1), 0);
-    EXPECT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    client = ::socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), len), 0);
-    server = ::accept(listener, nullptr, nullptr);
-    ::close(listener);
-  }
-  ~TcpPair() {
-    if (server >= 0) ::close(server);
-    if (client >= 0) ::close(client);
-  }
-};
-
-bool Readable(int fd, int timeout_ms) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, timeout_ms) == 1;
-}
 
 TEST(ConnectionCork, CorkedWritesLeaveAtUncork) {
   TcpPair pair;
@@ -52,9 +22,9 @@ TEST(ConnectionCork, CorkedWritesLeaveAtUncork) {
   cork.Touch(pair.server);  // once per batch: a second touch changes nothing
   ASSERT_EQ(::send(pair.server, "abc", 3, 0), 3);
   ASSERT_EQ(::send(pair.server, "def", 3, 0), 3);
-  EXPECT_FALSE(Readable(pair.client, 50)) << "a corked socket sent a short write";
+  EXPECT_FALSE(pair.ClientReadable(50)) << "a corked socket sent a short write";
   cork.Uncork();
-  ASSERT_TRUE(Readable(pair.client, 1000));
+  ASSERT_TRUE(pair.ClientReadable(1000));
   char buf[16];
   ssize_t n = ::recv(pair.client, buf, 6, MSG_WAITALL);
   EXPECT_EQ(std::string(buf, n > 0 ? n : 0), "abcdef");
@@ -69,17 +39,17 @@ TEST(ConnectionCork, OnlyTouchedConnectionsAreCorked) {
   cork.Cork();
   cork.Touch(answered.server);
   ASSERT_EQ(::send(idle.server, "i", 1, 0), 1);
-  EXPECT_TRUE(Readable(idle.client, 1000)) << "a connection without a reply in the batch was corked";
+  EXPECT_TRUE(idle.ClientReadable(1000)) << "a connection without a reply in the batch was corked";
   ASSERT_EQ(::send(answered.server, "a", 1, 0), 1);
-  EXPECT_FALSE(Readable(answered.client, 50));
+  EXPECT_FALSE(answered.ClientReadable(50));
   cork.Uncork();
-  EXPECT_TRUE(Readable(answered.client, 1000));
+  EXPECT_TRUE(answered.ClientReadable(1000));
   // The next batch starts with nothing corked.
   cork.Cork();
   char buf[4];
   ASSERT_EQ(::recv(answered.client, buf, 1, 0), 1);
   ASSERT_EQ(::send(answered.server, "b", 1, 0), 1);
-  EXPECT_TRUE(Readable(answered.client, 1000));
+  EXPECT_TRUE(answered.ClientReadable(1000));
   cork.Uncork();
 }
 
@@ -90,12 +60,12 @@ TEST(ConnectionCork, TouchOutsideABatchOrOfAnUntrackedSocketDoesNothing) {
   cork.Add(tracked.server);
   cork.Touch(tracked.server);  // no batch open
   ASSERT_EQ(::send(tracked.server, "t", 1, 0), 1);
-  EXPECT_TRUE(Readable(tracked.client, 1000));
+  EXPECT_TRUE(tracked.ClientReadable(1000));
   cork.Cork();
   cork.Touch(untracked.server);  // not a connection handed to gRPC
   cork.Touch(-1);                // a peer that was not "fd:N"
   ASSERT_EQ(::send(untracked.server, "u", 1, 0), 1);
-  EXPECT_TRUE(Readable(untracked.client, 1000));
+  EXPECT_TRUE(untracked.ClientReadable(1000));
   cork.Uncork();
 }
 
@@ -107,7 +77,7 @@ TEST(ConnectionCork, TouchAllCorksEveryTrackedConnection) {
   cork.Add(b.server);
   cork.TouchAll();  // no batch open: nothing
   ASSERT_EQ(::send(a.server, "0", 1, 0), 1);
-  EXPECT_TRUE(Readable(a.client, 1000));
+  EXPECT_TRUE(a.ClientReadable(1000));
   char c;
   ASSERT_EQ(::recv(a.client, &c, 1, 0), 1);
   cork.Cork();
@@ -115,11 +85,11 @@ TEST(ConnectionCork, TouchAllCorksEveryTrackedConnection) {
   cork.Touch(a.server);  // already corked in this batch
   ASSERT_EQ(::send(a.server, "1", 1, 0), 1);
   ASSERT_EQ(::send(b.server, "2", 1, 0), 1);
-  EXPECT_FALSE(Readable(a.client, 50));
-  EXPECT_FALSE(Readable(b.client, 0));
+  EXPECT_FALSE(a.ClientReadable(50));
+  EXPECT_FALSE(b.ClientReadable(0));
   cork.Uncork();
-  EXPECT_TRUE(Readable(a.client, 1000));
-  EXPECT_TRUE(Readable(b.client, 1000));
+  EXPECT_TRUE(a.ClientReadable(1000));
+  EXPECT_TRUE(b.ClientReadable(1000));
 }
 
 TEST(ConnectionCork, ParsePeerFd) {
@@ -137,7 +107,7 @@ TEST(ConnectionCork, UncorkedWritesLeaveAtOnce) {
   ConnectionCork cork;
   cork.Add(pair.server);
   ASSERT_EQ(::send(pair.server, "x", 1, 0), 1);
-  EXPECT_TRUE(Readable(pair.client, 1000));
+  EXPECT_TRUE(pair.ClientReadable(1000));
 }
 
 TEST(ConnectionCork, PruneForgetsClosedConnectionsAndThePeerSeesTheClose) {
@@ -149,7 +119,7 @@ TEST(ConnectionCork, PruneForgetsClosedConnectionsAndThePeerSeesTheClose) {
   EXPECT_EQ(cork.size(), 1u);  // still established
   ::close(pair.server);  // as gRPC closes a connection
   pair.server = -1;
-  ASSERT_TRUE(Readable(pair.client, 1000));
+  ASSERT_TRUE(pair.ClientReadable(1000));
   char c;
   EXPECT_EQ(::recv(pair.client, &c, 1, 0), 0) << "the peer must see the close";
   cork.Prune();
@@ -166,7 +136,7 @@ TEST(ConnectionCork, TouchAllSkipsManyConnections) {
   cork.Cork();
   cork.TouchAll();
   ASSERT_EQ(::send(pairs[0]->server, "x", 1, 0), 1);
-  EXPECT_TRUE(Readable(pairs[0]->client, 1000));
+  EXPECT_TRUE(pairs[0]->ClientReadable(1000));
   cork.Uncork();
 }
 

@@ -16,6 +16,7 @@
 
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "frontend/connection_cork.h"
+#include "frontend/tcp_pair_for_tests.h"
 #include "ipc/message_type.h"
 #include "ipc/ring.h"
 #include "ipc/segment.h"
@@ -150,38 +151,6 @@ TEST_F(RingClientTest, ReadIssuedFromACallbackNeverBlocksTheReplyThreadOnAFullRi
 
 namespace rusd::frontend {
 namespace {
-
-// A connected loopback TCP pair: `server` is the accepted end (a client connection).
-struct TcpPair {
-  int server = -1;
-  int client = -1;
-  TcpPair() {
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    EXPECT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), len), 0);
-    EXPECT_EQ(::listen(listener, 1), 0);
-    EXPECT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    client = ::socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), len), 0);
-    server = ::accept(listener, nullptr, nullptr);
-    ::close(listener);
-  }
-  ~TcpPair() {
-    if (server >= 0) ::close(server);
-    if (client >= 0) ::close(client);
-  }
-  // What arrived at the client end within `timeout_ms` (empty if nothing).
-  std::string Received(int timeout_ms) const {
-    pollfd p{client, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) != 1) return "";
-    char buf[64];
-    ssize_t n = ::recv(client, buf, sizeof buf, MSG_DONTWAIT);
-    return std::string(buf, n > 0 ? n : 0);
-  }
-};
 
 // A callback that answers many calls from one reply (the keep-alive batcher) corks the
 // connections even though its reply is the reply thread's only one; calling again sends
