@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 
 	"rusd/tests/e2e/harness"
@@ -25,72 +22,22 @@ import (
 // it does not know stays unknown), so a second application could only come from the server
 // or from clientv3 retrying behind the test's back.
 type txnLoad struct {
-	prefix  string
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	acks    map[string]int64  // op key -> header revision the txn returned
-	values  map[string]string // op key -> value written (acked or not)
-	unknown int               // txns whose outcome is unknown (allowed errors)
-	bad     []string          // errors a crash must not produce
+	*writeLoad
 	clients int
-	nAcked  atomic.Int64
 }
 
 func startTxnLoad(t *testing.T, s *harness.Server, clients int, prefix string) *txnLoad {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &txnLoad{prefix: prefix, cancel: cancel, acks: map[string]int64{},
-		values: map[string]string{}, clients: clients}
-	for w := 0; w < clients; w++ {
-		cli, err := clientv3.New(clientv3.Config{
-			Endpoints:   []string{s.Endpoint},
-			DialTimeout: 5 * time.Second,
-			DialOptions: harness.ClientDialOptions(),
-			Logger:      zap.NewNop(),
-		})
-		if err != nil {
-			t.Fatalf("client %d: %v", w, err)
-		}
-		l.wg.Add(1)
-		go func(w int, cli *clientv3.Client) {
-			defer l.wg.Done()
-			defer cli.Close()
+	return &txnLoad{clients: clients, writeLoad: startWriteLoad(t, s, clients, prefix,
+		"%s/ops/%d/%07d", 10*time.Second,
+		func(ctx context.Context, cli *clientv3.Client, w int, key, val string) (int64, error) {
 			ctr := fmt.Sprintf("%s/ctr/%d", prefix, w)
-			for seq := 0; ctx.Err() == nil; seq++ {
-				key := fmt.Sprintf("%s/ops/%d/%07d", prefix, w, seq)
-				val := fmt.Sprintf("%d:%d", w, seq)
-				l.mu.Lock()
-				l.values[key] = val
-				l.mu.Unlock()
-				opCtx, opCancel := context.WithTimeout(ctx, 10*time.Second)
-				r, err := cli.Txn(opCtx).Then(clientv3.OpPut(key, val), clientv3.OpPut(ctr, val)).Commit()
-				opCancel()
-				l.mu.Lock()
-				switch {
-				case err == nil:
-					l.acks[key] = r.Header.Revision
-					l.nAcked.Add(1)
-				case ctx.Err() != nil:
-					l.unknown++ // stopped mid-txn
-				case outcomeUnknownError(err):
-					l.unknown++
-				default:
-					l.bad = append(l.bad, fmt.Sprintf("txn %s: %v (code %v)", key, err, errCode(err)))
-				}
-				l.mu.Unlock()
-				if err != nil && ctx.Err() == nil {
-					time.Sleep(20 * time.Millisecond) // do not spin while raftd is down
-				}
+			r, err := cli.Txn(ctx).Then(clientv3.OpPut(key, val), clientv3.OpPut(ctr, val)).Commit()
+			if err != nil {
+				return 0, err
 			}
-		}(w, cli)
-	}
-	return l
-}
-
-func (l *txnLoad) stop() {
-	l.cancel()
-	l.wg.Wait()
+			return r.Header.Revision, nil
+		})}
 }
 
 // verify: every acknowledged txn applied once, at its acknowledged revision; no txn (acked

@@ -18,24 +18,31 @@ import (
 	"rusd/tests/e2e/harness"
 )
 
-// putLoad is N clientv3 clients, each on its own connection, putting unique keys in a
-// loop and remembering which puts were acknowledged, with which revision.
-type putLoad struct {
+// writeLoad is N clientv3 clients, each on its own connection, writing unique keys in a
+// loop (each key written once) and remembering which writes were acknowledged, with which
+// revision. A client never repeats a write whose outcome it does not know.
+type writeLoad struct {
 	prefix  string
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	mu      sync.Mutex
-	acks    map[string]int64  // key -> header revision the put returned
+	acks    map[string]int64  // key -> header revision the write returned
 	values  map[string]string // key -> value written (acked or not)
-	unknown int               // puts whose outcome is unknown (allowed errors)
+	unknown int               // writes whose outcome is unknown (allowed errors)
 	bad     []string          // errors of kinds a crash must not produce
 	nAcked  atomic.Int64
 }
 
-func startPutLoad(t *testing.T, s *harness.Server, clients int, prefix string) *putLoad {
+// writeFunc is client w's write of val under key; it returns the response header's revision.
+type writeFunc func(ctx context.Context, cli *clientv3.Client, w int, key, val string) (int64, error)
+
+// startWriteLoad runs `clients` writers; writer w's seq-th key is fmt.Sprintf(keyFormat,
+// prefix, w, seq), each write bounded by opTimeout.
+func startWriteLoad(t *testing.T, s *harness.Server, clients int, prefix, keyFormat string,
+	opTimeout time.Duration, write writeFunc) *writeLoad {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &putLoad{prefix: prefix, cancel: cancel, acks: map[string]int64{},
+	l := &writeLoad{prefix: prefix, cancel: cancel, acks: map[string]int64{},
 		values: map[string]string{}}
 	for w := 0; w < clients; w++ {
 		cli, err := clientv3.New(clientv3.Config{
@@ -52,34 +59,56 @@ func startPutLoad(t *testing.T, s *harness.Server, clients int, prefix string) *
 			defer l.wg.Done()
 			defer cli.Close()
 			for seq := 0; ctx.Err() == nil; seq++ {
-				key := fmt.Sprintf("%s/w%d/%07d", prefix, w, seq)
+				key := fmt.Sprintf(keyFormat, prefix, w, seq)
 				val := fmt.Sprintf("%d:%d", w, seq)
 				l.mu.Lock()
 				l.values[key] = val
 				l.mu.Unlock()
-				opCtx, opCancel := context.WithTimeout(ctx, 3*time.Second)
-				r, err := cli.Put(opCtx, key, val)
+				opCtx, opCancel := context.WithTimeout(ctx, opTimeout)
+				rev, err := write(opCtx, cli, w, key, val)
 				opCancel()
 				l.mu.Lock()
 				switch {
 				case err == nil:
-					l.acks[key] = r.Header.Revision
+					l.acks[key] = rev
 					l.nAcked.Add(1)
 				case ctx.Err() != nil:
-					l.unknown++ // stopped mid-put
+					l.unknown++ // stopped mid-write
 				case outcomeUnknownError(err):
 					l.unknown++
 				default:
-					l.bad = append(l.bad, fmt.Sprintf("put %s: %v (code %v)", key, err, errCode(err)))
+					l.bad = append(l.bad, fmt.Sprintf("write %s: %v (code %v)", key, err, errCode(err)))
 				}
 				l.mu.Unlock()
 				if err != nil && ctx.Err() == nil {
-					time.Sleep(20 * time.Millisecond) // do not spin while the node is down
+					time.Sleep(20 * time.Millisecond) // do not spin while a component is down
 				}
 			}
 		}(w, cli)
 	}
 	return l
+}
+
+func (l *writeLoad) acked() int64 { return l.nAcked.Load() }
+
+func (l *writeLoad) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// putLoad: a writeLoad of plain Puts of keys <prefix>/w<w>/<seq>.
+type putLoad struct{ *writeLoad }
+
+func startPutLoad(t *testing.T, s *harness.Server, clients int, prefix string) *putLoad {
+	t.Helper()
+	return &putLoad{startWriteLoad(t, s, clients, prefix, "%s/w%d/%07d", 3*time.Second,
+		func(ctx context.Context, cli *clientv3.Client, _ int, key, val string) (int64, error) {
+			r, err := cli.Put(ctx, key, val)
+			if err != nil {
+				return 0, err
+			}
+			return r.Header.Revision, nil
+		})}
 }
 
 func errCode(err error) codes.Code {
@@ -101,13 +130,6 @@ func outcomeUnknownError(err error) bool {
 		return true
 	}
 	return false
-}
-
-func (l *putLoad) acked() int64 { return l.nAcked.Load() }
-
-func (l *putLoad) stop() {
-	l.cancel()
-	l.wg.Wait()
 }
 
 // verify checks that nothing acknowledged was lost and nothing was applied twice.
