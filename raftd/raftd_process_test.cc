@@ -776,6 +776,55 @@ TEST_F(RaftdProcessTest, ForwardedReadIndexWhoseAnswerIsLostIsAskedAgainThenTime
 }
 
 
+// Member def over a real peer transport, for the leaderless-proposal tests: silent (abc has
+// no leader) until set_leading(true), then it sends abc a heartbeat of `term` every 10 ms;
+// every kPropose abc forwards to it goes to `on_propose`, on its own thread. Stops on
+// destruction.
+class FakeLeader {
+ public:
+  FakeLeader(transport::PeerTransport& peer, uint64_t term,
+             std::function<void(const raft::Message&)> on_propose)
+      : peer_(peer), term_(term), on_propose_(std::move(on_propose)), thread_([this] { Run(); }) {}
+  ~FakeLeader() {
+    stop_ = true;
+    thread_.join();
+  }
+  FakeLeader(const FakeLeader&) = delete;
+  FakeLeader& operator=(const FakeLeader&) = delete;
+
+  void set_leading(bool on) { leading_ = on; }
+
+ private:
+  void Run() {
+    std::vector<raft::Message> in, out;
+    while (!stop_.load()) {
+      if (leading_.load()) {
+        raft::Message hb;
+        hb.type = raft::MessageType::kHeartbeat;
+        hb.from = 0xdef;
+        hb.to = kMemberId;
+        hb.term = term_;
+        out.push_back(hb);
+      }
+      in.clear();
+      peer_.TakeReceived(&in);
+      for (const raft::Message& m : in) {
+        if (m.type == raft::MessageType::kPropose) on_propose_(m);
+      }
+      peer_.Send(out);
+      out.clear();
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
+  transport::PeerTransport& peer_;
+  const uint64_t term_;
+  const std::function<void(const raft::Message&)> on_propose_;
+  std::atomic<bool> leading_{false};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;  // last: starts once the members above exist
+};
+
 // etcd 3.4 lets a proposal made while no leader is known wait for one (its raft node does
 // not read proposals without a leader) until the request timeout: it is proposed as soon
 // as a leader appears, and one that waited too long fails as etcd's do (Unknown "context
@@ -800,42 +849,13 @@ TEST_F(RaftdProcessTest, ProposalWithoutALeaderWaitsForOneOrTimesOutUnproposed) 
 
   std::mutex mu;
   std::map<uint64_t, int> proposed;  // request id -> times abc forwarded it to def
-  std::atomic<bool> leading{false};
-  std::atomic<bool> stop{false};
-  std::thread fake([&] {
-    std::vector<raft::Message> in, out;
-    while (!stop.load()) {
-      if (leading.load()) {
-        raft::Message hb;
-        hb.type = raft::MessageType::kHeartbeat;
-        hb.from = kLeader;
-        hb.to = kMemberId;
-        hb.term = kTerm;
-        out.push_back(hb);
-      }
-      in.clear();
-      (*leader)->TakeReceived(&in);
-      for (const raft::Message& m : in) {
-        if (m.type != raft::MessageType::kPropose) continue;
-        std::lock_guard lock(mu);
-        for (const auto& e : m.entries) {
-          internal::Command cmd;
-          if (cmd.ParseFromString(e.data)) ++proposed[cmd.request_id()];
-        }
-      }
-      (*leader)->Send(out);
-      out.clear();
-      std::this_thread::sleep_for(10ms);
+  FakeLeader fake_leader(**leader, kTerm, [&](const raft::Message& m) {
+    std::lock_guard lock(mu);
+    for (const auto& e : m.entries) {
+      internal::Command cmd;
+      if (cmd.ParseFromString(e.data)) ++proposed[cmd.request_id()];
     }
   });
-  struct Join {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Join() {
-      stop = true;
-      t.join();
-    }
-  } join{stop, fake};
   auto times_proposed = [&](uint64_t id) {
     std::lock_guard lock(mu);
     return proposed.count(id) ? proposed[id] : 0;
@@ -848,7 +868,7 @@ TEST_F(RaftdProcessTest, ProposalWithoutALeaderWaitsForOneOrTimesOutUnproposed) 
   EXPECT_EQ(times_proposed(1), 0);
 
   // def leads: abc forwards the waiting proposal to it, once.
-  leading = true;
+  fake_leader.set_leading(true);
   auto deadline = std::chrono::steady_clock::now() + 3s;
   while (times_proposed(1) == 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(5ms);
@@ -857,7 +877,7 @@ TEST_F(RaftdProcessTest, ProposalWithoutALeaderWaitsForOneOrTimesOutUnproposed) 
 
   // def falls silent: once abc gives up on it, a proposal waits the request timeout
   // (5 s + 2 x 100 ms), fails with etcd's error, and is never proposed later.
-  leading = false;
+  fake_leader.set_leading(false);
   deadline = std::chrono::steady_clock::now() + 5s;
   bool no_leader = false;
   while (!no_leader && std::chrono::steady_clock::now() < deadline) {
@@ -879,7 +899,7 @@ TEST_F(RaftdProcessTest, ProposalWithoutALeaderWaitsForOneOrTimesOutUnproposed) 
   ASSERT_TRUE(e.ParseFromString(err->payload));
   EXPECT_EQ(e.code(), 2);  // etcd 3.4: gRPC Unknown
   EXPECT_EQ(e.message(), "context deadline exceeded");
-  leading = true;
+  fake_leader.set_leading(true);
   std::this_thread::sleep_for(1s);
   EXPECT_EQ(times_proposed(2), 0) << "a proposal that timed out was proposed";
 }
@@ -1088,46 +1108,17 @@ TEST_F(RaftdProcessTest, LeaderlessRequestsKeepRingOrderAndGiveUpAtTheirDeadline
 
   std::mutex mu;
   std::vector<uint64_t> forwarded;  // request ids (kConfChangeLabel: a conf change), in order
-  std::atomic<bool> leading{false};
-  std::atomic<bool> stop{false};
-  std::thread fake([&] {
-    std::vector<raft::Message> in, out;
-    while (!stop.load()) {
-      if (leading.load()) {
-        raft::Message hb;
-        hb.type = raft::MessageType::kHeartbeat;
-        hb.from = kLeader;
-        hb.to = kMemberId;
-        hb.term = 100;
-        out.push_back(hb);
+  FakeLeader fake_leader(**leader, 100, [&](const raft::Message& m) {
+    std::lock_guard lock(mu);
+    for (const auto& e : m.entries) {
+      internal::Command cmd;
+      if (e.type == raft::EntryType::kConfChange) {
+        forwarded.push_back(kConfChangeLabel);
+      } else if (cmd.ParseFromString(e.data)) {
+        forwarded.push_back(cmd.request_id());
       }
-      in.clear();
-      (*leader)->TakeReceived(&in);
-      for (const raft::Message& m : in) {
-        if (m.type != raft::MessageType::kPropose) continue;
-        std::lock_guard lock(mu);
-        for (const auto& e : m.entries) {
-          internal::Command cmd;
-          if (e.type == raft::EntryType::kConfChange) {
-            forwarded.push_back(kConfChangeLabel);
-          } else if (cmd.ParseFromString(e.data)) {
-            forwarded.push_back(cmd.request_id());
-          }
-        }
-      }
-      (*leader)->Send(out);
-      out.clear();
-      std::this_thread::sleep_for(10ms);
     }
   });
-  struct Join {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Join() {
-      stop = true;
-      t.join();
-    }
-  } join{stop, fake};
 
   std::this_thread::sleep_for(300ms);  // no leader: def is silent
   // The frontend dies with request 13 waiting; its successor (epoch 3) sends the rest.
@@ -1173,7 +1164,7 @@ TEST_F(RaftdProcessTest, LeaderlessRequestsKeepRingOrderAndGiveUpAtTheirDeadline
   Propose(14);
   std::this_thread::sleep_for(100ms);
 
-  leading = true;
+  fake_leader.set_leading(true);
   const auto deadline = std::chrono::steady_clock::now() + 3s;
   auto count = [&] {
     std::lock_guard lock(mu);
