@@ -26,6 +26,7 @@ rusd_bin="${RUSD_BIN:-}"
 etcd_bin="${ETCD_BIN:-etcd}"
 results_dir=""
 keep=0
+rusd_args=()  # --rusd-args: extra flags for every rusd this script starts
 
 # The lines of the usage text for the options common_option handles.
 common_usage() {
@@ -34,6 +35,8 @@ common_usage() {
   --etcd PATH          etcd 3.4 binary (default etcd on PATH)
   --results DIR        also write results.jsonl, report.txt and server logs to DIR
   --keep               keep the temp dir (data dirs, logs) instead of deleting it
+  --rusd-args "ARGS"   extra flags for rusd (split on spaces), e.g.
+                       --rusd-args --experimental-native-grpc
 USAGE
 }
 
@@ -48,6 +51,7 @@ common_option() {
     --etcd) etcd_bin="${2:?--etcd needs a path}" ;;
     --results) results_dir="${2:?--results needs a directory}" ;;
     --keep) keep=1; common_shift=1 ;;
+    --rusd-args) read -r -a rusd_args <<<"${2?--rusd-args needs a value}" ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -148,6 +152,7 @@ start_server() {
     --initial-advertise-peer-urls "http://127.0.0.1:$pp"
     --initial-cluster "bench-$sys=http://127.0.0.1:$pp"
   )
+  [[ "$bin" == "$rusd_bin" ]] && args+=("${rusd_args[@]}")
   start_ns[$sys]="$(date +%s%N)"
   # stdin from /dev/null so that a server never reads the terminal.
   "$bin" "${args[@]}" </dev/null >>"$work/$sys.log" 2>&1 &

@@ -161,6 +161,13 @@ Result<ComponentFlags> ComponentFlags::Parse(int argc, char** argv) {
       {"log-level", str(&f.log_level)},
       {"log-format", str(&f.log_format)},
       {"watch-progress-notify-interval", str(&f.watch_progress_notify_interval)},
+      {"experimental-native-grpc", Setter([&f](const std::string& v) {
+         if (v != "true" && v != "false") {
+           return Status::InvalidArgument("want true or false: " + v);
+         }
+         f.experimental_native_grpc = v == "true";
+         return Status::Ok();
+       })},
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -200,6 +207,7 @@ std::vector<std::string> ComponentFlags::ToArgs() const {
       "--log-level=" + log_level,
       "--log-format=" + log_format,
       "--watch-progress-notify-interval=" + watch_progress_notify_interval,
+      std::string("--experimental-native-grpc=") + (experimental_native_grpc ? "true" : "false"),
   };
 }
 

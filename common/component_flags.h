@@ -46,6 +46,9 @@ struct ComponentFlags {
   std::string log_format = "text";  // text|json
   // frontend: etcd's watch progress notify interval, a Go duration (parsed by the frontend).
   std::string watch_progress_notify_interval = "10m0s";
+  // frontend: serve gRPC client connections with rusd's own HTTP/2 server
+  // (frontend/native_grpc/) instead of gRPC C++. Experimental, off by default.
+  bool experimental_native_grpc = false;
 
   // Parses `--key=value` arguments (argv[0] skipped). Keys are the field names with '_'
   // written as '-': --segment, --data-dir, --member-id (hex), --cluster-id (hex), ...

@@ -25,6 +25,7 @@
 #include "frontend/connection_cork.h"
 #include "frontend/http_handler.h"
 #include "frontend/http_message.h"
+#include "frontend/native_grpc/native_grpc_server.h"
 
 namespace rusd::frontend {
 namespace {
@@ -88,6 +89,7 @@ struct ClientListener::Impl {
   grpc::Server* server = nullptr;
   HttpHandler* handler = nullptr;
   ConnectionCork* grpc_connections = nullptr;
+  native_grpc::NativeGrpcServer* native = nullptr;
 
   std::mutex mu;
   std::condition_variable cv;
@@ -188,7 +190,9 @@ ClientListener::~ClientListener() { Stop(); }
 std::vector<uint16_t> ClientListener::ports() const { return impl_->url_ports; }
 
 void ClientListener::Start(grpc::Server* server, HttpHandler* handler,
-                           ConnectionCork* grpc_connections) {
+                           ConnectionCork* grpc_connections,
+                           native_grpc::NativeGrpcServer* native) {
+  impl_->native = native;
   impl_->server = server;
   impl_->handler = handler;
   impl_->grpc_connections = grpc_connections;
@@ -270,7 +274,10 @@ void ClientListener::Impl::ServeConnection(int fd) {
     {
       std::lock_guard lock(mu);
       open_fds.erase(fd);
-      if (!stopping) {
+      if (!stopping && native != nullptr) {
+        native->Adopt(fd);  // it owns fd from here
+        handed = true;
+      } else if (!stopping) {
         // gRPC's poller needs a non-blocking socket, or the server hangs on it.
         int flags = ::fcntl(fd, F_GETFL, 0);
         ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);

@@ -27,6 +27,9 @@ namespace rusd::frontend {
 
 class ConnectionCork;
 class HttpHandler;
+namespace native_grpc {
+class NativeGrpcServer;
+}
 
 class ClientListener {
  public:
@@ -41,9 +44,12 @@ class ClientListener {
   std::vector<uint16_t> ports() const;
 
   // Starts accepting. `server` must be started; both must outlive Stop(). With `grpc_connections`
-  // (which must outlive Stop()) every connection handed to gRPC is tracked there.
+  // (which must outlive Stop()) every connection handed to gRPC is tracked there. With
+  // `native` (--experimental-native-grpc; started, must outlive Stop()) gRPC connections go
+  // to rusd's own server instead of `server`.
   void Start(grpc::Server* server, HttpHandler* handler,
-             ConnectionCork* grpc_connections = nullptr);
+             ConnectionCork* grpc_connections = nullptr,
+             native_grpc::NativeGrpcServer* native = nullptr);
   void Stop();
 
  private:

@@ -23,6 +23,7 @@
 #include "frontend/kv_service.h"
 #include "frontend/metrics_interceptor.h"
 #include "frontend/metrics_page.h"
+#include "frontend/native_grpc/native_grpc_server.h"
 #include "frontend/lease_service.h"
 #include "frontend/lease_gateway.h"
 #include "frontend/lease_forwarder.h"
@@ -83,8 +84,10 @@ int Run(int argc, char** argv) {
   }
 
   frontend::ConnectionCork grpc_connections;
+  frontend::native_grpc::NativeGrpcBatchFlush native_flush;  // before the ring: its batch hook
   frontend::RingClientOptions ring_options;
   ring_options.cork = &grpc_connections;  // see connection_cork.h
+  if (flags->experimental_native_grpc) ring_options.batch_hook = &native_flush;
   ring_options.member_id = flags->member_id;
   ring_options.own_epoch = (*ctx)->epoch();
   ring_options.request_timeout =
@@ -187,7 +190,26 @@ int Run(int argc, char** argv) {
       &gateway);
   frontend::SegmentMetricsPage metrics_page((*ctx)->segment(), RUSD_ETCD_SERVER_VERSION);
   http.set_metrics_page(&metrics_page);
-  (*listener)->Start(server.get(), &http, &grpc_connections);
+  // --experimental-native-grpc: client gRPC connections go to rusd's own HTTP/2 server
+  // (frontend/native_grpc/; KV only so far).
+  frontend::KvDispatcher native_dispatcher(ring, kv_options);
+  frontend::native_grpc::NativeGrpcServerOptions native_options;
+  native_options.max_receive_message_bytes =
+      static_cast<size_t>(flags->max_request_bytes + kGrpcOverheadBytes);
+  native_options.received_bytes = kv_options.received_bytes;
+  native_options.grpc_metrics = kv_options.grpc_metrics;
+  frontend::native_grpc::NativeGrpcServer native(native_dispatcher, native_flush, native_options);
+  if (flags->experimental_native_grpc) {
+    st = native.Start();
+    if (!st.ok()) {
+      spdlog::error("{}", st.message());
+      return 1;
+    }
+    spdlog::warn("--experimental-native-grpc: gRPC clients are served by rusd's native server "
+                 "(KV only; other methods answer Unimplemented)");
+  }
+  (*listener)->Start(server.get(), &http, &grpc_connections,
+                     flags->experimental_native_grpc ? &native : nullptr);
   spdlog::info("serving clients on {} (member {:x}, epoch {})",
                fmt::join(flags->listen_client_urls, ","), flags->member_id, (*ctx)->epoch());
 
@@ -197,6 +219,7 @@ int Run(int argc, char** argv) {
   (*listener)->Stop();
   watch_pump.Stop();  // no more events: a stopping stored is not a gap to catch up from
   ring.Stop();  // finishes every pending call ("server stopped"), so Shutdown need not wait
+  native.Shutdown();  // GOAWAY, then close the native connections
   lease_forwarder.Stop();  // cancels keep-alives forwarded to the leader
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;

@@ -267,6 +267,7 @@ void RingClient::Impl::Run() {
       if (options.cork != nullptr) options.cork->Prune();
       next_sweep = now + std::chrono::milliseconds(50);
     }
+    if (options.batch_hook != nullptr) options.batch_hook->ReplyBatchEnd();
     if (handled == 0) {
       auto wait = backlog.empty() ? std::chrono::milliseconds(50) : std::chrono::milliseconds(1);
       ipc::WaitForMessages(segment, readers, wait);
@@ -576,6 +577,8 @@ uint64_t RingClient::db_size_in_use() const {
 }
 
 size_t RingClient::PendingCount() const { return impl_->pending.Size(); }
+
+bool RingClient::OnReplyThread() const { return impl_->OnReplyThread(); }
 
 void RingClient::CorkConnections() {
   if (impl_->OnReplyThread()) impl_->CorkConnections();

@@ -59,6 +59,15 @@ namespace rusd::frontend {
 
 class ConnectionCork;
 
+// Told by the reply thread when it finished a round of completions (a batch of replies,
+// timeouts, re-send failures), on the reply thread: writers that deferred their output while
+// the callbacks ran (native_grpc/: one write per connection per batch) send it now.
+class ReplyBatchHook {
+ public:
+  virtual ~ReplyBatchHook() = default;
+  virtual void ReplyBatchEnd() = 0;
+};
+
 struct RingClientOptions {
   uint64_t member_id = 0;
   uint64_t own_epoch = 0;  // stamped on every frame (ComponentContext::epoch)
@@ -70,6 +79,9 @@ struct RingClientOptions {
   // batch of two or more replies; the callbacks cork the connections they answer on, so that
   // gRPC's per-call writes leave together (connection_cork.h).
   ConnectionCork* cork = nullptr;
+  // If set, called on the reply thread after every round of its loop that may have run
+  // callbacks (see ReplyBatchHook). Must outlive the client's Stop().
+  ReplyBatchHook* batch_hook = nullptr;
 };
 
 // Called once per request. `payload` is the kResult bytes when status is OK.
@@ -158,6 +170,10 @@ class RingClient {
   // the first answers go without waiting for the last. Does nothing off the reply thread
   // or without `cork`.
   void CorkConnections();
+
+  // The caller is the reply thread (so a ReplyBatchHook::ReplyBatchEnd follows what it does
+  // now).
+  bool OnReplyThread() const;
 
  private:
   struct Impl;

@@ -34,7 +34,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libboost-dev libspdlog-dev prometheus-cpp-dev libssl-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libnghttp2-dev
   etcd-server etcd-client
   prometheus  # the e2e metrics test scrapes rusd with a real Prometheus; promtool lints /metrics
 )

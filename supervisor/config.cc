@@ -87,6 +87,9 @@ const std::vector<FlagSpec>& Specs() {
        &Config::watch_progress_notify_interval, "10m0s",
        "Duration of periodic watch progress notifications (etcd 3.6 spelling).",
        "progress notifications: issue 'watch progress notify'"},
+      {"experimental-native-grpc", "server", Syntax::kBool, &Config::experimental_native_grpc,
+       "false",
+       "Serve gRPC clients with rusd's own HTTP/2 server (rusd, experimental: KV only)."},
       {"auto-compaction-mode", "server", Syntax::kString, &Config::auto_compaction_mode,
        "periodic", "Interpret 'auto-compaction-retention' one of: periodic|revision.",
        "auto compaction: issue 'auto compaction'", {"periodic", "revision"}},
@@ -493,6 +496,7 @@ ComponentFlags Config::ToComponentFlags() const {
   f.quota_backend_bytes = quota_backend_bytes;
   f.snapshot_count = snapshot_count;
   f.strict_reconfig_check = strict_reconfig_check;
+  f.experimental_native_grpc = experimental_native_grpc;
   f.heartbeat_interval_ms = heartbeat_interval_ms;
   f.election_timeout_ms = election_timeout_ms;
   f.log_level = log_level;

@@ -1,0 +1,350 @@
+#include "frontend/native_grpc/grpc_h2_session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+namespace rusd::frontend::native_grpc {
+namespace {
+
+// The client may send this much of a request before waiting for our WINDOW_UPDATE: large
+// enough that a put of etcd's default 1.5 MiB limit takes one round trip, not 24.
+constexpr int32_t kStreamWindow = 4 << 20;
+constexpr int32_t kConnectionWindow = 16 << 20;
+constexpr size_t kPrefixBytes = 5;  // compressed flag + big-endian length
+
+nghttp2_nv StaticHeader(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+}
+
+// nghttp2 copies the value (it may not outlive the call).
+nghttp2_nv CopiedHeader(std::string_view name, const std::string& value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NO_COPY_NAME};
+}
+
+// grpc-timeout: at most 8 digits and a unit (H M S m u n).
+bool ValidGrpcTimeout(std::string_view v) {
+  if (v.size() < 2 || v.size() > 9) return false;
+  for (size_t i = 0; i + 1 < v.size(); ++i) {
+    if (v[i] < '0' || v[i] > '9') return false;
+  }
+  return std::strchr("HMSmun", v.back()) != nullptr;
+}
+
+// grpc-go's check (http_util.go): "application/grpc" alone or followed by '+' or ';'.
+bool GrpcContentType(std::string_view v) {
+  constexpr std::string_view kBase = "application/grpc";
+  if (v.substr(0, kBase.size()) != kBase) return false;
+  return v.size() == kBase.size() || v[kBase.size()] == '+' || v[kBase.size()] == ';';
+}
+
+}  // namespace
+
+std::string PercentEncodeGrpcMessage(std::string_view message) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(message.size());
+  for (char ch : message) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c <= 0x7e && c != '%') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+struct GrpcH2Session::Impl {
+  // One stream's call, from its request HEADERS until the stream closes.
+  struct Call {
+    int32_t stream_id = 0;
+    std::string path;
+    std::string content_type;
+    std::string encoding;
+    std::string timeout;
+    std::string body;       // received DATA (prefix + message)
+    bool answered = false;  // Respond ran (or a refusal): further request bytes are dropped
+    // The response, once answered OK: prefix + message, sent from `sent` on.
+    char prefix[kPrefixBytes] = {};
+    std::string message;
+    size_t sent = 0;
+  };
+
+  nghttp2_session* session = nullptr;
+  size_t max_message;
+  std::unordered_map<int32_t, std::unique_ptr<Call>> calls;
+  std::vector<GrpcRequest>* requests = nullptr;  // set during Receive
+
+  explicit Impl(size_t max) : max_message(max) {}
+  ~Impl() { nghttp2_session_del(session); }
+
+  Call* Find(int32_t stream_id) {
+    auto it = calls.find(stream_id);
+    return it == calls.end() ? nullptr : it->second.get();
+  }
+
+  // Trailers-Only: one HEADERS frame with END_STREAM. `http_status` 200 but for a wrong
+  // content-type (415, as grpc-go).
+  bool SubmitError(Call* call, const Status& status, const char* http_status = "200") {
+    call->answered = true;
+    call->body.clear();
+    const std::string code = std::to_string(static_cast<int>(status.code()));
+    const std::string text = PercentEncodeGrpcMessage(status.message());
+    nghttp2_nv nva[] = {StaticHeader(":status", http_status),
+                        StaticHeader("content-type", "application/grpc"),
+                        CopiedHeader("grpc-status", code), CopiedHeader("grpc-message", text)};
+    size_t n = status.message().empty() ? 3 : 4;
+    return nghttp2_submit_response(session, call->stream_id, nva, n, nullptr) == 0;
+  }
+
+  bool SubmitOk(Call* call, std::string&& message) {
+    call->answered = true;
+    call->body.clear();
+    call->message = std::move(message);
+    const auto len = static_cast<uint32_t>(call->message.size());
+    call->prefix[0] = 0;
+    call->prefix[1] = static_cast<char>(len >> 24);
+    call->prefix[2] = static_cast<char>(len >> 16);
+    call->prefix[3] = static_cast<char>(len >> 8);
+    call->prefix[4] = static_cast<char>(len);
+    nghttp2_nv nva[] = {StaticHeader(":status", "200"),
+                        StaticHeader("content-type", "application/grpc")};
+    nghttp2_data_provider data;
+    data.source.ptr = call;
+    data.read_callback = &Impl::ReadResponse;
+    return nghttp2_submit_response(session, call->stream_id, nva, 2, &data) == 0;
+  }
+
+  // The request HEADERS arrived: refuse what no method may see.
+  void CheckHeaders(Call* call) {
+    if (!GrpcContentType(call->content_type)) {
+      SubmitError(call,
+                  Status::Internal("transport: received unexpected content-type \"" +
+                                   call->content_type + "\""),
+                  "415");
+    } else if (!call->encoding.empty() && call->encoding != "identity") {
+      SubmitError(call, Status::Unimplemented("grpc: Decompressor is not installed for "
+                                              "grpc-encoding \"" + call->encoding + "\""));
+    } else if (!call->timeout.empty() && !ValidGrpcTimeout(call->timeout)) {
+      SubmitError(call, Status::Internal("transport: malformed grpc-timeout: " + call->timeout));
+    }
+  }
+
+  // END_STREAM: the request is complete.
+  void FinishRequest(Call* call) {
+    if (call->answered) return;
+    const std::string& b = call->body;
+    if (b.size() < kPrefixBytes) {
+      SubmitError(call, Status::Internal("rusd: a unary call takes exactly one request message"));
+      return;
+    }
+    if (b[0] != 0) {
+      SubmitError(call, Status::Internal("grpc: compressed flag set with identity or empty "
+                                         "encoding"));
+      return;
+    }
+    if (b.size() != kPrefixBytes + MessageLength(b)) {
+      SubmitError(call, Status::Internal("rusd: a unary call takes exactly one request message"));
+      return;
+    }
+    GrpcRequest r;
+    r.stream_id = call->stream_id;
+    r.path = call->path;
+    r.message = b.substr(kPrefixBytes);
+    call->body.clear();
+    call->body.shrink_to_fit();
+    requests->push_back(std::move(r));
+  }
+
+  static size_t MessageLength(const std::string& b) {
+    return (static_cast<size_t>(static_cast<uint8_t>(b[1])) << 24) |
+           (static_cast<size_t>(static_cast<uint8_t>(b[2])) << 16) |
+           (static_cast<size_t>(static_cast<uint8_t>(b[3])) << 8) |
+           static_cast<size_t>(static_cast<uint8_t>(b[4]));
+  }
+
+  // --- nghttp2 callbacks (user_data = Impl*) ---
+
+  static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return 0;
+    }
+    auto call = std::make_unique<Call>();
+    call->stream_id = frame->hd.stream_id;
+    self->calls[frame->hd.stream_id] = std::move(call);
+    return 0;
+  }
+
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                      void* user) {
+    auto* self = static_cast<Impl*>(user);
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return 0;  // trailers from the client carry nothing we use
+    }
+    Call* call = self->Find(frame->hd.stream_id);
+    if (call == nullptr) return 0;
+    std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    if (n == ":path") {
+      call->path = v;
+    } else if (n == "content-type") {
+      call->content_type = v;
+    } else if (n == "grpc-encoding") {
+      call->encoding = v;
+    } else if (n == "grpc-timeout") {
+      call->timeout = v;
+    }
+    return 0;
+  }
+
+  static int OnDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                         size_t len, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    Call* call = self->Find(stream_id);
+    if (call == nullptr || call->answered) return 0;  // discarded (flow control still counts it)
+    call->body.append(reinterpret_cast<const char*>(data), len);
+    if (call->body.size() >= kPrefixBytes) {
+      const size_t length = MessageLength(call->body);
+      if (length > self->max_message) {
+        self->SubmitError(call, Status::ResourceExhausted(
+                                    "grpc: received message larger than max (" +
+                                    std::to_string(length) + " vs. " +
+                                    std::to_string(self->max_message) + ")"));
+      } else if (call->body.size() == kPrefixBytes) {
+        call->body.reserve(kPrefixBytes + length);  // one allocation for a large request
+      }
+    }
+    return 0;
+  }
+
+  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    Call* call = self->Find(frame->hd.stream_id);
+    if (call == nullptr) return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      self->CheckHeaders(call);
+    }
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) self->FinishRequest(call);
+    return 0;
+  }
+
+  static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user) {
+    static_cast<Impl*>(user)->calls.erase(stream_id);
+    return 0;
+  }
+
+  static ssize_t ReadResponse(nghttp2_session* session, int32_t stream_id, uint8_t* buf,
+                              size_t length, uint32_t* flags, nghttp2_data_source* source,
+                              void*) {
+    auto* call = static_cast<Call*>(source->ptr);
+    const size_t total = kPrefixBytes + call->message.size();
+    size_t n = 0;
+    while (n < length && call->sent < total) {
+      if (call->sent < kPrefixBytes) {
+        buf[n++] = static_cast<uint8_t>(call->prefix[call->sent++]);
+        continue;
+      }
+      const size_t from = call->sent - kPrefixBytes;
+      const size_t take = std::min(length - n, call->message.size() - from);
+      std::memcpy(buf + n, call->message.data() + from, take);
+      n += take;
+      call->sent += take;
+    }
+    if (call->sent == total) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      call->message.clear();
+      call->message.shrink_to_fit();
+      nghttp2_nv trailers[] = {StaticHeader("grpc-status", "0")};
+      if (nghttp2_submit_trailer(session, stream_id, trailers, 1) != 0) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes)
+    : impl_(std::make_unique<Impl>(max_receive_message_bytes)) {
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Impl::OnBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cb, &Impl::OnHeader);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Impl::OnDataChunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Impl::OnFrameRecv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Impl::OnStreamClose);
+  nghttp2_session_server_new(&impl_->session, cb, impl_.get());
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0x7fffffff},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+  };
+  nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, settings, 2);
+  nghttp2_session_set_local_window_size(impl_->session, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+}
+
+GrpcH2Session::~GrpcH2Session() = default;
+
+Status GrpcH2Session::Receive(std::string_view bytes, std::vector<GrpcRequest>* requests) {
+  impl_->requests = requests;
+  ssize_t n = nghttp2_session_mem_recv(impl_->session,
+                                       reinterpret_cast<const uint8_t*>(bytes.data()),
+                                       bytes.size());
+  impl_->requests = nullptr;
+  if (n < 0) {
+    return Status::Unavailable(std::string("http2: ") + nghttp2_strerror(static_cast<int>(n)));
+  }
+  return Status::Ok();
+}
+
+bool GrpcH2Session::Respond(int32_t stream_id, const Status& status, std::string&& message) {
+  Impl::Call* call = impl_->Find(stream_id);
+  if (call == nullptr || call->answered) return false;
+  return status.ok() ? impl_->SubmitOk(call, std::move(message))
+                     : impl_->SubmitError(call, status);
+}
+
+Status GrpcH2Session::Produce(std::string* out, size_t limit) {
+  while (out->size() < limit) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(impl_->session, &data);
+    if (n < 0) {
+      return Status::Unavailable(std::string("http2: ") + nghttp2_strerror(static_cast<int>(n)));
+    }
+    if (n == 0) break;
+    out->append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+bool GrpcH2Session::WantsWrite() const { return nghttp2_session_want_write(impl_->session) != 0; }
+
+bool GrpcH2Session::Alive() const {
+  return nghttp2_session_want_read(impl_->session) != 0 ||
+         nghttp2_session_want_write(impl_->session) != 0;
+}
+
+void GrpcH2Session::SubmitGoaway() {
+  nghttp2_submit_goaway(impl_->session, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(impl_->session),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+}
+
+size_t GrpcH2Session::open_calls() const {
+  size_t n = 0;
+  for (const auto& [id, call] : impl_->calls) n += call->answered ? 0 : 1;
+  return n;
+}
+
+}  // namespace rusd::frontend::native_grpc

@@ -1,0 +1,88 @@
+// GrpcH2Session: the server side of one HTTP/2 connection carrying unary gRPC calls, without
+// any I/O. Bytes read from the socket go in (Receive), complete requests come out; answers go
+// in (Respond), bytes to write come out (Produce). nghttp2 does the HTTP/2 part (framing,
+// HPACK, flow control, SETTINGS, PING, GOAWAY); this class is the gRPC layer on top of it
+// (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md):
+//
+// - A request is HEADERS (:path = method, content-type application/grpc[+proto|;...]) then
+//   exactly one length-prefixed message (1 byte compressed flag, 4 bytes big-endian length)
+//   and END_STREAM. Only unary calls: a stream ending with no message or with more than one
+//   is answered INTERNAL.
+// - Refused before the method sees them, with grpc-go's codes and texts (what etcd answers):
+//   a content-type that is not application/grpc* → HTTP 415 + INTERNAL; grpc-encoding other
+//   than identity → UNIMPLEMENTED; a set compressed flag → INTERNAL; a message longer than
+//   `max_receive_message_bytes` → RESOURCE_EXHAUSTED (the rest of its bytes are discarded);
+//   a malformed grpc-timeout → INTERNAL. The timeout is otherwise not enforced here: the
+//   client enforces its deadline and resets the stream, which cancels the call.
+// - A response is HEADERS(:status 200, content-type application/grpc), DATA (prefix +
+//   message, as the client's flow-control windows allow), trailers (grpc-status,
+//   grpc-message percent-encoded). An error is one Trailers-Only HEADERS frame.
+// - RST_STREAM from the client (or the stream closing any other way) forgets the call: a
+//   later Respond for it returns false and sends nothing.
+//
+// Thread safety: none (nghttp2 sessions are not thread-safe); the owner serialises every
+// call (native_grpc_server.cc: a mutex per connection).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace rusd::frontend::native_grpc {
+
+// One complete unary request.
+struct GrpcRequest {
+  int32_t stream_id = 0;
+  std::string path;     // "/etcdserverpb.KV/Put"
+  std::string message;  // the request message, without the 5-byte prefix
+};
+
+class GrpcH2Session {
+ public:
+  explicit GrpcH2Session(size_t max_receive_message_bytes);
+  ~GrpcH2Session();
+  GrpcH2Session(const GrpcH2Session&) = delete;
+  GrpcH2Session& operator=(const GrpcH2Session&) = delete;
+
+  // Feeds bytes read from the peer (any split: frames may arrive a byte at a time). Complete
+  // requests are appended to *requests; bad ones are answered here. A protocol error the
+  // connection cannot survive returns its status: Produce what is queued (nghttp2's GOAWAY)
+  // and close.
+  Status Receive(std::string_view bytes, std::vector<GrpcRequest>* requests);
+
+  // Answers the request on `stream_id`: OK with the serialized response `message`, or the
+  // error `status` (Trailers-Only). False if the stream is gone (reset by the client, or the
+  // connection is failing): nothing is sent.
+  bool Respond(int32_t stream_id, const Status& status, std::string&& message);
+
+  // Appends frames that are ready to be sent to *out, stopping once out->size() reaches
+  // `limit` (so that a slow reader does not make us buffer a whole large response).
+  // A non-OK status means the session failed (close the connection after writing *out).
+  Status Produce(std::string* out, size_t limit);
+
+  // nghttp2 has frames to send (Produce would append something, window permitting).
+  bool WantsWrite() const;
+  // The connection should stay open: the peer may still send or we still have to.
+  bool Alive() const;
+
+  // Starts a graceful shutdown: GOAWAY(NO_ERROR) naming the last stream we accepted;
+  // streams already open are still answered.
+  void SubmitGoaway();
+
+  // Calls accepted and not yet answered or reset (tests).
+  size_t open_calls() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// grpc-message's encoding (PROTOCOL-HTTP2.md): bytes outside 0x20-0x7E and '%' become %XX.
+std::string PercentEncodeGrpcMessage(std::string_view message);
+
+}  // namespace rusd::frontend::native_grpc

@@ -1,0 +1,366 @@
+// GrpcH2Session without sockets: a real nghttp2 *client* session produces the bytes a gRPC
+// client would send, and parses what the server session answers.
+#include "frontend/native_grpc/grpc_h2_session.h"
+
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rusd::frontend::native_grpc {
+namespace {
+
+std::string Framed(std::string_view message, bool compressed = false) {
+  std::string out(5, '\0');
+  out[0] = compressed ? 1 : 0;
+  const auto n = static_cast<uint32_t>(message.size());
+  out[1] = static_cast<char>(n >> 24);
+  out[2] = static_cast<char>(n >> 16);
+  out[3] = static_cast<char>(n >> 8);
+  out[4] = static_cast<char>(n);
+  out.append(message);
+  return out;
+}
+
+// What the client saw on one stream.
+struct ClientStream {
+  std::map<std::string, std::string> headers;   // the response HEADERS
+  std::map<std::string, std::string> trailers;  // the trailing HEADERS
+  int header_frames = 0;
+  std::string data;
+  bool closed = false;
+  uint32_t close_error = 0;
+};
+
+class TestClient {
+ public:
+  TestClient() {
+    nghttp2_session_callbacks* cb = nullptr;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_header_callback(cb, &OnHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &OnFrame);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &OnData);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, &OnClose);
+    nghttp2_session_client_new(&session_, cb, this);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, nullptr, 0);
+  }
+  ~TestClient() { nghttp2_session_del(session_); }
+
+  // Starts a call whose request body is `body` (already framed, or deliberately not).
+  int32_t Call(const std::string& path, std::string body,
+               std::vector<std::pair<std::string, std::string>> extra = {},
+               std::string content_type = "application/grpc") {
+    std::vector<std::pair<std::string, std::string>> h = {
+        {":method", "POST"}, {":scheme", "http"}, {":path", path}, {":authority", "localhost"},
+        {"content-type", content_type}, {"te", "trailers"}};
+    h.insert(h.end(), extra.begin(), extra.end());
+    std::vector<nghttp2_nv> nva;
+    for (auto& [n, v] : h) {
+      nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()),
+                     n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    auto b = std::make_unique<Body>();
+    b->bytes = std::move(body);
+    nghttp2_data_provider p;
+    p.source.ptr = b.get();
+    p.read_callback = &ReadBody;
+    int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &p, nullptr);
+    bodies_.push_back(std::move(b));
+    return id;
+  }
+
+  void Reset(int32_t stream) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream, NGHTTP2_CANCEL);
+  }
+
+  std::string Produce() {
+    std::string out;
+    for (;;) {
+      const uint8_t* data = nullptr;
+      ssize_t n = nghttp2_session_mem_send(session_, &data);
+      EXPECT_GE(n, 0);
+      if (n <= 0) break;
+      out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+  void Receive(const std::string& bytes) {
+    ssize_t n = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(bytes.data()),
+                                         bytes.size());
+    EXPECT_EQ(n, static_cast<ssize_t>(bytes.size())) << nghttp2_strerror(static_cast<int>(n));
+  }
+
+  std::map<int32_t, ClientStream> streams;
+  int32_t goaway_last_stream = -1;  // from the server's GOAWAY
+
+ private:
+  struct Body {
+    std::string bytes;
+    size_t off = 0;
+  };
+  static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                          uint32_t* flags, nghttp2_data_source* source, void*) {
+    auto* b = static_cast<Body*>(source->ptr);
+    size_t n = std::min(length, b->bytes.size() - b->off);
+    std::memcpy(buf, b->bytes.data() + b->off, n);
+    b->off += n;
+    if (b->off == b->bytes.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  }
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t nl,
+                      const uint8_t* value, size_t vl, uint8_t, void* user) {
+    auto& s = static_cast<TestClient*>(user)->streams[f->hd.stream_id];
+    auto& into = f->headers.cat == NGHTTP2_HCAT_RESPONSE ? s.headers : s.trailers;
+    into[std::string(reinterpret_cast<const char*>(name), nl)] =
+        std::string(reinterpret_cast<const char*>(value), vl);
+    return 0;
+  }
+  static int OnFrame(nghttp2_session*, const nghttp2_frame* f, void* user) {
+    auto* self = static_cast<TestClient*>(user);
+    if (f->hd.type == NGHTTP2_HEADERS) ++self->streams[f->hd.stream_id].header_frames;
+    if (f->hd.type == NGHTTP2_GOAWAY) self->goaway_last_stream = f->goaway.last_stream_id;
+    return 0;
+  }
+  static int OnData(nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n,
+                    void* user) {
+    static_cast<TestClient*>(user)->streams[id].data.append(reinterpret_cast<const char*>(d), n);
+    return 0;
+  }
+  static int OnClose(nghttp2_session*, int32_t id, uint32_t error, void* user) {
+    auto& s = static_cast<TestClient*>(user)->streams[id];
+    s.closed = true;
+    s.close_error = error;
+    return 0;
+  }
+
+  nghttp2_session* session_ = nullptr;
+  std::vector<std::unique_ptr<Body>> bodies_;
+};
+
+constexpr size_t kLimit = 1000;
+
+struct Pair {
+  TestClient client;
+  GrpcH2Session server{kLimit};
+  std::vector<GrpcRequest> requests;
+
+  // Moves bytes both ways until neither side has anything to say. With `byte_at_a_time`
+  // the client's bytes reach the server one byte per Receive call.
+  void Pump(bool byte_at_a_time = false) {
+    for (int round = 0; round < 10000; ++round) {
+      std::string up = client.Produce();
+      if (byte_at_a_time) {
+        for (char ch : up) {
+          ASSERT_TRUE(server.Receive(std::string_view(&ch, 1), &requests).ok());
+        }
+      } else if (!up.empty()) {
+        ASSERT_TRUE(server.Receive(up, &requests).ok());
+      }
+      std::string down;
+      ASSERT_TRUE(server.Produce(&down, 1 << 30).ok());
+      if (!down.empty()) client.Receive(down);
+      if (up.empty() && down.empty()) return;
+    }
+    FAIL() << "no quiescence";
+  }
+};
+
+TEST(GrpcH2Session, UnaryCallHasHeadersMessageAndOkTrailers) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.KV/Put", Framed("request"));
+  p.Pump();
+  ASSERT_EQ(p.requests.size(), 1u);
+  EXPECT_EQ(p.requests[0].stream_id, id);
+  EXPECT_EQ(p.requests[0].path, "/etcdserverpb.KV/Put");
+  EXPECT_EQ(p.requests[0].message, "request");
+  EXPECT_EQ(p.server.open_calls(), 1u);
+  ASSERT_TRUE(p.server.Respond(id, Status::Ok(), "response"));
+  p.Pump();
+  const ClientStream& s = p.client.streams[id];
+  EXPECT_EQ(s.headers.at(":status"), "200");
+  EXPECT_EQ(s.headers.at("content-type"), "application/grpc");
+  EXPECT_EQ(s.data, Framed("response"));
+  EXPECT_EQ(s.trailers.at("grpc-status"), "0");
+  EXPECT_EQ(s.trailers.count("grpc-message"), 0u);
+  EXPECT_EQ(s.header_frames, 2);
+  EXPECT_TRUE(s.closed);
+  EXPECT_EQ(s.close_error, 0u);
+  EXPECT_EQ(p.server.open_calls(), 0u);
+  EXPECT_FALSE(p.server.Respond(id, Status::Ok(), "again"));  // answered once only
+}
+
+TEST(GrpcH2Session, ErrorIsTrailersOnlyWithPercentEncodedMessage) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.KV/Put", Framed("x"));
+  p.Pump();
+  ASSERT_TRUE(p.server.Respond(id, Status::InvalidArgument("etcdserver: bad 100%\n"), "ignored"));
+  p.Pump();
+  const ClientStream& s = p.client.streams[id];
+  EXPECT_EQ(s.header_frames, 1);
+  EXPECT_EQ(s.headers.at(":status"), "200");
+  EXPECT_EQ(s.headers.at("grpc-status"), "3");
+  EXPECT_EQ(s.headers.at("grpc-message"), "etcdserver: bad 100%25%0A");
+  EXPECT_TRUE(s.data.empty());
+  EXPECT_TRUE(s.closed);
+}
+
+TEST(GrpcH2Session, WrongContentTypeIsRefusedWith415) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.KV/Put", Framed("x"), {}, "application/json");
+  p.Pump();
+  EXPECT_TRUE(p.requests.empty());
+  const ClientStream& s = p.client.streams[id];
+  EXPECT_EQ(s.headers.at(":status"), "415");
+  EXPECT_EQ(s.headers.at("grpc-status"), "13");
+  // application/grpc+proto is gRPC too.
+  int32_t ok = p.client.Call("/etcdserverpb.KV/Put", Framed("x"), {}, "application/grpc+proto");
+  p.Pump();
+  ASSERT_EQ(p.requests.size(), 1u);
+  EXPECT_EQ(p.requests[0].stream_id, ok);
+}
+
+TEST(GrpcH2Session, CompressionIsUnimplementedAndCompressedFlagIsAnError) {
+  Pair p;
+  int32_t gz = p.client.Call("/etcdserverpb.KV/Put", Framed("x"), {{"grpc-encoding", "gzip"}});
+  int32_t identity =
+      p.client.Call("/etcdserverpb.KV/Put", Framed("y"), {{"grpc-encoding", "identity"}});
+  int32_t flag = p.client.Call("/etcdserverpb.KV/Put", Framed("z", /*compressed=*/true));
+  p.Pump();
+  EXPECT_EQ(p.client.streams[gz].headers.at("grpc-status"), "12");
+  EXPECT_EQ(p.client.streams[gz].headers.at("grpc-message"),
+            "grpc: Decompressor is not installed for grpc-encoding \"gzip\"");
+  EXPECT_EQ(p.client.streams[flag].headers.at("grpc-status"), "13");
+  ASSERT_EQ(p.requests.size(), 1u);
+  EXPECT_EQ(p.requests[0].stream_id, identity);
+}
+
+TEST(GrpcH2Session, OversizeMessageIsResourceExhausted) {
+  Pair p;
+  int32_t big = p.client.Call("/etcdserverpb.KV/Put", Framed(std::string(kLimit + 1, 'a')));
+  int32_t fits = p.client.Call("/etcdserverpb.KV/Put", Framed(std::string(kLimit, 'b')));
+  p.Pump();
+  const ClientStream& s = p.client.streams[big];
+  EXPECT_EQ(s.headers.at("grpc-status"), "8");
+  EXPECT_EQ(s.headers.at("grpc-message"), "grpc: received message larger than max (1001 vs. 1000)");
+  ASSERT_EQ(p.requests.size(), 1u);
+  EXPECT_EQ(p.requests[0].stream_id, fits);
+  EXPECT_EQ(p.requests[0].message.size(), kLimit);
+}
+
+TEST(GrpcH2Session, NotExactlyOneMessageOrBadTimeoutIsInternal) {
+  Pair p;
+  int32_t none = p.client.Call("/etcdserverpb.KV/Put", "");
+  int32_t two = p.client.Call("/etcdserverpb.KV/Put", Framed("a") + Framed("b"));
+  int32_t cut = p.client.Call("/etcdserverpb.KV/Put", Framed("abc").substr(0, 6));
+  int32_t timeout = p.client.Call("/etcdserverpb.KV/Put", Framed("a"), {{"grpc-timeout", "1x"}});
+  int32_t good = p.client.Call("/etcdserverpb.KV/Put", Framed("a"), {{"grpc-timeout", "100m"}});
+  p.Pump();
+  for (int32_t id : {none, two, cut, timeout}) {
+    EXPECT_EQ(p.client.streams[id].headers.at("grpc-status"), "13") << id;
+  }
+  ASSERT_EQ(p.requests.size(), 1u);
+  EXPECT_EQ(p.requests[0].stream_id, good);
+}
+
+TEST(GrpcH2Session, ClientResetCancelsTheCall) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.KV/Range", Framed("r"));
+  p.Pump();
+  ASSERT_EQ(p.requests.size(), 1u);
+  p.client.Reset(id);
+  p.Pump();
+  EXPECT_EQ(p.server.open_calls(), 0u);
+  EXPECT_FALSE(p.server.Respond(id, Status::Ok(), "late"));  // dropped
+  std::string down;
+  ASSERT_TRUE(p.server.Produce(&down, 1 << 30).ok());
+  EXPECT_TRUE(down.empty());
+  // The connection still serves new calls.
+  int32_t next = p.client.Call("/etcdserverpb.KV/Range", Framed("r2"));
+  p.Pump();
+  ASSERT_EQ(p.requests.size(), 2u);
+  ASSERT_TRUE(p.server.Respond(next, Status::Ok(), "ok"));
+  p.Pump();
+  EXPECT_EQ(p.client.streams[next].trailers.at("grpc-status"), "0");
+}
+
+TEST(GrpcH2Session, FramesSplitAtEveryByte) {
+  Pair p;
+  int32_t a = p.client.Call("/etcdserverpb.KV/Put", Framed("first"));
+  int32_t b = p.client.Call("/etcdserverpb.KV/Txn", Framed(std::string(300, 't')));
+  p.Pump(/*byte_at_a_time=*/true);
+  ASSERT_EQ(p.requests.size(), 2u);
+  EXPECT_EQ(p.requests[0].message, "first");
+  EXPECT_EQ(p.requests[1].path, "/etcdserverpb.KV/Txn");
+  EXPECT_EQ(p.requests[1].message, std::string(300, 't'));
+  ASSERT_TRUE(p.server.Respond(b, Status::Ok(), "B"));
+  ASSERT_TRUE(p.server.Respond(a, Status::Ok(), "A"));
+  p.Pump(true);
+  EXPECT_EQ(p.client.streams[a].data, Framed("A"));
+  EXPECT_EQ(p.client.streams[b].data, Framed("B"));
+}
+
+TEST(GrpcH2Session, LargeResponseWaitsForTheClientsWindow) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.KV/Range", Framed("r"));
+  p.Pump();
+  std::string big(3 << 20, 'v');
+  for (size_t i = 0; i < big.size(); i += 4093) big[i] = static_cast<char>(i);
+  ASSERT_TRUE(p.server.Respond(id, Status::Ok(), std::string(big)));
+  // Without WINDOW_UPDATEs from the client only its initial window (65535) may leave.
+  std::string down;
+  ASSERT_TRUE(p.server.Produce(&down, 1 << 30).ok());
+  EXPECT_LT(down.size(), 65535u + 1024);
+  EXPECT_GT(down.size(), 65535u);
+  p.client.Receive(down);
+  p.Pump();
+  EXPECT_EQ(p.client.streams[id].data, Framed(big));
+  EXPECT_EQ(p.client.streams[id].trailers.at("grpc-status"), "0");
+}
+
+TEST(GrpcH2Session, ProduceStopsAtTheLimit) {
+  Pair p;
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(p.client.Call("/etcdserverpb.KV/Put", Framed("x")));
+  p.Pump();
+  for (int32_t id : ids) ASSERT_TRUE(p.server.Respond(id, Status::Ok(), std::string(1000, 'r')));
+  std::string down;
+  ASSERT_TRUE(p.server.Produce(&down, 4096).ok());
+  EXPECT_GE(down.size(), 4096u);
+  EXPECT_LT(down.size(), 4096u + 1100);
+  EXPECT_TRUE(p.server.WantsWrite());
+}
+
+TEST(GrpcH2Session, GarbageInsteadOfThePrefaceFailsTheConnection) {
+  GrpcH2Session server(kLimit);
+  std::vector<GrpcRequest> requests;
+  Status st = server.Receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &requests);
+  std::string down;
+  (void)server.Produce(&down, 1 << 20);
+  EXPECT_TRUE(!st.ok() || !server.Alive());
+  EXPECT_TRUE(requests.empty());
+}
+
+TEST(GrpcH2Session, GoawayNamesTheLastStreamAndOpenCallsStillAnswer) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.KV/Put", Framed("x"));
+  p.Pump();
+  p.server.SubmitGoaway();
+  ASSERT_TRUE(p.server.Respond(id, Status::Ok(), "done"));
+  p.Pump();
+  EXPECT_EQ(p.client.goaway_last_stream, id);
+  EXPECT_EQ(p.client.streams[id].trailers.at("grpc-status"), "0");
+}
+
+TEST(PercentEncodeGrpcMessage, KeepsPrintableAsciiButPercent) {
+  EXPECT_EQ(PercentEncodeGrpcMessage("etcdserver: key not found"), "etcdserver: key not found");
+  EXPECT_EQ(PercentEncodeGrpcMessage("a%b\tc\xc3\xa9"), "a%25b%09c%C3%A9");
+}
+
+}  // namespace
+}  // namespace rusd::frontend::native_grpc

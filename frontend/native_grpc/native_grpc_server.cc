@@ -1,0 +1,323 @@
+#include "frontend/native_grpc/native_grpc_server.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "frontend/grpc_call_metrics.h"
+#include "ipc/metrics_area.h"
+#include "ipc/metrics_grpc_methods.h"
+
+namespace rusd::frontend::native_grpc {
+namespace {
+
+// Beyond this much unsent output a connection stops taking frames from nghttp2 until the
+// socket drains: a slow reader costs at most this much memory plus its flow-control windows.
+constexpr size_t kHighWater = 1 << 20;
+constexpr size_t kReadChunk = 64 << 10;
+
+constexpr int kKvMethods = 5;  // KvMethod's values
+constexpr std::string_view kKvPaths[kKvMethods] = {
+    "/etcdserverpb.KV/Range", "/etcdserverpb.KV/Put", "/etcdserverpb.KV/DeleteRange",
+    "/etcdserverpb.KV/Txn", "/etcdserverpb.KV/Compact"};
+
+int KvMethodIndex(std::string_view path) {
+  for (int m = 0; m < kKvMethods; ++m) {
+    if (path == kKvPaths[m]) return m;
+  }
+  return -1;
+}
+
+}  // namespace
+
+// One client connection: its socket, its HTTP/2 session and the bytes not yet written.
+// Everything under `mu` (the session is not thread-safe); `deferred` is the reply thread's.
+class NativeConnection {
+ public:
+  NativeConnection(int fd, int epoll_fd, size_t max_message)
+      : session(max_message), fd_(fd), epoll_fd_(epoll_fd) {}
+  ~NativeConnection() {
+    if (!closed) ::close(fd_);
+  }
+
+  int fd() const { return fd_; }
+
+  // Writes what is buffered and what the session has ready, until done or the socket is
+  // full (then EPOLLOUT is armed). A failed write shuts the socket down: the epoll thread
+  // sees it and closes the connection.
+  void FlushLocked() {
+    if (closed) return;
+    for (;;) {
+      if (out_off == out.size()) {
+        out.clear();
+        out_off = 0;
+      }
+      if (out.size() - out_off < kHighWater) {
+        Status st = session.Produce(&out, out_off + kHighWater);
+        if (!st.ok()) failed = true;
+      }
+      if (out_off == out.size()) break;
+      ssize_t n = ::send(fd_, out.data() + out_off, out.size() - out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        out_off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (out_off > 0) {
+          out.erase(0, out_off);
+          out_off = 0;
+        }
+        Watch(true);
+        return;
+      }
+      failed = true;
+      ::shutdown(fd_, SHUT_RDWR);
+      return;
+    }
+    Watch(false);
+  }
+
+  // Under mu. Closes the socket (epoll forgets it on close).
+  void CloseLocked() {
+    if (closed) return;
+    closed = true;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd_, nullptr);
+    ::close(fd_);
+  }
+
+  std::mutex mu;
+  GrpcH2Session session;
+  std::string out;     // bytes to write, from out_off on
+  size_t out_off = 0;
+  bool closed = false;  // the socket is closed: late answers are dropped
+  bool failed = false;  // the session or the socket failed: close after writing
+  bool deferred = false;  // queued in NativeGrpcBatchFlush (reply thread only)
+
+ private:
+  void Watch(bool writable) {
+    if (writable == watching_out_) return;
+    watching_out_ = writable;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | (writable ? EPOLLOUT : 0u);
+    ev.data.fd = fd_;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd_, &ev);
+  }
+
+  const int fd_;
+  const int epoll_fd_;
+  bool watching_out_ = false;
+};
+
+void NativeGrpcBatchFlush::Defer(std::shared_ptr<NativeConnection> connection) {
+  pending_.push_back(std::move(connection));
+}
+
+void NativeGrpcBatchFlush::ReplyBatchEnd() {
+  for (const auto& c : pending_) {
+    std::lock_guard lock(c->mu);
+    c->deferred = false;
+    c->FlushLocked();
+  }
+  pending_.clear();
+}
+
+NativeGrpcServer::NativeGrpcServer(const KvDispatcher& kv, NativeGrpcBatchFlush& batch_flush,
+                                   const NativeGrpcServerOptions& options)
+    : kv_(kv), batch_flush_(batch_flush), options_(options) {
+  if (options_.grpc_metrics == nullptr) return;
+  for (int m = 0; m < kKvMethods; ++m) {
+    method_stats_[m] = &options_.grpc_metrics->grpc[ipc::GrpcMethodSlot(kKvPaths[m])];
+  }
+}
+
+NativeGrpcServer::~NativeGrpcServer() {
+  Shutdown();
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+Status NativeGrpcServer::Start() {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) {
+    return Status::Internal(std::string("native gRPC server: ") + std::strerror(errno));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_fd_;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  thread_ = std::thread([this] { Run(); });
+  return Status::Ok();
+}
+
+void NativeGrpcServer::Adopt(int fd) {
+  int flags = ::fcntl(fd, F_GETFL, 0);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  auto c = std::make_shared<NativeConnection>(fd, epoll_fd_, options_.max_receive_message_bytes);
+  {
+    std::lock_guard lock(mu_);
+    if (stop_.load()) return;  // c's destructor closes fd
+    connections_[fd] = c;
+  }
+  {
+    // Our SETTINGS go out at once (the client waits for them before some of its writes).
+    std::lock_guard lock(c->mu);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    c->FlushLocked();
+  }
+}
+
+void NativeGrpcServer::Run() {
+  epoll_event events[64];
+  while (!stop_.load(std::memory_order_acquire)) {
+    int n = ::epoll_wait(epoll_fd_, events, 64, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("native gRPC server: epoll_wait: {}", std::strerror(errno));
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) continue;
+      std::shared_ptr<NativeConnection> c;
+      {
+        std::lock_guard lock(mu_);
+        auto it = connections_.find(fd);
+        if (it == connections_.end()) continue;
+        c = it->second;
+      }
+      const uint32_t e = events[i].events;
+      ServeReadable(c, (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0,
+                    (e & EPOLLOUT) != 0);
+    }
+  }
+}
+
+void NativeGrpcServer::ServeReadable(const std::shared_ptr<NativeConnection>& c, bool readable,
+                                     bool writable) {
+  std::vector<GrpcRequest> requests;
+  bool alive = true;
+  {
+    std::lock_guard lock(c->mu);
+    if (c->closed) return;
+    if (readable) {
+      char buf[kReadChunk];
+      for (;;) {
+        ssize_t n = ::recv(c->fd(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) {
+          Status st = c->session.Receive(std::string_view(buf, static_cast<size_t>(n)),
+                                         &requests);
+          if (!st.ok()) {
+            spdlog::debug("native gRPC connection fd {}: {}", c->fd(), st.message());
+            c->failed = true;
+            break;
+          }
+          if (static_cast<size_t>(n) < sizeof buf) break;  // drained (saves an EAGAIN recv)
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        alive = false;  // EOF or a socket error
+        break;
+      }
+    }
+    if (readable || writable || c->session.WantsWrite()) c->FlushLocked();
+    if (c->failed || !c->session.Alive()) alive = false;
+  }
+  if (!alive) {
+    Close(c);
+    return;
+  }
+  for (GrpcRequest& r : requests) Dispatch(c, std::move(r));
+}
+
+void NativeGrpcServer::Close(const std::shared_ptr<NativeConnection>& c) {
+  {
+    std::lock_guard lock(c->mu);
+    c->CloseLocked();
+  }
+  std::lock_guard lock(mu_);
+  auto it = connections_.find(c->fd());
+  if (it != connections_.end() && it->second == c) connections_.erase(it);
+}
+
+void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
+                                GrpcRequest&& request) {
+  const int m = KvMethodIndex(request.path);
+  if (m < 0) {
+    std::lock_guard lock(c->mu);
+    c->session.Respond(request.stream_id,
+                       Status::Unimplemented("rusd: " + request.path +
+                                             " is not served by the native gRPC server yet"),
+                       std::string());
+    c->FlushLocked();
+    return;
+  }
+  if (options_.received_bytes != nullptr) {
+    options_.received_bytes->fetch_add(request.message.size(), std::memory_order_relaxed);
+  }
+  // Runs once: on the reply thread (flushed at the end of its batch), or on any other thread
+  // (this one, for a request that fails validation; Stop's) and then flushed at once.
+  auto answer = [c, stream = request.stream_id, this](const Status& st, std::string&& payload) {
+    std::lock_guard lock(c->mu);
+    if (c->closed || !c->session.Respond(stream, st, std::move(payload))) return;
+    if (!kv_.ring().OnReplyThread()) {
+      c->FlushLocked();
+    } else if (!c->deferred) {
+      c->deferred = true;
+      batch_flush_.Defer(c);
+    }
+  };
+  RequestCallback done;
+  if (method_stats_[m] != nullptr) {
+    GrpcCallMetrics call(*options_.grpc_metrics, *method_stats_[m]);
+    call.Received();
+    done = [answer = std::move(answer), call](const Status& st, std::string&& payload) mutable {
+      if (st.ok()) call.Sent(payload.size());
+      call.Handled(static_cast<int>(st.code()));  // rusd's codes are gRPC's (grpc_status.h)
+      answer(st, std::move(payload));
+    };
+  } else {
+    done = std::move(answer);
+  }
+  kv_.Submit(static_cast<KvMethod>(m), request.message, std::move(done));
+}
+
+void NativeGrpcServer::Shutdown() {
+  if (stop_.exchange(true)) return;
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  std::unordered_map<int, std::shared_ptr<NativeConnection>> all;
+  {
+    std::lock_guard lock(mu_);
+    all.swap(connections_);
+  }
+  for (auto& [fd, c] : all) {
+    std::lock_guard lock(c->mu);
+    c->session.SubmitGoaway();
+    c->FlushLocked();  // best effort: a full socket keeps the rest
+    c->CloseLocked();
+  }
+}
+
+size_t NativeGrpcServer::connections() const {
+  std::lock_guard lock(mu_);
+  return connections_.size();
+}
+
+}  // namespace rusd::frontend::native_grpc
