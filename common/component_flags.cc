@@ -187,7 +187,7 @@ Result<ComponentFlags> ComponentFlags::Parse(int argc, char** argv) {
 }
 
 std::vector<std::string> ComponentFlags::ToArgs() const {
-  return {
+  std::vector<std::string> args = {
       "--segment=" + segment,
       "--data-dir=" + data_dir,
       "--name=" + name,
@@ -207,8 +207,10 @@ std::vector<std::string> ComponentFlags::ToArgs() const {
       "--log-level=" + log_level,
       "--log-format=" + log_format,
       "--watch-progress-notify-interval=" + watch_progress_notify_interval,
-      std::string("--experimental-native-grpc=") + (experimental_native_grpc ? "true" : "false"),
   };
+  // Only when set: without it every component's command line is what it always was.
+  if (experimental_native_grpc) args.push_back("--experimental-native-grpc=true");
+  return args;
 }
 
 }  // namespace rusd

@@ -258,7 +258,8 @@ class FrontendProcessTest : public ::testing::Test {
     node_ = std::make_unique<FakeNode>(*segment_);
     port_ = FreePort();
     pid_ = Spawn({"--listen-client-urls=http://127.0.0.1:" + std::to_string(port_),
-                  "--max-request-bytes=4096", "--election-timeout-ms=100"});
+                  "--max-request-bytes=4096", "--election-timeout-ms=100",
+                  std::string("--experimental-native-grpc=") + (native_ ? "true" : "false")});
     // Wait for the port first: a refused first connect would put the channel in backoff.
     for (int i = 0; i < 1000 && !PortAccepts(); ++i) std::this_thread::sleep_for(5ms);
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
@@ -334,6 +335,7 @@ class FrontendProcessTest : public ::testing::Test {
     return ctx;
   }
 
+  bool native_ = false;  // serve gRPC with frontend/native_grpc/ (--experimental-native-grpc)
   std::string segment_name_;
   std::unique_ptr<ipc::Segment> segment_;
   std::unique_ptr<FakeNode> node_;
@@ -343,7 +345,18 @@ class FrontendProcessTest : public ::testing::Test {
   std::unique_ptr<etcdserverpb::KV::Stub> stub_;
 };
 
-TEST_F(FrontendProcessTest, PutIsProposedAsCommandAndAnsweredWithStoredsResponse) {
+// The KV tests run against both gRPC servers: gRPC C++ and rusd's native one
+// (--experimental-native-grpc), which must answer alike.
+class KvOverBothServers : public FrontendProcessTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  KvOverBothServers() { native_ = GetParam(); }
+};
+INSTANTIATE_TEST_SUITE_P(Servers, KvOverBothServers, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "Native" : "GrpcCpp";
+                         });
+
+TEST_P(KvOverBothServers, PutIsProposedAsCommandAndAnsweredWithStoredsResponse) {
   etcdserverpb::PutRequest req;
   req.set_key("k");
   req.set_value("v");
@@ -362,7 +375,7 @@ TEST_F(FrontendProcessTest, PutIsProposedAsCommandAndAnsweredWithStoredsResponse
   EXPECT_EQ(c.put().value(), "v");
 }
 
-TEST_F(FrontendProcessTest, TxnDeleteAndCompactAreProposed) {
+TEST_P(KvOverBothServers, TxnDeleteAndCompactAreProposed) {
   etcdserverpb::TxnRequest txn;
   txn.add_success()->mutable_request_put()->set_key("a");
   etcdserverpb::TxnResponse txn_resp;
@@ -384,7 +397,7 @@ TEST_F(FrontendProcessTest, TxnDeleteAndCompactAreProposed) {
   EXPECT_EQ(node_->seen.commands[2].compaction().revision(), 1);
 }
 
-TEST_F(FrontendProcessTest, LinearizableRangeWaitsForTheReadIndex) {
+TEST_P(KvOverBothServers, LinearizableRangeWaitsForTheReadIndex) {
   etcdserverpb::RangeRequest req;
   req.set_key("k");
   etcdserverpb::RangeResponse resp;
@@ -398,7 +411,7 @@ TEST_F(FrontendProcessTest, LinearizableRangeWaitsForTheReadIndex) {
   EXPECT_EQ(node_->seen.reads[0].request().key(), "k");
 }
 
-TEST_F(FrontendProcessTest, SerializableRangeGoesStraightToStored) {
+TEST_P(KvOverBothServers, SerializableRangeGoesStraightToStored) {
   etcdserverpb::RangeRequest req;
   req.set_key("k");
   req.set_serializable(true);
@@ -410,7 +423,7 @@ TEST_F(FrontendProcessTest, SerializableRangeGoesStraightToStored) {
   EXPECT_EQ(node_->seen.reads[0].min_applied_index(), 0u);
 }
 
-TEST_F(FrontendProcessTest, LargeResponseTravelsInChunks) {
+TEST_P(KvOverBothServers, LargeResponseTravelsInChunks) {
   etcdserverpb::RangeRequest req;
   req.set_key("big");
   req.set_serializable(true);
@@ -420,7 +433,7 @@ TEST_F(FrontendProcessTest, LargeResponseTravelsInChunks) {
   EXPECT_EQ(resp.kvs(0).value().size(), 3u << 20);
 }
 
-TEST_F(FrontendProcessTest, ErrorRepliesKeepCodeAndMessage) {
+TEST_P(KvOverBothServers, ErrorRepliesKeepCodeAndMessage) {
   etcdserverpb::PutRequest put;
   put.set_key("fail");
   etcdserverpb::PutResponse put_resp;
@@ -437,7 +450,7 @@ TEST_F(FrontendProcessTest, ErrorRepliesKeepCodeAndMessage) {
 
 // etcd_server_proposals_failed_total counts a proposal raftd refused, once (raftd does not
 // count what it answers), and not stored's errors, which are the request's own outcome.
-TEST_F(FrontendProcessTest, ProposalRaftdRefusesCountsAsFailedOnceStoredErrorsDoNot) {
+TEST_P(KvOverBothServers, ProposalRaftdRefusesCountsAsFailedOnceStoredErrorsDoNot) {
   etcdserverpb::PutRequest put;
   etcdserverpb::PutResponse resp;
   put.set_key("fail");  // stored's kError
@@ -450,7 +463,7 @@ TEST_F(FrontendProcessTest, ProposalRaftdRefusesCountsAsFailedOnceStoredErrorsDo
   EXPECT_EQ(segment_->metrics().Get(ipc::Metric::kProposalsFailed), 1u);
 }
 
-TEST_F(FrontendProcessTest, ValidationAndSizeLimitsAnswerLikeEtcd) {
+TEST_P(KvOverBothServers, ValidationAndSizeLimitsAnswerLikeEtcd) {
   etcdserverpb::PutRequest empty;
   etcdserverpb::PutResponse resp;
   grpc::Status st = stub_->Put(Ctx().get(), empty, &resp);
@@ -480,7 +493,7 @@ TEST_F(FrontendProcessTest, ValidationAndSizeLimitsAnswerLikeEtcd) {
   EXPECT_TRUE(node_->seen.commands.empty());  // nothing invalid reached raftd
 }
 
-TEST_F(FrontendProcessTest, PendingReadIsResentWhenStoredRestarts) {
+TEST_P(KvOverBothServers, PendingReadIsResentWhenStoredRestarts) {
   std::thread bump([this] {
     std::this_thread::sleep_for(300ms);
     segment_->component(ipc::Component::kStored).epoch.fetch_add(1);
@@ -576,7 +589,7 @@ TEST_F(FrontendProcessTest, GrpcCallsAreCountedPerMethodAndCodeAndServedOnMetric
             std::string::npos);
 }
 
-TEST_F(FrontendProcessTest, SigtermFinishesPendingCallsAndExitsCleanly) {
+TEST_P(KvOverBothServers, SigtermFinishesPendingCallsAndExitsCleanly) {
   etcdserverpb::PutRequest req;
   req.set_key("never");
   etcdserverpb::PutResponse resp;
@@ -599,6 +612,54 @@ TEST_F(FrontendProcessTest, SigtermFinishesPendingCallsAndExitsCleanly) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(st.error_message(), "etcdserver: server stopped");
+}
+
+class NativeGrpcProcessTest : public FrontendProcessTest {
+ protected:
+  NativeGrpcProcessTest() { native_ = true; }
+};
+
+TEST_F(NativeGrpcProcessTest, KvCallsAreCountedAndOtherMethodsAreNotServedYet) {
+  etcdserverpb::PutRequest req;
+  req.set_key("k");
+  req.set_value("v");
+  etcdserverpb::PutResponse resp;
+  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
+  etcdserverpb::PutRequest empty_key;
+  EXPECT_EQ(stub_->Put(Ctx().get(), empty_key, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  ipc::MetricsArea& m = segment_->metrics();
+  const ipc::GrpcMethodStats& put = m.grpc[ipc::GrpcMethodSlot("/etcdserverpb.KV/Put")];
+  EXPECT_EQ(put.started.load(), 2u);
+  EXPECT_EQ(put.handled[0].load(), 1u);
+  EXPECT_EQ(put.handled[static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT)].load(), 1u);
+  EXPECT_EQ(put.msg_received.load(), 2u);
+  EXPECT_EQ(put.msg_sent.load(), 1u);
+  EXPECT_EQ(m.Get(ipc::Metric::kGrpcReceivedBytes), req.ByteSizeLong());
+  EXPECT_EQ(m.Get(ipc::Metric::kGrpcSentBytes), resp.ByteSizeLong());
+
+  auto cluster = etcdserverpb::Cluster::NewStub(channel_);
+  etcdserverpb::MemberListResponse members;
+  grpc::Status st = cluster->MemberList(Ctx().get(), etcdserverpb::MemberListRequest(), &members);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(st.error_message(),
+            "rusd: /etcdserverpb.Cluster/MemberList is not served by the native gRPC server yet");
+  // The connection is still good.
+  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
+}
+
+// A client that gives up (deadline) resets its stream; the late answer is dropped and the
+// connection keeps serving.
+TEST_F(NativeGrpcProcessTest, CancelledCallsAnswerLateIntoNothing) {
+  etcdserverpb::PutRequest never;
+  never.set_key("never");  // the fake node never answers it
+  etcdserverpb::PutResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 200ms);
+  EXPECT_EQ(stub_->Put(&ctx, never, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  etcdserverpb::PutRequest req;
+  req.set_key("k");
+  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
 }
 
 TEST_F(FrontendProcessTest, HttpEndpointsShareTheClientPort) {

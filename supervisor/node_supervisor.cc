@@ -88,7 +88,10 @@ struct NodeSupervisor::State {
     ipc::ComponentSlot& slot = Slot(c);
     slot.epoch.fetch_add(1, std::memory_order_acq_rel);
     const std::string path = options.bin_dir + "/" + BinaryName(c.component);
-    auto pid = SpawnChild(path, options.flags.ToArgs(), self);
+    ComponentFlags flags = options.flags;
+    // The frontend's alone: raftd and stored keep the command line they always had.
+    if (c.component != ipc::Component::kFrontend) flags.experimental_native_grpc = false;
+    auto pid = SpawnChild(path, flags.ToArgs(), self);
     c.started = now;
     if (!pid.ok()) {
       spdlog::error("failed to start {}: {}", BinaryName(c.component), pid.status().message());
