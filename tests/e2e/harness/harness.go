@@ -10,6 +10,8 @@
 //	RUSD_BIN  path of the server under test (default ../../build/bin/rusd relative to
 //	          tests/e2e). A binary whose base name is "etcd" is driven as real etcd, so the
 //	          whole suite can be proven against etcd: RUSD_BIN=$(command -v etcd) go test ./...
+//	RUSD_E2E_EXTRA_ARGS  flags (split on spaces) added to every rusd the tests start, e.g.
+//	          --experimental-native-grpc to run KV tests against rusd's native gRPC server.
 //
 // etcd for differential tests (E2E_ETCD_BIN overrides, see EtcdBin) and etcdctl are taken
 // from PATH.
@@ -228,6 +230,9 @@ func (s *Server) args() []string {
 		a = append(a, "--initial-cluster="+s.initialCluster)
 	} else {
 		a = append(a, "--initial-cluster="+s.name+"="+s.PeerURL)
+	}
+	if s.Kind == Rusd {
+		a = append(a, strings.Fields(os.Getenv("RUSD_E2E_EXTRA_ARGS"))...)
 	}
 	return append(a, s.extra...)
 }
