@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -57,9 +58,10 @@ class RingClientTest : public ::testing::Test {
     }
   }
 
-  void StartClient(ConnectionCork* cork = nullptr) {
+  void StartClient(ConnectionCork* cork = nullptr, ReplyBatchHook* batch_hook = nullptr) {
     RingClientOptions options;
     options.cork = cork;
+    options.batch_hook = batch_hook;
     options.member_id = 1;
     options.own_epoch = 1;
     options.ring_write_timeout = 2000ms;  // what a blocked reply thread would wait
@@ -144,6 +146,55 @@ TEST_F(RingClientTest, ReadIssuedFromACallbackNeverBlocksTheReplyThreadOnAFullRi
   EXPECT_TRUE(read_index_seen);
   ASSERT_EQ(inner.wait_for(0s), std::future_status::ready);
   EXPECT_TRUE(inner.get().ok());
+}
+
+// The batch hook (the native gRPC server's flush, native_grpc_server.h) runs on the reply
+// thread after the callbacks of a batch: every callback of the batch ran before it, none
+// after it in the same round.
+TEST_F(RingClientTest, BatchHookRunsOnTheReplyThreadAfterTheBatchsCallbacks) {
+  struct Hook final : ReplyBatchHook {
+    std::mutex mu;
+    int callbacks_done = 0;        // callbacks that ran so far
+    int seen_at_first_hook = -1;   // callbacks_done when the hook first saw any
+    bool on_reply_thread = true;
+    RingClient* client = nullptr;
+    void ReplyBatchEnd() override {
+      std::lock_guard lock(mu);
+      if (!client->OnReplyThread()) on_reply_thread = false;
+      if (callbacks_done > 0 && seen_at_first_hook < 0) seen_at_first_hook = callbacks_done;
+    }
+  } hook;
+  StartClient(nullptr, &hook);
+  hook.client = client_.get();
+  EXPECT_FALSE(client_->OnReplyThread());
+  std::promise<void> all;
+  constexpr int kReads = 5;
+  for (int i = 0; i < kReads; ++i) {
+    client_->Read("r", /*linearizable=*/false, [&](const Status& st, std::string&&) {
+      EXPECT_TRUE(st.ok());
+      EXPECT_TRUE(client_->OnReplyThread());
+      std::lock_guard lock(hook.mu);
+      if (++hook.callbacks_done == kReads) all.set_value();
+    });
+  }
+  // All five replies are on the ring before the reply thread wakes: one batch.
+  int answered = 0;
+  const Clock::time_point until = Clock::now() + 5s;
+  while (answered < kReads && Clock::now() < until) {
+    answered += AnswerReads();
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(all.get_future().wait_for(5s), std::future_status::ready);
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(hook.mu);
+      if (hook.seen_at_first_hook >= 0) break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  std::lock_guard lock(hook.mu);
+  EXPECT_TRUE(hook.on_reply_thread);
+  EXPECT_GE(hook.seen_at_first_hook, 1) << "the hook never ran after a callback";
 }
 
 }  // namespace
