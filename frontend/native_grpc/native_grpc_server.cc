@@ -207,7 +207,8 @@ void NativeGrpcServer::Run() {
 
 void NativeGrpcServer::ServeReadable(const std::shared_ptr<NativeConnection>& c, bool readable,
                                      bool writable) {
-  std::vector<GrpcRequest> requests;
+  std::vector<GrpcRequest>& requests = ready_;  // the epoll thread's, reused
+  requests.clear();
   bool alive = true;
   {
     std::lock_guard lock(c->mu);
@@ -241,6 +242,7 @@ void NativeGrpcServer::ServeReadable(const std::shared_ptr<NativeConnection>& c,
     return;
   }
   for (GrpcRequest& r : requests) Dispatch(c, std::move(r));
+  requests.clear();
 }
 
 void NativeGrpcServer::Close(const std::shared_ptr<NativeConnection>& c) {

@@ -103,6 +103,7 @@ class NativeGrpcServer {
   int wake_fd_ = -1;  // eventfd: Shutdown wakes the epoll thread
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  std::vector<GrpcRequest> ready_;  // requests read in one ServeReadable (epoll thread only)
   mutable std::mutex mu_;
   std::unordered_map<int, std::shared_ptr<NativeConnection>> connections_;  // by fd, under mu_
   ipc::GrpcMethodStats* method_stats_[5] = {};  // per KvMethod (with grpc_metrics)
