@@ -284,13 +284,22 @@ GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes)
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Impl::OnDataChunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Impl::OnFrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Impl::OnStreamClose);
-  nghttp2_session_server_new(&impl_->session, cb, impl_.get());
+  // Per-call costs nghttp2 need not pay for gRPC: the RFC 7540 priority tree (gRPC never
+  // uses priorities; closed streams would be kept for it) and HTTP messaging checks of every
+  // header (what gRPC needs of the headers is checked here).
+  nghttp2_option* option = nullptr;
+  nghttp2_option_new(&option);
+  nghttp2_option_set_no_closed_streams(option, 1);
+  nghttp2_option_set_no_http_messaging(option, 1);
+  nghttp2_session_server_new2(&impl_->session, cb, impl_.get(), option);
+  nghttp2_option_del(option);
   nghttp2_session_callbacks_del(cb);
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0x7fffffff},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
-  nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, settings, 2);
+  nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, settings, 3);
   nghttp2_session_set_local_window_size(impl_->session, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
 }
 
