@@ -17,6 +17,9 @@
 // - A response is HEADERS(:status 200, content-type application/grpc), DATA (prefix +
 //   message, as the client's flow-control windows allow), trailers (grpc-status,
 //   grpc-message percent-encoded). An error is one Trailers-Only HEADERS frame.
+// - nghttp2 runs without its HTTP messaging checks and the RFC 7540 priority tree (gRPC
+//   needs neither; measured ~10 % of the frontend's CPU per call): only what gRPC needs of
+//   the headers is checked, here.
 // - RST_STREAM from the client (or the stream closing any other way) forgets the call: a
 //   later Respond for it returns false and sends nothing.
 //
