@@ -4,14 +4,17 @@
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -659,6 +662,70 @@ TEST_F(NativeGrpcProcessTest, CancelledCallsAnswerLateIntoNothing) {
   EXPECT_EQ(stub_->Put(&ctx, never, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   etcdserverpb::PutRequest req;
   req.set_key("k");
+  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
+}
+
+// A connection that closes with a call in flight: the call's late answer (here "server
+// stopped" at SIGTERM, which TearDown sends) finds the connection gone and is dropped; the
+// server keeps serving others and exits cleanly.
+TEST_F(NativeGrpcProcessTest, ConnectionClosedWithACallInFlight) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port_);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session* h2 = nullptr;
+  nghttp2_session_client_new(&h2, cb, nullptr);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, nullptr, 0);
+  etcdserverpb::PutRequest never;
+  never.set_key("never");
+  std::string body(5, '\0');
+  body[4] = static_cast<char>(never.ByteSizeLong());
+  body += never.SerializeAsString();
+  auto nv = [](const char* n, const char* v) {
+    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(n)),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(v)), std::strlen(n),
+                      std::strlen(v), NGHTTP2_NV_FLAG_NONE};
+  };
+  nghttp2_nv headers[] = {nv(":method", "POST"), nv(":scheme", "http"),
+                          nv(":path", "/etcdserverpb.KV/Put"), nv(":authority", "x"),
+                          nv("content-type", "application/grpc"), nv("te", "trailers")};
+  nghttp2_data_provider data;
+  data.source.ptr = &body;
+  data.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                          uint32_t* flags, nghttp2_data_source* source, void*) -> ssize_t {
+    auto* b = static_cast<std::string*>(source->ptr);
+    size_t n = std::min(length, b->size());
+    std::memcpy(buf, b->data(), n);
+    b->erase(0, n);
+    if (b->empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  };
+  ASSERT_GT(nghttp2_submit_request(h2, nullptr, headers, 6, &data, nullptr), 0);
+  const uint8_t* out = nullptr;
+  for (ssize_t n; (n = nghttp2_session_mem_send(h2, &out)) > 0;) {
+    ASSERT_EQ(::send(fd, out, static_cast<size_t>(n), MSG_NOSIGNAL), n);
+  }
+  nghttp2_session_del(h2);
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard lock(node_->seen.mu);
+      if (!node_->seen.commands.empty()) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  {
+    std::lock_guard lock(node_->seen.mu);
+    ASSERT_EQ(node_->seen.commands.size(), 1u) << "the raw call never reached the ring";
+  }
+  ::close(fd);  // with the call in flight
+  etcdserverpb::PutRequest req;
+  req.set_key("k");
+  etcdserverpb::PutResponse resp;
   ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
 }
 
