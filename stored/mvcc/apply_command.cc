@@ -34,14 +34,6 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 
 namespace {
 
-std::string WithMark(char mark, std::string_view body) {
-  std::string out;
-  out.reserve(body.size() + 1);
-  out.push_back(mark);
-  out.append(body);
-  return out;
-}
-
 // etcd's storeTxnWrite: the writes of one request at main revision begin+1.
 class WriteTxn {
  public:
@@ -56,7 +48,7 @@ class WriteTxn {
 
   // The current KeyValue of `key` as the request sees it; false if absent.
   Result<bool> GetCurrent(const std::string& key, mvccpb::KeyValue* kv) {
-    std::string bytes;
+    std::string& bytes = s_.read_buffer;
     rocksdb::Status st = s_.view.Get(s_.families.kv, key, &bytes);
     if (st.IsNotFound()) return false;
     RUSD_RETURN_IF_ERROR(FromRocks(st, "get"));
@@ -98,7 +90,7 @@ class WriteTxn {
         s_.PutHistory(format::HistoryKey(key, rev, changes_), std::move(history_value)),
         "batch"));
     RUSD_RETURN_IF_ERROR(FromRocks(
-        s_.PutRevlog(format::EncodeRevision(rev, changes_), WithMark(format::kPutMark, key)),
+        s_.PutRevlog(format::EncodeRevisionBytes(rev, changes_), format::kPutMark, key),
         "batch"));
     ++changes_;
     mvccpb::Event& ev = s_.events->emplace_back();
@@ -140,7 +132,7 @@ class WriteTxn {
                                                    std::string(1, format::kTombstoneMark)),
                                      "batch"));
       RUSD_RETURN_IF_ERROR(FromRocks(
-          s_.PutRevlog(format::EncodeRevision(rev, changes_), WithMark(format::kTombstoneMark, key)),
+          s_.PutRevlog(format::EncodeRevisionBytes(rev, changes_), format::kTombstoneMark, key),
           "batch"));
       ++changes_;
       mvccpb::Event& ev = s_.events->emplace_back();

@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "stored/mvcc/kv_store.h"
+#include "stored/mvcc/storage_format.h"
 #include "stored/mvcc/store_view.h"
 
 namespace etcdserverpb {
@@ -70,13 +71,21 @@ struct ApplyState {
     return s;
   }
 
-  // Writes a revlog record into the batch without indexing it. Indexing costs two
-  // searches of the batch's skiplist per write (overwrite_key); revlog keys are new
-  // revisions, never read back through `view` (which refuses to), and save points and
-  // rollbacks work on the underlying batch, so they cover these writes too.
-  rocksdb::Status PutRevlog(const rocksdb::Slice& key, const rocksdb::Slice& value) {
-    return batch.GetWriteBatch()->Put(families.revlog, key, value);
+  // Writes a revlog record (`mark` then `body`) into the batch without indexing it.
+  // Indexing costs two searches of the batch's skiplist per write (overwrite_key); revlog
+  // keys are new revisions, never read back through `view` (which refuses to), and save
+  // points and rollbacks work on the underlying batch, so they cover these writes too.
+  // The value goes in as two parts: no joined copy of the key.
+  rocksdb::Status PutRevlog(const format::RevisionBytes& revision, char mark,
+                            std::string_view body) {
+    const rocksdb::Slice key(revision.bytes, sizeof(revision.bytes));
+    const rocksdb::Slice value[2] = {rocksdb::Slice(&mark, 1), rocksdb::Slice(body.data(), body.size())};
+    return batch.GetWriteBatch()->Put(families.revlog, rocksdb::SliceParts(&key, 1),
+                                      rocksdb::SliceParts(value, 2));
   }
+
+  // The apply path's buffer for the record a read returns (reused: its capacity stays).
+  std::string read_buffer;
 
   Families families;
   int64_t revision = 1;

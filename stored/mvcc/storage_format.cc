@@ -40,6 +40,15 @@ std::string EncodeRevision(int64_t main, int64_t sub) {
   return out;
 }
 
+RevisionBytes EncodeRevisionBytes(int64_t main, int64_t sub) {
+  RevisionBytes out;
+  for (int i = 0; i < 8; ++i) {
+    out.bytes[i] = static_cast<char>((static_cast<uint64_t>(main) >> (56 - 8 * i)) & 0xff);
+    out.bytes[8 + i] = static_cast<char>((static_cast<uint64_t>(sub) >> (56 - 8 * i)) & 0xff);
+  }
+  return out;
+}
+
 bool DecodeRevision(std::string_view in, int64_t* main, int64_t* sub) {
   if (in.size() != 16) return false;
   *main = static_cast<int64_t>(ReadU64(in.substr(0, 8)));

@@ -65,6 +65,12 @@ bool DecodeU64(std::string_view in, uint64_t* v);
 
 // A revision (main, sub) as 16 bytes; the revlog key.
 std::string EncodeRevision(int64_t main, int64_t sub);
+// The same 16 bytes in place (the apply path writes one per change: no heap string).
+struct RevisionBytes {
+  char bytes[16];
+  std::string_view view() const { return {bytes, sizeof(bytes)}; }
+};
+RevisionBytes EncodeRevisionBytes(int64_t main, int64_t sub);
 bool DecodeRevision(std::string_view in, int64_t* main, int64_t* sub);
 
 // Escaped user key WITHOUT the terminator: a lower/upper bound in the history family for
