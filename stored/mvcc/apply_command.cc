@@ -69,7 +69,8 @@ class WriteTxn {
     kv.set_value(value);
     // Serialized once, behind the history record's mark: the kv record is the same bytes
     // without it (one allocation and copy of the value fewer per put).
-    std::string history_value(1, format::kPutMark);
+    std::string& history_value = s_.history_value;
+    history_value.assign(1, format::kPutMark);
     kv.AppendToString(&history_value);
     const rocksdb::Slice bytes(history_value.data() + 1, history_value.size() - 1);
     RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.kv, key, bytes), "batch"));
@@ -87,7 +88,7 @@ class WriteTxn {
       }
     }
     RUSD_RETURN_IF_ERROR(FromRocks(
-        s_.PutHistory(format::HistoryKey(key, rev, changes_), std::move(history_value)),
+        s_.PutHistory(format::HistoryKeyInto(&s_.history_key, key, rev, changes_), history_value),
         "batch"));
     RUSD_RETURN_IF_ERROR(FromRocks(
         s_.PutRevlog(format::EncodeRevisionBytes(rev, changes_), format::kPutMark, key),
@@ -128,9 +129,10 @@ class WriteTxn {
             s_.batch.Delete(s_.families.meta, lease_records::AttachmentKey(prev.lease(), key)),
             "batch"));
       }
-      RUSD_RETURN_IF_ERROR(FromRocks(s_.PutHistory(format::HistoryKey(key, rev, changes_),
-                                                   std::string(1, format::kTombstoneMark)),
-                                     "batch"));
+      RUSD_RETURN_IF_ERROR(
+          FromRocks(s_.PutHistory(format::HistoryKeyInto(&s_.history_key, key, rev, changes_),
+                                  rocksdb::Slice(&format::kTombstoneMark, 1)),
+                    "batch"));
       RUSD_RETURN_IF_ERROR(FromRocks(
           s_.PutRevlog(format::EncodeRevisionBytes(rev, changes_), format::kTombstoneMark, key),
           "batch"));

@@ -85,6 +85,17 @@ std::string HistoryKey(std::string_view user_key, int64_t main, int64_t sub) {
   return out;
 }
 
+const std::string& HistoryKeyInto(std::string* out, std::string_view user_key, int64_t main,
+                                  int64_t sub) {
+  out->clear();
+  AppendEscaped(out, user_key);
+  out->push_back('\0');
+  out->push_back('\x01');
+  AppendU64(out, static_cast<uint64_t>(main));
+  AppendU64(out, static_cast<uint64_t>(sub));
+  return *out;
+}
+
 bool DecodeHistoryKey(std::string_view in, std::string* user_key, int64_t* main, int64_t* sub) {
   if (in.size() < 18) return false;
   std::string_view escaped = in.substr(0, in.size() - 16);

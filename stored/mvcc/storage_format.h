@@ -81,6 +81,9 @@ std::string HistoryKeyPrefix(std::string_view user_key);
 // Sorts after every history record of `user_key` and before those of any greater key.
 std::string HistoryKeyAfter(std::string_view user_key);
 std::string HistoryKey(std::string_view user_key, int64_t main, int64_t sub);
+// The same key written over *out (its capacity reused); returns *out.
+const std::string& HistoryKeyInto(std::string* out, std::string_view user_key, int64_t main,
+                                  int64_t sub);
 // Splits a history record key; false on malformed input.
 bool DecodeHistoryKey(std::string_view in, std::string* user_key, int64_t* main, int64_t* sub);
 
