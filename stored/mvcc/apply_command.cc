@@ -73,7 +73,7 @@ class WriteTxn {
     history_value.assign(1, format::kPutMark);
     kv.AppendToString(&history_value);
     const rocksdb::Slice bytes(history_value.data() + 1, history_value.size() - 1);
-    RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.kv, key, bytes), "batch"));
+    RUSD_RETURN_IF_ERROR(FromRocks(s_.PutKv(key, bytes), "batch"));
     if (!*found) RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.keys, key, ""), "batch"));
     // The key moves between leases (etcd's Detach of the old lease, Attach to the new).
     const int64_t old_lease = *found ? prev.lease() : 0;
@@ -122,7 +122,7 @@ class WriteTxn {
     const int64_t rev = begin_ + 1;
     for (auto& prev : victims) {
       const std::string& key = prev.key();
-      RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Delete(s_.families.kv, key), "batch"));
+      RUSD_RETURN_IF_ERROR(FromRocks(s_.DeleteKv(key), "batch"));
       RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Delete(s_.families.keys, key), "batch"));
       if (prev.lease() != 0) {
         RUSD_RETURN_IF_ERROR(FromRocks(

@@ -58,6 +58,16 @@ struct ApplyState {
     return batch.GetWriteBatch()->Put(families.history, key, value);
   }
 
+  // The only writers of the kv family: the view must know every key written (store_view.h).
+  rocksdb::Status PutKv(const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    view.NoteKvWrite(key);
+    return batch.Put(families.kv, key, value);
+  }
+  rocksdb::Status DeleteKv(const rocksdb::Slice& key) {
+    view.NoteKvWrite(key);
+    return batch.Delete(families.kv, key);
+  }
+
   // Writes a revlog record (`mark` then `body`) into the batch without indexing it.
   // Indexing costs two searches of the batch's skiplist per write (overwrite_key); revlog
   // keys are new revisions, never read back through `view` (which refuses to), and save

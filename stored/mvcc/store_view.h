@@ -6,8 +6,12 @@
 // A view is used by one thread at a time.
 #pragma once
 
+#include <array>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -82,6 +86,9 @@ class BatchView final : public StoreView {
   rocksdb::Status Get(rocksdb::ColumnFamilyHandle* cf, const rocksdb::Slice& key,
                       std::string* value) override {
     if (cf == families().revlog) return Unindexed();
+    // Most puts read a key no earlier request of the batch wrote: read the DB directly,
+    // without searching the batch's index.
+    if (cf == families().kv && !MayHaveWrittenKv(key)) return db_->Get(options_, cf, key, value);
     rocksdb::WriteBatchWithIndex* b = BatchFor(cf);
     if (b == nullptr) return index_status_;
     return b->GetFromBatchAndDB(db_, options_, cf, key, value);
@@ -96,9 +103,19 @@ class BatchView final : public StoreView {
         b->NewIteratorWithBase(cf, db_->NewIterator(options_, cf)));
   }
 
-  // Drops the history indexes built for reads (the batch was cleared: no iterator of the
-  // view may be alive).
-  void Reset() { history_indexes_.clear(); }
+  // Every write of the kv family into the batch must be noted here (ApplyState::PutKv,
+  // DeleteKv), before the next read: a key not noted is read from the DB alone.
+  void NoteKvWrite(const rocksdb::Slice& key) {
+    const size_t bit = KvBit(key);
+    kv_written_[bit / 64] |= uint64_t{1} << (bit % 64);
+  }
+
+  // Drops the history indexes built for reads and the kv write filter (the batch was
+  // cleared: no iterator of the view may be alive).
+  void Reset() {
+    history_indexes_.clear();
+    kv_written_.fill(0);
+  }
 
  private:
   rocksdb::DB* db_;
@@ -149,6 +166,18 @@ class BatchView final : public StoreView {
     }
     return history_indexes_.back().get();
   }
+
+  // A one-hash bloom filter of the kv keys written into the batch since Reset: no false
+  // negatives; a rolled-back write stays in it (a false positive: the batch is searched).
+  static size_t KvBit(const rocksdb::Slice& key) {
+    return std::hash<std::string_view>{}(std::string_view(key.data(), key.size())) % kKvFilterBits;
+  }
+  bool MayHaveWrittenKv(const rocksdb::Slice& key) const {
+    const size_t bit = KvBit(key);
+    return (kv_written_[bit / 64] >> (bit % 64)) & 1;
+  }
+  static constexpr size_t kKvFilterBits = 4096;
+  std::array<uint64_t, kKvFilterBits / 64> kv_written_{};
 
   rocksdb::WriteBatchWithIndex* batch_;
   const uint64_t* history_generation_;
