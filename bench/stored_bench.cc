@@ -9,7 +9,9 @@
 //                                     every 100 ms): CPU per put of the whole process
 //                                     (apply + RocksDB's flushes and compactions);
 //                                     --per_call=M: M entries per call instead (the
-//                                     process sees ~5-20 per batch at 64 clients)
+//                                     process sees ~5-20 per batch at 64 clients);
+//                                     --keyspace=K: K keys instead (the loadgen's
+//                                     matrix default is 100000)
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -336,9 +338,8 @@ double ProcessCpuSeconds() {
 // 256 B value, overwriting 10000 keys; stored applies what 64 clients have in flight as one
 // batch and makes the store durable every 100 ms. The store is closed (memtables flushed)
 // inside the measurement, so a change cannot hide work in what is left unflushed.
-int SustainedPuts(uint64_t n, int per_call) {
+int SustainedPuts(uint64_t n, int per_call, uint64_t keyspace) {
   constexpr int kClients = 64;
-  constexpr uint64_t kKeyspace = 10000;
   std::mt19937_64 rng(7);
   std::vector<std::string> values;
   for (int c = 0; c < kClients; ++c) {
@@ -357,7 +358,7 @@ int SustainedPuts(uint64_t n, int per_call) {
     for (int c = 0; c < per_call; ++c) {
       char key[32];
       std::snprintf(key, sizeof(key), "/bench/key-%05llu",
-                    static_cast<unsigned long long>(rng() % kKeyspace));
+                    static_cast<unsigned long long>(rng() % keyspace));
       cmds[c].set_request_id(++id);
       cmds[c].mutable_put()->set_key(key);
       cmds[c].mutable_put()->set_value(values[id % kClients]);
@@ -385,15 +386,19 @@ int SustainedPuts(uint64_t n, int per_call) {
 
 int main(int argc, char** argv) {
   int per_call = 64;
+  uint64_t keyspace = 10000;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--per_call=", 11) == 0) per_call = std::max(1, std::stoi(argv[i] + 11));
+    if (std::strncmp(argv[i], "--keyspace=", 11) == 0) {
+      keyspace = std::max<uint64_t>(1, std::stoull(argv[i] + 11));
+    }
   }
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--crash_open_keys=", 18) == 0) {
       return rusd::stored::CrashThenOpen(std::stoull(argv[i] + 18));
     }
     if (std::strncmp(argv[i], "--sustained_puts=", 17) == 0) {
-      return rusd::stored::SustainedPuts(std::stoull(argv[i] + 17), per_call);
+      return rusd::stored::SustainedPuts(std::stoull(argv[i] + 17), per_call, keyspace);
     }
     if (std::strncmp(argv[i], "--open_keys=", 12) == 0) {
       return rusd::stored::OpenWithKeys(std::stoull(argv[i] + 12));

@@ -34,14 +34,6 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 
 namespace {
 
-std::string WithMark(char mark, std::string_view body) {
-  std::string out;
-  out.reserve(body.size() + 1);
-  out.push_back(mark);
-  out.append(body);
-  return out;
-}
-
 // etcd's storeTxnWrite: the writes of one request at main revision begin+1.
 class WriteTxn {
  public:
@@ -56,7 +48,7 @@ class WriteTxn {
 
   // The current KeyValue of `key` as the request sees it; false if absent.
   Result<bool> GetCurrent(const std::string& key, mvccpb::KeyValue* kv) {
-    std::string bytes;
+    std::string& bytes = s_.read_buffer;
     rocksdb::Status st = s_.view.Get(s_.families.kv, key, &bytes);
     if (st.IsNotFound()) return false;
     RUSD_RETURN_IF_ERROR(FromRocks(st, "get"));
@@ -77,10 +69,11 @@ class WriteTxn {
     kv.set_value(value);
     // Serialized once, behind the history record's mark: the kv record is the same bytes
     // without it (one allocation and copy of the value fewer per put).
-    std::string history_value(1, format::kPutMark);
+    std::string& history_value = s_.history_value;
+    history_value.assign(1, format::kPutMark);
     kv.AppendToString(&history_value);
     const rocksdb::Slice bytes(history_value.data() + 1, history_value.size() - 1);
-    RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.kv, key, bytes), "batch"));
+    RUSD_RETURN_IF_ERROR(FromRocks(s_.PutKv(key, bytes), "batch"));
     if (!*found) RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Put(s_.families.keys, key, ""), "batch"));
     // The key moves between leases (etcd's Detach of the old lease, Attach to the new).
     const int64_t old_lease = *found ? prev.lease() : 0;
@@ -95,10 +88,10 @@ class WriteTxn {
       }
     }
     RUSD_RETURN_IF_ERROR(FromRocks(
-        s_.PutHistory(format::HistoryKey(key, rev, changes_), std::move(history_value)),
+        s_.PutHistory(format::HistoryKeyInto(&s_.history_key, key, rev, changes_), history_value),
         "batch"));
     RUSD_RETURN_IF_ERROR(FromRocks(
-        s_.PutRevlog(format::EncodeRevision(rev, changes_), WithMark(format::kPutMark, key)),
+        s_.PutRevlog(format::EncodeRevisionBytes(rev, changes_), format::kPutMark, key),
         "batch"));
     ++changes_;
     mvccpb::Event& ev = s_.events->emplace_back();
@@ -129,18 +122,19 @@ class WriteTxn {
     const int64_t rev = begin_ + 1;
     for (auto& prev : victims) {
       const std::string& key = prev.key();
-      RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Delete(s_.families.kv, key), "batch"));
+      RUSD_RETURN_IF_ERROR(FromRocks(s_.DeleteKv(key), "batch"));
       RUSD_RETURN_IF_ERROR(FromRocks(s_.batch.Delete(s_.families.keys, key), "batch"));
       if (prev.lease() != 0) {
         RUSD_RETURN_IF_ERROR(FromRocks(
             s_.batch.Delete(s_.families.meta, lease_records::AttachmentKey(prev.lease(), key)),
             "batch"));
       }
-      RUSD_RETURN_IF_ERROR(FromRocks(s_.PutHistory(format::HistoryKey(key, rev, changes_),
-                                                   std::string(1, format::kTombstoneMark)),
-                                     "batch"));
+      RUSD_RETURN_IF_ERROR(
+          FromRocks(s_.PutHistory(format::HistoryKeyInto(&s_.history_key, key, rev, changes_),
+                                  rocksdb::Slice(&format::kTombstoneMark, 1)),
+                    "batch"));
       RUSD_RETURN_IF_ERROR(FromRocks(
-          s_.PutRevlog(format::EncodeRevision(rev, changes_), WithMark(format::kTombstoneMark, key)),
+          s_.PutRevlog(format::EncodeRevisionBytes(rev, changes_), format::kTombstoneMark, key),
           "batch"));
       ++changes_;
       mvccpb::Event& ev = s_.events->emplace_back();

@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "stored/mvcc/kv_store.h"
+#include "stored/mvcc/storage_format.h"
 #include "stored/mvcc/store_view.h"
 
 namespace etcdserverpb {
@@ -28,55 +29,63 @@ namespace rusd::stored {
 struct ApplyState {
   ApplyState(rocksdb::DB* db, const Families& families)
       : batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
-        view(db, &batch, families, &pending_history),
+        view(db, &batch, families, &history_generation),
         families(families) {}
 
-  // Declared before `view`, which reads it.
-  BatchView::PendingRecords pending_history;
+  // Changes whenever the batch's history records do (a write or a rollback); declared
+  // before `view`, which reads it.
+  uint64_t history_generation = 0;
   rocksdb::WriteBatchWithIndex batch;
   BatchView view;
 
-  // The batch's save points, with the pending history records they cover: use these,
-  // not batch's own.
   void Clear() {
     batch.Clear();
     view.Reset();
-    pending_history.clear();
-    history_marks_.clear();
+    ++history_generation;
   }
-  void SetSavePoint() {
-    batch.SetSavePoint();
-    history_marks_.push_back(pending_history.size());
-  }
+  void SetSavePoint() { batch.SetSavePoint(); }
   rocksdb::Status RollbackToSavePoint() {
-    rocksdb::Status s = batch.RollbackToSavePoint();
-    if (s.ok() && !history_marks_.empty()) {
-      pending_history.resize(history_marks_.back());
-      history_marks_.pop_back();
-    }
-    return s;
+    ++history_generation;
+    return batch.RollbackToSavePoint();
   }
-  rocksdb::Status PopSavePoint() {
-    rocksdb::Status s = batch.PopSavePoint();
-    if (s.ok() && !history_marks_.empty()) history_marks_.pop_back();
-    return s;
+  rocksdb::Status PopSavePoint() { return batch.PopSavePoint(); }
+
+  // Writes a history record into the batch without indexing it (as PutRevlog). The rare
+  // read of history through `view` indexes the batch's history records on demand
+  // (store_view.h); the batch keeps its own copy, so key and value can be reused buffers.
+  rocksdb::Status PutHistory(const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    ++history_generation;
+    return batch.GetWriteBatch()->Put(families.history, key, value);
   }
 
-  // Writes a history record into the batch without indexing it (as PutRevlog), keeping a
-  // copy for the rare read of history through `view` (store_view.h).
-  rocksdb::Status PutHistory(std::string key, std::string value) {
-    rocksdb::Status s = batch.GetWriteBatch()->Put(families.history, key, value);
-    if (s.ok()) pending_history.emplace_back(std::move(key), std::move(value));
-    return s;
+  // The only writers of the kv family: the view must know every key written (store_view.h).
+  rocksdb::Status PutKv(const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    view.NoteKvWrite(key);
+    return batch.Put(families.kv, key, value);
+  }
+  rocksdb::Status DeleteKv(const rocksdb::Slice& key) {
+    view.NoteKvWrite(key);
+    return batch.Delete(families.kv, key);
   }
 
-  // Writes a revlog record into the batch without indexing it. Indexing costs two
-  // searches of the batch's skiplist per write (overwrite_key); revlog keys are new
-  // revisions, never read back through `view` (which refuses to), and save points and
-  // rollbacks work on the underlying batch, so they cover these writes too.
-  rocksdb::Status PutRevlog(const rocksdb::Slice& key, const rocksdb::Slice& value) {
-    return batch.GetWriteBatch()->Put(families.revlog, key, value);
+  // Writes a revlog record (`mark` then `body`) into the batch without indexing it.
+  // Indexing costs two searches of the batch's skiplist per write (overwrite_key); revlog
+  // keys are new revisions, never read back through `view` (which refuses to), and save
+  // points and rollbacks work on the underlying batch, so they cover these writes too.
+  // The value goes in as two parts: no joined copy of the key.
+  rocksdb::Status PutRevlog(const format::RevisionBytes& revision, char mark,
+                            std::string_view body) {
+    const rocksdb::Slice key(revision.bytes, sizeof(revision.bytes));
+    const rocksdb::Slice value[2] = {rocksdb::Slice(&mark, 1), rocksdb::Slice(body.data(), body.size())};
+    return batch.GetWriteBatch()->Put(families.revlog, rocksdb::SliceParts(&key, 1),
+                                      rocksdb::SliceParts(value, 2));
   }
+
+  // The apply path's buffers (reused: their capacity stays): the record a read returns,
+  // a history record's key and value.
+  std::string read_buffer;
+  std::string history_key;
+  std::string history_value;
 
   Families families;
   int64_t revision = 1;
@@ -85,9 +94,6 @@ struct ApplyState {
   std::vector<mvccpb::Event>* events = nullptr;
   std::vector<LeaseChange>* lease_changes = nullptr;
   int64_t min_lease_ttl = 2;
-
- private:
-  std::vector<size_t> history_marks_;  // pending_history's size at each save point
 };
 
 // Applies `cmd` at the state's current revision; returns the serialized etcd response

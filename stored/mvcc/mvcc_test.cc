@@ -842,6 +842,46 @@ TEST_F(MvccTest, BatchAppliesInOrderAndRollsBackFailedRequests) {
   EXPECT_EQ(history->events[1].kv().value(), "2");
 }
 
+// Reads of the kv family skip the batch's index for keys no earlier request of the batch
+// wrote (a bloom filter of 4096 bits): every key written earlier in the batch, by a put or
+// a delete, must still be seen, also once the filter is saturated.
+TEST_F(MvccTest, EveryKeyWrittenEarlierInTheBatchIsSeenByLaterRequests) {
+  constexpr int kKeys = 6000;
+  std::vector<internal::Entry> entries;
+  auto put = [&](int i, const std::string& v) {
+    internal::Command c;
+    c.mutable_put()->set_key("k" + std::to_string(i));
+    c.mutable_put()->set_value(v);
+    entries.push_back(MakeEntry(c));
+  };
+  auto del = [&](int i) {
+    internal::Command c;
+    c.mutable_delete_range()->set_key("k" + std::to_string(i));
+    entries.push_back(MakeEntry(c));
+  };
+  for (int i = 0; i < kKeys; ++i) put(i, "1");
+  for (int i = 0; i < kKeys; ++i) put(i, "2");
+  for (int i = 0; i < kKeys; i += 3) del(i);
+  for (int i = 0; i < kKeys; i += 6) put(i, "3");
+  auto out = store_->ApplyEntries(entries);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  for (int i = 0; i < kKeys; ++i) {
+    SCOPED_TRACE(i);
+    auto r = Get("k" + std::to_string(i));
+    if (i % 6 == 0) {
+      ASSERT_EQ(r.kvs_size(), 1);
+      EXPECT_EQ(r.kvs(0).version(), 1);  // re-created after its delete
+      EXPECT_EQ(r.kvs(0).value(), "3");
+    } else if (i % 3 == 0) {
+      EXPECT_EQ(r.kvs_size(), 0);
+    } else {
+      ASSERT_EQ(r.kvs_size(), 1);
+      EXPECT_EQ(r.kvs(0).version(), 2);
+      EXPECT_EQ(r.kvs(0).value(), "2");
+    }
+  }
+}
+
 // A txn reading a past revision that an earlier request of the same batch wrote sees it:
 // history records of the pending batch are read through the view (before any rollback in
 // the batch, and after one).

@@ -40,6 +40,15 @@ std::string EncodeRevision(int64_t main, int64_t sub) {
   return out;
 }
 
+RevisionBytes EncodeRevisionBytes(int64_t main, int64_t sub) {
+  RevisionBytes out;
+  for (int i = 0; i < 8; ++i) {
+    out.bytes[i] = static_cast<char>((static_cast<uint64_t>(main) >> (56 - 8 * i)) & 0xff);
+    out.bytes[8 + i] = static_cast<char>((static_cast<uint64_t>(sub) >> (56 - 8 * i)) & 0xff);
+  }
+  return out;
+}
+
 bool DecodeRevision(std::string_view in, int64_t* main, int64_t* sub) {
   if (in.size() != 16) return false;
   *main = static_cast<int64_t>(ReadU64(in.substr(0, 8)));
@@ -74,6 +83,17 @@ std::string HistoryKey(std::string_view user_key, int64_t main, int64_t sub) {
   AppendU64(&out, static_cast<uint64_t>(main));
   AppendU64(&out, static_cast<uint64_t>(sub));
   return out;
+}
+
+const std::string& HistoryKeyInto(std::string* out, std::string_view user_key, int64_t main,
+                                  int64_t sub) {
+  out->clear();
+  AppendEscaped(out, user_key);
+  out->push_back('\0');
+  out->push_back('\x01');
+  AppendU64(out, static_cast<uint64_t>(main));
+  AppendU64(out, static_cast<uint64_t>(sub));
+  return *out;
 }
 
 bool DecodeHistoryKey(std::string_view in, std::string* user_key, int64_t* main, int64_t* sub) {

@@ -65,6 +65,12 @@ bool DecodeU64(std::string_view in, uint64_t* v);
 
 // A revision (main, sub) as 16 bytes; the revlog key.
 std::string EncodeRevision(int64_t main, int64_t sub);
+// The same 16 bytes in place (the apply path writes one per change: no heap string).
+struct RevisionBytes {
+  char bytes[16];
+  std::string_view view() const { return {bytes, sizeof(bytes)}; }
+};
+RevisionBytes EncodeRevisionBytes(int64_t main, int64_t sub);
 bool DecodeRevision(std::string_view in, int64_t* main, int64_t* sub);
 
 // Escaped user key WITHOUT the terminator: a lower/upper bound in the history family for
@@ -75,6 +81,9 @@ std::string HistoryKeyPrefix(std::string_view user_key);
 // Sorts after every history record of `user_key` and before those of any greater key.
 std::string HistoryKeyAfter(std::string_view user_key);
 std::string HistoryKey(std::string_view user_key, int64_t main, int64_t sub);
+// The same key written over *out (its capacity reused); returns *out.
+const std::string& HistoryKeyInto(std::string* out, std::string_view user_key, int64_t main,
+                                  int64_t sub);
 // Splits a history record key; false on malformed input.
 bool DecodeHistoryKey(std::string_view in, std::string* user_key, int64_t* main, int64_t* sub);
 

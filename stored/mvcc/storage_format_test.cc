@@ -68,5 +68,14 @@ TEST(StorageFormatTest, MalformedRecordsAreRejected) {
   EXPECT_FALSE(DecodeRevision("short", &main, &sub));
 }
 
+// The apply path reuses one buffer: a longer key written before must not leave bytes.
+TEST(StorageFormatTest, HistoryKeyIntoOverwritesItsBuffer) {
+  std::string buf = "stale bytes of a much longer previous history key";
+  EXPECT_EQ(HistoryKeyInto(&buf, std::string("a\0b", 3), 7, 2), HistoryKey(std::string("a\0b", 3), 7, 2));
+  EXPECT_EQ(HistoryKeyInto(&buf, "", 0, 0), HistoryKey("", 0, 0));
+  const RevisionBytes r = EncodeRevisionBytes(0x0102030405060708, 9);
+  EXPECT_EQ(std::string(r.view()), EncodeRevision(0x0102030405060708, 9));
+}
+
 }  // namespace
 }  // namespace rusd::stored::format

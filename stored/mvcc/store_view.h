@@ -6,8 +6,12 @@
 // A view is used by one thread at a time.
 #pragma once
 
+#include <array>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -69,35 +73,48 @@ class SnapshotView final : public StoreView {
 // The revlog and history families are written past the batch's index (ApplyState::
 // PutRevlog, PutHistory). Reading revlog through the view fails (NotSupported) instead of
 // silently missing pending records; nothing in the apply path reads it. History is read in
-// one rare case (a txn's Range at a past revision): the view then indexes the batch's
-// pending history records (`pending_history`, kept by ApplyState) in a small batch of its
-// own and reads through that.
+// one rare case (a txn's Range at a past revision): the view then indexes the history
+// records of the batch's WriteBatch (rollbacks truncate it, so it holds exactly the
+// pending ones) in a small batch of its own and reads through that, rebuilt when
+// `history_generation` changed since.
 class BatchView final : public StoreView {
  public:
-  using PendingRecords = std::vector<std::pair<std::string, std::string>>;
-
   BatchView(rocksdb::DB* db, rocksdb::WriteBatchWithIndex* batch, const Families& families,
-            const PendingRecords* pending_history)
-      : StoreView(families), db_(db), batch_(batch), pending_history_(pending_history) {}
+            const uint64_t* history_generation)
+      : StoreView(families), db_(db), batch_(batch), history_generation_(history_generation) {}
 
   rocksdb::Status Get(rocksdb::ColumnFamilyHandle* cf, const rocksdb::Slice& key,
                       std::string* value) override {
     if (cf == families().revlog) return Unindexed();
-    return BatchFor(cf)->GetFromBatchAndDB(db_, options_, cf, key, value);
+    // Most puts read a key no earlier request of the batch wrote: read the DB directly,
+    // without searching the batch's index.
+    if (cf == families().kv && !MayHaveWrittenKv(key)) return db_->Get(options_, cf, key, value);
+    rocksdb::WriteBatchWithIndex* b = BatchFor(cf);
+    if (b == nullptr) return index_status_;
+    return b->GetFromBatchAndDB(db_, options_, cf, key, value);
   }
   std::unique_ptr<rocksdb::Iterator> NewIterator(rocksdb::ColumnFamilyHandle* cf) override {
     if (cf == families().revlog) {
       return std::unique_ptr<rocksdb::Iterator>(rocksdb::NewErrorIterator(Unindexed()));
     }
+    rocksdb::WriteBatchWithIndex* b = BatchFor(cf);
+    if (b == nullptr) return std::unique_ptr<rocksdb::Iterator>(rocksdb::NewErrorIterator(index_status_));
     return std::unique_ptr<rocksdb::Iterator>(
-        BatchFor(cf)->NewIteratorWithBase(cf, db_->NewIterator(options_, cf)));
+        b->NewIteratorWithBase(cf, db_->NewIterator(options_, cf)));
   }
 
-  // Drops the history indexes built for reads (the batch was cleared: no iterator of the
-  // view may be alive).
+  // Every write of the kv family into the batch must be noted here (ApplyState::PutKv,
+  // DeleteKv), before the next read: a key not noted is read from the DB alone.
+  void NoteKvWrite(const rocksdb::Slice& key) {
+    const size_t bit = KvBit(key);
+    kv_written_[bit / 64] |= uint64_t{1} << (bit % 64);
+  }
+
+  // Drops the history indexes built for reads and the kv write filter (the batch was
+  // cleared: no iterator of the view may be alive).
   void Reset() {
     history_indexes_.clear();
-    indexed_history_ = 0;
+    kv_written_.fill(0);
   }
 
  private:
@@ -106,25 +123,67 @@ class BatchView final : public StoreView {
     return rocksdb::Status::NotSupported("mvcc: revlog is not readable through the pending batch");
   }
 
-  // The batch whose index shows `cf`'s pending records.
+  // Copies the history family's records of a WriteBatch into an index; the batch holds
+  // only puts there (tombstones are 't' records), everything else is skipped.
+  class HistoryCollector final : public rocksdb::WriteBatch::Handler {
+   public:
+    HistoryCollector(rocksdb::ColumnFamilyHandle* cf, rocksdb::WriteBatchWithIndex* index)
+        : cf_(cf), index_(index) {}
+    rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+      if (id != cf_->GetID()) return rocksdb::Status::OK();
+      return index_->Put(cf_, key, value);
+    }
+    rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice&) override { return rocksdb::Status::OK(); }
+    rocksdb::Status SingleDeleteCF(uint32_t, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+
+   private:
+    rocksdb::ColumnFamilyHandle* cf_;
+    rocksdb::WriteBatchWithIndex* index_;
+  };
+
+  // The batch whose index shows `cf`'s pending records; nullptr if indexing the history
+  // records failed (index_status_ says why).
   rocksdb::WriteBatchWithIndex* BatchFor(rocksdb::ColumnFamilyHandle* cf) {
-    if (cf != families().history || pending_history_ == nullptr) return batch_;
-    // Re-index when the records changed since the last build (a rollback can shrink them
-    // and new ones grow them). Earlier indexes stay alive: an iterator may still use one.
-    if (history_indexes_.empty() || indexed_history_ != pending_history_->size()) {
+    if (cf != families().history || history_generation_ == nullptr) return batch_;
+    // Re-index when the records changed since the last build. Earlier indexes stay alive:
+    // an iterator may still use one.
+    if (history_indexes_.empty() || indexed_generation_ != *history_generation_) {
       auto index = std::make_unique<rocksdb::WriteBatchWithIndex>(rocksdb::BytewiseComparator(),
                                                                    0, /*overwrite_key=*/true);
-      for (const auto& [key, value] : *pending_history_) index->Put(cf, key, value);
+      HistoryCollector collector(cf, index.get());
+      index_status_ = batch_->GetWriteBatch()->Iterate(&collector);
+      if (!index_status_.ok()) return nullptr;
       history_indexes_.push_back(std::move(index));
-      indexed_history_ = pending_history_->size();
+      indexed_generation_ = *history_generation_;
     }
     return history_indexes_.back().get();
   }
 
+  // A one-hash bloom filter of the kv keys written into the batch since Reset: no false
+  // negatives; a rolled-back write stays in it (a false positive: the batch is searched).
+  static size_t KvBit(const rocksdb::Slice& key) {
+    return std::hash<std::string_view>{}(std::string_view(key.data(), key.size())) % kKvFilterBits;
+  }
+  bool MayHaveWrittenKv(const rocksdb::Slice& key) const {
+    const size_t bit = KvBit(key);
+    return (kv_written_[bit / 64] >> (bit % 64)) & 1;
+  }
+  static constexpr size_t kKvFilterBits = 4096;
+  std::array<uint64_t, kKvFilterBits / 64> kv_written_{};
+
   rocksdb::WriteBatchWithIndex* batch_;
-  const PendingRecords* pending_history_;
+  const uint64_t* history_generation_;
   std::vector<std::unique_ptr<rocksdb::WriteBatchWithIndex>> history_indexes_;
-  size_t indexed_history_ = 0;
+  uint64_t indexed_generation_ = 0;
+  rocksdb::Status index_status_;
   rocksdb::ReadOptions options_;
 };
 
