@@ -173,7 +173,7 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
                                        std::chrono::ceil<std::chrono::milliseconds>(
                                            *announce_due_ - Clock::now())));
       }
-      ipc::WaitForMessages(segment_, readers, wait);
+      ipc::WaitForMessages(segment_, readers, wait, options_.idle_yield_window);
     }
   }
   FailAwaitingLeaderOnStop();

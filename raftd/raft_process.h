@@ -80,6 +80,12 @@ struct RaftProcessOptions {
   // follower wake-up per group fewer. Only followers' applies wait (their stored answers
   // no client write); a follower's linearizable read may wait up to this much longer.
   std::chrono::milliseconds commit_announce_delay{2};
+  // The yield phase of the loop's idle wait (ipc::WaitForMessages; other consumers yield
+  // for 30 µs). raftd's wake-ups mostly come from the peer transport's thread (which rings
+  // the doorbell) and from proposal rings written in bursts: A/B at 64/8 puts, 6 pairs,
+  // 5 µs instead of 30 took raftd's system calls per put from ~0.95 to ~0.70 (leader) and
+  // ~0.63 to ~0.50 (follower), raftd CPU per put lower in 5 of 6 pairs.
+  std::chrono::microseconds idle_yield_window{5};
   // Without compact_on_snapshot: entries kept below stored's durable index when compacting
   // at it (main() leaves 0: one member needs none; with peers compaction follows stored's
   // snapshots instead, see below).
