@@ -32,8 +32,6 @@ using Clock = std::chrono::steady_clock;
 // catch a reply in a ping-pong (≈0.5 µs round trip), short enough that four processes on
 // two cores do not starve each other.
 constexpr auto kSpinBeforeSleep = std::chrono::microseconds(5);
-// After the spin, how long it keeps looking while yielding its core (see WaitForMessages).
-constexpr auto kYieldBeforeSleep = std::chrono::microseconds(30);
 
 // How a blocked Write polls for space: it yields at first, then sleeps with exponential
 // back-off up to kMaxWriteBackoff (it is the consumer that is behind, not a futex event).
@@ -604,7 +602,7 @@ bool RingReader::FindNext() {
 // WaitForMessages: the consumer half of the doorbell protocol.
 
 void WaitForMessages(Segment& segment, std::span<RingReader* const> readers,
-                     std::chrono::milliseconds timeout) {
+                     std::chrono::milliseconds timeout, std::chrono::microseconds yield_window) {
   if (readers.empty()) {
     std::this_thread::sleep_for(timeout);
     return;
@@ -640,7 +638,7 @@ void WaitForMessages(Segment& segment, std::span<RingReader* const> readers,
   // often runnable but not running, and handing it our core is far cheaper than a futex
   // sleep and wake (measured: 10-50 µs round trips instead of 50-300 µs under load). On an
   // idle machine sched_yield returns at once, so this phase is bounded busy-waiting.
-  const Clock::time_point yield_end = Clock::now() + kYieldBeforeSleep;
+  const Clock::time_point yield_end = Clock::now() + yield_window;
   while (Clock::now() < yield_end) {
     if (any_data() || rung()) return finish();
     sched_yield();

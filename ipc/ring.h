@@ -175,7 +175,8 @@ class RingReader {
   uint64_t dropped_chunks() const { return dropped_chunks_; }
 
  private:
-  friend void WaitForMessages(Segment&, std::span<RingReader* const>, std::chrono::milliseconds);
+  friend void WaitForMessages(Segment&, std::span<RingReader* const>, std::chrono::milliseconds,
+                              std::chrono::microseconds);
   struct Partial {
     Message message;
     uint64_t total = 0;  // the size announced by the first chunk
@@ -218,7 +219,9 @@ class RingReader {
 // Also returns at once if the doorbell was rung (e.g. by Segment::WakeAll after an epoch
 // bump) since the previous return for readers[0], so a caller that checks the epochs after
 // every return never misses a bump.
+// `yield_window`: how long the yield phase after the spin lasts (default 30 µs).
 void WaitForMessages(Segment& segment, std::span<RingReader* const> readers,
-                     std::chrono::milliseconds timeout);
+                     std::chrono::milliseconds timeout,
+                     std::chrono::microseconds yield_window = std::chrono::microseconds(30));
 
 }  // namespace rusd::ipc

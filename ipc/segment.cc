@@ -1,10 +1,12 @@
 #include "ipc/segment.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
 
 #include <boost/interprocess/exceptions.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -24,6 +26,25 @@ constexpr uint64_t kSegmentMagic = 0x4d68536453755221ull;  // "!RuSdShM" read ba
 // binaries of two builds must never share a segment.
 constexpr uint32_t kLayoutVersion = 3;  // 3: MetricsArea
 constexpr uint64_t kRingAlign = 4096;
+
+// Linux 5.14's MADV_POPULATE_WRITE (older headers lack the name; older kernels refuse it
+// with EINVAL, which PopulatePages ignores).
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+// Maps every page of the segment into this process, writable, now. Without it the first
+// pass of each ring's producer over its data area takes one page fault per 4 KiB (the
+// first toucher's also zeroes a fresh shmem page) on the hot path: measured on a 3-node
+// put load, the committed ring's faults were ~2 % of a raftd's CPU until the ring had
+// wrapped once (8 MiB of entries), and each consumer maps the same pages again. A long-
+// running node touches every page anyway; this only moves the cost to start-up (a few ms
+// for the default ~34 MiB).
+void PopulatePages(void* base, size_t bytes) {
+  if (::madvise(base, bytes, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) {
+    spdlog::debug("ipc: madvise(MADV_POPULATE_WRITE) on the segment: {}", std::strerror(errno));
+  }
+}
 
 struct RingDescriptor {
   uint64_t offset;    // of the Ring control block from the segment start
@@ -146,6 +167,7 @@ Result<std::unique_ptr<Segment>> Segment::Create(const std::string& name,
                                std::to_string(total) + " bytes: " + e.what());
   }
   char* base = impl->base();
+  PopulatePages(base, total);
   // ftruncate gave us zeroed pages; placement-new makes the atomics real objects.
   auto* h = new (base) SegmentHeader();
   h->layout_version = kLayoutVersion;
@@ -179,6 +201,7 @@ Result<std::unique_ptr<Segment>> Segment::Open(const std::string& name) {
     return Status::Unavailable("cannot open shared-memory segment '" + name + "': " + e.what());
   }
   const uint64_t size = impl->region.get_size();
+  PopulatePages(impl->region.get_address(), size);
   auto bad = [&](const std::string& why) {
     return Status::FailedPrecondition("shared-memory segment '" + name + "' " + why);
   };

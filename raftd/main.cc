@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <linux/futex.h>
+#include <malloc.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -92,6 +93,13 @@ bool StopSignalCheck::operator()() {
 
 int main(int argc, char** argv) {
   const sigset_t stop_signals = BlockStopSignals();  // before any thread starts
+  // One malloc arena for every thread. A follower's log entries are decoded (allocated) on
+  // the transport's I/O thread; in that thread's own arena glibc grows the heap one page
+  // at a time with an mprotect each (non-main arenas ignore M_TOP_PAD): ~1.3 mprotect per
+  // WAL group, 3 % of a loaded follower's CPU. The main arena grows by brk in 128 KiB
+  // steps. The two busy threads allocate mostly from their tcache, so the shared arena
+  // lock is rarely taken.
+  mallopt(M_ARENA_MAX, 1);
   auto flags = rusd::ComponentFlags::Parse(argc, argv);
   if (!flags.ok()) {
     fprintf(stderr, "rusd-raftd: %s\n", flags.status().ToString().c_str());

@@ -43,6 +43,7 @@ raft::Config CoreConfig(const RaftProcessOptions& o) {
   if (c.voters.empty()) c.voters = {o.member_id};
   c.election_tick = std::max(1, o.election_ticks);
   c.heartbeat_tick = 1;
+  c.defer_commit_announcements = o.commit_announce_delay.count() > 0;
   return c;
 }
 
@@ -146,6 +147,17 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
       if (next_tick < now) next_tick = now + options_.tick_interval;
     }
     RUSD_RETURN_IF_ERROR(HandleReadies());
+    if (node_.CommitAnnouncementDeferred()) {
+      if (!announce_due_) {
+        announce_due_ = now + options_.commit_announce_delay;
+      } else if (Clock::now() >= *announce_due_) {
+        node_.FlushCommitAnnouncements();
+        RUSD_RETURN_IF_ERROR(HandleReadies());
+        announce_due_.reset();
+      }
+    } else {
+      announce_due_.reset();
+    }
     SendCommitted();
     FlushReplies();
     if (!worked) {
@@ -156,7 +168,12 @@ Status RaftProcess::Run(const std::function<bool()>& should_stop) {
       auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_tick - Clock::now());
       wait = std::clamp(wait, std::chrono::milliseconds(0), options_.tick_interval);
       if (backlog) wait = std::min(wait, kBacklogPoll);
-      ipc::WaitForMessages(segment_, readers, wait);
+      if (announce_due_) {
+        wait = std::min(wait, std::max(std::chrono::milliseconds(0),
+                                       std::chrono::ceil<std::chrono::milliseconds>(
+                                           *announce_due_ - Clock::now())));
+      }
+      ipc::WaitForMessages(segment_, readers, wait, options_.idle_yield_window);
     }
   }
   FailAwaitingLeaderOnStop();

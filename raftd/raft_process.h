@@ -74,6 +74,18 @@ struct RaftProcessOptions {
   // effective limit is min(max_frame_bytes, committed ring capacity / 4): a frame TryWrite
   // takes whole must stay well below the ring.
   size_t max_frame_bytes = 1u << 20;
+  // A leader's new commit index waits this long for an append to a follower to carry it
+  // before it goes in an empty append of its own (raft::Config::defer_commit_announcements;
+  // 0: sent at once). Under load the next group's appends carry it: one message and one
+  // follower wake-up per group fewer. Only followers' applies wait (their stored answers
+  // no client write); a follower's linearizable read may wait up to this much longer.
+  std::chrono::milliseconds commit_announce_delay{2};
+  // The yield phase of the loop's idle wait (ipc::WaitForMessages; other consumers yield
+  // for 30 µs). raftd's wake-ups mostly come from the peer transport's thread (which rings
+  // the doorbell) and from proposal rings written in bursts: A/B at 64/8 puts, 6 pairs,
+  // 5 µs instead of 30 took raftd's system calls per put from ~0.95 to ~0.70 (leader) and
+  // ~0.63 to ~0.50 (follower), raftd CPU per put lower in 5 of 6 pairs.
+  std::chrono::microseconds idle_yield_window{5};
   // Without compact_on_snapshot: entries kept below stored's durable index when compacting
   // at it (main() leaves 0: one member needs none; with peers compaction follows stored's
   // snapshots instead, see below).
@@ -223,6 +235,8 @@ class RaftProcess {
 
   // Delivery cursor to stored; unset until a kResumeFrom of the current stored epoch.
   std::optional<uint64_t> next_to_send_;
+  // When the deferred commit announcement is due (commit_announce_delay after deferral).
+  std::optional<std::chrono::steady_clock::time_point> announce_due_;
   uint64_t resume_epoch_ = 0;
   uint64_t durable_applied_ = 0;
   uint64_t last_leader_ = 0;

@@ -61,6 +61,7 @@ struct Progress {
   bool recent_active = false;     // heard from within the last election timeout
   bool is_learner = false;
   uint64_t read_acked = 0;  // highest read-confirmation round this member acknowledged
+  uint64_t commit_sent = 0;  // highest commit index queued to it in an append (AnnounceCommit)
   Inflights inflights;
 
   bool IsPaused() const;

@@ -99,6 +99,7 @@ RaftNode::RaftNode(const Config& config, RecoveredState recovered)
       heartbeat_tick_(std::max(1, config.heartbeat_tick)),
       pre_vote_(config.pre_vote),
       check_quorum_(config.check_quorum),
+      defer_commit_announcements_(config.defer_commit_announcements),
       max_entries_per_message_(std::max<size_t>(1, config.max_entries_per_message)),
       max_bytes_per_message_(config.max_bytes_per_message),
       max_inflight_messages_(std::max<size_t>(1, config.max_inflight_messages)),
@@ -569,7 +570,8 @@ bool RaftNode::HasReady() const {
          restored_snapshot_ || !log_.Unstable().empty() || !msgs_.empty() ||
          log_.HasNextCommitted() || !read_states_.empty() ||
          (role_ == Role::kLeader && read_round_wanted_) || !reads_to_forward_.empty() ||
-         !read_answers_.empty() || (role_ == Role::kLeader && commit_owed_);
+         !read_answers_.empty() ||
+         (role_ == Role::kLeader && commit_owed_ && !defer_commit_announcements_);
 }
 
 Ready RaftNode::GetReady() {

@@ -84,6 +84,11 @@ struct Config {
   size_t max_inflight_messages = 256;        // per follower, pipelined appends
   uint64_t max_inflight_bytes = 0;           // per follower; 0: no byte limit
   uint64_t random_seed = 0;         // election timeout jitter; 0: derived from id
+  // Leader: a new commit index for a follower in pipelined replication with no append
+  // queued is not sent in an empty append at once; it rides on the next append, or goes
+  // out when the caller calls FlushCommitAnnouncements (see there). Only followers' own
+  // state machines wait for it: nothing the leader acknowledges depends on it.
+  bool defer_commit_announcements = false;
 };
 
 // The state the caller recovered from its WAL.
@@ -149,6 +154,12 @@ class RaftNode {
   void ReportUnreachable(uint64_t to);
 
   bool HasReady() const;
+  // With Config::defer_commit_announcements: a commit index some follower has not been
+  // sent yet. FlushCommitAnnouncements queues it (an empty kCommitAnnouncement append to
+  // each such follower; the next Ready carries them). The caller flushes within a bounded
+  // delay; under load the next proposal's appends usually carry the index first.
+  bool CommitAnnouncementDeferred() const { return role_ == Role::kLeader && commit_owed_; }
+  void FlushCommitAnnouncements() { AnnounceCommit(/*flush=*/true); }
   Ready GetReady();
   void Advance(const Ready& ready);
 
@@ -224,8 +235,9 @@ class RaftNode {
   void BroadcastCommit();
   // At GetReady: every append of this term still queued carries the latest commit index;
   // a follower with none queued gets one empty append carrying it (a kCommitAnnouncement
-  // when the follower is in pipelined replication).
-  void AnnounceCommit();
+  // when the follower is in pipelined replication); with defer_commit_announcements and
+  // !flush, a follower in pipelined replication waits (commit_owed_ stays set).
+  void AnnounceCommit(bool flush = false);
   void BroadcastHeartbeat(uint64_t context);
   Progress& AddProgress(uint64_t id, bool learner);
 
@@ -254,6 +266,7 @@ class RaftNode {
   const int heartbeat_tick_;
   const bool pre_vote_;
   const bool check_quorum_;
+  const bool defer_commit_announcements_;
   const size_t max_entries_per_message_;
   const uint64_t max_bytes_per_message_;
   const size_t max_inflight_messages_;

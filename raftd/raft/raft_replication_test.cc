@@ -143,6 +143,79 @@ TEST(ReplicationTest, CommitAnnouncementIsAppliedButNotAcknowledged) {
   EXPECT_EQ(c.node(2).log().committed(), c.node(1).log().last_index());
 }
 
+// With defer_commit_announcements a leader's new commit index waits for the next append
+// to a replicating follower (which carries it) instead of an empty append of its own; the
+// caller's flush sends the empty announcement when none came.
+TEST(ReplicationTest, DeferredCommitRidesTheNextAppendOrTheFlush) {
+  TestCluster c(3, [](Config& cfg) { cfg.defer_commit_announcements = true; });
+  c.Elect(1);
+  c.Propose(1, {"a"});
+  c.ProcessReadies();
+  while (c.DeliverOne()) {
+  }
+  c.ProcessReadies();  // the followers persist "a" and acknowledge
+  c.ClearSent();
+  while (c.DeliverOne()) {
+  }
+  c.ProcessReadies();  // the leader commits "a": nothing is sent for it yet
+  const uint64_t a = c.node(1).log().last_index();
+  ASSERT_EQ(c.node(1).log().committed(), a);
+  EXPECT_EQ(c.Count(MessageType::kAppend, 2), 0u);
+  EXPECT_EQ(c.Count(MessageType::kAppend, 3), 0u);
+  ASSERT_TRUE(c.node(1).CommitAnnouncementDeferred());
+  EXPECT_FALSE(c.node(1).HasReady()) << "a deferred announcement alone makes no Ready";
+  // The next proposal's appends carry the commit of "a".
+  c.Propose(1, {"b"});
+  c.ProcessReadies();
+  EXPECT_FALSE(c.node(1).CommitAnnouncementDeferred());
+  for (uint64_t f : {2u, 3u}) {
+    ASSERT_EQ(c.Count(MessageType::kAppend, f), 1u) << "to " << f;
+    for (const Message& m : c.sent()) {
+      if (m.type == MessageType::kAppend && m.to == f) {
+        EXPECT_EQ(m.entries.size(), 1u);
+        EXPECT_EQ(m.commit, a);
+      }
+    }
+  }
+  while (c.DeliverOne()) {
+  }
+  c.ProcessReadies();
+  EXPECT_EQ(c.node(2).log().committed(), a);
+  EXPECT_EQ(c.node(3).log().committed(), a);
+  // "b" commits on the acknowledgements; nothing else goes: the flush announces it.
+  c.ClearSent();
+  while (c.DeliverOne()) {
+  }
+  c.ProcessReadies();
+  const uint64_t b = c.node(1).log().last_index();
+  ASSERT_EQ(c.node(1).log().committed(), b);
+  EXPECT_EQ(c.Count(MessageType::kAppend, 2), 0u);
+  ASSERT_TRUE(c.node(1).CommitAnnouncementDeferred());
+  c.node(1).FlushCommitAnnouncements();
+  EXPECT_FALSE(c.node(1).CommitAnnouncementDeferred());
+  c.ProcessReadies();
+  for (uint64_t f : {2u, 3u}) {
+    ASSERT_EQ(c.Count(MessageType::kAppend, f), 1u) << "to " << f;
+    for (const Message& m : c.sent()) {
+      if (m.type == MessageType::kAppend && m.to == f) {
+        EXPECT_TRUE(m.entries.empty());
+        EXPECT_EQ(m.context, kCommitAnnouncement);
+        EXPECT_EQ(m.commit, b);
+      }
+    }
+  }
+  c.ClearSent();
+  while (c.DeliverOne()) {
+  }
+  c.ProcessReadies();
+  EXPECT_EQ(c.node(2).log().committed(), b);
+  EXPECT_EQ(c.node(3).log().committed(), b);
+  EXPECT_EQ(c.Count(MessageType::kAppendResp, 1), 0u) << "an announcement is not answered";
+  // A second flush with nothing new sends nothing.
+  c.node(1).FlushCommitAnnouncements();
+  EXPECT_FALSE(c.node(1).HasReady());
+}
+
 // An announcement the follower cannot accept (it lost the entries before it) is rejected
 // like any append, so the leader learns where the follower's log ends and catches it up.
 TEST(ReplicationTest, RejectedCommitAnnouncementIsAnswered) {

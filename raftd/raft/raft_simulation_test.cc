@@ -235,6 +235,9 @@ class Simulation {
     // Some seeds run without pre-vote or without check-quorum (both are options).
     c.pre_vote = seed_ % 5 != 0;
     c.check_quorum = seed_ % 7 != 0;
+    // Half the seeds defer commit announcements as raftd does; ProcessReadies flushes them
+    // after a random number of rounds (raftd: within commit_announce_delay).
+    c.defer_commit_announcements = seed_ % 2 == 0;
     // Distinct per (node, incarnation): two nodes drawing the same election timeouts
     // forever would split every vote (7919 and 104729 are coprime primes).
     c.random_seed = seed_ * 1000003 + id * 7919 + restarts_++ * 104729;
@@ -362,6 +365,9 @@ class Simulation {
       // A slow node (slow disk, busy loop) handles its Readies late: several messages and
       // ticks reach the core between two Readies, unstable entries get replaced.
       if (id == slow_ && !healing_ && Uniform(100) < 70) continue;
+      if (nodes_[id]->CommitAnnouncementDeferred() && (healing_ || Uniform(4) == 0)) {
+        nodes_[id]->FlushCommitAnnouncements();
+      }
       for (int guard = 0; nodes_[id]->HasReady() && !::testing::Test::HasFailure(); ++guard) {
         ASSERT_LT(guard, 10000) << "node " << id << " never runs out of Readies";
         RaftNode& n = *nodes_[id];

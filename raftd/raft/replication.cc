@@ -81,7 +81,7 @@ void RaftNode::BroadcastCommit() {
   commit_owed_ = true;
 }
 
-void RaftNode::AnnounceCommit() {
+void RaftNode::AnnounceCommit(bool flush) {
   if (!commit_owed_) return;
   commit_owed_ = false;
   if (role_ != Role::kLeader) return;
@@ -92,7 +92,7 @@ void RaftNode::AnnounceCommit() {
   // its term a leader's log only grows, so their entries are a prefix of our log and the
   // follower commits min(commit, last entry of the append), all of it committed here.
   const uint64_t commit = log_.committed();
-  for (const auto& [id, pr] : progress_) {
+  for (auto& [id, pr] : progress_) {
     if (id == id_) continue;
     bool queued = false;
     for (Message& m : msgs_) {
@@ -101,7 +101,18 @@ void RaftNode::AnnounceCommit() {
         queued = true;
       }
     }
-    if (!queued) MaybeSendAppend(id, true, /*announcement=*/true);
+    if (queued) {
+      pr.commit_sent = std::max(pr.commit_sent, commit);
+      continue;
+    }
+    if (pr.commit_sent >= commit) continue;  // announced already (an earlier flush)
+    if (!flush && defer_commit_announcements_ && pr.state == ProgressState::kReplicate) {
+      commit_owed_ = true;  // the next append carries it, or the caller's flush
+      continue;
+    }
+    if (MaybeSendAppend(id, true, /*announcement=*/true)) {
+      pr.commit_sent = std::max(pr.commit_sent, commit);
+    }
   }
 }
 
