@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
 
 namespace rusd::frontend::native_grpc {
 namespace {
@@ -81,10 +82,11 @@ struct GrpcH2Session::Impl {
 
   nghttp2_session* session = nullptr;
   size_t max_message;
+  GrpcH2Session::ServedPath serves;
   std::unordered_map<int32_t, std::unique_ptr<Call>> calls;
   std::vector<GrpcRequest>* requests = nullptr;  // set during Receive
 
-  explicit Impl(size_t max) : max_message(max) {}
+  Impl(size_t max, GrpcH2Session::ServedPath s) : max_message(max), serves(std::move(s)) {}
   ~Impl() { nghttp2_session_del(session); }
 
   Call* Find(int32_t stream_id) {
@@ -131,6 +133,9 @@ struct GrpcH2Session::Impl {
                   Status::Internal("transport: received unexpected content-type \"" +
                                    call->content_type + "\""),
                   "415");
+    } else if (serves && !serves(call->path)) {
+      SubmitError(call, Status::Unimplemented("rusd: " + call->path +
+                                              " is not served by the native gRPC server yet"));
     } else if (!call->encoding.empty() && call->encoding != "identity") {
       SubmitError(call, Status::Unimplemented("grpc: Decompressor is not installed for "
                                               "grpc-encoding \"" + call->encoding + "\""));
@@ -275,8 +280,8 @@ struct GrpcH2Session::Impl {
   }
 };
 
-GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes)
-    : impl_(std::make_unique<Impl>(max_receive_message_bytes)) {
+GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves)
+    : impl_(std::make_unique<Impl>(max_receive_message_bytes, std::move(serves))) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Impl::OnBeginHeaders);

@@ -8,6 +8,9 @@
 //   exactly one length-prefixed message (1 byte compressed flag, 4 bytes big-endian length)
 //   and END_STREAM. Only unary calls: a stream ending with no message or with more than one
 //   is answered INTERNAL.
+// - A path the owner does not serve (`serves`, e.g. the streaming Watch, LeaseKeepAlive or
+//   Snapshot, which never half-close) is refused UNIMPLEMENTED at its request HEADERS, not
+//   at END_STREAM, so the client is not left waiting and nothing of its body is kept.
 // - Refused before the method sees them, with grpc-go's codes and texts (what etcd answers):
 //   a content-type that is not application/grpc* → HTTP 415 + INTERNAL; grpc-encoding other
 //   than identity → UNIMPLEMENTED; a set compressed flag → INTERNAL; a message longer than
@@ -29,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,7 +51,11 @@ struct GrpcRequest {
 
 class GrpcH2Session {
  public:
-  explicit GrpcH2Session(size_t max_receive_message_bytes);
+  // Whether a method path is served; the others are refused UNIMPLEMENTED "rusd: <path> is
+  // not served by the native gRPC server yet" at their HEADERS. Empty: every path is served.
+  using ServedPath = std::function<bool(std::string_view path)>;
+
+  explicit GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves = {});
   ~GrpcH2Session();
   GrpcH2Session(const GrpcH2Session&) = delete;
   GrpcH2Session& operator=(const GrpcH2Session&) = delete;

@@ -54,7 +54,7 @@ class TestClient {
   // Starts a call whose request body is `body` (already framed, or deliberately not).
   int32_t Call(const std::string& path, std::string body,
                std::vector<std::pair<std::string, std::string>> extra = {},
-               std::string content_type = "application/grpc") {
+               std::string content_type = "application/grpc", bool end_stream = true) {
     std::vector<std::pair<std::string, std::string>> h = {
         {":method", "POST"}, {":scheme", "http"}, {":path", path}, {":authority", "localhost"},
         {"content-type", content_type}, {"te", "trailers"}};
@@ -66,6 +66,7 @@ class TestClient {
     }
     auto b = std::make_unique<Body>();
     b->bytes = std::move(body);
+    b->end_stream = end_stream;
     nghttp2_data_provider p;
     p.source.ptr = b.get();
     p.read_callback = &ReadBody;
@@ -103,6 +104,7 @@ class TestClient {
   struct Body {
     std::string bytes;
     size_t off = 0;
+    bool end_stream = true;  // false: the body ends without END_STREAM (a streaming call)
   };
   static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
                           uint32_t* flags, nghttp2_data_source* source, void*) {
@@ -110,7 +112,10 @@ class TestClient {
     size_t n = std::min(length, b->bytes.size() - b->off);
     std::memcpy(buf, b->bytes.data() + b->off, n);
     b->off += n;
-    if (b->off == b->bytes.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (b->off == b->bytes.size()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!b->end_stream) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
     return static_cast<ssize_t>(n);
   }
   static int OnHeader(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t nl,
@@ -147,7 +152,9 @@ constexpr size_t kLimit = 1000;
 
 struct Pair {
   TestClient client;
-  GrpcH2Session server{kLimit};
+  // Serves KV only, as the native server.
+  GrpcH2Session server{kLimit,
+                       [](std::string_view path) { return path.starts_with("/etcdserverpb.KV/"); }};
   std::vector<GrpcRequest> requests;
 
   // Moves bytes both ways until neither side has anything to say. With `byte_at_a_time`
@@ -266,6 +273,22 @@ TEST(GrpcH2Session, NotExactlyOneMessageOrBadTimeoutIsInternal) {
   }
   ASSERT_EQ(p.requests.size(), 1u);
   EXPECT_EQ(p.requests[0].stream_id, good);
+}
+
+// A streaming method never half-closes: it must be refused at its HEADERS, not at END_STREAM.
+TEST(GrpcH2Session, UnservedStreamingMethodIsRefusedWithoutEndStream) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.Watch/Watch", Framed("create"), {},
+                             "application/grpc", /*end_stream=*/false);
+  p.Pump();
+  EXPECT_TRUE(p.requests.empty());
+  const ClientStream& s = p.client.streams[id];
+  ASSERT_EQ(s.header_frames, 1);
+  EXPECT_EQ(s.headers.at(":status"), "200");
+  EXPECT_EQ(s.headers.at("grpc-status"), "12");
+  EXPECT_EQ(s.headers.at("grpc-message"),
+            "rusd: /etcdserverpb.Watch/Watch is not served by the native gRPC server yet");
+  EXPECT_EQ(p.server.open_calls(), 0u);
 }
 
 TEST(GrpcH2Session, ClientResetCancelsTheCall) {

@@ -42,7 +42,8 @@ int KvMethodIndex(std::string_view path) {
 class NativeConnection {
  public:
   NativeConnection(int fd, int epoll_fd, size_t max_message)
-      : session(max_message), fd_(fd), epoll_fd_(epoll_fd) {}
+      : session(max_message, [](std::string_view path) { return KvMethodIndex(path) >= 0; }),
+        fd_(fd), epoll_fd_(epoll_fd) {}
   ~NativeConnection() {
     if (!closed) ::close(fd_);
   }
@@ -258,7 +259,7 @@ void NativeGrpcServer::Close(const std::shared_ptr<NativeConnection>& c) {
 void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
                                 GrpcRequest&& request) {
   const int m = KvMethodIndex(request.path);
-  if (m < 0) {
+  if (m < 0) {  // the session refuses these at their HEADERS; kept as a safety net
     std::lock_guard lock(c->mu);
     c->session.Respond(request.stream_id,
                        Status::Unimplemented("rusd: " + request.path +
