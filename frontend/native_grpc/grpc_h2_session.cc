@@ -15,6 +15,7 @@ namespace {
 constexpr int32_t kStreamWindow = 4 << 20;
 constexpr int32_t kConnectionWindow = 16 << 20;
 constexpr size_t kPrefixBytes = 5;  // compressed flag + big-endian length
+constexpr const char* kOneMessage = "rusd: a unary call takes exactly one request message";
 
 nghttp2_nv StaticHeader(std::string_view name, std::string_view value) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
@@ -149,7 +150,7 @@ struct GrpcH2Session::Impl {
     if (call->answered) return;
     const std::string& b = call->body;
     if (b.size() < kPrefixBytes) {
-      SubmitError(call, Status::Internal("rusd: a unary call takes exactly one request message"));
+      SubmitError(call, Status::Internal(kOneMessage));
       return;
     }
     if (b[0] != 0) {
@@ -158,7 +159,7 @@ struct GrpcH2Session::Impl {
       return;
     }
     if (b.size() != kPrefixBytes + MessageLength(b)) {
-      SubmitError(call, Status::Internal("rusd: a unary call takes exactly one request message"));
+      SubmitError(call, Status::Internal(kOneMessage));
       return;
     }
     // Moved, not copied: the call keeps neither (one allocation less per request).
@@ -226,6 +227,10 @@ struct GrpcH2Session::Impl {
                                     "grpc: received message larger than max (" +
                                     std::to_string(length) + " vs. " +
                                     std::to_string(self->max_message) + ")"));
+      } else if (call->body.size() > kPrefixBytes + length) {
+        // A second message (as grpc-go, INTERNAL): answered now, not at END_STREAM, so a
+        // client that keeps sending cannot make the body grow past one message.
+        self->SubmitError(call, Status::Internal(kOneMessage));
       } else if (call->body.size() == kPrefixBytes) {
         call->body.reserve(kPrefixBytes + length);  // one allocation for a large request
       }

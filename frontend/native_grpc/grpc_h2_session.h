@@ -6,8 +6,9 @@
 //
 // - A request is HEADERS (:path = method, content-type application/grpc[+proto|;...]) then
 //   exactly one length-prefixed message (1 byte compressed flag, 4 bytes big-endian length)
-//   and END_STREAM. Only unary calls: a stream ending with no message or with more than one
-//   is answered INTERNAL.
+//   and END_STREAM. Only unary calls: a stream ending with no message is answered INTERNAL,
+//   and so is one with more than one, as soon as the bytes beyond the first message arrive
+//   (nothing beyond one message is kept).
 // - A path the owner does not serve (`serves`, e.g. the streaming Watch, LeaseKeepAlive or
 //   Snapshot, which never half-close) is refused UNIMPLEMENTED at its request HEADERS, not
 //   at END_STREAM, so the client is not left waiting and nothing of its body is kept.

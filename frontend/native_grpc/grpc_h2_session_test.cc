@@ -291,6 +291,20 @@ TEST(GrpcH2Session, UnservedStreamingMethodIsRefusedWithoutEndStream) {
   EXPECT_EQ(p.server.open_calls(), 0u);
 }
 
+// Bytes beyond the first message are refused when they arrive, without waiting for END_STREAM.
+TEST(GrpcH2Session, SecondMessageIsInternalAtOnce) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.KV/Put", Framed("a") + Framed("b"), {},
+                             "application/grpc", /*end_stream=*/false);
+  p.Pump();
+  EXPECT_TRUE(p.requests.empty());
+  const ClientStream& s = p.client.streams[id];
+  ASSERT_EQ(s.header_frames, 1);
+  EXPECT_EQ(s.headers.at("grpc-status"), "13");
+  EXPECT_EQ(s.headers.at("grpc-message"), "rusd: a unary call takes exactly one request message");
+  EXPECT_EQ(p.server.open_calls(), 0u);
+}
+
 TEST(GrpcH2Session, ClientResetCancelsTheCall) {
   Pair p;
   int32_t id = p.client.Call("/etcdserverpb.KV/Range", Framed("r"));
