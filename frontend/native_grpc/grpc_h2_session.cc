@@ -75,6 +75,9 @@ struct GrpcH2Session::Impl {
     std::string timeout;
     std::string body;       // received DATA (prefix + message)
     bool answered = false;  // Respond ran (or a refusal): further request bytes are dropped
+    bool refused_early = false;  // refused in a HEADERS/DATA callback, before END_STREAM
+    bool reset_after_answer = false;  // send RST_STREAM(NO_ERROR) once the answer is sent
+    bool headers_sent = false;  // our response HEADERS left (OnFrameSend)
     // The response, once answered OK: prefix + message, sent from `sent` on.
     char prefix[kPrefixBytes] = {};
     std::string message;
@@ -127,21 +130,28 @@ struct GrpcH2Session::Impl {
     return nghttp2_submit_response(session, call->stream_id, nva, 2, &data) == 0;
   }
 
+  // A refusal before the request ended (HEADERS or DATA callbacks): the frame's END_STREAM
+  // is known only in OnFrameRecv, which then decides on the RST_STREAM.
+  void Refuse(Call* call, const Status& status, const char* http_status = "200") {
+    SubmitError(call, status, http_status);
+    call->refused_early = true;
+  }
+
   // The request HEADERS arrived: refuse what no method may see.
   void CheckHeaders(Call* call) {
     if (!GrpcContentType(call->content_type)) {
-      SubmitError(call,
+      Refuse(call,
                   Status::Internal("transport: received unexpected content-type \"" +
                                    call->content_type + "\""),
                   "415");
     } else if (serves && !serves(call->path)) {
-      SubmitError(call, Status::Unimplemented("rusd: " + call->path +
+      Refuse(call, Status::Unimplemented("rusd: " + call->path +
                                               " is not served by the native gRPC server yet"));
     } else if (!call->encoding.empty() && call->encoding != "identity") {
-      SubmitError(call, Status::Unimplemented("grpc: Decompressor is not installed for "
+      Refuse(call, Status::Unimplemented("grpc: Decompressor is not installed for "
                                               "grpc-encoding \"" + call->encoding + "\""));
     } else if (!call->timeout.empty() && !ValidGrpcTimeout(call->timeout)) {
-      SubmitError(call, Status::Internal("transport: malformed grpc-timeout: " + call->timeout));
+      Refuse(call, Status::Internal("transport: malformed grpc-timeout: " + call->timeout));
     }
   }
 
@@ -223,14 +233,14 @@ struct GrpcH2Session::Impl {
     if (call->body.size() >= kPrefixBytes) {
       const size_t length = MessageLength(call->body);
       if (length > self->max_message) {
-        self->SubmitError(call, Status::ResourceExhausted(
+        self->Refuse(call, Status::ResourceExhausted(
                                     "grpc: received message larger than max (" +
                                     std::to_string(length) + " vs. " +
                                     std::to_string(self->max_message) + ")"));
       } else if (call->body.size() > kPrefixBytes + length) {
         // A second message (as grpc-go, INTERNAL): answered now, not at END_STREAM, so a
         // client that keeps sending cannot make the body grow past one message.
-        self->SubmitError(call, Status::Internal(kOneMessage));
+        self->Refuse(call, Status::Internal(kOneMessage));
       } else if (call->body.size() == kPrefixBytes) {
         call->body.reserve(kPrefixBytes + length);  // one allocation for a large request
       }
@@ -246,8 +256,36 @@ struct GrpcH2Session::Impl {
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       self->CheckHeaders(call);
     }
-    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) self->FinishRequest(call);
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+      self->FinishRequest(call);
+    } else if (call->refused_early) {
+      call->refused_early = false;
+      call->reset_after_answer = true;  // OnFrameSend, or now if the answer already left
+      if (call->headers_sent) return self->ResetAfterAnswer(call);
+    }
     return 0;
+  }
+
+  int ResetAfterAnswer(Call* call) {
+    call->reset_after_answer = false;
+    if (nghttp2_session_get_stream_remote_close(session, call->stream_id) != 0) return 0;
+    if (nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_NO_ERROR) != 0) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
+
+  // As grpc-go: RST_STREAM(NO_ERROR) after the Trailers-Only answer of a call refused before
+  // the client half-closed, so the client stops uploading the rest of the request. Submitted
+  // once the answer is sent: a RST_STREAM queued earlier makes nghttp2 drop the answer.
+  static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    auto* self = static_cast<Impl*>(user);
+    Call* call = self->Find(frame->hd.stream_id);
+    if (call == nullptr) return 0;
+    call->headers_sent = true;
+    return call->reset_after_answer ? self->ResetAfterAnswer(call) : 0;
   }
 
   static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user) {
@@ -294,6 +332,7 @@ GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Impl::OnDataChunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Impl::OnFrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Impl::OnStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &Impl::OnFrameSend);
   // Per-call costs nghttp2 need not pay for gRPC: the RFC 7540 priority tree (gRPC never
   // uses priorities; closed streams would be kept for it) and HTTP messaging checks of every
   // header (what gRPC needs of the headers is checked here).

@@ -16,7 +16,8 @@
 //   a content-type that is not application/grpc* → HTTP 415 + INTERNAL; grpc-encoding other
 //   than identity → UNIMPLEMENTED; a set compressed flag → INTERNAL; a message longer than
 //   `max_receive_message_bytes` → RESOURCE_EXHAUSTED (the rest of its bytes are discarded);
-//   a malformed grpc-timeout → INTERNAL. The timeout is otherwise not enforced here: the
+//   a malformed grpc-timeout → INTERNAL. A call refused before the client half-closed it
+//   gets RST_STREAM(NO_ERROR) after the answer (as grpc-go), so the client stops uploading. The timeout is otherwise not enforced here: the
 //   client enforces its deadline and resets the stream, which cancels the call.
 // - A response is HEADERS(:status 200, content-type application/grpc), DATA (prefix +
 //   message, as the client's flow-control windows allow), trailers (grpc-status,

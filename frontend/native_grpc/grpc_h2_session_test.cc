@@ -34,6 +34,8 @@ struct ClientStream {
   std::string data;
   bool closed = false;
   uint32_t close_error = 0;
+  bool reset = false;  // the server sent RST_STREAM
+  uint32_t reset_error = 0;
 };
 
 class TestClient {
@@ -130,6 +132,10 @@ class TestClient {
     auto* self = static_cast<TestClient*>(user);
     if (f->hd.type == NGHTTP2_HEADERS) ++self->streams[f->hd.stream_id].header_frames;
     if (f->hd.type == NGHTTP2_GOAWAY) self->goaway_last_stream = f->goaway.last_stream_id;
+    if (f->hd.type == NGHTTP2_RST_STREAM) {
+      self->streams[f->hd.stream_id].reset = true;
+      self->streams[f->hd.stream_id].reset_error = f->rst_stream.error_code;
+    }
     return 0;
   }
   static int OnData(nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n,
@@ -260,6 +266,37 @@ TEST(GrpcH2Session, OversizeMessageIsResourceExhausted) {
   EXPECT_EQ(p.requests[0].message.size(), kLimit);
 }
 
+// Refused at its first DATA frame: the client gets the answer and RST_STREAM(NO_ERROR), and
+// stops sending (its request is larger than the 65535 bytes it may send before our SETTINGS).
+TEST(GrpcH2Session, OversizeRequestIsResetAfterTheAnswer) {
+  Pair p;
+  int32_t big = p.client.Call("/etcdserverpb.KV/Put", Framed(std::string(200000, 'a')));
+  p.Pump();
+  const ClientStream& s = p.client.streams[big];
+  ASSERT_EQ(s.header_frames, 1);
+  EXPECT_EQ(s.headers.at("grpc-status"), "8");
+  EXPECT_TRUE(s.reset);
+  EXPECT_EQ(s.reset_error, 0u);
+  EXPECT_TRUE(s.closed);
+  EXPECT_TRUE(p.requests.empty());
+  // A request refused after END_STREAM is not reset (nothing left to stop).
+  int32_t done = p.client.Call("/etcdserverpb.KV/Put", "");
+  p.Pump();
+  EXPECT_EQ(p.client.streams[done].headers.at("grpc-status"), "13");
+  EXPECT_FALSE(p.client.streams[done].reset);
+}
+
+// The same with the request split at every byte (the refusal in the middle of a DATA frame).
+TEST(GrpcH2Session, OversizeRequestIsResetWhenBytesArriveOneAtATime) {
+  Pair p;
+  int32_t big = p.client.Call("/etcdserverpb.KV/Put", Framed(std::string(200000, 'a')));
+  p.Pump(/*byte_at_a_time=*/true);
+  const ClientStream& s = p.client.streams[big];
+  EXPECT_EQ(s.headers.at("grpc-status"), "8");
+  EXPECT_TRUE(s.reset);
+  EXPECT_EQ(s.reset_error, 0u);
+}
+
 TEST(GrpcH2Session, NotExactlyOneMessageOrBadTimeoutIsInternal) {
   Pair p;
   int32_t none = p.client.Call("/etcdserverpb.KV/Put", "");
@@ -288,6 +325,8 @@ TEST(GrpcH2Session, UnservedStreamingMethodIsRefusedWithoutEndStream) {
   EXPECT_EQ(s.headers.at("grpc-status"), "12");
   EXPECT_EQ(s.headers.at("grpc-message"),
             "rusd: /etcdserverpb.Watch/Watch is not served by the native gRPC server yet");
+  EXPECT_TRUE(s.reset);
+  EXPECT_EQ(s.reset_error, 0u);
   EXPECT_EQ(p.server.open_calls(), 0u);
 }
 
