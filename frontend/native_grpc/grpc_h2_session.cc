@@ -30,13 +30,26 @@ nghttp2_nv CopiedHeader(std::string_view name, const std::string& value) {
           NGHTTP2_NV_FLAG_NO_COPY_NAME};
 }
 
-// grpc-timeout: at most 8 digits and a unit (H M S m u n).
-bool ValidGrpcTimeout(std::string_view v) {
-  if (v.size() < 2 || v.size() > 9) return false;
-  for (size_t i = 0; i + 1 < v.size(); ++i) {
-    if (v[i] < '0' || v[i] > '9') return false;
+// grpc-timeout: at most 8 digits and a unit (H M S m u n). Empty if valid, else grpc-go's
+// error text (decodeTimeout in http_util.go; its strconv error for a bad number).
+std::string GrpcTimeoutError(std::string_view v) {
+  std::string quoted(1, '"');  // appended, not "\"" + ...: GCC 12's false -Wrestrict
+  quoted.append(v);
+  quoted.push_back('"');
+  if (v.size() < 2) return "transport: timeout string is too short: " + quoted;
+  if (v.size() > 9) return "transport: timeout string is too long: " + quoted;
+  if (std::strchr("HMSmun", v.back()) == nullptr) {
+    return "transport: timeout unit is not recognized: " + quoted;
   }
-  return std::strchr("HMSmun", v.back()) != nullptr;
+  for (size_t i = 0; i + 1 < v.size(); ++i) {
+    if (v[i] < '0' || v[i] > '9') {
+      std::string error = "strconv.ParseInt: parsing \"";
+      error.append(v.substr(0, v.size() - 1));
+      error.append("\": invalid syntax");
+      return error;
+    }
+  }
+  return {};
 }
 
 // grpc-go's check (http_util.go): "application/grpc" alone or followed by '+' or ';'.
@@ -99,7 +112,7 @@ struct GrpcH2Session::Impl {
   }
 
   // Trailers-Only: one HEADERS frame with END_STREAM. `http_status` 200 but for a wrong
-  // content-type (415, as grpc-go).
+  // content-type (415) or a malformed header (400), as grpc-go.
   bool SubmitError(Call* call, const Status& status, const char* http_status = "200") {
     call->answered = true;
     call->body.clear();
@@ -139,19 +152,28 @@ struct GrpcH2Session::Impl {
 
   // The request HEADERS arrived: refuse what no method may see.
   void CheckHeaders(Call* call) {
+    // grpc-go's order and answers (http2_server.go, operateHeaders): content-type, then the
+    // headers' errors, then the method and the encoding.
     if (!GrpcContentType(call->content_type)) {
       Refuse(call,
-                  Status::Internal("transport: received unexpected content-type \"" +
-                                   call->content_type + "\""),
-                  "415");
-    } else if (serves && !serves(call->path)) {
+             Status::InvalidArgument("invalid gRPC request content-type \"" +
+                                     call->content_type + "\""),
+             "415");
+      return;
+    }
+    if (!call->timeout.empty()) {
+      std::string error = GrpcTimeoutError(call->timeout);
+      if (!error.empty()) {
+        Refuse(call, Status::Internal("malformed grpc-timeout: " + error), "400");
+        return;
+      }
+    }
+    if (serves && !serves(call->path)) {
       Refuse(call, Status::Unimplemented("rusd: " + call->path +
-                                              " is not served by the native gRPC server yet"));
+                                         " is not served by the native gRPC server yet"));
     } else if (!call->encoding.empty() && call->encoding != "identity") {
       Refuse(call, Status::Unimplemented("grpc: Decompressor is not installed for "
-                                              "grpc-encoding \"" + call->encoding + "\""));
-    } else if (!call->timeout.empty() && !ValidGrpcTimeout(call->timeout)) {
-      Refuse(call, Status::Internal("transport: malformed grpc-timeout: " + call->timeout));
+                                         "grpc-encoding \"" + call->encoding + "\""));
     }
   }
 

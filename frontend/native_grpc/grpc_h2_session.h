@@ -13,10 +13,11 @@
 //   Snapshot, which never half-close) is refused UNIMPLEMENTED at its request HEADERS, not
 //   at END_STREAM, so the client is not left waiting and nothing of its body is kept.
 // - Refused before the method sees them, with grpc-go's codes and texts (what etcd answers):
-//   a content-type that is not application/grpc* → HTTP 415 + INTERNAL; grpc-encoding other
-//   than identity → UNIMPLEMENTED; a set compressed flag → INTERNAL; a message longer than
-//   `max_receive_message_bytes` → RESOURCE_EXHAUSTED (the rest of its bytes are discarded);
-//   a malformed grpc-timeout → INTERNAL. A call refused before the client half-closed it
+//   a content-type that is not application/grpc* → HTTP 415 + INVALID_ARGUMENT `invalid gRPC
+//   request content-type "X"`; a malformed grpc-timeout → HTTP 400 + INTERNAL `malformed
+//   grpc-timeout: ...`; grpc-encoding other than identity → UNIMPLEMENTED; a set compressed
+//   flag → INTERNAL; a message longer than `max_receive_message_bytes` → RESOURCE_EXHAUSTED
+//   (the rest of its bytes are discarded). A call refused before the client half-closed it
 //   gets RST_STREAM(NO_ERROR) after the answer (as grpc-go), so the client stops uploading. The timeout is otherwise not enforced here: the
 //   client enforces its deadline and resets the stream, which cancels the call.
 // - A response is HEADERS(:status 200, content-type application/grpc), DATA (prefix +

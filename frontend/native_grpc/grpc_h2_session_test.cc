@@ -230,7 +230,8 @@ TEST(GrpcH2Session, WrongContentTypeIsRefusedWith415) {
   EXPECT_TRUE(p.requests.empty());
   const ClientStream& s = p.client.streams[id];
   EXPECT_EQ(s.headers.at(":status"), "415");
-  EXPECT_EQ(s.headers.at("grpc-status"), "13");
+  EXPECT_EQ(s.headers.at("grpc-status"), "3");  // grpc-go's code and text
+  EXPECT_EQ(s.headers.at("grpc-message"), "invalid gRPC request content-type \"application/json\"");
   // application/grpc+proto is gRPC too.
   int32_t ok = p.client.Call("/etcdserverpb.KV/Put", Framed("x"), {}, "application/grpc+proto");
   p.Pump();
@@ -303,11 +304,21 @@ TEST(GrpcH2Session, NotExactlyOneMessageOrBadTimeoutIsInternal) {
   int32_t two = p.client.Call("/etcdserverpb.KV/Put", Framed("a") + Framed("b"));
   int32_t cut = p.client.Call("/etcdserverpb.KV/Put", Framed("abc").substr(0, 6));
   int32_t timeout = p.client.Call("/etcdserverpb.KV/Put", Framed("a"), {{"grpc-timeout", "1x"}});
+  int32_t number = p.client.Call("/etcdserverpb.KV/Put", Framed("a"), {{"grpc-timeout", "1aS"}});
   int32_t good = p.client.Call("/etcdserverpb.KV/Put", Framed("a"), {{"grpc-timeout", "100m"}});
   p.Pump();
-  for (int32_t id : {none, two, cut, timeout}) {
+  for (int32_t id : {none, two, cut, timeout, number}) {
     EXPECT_EQ(p.client.streams[id].headers.at("grpc-status"), "13") << id;
   }
+  for (int32_t id : {none, two, cut}) {
+    EXPECT_EQ(p.client.streams[id].headers.at(":status"), "200") << id;
+  }
+  // grpc-go: HTTP 400 and its texts.
+  EXPECT_EQ(p.client.streams[timeout].headers.at(":status"), "400");
+  EXPECT_EQ(p.client.streams[timeout].headers.at("grpc-message"),
+            "malformed grpc-timeout: transport: timeout unit is not recognized: \"1x\"");
+  EXPECT_EQ(p.client.streams[number].headers.at("grpc-message"),
+            "malformed grpc-timeout: strconv.ParseInt: parsing \"1a\": invalid syntax");
   ASSERT_EQ(p.requests.size(), 1u);
   EXPECT_EQ(p.requests[0].stream_id, good);
 }
