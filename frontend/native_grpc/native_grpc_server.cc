@@ -87,6 +87,14 @@ class NativeConnection {
     Watch(false);
   }
 
+  // FlushLocked for a thread other than the epoll thread (completions): a session that failed
+  // there would go unnoticed until the client sent something, so the socket is shut down,
+  // which wakes the epoll thread to close the connection (as a failed send does).
+  void FlushFromCompletionLocked() {
+    FlushLocked();
+    if (failed && !closed) ::shutdown(fd_, SHUT_RDWR);
+  }
+
   // Under mu. Closes the socket (epoll forgets it on close).
   void CloseLocked() {
     if (closed) return;
@@ -126,7 +134,7 @@ void NativeGrpcBatchFlush::ReplyBatchEnd() {
   for (const auto& c : pending_) {
     std::lock_guard lock(c->mu);
     c->deferred = false;
-    c->FlushLocked();
+    c->FlushFromCompletionLocked();
   }
   pending_.clear();
 }
@@ -265,7 +273,7 @@ void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
                        Status::Unimplemented("rusd: " + request.path +
                                              " is not served by the native gRPC server yet"),
                        std::string());
-    c->FlushLocked();
+    c->FlushFromCompletionLocked();
     return;
   }
   if (options_.received_bytes != nullptr) {
@@ -277,7 +285,7 @@ void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
     std::lock_guard lock(c->mu);
     if (c->closed || !c->session.Respond(stream, st, std::move(payload))) return;
     if (!kv_.ring().OnReplyThread()) {
-      c->FlushLocked();
+      c->FlushFromCompletionLocked();
     } else if (!c->deferred) {
       c->deferred = true;
       batch_flush_.Defer(c);
