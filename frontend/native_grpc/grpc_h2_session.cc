@@ -97,7 +97,8 @@ struct GrpcH2Session::Impl {
     size_t sent = 0;
   };
 
-  nghttp2_session* session = nullptr;
+  nghttp2_session* session = nullptr;  // null if its setup failed (init_error)
+  int init_error = 0;
   size_t max_message;
   GrpcH2Session::ServedPath serves;
   std::unordered_map<int32_t, std::unique_ptr<Call>> calls;
@@ -362,21 +363,40 @@ GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves
   nghttp2_option_new(&option);
   nghttp2_option_set_no_closed_streams(option, 1);
   nghttp2_option_set_no_http_messaging(option, 1);
-  nghttp2_session_server_new2(&impl_->session, cb, impl_.get(), option);
+  int rv = nghttp2_session_server_new2(&impl_->session, cb, impl_.get(), option);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(cb);
+  if (rv != 0) {
+    impl_->session = nullptr;
+    impl_->init_error = rv;
+    return;
+  }
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0x7fffffff},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
-  nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, settings, 3);
-  nghttp2_session_set_local_window_size(impl_->session, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  rv = nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, settings, 3);
+  if (rv == 0) {
+    rv = nghttp2_session_set_local_window_size(impl_->session, NGHTTP2_FLAG_NONE, 0,
+                                               kConnectionWindow);
+  }
+  if (rv != 0) {
+    nghttp2_session_del(impl_->session);
+    impl_->session = nullptr;
+    impl_->init_error = rv;
+  }
+}
+
+Status GrpcH2Session::InitError() const {
+  return Status::Unavailable(std::string("http2: session setup: ") +
+                             nghttp2_strerror(impl_->init_error));
 }
 
 GrpcH2Session::~GrpcH2Session() = default;
 
 Status GrpcH2Session::Receive(std::string_view bytes, std::vector<GrpcRequest>* requests) {
+  if (impl_->session == nullptr) return InitError();
   impl_->requests = requests;
   ssize_t n = nghttp2_session_mem_recv(impl_->session,
                                        reinterpret_cast<const uint8_t*>(bytes.data()),
@@ -389,6 +409,7 @@ Status GrpcH2Session::Receive(std::string_view bytes, std::vector<GrpcRequest>* 
 }
 
 bool GrpcH2Session::Respond(int32_t stream_id, const Status& status, std::string&& message) {
+  if (impl_->session == nullptr) return false;
   Impl::Call* call = impl_->Find(stream_id);
   if (call == nullptr || call->answered) return false;
   return status.ok() ? impl_->SubmitOk(call, std::move(message))
@@ -396,6 +417,7 @@ bool GrpcH2Session::Respond(int32_t stream_id, const Status& status, std::string
 }
 
 Status GrpcH2Session::Produce(std::string* out, size_t limit) {
+  if (impl_->session == nullptr) return InitError();
   while (out->size() < limit) {
     const uint8_t* data = nullptr;
     ssize_t n = nghttp2_session_mem_send(impl_->session, &data);
@@ -408,14 +430,18 @@ Status GrpcH2Session::Produce(std::string* out, size_t limit) {
   return Status::Ok();
 }
 
-bool GrpcH2Session::WantsWrite() const { return nghttp2_session_want_write(impl_->session) != 0; }
+bool GrpcH2Session::WantsWrite() const {
+  return impl_->session != nullptr && nghttp2_session_want_write(impl_->session) != 0;
+}
 
 bool GrpcH2Session::Alive() const {
+  if (impl_->session == nullptr) return false;
   return nghttp2_session_want_read(impl_->session) != 0 ||
          nghttp2_session_want_write(impl_->session) != 0;
 }
 
 void GrpcH2Session::SubmitGoaway() {
+  if (impl_->session == nullptr) return;
   nghttp2_submit_goaway(impl_->session, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(impl_->session),
                         NGHTTP2_NO_ERROR, nullptr, 0);

@@ -29,6 +29,9 @@
 // - RST_STREAM from the client (or the stream closing any other way) forgets the call: a
 //   later Respond for it returns false and sends nothing.
 //
+// - If nghttp2 cannot set the session up (out of memory), Receive and Produce fail with that
+//   error and Alive is false: the owner closes the connection.
+//
 // Thread safety: none (nghttp2 sessions are not thread-safe); the owner serialises every
 // call (native_grpc_server.cc: a mutex per connection).
 #pragma once
@@ -92,6 +95,8 @@ class GrpcH2Session {
   size_t open_calls() const;
 
  private:
+  Status InitError() const;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -118,7 +118,13 @@ class NativeConnection {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP | (writable ? EPOLLOUT : 0u);
     ev.data.fd = fd_;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd_, &ev);
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd_, &ev) != 0) {
+      // Cannot wait for the socket to drain: fail the connection (the shutdown wakes the
+      // epoll thread, which closes it).
+      spdlog::warn("native gRPC connection fd {}: epoll_ctl: {}", fd_, std::strerror(errno));
+      failed = true;
+      ::shutdown(fd_, SHUT_RDWR);
+    }
   }
 
   const int fd_;
@@ -174,18 +180,25 @@ void NativeGrpcServer::Adopt(int fd) {
   auto c = std::make_shared<NativeConnection>(fd, epoll_fd_, options_.max_receive_message_bytes);
   {
     std::lock_guard lock(mu_);
-    if (stop_.load()) return;  // c's destructor closes fd
+    if (stop_.load() || broken_.load()) return;  // c's destructor closes fd
     connections_[fd] = c;
   }
+  bool ok = true;
   {
     // Our SETTINGS go out at once (the client waits for them before some of its writes).
     std::lock_guard lock(c->mu);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-    c->FlushLocked();
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      spdlog::warn("native gRPC connection fd {}: epoll_ctl: {}", fd, std::strerror(errno));
+      c->failed = true;
+    } else {
+      c->FlushLocked();  // a session nghttp2 could not set up fails here
+    }
+    ok = !c->failed;
   }
+  if (!ok) Close(c);
 }
 
 void NativeGrpcServer::Run() {
@@ -194,7 +207,20 @@ void NativeGrpcServer::Run() {
     int n = ::epoll_wait(epoll_fd_, events, 64, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
-      spdlog::error("native gRPC server: epoll_wait: {}", std::strerror(errno));
+      // Nothing would read the connections any more: close them (their clients reconnect
+      // and fail fast instead of hanging) and refuse new ones.
+      spdlog::error("native gRPC server: epoll_wait: {}; closing its connections",
+                    std::strerror(errno));
+      broken_.store(true);
+      std::unordered_map<int, std::shared_ptr<NativeConnection>> all;
+      {
+        std::lock_guard lock(mu_);
+        all.swap(connections_);
+      }
+      for (auto& [fd, c] : all) {
+        std::lock_guard lock(c->mu);
+        c->CloseLocked();
+      }
       return;
     }
     for (int i = 0; i < n; ++i) {
