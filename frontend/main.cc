@@ -10,6 +10,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <optional>
 
 #include "common/component_flags.h"
 #include "common/logging.h"
@@ -84,10 +85,11 @@ int Run(int argc, char** argv) {
   }
 
   frontend::ConnectionCork grpc_connections;
-  frontend::native_grpc::NativeGrpcBatchFlush native_flush;  // before the ring: its batch hook
+  // --experimental-native-grpc only (nothing of the native server exists without the flag).
+  std::optional<frontend::native_grpc::NativeGrpcBatchFlush> native_flush;  // before the ring
   frontend::RingClientOptions ring_options;
   ring_options.cork = &grpc_connections;  // see connection_cork.h
-  if (flags->experimental_native_grpc) ring_options.batch_hook = &native_flush;
+  if (flags->experimental_native_grpc) ring_options.batch_hook = &native_flush.emplace();
   ring_options.member_id = flags->member_id;
   ring_options.own_epoch = (*ctx)->epoch();
   ring_options.request_timeout =
@@ -192,15 +194,18 @@ int Run(int argc, char** argv) {
   http.set_metrics_page(&metrics_page);
   // --experimental-native-grpc: client gRPC connections go to rusd's own HTTP/2 server
   // (frontend/native_grpc/; KV only so far).
-  frontend::KvDispatcher native_dispatcher(ring, kv_options);
-  frontend::native_grpc::NativeGrpcServerOptions native_options;
-  native_options.max_receive_message_bytes =
-      static_cast<size_t>(flags->max_request_bytes + kGrpcOverheadBytes);
-  native_options.received_bytes = kv_options.received_bytes;
-  native_options.grpc_metrics = kv_options.grpc_metrics;
-  frontend::native_grpc::NativeGrpcServer native(native_dispatcher, native_flush, native_options);
+  // Constructed only with the flag: the flag-off path is the gRPC C++ one, unchanged.
+  std::optional<frontend::KvDispatcher> native_dispatcher;
+  std::optional<frontend::native_grpc::NativeGrpcServer> native;
   if (flags->experimental_native_grpc) {
-    st = native.Start();
+    native_dispatcher.emplace(ring, kv_options);
+    frontend::native_grpc::NativeGrpcServerOptions native_options;
+    native_options.max_receive_message_bytes =
+        static_cast<size_t>(flags->max_request_bytes + kGrpcOverheadBytes);
+    native_options.received_bytes = kv_options.received_bytes;
+    native_options.grpc_metrics = kv_options.grpc_metrics;
+    native.emplace(*native_dispatcher, *native_flush, native_options);
+    st = native->Start();
     if (!st.ok()) {
       spdlog::error("{}", st.message());
       return 1;
@@ -209,7 +214,7 @@ int Run(int argc, char** argv) {
                  "(KV only; other methods answer Unimplemented)");
   }
   (*listener)->Start(server.get(), &http, &grpc_connections,
-                     flags->experimental_native_grpc ? &native : nullptr);
+                     native ? &*native : nullptr);
   spdlog::info("serving clients on {} (member {:x}, epoch {})",
                fmt::join(flags->listen_client_urls, ","), flags->member_id, (*ctx)->epoch());
 
@@ -219,7 +224,7 @@ int Run(int argc, char** argv) {
   (*listener)->Stop();
   watch_pump.Stop();  // no more events: a stopping stored is not a gap to catch up from
   ring.Stop();  // finishes every pending call ("server stopped"), so Shutdown need not wait
-  native.Shutdown();  // GOAWAY, then close the native connections
+  if (native) native->Shutdown();  // GOAWAY, then close the native connections
   lease_forwarder.Stop();  // cancels keep-alives forwarded to the leader
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "frontend/connection_cork.h"
@@ -149,12 +150,13 @@ TEST_F(RingClientTest, ReadIssuedFromACallbackNeverBlocksTheReplyThreadOnAFullRi
 }
 
 // The batch hook (the native gRPC server's flush, native_grpc_server.h) runs on the reply
-// thread after the callbacks of a batch: every callback of the batch ran before it, none
-// after it in the same round.
+// thread after the callbacks of a batch: all five replies are on the ring before the reply
+// thread reads any of them, so its first call after them must see all five callbacks done
+// (a hook run per message would see 1).
 TEST_F(RingClientTest, BatchHookRunsOnTheReplyThreadAfterTheBatchsCallbacks) {
   struct Hook final : ReplyBatchHook {
     std::mutex mu;
-    int callbacks_done = 0;        // callbacks that ran so far
+    int callbacks_done = 0;        // callbacks of the five reads that ran so far
     int seen_at_first_hook = -1;   // callbacks_done when the hook first saw any
     bool on_reply_thread = true;
     RingClient* client = nullptr;
@@ -167,6 +169,14 @@ TEST_F(RingClientTest, BatchHookRunsOnTheReplyThreadAfterTheBatchsCallbacks) {
   StartClient(nullptr, &hook);
   hook.client = client_.get();
   EXPECT_FALSE(client_->OnReplyThread());
+  // A first read whose callback holds the reply thread while the five replies are written.
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  client_->Read("blocker", /*linearizable=*/false, [&, released](const Status&, std::string&&) {
+    entered.set_value();
+    released.wait();
+  });
   std::promise<void> all;
   constexpr int kReads = 5;
   for (int i = 0; i < kReads; ++i) {
@@ -177,13 +187,23 @@ TEST_F(RingClientTest, BatchHookRunsOnTheReplyThreadAfterTheBatchsCallbacks) {
       if (++hook.callbacks_done == kReads) all.set_value();
     });
   }
-  // All five replies are on the ring before the reply thread wakes: one batch.
-  int answered = 0;
+  std::vector<uint64_t> ids;  // in the order issued: the blocker's first
   const Clock::time_point until = Clock::now() + 5s;
-  while (answered < kReads && Clock::now() < until) {
-    answered += AnswerReads();
-    std::this_thread::sleep_for(1ms);
+  ipc::Message m;
+  while (ids.size() < kReads + 1 && Clock::now() < until) {
+    if (reads_->TryRead(&m)) {
+      ids.push_back(m.id);
+    } else {
+      std::this_thread::sleep_for(1ms);
+    }
   }
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kReads + 1));
+  ASSERT_TRUE(store_replies_->Write(MessageType::kResult, ids[0], "ok", 1s).ok());
+  ASSERT_EQ(entered.get_future().wait_for(5s), std::future_status::ready);
+  for (int i = 1; i <= kReads; ++i) {
+    ASSERT_TRUE(store_replies_->Write(MessageType::kResult, ids[i], "ok", 1s).ok());
+  }
+  release.set_value();
   ASSERT_EQ(all.get_future().wait_for(5s), std::future_status::ready);
   for (int i = 0; i < 200; ++i) {
     {
@@ -194,7 +214,7 @@ TEST_F(RingClientTest, BatchHookRunsOnTheReplyThreadAfterTheBatchsCallbacks) {
   }
   std::lock_guard lock(hook.mu);
   EXPECT_TRUE(hook.on_reply_thread);
-  EXPECT_GE(hook.seen_at_first_hook, 1) << "the hook never ran after a callback";
+  EXPECT_EQ(hook.seen_at_first_hook, kReads) << "the hook ran before the batch's callbacks";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
 
 namespace rusd::frontend::native_grpc {
 namespace {
@@ -14,6 +15,7 @@ namespace {
 constexpr int32_t kStreamWindow = 4 << 20;
 constexpr int32_t kConnectionWindow = 16 << 20;
 constexpr size_t kPrefixBytes = 5;  // compressed flag + big-endian length
+constexpr const char* kOneMessage = "rusd: a unary call takes exactly one request message";
 
 nghttp2_nv StaticHeader(std::string_view name, std::string_view value) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
@@ -28,13 +30,26 @@ nghttp2_nv CopiedHeader(std::string_view name, const std::string& value) {
           NGHTTP2_NV_FLAG_NO_COPY_NAME};
 }
 
-// grpc-timeout: at most 8 digits and a unit (H M S m u n).
-bool ValidGrpcTimeout(std::string_view v) {
-  if (v.size() < 2 || v.size() > 9) return false;
-  for (size_t i = 0; i + 1 < v.size(); ++i) {
-    if (v[i] < '0' || v[i] > '9') return false;
+// grpc-timeout: at most 8 digits and a unit (H M S m u n). Empty if valid, else grpc-go's
+// error text (decodeTimeout in http_util.go; its strconv error for a bad number).
+std::string GrpcTimeoutError(std::string_view v) {
+  std::string quoted(1, '"');  // appended, not "\"" + ...: GCC 12's false -Wrestrict
+  quoted.append(v);
+  quoted.push_back('"');
+  if (v.size() < 2) return "transport: timeout string is too short: " + quoted;
+  if (v.size() > 9) return "transport: timeout string is too long: " + quoted;
+  if (std::strchr("HMSmun", v.back()) == nullptr) {
+    return "transport: timeout unit is not recognized: " + quoted;
   }
-  return std::strchr("HMSmun", v.back()) != nullptr;
+  for (size_t i = 0; i + 1 < v.size(); ++i) {
+    if (v[i] < '0' || v[i] > '9') {
+      std::string error = "strconv.ParseInt: parsing \"";
+      error.append(v.substr(0, v.size() - 1));
+      error.append("\": invalid syntax");
+      return error;
+    }
+  }
+  return {};
 }
 
 // grpc-go's check (http_util.go): "application/grpc" alone or followed by '+' or ';'.
@@ -73,18 +88,23 @@ struct GrpcH2Session::Impl {
     std::string timeout;
     std::string body;       // received DATA (prefix + message)
     bool answered = false;  // Respond ran (or a refusal): further request bytes are dropped
+    bool refused_early = false;  // refused in a HEADERS/DATA callback, before END_STREAM
+    bool reset_after_answer = false;  // send RST_STREAM(NO_ERROR) once the answer is sent
+    bool headers_sent = false;  // our response HEADERS left (OnFrameSend)
     // The response, once answered OK: prefix + message, sent from `sent` on.
     char prefix[kPrefixBytes] = {};
     std::string message;
     size_t sent = 0;
   };
 
-  nghttp2_session* session = nullptr;
+  nghttp2_session* session = nullptr;  // null if its setup failed (init_error)
+  int init_error = 0;
   size_t max_message;
+  GrpcH2Session::ServedPath serves;
   std::unordered_map<int32_t, std::unique_ptr<Call>> calls;
   std::vector<GrpcRequest>* requests = nullptr;  // set during Receive
 
-  explicit Impl(size_t max) : max_message(max) {}
+  Impl(size_t max, GrpcH2Session::ServedPath s) : max_message(max), serves(std::move(s)) {}
   ~Impl() { nghttp2_session_del(session); }
 
   Call* Find(int32_t stream_id) {
@@ -93,7 +113,7 @@ struct GrpcH2Session::Impl {
   }
 
   // Trailers-Only: one HEADERS frame with END_STREAM. `http_status` 200 but for a wrong
-  // content-type (415, as grpc-go).
+  // content-type (415) or a malformed header (400), as grpc-go.
   bool SubmitError(Call* call, const Status& status, const char* http_status = "200") {
     call->answered = true;
     call->body.clear();
@@ -124,18 +144,37 @@ struct GrpcH2Session::Impl {
     return nghttp2_submit_response(session, call->stream_id, nva, 2, &data) == 0;
   }
 
+  // A refusal before the request ended (HEADERS or DATA callbacks): the frame's END_STREAM
+  // is known only in OnFrameRecv, which then decides on the RST_STREAM.
+  void Refuse(Call* call, const Status& status, const char* http_status = "200") {
+    SubmitError(call, status, http_status);
+    call->refused_early = true;
+  }
+
   // The request HEADERS arrived: refuse what no method may see.
   void CheckHeaders(Call* call) {
+    // grpc-go's order and answers (http2_server.go, operateHeaders): content-type, then the
+    // headers' errors, then the method and the encoding.
     if (!GrpcContentType(call->content_type)) {
-      SubmitError(call,
-                  Status::Internal("transport: received unexpected content-type \"" +
-                                   call->content_type + "\""),
-                  "415");
+      Refuse(call,
+             Status::InvalidArgument("invalid gRPC request content-type \"" +
+                                     call->content_type + "\""),
+             "415");
+      return;
+    }
+    if (!call->timeout.empty()) {
+      std::string error = GrpcTimeoutError(call->timeout);
+      if (!error.empty()) {
+        Refuse(call, Status::Internal("malformed grpc-timeout: " + error), "400");
+        return;
+      }
+    }
+    if (serves && !serves(call->path)) {
+      Refuse(call, Status::Unimplemented("rusd: " + call->path +
+                                         " is not served by the native gRPC server yet"));
     } else if (!call->encoding.empty() && call->encoding != "identity") {
-      SubmitError(call, Status::Unimplemented("grpc: Decompressor is not installed for "
-                                              "grpc-encoding \"" + call->encoding + "\""));
-    } else if (!call->timeout.empty() && !ValidGrpcTimeout(call->timeout)) {
-      SubmitError(call, Status::Internal("transport: malformed grpc-timeout: " + call->timeout));
+      Refuse(call, Status::Unimplemented("grpc: Decompressor is not installed for "
+                                         "grpc-encoding \"" + call->encoding + "\""));
     }
   }
 
@@ -144,7 +183,7 @@ struct GrpcH2Session::Impl {
     if (call->answered) return;
     const std::string& b = call->body;
     if (b.size() < kPrefixBytes) {
-      SubmitError(call, Status::Internal("rusd: a unary call takes exactly one request message"));
+      SubmitError(call, Status::Internal(kOneMessage));
       return;
     }
     if (b[0] != 0) {
@@ -153,7 +192,7 @@ struct GrpcH2Session::Impl {
       return;
     }
     if (b.size() != kPrefixBytes + MessageLength(b)) {
-      SubmitError(call, Status::Internal("rusd: a unary call takes exactly one request message"));
+      SubmitError(call, Status::Internal(kOneMessage));
       return;
     }
     // Moved, not copied: the call keeps neither (one allocation less per request).
@@ -217,10 +256,14 @@ struct GrpcH2Session::Impl {
     if (call->body.size() >= kPrefixBytes) {
       const size_t length = MessageLength(call->body);
       if (length > self->max_message) {
-        self->SubmitError(call, Status::ResourceExhausted(
+        self->Refuse(call, Status::ResourceExhausted(
                                     "grpc: received message larger than max (" +
                                     std::to_string(length) + " vs. " +
                                     std::to_string(self->max_message) + ")"));
+      } else if (call->body.size() > kPrefixBytes + length) {
+        // A second message (as grpc-go, INTERNAL): answered now, not at END_STREAM, so a
+        // client that keeps sending cannot make the body grow past one message.
+        self->Refuse(call, Status::Internal(kOneMessage));
       } else if (call->body.size() == kPrefixBytes) {
         call->body.reserve(kPrefixBytes + length);  // one allocation for a large request
       }
@@ -236,8 +279,36 @@ struct GrpcH2Session::Impl {
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       self->CheckHeaders(call);
     }
-    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) self->FinishRequest(call);
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+      self->FinishRequest(call);
+    } else if (call->refused_early) {
+      call->refused_early = false;
+      call->reset_after_answer = true;  // OnFrameSend, or now if the answer already left
+      if (call->headers_sent) return self->ResetAfterAnswer(call);
+    }
     return 0;
+  }
+
+  int ResetAfterAnswer(Call* call) {
+    call->reset_after_answer = false;
+    if (nghttp2_session_get_stream_remote_close(session, call->stream_id) != 0) return 0;
+    if (nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, call->stream_id,
+                                  NGHTTP2_NO_ERROR) != 0) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
+
+  // As grpc-go: RST_STREAM(NO_ERROR) after the Trailers-Only answer of a call refused before
+  // the client half-closed, so the client stops uploading the rest of the request. Submitted
+  // once the answer is sent: a RST_STREAM queued earlier makes nghttp2 drop the answer.
+  static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    auto* self = static_cast<Impl*>(user);
+    Call* call = self->Find(frame->hd.stream_id);
+    if (call == nullptr) return 0;
+    call->headers_sent = true;
+    return call->reset_after_answer ? self->ResetAfterAnswer(call) : 0;
   }
 
   static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user) {
@@ -275,8 +346,8 @@ struct GrpcH2Session::Impl {
   }
 };
 
-GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes)
-    : impl_(std::make_unique<Impl>(max_receive_message_bytes)) {
+GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves)
+    : impl_(std::make_unique<Impl>(max_receive_message_bytes, std::move(serves))) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Impl::OnBeginHeaders);
@@ -284,6 +355,7 @@ GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes)
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Impl::OnDataChunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Impl::OnFrameRecv);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Impl::OnStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &Impl::OnFrameSend);
   // Per-call costs nghttp2 need not pay for gRPC: the RFC 7540 priority tree (gRPC never
   // uses priorities; closed streams would be kept for it) and HTTP messaging checks of every
   // header (what gRPC needs of the headers is checked here).
@@ -291,21 +363,40 @@ GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes)
   nghttp2_option_new(&option);
   nghttp2_option_set_no_closed_streams(option, 1);
   nghttp2_option_set_no_http_messaging(option, 1);
-  nghttp2_session_server_new2(&impl_->session, cb, impl_.get(), option);
+  int rv = nghttp2_session_server_new2(&impl_->session, cb, impl_.get(), option);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(cb);
+  if (rv != 0) {
+    impl_->session = nullptr;
+    impl_->init_error = rv;
+    return;
+  }
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0x7fffffff},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
-  nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, settings, 3);
-  nghttp2_session_set_local_window_size(impl_->session, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  rv = nghttp2_submit_settings(impl_->session, NGHTTP2_FLAG_NONE, settings, 3);
+  if (rv == 0) {
+    rv = nghttp2_session_set_local_window_size(impl_->session, NGHTTP2_FLAG_NONE, 0,
+                                               kConnectionWindow);
+  }
+  if (rv != 0) {
+    nghttp2_session_del(impl_->session);
+    impl_->session = nullptr;
+    impl_->init_error = rv;
+  }
+}
+
+Status GrpcH2Session::InitError() const {
+  return Status::Unavailable(std::string("http2: session setup: ") +
+                             nghttp2_strerror(impl_->init_error));
 }
 
 GrpcH2Session::~GrpcH2Session() = default;
 
 Status GrpcH2Session::Receive(std::string_view bytes, std::vector<GrpcRequest>* requests) {
+  if (impl_->session == nullptr) return InitError();
   impl_->requests = requests;
   ssize_t n = nghttp2_session_mem_recv(impl_->session,
                                        reinterpret_cast<const uint8_t*>(bytes.data()),
@@ -318,6 +409,7 @@ Status GrpcH2Session::Receive(std::string_view bytes, std::vector<GrpcRequest>* 
 }
 
 bool GrpcH2Session::Respond(int32_t stream_id, const Status& status, std::string&& message) {
+  if (impl_->session == nullptr) return false;
   Impl::Call* call = impl_->Find(stream_id);
   if (call == nullptr || call->answered) return false;
   return status.ok() ? impl_->SubmitOk(call, std::move(message))
@@ -325,6 +417,7 @@ bool GrpcH2Session::Respond(int32_t stream_id, const Status& status, std::string
 }
 
 Status GrpcH2Session::Produce(std::string* out, size_t limit) {
+  if (impl_->session == nullptr) return InitError();
   while (out->size() < limit) {
     const uint8_t* data = nullptr;
     ssize_t n = nghttp2_session_mem_send(impl_->session, &data);
@@ -337,14 +430,18 @@ Status GrpcH2Session::Produce(std::string* out, size_t limit) {
   return Status::Ok();
 }
 
-bool GrpcH2Session::WantsWrite() const { return nghttp2_session_want_write(impl_->session) != 0; }
+bool GrpcH2Session::WantsWrite() const {
+  return impl_->session != nullptr && nghttp2_session_want_write(impl_->session) != 0;
+}
 
 bool GrpcH2Session::Alive() const {
+  if (impl_->session == nullptr) return false;
   return nghttp2_session_want_read(impl_->session) != 0 ||
          nghttp2_session_want_write(impl_->session) != 0;
 }
 
 void GrpcH2Session::SubmitGoaway() {
+  if (impl_->session == nullptr) return;
   nghttp2_submit_goaway(impl_->session, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(impl_->session),
                         NGHTTP2_NO_ERROR, nullptr, 0);

@@ -6,13 +6,19 @@
 //
 // - A request is HEADERS (:path = method, content-type application/grpc[+proto|;...]) then
 //   exactly one length-prefixed message (1 byte compressed flag, 4 bytes big-endian length)
-//   and END_STREAM. Only unary calls: a stream ending with no message or with more than one
-//   is answered INTERNAL.
+//   and END_STREAM. Only unary calls: a stream ending with no message is answered INTERNAL,
+//   and so is one with more than one, as soon as the bytes beyond the first message arrive
+//   (nothing beyond one message is kept).
+// - A path the owner does not serve (`serves`, e.g. the streaming Watch, LeaseKeepAlive or
+//   Snapshot, which never half-close) is refused UNIMPLEMENTED at its request HEADERS, not
+//   at END_STREAM, so the client is not left waiting and nothing of its body is kept.
 // - Refused before the method sees them, with grpc-go's codes and texts (what etcd answers):
-//   a content-type that is not application/grpc* → HTTP 415 + INTERNAL; grpc-encoding other
-//   than identity → UNIMPLEMENTED; a set compressed flag → INTERNAL; a message longer than
-//   `max_receive_message_bytes` → RESOURCE_EXHAUSTED (the rest of its bytes are discarded);
-//   a malformed grpc-timeout → INTERNAL. The timeout is otherwise not enforced here: the
+//   a content-type that is not application/grpc* → HTTP 415 + INVALID_ARGUMENT `invalid gRPC
+//   request content-type "X"`; a malformed grpc-timeout → HTTP 400 + INTERNAL `malformed
+//   grpc-timeout: ...`; grpc-encoding other than identity → UNIMPLEMENTED; a set compressed
+//   flag → INTERNAL; a message longer than `max_receive_message_bytes` → RESOURCE_EXHAUSTED
+//   (the rest of its bytes are discarded). A call refused before the client half-closed it
+//   gets RST_STREAM(NO_ERROR) after the answer (as grpc-go), so the client stops uploading. The timeout is otherwise not enforced here: the
 //   client enforces its deadline and resets the stream, which cancels the call.
 // - A response is HEADERS(:status 200, content-type application/grpc), DATA (prefix +
 //   message, as the client's flow-control windows allow), trailers (grpc-status,
@@ -23,12 +29,16 @@
 // - RST_STREAM from the client (or the stream closing any other way) forgets the call: a
 //   later Respond for it returns false and sends nothing.
 //
+// - If nghttp2 cannot set the session up (out of memory), Receive and Produce fail with that
+//   error and Alive is false: the owner closes the connection.
+//
 // Thread safety: none (nghttp2 sessions are not thread-safe); the owner serialises every
 // call (native_grpc_server.cc: a mutex per connection).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,7 +57,11 @@ struct GrpcRequest {
 
 class GrpcH2Session {
  public:
-  explicit GrpcH2Session(size_t max_receive_message_bytes);
+  // Whether a method path is served; the others are refused UNIMPLEMENTED "rusd: <path> is
+  // not served by the native gRPC server yet" at their HEADERS. Empty: every path is served.
+  using ServedPath = std::function<bool(std::string_view path)>;
+
+  explicit GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves = {});
   ~GrpcH2Session();
   GrpcH2Session(const GrpcH2Session&) = delete;
   GrpcH2Session& operator=(const GrpcH2Session&) = delete;
@@ -81,6 +95,8 @@ class GrpcH2Session {
   size_t open_calls() const;
 
  private:
+  Status InitError() const;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -34,6 +34,8 @@ struct ClientStream {
   std::string data;
   bool closed = false;
   uint32_t close_error = 0;
+  bool reset = false;  // the server sent RST_STREAM
+  uint32_t reset_error = 0;
 };
 
 class TestClient {
@@ -54,7 +56,7 @@ class TestClient {
   // Starts a call whose request body is `body` (already framed, or deliberately not).
   int32_t Call(const std::string& path, std::string body,
                std::vector<std::pair<std::string, std::string>> extra = {},
-               std::string content_type = "application/grpc") {
+               std::string content_type = "application/grpc", bool end_stream = true) {
     std::vector<std::pair<std::string, std::string>> h = {
         {":method", "POST"}, {":scheme", "http"}, {":path", path}, {":authority", "localhost"},
         {"content-type", content_type}, {"te", "trailers"}};
@@ -66,6 +68,7 @@ class TestClient {
     }
     auto b = std::make_unique<Body>();
     b->bytes = std::move(body);
+    b->end_stream = end_stream;
     nghttp2_data_provider p;
     p.source.ptr = b.get();
     p.read_callback = &ReadBody;
@@ -103,6 +106,7 @@ class TestClient {
   struct Body {
     std::string bytes;
     size_t off = 0;
+    bool end_stream = true;  // false: the body ends without END_STREAM (a streaming call)
   };
   static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
                           uint32_t* flags, nghttp2_data_source* source, void*) {
@@ -110,7 +114,10 @@ class TestClient {
     size_t n = std::min(length, b->bytes.size() - b->off);
     std::memcpy(buf, b->bytes.data() + b->off, n);
     b->off += n;
-    if (b->off == b->bytes.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (b->off == b->bytes.size()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!b->end_stream) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
     return static_cast<ssize_t>(n);
   }
   static int OnHeader(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t nl,
@@ -125,6 +132,10 @@ class TestClient {
     auto* self = static_cast<TestClient*>(user);
     if (f->hd.type == NGHTTP2_HEADERS) ++self->streams[f->hd.stream_id].header_frames;
     if (f->hd.type == NGHTTP2_GOAWAY) self->goaway_last_stream = f->goaway.last_stream_id;
+    if (f->hd.type == NGHTTP2_RST_STREAM) {
+      self->streams[f->hd.stream_id].reset = true;
+      self->streams[f->hd.stream_id].reset_error = f->rst_stream.error_code;
+    }
     return 0;
   }
   static int OnData(nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n,
@@ -147,7 +158,9 @@ constexpr size_t kLimit = 1000;
 
 struct Pair {
   TestClient client;
-  GrpcH2Session server{kLimit};
+  // Serves KV only, as the native server.
+  GrpcH2Session server{kLimit,
+                       [](std::string_view path) { return path.starts_with("/etcdserverpb.KV/"); }};
   std::vector<GrpcRequest> requests;
 
   // Moves bytes both ways until neither side has anything to say. With `byte_at_a_time`
@@ -217,7 +230,8 @@ TEST(GrpcH2Session, WrongContentTypeIsRefusedWith415) {
   EXPECT_TRUE(p.requests.empty());
   const ClientStream& s = p.client.streams[id];
   EXPECT_EQ(s.headers.at(":status"), "415");
-  EXPECT_EQ(s.headers.at("grpc-status"), "13");
+  EXPECT_EQ(s.headers.at("grpc-status"), "3");  // grpc-go's code and text
+  EXPECT_EQ(s.headers.at("grpc-message"), "invalid gRPC request content-type \"application/json\"");
   // application/grpc+proto is gRPC too.
   int32_t ok = p.client.Call("/etcdserverpb.KV/Put", Framed("x"), {}, "application/grpc+proto");
   p.Pump();
@@ -253,19 +267,92 @@ TEST(GrpcH2Session, OversizeMessageIsResourceExhausted) {
   EXPECT_EQ(p.requests[0].message.size(), kLimit);
 }
 
+// Refused at its first DATA frame: the client gets the answer and RST_STREAM(NO_ERROR), and
+// stops sending (its request is larger than the 65535 bytes it may send before our SETTINGS).
+TEST(GrpcH2Session, OversizeRequestIsResetAfterTheAnswer) {
+  Pair p;
+  int32_t big = p.client.Call("/etcdserverpb.KV/Put", Framed(std::string(200000, 'a')));
+  p.Pump();
+  const ClientStream& s = p.client.streams[big];
+  ASSERT_EQ(s.header_frames, 1);
+  EXPECT_EQ(s.headers.at("grpc-status"), "8");
+  EXPECT_TRUE(s.reset);
+  EXPECT_EQ(s.reset_error, 0u);
+  EXPECT_TRUE(s.closed);
+  EXPECT_TRUE(p.requests.empty());
+  // A request refused after END_STREAM is not reset (nothing left to stop).
+  int32_t done = p.client.Call("/etcdserverpb.KV/Put", "");
+  p.Pump();
+  EXPECT_EQ(p.client.streams[done].headers.at("grpc-status"), "13");
+  EXPECT_FALSE(p.client.streams[done].reset);
+}
+
+// The same with the request split at every byte (the refusal in the middle of a DATA frame).
+TEST(GrpcH2Session, OversizeRequestIsResetWhenBytesArriveOneAtATime) {
+  Pair p;
+  int32_t big = p.client.Call("/etcdserverpb.KV/Put", Framed(std::string(200000, 'a')));
+  p.Pump(/*byte_at_a_time=*/true);
+  const ClientStream& s = p.client.streams[big];
+  EXPECT_EQ(s.headers.at("grpc-status"), "8");
+  EXPECT_TRUE(s.reset);
+  EXPECT_EQ(s.reset_error, 0u);
+}
+
 TEST(GrpcH2Session, NotExactlyOneMessageOrBadTimeoutIsInternal) {
   Pair p;
   int32_t none = p.client.Call("/etcdserverpb.KV/Put", "");
   int32_t two = p.client.Call("/etcdserverpb.KV/Put", Framed("a") + Framed("b"));
   int32_t cut = p.client.Call("/etcdserverpb.KV/Put", Framed("abc").substr(0, 6));
   int32_t timeout = p.client.Call("/etcdserverpb.KV/Put", Framed("a"), {{"grpc-timeout", "1x"}});
+  int32_t number = p.client.Call("/etcdserverpb.KV/Put", Framed("a"), {{"grpc-timeout", "1aS"}});
   int32_t good = p.client.Call("/etcdserverpb.KV/Put", Framed("a"), {{"grpc-timeout", "100m"}});
   p.Pump();
-  for (int32_t id : {none, two, cut, timeout}) {
+  for (int32_t id : {none, two, cut, timeout, number}) {
     EXPECT_EQ(p.client.streams[id].headers.at("grpc-status"), "13") << id;
   }
+  for (int32_t id : {none, two, cut}) {
+    EXPECT_EQ(p.client.streams[id].headers.at(":status"), "200") << id;
+  }
+  // grpc-go: HTTP 400 and its texts.
+  EXPECT_EQ(p.client.streams[timeout].headers.at(":status"), "400");
+  EXPECT_EQ(p.client.streams[timeout].headers.at("grpc-message"),
+            "malformed grpc-timeout: transport: timeout unit is not recognized: \"1x\"");
+  EXPECT_EQ(p.client.streams[number].headers.at("grpc-message"),
+            "malformed grpc-timeout: strconv.ParseInt: parsing \"1a\": invalid syntax");
   ASSERT_EQ(p.requests.size(), 1u);
   EXPECT_EQ(p.requests[0].stream_id, good);
+}
+
+// A streaming method never half-closes: it must be refused at its HEADERS, not at END_STREAM.
+TEST(GrpcH2Session, UnservedStreamingMethodIsRefusedWithoutEndStream) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.Watch/Watch", Framed("create"), {},
+                             "application/grpc", /*end_stream=*/false);
+  p.Pump();
+  EXPECT_TRUE(p.requests.empty());
+  const ClientStream& s = p.client.streams[id];
+  ASSERT_EQ(s.header_frames, 1);
+  EXPECT_EQ(s.headers.at(":status"), "200");
+  EXPECT_EQ(s.headers.at("grpc-status"), "12");
+  EXPECT_EQ(s.headers.at("grpc-message"),
+            "rusd: /etcdserverpb.Watch/Watch is not served by the native gRPC server yet");
+  EXPECT_TRUE(s.reset);
+  EXPECT_EQ(s.reset_error, 0u);
+  EXPECT_EQ(p.server.open_calls(), 0u);
+}
+
+// Bytes beyond the first message are refused when they arrive, without waiting for END_STREAM.
+TEST(GrpcH2Session, SecondMessageIsInternalAtOnce) {
+  Pair p;
+  int32_t id = p.client.Call("/etcdserverpb.KV/Put", Framed("a") + Framed("b"), {},
+                             "application/grpc", /*end_stream=*/false);
+  p.Pump();
+  EXPECT_TRUE(p.requests.empty());
+  const ClientStream& s = p.client.streams[id];
+  ASSERT_EQ(s.header_frames, 1);
+  EXPECT_EQ(s.headers.at("grpc-status"), "13");
+  EXPECT_EQ(s.headers.at("grpc-message"), "rusd: a unary call takes exactly one request message");
+  EXPECT_EQ(p.server.open_calls(), 0u);
 }
 
 TEST(GrpcH2Session, ClientResetCancelsTheCall) {

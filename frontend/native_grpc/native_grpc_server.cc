@@ -42,7 +42,8 @@ int KvMethodIndex(std::string_view path) {
 class NativeConnection {
  public:
   NativeConnection(int fd, int epoll_fd, size_t max_message)
-      : session(max_message), fd_(fd), epoll_fd_(epoll_fd) {}
+      : session(max_message, [](std::string_view path) { return KvMethodIndex(path) >= 0; }),
+        fd_(fd), epoll_fd_(epoll_fd) {}
   ~NativeConnection() {
     if (!closed) ::close(fd_);
   }
@@ -86,6 +87,14 @@ class NativeConnection {
     Watch(false);
   }
 
+  // FlushLocked for a thread other than the epoll thread (completions): a session that failed
+  // there would go unnoticed until the client sent something, so the socket is shut down,
+  // which wakes the epoll thread to close the connection (as a failed send does).
+  void FlushFromCompletionLocked() {
+    FlushLocked();
+    if (failed && !closed) ::shutdown(fd_, SHUT_RDWR);
+  }
+
   // Under mu. Closes the socket (epoll forgets it on close).
   void CloseLocked() {
     if (closed) return;
@@ -109,7 +118,13 @@ class NativeConnection {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP | (writable ? EPOLLOUT : 0u);
     ev.data.fd = fd_;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd_, &ev);
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd_, &ev) != 0) {
+      // Cannot wait for the socket to drain: fail the connection (the shutdown wakes the
+      // epoll thread, which closes it).
+      spdlog::warn("native gRPC connection fd {}: epoll_ctl: {}", fd_, std::strerror(errno));
+      failed = true;
+      ::shutdown(fd_, SHUT_RDWR);
+    }
   }
 
   const int fd_;
@@ -125,7 +140,7 @@ void NativeGrpcBatchFlush::ReplyBatchEnd() {
   for (const auto& c : pending_) {
     std::lock_guard lock(c->mu);
     c->deferred = false;
-    c->FlushLocked();
+    c->FlushFromCompletionLocked();
   }
   pending_.clear();
 }
@@ -165,18 +180,25 @@ void NativeGrpcServer::Adopt(int fd) {
   auto c = std::make_shared<NativeConnection>(fd, epoll_fd_, options_.max_receive_message_bytes);
   {
     std::lock_guard lock(mu_);
-    if (stop_.load()) return;  // c's destructor closes fd
+    if (stop_.load() || broken_.load()) return;  // c's destructor closes fd
     connections_[fd] = c;
   }
+  bool ok = true;
   {
     // Our SETTINGS go out at once (the client waits for them before some of its writes).
     std::lock_guard lock(c->mu);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-    c->FlushLocked();
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      spdlog::warn("native gRPC connection fd {}: epoll_ctl: {}", fd, std::strerror(errno));
+      c->failed = true;
+    } else {
+      c->FlushLocked();  // a session nghttp2 could not set up fails here
+    }
+    ok = !c->failed;
   }
+  if (!ok) Close(c);
 }
 
 void NativeGrpcServer::Run() {
@@ -185,7 +207,20 @@ void NativeGrpcServer::Run() {
     int n = ::epoll_wait(epoll_fd_, events, 64, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
-      spdlog::error("native gRPC server: epoll_wait: {}", std::strerror(errno));
+      // Nothing would read the connections any more: close them (their clients reconnect
+      // and fail fast instead of hanging) and refuse new ones.
+      spdlog::error("native gRPC server: epoll_wait: {}; closing its connections",
+                    std::strerror(errno));
+      broken_.store(true);
+      std::unordered_map<int, std::shared_ptr<NativeConnection>> all;
+      {
+        std::lock_guard lock(mu_);
+        all.swap(connections_);
+      }
+      for (auto& [fd, c] : all) {
+        std::lock_guard lock(c->mu);
+        c->CloseLocked();
+      }
       return;
     }
     for (int i = 0; i < n; ++i) {
@@ -258,13 +293,13 @@ void NativeGrpcServer::Close(const std::shared_ptr<NativeConnection>& c) {
 void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
                                 GrpcRequest&& request) {
   const int m = KvMethodIndex(request.path);
-  if (m < 0) {
+  if (m < 0) {  // the session refuses these at their HEADERS; kept as a safety net
     std::lock_guard lock(c->mu);
     c->session.Respond(request.stream_id,
                        Status::Unimplemented("rusd: " + request.path +
                                              " is not served by the native gRPC server yet"),
                        std::string());
-    c->FlushLocked();
+    c->FlushFromCompletionLocked();
     return;
   }
   if (options_.received_bytes != nullptr) {
@@ -276,7 +311,7 @@ void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
     std::lock_guard lock(c->mu);
     if (c->closed || !c->session.Respond(stream, st, std::move(payload))) return;
     if (!kv_.ring().OnReplyThread()) {
-      c->FlushLocked();
+      c->FlushFromCompletionLocked();
     } else if (!c->deferred) {
       c->deferred = true;
       batch_flush_.Defer(c);

@@ -22,6 +22,8 @@
 //   per connection. Completions on any other thread flush at once.
 // - A write that would block keeps the rest buffered (at most ~1 MiB beyond what the
 //   client's flow-control windows let nghttp2 release) and arms EPOLLOUT.
+// - Failures: a connection whose session or epoll registration fails is closed; if epoll_wait
+//   itself fails, the error is logged, every connection is closed and new ones are refused.
 // - Shutdown: GOAWAY on every connection, what is buffered is written (best effort), then the
 //   sockets are closed. Late completions are dropped.
 #pragma once
@@ -102,6 +104,7 @@ class NativeGrpcServer {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: Shutdown wakes the epoll thread
   std::atomic<bool> stop_{false};
+  std::atomic<bool> broken_{false};  // epoll_wait failed: no connection is served any more
   std::thread thread_;
   std::vector<GrpcRequest> ready_;  // requests read in one ServeReadable (epoll thread only)
   mutable std::mutex mu_;
