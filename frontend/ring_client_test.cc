@@ -162,12 +162,22 @@ TEST_F(RingClientTest, BatchHookRunsOnTheReplyThreadAfterTheBatchsCallbacks) {
     RingClient* client = nullptr;
     void ReplyBatchEnd() override {
       std::lock_guard lock(mu);
+      if (client == nullptr) return;  // a batch ended before the test saw the client
       if (!client->OnReplyThread()) on_reply_thread = false;
       if (callbacks_done > 0 && seen_at_first_hook < 0) seen_at_first_hook = callbacks_done;
     }
   } hook;
   StartClient(nullptr, &hook);
-  hook.client = client_.get();
+  // The client (and its reply thread) must be gone before `hook` is, whichever way the
+  // test body ends.
+  struct StopClientFirst {
+    std::unique_ptr<RingClient>& client;
+    ~StopClientFirst() { client.reset(); }
+  } stop_client_first{client_};
+  {
+    std::lock_guard lock(hook.mu);
+    hook.client = client_.get();
+  }
   EXPECT_FALSE(client_->OnReplyThread());
   // A first read whose callback holds the reply thread while the five replies are written.
   std::promise<void> entered;
