@@ -338,6 +338,29 @@ class FrontendProcessTest : public ::testing::Test {
     return ctx;
   }
 
+  // One good Put and one refused (empty key): the KV service counts both in the segment's
+  // go-grpc-prometheus slot for Put, whichever server serves it. Returns the good request and
+  // its response, whose sizes the byte counters are checked against.
+  std::pair<etcdserverpb::PutRequest, etcdserverpb::PutResponse> PutTwiceAndCheckCounters() {
+    etcdserverpb::PutRequest req;
+    req.set_key("k");
+    req.set_value("v");
+    etcdserverpb::PutResponse resp;
+    EXPECT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
+    etcdserverpb::PutRequest empty_key;
+    etcdserverpb::PutResponse refused;
+    EXPECT_EQ(stub_->Put(Ctx().get(), empty_key, &refused).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    const ipc::GrpcMethodStats& put =
+        segment_->metrics().grpc[ipc::GrpcMethodSlot("/etcdserverpb.KV/Put")];
+    EXPECT_EQ(put.started.load(), 2u);
+    EXPECT_EQ(put.handled[0].load(), 1u);  // OK
+    EXPECT_EQ(put.handled[static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT)].load(), 1u);
+    EXPECT_EQ(put.msg_received.load(), 2u);
+    EXPECT_EQ(put.msg_sent.load(), 1u);
+    return {req, resp};
+  }
+
   bool native_ = false;  // serve gRPC with frontend/native_grpc/ (--experimental-native-grpc)
   std::string segment_name_;
   std::unique_ptr<ipc::Segment> segment_;
@@ -549,22 +572,9 @@ TEST_F(FrontendProcessTest, UnansweredProposalTimesOutLikeEtcd) {
 // The KV service and the gRPC interceptor (the other services) count etcd's
 // go-grpc-prometheus metrics into the segment, and the client port's /metrics renders them.
 TEST_F(FrontendProcessTest, GrpcCallsAreCountedPerMethodAndCodeAndServedOnMetrics) {
-  etcdserverpb::PutRequest req;
-  req.set_key("k");
-  req.set_value("v");
-  etcdserverpb::PutResponse resp;
-  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
-  etcdserverpb::PutRequest empty_key;
-  EXPECT_EQ(stub_->Put(Ctx().get(), empty_key, &resp).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
-
+  const auto [req, resp] = PutTwiceAndCheckCounters();
   ipc::MetricsArea& m = segment_->metrics();
   const ipc::GrpcMethodStats& put = m.grpc[ipc::GrpcMethodSlot("/etcdserverpb.KV/Put")];
-  EXPECT_EQ(put.started.load(), 2u);
-  EXPECT_EQ(put.handled[0].load(), 1u);  // OK
-  EXPECT_EQ(put.handled[static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT)].load(), 1u);
-  EXPECT_EQ(put.msg_received.load(), 2u);
-  EXPECT_EQ(put.msg_sent.load(), 1u);
   EXPECT_GE(m.Get(ipc::Metric::kGrpcReceivedBytes), req.ByteSizeLong());
   EXPECT_GE(m.Get(ipc::Metric::kGrpcSentBytes), resp.ByteSizeLong());
 
@@ -623,21 +633,8 @@ class NativeGrpcProcessTest : public FrontendProcessTest {
 };
 
 TEST_F(NativeGrpcProcessTest, KvCallsAreCountedAndOtherMethodsAreNotServedYet) {
-  etcdserverpb::PutRequest req;
-  req.set_key("k");
-  req.set_value("v");
-  etcdserverpb::PutResponse resp;
-  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
-  etcdserverpb::PutRequest empty_key;
-  EXPECT_EQ(stub_->Put(Ctx().get(), empty_key, &resp).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  const auto [req, resp] = PutTwiceAndCheckCounters();
   ipc::MetricsArea& m = segment_->metrics();
-  const ipc::GrpcMethodStats& put = m.grpc[ipc::GrpcMethodSlot("/etcdserverpb.KV/Put")];
-  EXPECT_EQ(put.started.load(), 2u);
-  EXPECT_EQ(put.handled[0].load(), 1u);
-  EXPECT_EQ(put.handled[static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT)].load(), 1u);
-  EXPECT_EQ(put.msg_received.load(), 2u);
-  EXPECT_EQ(put.msg_sent.load(), 1u);
   EXPECT_EQ(m.Get(ipc::Metric::kGrpcReceivedBytes), req.ByteSizeLong());
   EXPECT_EQ(m.Get(ipc::Metric::kGrpcSentBytes), resp.ByteSizeLong());
 
@@ -648,7 +645,8 @@ TEST_F(NativeGrpcProcessTest, KvCallsAreCountedAndOtherMethodsAreNotServedYet) {
   EXPECT_EQ(st.error_message(),
             "rusd: /etcdserverpb.Cluster/MemberList is not served by the native gRPC server yet");
   // The connection is still good.
-  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
+  etcdserverpb::PutResponse again;
+  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &again).ok());
 }
 
 // A client that gives up (deadline) resets its stream; the late answer is dropped and the
