@@ -104,6 +104,20 @@ TEST(ReplicationTest, NewCommitIndexRidesOnTheAppendsOfTheSameReady) {
   EXPECT_EQ(c.node(2).log().committed(), c.node(1).log().committed());
 }
 
+// Followers 2 and 3 were each sent exactly one append since the last ClearSent: an empty
+// commit announcement carrying `commit`.
+void ExpectOneCommitAnnouncementToEachFollower(TestCluster& c, uint64_t commit) {
+  for (uint64_t f : {2u, 3u}) {
+    ASSERT_EQ(c.Count(MessageType::kAppend, f), 1u) << "to " << f;
+    for (const Message& m : c.sent()) {
+      if (m.type != MessageType::kAppend || m.to != f) continue;
+      EXPECT_TRUE(m.entries.empty());
+      EXPECT_EQ(m.commit, commit);
+      EXPECT_EQ(m.context, kCommitAnnouncement);
+    }
+  }
+}
+
 // An idle leader's commit announcement (an empty append to a replicating follower) is
 // marked kCommitAnnouncement and applied without an acknowledgement: the follower already
 // acknowledged the entries it covers.
@@ -121,15 +135,7 @@ TEST(ReplicationTest, CommitAnnouncementIsAppliedButNotAcknowledged) {
   c.ProcessReadies();  // the leader commits "a" with nothing new to send
   const uint64_t a = c.node(1).log().last_index();
   ASSERT_EQ(c.node(1).log().committed(), a);
-  for (uint64_t f : {2u, 3u}) {
-    ASSERT_EQ(c.Count(MessageType::kAppend, f), 1u) << "to " << f;
-    for (const Message& m : c.sent()) {
-      if (m.type != MessageType::kAppend || m.to != f) continue;
-      EXPECT_TRUE(m.entries.empty());
-      EXPECT_EQ(m.commit, a);
-      EXPECT_EQ(m.context, kCommitAnnouncement);
-    }
-  }
+  ExpectOneCommitAnnouncementToEachFollower(c, a);
   c.ClearSent();
   while (c.DeliverOne()) {
   }
@@ -194,16 +200,7 @@ TEST(ReplicationTest, DeferredCommitRidesTheNextAppendOrTheFlush) {
   c.node(1).FlushCommitAnnouncements();
   EXPECT_FALSE(c.node(1).CommitAnnouncementDeferred());
   c.ProcessReadies();
-  for (uint64_t f : {2u, 3u}) {
-    ASSERT_EQ(c.Count(MessageType::kAppend, f), 1u) << "to " << f;
-    for (const Message& m : c.sent()) {
-      if (m.type == MessageType::kAppend && m.to == f) {
-        EXPECT_TRUE(m.entries.empty());
-        EXPECT_EQ(m.context, kCommitAnnouncement);
-        EXPECT_EQ(m.commit, b);
-      }
-    }
-  }
+  ExpectOneCommitAnnouncementToEachFollower(c, b);
   c.ClearSent();
   while (c.DeliverOne()) {
   }
