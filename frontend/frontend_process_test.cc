@@ -300,14 +300,24 @@ class FrontendProcessTest : public ::testing::Test {
   }
 
   bool PortAccepts() {
+    int fd = ConnectToClientPort();
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+  }
+
+  // A new TCP connection to the frontend's client port on loopback; -1 if refused.
+  int ConnectToClientPort() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port_);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
   }
 
   // One HTTP/1.1 exchange on a fresh connection (Connection: close).
@@ -315,12 +325,8 @@ class FrontendProcessTest : public ::testing::Test {
 
   std::string HttpExchange(const std::string& method, const std::string& path,
                            const std::string& body) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "connect failed";
+    int fd = ConnectToClientPort();
+    if (fd < 0) return "connect failed";
     std::string req = method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     (void)::send(fd, req.data(), req.size(), 0);
@@ -667,12 +673,8 @@ TEST_F(NativeGrpcProcessTest, CancelledCallsAnswerLateIntoNothing) {
 // stopped" at SIGTERM, which TearDown sends) finds the connection gone and is dropped; the
 // server keeps serving others and exits cleanly.
 TEST_F(NativeGrpcProcessTest, ConnectionClosedWithACallInFlight) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port_);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  int fd = ConnectToClientPort();
+  ASSERT_GE(fd, 0);
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session* h2 = nullptr;
@@ -774,12 +776,8 @@ TEST_F(FrontendProcessTest, JsonGatewaySpeaksEtcdJson) {
 
 TEST_F(FrontendProcessTest, GarbageOnTheClientPortGets400) {
   std::string reply;
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port_);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  int fd = ConnectToClientPort();
+  ASSERT_GE(fd, 0);
   std::string junk = "\x16\x03\x01garbage\r\n\r\n";
   (void)::send(fd, junk.data(), junk.size(), 0);
   char buf[512];
