@@ -5,13 +5,16 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include "raftd/transport/peer_transport.h"
+#include "supervisor/cluster_ids.h"
 #include "raftd/transport/wire_format.h"
 
 namespace rusd::supervisor {
@@ -106,9 +109,15 @@ Result<transport::HelloReply> AskOne(const std::string& url, std::chrono::millis
 Result<JoinedCluster> QueryExistingCluster(const std::vector<std::string>& ask_urls,
                                            const std::vector<std::string>& own_peer_urls,
                                            std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout;
+  // `etcdctl member add` returns once the leader applied the change; the member asked first
+  // may be a follower that has not applied it yet. An answer without this node is final
+  // only when no member has it for a while.
+  const auto not_found_deadline = start + std::min(timeout, kMemberAddPropagationGrace);
   std::string last_error = "no peer URL to ask";
-  while (std::chrono::steady_clock::now() < deadline) {
+  std::optional<uint64_t> answered_without_us;  // the cluster id of such an answer
+  for (;;) {
     for (const std::string& url : ask_urls) {
       auto reply = AskOne(url, std::chrono::milliseconds(1000));
       if (!reply.ok()) {
@@ -134,13 +143,16 @@ Result<JoinedCluster> QueryExistingCluster(const std::vector<std::string>& ask_u
           c.others.push_back(std::move(m));
         }
       }
-      if (c.member_id == 0) {
-        return Status::NotFound("cluster " + FormatEntry({c.cluster_id, "", {}}) +
-                                " has no member with peer URLs of this node (add it first: "
-                                "etcdctl member add)");
-      }
-      return c;
+      if (c.member_id != 0) return c;
+      answered_without_us = c.cluster_id;
     }
+    const auto now = std::chrono::steady_clock::now();
+    if (answered_without_us && (now >= not_found_deadline || now >= deadline)) {
+      return Status::NotFound("cluster " + IdToHex(*answered_without_us) +
+                              " has no member with peer URLs of this node (add it first: "
+                              "etcdctl member add)");
+    }
+    if (now >= deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return Status::Unavailable("cannot reach the existing cluster: " + last_error);

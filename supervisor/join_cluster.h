@@ -22,8 +22,13 @@ struct JoinedCluster {
   std::vector<ClusterMember> others;     // every other member
 };
 
-// Asks each of `ask_urls` in turn until one answers or `timeout` passes. NotFound when the
-// cluster answered but no member has one of `own_peer_urls` (not added with member add).
+// How long answers without this node are retried before NotFound: a member that has not
+// applied `member add` yet answers without it.
+inline constexpr std::chrono::milliseconds kMemberAddPropagationGrace{3000};
+
+// Asks each of `ask_urls` in turn until one answers with a member that has one of
+// `own_peer_urls`, or `timeout` passes (Unavailable). NotFound when members answered but
+// none had this node for min(timeout, kMemberAddPropagationGrace): not added with member add.
 Result<JoinedCluster> QueryExistingCluster(const std::vector<std::string>& ask_urls,
                                            const std::vector<std::string>& own_peer_urls,
                                            std::chrono::milliseconds timeout);
