@@ -166,11 +166,16 @@ build_image() {
   revision=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
   step "docker build -> $IMAGE (revision $revision)"
   # The classic builder: it takes FROM from the local images as they are (nothing to pull).
-  DOCKER_BUILDKIT=0 docker build --quiet \
-    --build-arg BASE_IMAGE="$BASE_IMAGE" \
-    --label org.opencontainers.image.revision="$revision" \
-    --label org.rusd.binaries-sha256="$(cat "${BINARIES[@]/#/$BUILD_DIR/bin/}" | sha256sum | cut -c1-16)" \
-    -t "$IMAGE" "$ctx" >/dev/null
+  # Its deprecation notice goes to the log with the rest; shown only on failure.
+  local log="$BUILD_DIR/docker/build.log"
+  if ! DOCKER_BUILDKIT=0 docker build \
+      --build-arg BASE_IMAGE="$BASE_IMAGE" \
+      --label org.opencontainers.image.revision="$revision" \
+      --label org.rusd.binaries-sha256="$(cat "${BINARIES[@]/#/$BUILD_DIR/bin/}" | sha256sum | cut -c1-16)" \
+      -t "$IMAGE" "$ctx" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "docker build failed (log: $log)"
+  fi
 }
 
 build_base

@@ -58,6 +58,7 @@ cleanup() {
   echo "$PASSED passed, $FAILED failed"
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM  # so a Ctrl-C or ctest's stop still runs the cleanup
 
 check() {  # check NAME CONDITION-COMMAND...
   local name=$1; shift
