@@ -8,7 +8,8 @@
 #      a write through a survivor succeeds within a few seconds (a new leader is elected);
 #   5. starts the killed container again and checks it catches up: a serializable read (its
 #      own store, no leader involved) sees the writes made while it was down;
-#   6. `down -v` removes containers, network and volumes (also on failure: trap).
+#   6. `down` and `up` again: new containers on the same named volumes resume the cluster;
+#   7. `down -v` removes containers, network and volumes (also on failure: trap).
 # etcdctl runs inside the containers (the image carries it), so the host needs only docker
 # and docker-compose; published ports are random, so it does not clash with a cluster of
 # yours on 23791-23793. Exits 77 (ctest: skipped) when docker, the daemon or the image is
@@ -180,6 +181,13 @@ check "restarted rusd$leader keeps the data written before the kill" \
 check "restarted rusd$leader healthy again" wait_healthy 60 "$leader"
 check "member list still shows 3 started members" \
   test "$(ctl "$leader" member list | grep -c ', started, ')" == 3
+
+# The named volumes carry the cluster over new containers (new IP addresses too).
+compose down >/dev/null 2>&1
+compose up -d >/dev/null 2>&1
+check "after down and up (volumes kept): all three healthy again" wait_healthy 90 1 2 3
+check "after down and up: the data is still there (read through rusd2)" \
+  test "$(ctl 2 get while-down/7 --print-value-only)" == v7
 
 compose down -v --remove-orphans >/dev/null 2>&1
 left=$(docker volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | wc -l)
