@@ -178,8 +178,16 @@ build_image() {
   fi
 }
 
+# Previous images that a rebuild leaves untagged are removed (only those: `docker image rm`
+# without -f refuses an image that is still tagged or used by a container).
+old_ids=$(docker image inspect -f '{{.Id}}' "$IMAGE" "$BASE_IMAGE" 2>/dev/null || true)
 build_base
 [[ $BASE_ONLY == 1 ]] || build_image
+for id in $old_ids; do
+  if [[ -z $(docker image inspect -f '{{join .RepoTags ","}}' "$id" 2>/dev/null) ]]; then
+    docker image rm "$id" >/dev/null 2>&1 || true
+  fi
+done
 step "images:"
 for i in "$BASE_IMAGE" "$IMAGE"; do
   [[ $BASE_ONLY == 1 && $i == "$IMAGE" ]] && continue
