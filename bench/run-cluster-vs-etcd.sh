@@ -27,6 +27,7 @@ warmup=300ms
 rounds=2
 kills=20
 matrix=1
+matrix_loadgen=go
 election_ms=1000  # etcd's default --election-timeout, which both clusters run with
 
 usage() {
@@ -36,6 +37,9 @@ usage: $0 [options]
   --duration D     measured time per cell (default $duration)
   --rounds N       matrix rounds; the table shows medians (default $rounds)
   --kills N        leader kills per cluster (default $kills; 0: none)
+  --loadgen go|cxx     client of the request matrix: go = bench/loadgen (clientv3, what a Go
+                       user sees), cxx = rusd-loadgen (lean C++ gRPC, so the cells measure the
+                       servers more than the client); default go
   --no-matrix      skip the request matrix
 USAGE
   common_usage
@@ -47,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --duration) duration="$2"; shift ;;
     --rounds) rounds="$2"; shift ;;
     --kills) kills="$2"; shift ;;
+    --loadgen) matrix_loadgen="$2"; shift ;;
     --no-matrix) matrix=0 ;;
     *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
@@ -61,6 +66,7 @@ command -v etcdctl >/dev/null || die "etcdctl not found (Debian's etcd-client)"
 make_workdir rusd-cluster-bench
 
 build_loadgen
+pick_matrix_loadgen "$matrix_loadgen"
 
 systems=(etcd rusd)
 bin_of() { if [[ "$1" == rusd ]]; then echo "$rusd_bin"; else echo "$etcd_bin"; fi; }
@@ -103,7 +109,7 @@ if [[ "$matrix" -eq 1 ]]; then
   [[ "$dur_s" =~ ^[0-9.]+$ ]] || dur_s=10
   budget=$(awk -v r="$rounds" -v d="$dur_s" 'BEGIN{printf "%d", r*2*4*(d+3)+240}')
   log "request matrix: $rounds round(s), $duration cells (bounded at ${budget}s)"
-  bounded "$budget" "$lg" matrix -targets "$targets" -workloads put,get-linearizable \
+  bounded "$budget" "$mlg" matrix -targets "$targets" -workloads put,get-linearizable \
     -shapes 1x1,64x8 -duration "$duration" -warmup "$warmup" -keyspace 10000 -rounds "$rounds" \
     -pids "$pids" -out "$results" || die "request matrix failed"
 fi
