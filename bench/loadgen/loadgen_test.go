@@ -101,3 +101,23 @@ func TestReportFailoverShowsTailAgainstBudget(t *testing.T) {
 		t.Errorf("report lacks the verdicts (etcd yes, rusd NO):\n%s", s)
 	}
 }
+
+func TestReportShowsTheLoadgensCPUPerOpAndItsShare(t *testing.T) {
+	recs := []record{
+		{System: "etcd", Kind: "cell", Name: "put", Clients: 64, Conns: 8, Loadgen: "cxx", OpsPerSec: 1000,
+			CPUUsPerOp: 90, LoadgenCPUUsPerOp: 10},
+		{System: "rusd", Kind: "cell", Name: "put", Clients: 64, Conns: 8, Loadgen: "cxx", OpsPerSec: 3000,
+			CPUUsPerOp: 30, LoadgenCPUUsPerOp: 5},
+	}
+	var buf bytes.Buffer
+	writeReport(&buf, recs, "etcd", "rusd")
+	out := buf.String()
+	for _, want := range []string{
+		"loadgen (cxx) CPU us/op",
+		"put                  64/8 |      10.0       5.0   0.50x |      10%      14%", // 10/(10+90), 5/(5+30)
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -14,14 +14,17 @@ namespace rusd::loadgen {
 namespace {
 
 int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
 double CpuSecondsOfSelf() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  auto sec = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
   return sec(ru.ru_utime) + sec(ru.ru_stime);
 }
 
@@ -29,7 +32,8 @@ double CpuSecondsOfSelf() {
 // for output only while a Flush left bytes behind.
 class EventLoop {
  public:
-  explicit EventLoop(std::vector<GrpcConnection*> conns) : conns_(std::move(conns)), want_out_(conns_.size()) {
+  explicit EventLoop(std::vector<GrpcConnection*> conns)
+      : conns_(std::move(conns)), want_out_(conns_.size()) {
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     for (size_t i = 0; i < conns_.size(); ++i) {
       if (conns_[i]->fd() < 0) continue;
@@ -103,8 +107,13 @@ struct ThreadTally {
 
 class MatrixClient final : public UnaryCall {
  public:
-  MatrixClient(const CellSpec& spec, uint64_t seed, GrpcConnection* conn, ThreadTally* tally, CellControl* ctl)
-      : rng_(seed), tmpl_(spec.kind, RandomValue(rng_)), conn_(conn), tally_(tally), ctl_(ctl),
+  MatrixClient(const CellSpec& spec, uint64_t seed, GrpcConnection* conn, ThreadTally* tally,
+               CellControl* ctl)
+      : rng_(seed),
+        tmpl_(spec.kind, RandomValue(rng_)),
+        conn_(conn),
+        tally_(tally),
+        ctl_(ctl),
         keyspace_(spec.keyspace) {
     method = tmpl_.method();
     // A range of 1000 keys answers ~290 KB: size the buffer now, not in the measured window.
@@ -135,7 +144,8 @@ class MatrixClient final : public UnaryCall {
       } else {
         tally_->hist.Record(static_cast<uint64_t>(d));
         ++tally_->ops;
-        if (ctl_->target_ops > 0 && ctl_->done.fetch_add(1, std::memory_order_relaxed) + 1 >= ctl_->target_ops) {
+        if (ctl_->target_ops > 0 &&
+            ctl_->done.fetch_add(1, std::memory_order_relaxed) + 1 >= ctl_->target_ops) {
           ctl_->stop.store(true, std::memory_order_relaxed);
         }
       }
@@ -161,8 +171,9 @@ class MatrixClient final : public UnaryCall {
   bool active_ = false;
 };
 
-void RunThread(std::vector<GrpcConnection*> conns, std::vector<std::unique_ptr<MatrixClient>>& clients,
-               ThreadTally& tally, int64_t timeout_ns) {
+void RunThread(std::vector<GrpcConnection*> conns,
+               std::vector<std::unique_ptr<MatrixClient>>& clients, ThreadTally& tally,
+               int64_t timeout_ns) {
   EventLoop loop(std::move(conns));
   tally.live = static_cast<int>(clients.size());
   for (auto& c : clients) c->Issue();
@@ -195,8 +206,8 @@ CellResult RunCell(const std::vector<GrpcConnection*>& conns, const CellSpec& sp
   for (int g = 0; g < spec.clients; ++g) {
     const size_t ci = static_cast<size_t>(g) % conns.size();
     const size_t t = ci % static_cast<size_t>(threads);
-    clients[t].push_back(std::make_unique<MatrixClient>(spec, seed + static_cast<uint64_t>(g) * 7919, conns[ci],
-                                                        &tallies[t], &ctl));
+    clients[t].push_back(std::make_unique<MatrixClient>(
+        spec, seed + static_cast<uint64_t>(g) * 7919, conns[ci], &tallies[t], &ctl));
   }
 
   std::vector<std::thread> workers;
@@ -241,9 +252,14 @@ constexpr int kPrepareBatch = 100;
 
 class PrepareClient final : public UnaryCall {
  public:
-  PrepareClient(uint64_t seed, GrpcConnection* conn, uint64_t keyspace, uint64_t* next_batch, Status* failure,
-                int* live)
-      : rng_(seed), conn_(conn), keyspace_(keyspace), next_batch_(next_batch), failure_(failure), live_(live) {
+  PrepareClient(uint64_t seed, GrpcConnection* conn, uint64_t keyspace, uint64_t* next_batch,
+                Status* failure, int* live)
+      : rng_(seed),
+        conn_(conn),
+        keyspace_(keyspace),
+        next_batch_(next_batch),
+        failure_(failure),
+        live_(live) {
     method = Method::kTxn;
   }
 
@@ -314,9 +330,9 @@ Status PrepareKeyspace(const std::vector<GrpcConnection*>& conns, uint64_t keysp
   int live = clients;
   std::vector<std::unique_ptr<PrepareClient>> cs;
   for (int g = 0; g < clients; ++g) {
-    cs.push_back(std::make_unique<PrepareClient>(static_cast<uint64_t>(NowNs()) + static_cast<uint64_t>(g) * 104729,
-                                                 conns[static_cast<size_t>(g) % conns.size()], keyspace, &next_batch,
-                                                 &failure, &live));
+    cs.push_back(std::make_unique<PrepareClient>(
+        static_cast<uint64_t>(NowNs()) + static_cast<uint64_t>(g) * 104729,
+        conns[static_cast<size_t>(g) % conns.size()], keyspace, &next_batch, &failure, &live));
   }
   EventLoop loop(conns);
   for (auto& c : cs) c->Issue();

@@ -17,17 +17,20 @@ constexpr size_t kReadBuffer = 256 << 10;
 
 const char* PathOf(Method m) {
   switch (m) {
-    case Method::kRange: return "/etcdserverpb.KV/Range";
-    case Method::kPut: return "/etcdserverpb.KV/Put";
-    case Method::kTxn: return "/etcdserverpb.KV/Txn";
+    case Method::kRange:
+      return "/etcdserverpb.KV/Range";
+    case Method::kPut:
+      return "/etcdserverpb.KV/Put";
+    case Method::kTxn:
+      return "/etcdserverpb.KV/Txn";
   }
   return "";
 }
 
 nghttp2_nv Header(const std::string& name, const std::string& value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
 }
 
 }  // namespace
@@ -122,7 +125,8 @@ GrpcConnection::GrpcConnection(int fd, std::string authority, FlowWindows window
   };
   if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2) != 0 ||
       (windows.connection > 65535 &&
-       nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, windows.connection) != 0)) {
+       nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, windows.connection) !=
+           0)) {
     nghttp2_session_del(session_);
     session_ = nullptr;
   }
@@ -144,7 +148,8 @@ bool GrpcConnection::Start(UnaryCall* call) {
   if (id < 0) {
     // Out of stream ids, or the session will not start streams any more (GOAWAY).
     goaway_ = true;
-    if (dead_reason_.empty()) dead_reason_ = std::string("cannot start a stream: ") + nghttp2_strerror(id);
+    if (dead_reason_.empty())
+      dead_reason_ = std::string("cannot start a stream: ") + nghttp2_strerror(id);
     return false;
   }
   call->stream_id_ = id;
@@ -197,7 +202,8 @@ bool GrpcConnection::OnReadable() {
       break;
     }
     if (n == 0) {
-      Fail(goaway_ ? "connection closed by the server after GOAWAY" : "connection closed by the server");
+      Fail(goaway_ ? "connection closed by the server after GOAWAY"
+                   : "connection closed by the server");
       break;
     }
     ssize_t used = nghttp2_session_mem_recv(session_, read_buf_.data(), static_cast<size_t>(n));
@@ -248,17 +254,19 @@ void GrpcConnection::DeliverCompleted() {
         c->error_ = "HTTP status " + std::to_string(c->http_status_);
       } else if (c->grpc_status_ != 0) {
         c->error_ = c->grpc_status_ < 0 ? std::string("response without grpc-status")
-                                        : "grpc-status " + std::to_string(c->grpc_status_) + ": " + c->grpc_message_;
+                                        : "grpc-status " + std::to_string(c->grpc_status_) + ": " +
+                                              c->grpc_message_;
       } else if (c->data_.size() < 5) {
         c->error_ = "response without a message";
       } else {
         const auto* d = reinterpret_cast<const uint8_t*>(c->data_.data());
-        const size_t len = (size_t{d[1]} << 24) | (size_t{d[2]} << 16) | (size_t{d[3]} << 8) | size_t{d[4]};
+        const size_t len =
+            (size_t{d[1]} << 24) | (size_t{d[2]} << 16) | (size_t{d[3]} << 8) | size_t{d[4]};
         if (d[0] != 0) {
           c->error_ = "compressed response message";
         } else if (5 + len != c->data_.size()) {
-          c->error_ = "response is not exactly one message (" + std::to_string(c->data_.size()) + " bytes, first " +
-                      std::to_string(len) + ")";
+          c->error_ = "response is not exactly one message (" + std::to_string(c->data_.size()) +
+                      " bytes, first " + std::to_string(len) + ")";
         } else {
           c->message_ = std::string_view(c->data_).substr(5, len);
           ok = true;
@@ -270,8 +278,8 @@ void GrpcConnection::DeliverCompleted() {
   }
 }
 
-ssize_t GrpcConnection::ReadRequest(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                                    nghttp2_data_source* source, void*) {
+ssize_t GrpcConnection::ReadRequest(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                                    uint32_t* flags, nghttp2_data_source* source, void*) {
   auto* call = static_cast<UnaryCall*>(source->ptr);
   const size_t left = call->request_frame.size() - call->sent_;
   const size_t n = left < length ? left : length;
@@ -281,10 +289,12 @@ ssize_t GrpcConnection::ReadRequest(nghttp2_session*, int32_t, uint8_t* buf, siz
   return static_cast<ssize_t>(n);
 }
 
-int GrpcConnection::OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
-                             size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void*) {
+int GrpcConnection::OnHeader(nghttp2_session* session, const nghttp2_frame* frame,
+                             const uint8_t* name, size_t namelen, const uint8_t* value,
+                             size_t valuelen, uint8_t, void*) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  auto* call = static_cast<UnaryCall*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  auto* call =
+      static_cast<UnaryCall*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
   if (call == nullptr) return 0;
   std::string_view n(reinterpret_cast<const char*>(name), namelen);
   std::string_view v(reinterpret_cast<const char*>(value), valuelen);
@@ -306,21 +316,22 @@ int GrpcConnection::OnHeader(nghttp2_session* session, const nghttp2_frame* fram
   return 0;
 }
 
-int GrpcConnection::OnDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id, const uint8_t* data,
-                                size_t len, void*) {
+int GrpcConnection::OnDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id,
+                                const uint8_t* data, size_t len, void*) {
   auto* call = static_cast<UnaryCall*>(nghttp2_session_get_stream_user_data(session, stream_id));
   if (call != nullptr) call->data_.append(reinterpret_cast<const char*>(data), len);
   return 0;
 }
 
-int GrpcConnection::OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t error_code, void* user) {
+int GrpcConnection::OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t error_code,
+                                  void* user) {
   auto* self = static_cast<GrpcConnection*>(user);
   auto* call = static_cast<UnaryCall*>(nghttp2_session_get_stream_user_data(session, stream_id));
   if (call == nullptr || self->dead_) return 0;
   if (error_code != NGHTTP2_NO_ERROR && !call->failed_) {
     call->failed_ = true;
     call->error_ = std::string(error_code == NGHTTP2_REFUSED_STREAM ? "stream refused (GOAWAY): "
-                                                                     : "stream reset: ") +
+                                                                    : "stream reset: ") +
                    nghttp2_http2_strerror(error_code);
   }
   self->Finish(call);
@@ -333,7 +344,8 @@ int GrpcConnection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* frame, vo
     self->goaway_ = true;
     ++self->goaways_;
     if (self->dead_reason_.empty()) {
-      self->dead_reason_ = std::string("GOAWAY ") + nghttp2_http2_strerror(frame->goaway.error_code);
+      self->dead_reason_ =
+          std::string("GOAWAY ") + nghttp2_http2_strerror(frame->goaway.error_code);
     }
   }
   return 0;

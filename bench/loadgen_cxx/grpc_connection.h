@@ -65,13 +65,13 @@ class UnaryCall {
  private:
   friend class GrpcConnection;
   void Reset();
-  size_t sent_ = 0;           // request_frame bytes handed to nghttp2
+  size_t sent_ = 0;  // request_frame bytes handed to nghttp2
   int32_t stream_id_ = 0;
   size_t active_index_ = 0;   // position in GrpcConnection::active_
   std::string data_;          // DATA payload received (gRPC frames)
   std::string_view message_;  // into data_
   int http_status_ = 0;
-  int grpc_status_ = -1;      // -1: no grpc-status seen
+  int grpc_status_ = -1;  // -1: no grpc-status seen
   std::string grpc_message_;
   std::string error_;
   bool failed_ = false;
@@ -120,9 +120,10 @@ class GrpcConnection {
   void Fail(const std::string& reason);  // connection lost: every active call fails
   void Finish(UnaryCall* call);          // stream closed: validate, queue for delivery
 
-  static ssize_t ReadRequest(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*, nghttp2_data_source*, void*);
-  static int OnHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t, const uint8_t*, size_t,
-                      uint8_t, void*);
+  static ssize_t ReadRequest(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
+                             nghttp2_data_source*, void*);
+  static int OnHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
+                      const uint8_t*, size_t, uint8_t, void*);
   static int OnDataChunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
   static int OnStreamClose(nghttp2_session*, int32_t, uint32_t, void*);
   static int OnFrameRecv(nghttp2_session*, const nghttp2_frame*, void*);
@@ -132,7 +133,7 @@ class GrpcConnection {
   std::vector<uint8_t> read_buf_;
   std::unique_ptr<GrpcConnectionHeaders> headers_;
   nghttp2_session* session_ = nullptr;
-  std::string out_;                    // bytes produced by nghttp2, not yet written
+  std::string out_;  // bytes produced by nghttp2, not yet written
   size_t out_off_ = 0;
   std::vector<UnaryCall*> active_;     // started, not yet delivered
   std::vector<UnaryCall*> completed_;  // closed streams, delivered after the read

@@ -16,9 +16,9 @@ TEST(LatencyHistogram, EmptyHasZeroPercentiles) {
 }
 
 TEST(LatencyHistogram, BucketsCoverEveryValueOnceWithinTwoPercent) {
-  for (uint64_t v : {uint64_t{0}, uint64_t{1}, uint64_t{127}, uint64_t{128}, uint64_t{129}, uint64_t{255},
-                     uint64_t{256}, uint64_t{1000}, uint64_t{123456789}, uint64_t{1} << 40,
-                     ~uint64_t{0}}) {
+  for (uint64_t v :
+       {uint64_t{0}, uint64_t{1}, uint64_t{127}, uint64_t{128}, uint64_t{129}, uint64_t{255},
+        uint64_t{256}, uint64_t{1000}, uint64_t{123456789}, uint64_t{1} << 40, ~uint64_t{0}}) {
     const int b = LatencyHistogram::BucketOf(v);
     ASSERT_GE(b, 0);
     ASSERT_LT(b, LatencyHistogram::kBuckets);
@@ -68,7 +68,7 @@ TEST(LatencyHistogram, PercentilesMatchSortedSamplesWithinBucketWidth) {
 TEST(LatencyHistogram, OneOutlierMovesOnlyTheTail) {
   LatencyHistogram h;
   for (int i = 0; i < 999; ++i) h.Record(1'000'000);  // 1 ms
-  h.Record(1'000'000'000);                             // 1 s
+  h.Record(1'000'000'000);                            // 1 s
   EXPECT_NEAR(static_cast<double>(h.Percentile(0.99)), 1e6, 1e6 / 64);
   EXPECT_NEAR(static_cast<double>(h.Percentile(1.0)), 1e9, 1e9 / 64);
 }

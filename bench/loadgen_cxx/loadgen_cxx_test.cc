@@ -3,13 +3,12 @@
 // returns the value a put wrote, and a gRPC error in the trailers is an error. Run with the
 // gRPC C++ frontend and with --experimental-native-grpc (two HTTP/2 servers to speak to).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
@@ -108,7 +107,8 @@ class LoadgenAgainstRusd : public ::testing::TestWithParam<std::vector<std::stri
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     while (std::chrono::steady_clock::now() < deadline) {
       auto c = GrpcConnection::Connect("127.0.0.1", node_->port());
-      if (c.ok() && CallOnce(*c.value(), Method::kRange, RangeFrame("probe", false), 2s).ok()) break;
+      if (c.ok() && CallOnce(*c.value(), Method::kRange, RangeFrame("probe", false), 2s).ok())
+        break;
       std::this_thread::sleep_for(100ms);
     }
     for (int i = 0; i < 2; ++i) {
@@ -177,13 +177,45 @@ TEST_P(LoadgenAgainstRusd, RangeOfAThousandKeysSpansManyDataFrames) {
   etcdserverpb::RangeRequest r;
   r.set_key(MatrixKey(0));
   r.set_range_end(MatrixKey(1000));
-  auto got = CallOnce(*conns_[0], Method::kRange, GrpcFrame(r));
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_GT(got.value().size(), 1000u * (kKeyLen + kValueLen));  // > 16 KB frames, > 64 KB window
-  etcdserverpb::RangeResponse resp;
-  ASSERT_TRUE(resp.ParseFromString(got.value()));
-  ASSERT_EQ(resp.kvs_size(), 1000);
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(resp.kvs(i).key(), MatrixKey(static_cast<uint64_t>(i)));
+  // The default windows hold the whole answer; HTTP/2's initial 64 KB windows need the
+  // client's WINDOW_UPDATEs (stream and connection) for the server to finish.
+  auto small = GrpcConnection::Connect("127.0.0.1", node_->port(), FlowWindows{65535, 65535});
+  ASSERT_TRUE(small.ok());
+  for (GrpcConnection* c : {conns_[0].get(), small.value().get()}) {
+    for (int round = 0; round < 3; ++round) {
+      auto got = CallOnce(*c, Method::kRange, GrpcFrame(r));
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_GT(got.value().size(),
+                1000u * (kKeyLen + kValueLen));  // > 16 KB frames, > 64 KB window
+      etcdserverpb::RangeResponse resp;
+      ASSERT_TRUE(resp.ParseFromString(got.value()));
+      ASSERT_EQ(resp.kvs_size(), 1000);
+      for (int i = 0; i < 1000; ++i)
+        ASSERT_EQ(resp.kvs(i).key(), MatrixKey(static_cast<uint64_t>(i)));
+    }
+  }
+}
+
+TEST_P(LoadgenAgainstRusd, ServerGoingAwayMidCellCountsErrorsAndEndsTheCell) {
+  ASSERT_TRUE(PrepareKeyspace(Conns(2), 1000, 4).ok());
+  CellSpec spec;
+  spec.kind = WorkloadKind::kGetSerializable;
+  spec.clients = 8;
+  spec.keyspace = 1000;
+  spec.duration = 1500ms;
+  spec.warmup = 50ms;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(400ms);
+    node_.reset();  // SIGTERM: the server says GOAWAY and closes its connections
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  CellResult r = RunCell(Conns(2), spec);
+  stopper.join();
+  EXPECT_GT(r.ops, 0);
+  EXPECT_GT(r.errors, 0);
+  EXPECT_FALSE(r.first_error.empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
+  for (auto& c : conns_) EXPECT_FALSE(c->usable());
 }
 
 TEST_P(LoadgenAgainstRusd, NonZeroGrpcStatusIsAnError) {
@@ -192,7 +224,8 @@ TEST_P(LoadgenAgainstRusd, NonZeroGrpcStatusIsAnError) {
   etcdserverpb::RangeRequest r;
   auto got = CallOnce(*conns_[0], Method::kRange, GrpcFrame(r));
   ASSERT_FALSE(got.ok());
-  EXPECT_NE(got.status().message().find("grpc-status 3"), std::string::npos) << got.status().message();
+  EXPECT_NE(got.status().message().find("grpc-status 3"), std::string::npos)
+      << got.status().message();
   // The connection stays usable.
   EXPECT_TRUE(CallOnce(*conns_[0], Method::kRange, RangeFrame("probe", true)).ok());
 }
@@ -200,7 +233,9 @@ TEST_P(LoadgenAgainstRusd, NonZeroGrpcStatusIsAnError) {
 INSTANTIATE_TEST_SUITE_P(Frontends, LoadgenAgainstRusd,
                          ::testing::Values(std::vector<std::string>{},
                                            std::vector<std::string>{"--experimental-native-grpc"}),
-                         [](const auto& info) { return info.param.empty() ? "GrpcCxx" : "NativeGrpc"; });
+                         [](const auto& info) {
+                           return info.param.empty() ? "GrpcCxx" : "NativeGrpc";
+                         });
 
 }  // namespace
 }  // namespace rusd::loadgen

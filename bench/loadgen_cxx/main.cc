@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -37,7 +38,8 @@ void Logf(const char* fmt, ...) {
   clock_gettime(CLOCK_REALTIME, &ts);
   tm t{};
   localtime_r(&ts.tv_sec, &t);
-  std::fprintf(stderr, "%02d:%02d:%02d.%03ld loadgen-cxx: ", t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1000000);
+  std::fprintf(stderr, "%02d:%02d:%02d.%03ld loadgen-cxx: ", t.tm_hour, t.tm_min, t.tm_sec,
+               ts.tv_nsec / 1000000);
   va_list ap;
   va_start(ap, fmt);
   std::vfprintf(stderr, fmt, ap);
@@ -74,7 +76,8 @@ Result<std::vector<Target>> ParseTargets(const std::string& s) {
       t.name = "server";
     }
     auto colon = ep.rfind(':');
-    if (colon == std::string::npos) return Status::InvalidArgument("bad target " + part + " (want name=host:port)");
+    if (colon == std::string::npos)
+      return Status::InvalidArgument("bad target " + part + " (want name=host:port)");
     t.host = ep.substr(0, colon);
     t.port = std::atoi(ep.c_str() + colon + 1);
     out.push_back(t);
@@ -88,8 +91,8 @@ Result<std::vector<Shape>> ParseShapes(const std::string& s) {
   for (const std::string& part : Split(s, ',')) {
     Shape sh;
     char x = 0;
-    if (std::sscanf(part.c_str(), "%d%c%d", &sh.clients, &x, &sh.conns) != 3 || x != 'x' || sh.clients < 1 ||
-        sh.conns < 1 || sh.conns > sh.clients) {
+    if (std::sscanf(part.c_str(), "%d%c%d", &sh.clients, &x, &sh.conns) != 3 || x != 'x' ||
+        sh.clients < 1 || sh.conns < 1 || sh.conns > sh.clients) {
       return Status::InvalidArgument("bad shape \"" + part + "\": want CLIENTSxCONNS, e.g. 64x8");
     }
     out.push_back(sh);
@@ -127,7 +130,8 @@ Result<int64_t> CpuTicksOf(int pid) {
   int64_t total = 0;
   for (int p : pids) {
     std::string rest;
-    if (!stat_fields(p, &rest)) return Status::NotFound("/proc/" + std::to_string(p) + "/stat unreadable");
+    if (!stat_fields(p, &rest))
+      return Status::NotFound("/proc/" + std::to_string(p) + "/stat unreadable");
     std::istringstream in(rest);
     std::vector<std::string> f;
     for (std::string w; in >> w;) f.push_back(w);
@@ -208,7 +212,8 @@ class Flags {
   std::string bad_;
 };
 
-Result<std::chrono::nanoseconds> Duration(Flags& f, const std::string& name, const std::string& def) {
+Result<std::chrono::nanoseconds> Duration(Flags& f, const std::string& name,
+                                          const std::string& def) {
   return ParseGoDuration(f.Get(name, def));
 }
 
@@ -231,8 +236,8 @@ Status Matrix(int argc, char** argv) {
   windows.stream = std::stoi(f.Get("stream-window", std::to_string(windows.stream)));
   windows.connection = std::stoi(f.Get("conn-window", std::to_string(windows.connection)));
   if (Status s = f.Check(); !s.ok()) return s;
-  for (const Status* s : {&targets.status(), &workloads.status(), &shapes.status(), &duration.status(),
-                          &warmup.status(), &op_timeout.status()}) {
+  for (const Status* s : {&targets.status(), &workloads.status(), &shapes.status(),
+                          &duration.status(), &warmup.status(), &op_timeout.status()}) {
     if (!s->ok()) return *s;
   }
   if (keyspace < kRangeKeys) return Status::InvalidArgument("-keyspace must be >= 1000");
@@ -259,7 +264,8 @@ Status Matrix(int argc, char** argv) {
         warm.set_key("bench/warmup");
         warm.set_serializable(true);
         auto r = CallOnce(*c.value(), Method::kRange, GrpcFrame(warm));
-        if (!r.ok()) return Status::Unavailable("first request to " + t.name + ": " + r.status().message());
+        if (!r.ok())
+          return Status::Unavailable("first request to " + t.name + ": " + r.status().message());
         pool.push_back(std::move(c.value()));
       }
     }
@@ -284,7 +290,8 @@ Status Matrix(int argc, char** argv) {
     for (const Target& t : targets.value()) {
       auto p = pool_for(t, 8);
       if (!p.ok()) return p.status();
-      Logf("%s: writing the %llu-key matrix keyspace", t.name.c_str(), static_cast<unsigned long long>(keyspace));
+      Logf("%s: writing the %llu-key matrix keyspace", t.name.c_str(),
+           static_cast<unsigned long long>(keyspace));
       auto t0 = std::chrono::steady_clock::now();
       if (Status s = PrepareKeyspace(p.value(), keyspace, 32); !s.ok()) {
         return Status::Unavailable(t.name + ": prepare: " + s.message());
@@ -323,34 +330,47 @@ Status Matrix(int argc, char** argv) {
           if (charged) {
             spec.at_start = [&] {
               auto r = CpuTicksOfAll(sp->second);
-              if (r.ok()) before = r.value(); else cpu_err = r.status();
+              if (r.ok())
+                before = r.value();
+              else
+                cpu_err = r.status();
             };
             spec.at_end = [&] {
               auto r = CpuTicksOfAll(sp->second);
-              if (r.ok()) after = r.value(); else if (cpu_err.ok()) cpu_err = r.status();
+              if (r.ok())
+                after = r.value();
+              else if (cpu_err.ok())
+                cpu_err = r.status();
             };
           }
           CellResult res = RunCell(p.value(), spec);
           if (!cpu_err.ok()) return Status::Internal(t.name + ": cpu: " + cpu_err.message());
           double cpu_us = 0, lg_us = 0;
           if (res.ops > 0) {
-            if (charged) cpu_us = static_cast<double>(after - before) * 1e6 / static_cast<double>(hz) / res.ops;
+            if (charged)
+              cpu_us =
+                  static_cast<double>(after - before) * 1e6 / static_cast<double>(hz) / res.ops;
             lg_us = res.loadgen_cpu_seconds * 1e6 / static_cast<double>(res.ops);
           }
-          const double p50 = static_cast<double>(res.p50_ns) / 1e6, p99 = static_cast<double>(res.p99_ns) / 1e6;
-          Logf("%-6s %-17s %2d/%d  %9.0f ops/s  p50 %7.2fms  p99 %7.2fms  cpu %6.0fus/op  loadgen %5.1fus/op  errors %lld %s",
-               t.name.c_str(), w.name, sh.clients, sh.conns, res.OpsPerSec(), p50, p99, cpu_us, lg_us,
-               static_cast<long long>(res.errors), res.first_error.c_str());
+          const double p50 = static_cast<double>(res.p50_ns) / 1e6,
+                       p99 = static_cast<double>(res.p99_ns) / 1e6;
+          Logf(
+              "%-6s %-17s %2d/%d  %9.0f ops/s  p50 %7.2fms  p99 %7.2fms  cpu %6.0fus/op  loadgen "
+              "%5.1fus/op  errors %lld %s",
+              t.name.c_str(), w.name, sh.clients, sh.conns, res.OpsPerSec(), p50, p99, cpu_us,
+              lg_us, static_cast<long long>(res.errors), res.first_error.c_str());
           if (outf != nullptr) {
-            std::string rec = "{\"system\":" + JsonString(t.name) + ",\"kind\":\"cell\",\"name\":" + JsonString(w.name) +
+            std::string rec = "{\"system\":" + JsonString(t.name) +
+                              ",\"kind\":\"cell\",\"name\":" + JsonString(w.name) +
                               ",\"loadgen\":\"cxx\",\"clients\":" + std::to_string(sh.clients) +
                               ",\"conns\":" + std::to_string(sh.conns);
             char nums[512];
-            std::snprintf(nums, sizeof nums,
-                          ",\"ops\":%lld,\"errors\":%lld,\"seconds\":%.6f,\"ops_per_s\":%.3f,\"p50_ms\":%.4f,"
-                          "\"p99_ms\":%.4f,\"cpu_us_per_op\":%.3f,\"loadgen_cpu_us_per_op\":%.3f",
-                          static_cast<long long>(res.ops), static_cast<long long>(res.errors), res.seconds,
-                          res.OpsPerSec(), p50, p99, cpu_us, lg_us);
+            std::snprintf(
+                nums, sizeof nums,
+                ",\"ops\":%lld,\"errors\":%lld,\"seconds\":%.6f,\"ops_per_s\":%.3f,\"p50_ms\":%.4f,"
+                "\"p99_ms\":%.4f,\"cpu_us_per_op\":%.3f,\"loadgen_cpu_us_per_op\":%.3f",
+                static_cast<long long>(res.ops), static_cast<long long>(res.errors), res.seconds,
+                res.OpsPerSec(), p50, p99, cpu_us, lg_us);
             rec += nums;
             if (!res.first_error.empty()) rec += ",\"first_error\":" + JsonString(res.first_error);
             rec += "}\n";
@@ -370,7 +390,9 @@ Status Matrix(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) != "matrix") {
-    std::fprintf(stderr, "usage: rusd-loadgen matrix -targets name=host:port[,...] [flags]  (bench/README.md)\n");
+    std::fprintf(
+        stderr,
+        "usage: rusd-loadgen matrix -targets name=host:port[,...] [flags]  (bench/README.md)\n");
     return 2;
   }
   rusd::Status s = rusd::loadgen::Matrix(argc - 2, argv + 2);

@@ -35,7 +35,8 @@ std::string MatrixKey(uint64_t i) {
 }
 
 std::string RandomValue(Rng& rng) {
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+  static constexpr char kAlphabet[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
   std::string v(kValueLen, ' ');
   for (char& c : v) c = kAlphabet[rng.Below(64)];
   return v;
@@ -62,8 +63,10 @@ Result<std::vector<WorkloadInfo>> SelectWorkloads(std::string_view list) {
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
     while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-    auto it = std::find_if(all.begin(), all.end(), [&](const WorkloadInfo& w) { return name == w.name; });
-    if (it == all.end()) return Status::InvalidArgument("unknown workload \"" + std::string(name) + "\"");
+    auto it =
+        std::find_if(all.begin(), all.end(), [&](const WorkloadInfo& w) { return name == w.name; });
+    if (it == all.end())
+      return Status::InvalidArgument("unknown workload \"" + std::string(name) + "\"");
     want[static_cast<size_t>(it - all.begin())] = true;
   }
   std::vector<WorkloadInfo> out;
@@ -168,9 +171,11 @@ std::string RequestTemplate::Check(std::string_view message) {
       if (!range_.ParseFromArray(data, size)) return "malformed RangeResponse";
       const int want = kind_ == WorkloadKind::kRange1000 ? kRangeKeys : 1;
       if (range_.kvs_size() != want) {
-        return "range returned " + std::to_string(range_.kvs_size()) + " kvs, want " + std::to_string(want);
+        return "range returned " + std::to_string(range_.kvs_size()) + " kvs, want " +
+               std::to_string(want);
       }
-      if (range_.kvs(0).key() != want_key_) return "range returned key " + range_.kvs(0).key() + ", want " + want_key_;
+      if (range_.kvs(0).key() != want_key_)
+        return "range returned key " + range_.kvs(0).key() + ", want " + want_key_;
       return "";
     }
   }

@@ -40,7 +40,9 @@ class Rng {
     return z ^ (z >> 31);
   }
   // Uniform in [0, n).
-  uint64_t Below(uint64_t n) { return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >> 64); }
+  uint64_t Below(uint64_t n) {
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >> 64);
+  }
 
  private:
   uint64_t s_;
