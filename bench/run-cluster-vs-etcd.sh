@@ -5,7 +5,8 @@
 #   bench/run-cluster-vs-etcd.sh --quick    # 1 round of 1 s cells, 5 leader kills
 #   bench/run-cluster-vs-etcd.sh --no-matrix --kills 20   # failover only
 #
-# 1. Request matrix against each cluster's leader (bench/loadgen matrix, cells alternating
+# 1. Request matrix against each cluster's leader (bench/loadgen matrix, or rusd-loadgen with
+#    --loadgen cxx; cells alternating
 #    between the two clusters): put at 1 client and at 64 clients over 8 connections, and
 #    linearizable get at 64/8: ops/s, p50, p99, server CPU per op (all three members).
 # 2. Failover, --kills times per cluster: SIGKILL of the leader's whole node (for rusd the

@@ -7,7 +7,8 @@
 #
 # What it does (see bench/README.md for how to read the table):
 #   1. starts etcd and rusd from empty temp data dirs and times the first served Range;
-#   2. runs the loadgen request matrix (put, serializable get, linearizable get, txn,
+#   2. runs the loadgen request matrix (Go clientv3; --loadgen cxx: rusd-loadgen, C++)
+#      (put, serializable get, linearizable get, txn,
 #      range of 1000 keys; 1 client and 64 clients over 8 connections), alternating between
 #      the two servers cell by cell so that background load hits both alike;
 #   3. loads N keys (32 B keys, 256 B values) into each, one after the other, and records

@@ -121,3 +121,19 @@ func TestReportShowsTheLoadgensCPUPerOpAndItsShare(t *testing.T) {
 		}
 	}
 }
+
+func TestReportFlagsACellWithErrorsAsFailed(t *testing.T) {
+	recs := []record{
+		{System: "etcd", Kind: "cell", Name: "put", Clients: 1, Conns: 1, OpsPerSec: 1000, P50Ms: 1, P99Ms: 4},
+		{System: "rusd", Kind: "cell", Name: "put", Clients: 1, Conns: 1, OpsPerSec: 900, P50Ms: 1, P99Ms: 4,
+			Errors: 3, FirstError: "grpc-status 14: unavailable"},
+	}
+	var buf bytes.Buffer
+	writeReport(&buf, recs, "etcd", "rusd")
+	out := buf.String()
+	for _, want := range []string{"FAILED (errors)", "rusd put 1/1: 3 errors, first: grpc-status 14: unavailable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -57,7 +57,13 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 		var notes []string
 		for _, k := range cellOrder {
 			b, c := medianCell(cells[k][base]), medianCell(cells[k][cand])
-			fmt.Fprintf(w, row,
+			// A cell with errors is failed: its figures are printed, but flagged, and the
+			// errors are listed below the table.
+			rowFmt := row
+			if b.Errors > 0 || c.Errors > 0 {
+				rowFmt = strings.TrimSuffix(row, "\n") + "  FAILED (errors)\n"
+			}
+			fmt.Fprintf(w, rowFmt,
 				k.name, fmt.Sprintf("%d/%d", k.clients, k.conns),
 				num(b.OpsPerSec, "%.0f"), num(c.OpsPerSec, "%.0f"), rat(c.OpsPerSec, b.OpsPerSec),
 				num(b.P50Ms, "%.2f"), num(c.P50Ms, "%.2f"),
