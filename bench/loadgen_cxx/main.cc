@@ -79,6 +79,9 @@ Result<std::vector<Target>> ParseTargets(const std::string& s) {
     if (colon == std::string::npos)
       return Status::InvalidArgument("bad target " + part + " (want name=host:port)");
     t.host = ep.substr(0, colon);
+    if (t.host.size() > 2 && t.host.front() == '[' && t.host.back() == ']') {
+      t.host = t.host.substr(1, t.host.size() - 2);  // [::1]:2379
+    }
     t.port = std::atoi(ep.c_str() + colon + 1);
     out.push_back(t);
   }
