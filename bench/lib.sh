@@ -37,6 +37,7 @@ common_usage() {
   --keep               keep the temp dir (data dirs, logs) instead of deleting it
   --rusd-args "ARGS"   extra flags for rusd (split on spaces), e.g.
                        --rusd-args --experimental-native-grpc
+  --loadgen-bin PATH   rusd-loadgen binary for --loadgen cxx (default build/bin/rusd-loadgen)
 USAGE
 }
 
@@ -52,6 +53,7 @@ common_option() {
     --results) results_dir="${2:?--results needs a directory}" ;;
     --keep) keep=1; common_shift=1 ;;
     --rusd-args) read -r -a rusd_args <<<"${2?--rusd-args needs a value}" ;;
+    --loadgen-bin) cxx_loadgen_bin="${2:?--loadgen-bin needs a path}" ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -136,6 +138,30 @@ build_loadgen() {
   (cd "$(dirname "${BASH_SOURCE[0]}")/loadgen" && timeout 300 go build -o "$work/loadgen" .) ||
     die "go build of bench/loadgen failed"
   lg="$work/loadgen"
+}
+
+# pick_matrix_loadgen KIND: sets mlg, the program that runs the request matrix's cells
+# (`matrix` subcommand, same flags and records for both): "go" = the Go loadgen ($lg, call
+# build_loadgen first), "cxx" = rusd-loadgen (bench/loadgen_cxx; the C++ gRPC client built
+# with rusd: this repository's build/bin or build-bench/bin, else beside --rusd, or
+# --loadgen-bin PATH). Loading keys, start-up probes, RSS and failover always use $lg.
+pick_matrix_loadgen() {
+  case "$1" in
+    go) mlg="$lg" ;;
+    cxx)
+      if [[ -z "${cxx_loadgen_bin:-}" ]]; then
+        local repo_dir b
+        repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+        for b in "$repo_dir/build/bin/rusd-loadgen" "$repo_dir/build-bench/bin/rusd-loadgen" \
+          "$(dirname "${rusd_bin:-.}")/rusd-loadgen"; do
+          [[ -x "$b" ]] && { cxx_loadgen_bin="$b"; break; }
+        done
+      fi
+      [[ -x "${cxx_loadgen_bin:-}" ]] || die "rusd-loadgen not found (ninja -C build rusd-loadgen, or --loadgen-bin PATH)"
+      mlg="$cxx_loadgen_bin" ;;
+    *) die "--loadgen must be go or cxx, not $1" ;;
+  esac
+  log "request matrix client: $1 ($mlg)"
 }
 
 # start_server SYS BIN: spawns BIN as a one-member cluster named bench-SYS on cport[SYS] and

@@ -5,7 +5,8 @@
 #   bench/run-cluster-vs-etcd.sh --quick    # 1 round of 1 s cells, 5 leader kills
 #   bench/run-cluster-vs-etcd.sh --no-matrix --kills 20   # failover only
 #
-# 1. Request matrix against each cluster's leader (bench/loadgen matrix, cells alternating
+# 1. Request matrix against each cluster's leader (bench/loadgen matrix, or rusd-loadgen with
+#    --loadgen cxx; cells alternating
 #    between the two clusters): put at 1 client and at 64 clients over 8 connections, and
 #    linearizable get at 64/8: ops/s, p50, p99, server CPU per op (all three members).
 # 2. Failover, --kills times per cluster: SIGKILL of the leader's whole node (for rusd the
@@ -27,6 +28,7 @@ warmup=300ms
 rounds=2
 kills=20
 matrix=1
+matrix_loadgen=go
 election_ms=1000  # etcd's default --election-timeout, which both clusters run with
 
 usage() {
@@ -36,6 +38,9 @@ usage: $0 [options]
   --duration D     measured time per cell (default $duration)
   --rounds N       matrix rounds; the table shows medians (default $rounds)
   --kills N        leader kills per cluster (default $kills; 0: none)
+  --loadgen go|cxx     client of the request matrix: go = bench/loadgen (clientv3, what a Go
+                       user sees), cxx = rusd-loadgen (lean C++ gRPC, so the cells measure the
+                       servers more than the client); default go
   --no-matrix      skip the request matrix
 USAGE
   common_usage
@@ -47,6 +52,7 @@ while [[ $# -gt 0 ]]; do
     --duration) duration="$2"; shift ;;
     --rounds) rounds="$2"; shift ;;
     --kills) kills="$2"; shift ;;
+    --loadgen) matrix_loadgen="$2"; shift ;;
     --no-matrix) matrix=0 ;;
     *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
@@ -61,6 +67,7 @@ command -v etcdctl >/dev/null || die "etcdctl not found (Debian's etcd-client)"
 make_workdir rusd-cluster-bench
 
 build_loadgen
+pick_matrix_loadgen "$matrix_loadgen"
 
 systems=(etcd rusd)
 bin_of() { if [[ "$1" == rusd ]]; then echo "$rusd_bin"; else echo "$etcd_bin"; fi; }
@@ -103,7 +110,7 @@ if [[ "$matrix" -eq 1 ]]; then
   [[ "$dur_s" =~ ^[0-9.]+$ ]] || dur_s=10
   budget=$(awk -v r="$rounds" -v d="$dur_s" 'BEGIN{printf "%d", r*2*4*(d+3)+240}')
   log "request matrix: $rounds round(s), $duration cells (bounded at ${budget}s)"
-  bounded "$budget" "$lg" matrix -targets "$targets" -workloads put,get-linearizable \
+  bounded "$budget" "$mlg" matrix -targets "$targets" -workloads put,get-linearizable \
     -shapes 1x1,64x8 -duration "$duration" -warmup "$warmup" -keyspace 10000 -rounds "$rounds" \
     -pids "$pids" -out "$results" || die "request matrix failed"
 fi

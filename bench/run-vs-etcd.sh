@@ -7,7 +7,8 @@
 #
 # What it does (see bench/README.md for how to read the table):
 #   1. starts etcd and rusd from empty temp data dirs and times the first served Range;
-#   2. runs the loadgen request matrix (put, serializable get, linearizable get, txn,
+#   2. runs the loadgen request matrix (Go clientv3; --loadgen cxx: rusd-loadgen, C++)
+#      (put, serializable get, linearizable get, txn,
 #      range of 1000 keys; 1 client and 64 clients over 8 connections), alternating between
 #      the two servers cell by cell so that background load hits both alike;
 #   3. loads N keys (32 B keys, 256 B values) into each, one after the other, and records
@@ -42,6 +43,7 @@ against_etcd=0
 base_port="${BENCH_BASE_PORT:-}"
 skip_matrix=0
 skip_load=0
+matrix_loadgen=go
 
 usage() {
   cat <<EOF
@@ -54,6 +56,9 @@ usage: $0 [options]
   --starts N           fresh (empty) starts to time, report the median (default $starts)
   --workloads LIST     subset of put,get-serializable,get-linearizable,txn,range-1000
   --shapes LIST        CLIENTSxCONNS list (default $shapes)
+  --loadgen go|cxx     client of the request matrix: go = bench/loadgen (clientv3, what a Go
+                       user sees), cxx = rusd-loadgen (lean C++ gRPC, so the cells measure the
+                       servers more than the client); default go
   --no-matrix          skip the request matrix
   --against-etcd       run a second etcd where rusd would run (sanity check: ratios ~ 1)
   --base-port P        etcd uses P (client) and P+10 (peer), rusd P+1000 and P+1010
@@ -72,6 +77,7 @@ while [[ $# -gt 0 ]]; do
     --starts) starts="$2"; shift ;;
     --workloads) workloads="$2"; shift ;;
     --shapes) shapes="$2"; shift ;;
+    --loadgen) matrix_loadgen="$2"; shift ;;
     --no-matrix) skip_matrix=1 ;;
     --against-etcd) against_etcd=1 ;;
     --base-port) base_port="$2"; shift ;;
@@ -95,6 +101,7 @@ make_workdir rusd-bench
 
 # ---- loadgen ---------------------------------------------------------------------------
 build_loadgen
+pick_matrix_loadgen "$matrix_loadgen"
 
 # ---- servers ---------------------------------------------------------------------------
 # Loopback ports: --base-port P gives etcd P/P+10 and the other system P+1000/P+1010;
@@ -163,7 +170,7 @@ if [[ $skip_matrix -eq 0 ]]; then
   [[ "$dur_s" =~ ^[0-9.]+$ ]] || dur_s=10
   budget=$(awk -v r="$rounds" -v n="$ncells" -v d="$dur_s" 'BEGIN{printf "%d", r*2*n*(d+3)+240}')
   log "request matrix: $rounds round(s) of $ncells cells x 2 systems, $duration each (bounded at ${budget}s)"
-  bounded "$budget" "$lg" matrix -targets "etcd=127.0.0.1:$(port_of etcd),$cand=127.0.0.1:$(port_of "$cand")" \
+  bounded "$budget" "$mlg" matrix -targets "etcd=127.0.0.1:$(port_of etcd),$cand=127.0.0.1:$(port_of "$cand")" \
     -workloads "$workloads" -shapes "$shapes" -duration "$duration" -warmup "$warmup" \
     -keyspace "$keyspace" -rounds "$rounds" -pids "etcd=${pid_of[etcd]},$cand=${pid_of[$cand]}" \
     -out "$results" || die "request matrix failed"

@@ -31,6 +31,8 @@ type cellResult struct {
 	firstErr string
 	elapsed  time.Duration
 	p50, p99 time.Duration
+	// The loadgen's own CPU time (user + system, all threads) over the measured window.
+	loadgenCPU time.Duration
 }
 
 func (r cellResult) opsPerSec() float64 {
@@ -87,6 +89,7 @@ func runCell(pool connPool, spec cellSpec) cellResult {
 	if spec.atStart != nil {
 		spec.atStart()
 	}
+	cpu0 := selfCPU()
 	start := time.Now()
 	measuring.Store(true)
 	if spec.ops == 0 {
@@ -97,6 +100,7 @@ func runCell(pool connPool, spec cellSpec) cellResult {
 	if spec.atEnd != nil {
 		spec.atEnd()
 	}
+	cpu1 := selfCPU()
 	// With a duration, ops that were in flight at the deadline complete after it and are
 	// counted; the elapsed time includes their tail, so ops/elapsed stays honest.
 	elapsed := time.Since(start)
@@ -106,7 +110,7 @@ func runCell(pool connPool, spec cellSpec) cellResult {
 		all = append(all, l...)
 	}
 	sort.Slice(all, func(a, b int) bool { return all[a] < all[b] })
-	res := cellResult{ops: int64(len(all)), errors: errs.Load(), elapsed: elapsed}
+	res := cellResult{ops: int64(len(all)), errors: errs.Load(), elapsed: elapsed, loadgenCPU: cpu1 - cpu0}
 	if s, ok := firstErr.Load().(string); ok {
 		res.firstErr = s
 	}

@@ -101,3 +101,39 @@ func TestReportFailoverShowsTailAgainstBudget(t *testing.T) {
 		t.Errorf("report lacks the verdicts (etcd yes, rusd NO):\n%s", s)
 	}
 }
+
+func TestReportShowsTheLoadgensCPUPerOpAndItsShare(t *testing.T) {
+	recs := []record{
+		{System: "etcd", Kind: "cell", Name: "put", Clients: 64, Conns: 8, Loadgen: "cxx", OpsPerSec: 1000,
+			CPUUsPerOp: 90, LoadgenCPUUsPerOp: 10},
+		{System: "rusd", Kind: "cell", Name: "put", Clients: 64, Conns: 8, Loadgen: "cxx", OpsPerSec: 3000,
+			CPUUsPerOp: 30, LoadgenCPUUsPerOp: 5},
+	}
+	var buf bytes.Buffer
+	writeReport(&buf, recs, "etcd", "rusd")
+	out := buf.String()
+	for _, want := range []string{
+		"loadgen (cxx) CPU us/op",
+		"put                  64/8 |      10.0       5.0   0.50x |      10%      14%", // 10/(10+90), 5/(5+30)
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestReportFlagsACellWithErrorsAsFailed(t *testing.T) {
+	recs := []record{
+		{System: "etcd", Kind: "cell", Name: "put", Clients: 1, Conns: 1, OpsPerSec: 1000, P50Ms: 1, P99Ms: 4},
+		{System: "rusd", Kind: "cell", Name: "put", Clients: 1, Conns: 1, OpsPerSec: 900, P50Ms: 1, P99Ms: 4,
+			Errors: 3, FirstError: "grpc-status 14: unavailable"},
+	}
+	var buf bytes.Buffer
+	writeReport(&buf, recs, "etcd", "rusd")
+	out := buf.String()
+	for _, want := range []string{"FAILED (errors)", "rusd put 1/1: 3 errors, first: grpc-status 14: unavailable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

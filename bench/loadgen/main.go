@@ -217,13 +217,16 @@ func cmdMatrix(args []string) error {
 					if cpuErr != nil {
 						return fmt.Errorf("%s: cpu: %w", t.name, cpuErr)
 					}
-					var cpuUsPerOp float64
+					var cpuUsPerOp, loadgenUsPerOp float64
 					if charged && res.ops > 0 {
 						cpuUsPerOp = float64(after-before) * 1e6 / userHz / float64(res.ops)
 					}
-					logf("%-6s %-17s %2d/%d  %9.0f ops/s  p50 %7.2fms  p99 %7.2fms  cpu %6.0fus/op  errors %d %s",
-						t.name, w.name, sh.clients, sh.conns, res.opsPerSec(), ms(res.p50), ms(res.p99), cpuUsPerOp, res.errors, res.firstErr)
-					if err := appendRecord(*out, record{System: t.name, Kind: "cell", Name: w.name,
+					if res.ops > 0 {
+						loadgenUsPerOp = float64(res.loadgenCPU.Microseconds()) / float64(res.ops)
+					}
+					logf("%-6s %-17s %2d/%d  %9.0f ops/s  p50 %7.2fms  p99 %7.2fms  cpu %6.0fus/op  loadgen %5.1fus/op  errors %d %s",
+						t.name, w.name, sh.clients, sh.conns, res.opsPerSec(), ms(res.p50), ms(res.p99), cpuUsPerOp, loadgenUsPerOp, res.errors, res.firstErr)
+					if err := appendRecord(*out, record{System: t.name, Kind: "cell", Name: w.name, Loadgen: "go", LoadgenCPUUsPerOp: loadgenUsPerOp,
 						Clients: sh.clients, Conns: sh.conns, Ops: res.ops, Errors: res.errors, FirstError: res.firstErr,
 						Seconds: res.elapsed.Seconds(), OpsPerSec: res.opsPerSec(), P50Ms: ms(res.p50), P99Ms: ms(res.p99), CPUUsPerOp: cpuUsPerOp}); err != nil {
 						return err

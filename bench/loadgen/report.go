@@ -57,7 +57,13 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 		var notes []string
 		for _, k := range cellOrder {
 			b, c := medianCell(cells[k][base]), medianCell(cells[k][cand])
-			fmt.Fprintf(w, row,
+			// A cell with errors is failed: its figures are printed, but flagged, and the
+			// errors are listed below the table.
+			rowFmt := row
+			if b.Errors > 0 || c.Errors > 0 {
+				rowFmt = strings.TrimSuffix(row, "\n") + "  FAILED (errors)\n"
+			}
+			fmt.Fprintf(w, rowFmt,
 				k.name, fmt.Sprintf("%d/%d", k.clients, k.conns),
 				num(b.OpsPerSec, "%.0f"), num(c.OpsPerSec, "%.0f"), rat(c.OpsPerSec, b.OpsPerSec),
 				num(b.P50Ms, "%.2f"), num(c.P50Ms, "%.2f"),
@@ -72,6 +78,36 @@ func writeReport(w io.Writer, recs []record, base, cand string) {
 		}
 		for _, n := range notes {
 			fmt.Fprintln(w, n)
+		}
+		// What the load generator itself spent per op (matrix cells; the lease records below
+		// carry it per process). On two shared cores the client's CPU is taken from the server's.
+		printedHeader := false
+		for _, k := range cellOrder {
+			b, c := medianCell(cells[k][base]), medianCell(cells[k][cand])
+			if b.LoadgenCPUUsPerOp == 0 && c.LoadgenCPUUsPerOp == 0 || len(b.CPUByProcess) > 0 || len(c.CPUByProcess) > 0 {
+				continue
+			}
+			if !printedHeader {
+				lg := b.Loadgen
+				if lg == "" {
+					lg = c.Loadgen
+				}
+				if lg == "" {
+					lg = "go"
+				}
+				fmt.Fprintf(w, "%-25s | %-27s | client share of the CPU (loadgen / (loadgen + server))\n", "loadgen ("+lg+") CPU us/op", "")
+				fmt.Fprintf(w, "%-17s %7s | %9s %9s %7s | %8s %8s\n", "workload", "cl/conn", short(base), short(cand), "ratio", short(base), short(cand))
+				printedHeader = true
+			}
+			share := func(r record) string {
+				if r.LoadgenCPUUsPerOp == 0 || r.CPUUsPerOp == 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.0f%%", 100*r.LoadgenCPUUsPerOp/(r.LoadgenCPUUsPerOp+r.CPUUsPerOp))
+			}
+			fmt.Fprintf(w, "%-17s %7s | %9s %9s %7s | %8s %8s\n", k.name, fmt.Sprintf("%d/%d", k.clients, k.conns),
+				num(b.LoadgenCPUUsPerOp, "%.1f"), num(c.LoadgenCPUUsPerOp, "%.1f"), rat(c.LoadgenCPUUsPerOp, b.LoadgenCPUUsPerOp),
+				share(b), share(c))
 		}
 		// Where the server's CPU per op goes, and what the client spent on the same ops
 		// (recorded by `loadgen lease -pids`).

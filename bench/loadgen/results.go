@@ -17,6 +17,9 @@ type record struct {
 	// "failover" (leader kill to first acknowledged write; one record per kill).
 	Kind string `json:"kind"`
 	Name string `json:"name"` // workload name, or a label such as "after load 1000000 keys"
+	// Loadgen: which client measured a matrix cell: "go" (this program, clientv3) or "cxx"
+	// (rusd-loadgen, bench/loadgen_cxx).
+	Loadgen string `json:"loadgen,omitempty"`
 
 	Clients    int     `json:"clients,omitempty"`
 	Conns      int     `json:"conns,omitempty"`

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // memOf sums memory over a process and (optionally) its direct children. For rusd the
@@ -165,6 +167,17 @@ func selfCPUTicks() int64 {
 		return 0
 	}
 	return ticks
+}
+
+// selfCPU is this process's CPU time (user + system, all threads) from getrusage, finer
+// than /proc's clock ticks; the matrix charges it per op as the loadgen's own cost, the same
+// way as rusd-loadgen (bench/loadgen_cxx) does.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procCPU reads comm and utime+stime (clock ticks) from a /proc/<pid>/stat file.
