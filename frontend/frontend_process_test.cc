@@ -1000,6 +1000,43 @@ TEST_P(KvOverBothServers, WatchCarriesMetadataAndCancellation) {
   EXPECT_EQ(handled, 21u);
 }
 
+// A learner refuses LeaseGrant at once with etcd's error (the service finishes before it
+// reads the request): through the forwarding as from gRPC C++.
+TEST_P(KvOverBothServers, LearnerRefusesLeaseGrantAtOnce) {
+  etcdserverpb::MemberListResponse list;
+  auto* m = list.add_members();
+  m->set_id(kMemberId);
+  m->set_islearner(true);
+  node_->SendRaftReply(ipc::MessageType::kMemberList, list.SerializeAsString());
+  auto lease = etcdserverpb::Lease::NewStub(channel_);
+  grpc::Status st;
+  for (int i = 0; i < 50; ++i) {
+    etcdserverpb::LeaseGrantRequest req;
+    req.set_ttl(10);
+    etcdserverpb::LeaseGrantResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+    st = lease->LeaseGrant(&ctx, req, &resp);
+    if (st.error_message() == "etcdserver: rpc not supported for learner") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(st.error_message(), "etcdserver: rpc not supported for learner");
+  // clientv3 retries it (Grant is "repeatable") up to 100 times within the caller's
+  // deadline: each refusal must be quick.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100; ++i) {
+    etcdserverpb::LeaseGrantRequest req;
+    etcdserverpb::LeaseGrantResponse resp;
+    EXPECT_EQ(lease->LeaseGrant(Ctx().get(), req, &resp).error_code(),
+              grpc::StatusCode::UNAVAILABLE);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  std::printf("100 refused LeaseGrant: %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - start).count()));
+}
+
 TEST_F(FrontendProcessTest, SecondFrontendOnABoundPortExitsWithAnError) {
   pid_t second = Spawn({"--listen-client-urls=http://127.0.0.1:" + std::to_string(port_)});
   int status = 0;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "frontend/etcd_errors.h"
 #include "frontend/grpc_call_metrics.h"
 #include "frontend/native_grpc/forwarded_call.h"
 #include "frontend/native_grpc/native_connection.h"
@@ -32,6 +33,27 @@ int KvMethodIndex(std::string_view path) {
     if (path == kKvPaths[m]) return m;
   }
   return -1;
+}
+
+// The forwarded methods whose gRPC C++ handlers refuse every call on a learner
+// (learner_gate.h: RefusedOnLearner / LearnerRefusedStream). The native server refuses them
+// itself, on the epoll thread, with the same status: clientv3 retries a "repeatable" call
+// (LeaseGrant, ...) refused Unavailable up to 100 times within the caller's deadline, so
+// each refusal must not pay for an in-process call. Keep in step with those handlers.
+bool RefusedOnLearner(std::string_view path) {
+  static constexpr std::string_view kPaths[] = {
+      "/etcdserverpb.Lease/LeaseGrant",       "/etcdserverpb.Lease/LeaseRevoke",
+      "/etcdserverpb.Lease/LeaseKeepAlive",   "/etcdserverpb.Lease/LeaseTimeToLive",
+      "/etcdserverpb.Lease/LeaseLeases",      "/etcdserverpb.Watch/Watch",
+      "/etcdserverpb.Cluster/MemberList",     "/etcdserverpb.Cluster/MemberAdd",
+      "/etcdserverpb.Cluster/MemberRemove",   "/etcdserverpb.Cluster/MemberUpdate",
+      "/etcdserverpb.Maintenance/Alarm",      "/etcdserverpb.Maintenance/Defragment",
+      "/etcdserverpb.Maintenance/HashKV",     "/etcdserverpb.Maintenance/Hash",
+      "/etcdserverpb.Maintenance/MoveLeader"};
+  for (std::string_view p : kPaths) {
+    if (path == p) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -285,6 +307,15 @@ void NativeGrpcServer::DispatchStream(const std::shared_ptr<NativeConnection>& c
   using Kind = GrpcRequest::Kind;
   if (event.kind == Kind::kStreamStart) {
     if (!stub_) return;  // the session streams nothing without forwarding
+    if (kv_.ring().is_learner() && RefusedOnLearner(event.path)) {
+      const Status refused = etcd_errors::NotSupportedForLearner();
+      std::lock_guard lock(c->mu);
+      if (!c->closed && c->session.Finish(event.stream_id, static_cast<int>(refused.code()),
+                                          refused.message(), {})) {
+        c->FlushFromCompletionLocked();
+      }
+      return;
+    }
     std::shared_ptr<ForwardedCall> call = ForwardedCall::Create(*stub_, c, event, forwarded_);
     bool registered = false;
     {
