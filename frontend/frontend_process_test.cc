@@ -377,8 +377,9 @@ class FrontendProcessTest : public ::testing::Test {
   std::unique_ptr<etcdserverpb::KV::Stub> stub_;
 };
 
-// The KV tests run against both gRPC servers: gRPC C++ and rusd's native one
-// (--experimental-native-grpc), which must answer alike.
+// The KV tests, and those of the services the native server forwards in process to gRPC C++
+// (Lease, Cluster, Maintenance, Watch), run against both gRPC servers: gRPC C++ and rusd's
+// native one (--experimental-native-grpc), which must answer alike.
 class KvOverBothServers : public FrontendProcessTest, public ::testing::WithParamInterface<bool> {
  protected:
   KvOverBothServers() { native_ = GetParam(); }
@@ -577,7 +578,7 @@ TEST_F(FrontendProcessTest, UnansweredProposalTimesOutLikeEtcd) {
 
 // The KV service and the gRPC interceptor (the other services) count etcd's
 // go-grpc-prometheus metrics into the segment, and the client port's /metrics renders them.
-TEST_F(FrontendProcessTest, GrpcCallsAreCountedPerMethodAndCodeAndServedOnMetrics) {
+TEST_P(KvOverBothServers, GrpcCallsAreCountedPerMethodAndCodeAndServedOnMetrics) {
   const auto [req, resp] = PutTwiceAndCheckCounters();
   ipc::MetricsArea& m = segment_->metrics();
   const ipc::GrpcMethodStats& put = m.grpc[ipc::GrpcMethodSlot("/etcdserverpb.KV/Put")];
@@ -638,18 +639,17 @@ class NativeGrpcProcessTest : public FrontendProcessTest {
   NativeGrpcProcessTest() { native_ = true; }
 };
 
-TEST_F(NativeGrpcProcessTest, KvCallsAreCountedAndOtherMethodsAreNotServedYet) {
+TEST_F(NativeGrpcProcessTest, KvCallsAreCountedAndUnregisteredServicesAreUnimplemented) {
   const auto [req, resp] = PutTwiceAndCheckCounters();
   ipc::MetricsArea& m = segment_->metrics();
   EXPECT_EQ(m.Get(ipc::Metric::kGrpcReceivedBytes), req.ByteSizeLong());
   EXPECT_EQ(m.Get(ipc::Metric::kGrpcSentBytes), resp.ByteSizeLong());
 
-  auto cluster = etcdserverpb::Cluster::NewStub(channel_);
-  etcdserverpb::MemberListResponse members;
-  grpc::Status st = cluster->MemberList(Ctx().get(), etcdserverpb::MemberListRequest(), &members);
+  // Auth is registered nowhere: gRPC C++'s answer comes back through the forwarding.
+  auto auth = etcdserverpb::Auth::NewStub(channel_);
+  etcdserverpb::AuthStatusResponse auth_status;
+  grpc::Status st = auth->AuthStatus(Ctx().get(), etcdserverpb::AuthStatusRequest(), &auth_status);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_EQ(st.error_message(),
-            "rusd: /etcdserverpb.Cluster/MemberList is not served by the native gRPC server yet");
   // The connection is still good.
   etcdserverpb::PutResponse again;
   ASSERT_TRUE(stub_->Put(Ctx().get(), req, &again).ok());
@@ -787,7 +787,7 @@ TEST_F(FrontendProcessTest, GarbageOnTheClientPortGets400) {
   EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
 }
 
-TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
+TEST_P(KvOverBothServers, MaintenanceStatusReportsVersionAndLeader) {
   node_->SendLeader(kMemberId);
   // As raftd and stored publish them.
   segment_->counter(ipc::Counter::kRaftCommittedIndex).store(42);
@@ -822,7 +822,7 @@ TEST_F(FrontendProcessTest, MaintenanceStatusReportsVersionAndLeader) {
 
 // LeaseKeepAlive: every request of every stream becomes part of a keep-alive batch read
 // (after a ReadIndex), and each stream gets one answer per request with its lease's TTL.
-TEST_F(FrontendProcessTest, KeepAlivesOfAllStreamsTravelInBatchesAfterAReadIndex) {
+TEST_P(KvOverBothServers, KeepAlivesOfAllStreamsTravelInBatchesAfterAReadIndex) {
   node_->SendLeader(kMemberId);  // a follower would forward them to the leader's frontend
   auto lease = etcdserverpb::Lease::NewStub(channel_);
   constexpr int kStreams = 4;
@@ -901,7 +901,7 @@ class FakeLeaderFrontend final : public internal::LeaseForward::Service {
   std::atomic<int> calls{0};
 };
 
-TEST_F(FrontendProcessTest, FollowerForwardsKeepAlivesAndTimeToLiveToTheLeadersFrontend) {
+TEST_P(KvOverBothServers, FollowerForwardsKeepAlivesAndTimeToLiveToTheLeadersFrontend) {
   FakeLeaderFrontend leader;
   int leader_port = 0;
   grpc::ServerBuilder builder;
@@ -958,6 +958,85 @@ TEST_F(FrontendProcessTest, FollowerForwardsKeepAlivesAndTimeToLiveToTheLeadersF
   server->Shutdown();
 }
 
+// Watch: the client's metadata reaches the service (WithRequireLeader's "hasleader": refused
+// with no leader), and a stream the client cancels mid-way ends on the server side too.
+TEST_P(KvOverBothServers, WatchCarriesMetadataAndCancellation) {
+  auto watch = etcdserverpb::Watch::NewStub(channel_);
+  {
+    auto ctx = Ctx();
+    ctx->AddMetadata("hasleader", "true");
+    auto stream = watch->Watch(ctx.get());
+    etcdserverpb::WatchResponse resp;
+    EXPECT_FALSE(stream->Read(&resp));
+    grpc::Status st = stream->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(st.error_message(), "etcdserver: no leader");
+  }
+  node_->SendLeader(kMemberId);
+  for (int round = 0; round < 20; ++round) {
+    auto ctx = Ctx();
+    auto stream = watch->Watch(ctx.get());
+    etcdserverpb::WatchRequest req;
+    req.mutable_progress_request();  // no watchers: etcd answers nothing
+    ASSERT_TRUE(stream->Write(req));
+    ctx->TryCancel();
+    etcdserverpb::WatchResponse resp;
+    while (stream->Read(&resp)) {
+    }
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // Every cancelled stream ended in the service (the interceptor counts handled calls).
+  const ipc::GrpcMethodStats& w =
+      segment_->metrics().grpc[ipc::GrpcMethodSlot("/etcdserverpb.Watch/Watch")];
+  for (int i = 0; i < 200; ++i) {
+    uint64_t handled = 0;
+    for (const auto& h : w.handled) handled += h.load();
+    if (handled == 21) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  uint64_t handled = 0;
+  for (const auto& h : w.handled) handled += h.load();
+  EXPECT_EQ(w.started.load(), 21u);
+  EXPECT_EQ(handled, 21u);
+}
+
+// A learner refuses LeaseGrant at once with etcd's error (the service finishes before it
+// reads the request): through the forwarding as from gRPC C++.
+TEST_P(KvOverBothServers, LearnerRefusesLeaseGrantAtOnce) {
+  etcdserverpb::MemberListResponse list;
+  auto* m = list.add_members();
+  m->set_id(kMemberId);
+  m->set_islearner(true);
+  node_->SendRaftReply(ipc::MessageType::kMemberList, list.SerializeAsString());
+  auto lease = etcdserverpb::Lease::NewStub(channel_);
+  grpc::Status st;
+  for (int i = 0; i < 50; ++i) {
+    etcdserverpb::LeaseGrantRequest req;
+    req.set_ttl(10);
+    etcdserverpb::LeaseGrantResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+    st = lease->LeaseGrant(&ctx, req, &resp);
+    if (st.error_message() == "etcdserver: rpc not supported for learner") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(st.error_message(), "etcdserver: rpc not supported for learner");
+  // clientv3 retries it (Grant is "repeatable") up to 100 times within the caller's
+  // deadline: each refusal must be quick.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100; ++i) {
+    etcdserverpb::LeaseGrantRequest req;
+    etcdserverpb::LeaseGrantResponse resp;
+    EXPECT_EQ(lease->LeaseGrant(Ctx().get(), req, &resp).error_code(),
+              grpc::StatusCode::UNAVAILABLE);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  std::printf("100 refused LeaseGrant: %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - start).count()));
+}
+
 TEST_F(FrontendProcessTest, SecondFrontendOnABoundPortExitsWithAnError) {
   pid_t second = Spawn({"--listen-client-urls=http://127.0.0.1:" + std::to_string(port_)});
   int status = 0;
@@ -966,7 +1045,7 @@ TEST_F(FrontendProcessTest, SecondFrontendOnABoundPortExitsWithAnError) {
   EXPECT_EQ(WEXITSTATUS(status), 78);  // EX_CONFIG: the supervisor must not restart it
 }
 
-TEST_F(FrontendProcessTest, ClusterMemberListServesWhatRaftdReportsAndChangesAreRefused) {
+TEST_P(KvOverBothServers, ClusterMemberListServesWhatRaftdReportsAndChangesAreRefused) {
   auto stub = etcdserverpb::Cluster::NewStub(channel_);
   etcdserverpb::MemberListResponse resp;
   // Before raftd reported members: a clean retryable error, not an empty list.

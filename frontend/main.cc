@@ -85,7 +85,8 @@ int Run(int argc, char** argv) {
   }
 
   frontend::ConnectionCork grpc_connections;
-  // --experimental-native-grpc only (nothing of the native server exists without the flag).
+  // With --experimental-native-grpc (the default; nothing of the native server exists with
+  // --experimental-native-grpc=false).
   std::optional<frontend::native_grpc::NativeGrpcBatchFlush> native_flush;  // before the ring
   frontend::RingClientOptions ring_options;
   ring_options.cork = &grpc_connections;  // see connection_cork.h
@@ -193,7 +194,7 @@ int Run(int argc, char** argv) {
   frontend::SegmentMetricsPage metrics_page((*ctx)->segment(), RUSD_ETCD_SERVER_VERSION);
   http.set_metrics_page(&metrics_page);
   // --experimental-native-grpc: client gRPC connections go to rusd's own HTTP/2 server
-  // (frontend/native_grpc/; KV only so far).
+  // (frontend/native_grpc/: KV natively, the rest forwarded to `server` in process).
   // Constructed only with the flag: the flag-off path is the gRPC C++ one, unchanged.
   std::optional<frontend::KvDispatcher> native_dispatcher;
   std::optional<frontend::native_grpc::NativeGrpcServer> native;
@@ -204,14 +205,15 @@ int Run(int argc, char** argv) {
         static_cast<size_t>(flags->max_request_bytes + kGrpcOverheadBytes);
     native_options.received_bytes = kv_options.received_bytes;
     native_options.grpc_metrics = kv_options.grpc_metrics;
+    native_options.forward_to = server.get();  // every method but KV, in process
     native.emplace(*native_dispatcher, *native_flush, native_options);
     st = native->Start();
     if (!st.ok()) {
       spdlog::error("{}", st.message());
       return 1;
     }
-    spdlog::warn("--experimental-native-grpc: gRPC clients are served by rusd's native server "
-                 "(KV only; other methods answer Unimplemented)");
+    spdlog::info("--experimental-native-grpc: gRPC clients are served by rusd's native server "
+                 "(KV natively, every other method forwarded in process to gRPC C++)");
   }
   (*listener)->Start(server.get(), &http, &grpc_connections,
                      native ? &*native : nullptr);
@@ -224,7 +226,9 @@ int Run(int argc, char** argv) {
   (*listener)->Stop();
   watch_pump.Stop();  // no more events: a stopping stored is not a gap to catch up from
   ring.Stop();  // finishes every pending call ("server stopped"), so Shutdown need not wait
-  if (native) native->Shutdown();  // GOAWAY, then close the native connections
+  // GOAWAY, close the native connections, cancel their forwarded calls and wait for them:
+  // before server->Shutdown, which would otherwise wait for those calls.
+  if (native) native->Shutdown();
   lease_forwarder.Stop();  // cancels keep-alives forwarded to the leader
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 #include <utility>
 
@@ -91,6 +92,17 @@ struct GrpcH2Session::Impl {
     bool refused_early = false;  // refused in a HEADERS/DATA callback, before END_STREAM
     bool reset_after_answer = false;  // send RST_STREAM(NO_ERROR) once the answer is sent
     bool headers_sent = false;  // our response HEADERS left (OnFrameSend)
+    // Streaming calls (`streams`): decided at :path.
+    bool streaming = false;
+    bool refused_path = false;   // neither served nor streamed
+    bool started = false;        // kStreamStart emitted (the owner knows the call)
+    bool response_started = false;
+    bool finished = false;       // Finish ran: trailers follow the queue
+    bool deferred = false;       // the data provider returned NGHTTP2_ERR_DEFERRED
+    GrpcMetadata metadata;       // request headers, then (after Finish) the trailers
+    std::deque<std::string> out_q;  // prefixed messages to send; front from out_off on
+    size_t out_off = 0;
+    size_t queued = 0;
     // The response, once answered OK: prefix + message, sent from `sent` on.
     char prefix[kPrefixBytes] = {};
     std::string message;
@@ -102,9 +114,26 @@ struct GrpcH2Session::Impl {
   size_t max_message;
   GrpcH2Session::ServedPath serves;
   std::unordered_map<int32_t, std::unique_ptr<Call>> calls;
+  GrpcH2Session::ServedPath streams;
   std::vector<GrpcRequest>* requests = nullptr;  // set during Receive
+  std::vector<GrpcRequest> later;  // events raised outside Receive (TakeEvents)
 
-  Impl(size_t max, GrpcH2Session::ServedPath s) : max_message(max), serves(std::move(s)) {}
+  Impl(size_t max, GrpcH2Session::ServedPath s, GrpcH2Session::ServedPath st)
+      : max_message(max), serves(std::move(s)), streams(std::move(st)) {}
+
+  void Emit(GrpcRequest&& event) {
+    (requests != nullptr ? requests : &later)->push_back(std::move(event));
+  }
+
+  // The owner forgets a started streaming call (it closed, or was refused here).
+  void EmitCancel(Call* call) {
+    if (!call->started || call->finished) return;
+    call->finished = true;
+    GrpcRequest e;
+    e.kind = GrpcRequest::Kind::kStreamCancel;
+    e.stream_id = call->stream_id;
+    Emit(std::move(e));
+  }
   ~Impl() { nghttp2_session_del(session); }
 
   Call* Find(int32_t stream_id) {
@@ -115,15 +144,130 @@ struct GrpcH2Session::Impl {
   // Trailers-Only: one HEADERS frame with END_STREAM. `http_status` 200 but for a wrong
   // content-type (415) or a malformed header (400), as grpc-go.
   bool SubmitError(Call* call, const Status& status, const char* http_status = "200") {
+    if (call->streaming) {
+      EmitCancel(call);
+      if (call->response_started) {
+        return FinishStream(call, static_cast<int>(status.code()), status.message(), {});
+      }
+    }
+    return SubmitTrailersOnly(call, static_cast<int>(status.code()), status.message(), {},
+                              http_status);
+  }
+
+  bool SubmitTrailersOnly(Call* call, int code_value, std::string_view message,
+                          const GrpcMetadata& extra, const char* http_status = "200") {
     call->answered = true;
     call->body.clear();
-    const std::string code = std::to_string(static_cast<int>(status.code()));
-    const std::string text = PercentEncodeGrpcMessage(status.message());
-    nghttp2_nv nva[] = {StaticHeader(":status", http_status),
-                        StaticHeader("content-type", "application/grpc"),
-                        CopiedHeader("grpc-status", code), CopiedHeader("grpc-message", text)};
-    size_t n = status.message().empty() ? 3 : 4;
-    return nghttp2_submit_response(session, call->stream_id, nva, n, nullptr) == 0;
+    const std::string code = std::to_string(code_value);
+    const std::string text = PercentEncodeGrpcMessage(message);
+    std::vector<nghttp2_nv> nva = {StaticHeader(":status", http_status),
+                                   StaticHeader("content-type", "application/grpc"),
+                                   CopiedHeader("grpc-status", code)};
+    if (!message.empty()) nva.push_back(CopiedHeader("grpc-message", text));
+    for (const auto& [n, v] : extra) nva.push_back(CopiedPair(n, v));
+    return nghttp2_submit_response(session, call->stream_id, nva.data(), nva.size(), nullptr) ==
+           0;
+  }
+
+  static nghttp2_nv CopiedPair(const std::string& name, const std::string& value) {
+    return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+            reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+            value.size(), NGHTTP2_NV_FLAG_NONE};
+  }
+
+  // --- streaming responses ---
+
+  bool StartStream(Call* call, const GrpcMetadata& initial) {
+    if (call->response_started) return true;
+    call->response_started = true;
+    std::vector<nghttp2_nv> nva = {StaticHeader(":status", "200"),
+                                   StaticHeader("content-type", "application/grpc")};
+    for (const auto& [n, v] : initial) nva.push_back(CopiedPair(n, v));
+    nghttp2_data_provider data;
+    data.source.ptr = call;
+    data.read_callback = &Impl::ReadStream;
+    return nghttp2_submit_response(session, call->stream_id, nva.data(), nva.size(), &data) == 0;
+  }
+
+  // Trailers after what is queued (the response HEADERS were submitted).
+  bool FinishStream(Call* call, int code, std::string_view message, const GrpcMetadata& extra) {
+    call->answered = true;
+    call->body.clear();
+    call->metadata.clear();
+    call->metadata.emplace_back("grpc-status", std::to_string(code));
+    if (!message.empty()) {
+      call->metadata.emplace_back("grpc-message", PercentEncodeGrpcMessage(message));
+    }
+    call->metadata.insert(call->metadata.end(), extra.begin(), extra.end());
+    Resume(call);
+    return true;
+  }
+
+  void Resume(Call* call) {
+    if (!call->deferred) return;
+    call->deferred = false;
+    nghttp2_session_resume_data(session, call->stream_id);
+  }
+
+  static ssize_t ReadStream(nghttp2_session* session, int32_t stream_id, uint8_t* buf,
+                            size_t length, uint32_t* flags, nghttp2_data_source* source,
+                            void*) {
+    auto* call = static_cast<Call*>(source->ptr);
+    size_t n = 0;
+    while (n < length && !call->out_q.empty()) {
+      const std::string& front = call->out_q.front();
+      const size_t take = std::min(length - n, front.size() - call->out_off);
+      std::memcpy(buf + n, front.data() + call->out_off, take);
+      n += take;
+      call->out_off += take;
+      if (call->out_off == front.size()) {
+        call->out_q.pop_front();
+        call->out_off = 0;
+      }
+    }
+    call->queued -= n;
+    if (call->out_q.empty() && call->answered) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      std::vector<nghttp2_nv> nva;
+      for (const auto& [k, v] : call->metadata) nva.push_back(CopiedPair(k, v));
+      if (nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size()) != 0) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+      return static_cast<ssize_t>(n);
+    }
+    if (n == 0) {
+      call->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  // The streaming call's request messages, as they complete in call->body.
+  void ExtractMessages(Call* call) {
+    size_t off = 0;
+    const std::string& b = call->body;
+    while (b.size() - off >= kPrefixBytes) {
+      const size_t length = MessageLength(b, off);
+      if (length > max_message) {
+        Refuse(call, Status::ResourceExhausted("grpc: received message larger than max (" +
+                                               std::to_string(length) + " vs. " +
+                                               std::to_string(max_message) + ")"));
+        return;
+      }
+      if (b[off] != 0) {
+        Refuse(call, Status::Internal("grpc: compressed flag set with identity or empty "
+                                      "encoding"));
+        return;
+      }
+      if (b.size() - off < kPrefixBytes + length) break;
+      GrpcRequest e;
+      e.kind = GrpcRequest::Kind::kStreamMessage;
+      e.stream_id = call->stream_id;
+      e.message.assign(b, off + kPrefixBytes, length);
+      Emit(std::move(e));
+      off += kPrefixBytes + length;
+    }
+    call->body.erase(0, off);
   }
 
   bool SubmitOk(Call* call, std::string&& message) {
@@ -169,7 +313,7 @@ struct GrpcH2Session::Impl {
         return;
       }
     }
-    if (serves && !serves(call->path)) {
+    if (call->refused_path) {
       Refuse(call, Status::Unimplemented("rusd: " + call->path +
                                          " is not served by the native gRPC server yet"));
     } else if (!call->encoding.empty() && call->encoding != "identity") {
@@ -178,9 +322,29 @@ struct GrpcH2Session::Impl {
     }
   }
 
+  // The request HEADERS passed CheckHeaders: the owner learns of the streaming call.
+  void StartCall(Call* call) {
+    call->started = true;
+    GrpcRequest e;
+    e.kind = GrpcRequest::Kind::kStreamStart;
+    e.stream_id = call->stream_id;
+    e.path = call->path;
+    e.timeout = std::move(call->timeout);
+    e.metadata = std::move(call->metadata);
+    call->metadata.clear();
+    Emit(std::move(e));
+  }
+
   // END_STREAM: the request is complete.
   void FinishRequest(Call* call) {
     if (call->answered) return;
+    if (call->streaming) {
+      GrpcRequest e;
+      e.kind = GrpcRequest::Kind::kStreamHalfClose;
+      e.stream_id = call->stream_id;
+      Emit(std::move(e));
+      return;
+    }
     const std::string& b = call->body;
     if (b.size() < kPrefixBytes) {
       SubmitError(call, Status::Internal(kOneMessage));
@@ -204,11 +368,11 @@ struct GrpcH2Session::Impl {
     requests->push_back(std::move(r));
   }
 
-  static size_t MessageLength(const std::string& b) {
-    return (static_cast<size_t>(static_cast<uint8_t>(b[1])) << 24) |
-           (static_cast<size_t>(static_cast<uint8_t>(b[2])) << 16) |
-           (static_cast<size_t>(static_cast<uint8_t>(b[3])) << 8) |
-           static_cast<size_t>(static_cast<uint8_t>(b[4]));
+  static size_t MessageLength(const std::string& b, size_t off = 0) {
+    return (static_cast<size_t>(static_cast<uint8_t>(b[off + 1])) << 24) |
+           (static_cast<size_t>(static_cast<uint8_t>(b[off + 2])) << 16) |
+           (static_cast<size_t>(static_cast<uint8_t>(b[off + 3])) << 8) |
+           static_cast<size_t>(static_cast<uint8_t>(b[off + 4]));
   }
 
   // --- nghttp2 callbacks (user_data = Impl*) ---
@@ -237,12 +401,22 @@ struct GrpcH2Session::Impl {
     std::string_view v(reinterpret_cast<const char*>(value), valuelen);
     if (n == ":path") {
       call->path = v;
+      if (self->serves && !self->serves(v)) {
+        if (self->streams && self->streams(v)) {
+          call->streaming = true;
+        } else {
+          call->refused_path = true;
+        }
+      }
     } else if (n == "content-type") {
       call->content_type = v;
     } else if (n == "grpc-encoding") {
       call->encoding = v;
     } else if (n == "grpc-timeout") {
       call->timeout = v;
+    } else if (call->streaming && !n.empty() && n[0] != ':' && n != "te" &&
+               n != "user-agent" && !n.starts_with("grpc-")) {
+      call->metadata.emplace_back(n, v);  // pseudo-headers come first: :path is known
     }
     return 0;
   }
@@ -253,6 +427,10 @@ struct GrpcH2Session::Impl {
     Call* call = self->Find(stream_id);
     if (call == nullptr || call->answered) return 0;  // discarded (flow control still counts it)
     call->body.append(reinterpret_cast<const char*>(data), len);
+    if (call->streaming) {
+      self->ExtractMessages(call);
+      return 0;
+    }
     if (call->body.size() >= kPrefixBytes) {
       const size_t length = MessageLength(call->body);
       if (length > self->max_message) {
@@ -278,6 +456,7 @@ struct GrpcH2Session::Impl {
     if (call == nullptr) return 0;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       self->CheckHeaders(call);
+      if (call->streaming && !call->answered) self->StartCall(call);
     }
     if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
       self->FinishRequest(call);
@@ -304,6 +483,8 @@ struct GrpcH2Session::Impl {
   // once the answer is sent: a RST_STREAM queued earlier makes nghttp2 drop the answer.
   static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    // A streaming call's first HEADERS are not its answer: only the END_STREAM ones.
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) return 0;
     auto* self = static_cast<Impl*>(user);
     Call* call = self->Find(frame->hd.stream_id);
     if (call == nullptr) return 0;
@@ -312,7 +493,11 @@ struct GrpcH2Session::Impl {
   }
 
   static int OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user) {
-    static_cast<Impl*>(user)->calls.erase(stream_id);
+    auto* self = static_cast<Impl*>(user);
+    auto it = self->calls.find(stream_id);
+    if (it == self->calls.end()) return 0;
+    self->EmitCancel(it->second.get());
+    self->calls.erase(it);
     return 0;
   }
 
@@ -346,8 +531,10 @@ struct GrpcH2Session::Impl {
   }
 };
 
-GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves)
-    : impl_(std::make_unique<Impl>(max_receive_message_bytes, std::move(serves))) {
+GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves,
+                             ServedPath streams)
+    : impl_(std::make_unique<Impl>(max_receive_message_bytes, std::move(serves),
+                                   std::move(streams))) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, &Impl::OnBeginHeaders);
@@ -414,6 +601,57 @@ bool GrpcH2Session::Respond(int32_t stream_id, const Status& status, std::string
   if (call == nullptr || call->answered) return false;
   return status.ok() ? impl_->SubmitOk(call, std::move(message))
                      : impl_->SubmitError(call, status);
+}
+
+bool GrpcH2Session::StartResponse(int32_t stream_id, const GrpcMetadata& initial) {
+  if (impl_->session == nullptr) return false;
+  Impl::Call* call = impl_->Find(stream_id);
+  if (call == nullptr || !call->streaming || call->answered) return false;
+  return impl_->StartStream(call, initial);
+}
+
+bool GrpcH2Session::SendMessage(int32_t stream_id, std::string_view message) {
+  if (impl_->session == nullptr) return false;
+  Impl::Call* call = impl_->Find(stream_id);
+  if (call == nullptr || !call->streaming || call->answered) return false;
+  if (!impl_->StartStream(call, {})) return false;
+  std::string framed(kPrefixBytes + message.size(), '\0');
+  const auto len = static_cast<uint32_t>(message.size());
+  framed[1] = static_cast<char>(len >> 24);
+  framed[2] = static_cast<char>(len >> 16);
+  framed[3] = static_cast<char>(len >> 8);
+  framed[4] = static_cast<char>(len);
+  if (!message.empty()) std::memcpy(framed.data() + kPrefixBytes, message.data(), message.size());
+  call->queued += framed.size();
+  call->out_q.push_back(std::move(framed));
+  impl_->Resume(call);
+  return true;
+}
+
+bool GrpcH2Session::Finish(int32_t stream_id, int code, std::string_view message,
+                           const GrpcMetadata& trailing) {
+  if (impl_->session == nullptr) return false;
+  Impl::Call* call = impl_->Find(stream_id);
+  if (call == nullptr || !call->streaming || call->answered) return false;
+  call->finished = true;
+  // As grpc-go: a stream we end before the client half-closed is reset after the trailers.
+  call->reset_after_answer =
+      nghttp2_session_get_stream_remote_close(impl_->session, stream_id) == 0;
+  if (!call->response_started) {
+    return impl_->SubmitTrailersOnly(call, code, message, trailing);
+  }
+  return impl_->FinishStream(call, code, message, trailing);
+}
+
+size_t GrpcH2Session::queued_bytes(int32_t stream_id) const {
+  Impl::Call* call = impl_->Find(stream_id);
+  return call == nullptr ? 0 : call->queued;
+}
+
+void GrpcH2Session::TakeEvents(std::vector<GrpcRequest>* events) {
+  if (impl_->later.empty()) return;
+  for (GrpcRequest& e : impl_->later) events->push_back(std::move(e));
+  impl_->later.clear();
 }
 
 Status GrpcH2Session::Produce(std::string* out, size_t limit) {

@@ -1,4 +1,4 @@
-// GrpcH2Session: the server side of one HTTP/2 connection carrying unary gRPC calls, without
+// GrpcH2Session: the server side of one HTTP/2 connection carrying gRPC calls, without
 // any I/O. Bytes read from the socket go in (Receive), complete requests come out; answers go
 // in (Respond), bytes to write come out (Produce). nghttp2 does the HTTP/2 part (framing,
 // HPACK, flow control, SETTINGS, PING, GOAWAY); this class is the gRPC layer on top of it
@@ -9,8 +9,17 @@
 //   and END_STREAM. Only unary calls: a stream ending with no message is answered INTERNAL,
 //   and so is one with more than one, as soon as the bytes beyond the first message arrive
 //   (nothing beyond one message is kept).
-// - A path the owner does not serve (`serves`, e.g. the streaming Watch, LeaseKeepAlive or
-//   Snapshot, which never half-close) is refused UNIMPLEMENTED at its request HEADERS, not
+// - Streaming calls: a path `serves` refuses but `streams` accepts (the native server: every
+//   method it forwards to gRPC C++) is a stream of events instead (GrpcRequest::Kind): its
+//   start (path, grpc-timeout, the custom request headers), each request message as soon as
+//   it is complete, the client's half-close, and a cancel if the stream closes before the
+//   owner finished it (client RST_STREAM, or a bad message refused here). The owner answers
+//   with StartResponse (initial metadata), any number of SendMessage (a DATA stream fed from
+//   a per-stream queue as the client's flow-control windows allow; queued_bytes tells the
+//   owner how much waits, for its backpressure) and Finish (trailers; Trailers-Only if
+//   nothing was sent). A stream finished before the client half-closed gets RST_STREAM
+//   (NO_ERROR) after the trailers, as grpc-go.
+// - A path the owner serves neither way is refused UNIMPLEMENTED at its request HEADERS, not
 //   at END_STREAM, so the client is not left waiting and nothing of its body is kept.
 // - Refused before the method sees them, with grpc-go's codes and texts (what etcd answers):
 //   a content-type that is not application/grpc* → HTTP 415 + INVALID_ARGUMENT `invalid gRPC
@@ -48,11 +57,24 @@
 
 namespace rusd::frontend::native_grpc {
 
-// One complete unary request.
+// Headers as sent on the wire (names lower case; "-bin" values base64).
+using GrpcMetadata = std::vector<std::pair<std::string, std::string>>;
+
+// One complete unary request, or one event of a streaming call.
 struct GrpcRequest {
+  enum class Kind : uint8_t {
+    kUnary,        // path + message
+    kStreamStart,  // path, timeout, metadata
+    kStreamMessage,
+    kStreamHalfClose,
+    kStreamCancel,  // the stream is gone: stop the call; answers are dropped
+  };
+  Kind kind = Kind::kUnary;
   int32_t stream_id = 0;
   std::string path;     // "/etcdserverpb.KV/Put"
   std::string message;  // the request message, without the 5-byte prefix
+  std::string timeout;  // kStreamStart: grpc-timeout as sent (valid), empty if none
+  GrpcMetadata metadata;  // kStreamStart: headers but pseudo, content-type, te, grpc-*, user-agent
 };
 
 class GrpcH2Session {
@@ -61,7 +83,9 @@ class GrpcH2Session {
   // not served by the native gRPC server yet" at their HEADERS. Empty: every path is served.
   using ServedPath = std::function<bool(std::string_view path)>;
 
-  explicit GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves = {});
+  // `streams`: the paths `serves` refuses that are served as streaming calls (empty: none).
+  explicit GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves = {},
+                         ServedPath streams = {});
   ~GrpcH2Session();
   GrpcH2Session(const GrpcH2Session&) = delete;
   GrpcH2Session& operator=(const GrpcH2Session&) = delete;
@@ -76,6 +100,18 @@ class GrpcH2Session {
   // error `status` (Trailers-Only). False if the stream is gone (reset by the client, or the
   // connection is failing): nothing is sent.
   bool Respond(int32_t stream_id, const Status& status, std::string&& message);
+
+  // Streaming calls (see above). Each returns false if the stream is gone or finished:
+  // nothing is sent. StartResponse is implied by the first SendMessage or Finish.
+  bool StartResponse(int32_t stream_id, const GrpcMetadata& initial);
+  bool SendMessage(int32_t stream_id, std::string_view message);
+  // `code` is gRPC's; an empty `message` sends no grpc-message.
+  bool Finish(int32_t stream_id, int code, std::string_view message,
+              const GrpcMetadata& trailing);
+  // Bytes SendMessage queued that nghttp2 has not taken yet (0 if the stream is gone).
+  size_t queued_bytes(int32_t stream_id) const;
+  // kStreamCancel events of streams that closed outside Receive (while producing).
+  void TakeEvents(std::vector<GrpcRequest>* events);
 
   // Appends frames that are ready to be sent to *out, stopping once out->size() reaches
   // `limit` (so that a slow reader does not make us buffer a whole large response).

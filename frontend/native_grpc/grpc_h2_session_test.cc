@@ -156,11 +156,14 @@ class TestClient {
 
 constexpr size_t kLimit = 1000;
 
+bool IsKv(std::string_view path) { return path.starts_with("/etcdserverpb.KV/"); }
+
 struct Pair {
+  // Serves KV only, as the native server without forwarding; `streams` as with it.
+  explicit Pair(GrpcH2Session::ServedPath streams = {})
+      : server(kLimit, &IsKv, std::move(streams)) {}
   TestClient client;
-  // Serves KV only, as the native server.
-  GrpcH2Session server{kLimit,
-                       [](std::string_view path) { return path.starts_with("/etcdserverpb.KV/"); }};
+  GrpcH2Session server;
   std::vector<GrpcRequest> requests;
 
   // Moves bytes both ways until neither side has anything to say. With `byte_at_a_time`
@@ -442,6 +445,175 @@ TEST(GrpcH2Session, GoawayNamesTheLastStreamAndOpenCallsStillAnswer) {
   p.Pump();
   EXPECT_EQ(p.client.goaway_last_stream, id);
   EXPECT_EQ(p.client.streams[id].trailers.at("grpc-status"), "0");
+}
+
+// As the native server with forwarding: KV unary, every other path a streaming call.
+struct StreamPair : Pair {
+  StreamPair() : Pair([](std::string_view) { return true; }) {}
+
+  std::vector<GrpcRequest> Take() {
+    std::vector<GrpcRequest> out;
+    out.swap(requests);
+    return out;
+  }
+};
+
+using Kind = GrpcRequest::Kind;
+
+TEST(GrpcH2SessionStreaming, ManyMessagesEachWayWithMetadataAndTrailers) {
+  StreamPair p;
+  std::string body;
+  for (int i = 0; i < 50; ++i) body += Framed("req" + std::to_string(i));
+  int32_t id = p.client.Call("/etcdserverpb.Watch/Watch", body,
+                             {{"token", "secret"}, {"grpc-timeout", "5S"}, {"x-bin", "AAE"},
+                              {"user-agent", "test"}},
+                             "application/grpc", /*end_stream=*/false);
+  p.Pump(/*byte_at_a_time=*/true);
+  std::vector<GrpcRequest> events = p.Take();
+  ASSERT_EQ(events.size(), 51u);
+  EXPECT_EQ(events[0].kind, Kind::kStreamStart);
+  EXPECT_EQ(events[0].stream_id, id);
+  EXPECT_EQ(events[0].path, "/etcdserverpb.Watch/Watch");
+  EXPECT_EQ(events[0].timeout, "5S");
+  EXPECT_EQ(events[0].metadata,
+            (GrpcMetadata{{"token", "secret"}, {"x-bin", "AAE"}}));  // not te, grpc-*, user-agent
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(events[1 + i].kind, Kind::kStreamMessage);
+    EXPECT_EQ(events[1 + i].message, "req" + std::to_string(i));
+  }
+  ASSERT_TRUE(p.server.StartResponse(id, {{"initial", "md"}}));
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    std::string m = "resp" + std::to_string(i);
+    ASSERT_TRUE(p.server.SendMessage(id, m));
+    expected += Framed(m);
+    if (i % 7 == 0) p.Pump();  // the stream's data provider was deferred: resumed
+  }
+  ASSERT_TRUE(p.server.SendMessage(id, ""));  // an empty message is a message
+  expected += Framed("");
+  ASSERT_TRUE(p.server.Finish(id, 0, "", {{"trailing", "t"}}));
+  EXPECT_FALSE(p.server.SendMessage(id, "late"));
+  EXPECT_FALSE(p.server.Finish(id, 0, "", {}));
+  p.Pump();
+  const ClientStream& s = p.client.streams[id];
+  EXPECT_EQ(s.headers.at(":status"), "200");
+  EXPECT_EQ(s.headers.at("initial"), "md");
+  EXPECT_EQ(s.data, expected);
+  EXPECT_EQ(s.trailers.at("grpc-status"), "0");
+  EXPECT_EQ(s.trailers.at("trailing"), "t");
+  EXPECT_EQ(s.header_frames, 2);
+  // Finished before the client half-closed: reset after the trailers, as grpc-go.
+  EXPECT_TRUE(s.reset);
+  EXPECT_EQ(s.reset_error, 0u);
+  EXPECT_TRUE(s.closed);
+  EXPECT_TRUE(p.Take().empty());  // no cancel for a stream the owner finished
+}
+
+TEST(GrpcH2SessionStreaming, HalfCloseThenResponsesThenErrorStatus) {
+  StreamPair p;
+  int32_t id = p.client.Call("/etcdserverpb.Maintenance/Snapshot", Framed(""));
+  p.Pump();
+  std::vector<GrpcRequest> events = p.Take();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].kind, Kind::kStreamStart);
+  EXPECT_EQ(events[1].kind, Kind::kStreamMessage);
+  EXPECT_EQ(events[1].message, "");
+  EXPECT_EQ(events[2].kind, Kind::kStreamHalfClose);
+  ASSERT_TRUE(p.server.SendMessage(id, "chunk1"));  // implies the response HEADERS
+  ASSERT_TRUE(p.server.SendMessage(id, "chunk2"));
+  ASSERT_TRUE(p.server.Finish(id, 14, "broken 100%", {}));
+  p.Pump();
+  const ClientStream& s = p.client.streams[id];
+  EXPECT_EQ(s.data, Framed("chunk1") + Framed("chunk2"));
+  EXPECT_EQ(s.trailers.at("grpc-status"), "14");
+  EXPECT_EQ(s.trailers.at("grpc-message"), "broken 100%25");
+  EXPECT_FALSE(s.reset);  // the client had half-closed: the trailers close the stream
+  EXPECT_TRUE(s.closed);
+  EXPECT_EQ(s.close_error, 0u);
+}
+
+TEST(GrpcH2SessionStreaming, FinishWithNothingSentIsTrailersOnly) {
+  StreamPair p;
+  int32_t id = p.client.Call("/etcdserverpb.Lease/LeaseGrant", Framed("g"));
+  p.Pump();
+  ASSERT_TRUE(p.server.Finish(id, 5, "etcdserver: requested lease not found", {{"k", "v"}}));
+  p.Pump();
+  const ClientStream& s = p.client.streams[id];
+  EXPECT_EQ(s.header_frames, 1);
+  EXPECT_EQ(s.headers.at("grpc-status"), "5");
+  EXPECT_EQ(s.headers.at("grpc-message"), "etcdserver: requested lease not found");
+  EXPECT_EQ(s.headers.at("k"), "v");
+  EXPECT_TRUE(s.closed);
+}
+
+TEST(GrpcH2SessionStreaming, ClientResetMidStreamIsACancelEvent) {
+  StreamPair p;
+  int32_t id = p.client.Call("/etcdserverpb.Watch/Watch", Framed("create"), {},
+                             "application/grpc", /*end_stream=*/false);
+  p.Pump();
+  ASSERT_EQ(p.Take().size(), 2u);
+  ASSERT_TRUE(p.server.SendMessage(id, "created"));
+  p.Pump();
+  ASSERT_TRUE(p.server.SendMessage(id, std::string(100000, 'e')));  // some of it queued
+  p.client.Reset(id);
+  p.Pump();
+  std::vector<GrpcRequest> events = p.Take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, Kind::kStreamCancel);
+  EXPECT_EQ(events[0].stream_id, id);
+  EXPECT_FALSE(p.server.SendMessage(id, "late"));
+  EXPECT_FALSE(p.server.Finish(id, 0, "", {}));
+  EXPECT_EQ(p.server.queued_bytes(id), 0u);
+  // Unary KV on the same connection is unaffected.
+  int32_t kv = p.client.Call("/etcdserverpb.KV/Range", Framed("r"));
+  p.Pump();
+  events = p.Take();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, Kind::kUnary);
+  ASSERT_TRUE(p.server.Respond(kv, Status::Ok(), "ok"));
+  p.Pump();
+  EXPECT_EQ(p.client.streams[kv].trailers.at("grpc-status"), "0");
+}
+
+// The send queue holds what the client's windows do not let out yet; queued_bytes shows it.
+TEST(GrpcH2SessionStreaming, WindowLimitedSenderQueuesAndDrains) {
+  StreamPair p;
+  int32_t id = p.client.Call("/etcdserverpb.Watch/Watch", Framed("create"), {},
+                             "application/grpc", /*end_stream=*/false);
+  p.Pump();
+  std::string expected;
+  for (int i = 0; i < 10; ++i) {
+    std::string m(100000, static_cast<char>('a' + i));
+    ASSERT_TRUE(p.server.SendMessage(id, m));
+    expected += Framed(m);
+  }
+  EXPECT_EQ(p.server.queued_bytes(id), expected.size());
+  std::string down;
+  ASSERT_TRUE(p.server.Produce(&down, 1 << 30).ok());
+  // Only the client's initial stream window (65535) left.
+  EXPECT_EQ(p.server.queued_bytes(id), expected.size() - 65535);
+  EXPECT_LT(down.size(), 65535u + 1024);
+  p.client.Receive(down);
+  p.Pump();  // the client's WINDOW_UPDATEs let the rest out
+  EXPECT_EQ(p.server.queued_bytes(id), 0u);
+  EXPECT_EQ(p.client.streams[id].data, expected);
+  ASSERT_TRUE(p.server.Finish(id, 0, "", {}));
+  p.Pump();
+  EXPECT_EQ(p.client.streams[id].trailers.at("grpc-status"), "0");
+}
+
+TEST(GrpcH2SessionStreaming, BadMessageIsAnErrorAndACancel) {
+  StreamPair p;
+  int32_t id = p.client.Call("/etcdserverpb.Watch/Watch",
+                             Framed("ok") + Framed(std::string(kLimit + 1, 'x')), {},
+                             "application/grpc", /*end_stream=*/false);
+  p.Pump();
+  std::vector<GrpcRequest> events = p.Take();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[1].message, "ok");
+  EXPECT_EQ(events[2].kind, Kind::kStreamCancel);
+  EXPECT_EQ(p.client.streams[id].headers.at("grpc-status"), "8");
+  EXPECT_FALSE(p.server.SendMessage(id, "late"));
 }
 
 TEST(PercentEncodeGrpcMessage, KeepsPrintableAsciiButPercent) {

@@ -11,16 +11,16 @@
 #include <cstring>
 #include <string>
 
+#include "frontend/etcd_errors.h"
 #include "frontend/grpc_call_metrics.h"
+#include "frontend/native_grpc/forwarded_call.h"
+#include "frontend/native_grpc/native_connection.h"
 #include "ipc/metrics_area.h"
 #include "ipc/metrics_grpc_methods.h"
 
 namespace rusd::frontend::native_grpc {
 namespace {
 
-// Beyond this much unsent output a connection stops taking frames from nghttp2 until the
-// socket drains: a slow reader costs at most this much memory plus its flow-control windows.
-constexpr size_t kHighWater = 1 << 20;
 constexpr size_t kReadChunk = 64 << 10;
 
 constexpr int kKvMethods = 5;  // KvMethod's values
@@ -35,102 +35,28 @@ int KvMethodIndex(std::string_view path) {
   return -1;
 }
 
+// The forwarded methods whose gRPC C++ handlers refuse every call on a learner
+// (learner_gate.h: RefusedOnLearner / LearnerRefusedStream). The native server refuses them
+// itself, on the epoll thread, with the same status: clientv3 retries a "repeatable" call
+// (LeaseGrant, ...) refused Unavailable up to 100 times within the caller's deadline, so
+// each refusal must not pay for an in-process call. Keep in step with those handlers.
+bool RefusedOnLearner(std::string_view path) {
+  static constexpr std::string_view kPaths[] = {
+      "/etcdserverpb.Lease/LeaseGrant",       "/etcdserverpb.Lease/LeaseRevoke",
+      "/etcdserverpb.Lease/LeaseKeepAlive",   "/etcdserverpb.Lease/LeaseTimeToLive",
+      "/etcdserverpb.Lease/LeaseLeases",      "/etcdserverpb.Watch/Watch",
+      "/etcdserverpb.Cluster/MemberList",     "/etcdserverpb.Cluster/MemberAdd",
+      "/etcdserverpb.Cluster/MemberRemove",   "/etcdserverpb.Cluster/MemberUpdate",
+      "/etcdserverpb.Maintenance/Alarm",      "/etcdserverpb.Maintenance/Defragment",
+      "/etcdserverpb.Maintenance/HashKV",     "/etcdserverpb.Maintenance/Hash",
+      "/etcdserverpb.Maintenance/MoveLeader"};
+  for (std::string_view p : kPaths) {
+    if (path == p) return true;
+  }
+  return false;
+}
+
 }  // namespace
-
-// One client connection: its socket, its HTTP/2 session and the bytes not yet written.
-// Everything under `mu` (the session is not thread-safe); `deferred` is the reply thread's.
-class NativeConnection {
- public:
-  NativeConnection(int fd, int epoll_fd, size_t max_message)
-      : session(max_message, [](std::string_view path) { return KvMethodIndex(path) >= 0; }),
-        fd_(fd), epoll_fd_(epoll_fd) {}
-  ~NativeConnection() {
-    if (!closed) ::close(fd_);
-  }
-
-  int fd() const { return fd_; }
-
-  // Writes what is buffered and what the session has ready, until done or the socket is
-  // full (then EPOLLOUT is armed). A failed write shuts the socket down: the epoll thread
-  // sees it and closes the connection.
-  void FlushLocked() {
-    if (closed) return;
-    for (;;) {
-      if (out_off == out.size()) {
-        out.clear();
-        out_off = 0;
-      }
-      if (out.size() - out_off < kHighWater) {
-        Status st = session.Produce(&out, out_off + kHighWater);
-        if (!st.ok()) failed = true;
-      }
-      if (out_off == out.size()) break;
-      ssize_t n = ::send(fd_, out.data() + out_off, out.size() - out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        out_off += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (out_off > 0) {
-          out.erase(0, out_off);
-          out_off = 0;
-        }
-        Watch(true);
-        return;
-      }
-      failed = true;
-      ::shutdown(fd_, SHUT_RDWR);
-      return;
-    }
-    Watch(false);
-  }
-
-  // FlushLocked for a thread other than the epoll thread (completions): a session that failed
-  // there would go unnoticed until the client sent something, so the socket is shut down,
-  // which wakes the epoll thread to close the connection (as a failed send does).
-  void FlushFromCompletionLocked() {
-    FlushLocked();
-    if (failed && !closed) ::shutdown(fd_, SHUT_RDWR);
-  }
-
-  // Under mu. Closes the socket (epoll forgets it on close).
-  void CloseLocked() {
-    if (closed) return;
-    closed = true;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd_, nullptr);
-    ::close(fd_);
-  }
-
-  std::mutex mu;
-  GrpcH2Session session;
-  std::string out;     // bytes to write, from out_off on
-  size_t out_off = 0;
-  bool closed = false;  // the socket is closed: late answers are dropped
-  bool failed = false;  // the session or the socket failed: close after writing
-  bool deferred = false;  // queued in NativeGrpcBatchFlush (reply thread only)
-
- private:
-  void Watch(bool writable) {
-    if (writable == watching_out_) return;
-    watching_out_ = writable;
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | (writable ? EPOLLOUT : 0u);
-    ev.data.fd = fd_;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd_, &ev) != 0) {
-      // Cannot wait for the socket to drain: fail the connection (the shutdown wakes the
-      // epoll thread, which closes it).
-      spdlog::warn("native gRPC connection fd {}: epoll_ctl: {}", fd_, std::strerror(errno));
-      failed = true;
-      ::shutdown(fd_, SHUT_RDWR);
-    }
-  }
-
-  const int fd_;
-  const int epoll_fd_;
-  bool watching_out_ = false;
-};
 
 void NativeGrpcBatchFlush::Defer(std::shared_ptr<NativeConnection> connection) {
   pending_.push_back(std::move(connection));
@@ -147,7 +73,8 @@ void NativeGrpcBatchFlush::ReplyBatchEnd() {
 
 NativeGrpcServer::NativeGrpcServer(const KvDispatcher& kv, NativeGrpcBatchFlush& batch_flush,
                                    const NativeGrpcServerOptions& options)
-    : kv_(kv), batch_flush_(batch_flush), options_(options) {
+    : kv_(kv), batch_flush_(batch_flush), options_(options),
+      forwarded_(std::make_shared<ForwardedCalls>()) {
   if (options_.grpc_metrics == nullptr) return;
   for (int m = 0; m < kKvMethods; ++m) {
     method_stats_[m] = &options_.grpc_metrics->grpc[ipc::GrpcMethodSlot(kKvPaths[m])];
@@ -170,6 +97,12 @@ Status NativeGrpcServer::Start() {
   ev.events = EPOLLIN;
   ev.data.fd = wake_fd_;
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  if (options_.forward_to != nullptr) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);  // the session and the service enforce the limits
+    args.SetMaxSendMessageSize(-1);
+    stub_ = std::make_unique<grpc::GenericStub>(options_.forward_to->InProcessChannel(args));
+  }
   thread_ = std::thread([this] { Run(); });
   return Status::Ok();
 }
@@ -177,7 +110,11 @@ Status NativeGrpcServer::Start() {
 void NativeGrpcServer::Adopt(int fd) {
   int flags = ::fcntl(fd, F_GETFL, 0);
   ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  auto c = std::make_shared<NativeConnection>(fd, epoll_fd_, options_.max_receive_message_bytes);
+  GrpcH2Session::ServedPath streams;
+  if (stub_) streams = [](std::string_view) { return true; };
+  auto c = std::make_shared<NativeConnection>(
+      fd, epoll_fd_, options_.max_receive_message_bytes,
+      [](std::string_view path) { return KvMethodIndex(path) >= 0; }, std::move(streams));
   {
     std::lock_guard lock(mu_);
     if (stop_.load() || broken_.load()) return;  // c's destructor closes fd
@@ -218,8 +155,11 @@ void NativeGrpcServer::Run() {
         all.swap(connections_);
       }
       for (auto& [fd, c] : all) {
-        std::lock_guard lock(c->mu);
-        c->CloseLocked();
+        {
+          std::lock_guard lock(c->mu);
+          c->CloseLocked();
+        }
+        CancelForwarded(c);
       }
       return;
     }
@@ -244,6 +184,7 @@ void NativeGrpcServer::ServeReadable(const std::shared_ptr<NativeConnection>& c,
                                      bool writable) {
   std::vector<GrpcRequest>& requests = ready_;  // the epoll thread's, reused
   requests.clear();
+  std::vector<std::shared_ptr<ForwardedCall>> resume;
   bool alive = true;
   {
     std::lock_guard lock(c->mu);
@@ -271,7 +212,21 @@ void NativeGrpcServer::ServeReadable(const std::shared_ptr<NativeConnection>& c,
     }
     if (readable || writable || c->session.WantsWrite()) c->FlushLocked();
     if (c->failed || !c->session.Alive()) alive = false;
+    c->session.TakeEvents(&requests);  // streams closed while producing
+    // Forwarded streams whose send queue drained read from gRPC C++ again.
+    for (size_t i = 0; i < c->paused.size();) {
+      const int32_t id = c->paused[i];
+      auto it = c->forwarded.find(id);
+      if (it != c->forwarded.end() && c->session.queued_bytes(id) > kForwardQueueLimit) {
+        ++i;
+        continue;
+      }
+      if (it != c->forwarded.end()) resume.push_back(it->second);
+      c->paused[i] = c->paused.back();
+      c->paused.pop_back();
+    }
   }
+  for (const auto& call : resume) call->ResumeRead();
   if (!alive) {
     Close(c);
     return;
@@ -280,11 +235,22 @@ void NativeGrpcServer::ServeReadable(const std::shared_ptr<NativeConnection>& c,
   requests.clear();
 }
 
+void NativeGrpcServer::CancelForwarded(const std::shared_ptr<NativeConnection>& c) {
+  std::unordered_map<int32_t, std::shared_ptr<ForwardedCall>> calls;
+  {
+    std::lock_guard lock(c->mu);
+    calls.swap(c->forwarded);
+    c->paused.clear();
+  }
+  for (auto& [id, call] : calls) call->Cancel();
+}
+
 void NativeGrpcServer::Close(const std::shared_ptr<NativeConnection>& c) {
   {
     std::lock_guard lock(c->mu);
     c->CloseLocked();
   }
+  CancelForwarded(c);
   std::lock_guard lock(mu_);
   auto it = connections_.find(c->fd());
   if (it != connections_.end() && it->second == c) connections_.erase(it);
@@ -292,6 +258,10 @@ void NativeGrpcServer::Close(const std::shared_ptr<NativeConnection>& c) {
 
 void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
                                 GrpcRequest&& request) {
+  if (request.kind != GrpcRequest::Kind::kUnary) {
+    DispatchStream(c, std::move(request));
+    return;
+  }
   const int m = KvMethodIndex(request.path);
   if (m < 0) {  // the session refuses these at their HEADERS; kept as a safety net
     std::lock_guard lock(c->mu);
@@ -332,6 +302,55 @@ void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
   kv_.Submit(static_cast<KvMethod>(m), request.message, std::move(done));
 }
 
+void NativeGrpcServer::DispatchStream(const std::shared_ptr<NativeConnection>& c,
+                                      GrpcRequest&& event) {
+  using Kind = GrpcRequest::Kind;
+  if (event.kind == Kind::kStreamStart) {
+    if (!stub_) return;  // the session streams nothing without forwarding
+    if (kv_.ring().is_learner() && RefusedOnLearner(event.path)) {
+      const Status refused = etcd_errors::NotSupportedForLearner();
+      std::lock_guard lock(c->mu);
+      if (!c->closed && c->session.Finish(event.stream_id, static_cast<int>(refused.code()),
+                                          refused.message(), {})) {
+        c->FlushFromCompletionLocked();
+      }
+      return;
+    }
+    std::shared_ptr<ForwardedCall> call = ForwardedCall::Create(*stub_, c, event, forwarded_);
+    bool registered = false;
+    {
+      // Registered before it starts, so that its OnDone finds (and removes) it.
+      std::lock_guard lock(c->mu);
+      registered = !c->closed;
+      if (registered) c->forwarded[event.stream_id] = call;
+    }
+    call->Begin();
+    if (!registered) call->Cancel();
+    return;
+  }
+  std::shared_ptr<ForwardedCall> call;
+  {
+    std::lock_guard lock(c->mu);
+    auto it = c->forwarded.find(event.stream_id);
+    if (it == c->forwarded.end()) return;  // finished, cancelled, or never started
+    call = it->second;
+    if (event.kind == Kind::kStreamCancel) c->forwarded.erase(it);
+  }
+  switch (event.kind) {
+    case Kind::kStreamMessage:
+      call->ClientMessage(std::move(event.message));
+      break;
+    case Kind::kStreamHalfClose:
+      call->ClientHalfClose();
+      break;
+    case Kind::kStreamCancel:
+      call->Cancel();
+      break;
+    default:
+      break;
+  }
+}
+
 void NativeGrpcServer::Shutdown() {
   if (stop_.exchange(true)) return;
   if (thread_.joinable()) {
@@ -345,10 +364,18 @@ void NativeGrpcServer::Shutdown() {
     all.swap(connections_);
   }
   for (auto& [fd, c] : all) {
-    std::lock_guard lock(c->mu);
-    c->session.SubmitGoaway();
-    c->FlushLocked();  // best effort: a full socket keeps the rest
-    c->CloseLocked();
+    {
+      std::lock_guard lock(c->mu);
+      c->session.SubmitGoaway();
+      c->FlushLocked();  // best effort: a full socket keeps the rest
+      c->CloseLocked();
+    }
+    CancelForwarded(c);
+  }
+  // The cancelled in-process calls end promptly (client-side cancellation needs nothing of
+  // the services); they must not outlive the stub and the connections' owner.
+  if (!forwarded_->WaitIdle(std::chrono::seconds(2))) {
+    spdlog::warn("native gRPC server: forwarded calls still in flight at shutdown");
   }
 }
 

@@ -6,8 +6,11 @@
 //
 // What it serves: etcd's KV (Range, Put, DeleteRange, Txn, Compact) through the same
 // KvDispatcher as kv_service.cc, so the same validation, errors and texts; the same
-// go-grpc-prometheus counters (grpc_call_metrics.h) and received bytes. Any other method
-// answers UNIMPLEMENTED "rusd: <method> is not served by the native gRPC server yet".
+// go-grpc-prometheus counters (grpc_call_metrics.h) and received bytes. Every other method
+// (Watch, Lease, Cluster, Maintenance, Lock, Election, LeaseForward) is forwarded in process
+// to the gRPC C++ server given as `forward_to` (forwarded_call.h: metadata, deadline,
+// streaming both ways, status, cancellation); without it, they answer UNIMPLEMENTED
+// "rusd: <method> is not served by the native gRPC server yet".
 // The gRPC/HTTP/2 layer is GrpcH2Session (grpc_h2_session.h).
 //
 // Threads and I/O:
@@ -24,9 +27,17 @@
 //   client's flow-control windows let nghttp2 release) and arms EPOLLOUT.
 // - Failures: a connection whose session or epoll registration fails is closed; if epoll_wait
 //   itself fails, the error is logged, every connection is closed and new ones are refused.
+// - Forwarded calls run on gRPC's callback threads: each response message is appended to
+//   the session and flushed at once; a stream whose send queue is above kForwardQueueLimit
+//   stops reading from gRPC C++ until the epoll thread, after flushing the connection,
+//   finds it drained.
 // - Shutdown: GOAWAY on every connection, what is buffered is written (best effort), then the
-//   sockets are closed. Late completions are dropped.
+//   sockets are closed and the forwarded calls cancelled (waited for, up to 2 s). Late
+//   completions are dropped.
 #pragma once
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/server.h>
 
 #include <atomic>
 #include <cstddef>
@@ -50,6 +61,7 @@ struct GrpcMethodStats;
 namespace rusd::frontend::native_grpc {
 
 class NativeConnection;
+class ForwardedCalls;
 
 // The connections that got answers during the reply thread's current batch; flushed at
 // its end. Create it before the RingClient (RingClientOptions::batch_hook).
@@ -70,6 +82,9 @@ struct NativeGrpcServerOptions {
   std::atomic<uint64_t>* received_bytes = nullptr;
   // Where KV calls are counted (may be null), as KvServiceOptions::grpc_metrics.
   ipc::MetricsArea* grpc_metrics = nullptr;
+  // The started gRPC C++ server every other method is forwarded to (null: refused); it must
+  // be shut down after this server.
+  grpc::Server* forward_to = nullptr;
 };
 
 class NativeGrpcServer {
@@ -96,7 +111,10 @@ class NativeGrpcServer {
   void Run();
   void ServeReadable(const std::shared_ptr<NativeConnection>& c, bool readable, bool writable);
   void Dispatch(const std::shared_ptr<NativeConnection>& c, GrpcRequest&& request);
+  void DispatchStream(const std::shared_ptr<NativeConnection>& c, GrpcRequest&& event);
   void Close(const std::shared_ptr<NativeConnection>& c);
+  // Cancels the connection's forwarded calls (without its mutex held).
+  static void CancelForwarded(const std::shared_ptr<NativeConnection>& c);
 
   const KvDispatcher& kv_;
   NativeGrpcBatchFlush& batch_flush_;
@@ -110,6 +128,8 @@ class NativeGrpcServer {
   mutable std::mutex mu_;
   std::unordered_map<int, std::shared_ptr<NativeConnection>> connections_;  // by fd, under mu_
   ipc::GrpcMethodStats* method_stats_[5] = {};  // per KvMethod (with grpc_metrics)
+  std::unique_ptr<grpc::GenericStub> stub_;       // with forward_to: its in-process channel
+  std::shared_ptr<ForwardedCalls> forwarded_;
 };
 
 }  // namespace rusd::frontend::native_grpc

@@ -17,7 +17,8 @@ import (
 )
 
 // rusd's own gRPC server (--experimental-native-grpc, frontend/native_grpc/): KV through
-// clientv3 and etcdctl as on the gRPC C++ server; other methods Unimplemented.
+// clientv3 and etcdctl as on the gRPC C++ server; every other method forwarded in process
+// to gRPC C++ (streams included).
 
 func startNative(t *testing.T) *harness.Server {
 	if harness.TargetKind() != harness.Rusd {
@@ -118,11 +119,9 @@ func TestNativeGrpcServesKV(t *testing.T) {
 		t.Fatalf("concurrent calls: %v", err)
 	}
 
-	// Everything else is not served natively yet.
-	_, err = cli.Status(ctx10s(t), s.Endpoint)
-	if status.Code(err) != codes.Unimplemented ||
-		!strings.Contains(err.Error(), "rusd: /etcdserverpb.Maintenance/Status is not served by the native gRPC server yet") {
-		t.Errorf("status: %v, want Unimplemented", err)
+	// Everything else is forwarded to gRPC C++ in process.
+	if st, err := cli.Status(ctx10s(t), s.Endpoint); err != nil || st.Version == "" {
+		t.Errorf("status: %v %+v", err, st)
 	}
 
 	// The KV calls are counted as on the gRPC C++ server.
@@ -150,4 +149,104 @@ func TestNativeGrpcEtcdctlPutGet(t *testing.T) {
 	cli := s.Client()
 	mustPut(t, cli, "before-stop", "v")
 	s.Stop(10 * time.Second)
+}
+
+// Streams through the forwarding: a watch sees puts made on the same connection, a lease
+// is kept alive over its stream, and a cancelled watch ends on the server (a new one works).
+func TestNativeGrpcForwardsWatchAndKeepAlive(t *testing.T) {
+	s := startNative(t)
+	cli := s.Client()
+	for round := 0; round < 3; round++ {
+		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+		wch := cli.Watch(ctx, "w/", clientv3.WithPrefix())
+		var want []string
+		for i := 0; i < 20; i++ {
+			k := "w/" + strings.Repeat("k", i+1)
+			mustPut(t, cli, k, "v")
+			want = append(want, k)
+		}
+		var got []string
+		deadline := time.After(10 * time.Second)
+		for len(got) < len(want) {
+			select {
+			case wr, ok := <-wch:
+				if !ok || wr.Err() != nil {
+					t.Fatalf("watch round %d: closed %v err %v", round, !ok, wr.Err())
+				}
+				for _, ev := range wr.Events {
+					got = append(got, string(ev.Kv.Key))
+				}
+			case <-deadline:
+				t.Fatalf("watch round %d: got %d of %d events", round, len(got), len(want))
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("watch round %d: %v", round, got)
+		}
+		cancel()
+		mustDelete := func(k string) {
+			if _, err := cli.Delete(ctx10s(t), k, clientv3.WithPrefix()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustDelete("w/")
+	}
+
+	g, err := cli.Grant(ctx10s(t), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka, err := cli.KeepAlive(context.Background(), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		select {
+		case r := <-ka:
+			if r == nil || r.ID != g.ID || r.TTL <= 0 {
+				t.Fatalf("keep-alive %d: %+v", i, r)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("keep-alive %d: no answer", i)
+		}
+	}
+	ttl, err := cli.TimeToLive(ctx10s(t), g.ID)
+	if err != nil || ttl.TTL <= 0 {
+		t.Fatalf("time-to-live: %v %+v", err, ttl)
+	}
+	if _, err := cli.Revoke(ctx10s(t), g.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The way back: --experimental-native-grpc=false serves every client connection with gRPC
+// C++ alone (KV, a watch, a keep-alive).
+func TestGrpcCppAloneWithNativeGrpcOff(t *testing.T) {
+	if harness.TargetKind() != harness.Rusd {
+		t.Skip("--experimental-native-grpc is rusd's")
+	}
+	s := harness.Start(t, harness.Options{ExtraArgs: []string{"--experimental-native-grpc=false"}})
+	cli := s.Client()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wch := cli.Watch(ctx, "off/", clientv3.WithPrefix())
+	mustPut(t, cli, "off/a", "1")
+	select {
+	case wr := <-wch:
+		if wr.Err() != nil || len(wr.Events) != 1 || string(wr.Events[0].Kv.Key) != "off/a" {
+			t.Fatalf("watch: %v %+v", wr.Err(), wr.Events)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch: no event")
+	}
+	g, err := cli.Grant(ctx10s(t), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.KeepAliveOnce(ctx10s(t), g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if out := s.MustEtcdctl("", "get", "off/a"); out != "off/a\n1\n" {
+		t.Fatalf("etcdctl get: %q", out)
+	}
 }
