@@ -28,6 +28,7 @@
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
 #include "rusd/lease_forward.grpc.pb.h"
+#include "common/free_port_for_tests.h"
 
 namespace rusd::frontend {
 namespace {
@@ -38,17 +39,7 @@ using ipc::MessageType;
 constexpr uint64_t kMemberId = 0xabc;
 constexpr uint64_t kReadIndex = 42;
 
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using test_support::FreePort;
 
 // What the fake raftd/stored saw.
 struct Seen {

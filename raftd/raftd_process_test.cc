@@ -29,6 +29,7 @@
 #include "rusd/internal.pb.h"
 #include "rusd/lease.pb.h"
 #include "rusd/membership.pb.h"
+#include "common/free_port_for_tests.h"
 
 namespace rusd::raftd {
 namespace {
@@ -618,17 +619,7 @@ TEST_F(RaftdProcessTest, RefusesToStartOnACorruptWalNamingTheFile) {
 
 
 // A loopback port that was free a moment ago.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
+using test_support::FreePort;
 
 // Another member of raftd's cluster, played by the test: member `id` on a real
 // PeerTransport (cluster 1234) that knows raftd (abc) at `raftd_url`, and a thread that

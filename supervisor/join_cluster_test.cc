@@ -8,21 +8,12 @@
 #include <filesystem>
 
 #include "raftd/transport/peer_transport.h"
+#include "common/free_port_for_tests.h"
 
 namespace rusd::supervisor {
 namespace {
 
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using test_support::FreePort;
 
 // A running member answers the membership query: the cluster id, and the joiner finds its
 // own id by its peer URLs (as etcdctl member add registered them).

@@ -28,6 +28,7 @@
 #include "ipc/segment.h"
 #include "supervisor/data_dir_lock.h"
 #include "supervisor/node_identity.h"
+#include "common/free_port_for_tests.h"
 
 namespace rusd::supervisor {
 namespace {
@@ -43,17 +44,7 @@ const char* const kComponents[] = {"rusd-frontend", "rusd-raftd", "rusd-stored"}
 // bounds made these tests fail on a machine loaded by parallel builds and tests.
 constexpr auto kSlowMachineBound = std::chrono::seconds(60);
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+using test_support::FreePort;
 
 struct ProcInfo {
   pid_t ppid = 0;

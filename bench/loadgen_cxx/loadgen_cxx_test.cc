@@ -18,23 +18,14 @@
 #include <vector>
 
 #include "bench/loadgen_cxx/cell.h"
+#include "common/free_port_for_tests.h"
 
 namespace rusd::loadgen {
 namespace {
 
 using namespace std::chrono_literals;
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+using test_support::FreePort;
 
 // One rusd node in a temp dir, stopped (SIGTERM, then SIGKILL) and removed at the end.
 class RusdNode {

@@ -12,6 +12,7 @@
 
 #include "raftd/transport/peer_transport.h"
 #include "raftd/transport/wire_format.h"
+#include "common/free_port_for_tests.h"
 
 namespace rusd::transport {
 namespace {
@@ -236,17 +237,7 @@ TEST(WireFormat, OversizedAppendsSplitIntoConsecutiveAppends) {
 }
 
 // Ports that were free a moment ago.
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using test_support::FreePort;
 
 struct Node {
   uint64_t id;
