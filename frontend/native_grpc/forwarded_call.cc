@@ -127,6 +127,7 @@ void ForwardedCall::StartNextWriteLocked(std::unique_lock<std::mutex>& lock) {
     writing_ = true;
     std::string message = std::move(pending_.front());
     pending_.pop_front();
+    write_bytes_ = message.size();
     lock.unlock();
     grpc::Slice slice(message);
     write_buf_ = grpc::ByteBuffer(&slice, 1);
@@ -164,6 +165,15 @@ void ForwardedCall::ClientHalfClose() {
 }
 
 void ForwardedCall::OnWriteDone(bool ok) {
+  {
+    // The service took the message: its bytes go back to the client's flow-control windows,
+    // so that it may send more (a stream that is gone credited the connection already).
+    std::lock_guard lock(connection_->mu);
+    if (!connection_->closed) {
+      connection_->session.MessageDone(stream_id_, write_bytes_);
+      if (connection_->session.WantsWrite()) connection_->FlushFromCompletionLocked();
+    }
+  }
   std::unique_lock lock(mu_);
   writing_ = false;
   if (!ok || cancelled_ || read_done_) {

@@ -19,7 +19,10 @@
 // further message is read from the in-process call (the service's own queue bounds it, e.g.
 // the watch hub's per-stream limit) until ResumeReadIfDrained says the queue drained
 // (the server checks after each flush of the connection). Request messages are written
-// one at a time, the rest queued here.
+// one at a time, the rest queued here; each one's bytes go back to the client's
+// flow-control windows (GrpcH2Session::MessageDone) only once its write completed, so a
+// client streaming faster than the service reads is held back by HTTP/2 flow control and
+// the queue holds at most a stream window's worth.
 //
 // Lifetime: owned by shared_ptr (the connection's `forwarded` map and itself until
 // OnDone); methods after OnDone do nothing. Thread safety: any thread; never call it with
@@ -105,6 +108,7 @@ class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
 
   std::mutex mu_;  // the state below; never held across a Start* or the connection's mutex
   std::deque<std::string> pending_;  // request messages not yet written
+  size_t write_bytes_ = 0;  // the size of the message being written (while writing_)
   bool writing_ = false;
   bool half_closed_ = false;   // the client half-closed: WritesDone after pending_
   bool write_hold_ = true;     // released once no write will start any more
