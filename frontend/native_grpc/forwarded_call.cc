@@ -165,6 +165,7 @@ void ForwardedCall::ClientHalfClose() {
 }
 
 void ForwardedCall::OnWriteDone(bool ok) {
+  std::vector<std::shared_ptr<ForwardedCall>> resume;
   {
     // The service took the message: its bytes go back to the client's flow-control windows,
     // so that it may send more (a stream that is gone credited the connection already).
@@ -172,8 +173,10 @@ void ForwardedCall::OnWriteDone(bool ok) {
     if (!connection_->closed) {
       connection_->session.MessageDone(stream_id_, write_bytes_);
       if (connection_->session.WantsWrite()) connection_->FlushFromCompletionLocked();
+      connection_->TakeResumableLocked(&resume);
     }
   }
+  ResumeReads(resume);
   std::unique_lock lock(mu_);
   writing_ = false;
   if (!ok || cancelled_ || read_done_) {
@@ -214,11 +217,16 @@ void ForwardedCall::ResumeRead() {
 void ForwardedCall::OnReadInitialMetadataDone(bool ok) {
   if (!ok) return;
   GrpcMetadata headers = ToHeaders(context_.GetServerInitialMetadata());
-  std::lock_guard lock(connection_->mu);
-  if (connection_->closed) return;
-  if (connection_->session.StartResponse(stream_id_, headers)) {
-    connection_->FlushFromCompletionLocked();
+  std::vector<std::shared_ptr<ForwardedCall>> resume;
+  {
+    std::lock_guard lock(connection_->mu);
+    if (connection_->closed) return;
+    if (connection_->session.StartResponse(stream_id_, headers)) {
+      connection_->FlushFromCompletionLocked();
+      connection_->TakeResumableLocked(&resume);
+    }
   }
+  ResumeReads(resume);
 }
 
 void ForwardedCall::OnReadDone(bool ok) {
@@ -241,11 +249,13 @@ void ForwardedCall::OnReadDone(bool ok) {
   }
   bool sent = false;
   bool paused = false;
+  std::vector<std::shared_ptr<ForwardedCall>> resume;  // other streams this flush drained
   {
     std::lock_guard lock(connection_->mu);
     sent = !connection_->closed && connection_->session.SendMessage(stream_id_, message);
     if (sent) {
       connection_->FlushFromCompletionLocked();
+      connection_->TakeResumableLocked(&resume);
       if (connection_->session.queued_bytes(stream_id_) > kForwardQueueLimit) {
         // Paused before the epoll thread can see it in `paused` (it resumes under mu_).
         std::lock_guard call_lock(mu_);
@@ -258,6 +268,7 @@ void ForwardedCall::OnReadDone(bool ok) {
       }
     }
   }
+  ResumeReads(resume);
   if (!sent) {
     Cancel();  // the stream is gone (reset or the connection failed)
     return;
@@ -275,18 +286,21 @@ void ForwardedCall::OnDone(const grpc::Status& status) {
     trailing.emplace_back("grpc-status-details-bin", absl::Base64Escape(status.error_details()));
   }
   std::shared_ptr<ForwardedCall> keep = std::move(self_);  // destroyed last
+  std::vector<std::shared_ptr<ForwardedCall>> resume;
   {
     std::lock_guard lock(connection_->mu);
     if (!connection_->closed &&
         connection_->session.Finish(stream_id_, static_cast<int>(status.error_code()),
                                     status.error_message(), trailing)) {
       connection_->FlushFromCompletionLocked();
+      connection_->TakeResumableLocked(&resume);
     }
     auto it = connection_->forwarded.find(stream_id_);
     if (it != connection_->forwarded.end() && it->second.get() == this) {
       connection_->forwarded.erase(it);
     }
   }
+  ResumeReads(resume);
   tracker_->Done();
 }
 

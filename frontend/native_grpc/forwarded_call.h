@@ -17,8 +17,10 @@
 // Flow control: after each response message, if the stream's send queue in the session
 // holds more than kForwardQueueLimit bytes (the client's flow-control windows are full), no
 // further message is read from the in-process call (the service's own queue bounds it, e.g.
-// the watch hub's per-stream limit) until ResumeReadIfDrained says the queue drained
-// (the server checks after each flush of the connection). Request messages are written
+// the watch hub's per-stream limit) until the queue drained (ResumeRead: whichever thread
+// flushed the connection checks after the flush, NativeConnection::TakeResumableLocked;
+// not only the epoll thread, which an other thread's flush may have left with nothing
+// to wait for). Request messages are written
 // one at a time, the rest queued here; each one's bytes go back to the client's
 // flow-control windows (GrpcH2Session::MessageDone) only once its write completed, so a
 // client streaming faster than the service reads is held back by HTTP/2 flow control and
