@@ -1106,6 +1106,20 @@ TEST_F(NativeGrpcProcessTest, ForwardedCallDropsHeaderValuesGrpcCppCannotCarry) 
   ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
 }
 
+// grpc-go sends grpc-timeout "2562047H" for a context without deadline (math.MaxInt64 ns):
+// no deadline, not an overflowed one (which expired at once). The largest valid value too.
+TEST_F(NativeGrpcProcessTest, HugeGrpcTimeoutMeansNoDeadline) {
+  node_->SendLeader(kMemberId);
+  for (const char* timeout : {"2562047H", "99999999H", "99999999M", "99999999S"}) {
+    int fd = ConnectToClientPort();
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(RawGrpcCall(fd, "/etcdserverpb.Maintenance/Status", {{"grpc-timeout", timeout}}, ""),
+              "0")
+        << timeout;
+    ::close(fd);
+  }
+}
+
 // A forwarded stream whose client stops reading: its answers fill the socket and the
 // stream's send queue (the in-process reads pause); once the client reads again every
 // answer arrives. The resume must not depend on which thread drained the queue (the reply

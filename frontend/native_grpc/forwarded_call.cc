@@ -3,6 +3,7 @@
 #include <absl/strings/escaping.h>
 
 #include <chrono>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -11,18 +12,24 @@
 namespace rusd::frontend::native_grpc {
 namespace {
 
-// grpc-timeout (already validated by the session: 1-8 digits and a unit).
-std::chrono::nanoseconds ParseGrpcTimeout(std::string_view v) {
+// grpc-timeout (already validated by the session: 1-8 digits and a unit), or none for one
+// beyond kNoDeadlineBeyondNs (100 years): grpc-go sends "2562047H" for no deadline at all
+// (math.MaxInt64 ns), and 99999999H would overflow nanoseconds (and now() + it, the clock).
+constexpr int64_t kNoDeadlineBeyondNs = int64_t{100} * 365 * 24 * 3600 * 1'000'000'000;
+std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view v) {
   int64_t n = 0;
-  for (size_t i = 0; i + 1 < v.size(); ++i) n = n * 10 + (v[i] - '0');
+  for (size_t i = 0; i + 1 < v.size(); ++i) n = n * 10 + (v[i] - '0');  // < 10^8
+  int64_t unit_ns = 1;
   switch (v.back()) {
-    case 'H': return std::chrono::hours(n);
-    case 'M': return std::chrono::minutes(n);
-    case 'S': return std::chrono::seconds(n);
-    case 'm': return std::chrono::milliseconds(n);
-    case 'u': return std::chrono::microseconds(n);
-    default: return std::chrono::nanoseconds(n);
+    case 'H': unit_ns = int64_t{3600} * 1'000'000'000; break;
+    case 'M': unit_ns = int64_t{60} * 1'000'000'000; break;
+    case 'S': unit_ns = 1'000'000'000; break;
+    case 'm': unit_ns = 1'000'000; break;
+    case 'u': unit_ns = 1'000; break;
+    default: break;
   }
+  if (n > kNoDeadlineBeyondNs / unit_ns) return std::nullopt;
+  return std::chrono::nanoseconds(n * unit_ns);
 }
 
 // gRPC C++ refuses metadata keys outside [0-9a-z-_.]: such headers are not passed on.
@@ -109,8 +116,9 @@ std::shared_ptr<ForwardedCall> ForwardedCall::Create(grpc::GenericStub& stub,
     }
   }
   if (!start.timeout.empty()) {
-    call->context_.set_deadline(std::chrono::system_clock::now() +
-                                ParseGrpcTimeout(start.timeout));
+    if (std::optional<std::chrono::nanoseconds> timeout = ParseGrpcTimeout(start.timeout)) {
+      call->context_.set_deadline(std::chrono::system_clock::now() + *timeout);
+    }
   }
   stub.PrepareBidiStreamingCall(&call->context_, start.path, grpc::StubOptions(), call.get());
   return call;
