@@ -95,7 +95,7 @@ bool ForwardedCalls::WaitIdle(std::chrono::milliseconds timeout) {
 
 ForwardedCall::ForwardedCall(std::shared_ptr<NativeConnection> connection, int32_t stream_id,
                              std::shared_ptr<ForwardedCalls> tracker)
-    : connection_(std::move(connection)), stream_id_(stream_id), tracker_(std::move(tracker)) {}
+    : in_flight_(std::move(tracker)), connection_(std::move(connection)), stream_id_(stream_id) {}
 
 std::shared_ptr<ForwardedCall> ForwardedCall::Create(grpc::GenericStub& stub,
                                                     std::shared_ptr<NativeConnection> connection,
@@ -104,7 +104,6 @@ std::shared_ptr<ForwardedCall> ForwardedCall::Create(grpc::GenericStub& stub,
   std::shared_ptr<ForwardedCall> call(
       new ForwardedCall(std::move(connection), start.stream_id, std::move(tracker)));
   call->self_ = call;
-  call->tracker_->Add();
   for (const auto& [key, value] : start.metadata) {
     if (!LegalKey(key)) continue;
     if (BinaryKey(key)) {
@@ -309,7 +308,7 @@ void ForwardedCall::OnDone(const grpc::Status& status) {
     }
   }
   ResumeReads(resume);
-  tracker_->Done();
+  // `keep` may be the last reference: ~ForwardedCall runs here, and ~InFlight tells Shutdown.
 }
 
 }  // namespace rusd::frontend::native_grpc

@@ -100,9 +100,24 @@ class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   void StartNextWriteLocked(std::unique_lock<std::mutex>& lock);
   void ReleaseWriteHoldLocked(std::unique_lock<std::mutex>& lock);
 
+  // Counts the call in flight from its creation until it is destroyed, not only until
+  // OnDone: Shutdown must not return (and the stub, gRPC C++ server and connections go)
+  // while ~ForwardedCall (its ClientContext) still runs. First member: destroyed last.
+  class InFlight {
+   public:
+    explicit InFlight(std::shared_ptr<ForwardedCalls> tracker) : tracker_(std::move(tracker)) {
+      tracker_->Add();
+    }
+    ~InFlight() { tracker_->Done(); }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    const std::shared_ptr<ForwardedCalls> tracker_;
+  };
+  const InFlight in_flight_;
   const std::shared_ptr<NativeConnection> connection_;
   const int32_t stream_id_;
-  const std::shared_ptr<ForwardedCalls> tracker_;
   grpc::ClientContext context_;
   grpc::ByteBuffer read_buf_;
   grpc::ByteBuffer write_buf_;
