@@ -93,7 +93,8 @@ bool ForwardedCalls::WaitIdle(std::chrono::milliseconds timeout) {
   return idle_.wait_for(lock, timeout, [this] { return in_flight_ == 0; });
 }
 
-ForwardedCall::ForwardedCall(std::shared_ptr<NativeConnection> connection, int32_t stream_id,
+ForwardedCall::ForwardedCall(Passkey, std::shared_ptr<NativeConnection> connection,
+                             int32_t stream_id,
                              std::shared_ptr<ForwardedCalls> tracker)
     : in_flight_(std::move(tracker)), connection_(std::move(connection)), stream_id_(stream_id) {}
 
@@ -101,8 +102,8 @@ std::shared_ptr<ForwardedCall> ForwardedCall::Create(grpc::GenericStub& stub,
                                                     std::shared_ptr<NativeConnection> connection,
                                                     const GrpcRequest& start,
                                                     std::shared_ptr<ForwardedCalls> tracker) {
-  std::shared_ptr<ForwardedCall> call(
-      new ForwardedCall(std::move(connection), start.stream_id, std::move(tracker)));
+  auto call = std::make_shared<ForwardedCall>(Passkey(), std::move(connection), start.stream_id,
+                                              std::move(tracker));
   call->self_ = call;
   for (const auto& [key, value] : start.metadata) {
     if (!LegalKey(key)) continue;

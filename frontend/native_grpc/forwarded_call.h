@@ -68,6 +68,10 @@ class ForwardedCalls {
 
 class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                             public std::enable_shared_from_this<ForwardedCall> {
+  struct Passkey {  // only Create constructs one (make_shared needs a public constructor)
+    explicit Passkey() = default;
+  };
+
  public:
   // Prepares the in-process call for the kStreamStart event `start` on `connection`; the
   // caller registers it in connection->forwarded, then calls Begin (exactly once).
@@ -93,9 +97,10 @@ class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   void OnWritesDoneDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
 
- private:
-  ForwardedCall(std::shared_ptr<NativeConnection> connection, int32_t stream_id,
+  ForwardedCall(Passkey, std::shared_ptr<NativeConnection> connection, int32_t stream_id,
                 std::shared_ptr<ForwardedCalls> tracker);
+
+ private:
   // With mu_ held: takes the next write to start (true) or the writes-done decision.
   void StartNextWriteLocked(std::unique_lock<std::mutex>& lock);
   void ReleaseWriteHoldLocked(std::unique_lock<std::mutex>& lock);
