@@ -224,12 +224,13 @@ void ForwardedCall::ResumeRead() {
 
 void ForwardedCall::OnReadInitialMetadataDone(bool ok) {
   if (!ok) return;
-  GrpcMetadata headers = ToHeaders(context_.GetServerInitialMetadata());
   std::vector<std::shared_ptr<ForwardedCall>> resume;
   {
     std::lock_guard lock(connection_->mu);
-    if (connection_->closed) return;
-    if (connection_->session.StartResponse(stream_id_, headers)) {
+    if (connection_->closed || initial_sent_) return;
+    initial_sent_ = true;
+    if (connection_->session.StartResponse(stream_id_,
+                                           ToHeaders(context_.GetServerInitialMetadata()))) {
       connection_->FlushFromCompletionLocked();
       connection_->TakeResumableLocked(&resume);
     }
@@ -260,6 +261,13 @@ void ForwardedCall::OnReadDone(bool ok) {
   std::vector<std::shared_ptr<ForwardedCall>> resume;  // other streams this flush drained
   {
     std::lock_guard lock(connection_->mu);
+    if (!initial_sent_ && !connection_->closed) {
+      // OnReadInitialMetadataDone is not ordered before OnReadDone: the initial metadata
+      // (valid once a message was read) go first whichever reaction comes first.
+      initial_sent_ = true;
+      (void)connection_->session.StartResponse(stream_id_,
+                                               ToHeaders(context_.GetServerInitialMetadata()));
+    }
     sent = !connection_->closed && connection_->session.SendMessage(stream_id_, message);
     if (sent) {
       connection_->FlushFromCompletionLocked();

@@ -138,6 +138,7 @@ class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   bool read_done_ = false;    // the server sent its last message: the call is ending
   bool cancelled_ = false;
   bool done_ = false;
+  bool initial_sent_ = false;  // under connection_->mu: the response HEADERS were started
 };
 
 }  // namespace rusd::frontend::native_grpc

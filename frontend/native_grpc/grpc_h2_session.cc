@@ -196,14 +196,17 @@ struct GrpcH2Session::Impl {
 
   bool StartStream(Call* call, const GrpcMetadata& initial) {
     if (call->response_started) return true;
-    call->response_started = true;
     std::vector<nghttp2_nv> nva = {StaticHeader(":status", "200"),
                                    StaticHeader("content-type", "application/grpc")};
     for (const auto& [n, v] : initial) nva.push_back(CopiedPair(n, v));
     nghttp2_data_provider data;
     data.source.ptr = call;
     data.read_callback = &Impl::ReadStream;
-    return nghttp2_submit_response(session, call->stream_id, nva.data(), nva.size(), &data) == 0;
+    // Started only if submitted: a failed submit must not make SendMessage and Finish act as
+    // if the HEADERS were on their way (they would queue behind nothing).
+    call->response_started =
+        nghttp2_submit_response(session, call->stream_id, nva.data(), nva.size(), &data) == 0;
+    return call->response_started;
   }
 
   // Trailers after what is queued (the response HEADERS were submitted).
