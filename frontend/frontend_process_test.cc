@@ -630,6 +630,78 @@ class NativeGrpcProcessTest : public FrontendProcessTest {
   NativeGrpcProcessTest() { native_ = true; }
 };
 
+// One gRPC call over a raw nghttp2 client on a fresh connection, for what gRPC C++'s client
+// refuses to send (header values it deems illegal). Returns the grpc-status the server
+// answered ("" if the connection closed or `timeout` passed first).
+std::string RawGrpcCall(int fd, const std::string& path,
+                        const std::vector<std::pair<std::string, std::string>>& extra,
+                        std::string body, std::chrono::milliseconds timeout = 10s) {
+  struct State {
+    std::string status;
+    bool closed = false;
+  } state;
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_header_callback(
+      cb, [](nghttp2_session*, const nghttp2_frame*, const uint8_t* name, size_t nl,
+             const uint8_t* value, size_t vl, uint8_t, void* user) -> int {
+        if (std::string_view(reinterpret_cast<const char*>(name), nl) == "grpc-status") {
+          static_cast<State*>(user)->status.assign(reinterpret_cast<const char*>(value), vl);
+        }
+        return 0;
+      });
+  nghttp2_session_callbacks_set_on_stream_close_callback(
+      cb, [](nghttp2_session*, int32_t, uint32_t, void* user) -> int {
+        static_cast<State*>(user)->closed = true;
+        return 0;
+      });
+  nghttp2_session* h2 = nullptr;
+  nghttp2_session_client_new(&h2, cb, &state);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, nullptr, 0);
+  std::vector<std::pair<std::string, std::string>> h = {
+      {":method", "POST"}, {":scheme", "http"}, {":path", path}, {":authority", "x"},
+      {"content-type", "application/grpc"}, {"te", "trailers"}};
+  h.insert(h.end(), extra.begin(), extra.end());
+  std::vector<nghttp2_nv> nva;
+  for (auto& [n, v] : h) {
+    nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()),
+                   n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  std::string framed(5, '\0');
+  framed[4] = static_cast<char>(body.size());  // small messages only
+  framed += body;
+  nghttp2_data_provider data;
+  data.source.ptr = &framed;
+  data.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                          uint32_t* flags, nghttp2_data_source* source, void*) -> ssize_t {
+    auto* b = static_cast<std::string*>(source->ptr);
+    size_t n = std::min(length, b->size());
+    std::memcpy(buf, b->data(), n);
+    b->erase(0, n);
+    if (b->empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  };
+  EXPECT_GT(nghttp2_submit_request(h2, nullptr, nva.data(), nva.size(), &data, nullptr), 0);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!state.closed && std::chrono::steady_clock::now() < deadline) {
+    const uint8_t* out = nullptr;
+    for (ssize_t n; (n = nghttp2_session_mem_send(h2, &out)) > 0;) {
+      if (::send(fd, out, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
+    }
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) break;
+    if (n < 0) {
+      std::this_thread::sleep_for(5ms);
+      continue;
+    }
+    nghttp2_session_mem_recv(h2, reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n));
+  }
+  nghttp2_session_del(h2);
+  return state.closed ? state.status : std::string();
+}
+
 TEST_F(NativeGrpcProcessTest, KvCallsAreCountedAndUnregisteredServicesAreUnimplemented) {
   const auto [req, resp] = PutTwiceAndCheckCounters();
   ipc::MetricsArea& m = segment_->metrics();
@@ -989,6 +1061,164 @@ TEST_P(KvOverBothServers, WatchCarriesMetadataAndCancellation) {
   for (const auto& h : w.handled) handled += h.load();
   EXPECT_EQ(w.started.load(), 21u);
   EXPECT_EQ(handled, 21u);
+}
+
+// Header values gRPC C++ cannot carry (non-ASCII, tab, NUL: it aborts the process on a call
+// started with one) reach the forwarding from any HTTP/2 client: the call goes ahead without
+// them and the frontend keeps serving.
+TEST_F(NativeGrpcProcessTest, ForwardedCallDropsHeaderValuesGrpcCppCannotCarry) {
+  node_->SendLeader(kMemberId);
+  const std::vector<std::vector<std::pair<std::string, std::string>>> headers = {
+      {{"x-foo", "caf\xc3\xa9"}},
+      {{"x-foo", "a\tb"}},
+      {{"x-foo", std::string("a\0b", 3)}, {"x-ok", "fine"}},
+      {{"x-bin", "not base64!"}},
+  };
+  for (const auto& extra : headers) {
+    int fd = ConnectToClientPort();
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(RawGrpcCall(fd, "/etcdserverpb.Maintenance/Status", extra, ""), "0");
+    ::close(fd);
+    ASSERT_TRUE(PortAccepts());
+  }
+  // LeaseGrant (a forwarded unary call the fake node does not answer): a defined answer too.
+  int fd = ConnectToClientPort();
+  ASSERT_GE(fd, 0);
+  etcdserverpb::LeaseGrantRequest grant;
+  grant.set_ttl(10);
+  EXPECT_NE(RawGrpcCall(fd, "/etcdserverpb.Lease/LeaseGrant",
+                        {{"x-foo", "caf\xc3\xa9"}, {"grpc-timeout", "300m"}},
+                        grant.SerializeAsString()),
+            "");
+  ::close(fd);
+  etcdserverpb::PutRequest req;
+  req.set_key("k");
+  etcdserverpb::PutResponse resp;
+  ASSERT_TRUE(stub_->Put(Ctx().get(), req, &resp).ok());
+}
+
+// grpc-go sends grpc-timeout "2562047H" for a context without deadline (math.MaxInt64 ns):
+// no deadline, not an overflowed one (which expired at once). The largest valid value too.
+TEST_F(NativeGrpcProcessTest, HugeGrpcTimeoutMeansNoDeadline) {
+  node_->SendLeader(kMemberId);
+  for (const char* timeout : {"2562047H", "99999999H", "99999999M", "99999999S"}) {
+    int fd = ConnectToClientPort();
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(RawGrpcCall(fd, "/etcdserverpb.Maintenance/Status", {{"grpc-timeout", timeout}}, ""),
+              "0")
+        << timeout;
+    ::close(fd);
+  }
+}
+
+// A forwarded stream whose client stops reading: its answers fill the socket and the
+// stream's send queue (the in-process reads pause); once the client reads again every
+// answer arrives. The resume must not depend on which thread drained the queue (the reply
+// thread's and gRPC's flushes run alongside the epoll thread's).
+TEST_F(NativeGrpcProcessTest, PausedForwardedStreamResumesWhenTheClientReadsAgain) {
+  node_->SendLeader(kMemberId);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;  // the socket fills long before the HTTP/2 windows do
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port_);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  struct State {
+    std::string data;  // the stream's DATA: prefixed LeaseKeepAliveResponses
+    bool closed = false;
+  } state;
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+      cb, [](nghttp2_session*, uint8_t, int32_t, const uint8_t* d, size_t n, void* user) -> int {
+        static_cast<State*>(user)->data.append(reinterpret_cast<const char*>(d), n);
+        return 0;
+      });
+  nghttp2_session_callbacks_set_on_stream_close_callback(
+      cb, [](nghttp2_session*, int32_t, uint32_t, void* user) -> int {
+        static_cast<State*>(user)->closed = true;
+        return 0;
+      });
+  nghttp2_session* h2 = nullptr;
+  nghttp2_session_client_new(&h2, cb, &state);
+  nghttp2_session_callbacks_del(cb);
+  nghttp2_settings_entry big_window[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 30}};
+  nghttp2_submit_settings(h2, NGHTTP2_FLAG_NONE, big_window, 1);
+  nghttp2_session_set_local_window_size(h2, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+  constexpr int kRequests = 40000;  // ~1.5 MB of answers: over the queue limit and the socket
+  std::string body;
+  etcdserverpb::LeaseKeepAliveRequest ka;
+  ka.set_id(1);
+  const std::string one = ka.SerializeAsString();
+  for (int i = 0; i < kRequests; ++i) {
+    body.append({0, 0, 0, 0, static_cast<char>(one.size())});
+    body += one;
+  }
+  std::vector<std::pair<std::string, std::string>> h = {
+      {":method", "POST"}, {":scheme", "http"}, {":path", "/etcdserverpb.Lease/LeaseKeepAlive"},
+      {":authority", "x"}, {"content-type", "application/grpc"}, {"te", "trailers"}};
+  std::vector<nghttp2_nv> nva;
+  for (auto& [n, v] : h) {
+    nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()),
+                   n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  nghttp2_data_provider data;
+  data.source.ptr = &body;
+  data.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                          uint32_t* flags, nghttp2_data_source* source, void*) -> ssize_t {
+    auto* b = static_cast<std::string*>(source->ptr);
+    size_t n = std::min(length, b->size());
+    std::memcpy(buf, b->data(), n);
+    b->erase(0, n);
+    if (b->empty()) *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    return static_cast<ssize_t>(n);
+  };
+  ASSERT_GT(nghttp2_submit_request(h2, nullptr, nva.data(), nva.size(), &data, nullptr), 0);
+  // Sends everything (the frontend reads it all) but reads nothing for a while.
+  const uint8_t* out = nullptr;
+  for (ssize_t n; (n = nghttp2_session_mem_send(h2, &out)) > 0;) {
+    ASSERT_EQ(::send(fd, out, static_cast<size_t>(n), MSG_NOSIGNAL), n);
+  }
+  std::this_thread::sleep_for(1s);
+  // Meanwhile the frontend keeps serving others.
+  etcdserverpb::PutRequest put;
+  put.set_key("k");
+  etcdserverpb::PutResponse put_resp;
+  ASSERT_TRUE(stub_->Put(Ctx().get(), put, &put_resp).ok());
+  // Now read: every answer comes.
+  const size_t want = static_cast<size_t>(kRequests);
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  size_t answers = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) break;
+    if (n > 0) {
+      ASSERT_GE(nghttp2_session_mem_recv(h2, reinterpret_cast<const uint8_t*>(buf),
+                                         static_cast<size_t>(n)),
+                0);
+    } else {
+      std::this_thread::sleep_for(1ms);
+    }
+    for (ssize_t m; (m = nghttp2_session_mem_send(h2, &out)) > 0;) {
+      ASSERT_EQ(::send(fd, out, static_cast<size_t>(m), MSG_NOSIGNAL), m);
+    }
+    answers = 0;
+    for (size_t off = 0; off + 5 <= state.data.size();) {
+      const size_t len = (static_cast<size_t>(static_cast<uint8_t>(state.data[off + 3])) << 8) |
+                         static_cast<uint8_t>(state.data[off + 4]);
+      if (off + 5 + len > state.data.size()) break;
+      ++answers;
+      off += 5 + len;
+    }
+    if (answers == want || state.closed) break;
+  }
+  EXPECT_EQ(answers, want) << "the stream stalled";
+  EXPECT_FALSE(state.closed);
+  nghttp2_session_del(h2);
+  ::close(fd);
 }
 
 // A learner refuses LeaseGrant at once with etcd's error (the service finishes before it

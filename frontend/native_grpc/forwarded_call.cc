@@ -3,6 +3,7 @@
 #include <absl/strings/escaping.h>
 
 #include <chrono>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -11,18 +12,24 @@
 namespace rusd::frontend::native_grpc {
 namespace {
 
-// grpc-timeout (already validated by the session: 1-8 digits and a unit).
-std::chrono::nanoseconds ParseGrpcTimeout(std::string_view v) {
+// grpc-timeout (already validated by the session: 1-8 digits and a unit), or none for one
+// beyond kNoDeadlineBeyondNs (100 years): grpc-go sends "2562047H" for no deadline at all
+// (math.MaxInt64 ns), and 99999999H would overflow nanoseconds (and now() + it, the clock).
+constexpr int64_t kNoDeadlineBeyondNs = int64_t{100} * 365 * 24 * 3600 * 1'000'000'000;
+std::optional<std::chrono::nanoseconds> ParseGrpcTimeout(std::string_view v) {
   int64_t n = 0;
-  for (size_t i = 0; i + 1 < v.size(); ++i) n = n * 10 + (v[i] - '0');
+  for (size_t i = 0; i + 1 < v.size(); ++i) n = n * 10 + (v[i] - '0');  // < 10^8
+  int64_t unit_ns = 1;
   switch (v.back()) {
-    case 'H': return std::chrono::hours(n);
-    case 'M': return std::chrono::minutes(n);
-    case 'S': return std::chrono::seconds(n);
-    case 'm': return std::chrono::milliseconds(n);
-    case 'u': return std::chrono::microseconds(n);
-    default: return std::chrono::nanoseconds(n);
+    case 'H': unit_ns = int64_t{3600} * 1'000'000'000; break;
+    case 'M': unit_ns = int64_t{60} * 1'000'000'000; break;
+    case 'S': unit_ns = 1'000'000'000; break;
+    case 'm': unit_ns = 1'000'000; break;
+    case 'u': unit_ns = 1'000; break;
+    default: break;
   }
+  if (n > kNoDeadlineBeyondNs / unit_ns) return std::nullopt;
+  return std::chrono::nanoseconds(n * unit_ns);
 }
 
 // gRPC C++ refuses metadata keys outside [0-9a-z-_.]: such headers are not passed on.
@@ -38,6 +45,20 @@ bool LegalKey(std::string_view key) {
 }
 
 bool BinaryKey(std::string_view key) { return key.ends_with("-bin"); }
+
+// gRPC C++ takes a non "-bin" value only of printable ASCII (0x20-0x7E); it aborts the
+// process (GPR_CODEGEN_ASSERT in call_op_set.h) on a call started with any other. HTTP/2
+// allows more (grpc-go passes UTF-8 and tabs on, and refuses control bytes with
+// RST_STREAM), so such a header is not passed on: the call goes ahead without it, as it
+// would without a header gRPC C++ cannot carry. No etcd header (token, hasleader) is
+// anything but ASCII.
+bool LegalValue(std::string_view value) {
+  for (char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
 
 // Server metadata as HTTP/2 headers: gRPC's own (grpc-*) and HTTP's are not metadata.
 GrpcMetadata ToHeaders(const std::multimap<grpc::string_ref, grpc::string_ref>& md) {
@@ -72,31 +93,32 @@ bool ForwardedCalls::WaitIdle(std::chrono::milliseconds timeout) {
   return idle_.wait_for(lock, timeout, [this] { return in_flight_ == 0; });
 }
 
-ForwardedCall::ForwardedCall(std::shared_ptr<NativeConnection> connection, int32_t stream_id,
+ForwardedCall::ForwardedCall(Passkey, std::shared_ptr<NativeConnection> connection,
+                             int32_t stream_id,
                              std::shared_ptr<ForwardedCalls> tracker)
-    : connection_(std::move(connection)), stream_id_(stream_id), tracker_(std::move(tracker)) {}
+    : in_flight_(std::move(tracker)), connection_(std::move(connection)), stream_id_(stream_id) {}
 
 std::shared_ptr<ForwardedCall> ForwardedCall::Create(grpc::GenericStub& stub,
                                                     std::shared_ptr<NativeConnection> connection,
                                                     const GrpcRequest& start,
                                                     std::shared_ptr<ForwardedCalls> tracker) {
-  std::shared_ptr<ForwardedCall> call(
-      new ForwardedCall(std::move(connection), start.stream_id, std::move(tracker)));
+  auto call = std::make_shared<ForwardedCall>(Passkey(), std::move(connection), start.stream_id,
+                                              std::move(tracker));
   call->self_ = call;
-  call->tracker_->Add();
   for (const auto& [key, value] : start.metadata) {
     if (!LegalKey(key)) continue;
     if (BinaryKey(key)) {
       std::string raw;
       if (!absl::Base64Unescape(absl::string_view(value.data(), value.size()), &raw)) continue;
       call->context_.AddMetadata(key, raw);
-    } else {
+    } else if (LegalValue(value)) {
       call->context_.AddMetadata(key, value);
     }
   }
   if (!start.timeout.empty()) {
-    call->context_.set_deadline(std::chrono::system_clock::now() +
-                                ParseGrpcTimeout(start.timeout));
+    if (std::optional<std::chrono::nanoseconds> timeout = ParseGrpcTimeout(start.timeout)) {
+      call->context_.set_deadline(std::chrono::system_clock::now() + *timeout);
+    }
   }
   stub.PrepareBidiStreamingCall(&call->context_, start.path, grpc::StubOptions(), call.get());
   return call;
@@ -113,6 +135,7 @@ void ForwardedCall::StartNextWriteLocked(std::unique_lock<std::mutex>& lock) {
     writing_ = true;
     std::string message = std::move(pending_.front());
     pending_.pop_front();
+    write_bytes_ = message.size();
     lock.unlock();
     grpc::Slice slice(message);
     write_buf_ = grpc::ByteBuffer(&slice, 1);
@@ -150,6 +173,18 @@ void ForwardedCall::ClientHalfClose() {
 }
 
 void ForwardedCall::OnWriteDone(bool ok) {
+  std::vector<std::shared_ptr<ForwardedCall>> resume;
+  {
+    // The service took the message: its bytes go back to the client's flow-control windows,
+    // so that it may send more (a stream that is gone credited the connection already).
+    std::lock_guard lock(connection_->mu);
+    if (!connection_->closed) {
+      connection_->session.MessageDone(stream_id_, write_bytes_);
+      if (connection_->session.WantsWrite()) connection_->FlushFromCompletionLocked();
+      connection_->TakeResumableLocked(&resume);
+    }
+  }
+  ResumeReads(resume);
   std::unique_lock lock(mu_);
   writing_ = false;
   if (!ok || cancelled_ || read_done_) {
@@ -189,12 +224,18 @@ void ForwardedCall::ResumeRead() {
 
 void ForwardedCall::OnReadInitialMetadataDone(bool ok) {
   if (!ok) return;
-  GrpcMetadata headers = ToHeaders(context_.GetServerInitialMetadata());
-  std::lock_guard lock(connection_->mu);
-  if (connection_->closed) return;
-  if (connection_->session.StartResponse(stream_id_, headers)) {
-    connection_->FlushFromCompletionLocked();
+  std::vector<std::shared_ptr<ForwardedCall>> resume;
+  {
+    std::lock_guard lock(connection_->mu);
+    if (connection_->closed || initial_sent_) return;
+    initial_sent_ = true;
+    if (connection_->session.StartResponse(stream_id_,
+                                           ToHeaders(context_.GetServerInitialMetadata()))) {
+      connection_->FlushFromCompletionLocked();
+      connection_->TakeResumableLocked(&resume);
+    }
   }
+  ResumeReads(resume);
 }
 
 void ForwardedCall::OnReadDone(bool ok) {
@@ -217,11 +258,20 @@ void ForwardedCall::OnReadDone(bool ok) {
   }
   bool sent = false;
   bool paused = false;
+  std::vector<std::shared_ptr<ForwardedCall>> resume;  // other streams this flush drained
   {
     std::lock_guard lock(connection_->mu);
+    if (!initial_sent_ && !connection_->closed) {
+      // OnReadInitialMetadataDone is not ordered before OnReadDone: the initial metadata
+      // (valid once a message was read) go first whichever reaction comes first.
+      initial_sent_ = true;
+      (void)connection_->session.StartResponse(stream_id_,
+                                               ToHeaders(context_.GetServerInitialMetadata()));
+    }
     sent = !connection_->closed && connection_->session.SendMessage(stream_id_, message);
     if (sent) {
       connection_->FlushFromCompletionLocked();
+      connection_->TakeResumableLocked(&resume);
       if (connection_->session.queued_bytes(stream_id_) > kForwardQueueLimit) {
         // Paused before the epoll thread can see it in `paused` (it resumes under mu_).
         std::lock_guard call_lock(mu_);
@@ -234,6 +284,7 @@ void ForwardedCall::OnReadDone(bool ok) {
       }
     }
   }
+  ResumeReads(resume);
   if (!sent) {
     Cancel();  // the stream is gone (reset or the connection failed)
     return;
@@ -251,19 +302,22 @@ void ForwardedCall::OnDone(const grpc::Status& status) {
     trailing.emplace_back("grpc-status-details-bin", absl::Base64Escape(status.error_details()));
   }
   std::shared_ptr<ForwardedCall> keep = std::move(self_);  // destroyed last
+  std::vector<std::shared_ptr<ForwardedCall>> resume;
   {
     std::lock_guard lock(connection_->mu);
     if (!connection_->closed &&
         connection_->session.Finish(stream_id_, static_cast<int>(status.error_code()),
                                     status.error_message(), trailing)) {
       connection_->FlushFromCompletionLocked();
+      connection_->TakeResumableLocked(&resume);
     }
     auto it = connection_->forwarded.find(stream_id_);
     if (it != connection_->forwarded.end() && it->second.get() == this) {
       connection_->forwarded.erase(it);
     }
   }
-  tracker_->Done();
+  ResumeReads(resume);
+  // `keep` may be the last reference: ~ForwardedCall runs here, and ~InFlight tells Shutdown.
 }
 
 }  // namespace rusd::frontend::native_grpc

@@ -17,9 +17,14 @@
 // Flow control: after each response message, if the stream's send queue in the session
 // holds more than kForwardQueueLimit bytes (the client's flow-control windows are full), no
 // further message is read from the in-process call (the service's own queue bounds it, e.g.
-// the watch hub's per-stream limit) until ResumeReadIfDrained says the queue drained
-// (the server checks after each flush of the connection). Request messages are written
-// one at a time, the rest queued here.
+// the watch hub's per-stream limit) until the queue drained (ResumeRead: whichever thread
+// flushed the connection checks after the flush, NativeConnection::TakeResumableLocked;
+// not only the epoll thread, which an other thread's flush may have left with nothing
+// to wait for). Request messages are written
+// one at a time, the rest queued here; each one's bytes go back to the client's
+// flow-control windows (GrpcH2Session::MessageDone) only once its write completed, so a
+// client streaming faster than the service reads is held back by HTTP/2 flow control and
+// the queue holds at most a stream window's worth.
 //
 // Lifetime: owned by shared_ptr (the connection's `forwarded` map and itself until
 // OnDone); methods after OnDone do nothing. Thread safety: any thread; never call it with
@@ -63,6 +68,10 @@ class ForwardedCalls {
 
 class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                             public std::enable_shared_from_this<ForwardedCall> {
+  struct Passkey {  // only Create constructs one (make_shared needs a public constructor)
+    explicit Passkey() = default;
+  };
+
  public:
   // Prepares the in-process call for the kStreamStart event `start` on `connection`; the
   // caller registers it in connection->forwarded, then calls Begin (exactly once).
@@ -88,16 +97,32 @@ class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   void OnWritesDoneDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
 
- private:
-  ForwardedCall(std::shared_ptr<NativeConnection> connection, int32_t stream_id,
+  ForwardedCall(Passkey, std::shared_ptr<NativeConnection> connection, int32_t stream_id,
                 std::shared_ptr<ForwardedCalls> tracker);
+
+ private:
   // With mu_ held: takes the next write to start (true) or the writes-done decision.
   void StartNextWriteLocked(std::unique_lock<std::mutex>& lock);
   void ReleaseWriteHoldLocked(std::unique_lock<std::mutex>& lock);
 
+  // Counts the call in flight from its creation until it is destroyed, not only until
+  // OnDone: Shutdown must not return (and the stub, gRPC C++ server and connections go)
+  // while ~ForwardedCall (its ClientContext) still runs. First member: destroyed last.
+  class InFlight {
+   public:
+    explicit InFlight(std::shared_ptr<ForwardedCalls> tracker) : tracker_(std::move(tracker)) {
+      tracker_->Add();
+    }
+    ~InFlight() { tracker_->Done(); }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    const std::shared_ptr<ForwardedCalls> tracker_;
+  };
+  const InFlight in_flight_;
   const std::shared_ptr<NativeConnection> connection_;
   const int32_t stream_id_;
-  const std::shared_ptr<ForwardedCalls> tracker_;
   grpc::ClientContext context_;
   grpc::ByteBuffer read_buf_;
   grpc::ByteBuffer write_buf_;
@@ -105,6 +130,7 @@ class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
 
   std::mutex mu_;  // the state below; never held across a Start* or the connection's mutex
   std::deque<std::string> pending_;  // request messages not yet written
+  size_t write_bytes_ = 0;  // the size of the message being written (while writing_)
   bool writing_ = false;
   bool half_closed_ = false;   // the client half-closed: WritesDone after pending_
   bool write_hold_ = true;     // released once no write will start any more
@@ -112,6 +138,7 @@ class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   bool read_done_ = false;    // the server sent its last message: the call is ending
   bool cancelled_ = false;
   bool done_ = false;
+  bool initial_sent_ = false;  // under connection_->mu: the response HEADERS were started
 };
 
 }  // namespace rusd::frontend::native_grpc

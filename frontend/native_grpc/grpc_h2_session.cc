@@ -103,6 +103,9 @@ struct GrpcH2Session::Impl {
     std::deque<std::string> out_q;  // prefixed messages to send; front from out_off on
     size_t out_off = 0;
     size_t queued = 0;
+    // Request bytes not yet returned to the client's flow-control windows: a streaming call's
+    // partial message and the messages the owner has not declared done (MessageDone).
+    size_t unconsumed = 0;
     // The response, once answered OK: prefix + message, sent from `sent` on.
     char prefix[kPrefixBytes] = {};
     std::string message;
@@ -154,10 +157,24 @@ struct GrpcH2Session::Impl {
                               http_status);
   }
 
+  // The call is answered: the request bytes not yet passed on will never be; a streaming
+  // call's go back to the client's windows now (a unary call's went at once).
+  void DropBody(Call* call) {
+    if (call->streaming) Consume(call, call->body.size());
+    call->body.clear();
+  }
+
+  void Consume(Call* call, size_t bytes) {
+    bytes = std::min(bytes, call->unconsumed);
+    if (bytes == 0) return;
+    call->unconsumed -= bytes;
+    nghttp2_session_consume(session, call->stream_id, bytes);
+  }
+
   bool SubmitTrailersOnly(Call* call, int code_value, std::string_view message,
                           const GrpcMetadata& extra, const char* http_status = "200") {
     call->answered = true;
-    call->body.clear();
+    DropBody(call);
     const std::string code = std::to_string(code_value);
     const std::string text = PercentEncodeGrpcMessage(message);
     std::vector<nghttp2_nv> nva = {StaticHeader(":status", http_status),
@@ -179,20 +196,23 @@ struct GrpcH2Session::Impl {
 
   bool StartStream(Call* call, const GrpcMetadata& initial) {
     if (call->response_started) return true;
-    call->response_started = true;
     std::vector<nghttp2_nv> nva = {StaticHeader(":status", "200"),
                                    StaticHeader("content-type", "application/grpc")};
     for (const auto& [n, v] : initial) nva.push_back(CopiedPair(n, v));
     nghttp2_data_provider data;
     data.source.ptr = call;
     data.read_callback = &Impl::ReadStream;
-    return nghttp2_submit_response(session, call->stream_id, nva.data(), nva.size(), &data) == 0;
+    // Started only if submitted: a failed submit must not make SendMessage and Finish act as
+    // if the HEADERS were on their way (they would queue behind nothing).
+    call->response_started =
+        nghttp2_submit_response(session, call->stream_id, nva.data(), nva.size(), &data) == 0;
+    return call->response_started;
   }
 
   // Trailers after what is queued (the response HEADERS were submitted).
   bool FinishStream(Call* call, int code, std::string_view message, const GrpcMetadata& extra) {
     call->answered = true;
-    call->body.clear();
+    DropBody(call);
     call->metadata.clear();
     call->metadata.emplace_back("grpc-status", std::to_string(code));
     if (!message.empty()) {
@@ -425,9 +445,15 @@ struct GrpcH2Session::Impl {
                          size_t len, void* user) {
     auto* self = static_cast<Impl*>(user);
     Call* call = self->Find(stream_id);
-    if (call == nullptr || call->answered) return 0;  // discarded (flow control still counts it)
+    if (call == nullptr || call->answered || !call->streaming) {
+      // Flow control (no automatic WINDOW_UPDATE, see the constructor): a unary request's
+      // bytes, and discarded ones, go back to the client's windows at once.
+      nghttp2_session_consume(self->session, stream_id, len);
+      if (call == nullptr || call->answered) return 0;  // discarded
+    }
     call->body.append(reinterpret_cast<const char*>(data), len);
     if (call->streaming) {
+      call->unconsumed += len;  // returned once the owner is done with each message
       self->ExtractMessages(call);
       return 0;
     }
@@ -497,6 +523,11 @@ struct GrpcH2Session::Impl {
     auto it = self->calls.find(stream_id);
     if (it == self->calls.end()) return 0;
     self->EmitCancel(it->second.get());
+    // What the owner still holds of the stream's messages goes back to the connection's
+    // window now (a later MessageDone finds no call and does nothing).
+    if (it->second->unconsumed > 0) {
+      nghttp2_session_consume_connection(self->session, it->second->unconsumed);
+    }
     self->calls.erase(it);
     return 0;
   }
@@ -550,6 +581,10 @@ GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves
   nghttp2_option_new(&option);
   nghttp2_option_set_no_closed_streams(option, 1);
   nghttp2_option_set_no_http_messaging(option, 1);
+  // Request bytes go back to the client's flow-control windows when we are done with them
+  // (nghttp2_session_consume), not on arrival: a client streaming requests faster than the
+  // owner takes them (MessageDone) runs out of window instead of growing our memory.
+  nghttp2_option_set_no_auto_window_update(option, 1);
   int rv = nghttp2_session_server_new2(&impl_->session, cb, impl_.get(), option);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(cb);
@@ -641,6 +676,12 @@ bool GrpcH2Session::Finish(int32_t stream_id, int code, std::string_view message
     return impl_->SubmitTrailersOnly(call, code, message, trailing);
   }
   return impl_->FinishStream(call, code, message, trailing);
+}
+
+void GrpcH2Session::MessageDone(int32_t stream_id, size_t message_bytes) {
+  if (impl_->session == nullptr) return;
+  Impl::Call* call = impl_->Find(stream_id);
+  if (call != nullptr) impl_->Consume(call, kPrefixBytes + message_bytes);
 }
 
 size_t GrpcH2Session::queued_bytes(int32_t stream_id) const {

@@ -12,7 +12,8 @@
 // - Streaming calls: a path `serves` refuses but `streams` accepts (the native server: every
 //   method it forwards to gRPC C++) is a stream of events instead (GrpcRequest::Kind): its
 //   start (path, grpc-timeout, the custom request headers), each request message as soon as
-//   it is complete, the client's half-close, and a cancel if the stream closes before the
+//   it is complete (its bytes count against the client's windows until MessageDone), the
+//   client's half-close, and a cancel if the stream closes before the
 //   owner finished it (client RST_STREAM, or a bad message refused here). The owner answers
 //   with StartResponse (initial metadata), any number of SendMessage (a DATA stream fed from
 //   a per-stream queue as the client's flow-control windows allow; queued_bytes tells the
@@ -108,6 +109,12 @@ class GrpcH2Session {
   // `code` is gRPC's; an empty `message` sends no grpc-message.
   bool Finish(int32_t stream_id, int code, std::string_view message,
               const GrpcMetadata& trailing);
+  // The owner is done with a kStreamMessage of `message_bytes` (its message's size): its
+  // bytes go back to the client's flow-control windows (WINDOW_UPDATE, when worth one: see
+  // WantsWrite). Until then they count against them, so a client cannot stream requests
+  // faster than the owner takes them: at most the stream window (4 MiB) per stream and the
+  // connection window (16 MiB) per connection wait. Nothing for a stream that is gone.
+  void MessageDone(int32_t stream_id, size_t message_bytes);
   // Bytes SendMessage queued that nghttp2 has not taken yet (0 if the stream is gone).
   size_t queued_bytes(int32_t stream_id) const;
   // kStreamCancel events of streams that closed outside Receive (while producing).

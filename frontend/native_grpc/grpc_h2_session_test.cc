@@ -616,6 +616,48 @@ TEST(GrpcH2SessionStreaming, BadMessageIsAnErrorAndACancel) {
   EXPECT_FALSE(p.server.SendMessage(id, "late"));
 }
 
+// A streaming call's request bytes count against the client's windows until the owner is
+// done with each message: a client streaming faster than the owner takes its messages
+// stops at one stream window (4 MiB) instead of growing the server's memory; unary calls on
+// the same connection keep flowing (their bytes go back at once).
+TEST(GrpcH2SessionStreaming, RequestBytesCountAgainstTheWindowUntilMessageDone) {
+  StreamPair p;
+  const std::string m(900, 'w');
+  constexpr size_t kMessages = 10000;  // ~9 MB: two stream windows and more
+  std::string body;
+  for (size_t i = 0; i < kMessages; ++i) body += Framed(m);
+  int32_t id = p.client.Call("/etcdserverpb.Watch/Watch", body, {}, "application/grpc",
+                             /*end_stream=*/false);
+  p.Pump();
+  std::vector<GrpcRequest> events = p.Take();
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, Kind::kStreamStart);
+  size_t got = events.size() - 1;
+  EXPECT_LE(got * Framed(m).size(), size_t{4} << 20);
+  EXPECT_GT(got * Framed(m).size(), size_t{3} << 20);
+  p.Pump();
+  EXPECT_TRUE(p.Take().empty()) << "the client got window without MessageDone";
+  // Unary calls (more than the 16 MiB connection window in all) are not held back.
+  for (int batch = 0; batch < 20; ++batch) {
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 1000; ++i) ids.push_back(p.client.Call("/etcdserverpb.KV/Put", Framed(m)));
+    p.Pump();
+    std::vector<GrpcRequest> unary = p.Take();
+    ASSERT_EQ(unary.size(), ids.size()) << "batch " << batch;
+    for (int32_t kv : ids) ASSERT_TRUE(p.server.Respond(kv, Status::Ok(), ""));
+    p.Pump();
+  }
+  size_t total = got;
+  for (int round = 0; round < 10 && total < kMessages; ++round) {
+    for (size_t i = 0; i < got; ++i) p.server.MessageDone(id, m.size());
+    p.Pump();
+    got = p.Take().size();
+    ASSERT_GT(got, 0u) << "MessageDone gave no window back";
+    total += got;
+  }
+  EXPECT_EQ(total, kMessages);
+}
+
 TEST(PercentEncodeGrpcMessage, KeepsPrintableAsciiButPercent) {
   EXPECT_EQ(PercentEncodeGrpcMessage("etcdserver: key not found"), "etcdserver: key not found");
   EXPECT_EQ(PercentEncodeGrpcMessage("a%b\tc\xc3\xa9"), "a%25b%09c%C3%A9");

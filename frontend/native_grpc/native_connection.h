@@ -2,6 +2,11 @@
 // its socket, its HTTP/2 session, the bytes not yet written and its forwarded streaming
 // calls. Shared by the server's epoll thread, the reply thread (unary answers) and gRPC's
 // callback threads (forwarded calls' answers); everything under `mu`.
+//
+// Every flush may drain a paused forwarded stream's send queue (and, with the socket
+// drained, disarm EPOLLOUT, so the epoll thread would not look again): whoever flushes takes
+// the calls to resume (TakeResumableLocked) and resumes them after unlocking `mu`
+// (ResumeReads), whichever thread it is.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -17,11 +22,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "frontend/native_grpc/forwarded_call.h"
 #include "frontend/native_grpc/grpc_h2_session.h"
 
 namespace rusd::frontend::native_grpc {
-
-class ForwardedCall;
 
 // Beyond this much unsent output a connection stops taking frames from nghttp2 until the
 // socket drains: a slow reader costs at most this much memory plus its flow-control windows.
@@ -87,6 +91,23 @@ class NativeConnection {
     if (failed && !closed) ::shutdown(fd_, SHUT_RDWR);
   }
 
+  // Under mu, after a flush: moves the paused forwarded calls whose send queue is back under
+  // kForwardQueueLimit to *resume (forgets those that are gone). The caller calls
+  // ResumeReads(*resume) after unlocking mu (ResumeRead must not run under it).
+  void TakeResumableLocked(std::vector<std::shared_ptr<ForwardedCall>>* resume) {
+    for (size_t i = 0; i < paused.size();) {
+      const int32_t id = paused[i];
+      auto it = forwarded.find(id);
+      if (it != forwarded.end() && session.queued_bytes(id) > kForwardQueueLimit) {
+        ++i;
+        continue;
+      }
+      if (it != forwarded.end()) resume->push_back(it->second);
+      paused[i] = paused.back();
+      paused.pop_back();
+    }
+  }
+
   // Under mu. Closes the socket (epoll forgets it on close).
   void CloseLocked() {
     if (closed) return;
@@ -127,5 +148,10 @@ class NativeConnection {
   const int epoll_fd_;
   bool watching_out_ = false;
 };
+
+// Resumes what TakeResumableLocked took; without the connection's mutex.
+inline void ResumeReads(const std::vector<std::shared_ptr<ForwardedCall>>& resume) {
+  for (const auto& call : resume) call->ResumeRead();
+}
 
 }  // namespace rusd::frontend::native_grpc

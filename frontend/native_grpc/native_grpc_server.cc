@@ -63,10 +63,16 @@ void NativeGrpcBatchFlush::Defer(std::shared_ptr<NativeConnection> connection) {
 }
 
 void NativeGrpcBatchFlush::ReplyBatchEnd() {
+  std::vector<std::shared_ptr<ForwardedCall>> resume;
   for (const auto& c : pending_) {
-    std::lock_guard lock(c->mu);
-    c->deferred = false;
-    c->FlushFromCompletionLocked();
+    {
+      std::lock_guard lock(c->mu);
+      c->deferred = false;
+      c->FlushFromCompletionLocked();
+      c->TakeResumableLocked(&resume);
+    }
+    ResumeReads(resume);
+    resume.clear();
   }
   pending_.clear();
 }
@@ -213,20 +219,9 @@ void NativeGrpcServer::ServeReadable(const std::shared_ptr<NativeConnection>& c,
     if (readable || writable || c->session.WantsWrite()) c->FlushLocked();
     if (c->failed || !c->session.Alive()) alive = false;
     c->session.TakeEvents(&requests);  // streams closed while producing
-    // Forwarded streams whose send queue drained read from gRPC C++ again.
-    for (size_t i = 0; i < c->paused.size();) {
-      const int32_t id = c->paused[i];
-      auto it = c->forwarded.find(id);
-      if (it != c->forwarded.end() && c->session.queued_bytes(id) > kForwardQueueLimit) {
-        ++i;
-        continue;
-      }
-      if (it != c->forwarded.end()) resume.push_back(it->second);
-      c->paused[i] = c->paused.back();
-      c->paused.pop_back();
-    }
+    c->TakeResumableLocked(&resume);  // forwarded streams whose send queue drained
   }
-  for (const auto& call : resume) call->ResumeRead();
+  ResumeReads(resume);
   if (!alive) {
     Close(c);
     return;
@@ -264,12 +259,17 @@ void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
   }
   const int m = KvMethodIndex(request.path);
   if (m < 0) {  // the session refuses these at their HEADERS; kept as a safety net
-    std::lock_guard lock(c->mu);
-    c->session.Respond(request.stream_id,
-                       Status::Unimplemented("rusd: " + request.path +
-                                             " is not served by the native gRPC server yet"),
-                       std::string());
-    c->FlushFromCompletionLocked();
+    std::vector<std::shared_ptr<ForwardedCall>> resume;
+    {
+      std::lock_guard lock(c->mu);
+      c->session.Respond(request.stream_id,
+                         Status::Unimplemented("rusd: " + request.path +
+                                               " is not served by the native gRPC server yet"),
+                         std::string());
+      c->FlushFromCompletionLocked();
+      c->TakeResumableLocked(&resume);
+    }
+    ResumeReads(resume);
     return;
   }
   if (options_.received_bytes != nullptr) {
@@ -278,14 +278,19 @@ void NativeGrpcServer::Dispatch(const std::shared_ptr<NativeConnection>& c,
   // Runs once: on the reply thread (flushed at the end of its batch), or on any other thread
   // (this one, for a request that fails validation; Stop's) and then flushed at once.
   auto answer = [c, stream = request.stream_id, this](const Status& st, std::string&& payload) {
-    std::lock_guard lock(c->mu);
-    if (c->closed || !c->session.Respond(stream, st, std::move(payload))) return;
-    if (!kv_.ring().OnReplyThread()) {
-      c->FlushFromCompletionLocked();
-    } else if (!c->deferred) {
-      c->deferred = true;
-      batch_flush_.Defer(c);
+    std::vector<std::shared_ptr<ForwardedCall>> resume;
+    {
+      std::lock_guard lock(c->mu);
+      if (c->closed || !c->session.Respond(stream, st, std::move(payload))) return;
+      if (!kv_.ring().OnReplyThread()) {
+        c->FlushFromCompletionLocked();
+        c->TakeResumableLocked(&resume);
+      } else if (!c->deferred) {
+        c->deferred = true;
+        batch_flush_.Defer(c);
+      }
     }
+    ResumeReads(resume);
   };
   RequestCallback done;
   if (method_stats_[m] != nullptr) {
@@ -309,11 +314,16 @@ void NativeGrpcServer::DispatchStream(const std::shared_ptr<NativeConnection>& c
     if (!stub_) return;  // the session streams nothing without forwarding
     if (kv_.ring().is_learner() && RefusedOnLearner(event.path)) {
       const Status refused = etcd_errors::NotSupportedForLearner();
-      std::lock_guard lock(c->mu);
-      if (!c->closed && c->session.Finish(event.stream_id, static_cast<int>(refused.code()),
-                                          refused.message(), {})) {
-        c->FlushFromCompletionLocked();
+      std::vector<std::shared_ptr<ForwardedCall>> resume;
+      {
+        std::lock_guard lock(c->mu);
+        if (!c->closed && c->session.Finish(event.stream_id, static_cast<int>(refused.code()),
+                                            refused.message(), {})) {
+          c->FlushFromCompletionLocked();
+          c->TakeResumableLocked(&resume);
+        }
       }
+      ResumeReads(resume);
       return;
     }
     std::shared_ptr<ForwardedCall> call = ForwardedCall::Create(*stub_, c, event, forwarded_);
