@@ -85,8 +85,7 @@ int Run(int argc, char** argv) {
   }
 
   frontend::ConnectionCork grpc_connections;
-  // With --experimental-native-grpc (the default; nothing of the native server exists with
-  // --experimental-native-grpc=false).
+  // --experimental-native-grpc only (nothing of the native server exists without the flag).
   std::optional<frontend::native_grpc::NativeGrpcBatchFlush> native_flush;  // before the ring
   frontend::RingClientOptions ring_options;
   ring_options.cork = &grpc_connections;  // see connection_cork.h

@@ -90,9 +90,7 @@ struct NodeSupervisor::State {
     const std::string path = options.bin_dir + "/" + BinaryName(c.component);
     ComponentFlags flags = options.flags;
     // The frontend's alone: raftd and stored keep the command line they always had.
-    if (c.component != ipc::Component::kFrontend) {
-      flags.experimental_native_grpc = ComponentFlags{}.experimental_native_grpc;
-    }
+    if (c.component != ipc::Component::kFrontend) flags.experimental_native_grpc = false;
     auto pid = SpawnChild(path, flags.ToArgs(), self);
     c.started = now;
     if (!pid.ok()) {
