@@ -1,6 +1,5 @@
 #include "bench/loadgen_cxx/cell.h"
 
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -8,7 +7,9 @@
 #include <memory>
 #include <thread>
 
+#include "bench/loadgen_cxx/event_loop.h"
 #include "bench/loadgen_cxx/latency_histogram.h"
+#include "bench/loadgen_cxx/proc_stats.h"
 
 namespace rusd::loadgen {
 namespace {
@@ -18,69 +19,6 @@ int64_t NowNs() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-double CpuSecondsOfSelf() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto sec = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return sec(ru.ru_utime) + sec(ru.ru_stime);
-}
-
-// The epoll set of one thread's connections. Connections are always watched for input;
-// for output only while a Flush left bytes behind.
-class EventLoop {
- public:
-  explicit EventLoop(std::vector<GrpcConnection*> conns)
-      : conns_(std::move(conns)), want_out_(conns_.size()) {
-    epfd_ = epoll_create1(EPOLL_CLOEXEC);
-    for (size_t i = 0; i < conns_.size(); ++i) {
-      if (conns_[i]->fd() < 0) continue;
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u64 = i;
-      epoll_ctl(epfd_, EPOLL_CTL_ADD, conns_[i]->fd(), &ev);
-    }
-  }
-  ~EventLoop() { close(epfd_); }
-  EventLoop(const EventLoop&) = delete;
-  EventLoop& operator=(const EventLoop&) = delete;
-
-  void FlushAll() {
-    for (size_t i = 0; i < conns_.size(); ++i) Watch(i, !conns_[i]->Flush());
-  }
-
-  void Poll(int timeout_ms) {
-    epoll_event evs[64];
-    int n = epoll_wait(epfd_, evs, 64, timeout_ms);
-    for (int k = 0; k < n; ++k) {
-      const size_t i = evs[k].data.u64;
-      GrpcConnection* c = conns_[i];
-      bool blocked;
-      if ((evs[k].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
-        blocked = !c->OnReadable();
-      } else {
-        blocked = !c->Flush();
-      }
-      Watch(i, blocked);
-    }
-  }
-
- private:
-  void Watch(size_t i, bool out) {
-    if (want_out_[i] == out || conns_[i]->fd() < 0) return;
-    want_out_[i] = out;
-    epoll_event ev{};
-    ev.events = EPOLLIN | (out ? EPOLLOUT : 0u);
-    ev.data.u64 = i;
-    epoll_ctl(epfd_, EPOLL_CTL_MOD, conns_[i]->fd(), &ev);
-  }
-
-  int epfd_;
-  std::vector<GrpcConnection*> conns_;
-  std::vector<bool> want_out_;
-};
 
 // What the cell's threads share: flags the main thread sets, and the ops counter of an
 // ops-bounded cell.

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -23,6 +24,8 @@ const char* PathOf(Method m) {
       return "/etcdserverpb.KV/Put";
     case Method::kTxn:
       return "/etcdserverpb.KV/Txn";
+    case Method::kWatch:
+      return "/etcdserverpb.Watch/Watch";
   }
   return "";
 }
@@ -39,7 +42,7 @@ nghttp2_nv Header(const std::string& name, const std::string& value) {
 // copy them: they live as long as the connection).
 struct GrpcConnectionHeaders {
   std::vector<std::string> strings;
-  std::vector<nghttp2_nv> nv[3];
+  std::vector<nghttp2_nv> nv[4];
 };
 
 void UnaryCall::Reset() {
@@ -90,14 +93,14 @@ GrpcConnection::GrpcConnection(int fd, std::string authority, FlowWindows window
   headers_ = std::make_unique<GrpcConnectionHeaders>();
   auto& h = *headers_;
   // Reserve first: the nv entries point into these strings.
-  h.strings.reserve(64);  // 3 methods x 6 headers x 2 strings, never reallocated
+  h.strings.reserve(64);  // 4 methods x 6 headers x 2 strings, never reallocated
   auto add = [&](std::vector<nghttp2_nv>& nv, const std::string& n, const std::string& v) {
     h.strings.push_back(n);
     const std::string& name = h.strings.back();
     h.strings.push_back(v);
     nv.push_back(Header(name, h.strings.back()));
   };
-  for (int m = 0; m < 3; ++m) {
+  for (int m = 0; m < 4; ++m) {
     auto& nv = h.nv[m];
     add(nv, ":method", "POST");
     add(nv, ":scheme", "http");
@@ -156,6 +159,124 @@ bool GrpcConnection::Start(UnaryCall* call) {
   call->active_index_ = active_.size();
   active_.push_back(call);
   return true;
+}
+
+bool GrpcConnection::StartStream(StreamCall* call, Method method) {
+  if (!usable()) return false;
+  nghttp2_data_provider body;
+  body.source.ptr = call;
+  body.read_callback = &GrpcConnection::ReadStreamData;
+  const auto& nv = headers_->nv[static_cast<int>(method)];
+  int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), &body, nullptr);
+  if (id < 0) {
+    goaway_ = true;
+    if (dead_reason_.empty())
+      dead_reason_ = std::string("cannot start a stream: ") + nghttp2_strerror(id);
+    return false;
+  }
+  call->stream_id_ = id;
+  call->closed_ = false;
+  streams_.push_back(call);
+  return true;
+}
+
+bool GrpcConnection::Send(StreamCall* call, std::string_view frame) {
+  if (!call->open() || dead_) return false;
+  call->out_.append(frame);
+  if (call->deferred_) {
+    call->deferred_ = false;
+    nghttp2_session_resume_data(session_, call->stream_id_);
+  }
+  return true;
+}
+
+StreamCall* GrpcConnection::StreamOf(int32_t stream_id) const {
+  for (StreamCall* s : streams_) {
+    if (s->stream_id_ == stream_id) return s;
+  }
+  return nullptr;
+}
+
+ssize_t GrpcConnection::ReadStreamData(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                                       uint32_t*, nghttp2_data_source* source, void*) {
+  auto* call = static_cast<StreamCall*>(source->ptr);
+  const size_t left = call->out_.size() - call->out_off_;
+  if (left == 0) {
+    // Nothing queued: nghttp2 waits until Send resumes the stream (it is never ended from
+    // this side; the benchmark ends it by closing the connection).
+    call->out_.clear();
+    call->out_off_ = 0;
+    call->deferred_ = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  const size_t n = left < length ? left : length;
+  std::memcpy(buf, call->out_.data() + call->out_off_, n);
+  call->out_off_ += n;
+  return static_cast<ssize_t>(n);
+}
+
+// Splits the DATA of a stream into gRPC messages: whole messages are handed over from the
+// chunk itself; only a message split across chunks is gathered in in_.
+void GrpcConnection::StreamData(StreamCall* call, const uint8_t* data, size_t len) {
+  if (!call->error_.empty()) return;
+  auto frame_len = [](const uint8_t* d) {
+    return (size_t{d[1]} << 24) | (size_t{d[2]} << 16) | (size_t{d[3]} << 8) | size_t{d[4]};
+  };
+  auto bad_flag = [&](const uint8_t* d) {
+    if (d[0] == 0) return false;
+    call->error_ = "compressed or malformed message frame (flag " + std::to_string(d[0]) + ")";
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, call->stream_id_, NGHTTP2_CANCEL);
+    return true;
+  };
+  if (!call->in_.empty()) {
+    // Complete the pending message first.
+    size_t need = 5;
+    if (call->in_.size() >= 5) need = 5 + frame_len(reinterpret_cast<const uint8_t*>(call->in_.data()));
+    while (call->in_.size() < need && len > 0) {
+      const size_t take = std::min(need - call->in_.size(), len);
+      call->in_.append(reinterpret_cast<const char*>(data), take);
+      data += take;
+      len -= take;
+      if (call->in_.size() == 5) need = 5 + frame_len(reinterpret_cast<const uint8_t*>(call->in_.data()));
+    }
+    if (call->in_.size() < need) return;
+    const auto* d = reinterpret_cast<const uint8_t*>(call->in_.data());
+    if (bad_flag(d)) return;
+    call->OnMessage(std::string_view(call->in_).substr(5));
+    call->in_.clear();
+    if (call->closed_) return;
+  }
+  while (len >= 5 && len >= 5 + frame_len(data)) {
+    if (bad_flag(data)) return;
+    const size_t n = frame_len(data);
+    call->OnMessage(std::string_view(reinterpret_cast<const char*>(data) + 5, n));
+    if (call->closed_) return;
+    data += 5 + n;
+    len -= 5 + n;
+  }
+  if (len > 0) call->in_.assign(reinterpret_cast<const char*>(data), len);
+}
+
+void GrpcConnection::CloseStream(StreamCall* call, uint32_t error_code) {
+  if (call->closed_) return;
+  call->closed_ = true;
+  if (auto it = std::find(streams_.begin(), streams_.end(), call); it != streams_.end())
+    streams_.erase(it);
+  std::string why;
+  if (!call->error_.empty()) {
+    why = call->error_;
+  } else if (error_code != NGHTTP2_NO_ERROR) {
+    why = std::string("stream reset: ") + nghttp2_http2_strerror(error_code);
+  } else if (call->http_status_ != 200) {
+    why = "HTTP status " + std::to_string(call->http_status_);
+  } else if (call->grpc_status_ != 0) {
+    why = call->grpc_status_ < 0 ? std::string("stream ended without grpc-status")
+                                 : "grpc-status " + std::to_string(call->grpc_status_) + ": " +
+                                       call->grpc_message_;
+  } else if (!call->in_.empty()) {
+    why = "stream ended inside a message";
+  }
+  call->OnClose(why.empty(), why);
 }
 
 void GrpcConnection::Cancel(UnaryCall* call, const char* reason) {
@@ -239,6 +360,13 @@ void GrpcConnection::Fail(const std::string& reason) {
     completed_.push_back(c);
   }
   active_.clear();
+  // Streams learn it now (a stream is not delivered after a read, as a unary call is).
+  std::vector<StreamCall*> streams;
+  streams.swap(streams_);
+  for (StreamCall* s : streams) {
+    if (s->error_.empty()) s->error_ = reason;
+    CloseStream(s, NGHTTP2_NO_ERROR);
+  }
   if (fd_ >= 0) close(fd_);  // also leaves every epoll set it was in
   fd_ = -1;
 }
@@ -291,11 +419,24 @@ ssize_t GrpcConnection::ReadRequest(nghttp2_session*, int32_t, uint8_t* buf, siz
 
 int GrpcConnection::OnHeader(nghttp2_session* session, const nghttp2_frame* frame,
                              const uint8_t* name, size_t namelen, const uint8_t* value,
-                             size_t valuelen, uint8_t, void*) {
+                             size_t valuelen, uint8_t, void* user) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  auto* call =
-      static_cast<UnaryCall*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
-  if (call == nullptr) return 0;
+  auto* self = static_cast<GrpcConnection*>(user);
+  int* http_status = nullptr;
+  int* grpc_status = nullptr;
+  std::string* grpc_message = nullptr;
+  if (StreamCall* s = self->StreamOf(frame->hd.stream_id)) {
+    http_status = &s->http_status_;
+    grpc_status = &s->grpc_status_;
+    grpc_message = &s->grpc_message_;
+  } else if (auto* call = static_cast<UnaryCall*>(
+                 nghttp2_session_get_stream_user_data(session, frame->hd.stream_id))) {
+    http_status = &call->http_status_;
+    grpc_status = &call->grpc_status_;
+    grpc_message = &call->grpc_message_;
+  } else {
+    return 0;
+  }
   std::string_view n(reinterpret_cast<const char*>(name), namelen);
   std::string_view v(reinterpret_cast<const char*>(value), valuelen);
   auto number = [](std::string_view s) {
@@ -307,17 +448,22 @@ int GrpcConnection::OnHeader(nghttp2_session* session, const nghttp2_frame* fram
     return s.empty() ? -2 : x;
   };
   if (n == ":status") {
-    call->http_status_ = number(v);
+    *http_status = number(v);
   } else if (n == "grpc-status") {
-    call->grpc_status_ = number(v);
+    *grpc_status = number(v);
   } else if (n == "grpc-message") {
-    call->grpc_message_.assign(v);
+    grpc_message->assign(v);
   }
   return 0;
 }
 
 int GrpcConnection::OnDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id,
-                                const uint8_t* data, size_t len, void*) {
+                                const uint8_t* data, size_t len, void* user) {
+  auto* self = static_cast<GrpcConnection*>(user);
+  if (StreamCall* s = self->StreamOf(stream_id)) {
+    self->StreamData(s, data, len);
+    return 0;
+  }
   auto* call = static_cast<UnaryCall*>(nghttp2_session_get_stream_user_data(session, stream_id));
   if (call != nullptr) call->data_.append(reinterpret_cast<const char*>(data), len);
   return 0;
@@ -326,8 +472,13 @@ int GrpcConnection::OnDataChunk(nghttp2_session* session, uint8_t, int32_t strea
 int GrpcConnection::OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t error_code,
                                   void* user) {
   auto* self = static_cast<GrpcConnection*>(user);
+  if (self->dead_) return 0;
+  if (StreamCall* s = self->StreamOf(stream_id)) {
+    self->CloseStream(s, error_code);
+    return 0;
+  }
   auto* call = static_cast<UnaryCall*>(nghttp2_session_get_stream_user_data(session, stream_id));
-  if (call == nullptr || self->dead_) return 0;
+  if (call == nullptr) return 0;
   if (error_code != NGHTTP2_NO_ERROR && !call->failed_) {
     call->failed_ = true;
     call->error_ = std::string(error_code == NGHTTP2_REFUSED_STREAM ? "stream refused (GOAWAY): "

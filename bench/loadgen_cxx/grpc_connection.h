@@ -1,10 +1,13 @@
 // GrpcConnection: one HTTP/2 cleartext (h2c, prior knowledge) connection to a gRPC server,
-// carrying unary calls, built on nghttp2's client session. It is the load generator's
+// carrying unary calls and bidirectional streams (StreamCall: the watch benchmark's Watch
+// streams), built on nghttp2's client session. It is the load generator's
 // transport: lean on purpose (no channel, no name resolution, no retries), so that the
 // client's CPU per request stays small beside the server's.
 //
 // Threading: a connection belongs to one thread, which calls every method; callbacks
-// (UnaryCall::OnDone) run on that thread.
+// (UnaryCall::OnDone, StreamCall::OnMessage / OnClose) run on that thread. A stream's
+// callbacks run while the connection reads (inside nghttp2's receive), so they may Send on
+// any stream but must not destroy a connection.
 //
 // Batching: completions found while reading are delivered after the read (OnReadable), and
 // the requests their OnDone submits are written together: one write() per batch per
@@ -37,7 +40,7 @@ namespace rusd::loadgen {
 struct GrpcConnectionHeaders;
 
 // The gRPC methods the load generator calls (one static header block each).
-enum class Method { kRange, kPut, kTxn };
+enum class Method { kRange, kPut, kTxn, kWatch };
 
 // One unary call; the caller owns it and reuses it for its next request (no allocation per
 // request once the buffers reached their size). Derive and implement OnDone.
@@ -77,6 +80,38 @@ class UnaryCall {
   bool failed_ = false;
 };
 
+// One bidirectional gRPC stream (client and server streaming) on a connection: messages
+// are sent with GrpcConnection::Send and each complete message received is handed to
+// OnMessage as it arrives (no per-message allocation: a message that lies whole in one DATA
+// chunk is handed over in place). The caller owns it; it must outlive its stream (until
+// OnClose) or its connection.
+class StreamCall {
+ public:
+  virtual ~StreamCall() = default;
+
+  // One received message (the protobuf bytes, without the 5-byte gRPC prefix).
+  virtual void OnMessage(std::string_view message) = 0;
+  // The stream ended: ok when the server closed it with grpc-status 0, otherwise why says
+  // why (reset, non-zero grpc-status, connection lost, malformed message frame). Runs once;
+  // no OnMessage after it.
+  virtual void OnClose(bool ok, const std::string& why) = 0;
+
+  bool open() const { return stream_id_ > 0 && !closed_; }
+
+ private:
+  friend class GrpcConnection;
+  int32_t stream_id_ = 0;
+  std::string out_;  // gRPC frames queued by Send, not yet handed to nghttp2
+  size_t out_off_ = 0;
+  bool deferred_ = false;  // nghttp2 waits for Send to resume the stream's DATA
+  std::string in_;         // a message split across DATA chunks, so far
+  int http_status_ = 0;
+  int grpc_status_ = -1;
+  std::string grpc_message_;
+  std::string error_;  // a framing error found while receiving
+  bool closed_ = false;
+};
+
 struct FlowWindows {
   int32_t stream = 1 << 20;
   int32_t connection = 16 << 20;
@@ -97,6 +132,13 @@ class GrpcConnection {
   // Queues the call's HEADERS and DATA (sent at the next Flush). False (and the call is not
   // started, OnDone will not run) when the connection is dead or the server sent GOAWAY.
   bool Start(UnaryCall* call);
+
+  // Opens a stream for `method` (HEADERS queued, sent at the next Flush). False when the
+  // connection is dead or the server sent GOAWAY (OnClose will not run).
+  bool StartStream(StreamCall* call, Method method);
+  // Queues one complete gRPC message frame on an open stream (sent at the next Flush).
+  // False when the stream is not open.
+  bool Send(StreamCall* call, std::string_view frame);
 
   // Resets the call's stream (RST_STREAM CANCEL); it completes with OnDone(false).
   void Cancel(UnaryCall* call, const char* reason);
@@ -122,6 +164,12 @@ class GrpcConnection {
 
   static ssize_t ReadRequest(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
                              nghttp2_data_source*, void*);
+  static ssize_t ReadStreamData(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
+                                nghttp2_data_source*, void*);
+  void StreamData(StreamCall* call, const uint8_t* data, size_t len);
+  void CloseStream(StreamCall* call, uint32_t error_code);
+  StreamCall* StreamOf(int32_t stream_id) const;
+
   static int OnHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
                       const uint8_t*, size_t, uint8_t, void*);
   static int OnDataChunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
@@ -138,6 +186,7 @@ class GrpcConnection {
   std::vector<UnaryCall*> active_;     // started, not yet delivered
   std::vector<UnaryCall*> completed_;  // closed streams, delivered after the read
   std::vector<UnaryCall*> delivering_;
+  std::vector<StreamCall*> streams_;  // open streams (few per connection: a linear search)
   uint64_t goaways_ = 0;
   bool dead_ = false;
   std::string dead_reason_;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench/loadgen_cxx/cell.h"
+#include "bench/loadgen_cxx/watch_bench.h"
 #include "common/free_port_for_tests.h"
 
 namespace rusd::loadgen {
@@ -76,6 +77,7 @@ class RusdNode {
     std::filesystem::remove_all(dir_, ec);
   }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string dir_;
@@ -219,6 +221,51 @@ TEST_P(LoadgenAgainstRusd, NonZeroGrpcStatusIsAnError) {
       << got.status().message();
   // The connection stays usable.
   EXPECT_TRUE(CallOnce(*conns_[0], Method::kRange, RangeFrame("probe", true)).ok());
+}
+
+TEST_P(LoadgenAgainstRusd, WatchModeDeliversEveryEventAndReportsLatency) {
+  WatchBenchSpec spec;
+  spec.name = "rusd";
+  spec.host = "127.0.0.1";
+  spec.port = node_->port();
+  spec.cpu_pid = node_->pid();
+  spec.watchers = 200;
+  spec.prefix_watchers = 10;
+  spec.fanout_prefix_watchers = 30;
+  spec.streams = 20;
+  spec.conns = 2;
+  spec.duration = 600ms;
+  spec.rate = 200;
+  spec.putters = 4;
+  // Run returns an error unless every watcher was created and the delivery checks (after
+  // max, before fanout, and at the end) found each watcher's events equal to the puts.
+  auto rs = RunWatchBench(spec);
+  ASSERT_TRUE(rs.ok()) << rs.status().ToString();
+  ASSERT_EQ(rs.value().size(), 3u);
+  const char* phases[] = {"steady", "max", "fanout"};
+  for (size_t i = 0; i < 3; ++i) {
+    const WatchPhaseResult& r = rs.value()[i];
+    SCOPED_TRACE(r.phase);
+    EXPECT_EQ(r.phase, phases[i]);
+    EXPECT_EQ(r.watchers, i == 2 ? 230 : 210);
+    EXPECT_GT(r.puts, 0);
+    EXPECT_EQ(r.put_errors, 0);
+    // Each put goes to its key's watcher and every prefix watcher; events still in flight
+    // at the phase's end are not counted in it, so at most that many.
+    const int64_t per_put = 1 + (i == 2 ? 30 : 10);
+    EXPECT_LE(r.events, r.puts * per_put);
+    EXPECT_GE(r.events, r.puts * per_put / 2);
+    EXPECT_GT(r.latency_samples, r.puts / 2);  // the key watcher and one prefix watcher
+    EXPECT_GT(r.lat_p50_us, 0);
+    EXPECT_GE(r.lat_p99_us, r.lat_p50_us);
+    EXPECT_GT(r.put_p50_us, 0);
+    EXPECT_GE(r.events_per_response, 1.0);
+    EXPECT_GT(r.server_cpu_us_per_event, 0);
+    EXPECT_GT(r.loadgen_cpu_cores, 0);
+  }
+  // Steady is open loop at 200 puts/s: about 120 puts in 600 ms.
+  EXPECT_GT(rs.value()[0].puts, 60);
+  EXPECT_LT(rs.value()[0].puts, 200);
 }
 
 INSTANTIATE_TEST_SUITE_P(Frontends, LoadgenAgainstRusd,

@@ -27,6 +27,8 @@
 #include <vector>
 
 #include "bench/loadgen_cxx/cell.h"
+#include "bench/loadgen_cxx/proc_stats.h"
+#include "bench/loadgen_cxx/watch_bench.h"
 #include "common/go_duration.h"
 
 namespace rusd::loadgen {
@@ -101,57 +103,6 @@ Result<std::vector<Shape>> ParseShapes(const std::string& s) {
     out.push_back(sh);
   }
   return out;
-}
-
-// CPU ticks (user + system, all threads) of pid and its direct children, as the Go
-// loadgen's cpuTicksOf (rss.go) counts them: rusd's supervisor and its three components.
-Result<int64_t> CpuTicksOf(int pid) {
-  auto stat_fields = [](int p, std::string* text) -> bool {
-    std::ifstream f("/proc/" + std::to_string(p) + "/stat");
-    if (!f) return false;
-    std::getline(f, *text);
-    auto close = text->rfind(')');
-    if (close == std::string::npos) return false;
-    *text = text->substr(close + 1);
-    return true;
-  };
-  std::vector<int> pids{pid};
-  if (DIR* d = opendir("/proc")) {
-    while (dirent* e = readdir(d)) {
-      int p = std::atoi(e->d_name);
-      if (p <= 0) continue;
-      std::string rest;
-      if (!stat_fields(p, &rest)) continue;
-      std::istringstream in(rest);
-      std::string state;
-      int ppid = 0;
-      in >> state >> ppid;
-      if (ppid == pid) pids.push_back(p);
-    }
-    closedir(d);
-  }
-  int64_t total = 0;
-  for (int p : pids) {
-    std::string rest;
-    if (!stat_fields(p, &rest))
-      return Status::NotFound("/proc/" + std::to_string(p) + "/stat unreadable");
-    std::istringstream in(rest);
-    std::vector<std::string> f;
-    for (std::string w; in >> w;) f.push_back(w);
-    if (f.size() < 13) return Status::Internal("/proc/" + std::to_string(p) + "/stat: short");
-    total += std::stoll(f[11]) + std::stoll(f[12]);  // utime, stime
-  }
-  return total;
-}
-
-Result<int64_t> CpuTicksOfAll(const std::vector<int>& pids) {
-  int64_t total = 0;
-  for (int p : pids) {
-    auto t = CpuTicksOf(p);
-    if (!t.ok()) return t.status();
-    total += t.value();
-  }
-  return total;
 }
 
 std::string JsonString(const std::string& s) {
@@ -388,19 +339,149 @@ Status Matrix(int argc, char** argv) {
   return Status::Ok();
 }
 
+
+// rusd-loadgen watch: loadgen watch's flags, records and table (watch.go), from
+// RunWatchBench; the table adds the loadgen's own CPU per phase.
+Status Watch(int argc, char** argv) {
+  Flags f(argc, argv);
+  auto targets = ParseTargets(f.Get("targets", "127.0.0.1:2379"));
+  const std::string pids = f.Get("pids", ""), cpu_pids = f.Get("cpu-pids", "");
+  WatchBenchSpec base;
+  base.watchers = std::stoi(f.Get("watchers", "10000"));
+  base.prefix_watchers = std::stoi(f.Get("prefix-watchers", "100"));
+  base.fanout_prefix_watchers = std::stoi(f.Get("fanout-prefix-watchers", "1000"));
+  base.streams = std::stoi(f.Get("streams", "100"));
+  base.conns = std::stoi(f.Get("conns", "10"));
+  auto duration = Duration(f, "duration", "5s");
+  base.rate = std::stoi(f.Get("rate", "500"));
+  base.putters = std::stoi(f.Get("putters", "16"));
+  const std::string out = f.Get("out", "");
+  if (Status s = f.Check(); !s.ok()) return s;
+  if (!targets.ok()) return targets.status();
+  if (!duration.ok()) return duration.status();
+  base.duration = duration.value();
+  if (base.watchers < 1 || base.streams < 1 || base.conns < 1 || base.rate < 1 ||
+      base.putters < 1 || base.prefix_watchers < 0) {
+    return Status::InvalidArgument("-watchers, -streams, -conns, -rate, -putters must be >= 1");
+  }
+  auto pid_map = [](const std::string& s) -> Result<std::map<std::string, int>> {
+    std::map<std::string, int> m;
+    for (const std::string& part : Split(s, ',')) {
+      auto eq = part.find('=');
+      if (eq == std::string::npos) return Status::InvalidArgument("bad pid entry " + part);
+      m[part.substr(0, eq)] = std::atoi(part.c_str() + eq + 1);
+    }
+    return m;
+  };
+  auto mem_of = pid_map(pids);
+  auto cpu_of = pid_map(cpu_pids);
+  if (!mem_of.ok()) return mem_of.status();
+  if (!cpu_of.ok()) return cpu_of.status();
+
+  std::vector<WatchPhaseResult> all;
+  for (const Target& t : targets.value()) {
+    WatchBenchSpec spec = base;
+    spec.name = t.name;
+    spec.host = t.host;
+    spec.port = t.port;
+    spec.mem_pid = mem_of.value()[t.name];
+    spec.cpu_pid = cpu_of.value()[t.name];
+    auto rs = RunWatchBench(spec);
+    if (!rs.ok()) return Status::Internal(t.name + ": " + rs.status().message());
+    all.insert(all.end(), rs.value().begin(), rs.value().end());
+    if (!out.empty()) {
+      std::FILE* fo = std::fopen(out.c_str(), "a");
+      if (fo == nullptr) return Status::IoError("open " + out + ": " + std::strerror(errno));
+      for (const WatchPhaseResult& r : rs.value()) {
+        char nums[1024];
+        std::snprintf(nums, sizeof nums,
+                      ",\"watchers\":%d,\"puts\":%lld,\"put_errors\":%lld,\"events\":%lld,"
+                      "\"events_per_s\":%.3f,\"lat_p50_us\":%.0f,\"lat_p99_us\":%.0f,"
+                      "\"put_p50_us\":%.0f,\"put_p99_us\":%.0f,\"events_per_response\":%.4f,"
+                      "\"server_cpu_us_per_event\":%.4f,\"mem_per_10k_watchers_kib\":%lld,"
+                      "\"create_s\":%.3f,\"latency_samples\":%lld,"
+                      "\"loadgen_cpu_us_per_event\":%.4f,\"loadgen_cpu_cores\":%.3f}\n",
+                      r.watchers, static_cast<long long>(r.puts),
+                      static_cast<long long>(r.put_errors), static_cast<long long>(r.events),
+                      r.events_per_s, r.lat_p50_us, r.lat_p99_us, r.put_p50_us, r.put_p99_us,
+                      r.events_per_response, r.server_cpu_us_per_event,
+                      static_cast<long long>(r.mem_per_10k_kib), r.create_s,
+                      static_cast<long long>(r.latency_samples), r.loadgen_cpu_us_per_event,
+                      r.loadgen_cpu_cores);
+        std::string rec = "{\"kind\":\"watch\",\"loadgen\":\"cxx\",\"system\":" +
+                          JsonString(r.system) + ",\"phase\":" + JsonString(r.phase) + nums;
+        std::fputs(rec.c_str(), fo);
+      }
+      if (std::fclose(fo) != 0) return Status::IoError("write " + out + ": " + std::strerror(errno));
+    }
+  }
+
+  // The table of watch.go's printWatchTable, plus the loadgen's own CPU.
+  std::map<std::string, std::map<std::string, WatchPhaseResult>> by;
+  for (const WatchPhaseResult& r : all) by[r.phase][r.system] = r;
+  const std::string base_name = targets.value().front().name, cand = targets.value().back().name;
+  std::printf("%-34s %14s %14s %10s\n", "watch fan-out", base_name.c_str(), cand.c_str(),
+              (cand + "/" + base_name).c_str());
+  auto ratio = [](double a, double b) {
+    if (a == 0) return std::string("-");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", b / a);
+    return std::string(buf);
+  };
+  auto row = [&](const std::string& label, const char* fmt, double a, double b) {
+    char line[256];
+    std::string f2 = std::string("%-34s ") + fmt + " " + fmt + " %10s\n";
+    std::snprintf(line, sizeof line, f2.c_str(), label.c_str(), a, b, ratio(a, b).c_str());
+    std::fputs(line, stdout);
+  };
+  for (const char* ph : {"steady", "max", "fanout"}) {
+    if (by.find(ph) == by.end()) continue;
+    const WatchPhaseResult b = by[ph][base_name], c = by[ph][cand];
+    const std::string p = ph;
+    if (p == "fanout") std::printf("%-34s %14d %14d\n", "fanout: watchers", b.watchers, c.watchers);
+    row(p + ": events delivered/s", "%14.0f", b.events_per_s, c.events_per_s);
+    std::printf("%-34s %14lld %14lld %10s\n", (p + ": puts").c_str(),
+                static_cast<long long>(b.puts), static_cast<long long>(c.puts),
+                ratio(static_cast<double>(b.puts), static_cast<double>(c.puts)).c_str());
+    row(p + ": put-to-event p50 µs", "%14.0f", b.lat_p50_us, c.lat_p50_us);
+    row(p + ": put-to-event p99 µs", "%14.0f", b.lat_p99_us, c.lat_p99_us);
+    row(p + ": put RPC p50 µs", "%14.0f", b.put_p50_us, c.put_p50_us);
+    row(p + ": put RPC p99 µs", "%14.0f", b.put_p99_us, c.put_p99_us);
+    row(p + ": events per response", "%14.2f", b.events_per_response, c.events_per_response);
+    row(p + ": server CPU µs/event", "%14.2f", b.server_cpu_us_per_event,
+        c.server_cpu_us_per_event);
+    row(p + ": loadgen CPU µs/event", "%14.2f", b.loadgen_cpu_us_per_event,
+        c.loadgen_cpu_us_per_event);
+    row(p + ": loadgen CPU cores", "%14.2f", b.loadgen_cpu_cores, c.loadgen_cpu_cores);
+    if (b.put_errors + c.put_errors > 0) {
+      std::printf("%-34s %14lld %14lld\n", (p + ": put errors").c_str(),
+                  static_cast<long long>(b.put_errors), static_cast<long long>(c.put_errors));
+    }
+  }
+  const WatchPhaseResult b = by["max"][base_name], c = by["max"][cand];
+  std::printf("%-34s %14lld %14lld %10s\n", "memory per 10,000 watchers KiB",
+              static_cast<long long>(b.mem_per_10k_kib), static_cast<long long>(c.mem_per_10k_kib),
+              ratio(static_cast<double>(b.mem_per_10k_kib), static_cast<double>(c.mem_per_10k_kib)).c_str());
+  row("creating the watchers s", "%14.1f", b.create_s, c.create_s);
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
 }  // namespace
 }  // namespace rusd::loadgen
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) != "matrix") {
-    std::fprintf(
-        stderr,
-        "usage: rusd-loadgen matrix -targets name=host:port[,...] [flags]  (bench/README.md)\n");
+  const std::string cmd = argc >= 2 ? argv[1] : "";
+  if (cmd != "matrix" && cmd != "watch") {
+    std::fprintf(stderr,
+                 "usage: rusd-loadgen matrix|watch -targets name=host:port[,...] [flags]  "
+                 "(bench/README.md)\n");
     return 2;
   }
-  rusd::Status s = rusd::loadgen::Matrix(argc - 2, argv + 2);
+  rusd::Status s = cmd == "matrix" ? rusd::loadgen::Matrix(argc - 2, argv + 2)
+                                   : rusd::loadgen::Watch(argc - 2, argv + 2);
   if (!s.ok()) {
-    std::fprintf(stderr, "rusd-loadgen matrix: %s\n", s.message().c_str());
+    std::fprintf(stderr, "rusd-loadgen %s: %s\n", cmd.c_str(), s.message().c_str());
     return 1;
   }
   return 0;
