@@ -3,8 +3,11 @@
 #
 #   bench/run-watch-vs-etcd.sh             # 10,000 key watchers + 100 prefix watchers, 5 s phases
 #   bench/run-watch-vs-etcd.sh --quick     # 2 s phases
+#   bench/run-watch-vs-etcd.sh --loadgen cxx   # the watchers and putters from rusd-loadgen
 #
 # Per server (one after the other, each started fresh; the other is idle): `loadgen watch`
+# (--loadgen go, the default: bench/loadgen, grpc-go) or `rusd-loadgen watch` (--loadgen cxx:
+# bench/loadgen_cxx, the same load, checks, records and table from one C++ epoll thread)
 # creates the watchers (distinct keys wb/00000.. over 100 streams on 10 connections, plus
 # the prefix watchers on wb/, 10 per stream), then runs a steady phase (--rate puts/s, open
 # loop) and a max phase (--putters closed-loop clients). Each put is delivered to its key's
@@ -29,6 +32,7 @@ prefix_watchers=100
 fanout_prefix_watchers=1000
 rate=500
 putters=16
+watch_loadgen=go
 
 usage() {
   cat <<EOF
@@ -41,6 +45,9 @@ usage: $0 [options]
                        $fanout_prefix_watchers; 0: no fanout phase)
   --rate N             puts/s in the steady phase (default $rate)
   --putters N          closed-loop put clients in the max phase (default $putters)
+  --loadgen go|cxx     client of the benchmark (default $watch_loadgen): go = bench/loadgen
+                       (raw grpc-go watch streams, clientv3 putters), cxx = rusd-loadgen (C++,
+                       nghttp2, one thread; a smaller share of the 2 cores, see README)
 EOF
   common_usage
 }
@@ -54,6 +61,7 @@ while [[ $# -gt 0 ]]; do
     --fanout-prefix-watchers) fanout_prefix_watchers="$2"; shift ;;
     --rate) rate="$2"; shift ;;
     --putters) putters="$2"; shift ;;
+    --loadgen) watch_loadgen="$2"; shift ;;
     *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
   shift
@@ -66,6 +74,7 @@ check_rusd
 make_workdir rusd-watch-bench
 
 build_loadgen
+pick_matrix_loadgen "$watch_loadgen"  # sets mlg: $lg, or rusd-loadgen
 pick_ports etcd rusd
 
 # start_and_probe SYS: starts it and waits until it serves a Range.
@@ -98,8 +107,8 @@ for sys in etcd rusd; do
   cpu_pids="$cpu_pids${cpu_pids:+,}$sys=${pid_of[$sys]}"
 done
 
-log "watch fan-out: $watchers + $prefix_watchers watchers, $duration per phase"
-timeout 900 "$lg" watch -targets "$targets" -pids "$pids" -cpu-pids "$cpu_pids" -watchers "$watchers" \
+log "watch fan-out: $watchers + $prefix_watchers watchers, $duration per phase ($watch_loadgen loadgen)"
+timeout 900 "$mlg" watch -targets "$targets" -pids "$pids" -cpu-pids "$cpu_pids" -watchers "$watchers" \
   -prefix-watchers "$prefix_watchers" -fanout-prefix-watchers "$fanout_prefix_watchers" -duration "$duration" -rate "$rate" -putters "$putters" \
   -out "$work/watch.jsonl" | tee "$work/report.txt" || die "loadgen watch failed"
-echo "etcd: $etcd_version; rusd: $rusd_bin; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "loadgen: $watch_loadgen; etcd: $etcd_version; rusd: $rusd_bin ${rusd_args[*]}; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -46,6 +47,21 @@ type watchResult struct {
 	CPUusPerEvent float64 `json:"server_cpu_us_per_event"`
 	MemPer10kKiB  int64   `json:"mem_per_10k_watchers_kib"`
 	CreateSeconds float64 `json:"create_s"`
+	Loadgen       string  `json:"loadgen"`
+	PutErrors     int64   `json:"put_errors"`
+	// The loadgen's own CPU (getrusage, all threads) over the phase: per event, and in
+	// cores (CPU seconds per second) — on two cores, the share it takes from the servers.
+	LoadgenCPUusPerEvent float64 `json:"loadgen_cpu_us_per_event"`
+	LoadgenCPUCores      float64 `json:"loadgen_cpu_cores"`
+}
+
+// selfCPUSeconds is this process's user + system CPU time.
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 func cmdWatch(args []string) error {
@@ -317,7 +333,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 				time.Since(t0).Seconds())
 			time.Sleep(500 * time.Millisecond)
 		}
-		var puts atomic.Int64
+		var puts, putErrors atomic.Int64
 		putMu.Lock()
 		putLat = putLat[:0]
 		putMu.Unlock()
@@ -331,6 +347,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 		if cpuPid > 0 {
 			cpu0, _ = cpuTicksOf(cpuPid)
 		}
+		lg0 := selfCPUSeconds()
 		phase.Store(ph.id)
 		start := time.Now()
 		for g := 0; g < n; g++ {
@@ -348,6 +365,8 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 						}
 						if put(cli, rng) {
 							puts.Add(1)
+						} else {
+							putErrors.Add(1)
 						}
 					}
 				}
@@ -363,6 +382,8 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 					next = next.Add(interval)
 					if put(cli, rng) {
 						puts.Add(1)
+					} else {
+						putErrors.Add(1)
 					}
 				}
 			}(g)
@@ -370,6 +391,7 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 		time.Sleep(dur)
 		close(stop)
 		elapsed := time.Since(start)
+		lgCPU := selfCPUSeconds() - lg0
 		got := events[ph.id].Load()
 		gotResponses := responses[ph.id].Load()
 		var cpuPerEvent float64
@@ -406,9 +428,13 @@ func runWatchBench(t target, pid, cpuPid, nWatch, nPrefix, nStreams, nConns, fan
 		}
 		r := watchResult{PutP50us: putP50, PutP99us: putP99, EventsPerResp: float64(got) / float64(max(gotResponses, 1)), CPUusPerEvent: cpuPerEvent, Kind: "watch", System: t.name, Phase: ph.name, Watchers: watchersNow,
 			Puts: puts.Load(), Events: got, EventsPerSec: float64(got) / elapsed.Seconds(),
-			LatP50us: q(0.5), LatP99us: q(0.99), MemPer10kKiB: memPer10k, CreateSeconds: createSecs}
-		fmt.Fprintf(os.Stderr, "  %s: %d puts (p50 %.0f µs), %.0f events/s, latency p50 %.0f µs p99 %.0f µs\n",
-			ph.name, r.Puts, r.PutP50us, r.EventsPerSec, r.LatP50us, r.LatP99us)
+			LatP50us: q(0.5), LatP99us: q(0.99), MemPer10kKiB: memPer10k, CreateSeconds: createSecs,
+			Loadgen: "go", PutErrors: putErrors.Load(), LoadgenCPUCores: lgCPU / elapsed.Seconds()}
+		if got > 0 {
+			r.LoadgenCPUusPerEvent = lgCPU * 1e6 / float64(got)
+		}
+		fmt.Fprintf(os.Stderr, "  %s: %d puts (p50 %.0f µs, %d errors), %.0f events/s, latency p50 %.0f µs p99 %.0f µs, loadgen %.2f cores\n",
+			ph.name, r.Puts, r.PutP50us, r.PutErrors, r.EventsPerSec, r.LatP50us, r.LatP99us, r.LoadgenCPUCores)
 		results = append(results, r)
 	}
 	if err := checkDelivery(); err != nil {
@@ -458,6 +484,13 @@ func printWatchTable(rs []watchResult, ts []target) {
 			ratio(b.EventsPerResp, c.EventsPerResp))
 		fmt.Printf("%-34s %14.2f %14.2f %10s\n", ph+": server CPU µs/event", b.CPUusPerEvent,
 			c.CPUusPerEvent, ratio(b.CPUusPerEvent, c.CPUusPerEvent))
+		fmt.Printf("%-34s %14.2f %14.2f %10s\n", ph+": loadgen CPU µs/event", b.LoadgenCPUusPerEvent,
+			c.LoadgenCPUusPerEvent, ratio(b.LoadgenCPUusPerEvent, c.LoadgenCPUusPerEvent))
+		fmt.Printf("%-34s %14.2f %14.2f %10s\n", ph+": loadgen CPU cores", b.LoadgenCPUCores,
+			c.LoadgenCPUCores, ratio(b.LoadgenCPUCores, c.LoadgenCPUCores))
+		if b.PutErrors+c.PutErrors > 0 {
+			fmt.Printf("%-34s %14d %14d\n", ph+": put errors", b.PutErrors, c.PutErrors)
+		}
 	}
 	b, c := by["max"][base], by["max"][cand]
 	fmt.Printf("%-34s %14d %14d %10s\n", "memory per 10,000 watchers KiB", b.MemPer10kKiB, c.MemPer10kKiB,

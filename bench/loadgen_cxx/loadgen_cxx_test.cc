@@ -268,6 +268,35 @@ TEST_P(LoadgenAgainstRusd, WatchModeDeliversEveryEventAndReportsLatency) {
   EXPECT_LT(rs.value()[0].puts, 200);
 }
 
+TEST_P(LoadgenAgainstRusd, WatchModeFailsWhenTheServerGoesAway) {
+  WatchBenchSpec spec;
+  spec.name = "rusd";
+  spec.host = "127.0.0.1";
+  spec.port = node_->port();
+  spec.watchers = 100;
+  spec.prefix_watchers = 10;
+  spec.fanout_prefix_watchers = 0;
+  spec.streams = 10;
+  spec.conns = 2;
+  spec.duration = 1500ms;
+  spec.rate = 200;
+  spec.putters = 4;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(1500ms);  // in the steady phase
+    node_.reset();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  auto rs = RunWatchBench(spec);
+  stopper.join();
+  ASSERT_FALSE(rs.ok());
+  // A watch stream ended or a put connection was lost (GOAWAY), whichever it saw first.
+  const std::string& why = rs.status().message();
+  EXPECT_TRUE(why.find("stream") != std::string::npos ||
+              why.find("connection") != std::string::npos)
+      << why;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s);
+}
+
 INSTANTIATE_TEST_SUITE_P(Frontends, LoadgenAgainstRusd,
                          ::testing::Values(std::vector<std::string>{},
                                            std::vector<std::string>{"--experimental-native-grpc"}),
