@@ -3,11 +3,11 @@
 #
 #   bench/run-watch-vs-etcd.sh             # 10,000 key watchers + 100 prefix watchers, 5 s phases
 #   bench/run-watch-vs-etcd.sh --quick     # 2 s phases
-#   bench/run-watch-vs-etcd.sh --loadgen cxx   # the watchers and putters from rusd-loadgen
+#   bench/run-watch-vs-etcd.sh --loadgen go    # the Go loadgen instead of rusd-loadgen
 #
-# Per server (one after the other, each started fresh; the other is idle): `loadgen watch`
-# (--loadgen go, the default: bench/loadgen, grpc-go) or `rusd-loadgen watch` (--loadgen cxx:
-# bench/loadgen_cxx, the same load, checks, records and table from one C++ epoll thread)
+# Per server (one after the other, each started fresh; the other is idle): `rusd-loadgen
+# watch` (--loadgen cxx, the default: bench/loadgen_cxx, one C++ epoll thread) or `loadgen
+# watch` (--loadgen go: bench/loadgen, grpc-go), the same load, checks, records and table,
 # creates the watchers (distinct keys wb/00000.. over 100 streams on 10 connections, plus
 # the prefix watchers on wb/, 10 per stream), then runs a steady phase (--rate puts/s, open
 # loop) and a max phase (--putters closed-loop clients). Each put is delivered to its key's
@@ -16,7 +16,8 @@
 # the put path takes the servers' CPU. Reported: events delivered/s, put-to-event latency
 # p50/p99 (the put's own commit included), the memory that holds the watchers (VmRSS growth
 # of etcd's process, of rusd-frontend) per 10,000 watchers, the server's CPU per delivered
-# event (etcd; rusd's four processes), and rusd/etcd ratios.
+# event (etcd; rusd's four processes), the loadgen's own CPU (per event, and in cores: its
+# share of the machine), and rusd/etcd ratios. Records: results.jsonl (kept with --results).
 #
 # Everything it starts lives in one temp dir and is stopped by pid on exit (trap).
 set -euo pipefail
@@ -32,7 +33,7 @@ prefix_watchers=100
 fanout_prefix_watchers=1000
 rate=500
 putters=16
-watch_loadgen=go
+watch_loadgen=cxx
 
 usage() {
   cat <<EOF
@@ -45,9 +46,10 @@ usage: $0 [options]
                        $fanout_prefix_watchers; 0: no fanout phase)
   --rate N             puts/s in the steady phase (default $rate)
   --putters N          closed-loop put clients in the max phase (default $putters)
-  --loadgen go|cxx     client of the benchmark (default $watch_loadgen): go = bench/loadgen
-                       (raw grpc-go watch streams, clientv3 putters), cxx = rusd-loadgen (C++,
-                       nghttp2, one thread; a smaller share of the 2 cores, see README)
+  --loadgen cxx|go     client of the benchmark (default $watch_loadgen): cxx = rusd-loadgen
+                       (C++, nghttp2, one thread: a quarter of the Go client's CPU per event,
+                       see README), go = bench/loadgen (raw grpc-go watch streams, clientv3
+                       putters)
 EOF
   common_usage
 }
@@ -110,5 +112,5 @@ done
 log "watch fan-out: $watchers + $prefix_watchers watchers, $duration per phase ($watch_loadgen loadgen)"
 timeout 900 "$mlg" watch -targets "$targets" -pids "$pids" -cpu-pids "$cpu_pids" -watchers "$watchers" \
   -prefix-watchers "$prefix_watchers" -fanout-prefix-watchers "$fanout_prefix_watchers" -duration "$duration" -rate "$rate" -putters "$putters" \
-  -out "$work/watch.jsonl" | tee "$work/report.txt" || die "loadgen watch failed"
+  -out "$results" | tee "$work/report.txt" || die "loadgen watch failed"
 echo "loadgen: $watch_loadgen; etcd: $etcd_version; rusd: $rusd_bin ${rusd_args[*]}; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
