@@ -9,6 +9,8 @@
 #   bench/cluster-cpu-per-put.sh                        # 30000 puts at 64/8
 #   bench/cluster-cpu-per-put.sh --ops 50000 --syscalls futex,sendto,read,poll,fdatasync
 #   bench/cluster-cpu-per-put.sh --rusd /work/main/build/bin/rusd   # a "before" build
+#   bench/cluster-cpu-per-put.sh --record /tmp/prof   # + where: perf record per process,
+#                                                    # top symbols in /tmp/prof/<proc>.top
 #
 # Needs perf (software events and syscall tracepoints only: works in VMs without PMU) and
 # etcdctl (to find the leader). Everything started is stopped by pid on exit (bench/lib.sh).
@@ -22,6 +24,7 @@ source "$here/lib.sh"
 ops=30000
 shape=64x8
 syscalls=""
+record=""
 
 usage() {
   cat <<USAGE
@@ -29,6 +32,8 @@ usage: $0 [options]
   --ops N              puts measured (default $ops)
   --shape CxN          clients x connections (default $shape)
   --syscalls LIST      also count these system calls per put (e.g. futex,sendto,fdatasync)
+  --record DIR         also sample each process (perf record, 2 kHz cpu-clock, kernel call chains) and write
+                       its hottest symbols to DIR/<node>.<process>.top
 USAGE
   common_usage
 }
@@ -38,6 +43,7 @@ while [[ $# -gt 0 ]]; do
     --ops) ops="$2"; shift ;;
     --shape) shape="$2"; shift ;;
     --syscalls) syscalls="$2"; shift ;;
+    --record) record="$2"; shift ;;
     *) common_option "$@"; shift "$common_shift"; continue ;;
   esac
   shift
@@ -86,6 +92,11 @@ for i in 1 2 3; do
     p="$(pgrep -P "${pid_of[r-$i]}" -x "rusd-$c")" || die "r-$i: no rusd-$c"
     perf stat -x, -e "$events" -p "$p" -o "$work/stat.r-$i.$c" 2>/dev/null &
     stat_pids+=($!)
+    if [[ -n "$record" ]]; then
+      mkdir -p "$record"
+      perf record -q -g -F 2000 -e cpu-clock -p "$p" -o "$record/r-$i.$c.data" 2>/dev/null &
+      stat_pids+=($!)
+    fi
   done
 done
 bounded 600 "$lg" matrix -targets "rusd=$leader" -workloads put -shapes "$shape" -ops "$ops" \
@@ -93,6 +104,12 @@ bounded 600 "$lg" matrix -targets "rusd=$leader" -workloads put -shapes "$shape"
 kill -INT "${stat_pids[@]}" 2>/dev/null || true
 wait "${stat_pids[@]}" 2>/dev/null || true
 metrics >"$work/metrics.after"
+if [[ -n "$record" ]]; then
+  for f in "$record"/*.data; do
+    perf report -i "$f" --no-children -g none --sort dso,symbol --percent-limit 0.5 --stdio 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | head -60 >"${f%.data}.top" || true
+  done
+fi
 
 echo
 echo "3-node rusd ($rusd_bin), $ops puts at $shape to the leader $leader; load average $(cut -d' ' -f1-3 /proc/loadavg)"

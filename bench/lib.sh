@@ -191,11 +191,13 @@ start_server() {
 # KEY in the temp dir; pid in pid_of[KEY], spawn time in start_ns[KEY].
 start_member() {
   local key="$1" bin="$2" name="$3" cluster="$4" cp="${cport[$1]}" pp="${pport[$1]}"
+  local extra=()
+  [[ "$bin" == "$rusd_bin" ]] && extra=("${rusd_args[@]}")
   start_ns[$key]="$(date +%s%N)"
   "$bin" --name "$name" --data-dir "$work/$key.data" \
     --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
     --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-    --initial-cluster "$cluster" --initial-cluster-state new </dev/null >>"$work/$key.log" 2>&1 &
+    --initial-cluster "$cluster" --initial-cluster-state new "${extra[@]}" </dev/null >>"$work/$key.log" 2>&1 &
   pid_of[$key]=$!
   # Members are SIGKILLed on purpose (failover): out of the job table, bash neither reports
   # them as "Killed" nor needs a wait; stop_server still finds them by pid.

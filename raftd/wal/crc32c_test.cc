@@ -28,6 +28,26 @@ TEST(Crc32cTest, ExtendEqualsOneShotAtEverySplit) {
   }
 }
 
+TEST(Crc32cTest, AcceleratedAndPortableAgreeAtEveryLengthAndAlignment) {
+  std::string s(600, '\0');
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (char& ch : s) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    ch = static_cast<char>(x);
+  }
+  for (size_t off = 0; off < 16; ++off) {
+    for (size_t n = 0; off + n <= s.size(); n += (n < 64 ? 1 : 37)) {
+      for (uint32_t seed : {0u, 0xDEADBEEFu}) {
+        ASSERT_EQ(Crc32cExtend(seed, s.data() + off, n), Crc32cExtendPortable(seed, s.data() + off, n))
+            << "offset " << off << " length " << n << " seed " << seed;
+      }
+    }
+  }
+  EXPECT_EQ(Crc32cExtendPortable(0, "123456789", 9), 0xE3069283u);
+}
+
 TEST(Crc32cRangesTest, EveryRangeEqualsTheDirectCrc) {
   std::mt19937 rng(7);
   std::string s(5000, '\0');
