@@ -35,6 +35,15 @@ inline constexpr std::string_view kForwardedFramingValue = "1";
 // enough, and one message never holds the stream's whole queue.
 inline constexpr size_t kForwardedFramingBatchBytes = 64 << 10;
 
+// Whether request metadata `md` (gRPC's multimap of string_ref) asks for prefixed messages.
+template <typename Metadata>
+bool AsksForPrefixedMessages(const Metadata& md) {
+  using Ref = typename Metadata::key_type;
+  auto it = md.find(Ref(kForwardedFramingKey.data(), kForwardedFramingKey.size()));
+  return it != md.end() &&
+         it->second == Ref(kForwardedFramingValue.data(), kForwardedFramingValue.size());
+}
+
 // Calls fn(message_size) for each whole prefixed message at the start of `bytes`; returns
 // true if `bytes` is exactly a sequence of them (uncompressed).
 template <typename Fn>

@@ -23,11 +23,7 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
   void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       const auto* md = batch->GetRecvInitialMetadata();
-      if (md != nullptr) {
-        auto it = md->find(grpc::string_ref(kForwardedFramingKey.data(), kForwardedFramingKey.size()));
-        prefixed_ = it != md->end() && it->second == grpc::string_ref(kForwardedFramingValue.data(),
-                                                                       kForwardedFramingValue.size());
-      }
+      prefixed_ = md != nullptr && AsksForPrefixedMessages(*md);
     }
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
       call_.Received();
@@ -57,7 +53,9 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
     if (slices.size() == 1) {
       view = std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
     } else {
-      for (const auto& s : slices) joined.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      for (const auto& s : slices) {
+        joined.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
       view = joined;
     }
     (void)ForEachPrefixedMessage(view, [this](size_t n) { call_.Sent(n); });

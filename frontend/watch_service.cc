@@ -300,10 +300,7 @@ bool RequiresLeader(const grpc::CallbackServerContext* ctx) {
 
 // The native server's forwarding asked for prefixed messages (forwarded_framing.h).
 bool Prefixed(const grpc::CallbackServerContext* ctx) {
-  const auto& md = ctx->client_metadata();
-  auto it = md.find(grpc::string_ref(kForwardedFramingKey.data(), kForwardedFramingKey.size()));
-  return it != md.end() &&
-         it->second == grpc::string_ref(kForwardedFramingValue.data(), kForwardedFramingValue.size());
+  return AsksForPrefixedMessages(ctx->client_metadata());
 }
 
 class WatchService final
