@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "frontend/forwarded_framing.h"
 #include "frontend/grpc_call_metrics.h"
 #include "ipc/metrics_area.h"
 #include "ipc/metrics_grpc_methods.h"
@@ -20,13 +21,21 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
   explicit GrpcMetricsInterceptor(GrpcCallMetrics call) : call_(call) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* batch) override {
+    if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      const auto* md = batch->GetRecvInitialMetadata();
+      prefixed_ = md != nullptr && AsksForPrefixedMessages(*md);
+    }
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
       call_.Received();
     }
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
       // Serializing here costs nothing extra: gRPC sends the buffer this returns.
       grpc::ByteBuffer* bytes = batch->GetSerializedSendMessage();
-      call_.Sent(bytes != nullptr ? bytes->Length() : 0);
+      if (prefixed_ && bytes != nullptr) {
+        CountPrefixed(*bytes);
+      } else {
+        call_.Sent(bytes != nullptr ? bytes->Length() : 0);
+      }
     }
     if (batch->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       call_.Handled(static_cast<int>(batch->GetSendStatus().error_code()));
@@ -35,7 +44,25 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
   }
 
  private:
+  // One message holding several responses (forwarded_framing.h): each counts as sent.
+  void CountPrefixed(const grpc::ByteBuffer& bytes) {
+    std::vector<grpc::Slice> slices;
+    if (!bytes.Dump(&slices).ok()) return;
+    std::string joined;
+    std::string_view view;
+    if (slices.size() == 1) {
+      view = std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size());
+    } else {
+      for (const auto& s : slices) {
+        joined.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+      view = joined;
+    }
+    (void)ForEachPrefixedMessage(view, [this](size_t n) { call_.Sent(n); });
+  }
+
   GrpcCallMetrics call_;
+  bool prefixed_ = false;  // the client asked for prefixed messages (forwarded_framing.h)
 };
 
 class GrpcMetricsFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {

@@ -70,6 +70,29 @@ std::string WatchSendQueue::PopForWrite() {
   return std::move(parts.prefix);
 }
 
+std::string WatchSendQueue::PopPrefixedForWrite(size_t max_bytes) {
+  constexpr size_t kPrefix = 5;
+  std::string out;
+  in_flight_bytes_ = 0;
+  while (!queue_.empty()) {
+    Out& o = queue_.front();
+    const std::string prefix =
+        o.raw ? std::string() : EncodeEventsResponsePrefix(o.header_view(), o.watch_id);
+    const size_t length = prefix.size() + o.body.size();
+    if (!out.empty() && out.size() + kPrefix + length > max_bytes) break;
+    const auto len = static_cast<uint32_t>(length);
+    const char framing[kPrefix] = {0, static_cast<char>(len >> 24), static_cast<char>(len >> 16),
+                                   static_cast<char>(len >> 8), static_cast<char>(len)};
+    out.append(framing, kPrefix);
+    out.append(prefix);
+    out.append(o.body);
+    in_flight_bytes_ += o.bytes;
+    queue_.pop_front();
+    ++front_seq_;
+  }
+  return out;
+}
+
 void WatchSendQueue::WriteDone() {
   queued_bytes_ -= in_flight_bytes_;
   in_flight_bytes_ = 0;

@@ -45,6 +45,10 @@ class WatchSendQueue {
   Parts PopForWriteParts();
   // The same, joined.
   std::string PopForWrite();
+  // The next responses to write as one buffer, each with gRPC's 5-byte length prefix (flag
+  // 0, big-endian length; forwarded_framing.h): at least one, then more while the total
+  // stays within `max_bytes`. Their bytes stay counted until WriteDone.
+  std::string PopPrefixedForWrite(size_t max_bytes);
   void WriteDone();
   // Drops everything queued (the stream failed or closes); a write in flight stays counted
   // until WriteDone.

@@ -62,6 +62,64 @@ TEST(WatchSendQueue, MergesAWatchersResponsesAcrossOthersButNotAcrossABarrier) {
   EXPECT_EQ(got[3].events_size(), 1);
 }
 
+// The native server's forwarding takes several responses per in-process message
+// (forwarded_framing.h): each with gRPC's length prefix, exactly the responses PopForWrite
+// would give one by one, up to the byte limit (a larger single response alone), and all
+// their bytes stay counted until WriteDone.
+TEST(WatchSendQueue, PrefixedBatchesCarryTheSameResponsesLengthPrefixed) {
+  auto fill = [](WatchSendQueue& q) {
+    ControlResponse created;
+    created.watch_id = 1;
+    created.created = true;
+    q.PushRaw(EncodeControlResponse(EncodeHeader(1, 2, 5, 3), created));
+    for (int64_t w = 1; w <= 20; ++w) {
+      q.PushEvents(w, EncodeHeader(1, 2, 6, 3), Events(6, 100), 1 << 20);
+    }
+    q.PushEvents(99, EncodeHeader(1, 2, 7, 3), Events(7, 3000), 1 << 20);  // over the limit alone
+    q.PushEvents(100, EncodeHeader(1, 2, 8, 3), Events(8, 10), 1 << 20);
+  };
+  WatchSendQueue one_by_one;
+  fill(one_by_one);
+  std::vector<std::string> want;
+  while (!one_by_one.empty()) {
+    want.push_back(one_by_one.PopForWrite());
+    one_by_one.WriteDone();
+  }
+  ASSERT_EQ(want.size(), 23u);
+
+  WatchSendQueue q;
+  fill(q);
+  constexpr size_t kLimit = 1000;
+  std::vector<std::string> got;
+  size_t batches = 0;
+  while (!q.empty()) {
+    const size_t before = q.queued_bytes();
+    const std::string b = q.PopPrefixedForWrite(kLimit);
+    ++batches;
+    EXPECT_EQ(q.queued_bytes(), before) << "popped bytes must stay counted until WriteDone";
+    size_t off = 0, in_batch = 0;
+    while (off < b.size()) {
+      ASSERT_GE(b.size() - off, 5u);
+      EXPECT_EQ(b[off], 0) << "compressed flag";
+      const size_t len = (size_t{static_cast<uint8_t>(b[off + 1])} << 24) |
+                         (size_t{static_cast<uint8_t>(b[off + 2])} << 16) |
+                         (size_t{static_cast<uint8_t>(b[off + 3])} << 8) |
+                         size_t{static_cast<uint8_t>(b[off + 4])};
+      ASSERT_LE(len, b.size() - off - 5);
+      got.push_back(b.substr(off + 5, len));
+      off += 5 + len;
+      ++in_batch;
+    }
+    EXPECT_TRUE(b.size() <= kLimit || in_batch == 1) << "a batch beyond the limit";
+    q.WriteDone();
+    EXPECT_LT(q.queued_bytes(), before);
+  }
+  EXPECT_EQ(q.queued_bytes(), 0u);
+  EXPECT_EQ(got, want);
+  EXPECT_GT(batches, 2u);             // the limit splits them
+  EXPECT_LT(batches, want.size());    // and they do travel together
+}
+
 TEST(WatchSendQueue, MergesStayWithinTheBodyLimit) {
   WatchSendQueue q;
   for (int64_t r = 2; r < 12; ++r) q.PushEvents(1, EncodeHeader(1, 2, r, 3), Events(r, 100), 250);

@@ -16,6 +16,7 @@
 
 #include "etcd/etcdserverpb/rpc.grpc.pb.h"
 #include "common/go_duration.h"
+#include "frontend/forwarded_framing.h"
 #include "frontend/learner_gate.h"
 #include "frontend/ring_client.h"
 #include "frontend/watch_byte_buffer.h"
@@ -94,8 +95,10 @@ constexpr char kNoLeader[] = "etcdserver: no leader";
 class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                            public WatchSink {
  public:
-  WatchReactor(WatchHub& hub, size_t drained_below, LeaderWatch* leader_watch)
-      : hub_(hub), drained_below_(drained_below), leader_watch_(leader_watch) {
+  // `prefixed`: the caller is the native server's forwarding (forwarded_framing.h).
+  WatchReactor(WatchHub& hub, size_t drained_below, LeaderWatch* leader_watch, bool prefixed)
+      : hub_(hub), drained_below_(drained_below), leader_watch_(leader_watch),
+        prefixed_(prefixed) {
     stream_ = hub_.OpenStream(this);
     if (leader_watch_ != nullptr) leader_watch_->Register(this);
     StartRead(&in_);
@@ -211,6 +214,15 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 
   void WriteNextLocked() {
     if (writing_ || queue_.empty()) return;
+    if (prefixed_) {
+      // Everything queued (up to the batch limit) in one in-process round trip.
+      WatchSendQueue::Parts parts;
+      parts.body = queue_.PopPrefixedForWrite(kForwardedFramingBatchBytes);
+      out_ = ToByteBuffer(std::move(parts));
+      writing_ = true;
+      StartWrite(&out_);
+      return;
+    }
     out_ = ToByteBuffer(queue_.PopForWriteParts());
     writing_ = true;
     // More responses queued behind this one: let gRPC buffer it and send them together
@@ -238,6 +250,7 @@ class WatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   WatchHub& hub_;
   const size_t drained_below_;
   LeaderWatch* const leader_watch_;  // null unless the client requires a leader
+  const bool prefixed_;              // messages hold prefixed responses (forwarded_framing.h)
   std::atomic<int> refs_{1};         // gRPC's, released in OnDone
   std::shared_ptr<WatchHub::Stream> stream_;
   grpc::ByteBuffer in_;
@@ -285,6 +298,11 @@ bool RequiresLeader(const grpc::CallbackServerContext* ctx) {
   return it != md.end() && it->second == "true";
 }
 
+// The native server's forwarding asked for prefixed messages (forwarded_framing.h).
+bool Prefixed(const grpc::CallbackServerContext* ctx) {
+  return AsksForPrefixedMessages(ctx->client_metadata());
+}
+
 class WatchService final
     : public etcdserverpb::Watch::WithRawCallbackMethod_Watch<etcdserverpb::Watch::Service> {
  public:
@@ -300,11 +318,12 @@ class WatchService final
     if (ring_ != nullptr && ring_->is_learner()) {
       return new LearnerRefusedStream<grpc::ByteBuffer, grpc::ByteBuffer>();
     }
-    if (!RequiresLeader(ctx)) return new WatchReactor(hub_, drained_below_, nullptr);
+    const bool prefixed = Prefixed(ctx);
+    if (!RequiresLeader(ctx)) return new WatchReactor(hub_, drained_below_, nullptr, prefixed);
     if (!leader_watch_.HasLeader()) {
       return new RefusedReactor(grpc::Status(grpc::StatusCode::UNAVAILABLE, kNoLeader));
     }
-    return new WatchReactor(hub_, drained_below_, &leader_watch_);
+    return new WatchReactor(hub_, drained_below_, &leader_watch_, prefixed);
   }
 
  private:

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "frontend/forwarded_framing.h"
 #include "frontend/native_grpc/native_connection.h"
 
 namespace rusd::frontend::native_grpc {
@@ -45,6 +46,14 @@ bool LegalKey(std::string_view key) {
 }
 
 bool BinaryKey(std::string_view key) { return key.ends_with("-bin"); }
+
+// The methods whose service writes prefixed messages when asked (forwarded_framing.h).
+bool AsksForPrefixed(std::string_view path) { return path == "/etcdserverpb.Watch/Watch"; }
+
+// `bytes` is a sequence of whole gRPC length-prefixed messages (uncompressed).
+bool WholePrefixedMessages(std::string_view bytes) {
+  return ForEachPrefixedMessage(bytes, [](size_t) {});
+}
 
 // gRPC C++ takes a non "-bin" value only of printable ASCII (0x20-0x7E); it aborts the
 // process (GPR_CODEGEN_ASSERT in call_op_set.h) on a call started with any other. HTTP/2
@@ -105,8 +114,13 @@ std::shared_ptr<ForwardedCall> ForwardedCall::Create(grpc::GenericStub& stub,
   auto call = std::make_shared<ForwardedCall>(Passkey(), std::move(connection), start.stream_id,
                                               std::move(tracker));
   call->self_ = call;
+  call->prefixed_ = AsksForPrefixed(start.path);
+  if (call->prefixed_) {
+    call->context_.AddMetadata(std::string(kForwardedFramingKey),
+                               std::string(kForwardedFramingValue));
+  }
   for (const auto& [key, value] : start.metadata) {
-    if (!LegalKey(key)) continue;
+    if (!LegalKey(key) || key == kForwardedFramingKey) continue;  // that one is ours only
     if (BinaryKey(key)) {
       std::string raw;
       if (!absl::Base64Unescape(absl::string_view(value.data(), value.size()), &raw)) continue;
@@ -268,7 +282,16 @@ void ForwardedCall::OnReadDone(bool ok) {
       (void)connection_->session.StartResponse(stream_id_,
                                                ToHeaders(context_.GetServerInitialMetadata()));
     }
-    sent = !connection_->closed && connection_->session.SendMessage(stream_id_, message);
+    if (connection_->closed) {
+      sent = false;
+    } else if (prefixed_) {
+      // The service's own framing (forwarded_framing.h), queued as is; a malformed one
+      // (a bug) would corrupt the stream: the call is cancelled instead.
+      sent = WholePrefixedMessages(message) &&
+             connection_->session.SendPrefixed(stream_id_, std::move(message));
+    } else {
+      sent = connection_->session.SendMessage(stream_id_, message);
+    }
     if (sent) {
       connection_->FlushFromCompletionLocked();
       connection_->TakeResumableLocked(&resume);

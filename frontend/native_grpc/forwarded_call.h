@@ -13,6 +13,11 @@
 //   trailing metadata ("-bin" values base64-encoded);
 // - cancellation both ways: Cancel (the client reset the stream, or the connection closed)
 //   cancels the in-process call; the in-process call ending finishes the stream.
+// - Watch: the call asks the service for prefixed messages (frontend/forwarded_framing.h):
+//   each in-process message then holds every response the stream had queued (≤ 64 KiB),
+//   already length-prefixed, and is queued on the HTTP/2 stream as is (SendPrefixed). One
+//   in-process round trip per response (two gRPC thread hand-offs) made a busy stream's
+//   responses wait behind each other.
 //
 // Flow control: after each response message, if the stream's send queue in the session
 // holds more than kForwardQueueLimit bytes (the client's flow-control windows are full), no
@@ -125,6 +130,8 @@ class ForwardedCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grp
   const int32_t stream_id_;
   grpc::ClientContext context_;
   grpc::ByteBuffer read_buf_;
+  // Watch: each response message holds prefixed responses (frontend/forwarded_framing.h).
+  bool prefixed_ = false;
   grpc::ByteBuffer write_buf_;
   std::shared_ptr<ForwardedCall> self_;  // until OnDone
 

@@ -663,6 +663,18 @@ bool GrpcH2Session::SendMessage(int32_t stream_id, std::string_view message) {
   return true;
 }
 
+bool GrpcH2Session::SendPrefixed(int32_t stream_id, std::string&& prefixed) {
+  if (impl_->session == nullptr) return false;
+  Impl::Call* call = impl_->Find(stream_id);
+  if (call == nullptr || !call->streaming || call->answered) return false;
+  if (!impl_->StartStream(call, {})) return false;
+  if (prefixed.empty()) return true;
+  call->queued += prefixed.size();
+  call->out_q.push_back(std::move(prefixed));
+  impl_->Resume(call);
+  return true;
+}
+
 bool GrpcH2Session::Finish(int32_t stream_id, int code, std::string_view message,
                            const GrpcMetadata& trailing) {
   if (impl_->session == nullptr) return false;

@@ -106,6 +106,9 @@ class GrpcH2Session {
   // nothing is sent. StartResponse is implied by the first SendMessage or Finish.
   bool StartResponse(int32_t stream_id, const GrpcMetadata& initial);
   bool SendMessage(int32_t stream_id, std::string_view message);
+  // Queues `prefixed`: whole messages, each already with its 5-byte gRPC prefix (the caller
+  // vouches for the framing), sent as they are (no copy).
+  bool SendPrefixed(int32_t stream_id, std::string&& prefixed);
   // `code` is gRPC's; an empty `message` sends no grpc-message.
   bool Finish(int32_t stream_id, int code, std::string_view message,
               const GrpcMetadata& trailing);

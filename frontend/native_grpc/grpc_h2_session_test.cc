@@ -532,6 +532,31 @@ TEST(GrpcH2SessionStreaming, HalfCloseThenResponsesThenErrorStatus) {
   EXPECT_EQ(s.close_error, 0u);
 }
 
+// SendPrefixed queues bytes that already hold whole prefixed messages (the forwarded Watch's
+// batches, frontend/forwarded_framing.h) as they are, in order with SendMessage's, and
+// counts them in queued_bytes until nghttp2 took them.
+TEST(GrpcH2SessionStreaming, PrefixedBatchesGoOutAsTheyAre) {
+  StreamPair p;
+  int32_t id = p.client.Call("/etcdserverpb.Watch/Watch", Framed("create"), {},
+                             "application/grpc", /*end_stream=*/false);
+  p.Pump();
+  ASSERT_EQ(p.Take().size(), 2u);
+  const std::string batch = Framed("a") + Framed("") + Framed(std::string(70000, 'b'));
+  ASSERT_TRUE(p.server.SendPrefixed(id, std::string(batch)));  // implies the response HEADERS
+  EXPECT_EQ(p.server.queued_bytes(id), batch.size());
+  ASSERT_TRUE(p.server.SendMessage(id, "single"));
+  ASSERT_TRUE(p.server.SendPrefixed(id, std::string()));  // nothing, and no harm
+  ASSERT_TRUE(p.server.SendPrefixed(id, Framed("c")));
+  p.Pump();
+  EXPECT_EQ(p.server.queued_bytes(id), 0u);
+  ASSERT_TRUE(p.server.Finish(id, 0, "", {}));
+  p.Pump();
+  const ClientStream& s = p.client.streams[id];
+  EXPECT_EQ(s.data, batch + Framed("single") + Framed("c"));
+  EXPECT_EQ(s.trailers.at("grpc-status"), "0");
+  EXPECT_FALSE(p.server.SendPrefixed(id, Framed("late")));
+}
+
 TEST(GrpcH2SessionStreaming, FinishWithNothingSentIsTrailersOnly) {
   StreamPair p;
   int32_t id = p.client.Call("/etcdserverpb.Lease/LeaseGrant", Framed("g"));
