@@ -39,9 +39,12 @@ constexpr auto kSpinBeforeSleep = std::chrono::microseconds(5);
 // slice (EEVDF pushes the yielder's deadline out by one: ~1.5 ms on 2 cores), and a message
 // arriving meanwhile cannot wake us: we are runnable, not asleep on the futex. Measured
 // with two busy loops beside a node, put 1/1 p50 went from 0.23 ms to 2.7-5.4 ms with the
-// yield phase. So a yield that kept us away longer than kSlowYield (far more than a
-// futex wake-up costs, far less than a slice) turns the phase off for kYieldCooldown.
-constexpr auto kSlowYield = std::chrono::microseconds(200);
+// yield phase. So a yield that kept us away longer than kSlowYield turns the phase off for
+// kYieldCooldown: far more than a futex wake-up costs (tens of µs) or than rusd's own
+// processes hold a core between two waits (an apply batch: ~0.3 ms), less than a slice.
+// (200 and 1000 µs did as well in the noise of a shared machine; a slow yield costs one
+// slice per cooldown, ~1-3 %.)
+constexpr auto kSlowYield = std::chrono::microseconds(500);
 constexpr auto kYieldCooldown = std::chrono::milliseconds(100);
 
 // How a blocked Write polls for space: it yields at first, then sleeps with exponential
