@@ -40,11 +40,11 @@ constexpr auto kSpinBeforeSleep = std::chrono::microseconds(5);
 // arriving meanwhile cannot wake us: we are runnable, not asleep on the futex. Measured
 // with two busy loops beside a node, put 1/1 p50 went from 0.23 ms to 2.7-5.4 ms with the
 // yield phase. So a yield that kept us away longer than kSlowYield turns the phase off for
-// kYieldCooldown: far more than a futex wake-up costs (tens of µs) or than rusd's own
-// processes hold a core between two waits (an apply batch: ~0.3 ms), less than a slice.
-// (200 and 1000 µs did as well in the noise of a shared machine; a slow yield costs one
-// slice per cooldown, ~1-3 %.)
-constexpr auto kSlowYield = std::chrono::microseconds(500);
+// kYieldCooldown: far more than a futex wake-up costs (tens of µs), less than a slice.
+// Alternating runs at put 64/8 with two busy loops beside the node: 200 µs beat the
+// unconditional phase in 9 of 9 rounds, 500 µs in 8 of 11; on a quiet machine neither changed anything. Under
+// contention the futex wake-ups cost some CPU per put (~+10 %), the yields cost slices.
+constexpr auto kSlowYield = std::chrono::microseconds(200);
 constexpr auto kYieldCooldown = std::chrono::milliseconds(100);
 
 // How a blocked Write polls for space: it yields at first, then sleeps with exponential
