@@ -42,8 +42,9 @@ constexpr auto kSpinBeforeSleep = std::chrono::microseconds(5);
 // yield phase. So a yield that kept us away longer than kSlowYield turns the phase off for
 // kYieldCooldown: far more than a futex wake-up costs (tens of µs), less than a slice.
 // Alternating runs at put 64/8 with two busy loops beside the node: 200 µs beat the
-// unconditional phase in 9 of 9 rounds, 500 µs in 8 of 11; on a quiet machine neither changed anything. Under
-// contention the futex wake-ups cost some CPU per put (~+10 %), the yields cost slices.
+// unconditional phase in 9 of 9 rounds, 500 µs in 8 of 11; on a quiet machine neither
+// changed anything. Under contention the futex wake-ups cost some CPU per put (~+10 %),
+// the yields cost slices.
 constexpr auto kSlowYield = std::chrono::microseconds(200);
 constexpr auto kYieldCooldown = std::chrono::milliseconds(100);
 
