@@ -209,6 +209,9 @@ class RingReader {
   uint64_t corrupt_resyncs_ = 0;
   uint64_t dropped_chunks_ = 0;
   uint32_t seen_word_ = 0;  // doorbell word when WaitForMessages last returned
+  // Until then WaitForMessages skips its yield phase (a sched_yield was slow: the core is
+  // contended by other work; see WaitForMessages).
+  std::chrono::steady_clock::time_point no_yield_until_{};
   char* data_;
   uint64_t capacity_;
 };
@@ -219,7 +222,11 @@ class RingReader {
 // Also returns at once if the doorbell was rung (e.g. by Segment::WakeAll after an epoch
 // bump) since the previous return for readers[0], so a caller that checks the epochs after
 // every return never misses a bump.
-// `yield_window`: how long the yield phase after the spin lasts (default 30 µs).
+// `yield_window`: how long the yield phase after the spin lasts (default 30 µs). The phase
+// is skipped for a while (kYieldCooldown in ring.cc) after one sched_yield kept this thread
+// off its core for longer than a wake-up costs (kSlowYield): then other work competes for
+// the core, and a yield hands it a whole time slice (milliseconds) during which a message
+// that arrives does not wake us (we are not asleep on the futex).
 void WaitForMessages(Segment& segment, std::span<RingReader* const> readers,
                      std::chrono::milliseconds timeout,
                      std::chrono::microseconds yield_window = std::chrono::microseconds(30));

@@ -2,7 +2,13 @@
 // when they declared they sleep.
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
+#include <optional>
+#include <vector>
 #include <thread>
 
 #include "ipc/ring.h"
@@ -182,6 +188,74 @@ TEST(WakeTest, WakeAllBetweenEpochCheckAndWaitIsNotMissed) {
   const auto again = Clock::now();
   WaitForMessages(*s, readers, 50ms);
   EXPECT_GE(Clock::now() - again, 40ms);
+}
+
+// A consumer whose core is shared with a busy thread: its yield phase would hand the hog a
+// whole time slice (~1 ms or more) while our message waits, since a runnable consumer is not
+// woken by the doorbell. After one slow yield WaitForMessages sleeps on the futex instead,
+// and the producer's wake-up brings it back within microseconds.
+TEST(WakeTest, ConsumerSharingItsCoreWithABusyThreadIsWokenPromptly) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  }
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  auto pin = [](int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+  };
+
+  ScopedSegment s("wake-hog");
+  ASSERT_TRUE(s.ok());
+  RingWriter w(*s, kRing, 1);
+  RingReader r(*s, kRing);
+  constexpr int kRounds = 25;
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> waiting_since{0};  // set by the consumer just before each wait
+  std::vector<Clock::duration> latencies;
+  std::vector<Clock::time_point> sent(kRounds + 1);
+  std::thread hog([&] {
+    if (!pin(cpus[0])) return;
+    while (!stop.load(std::memory_order_relaxed)) {
+    }
+  });
+  std::thread consumer([&] {
+    if (!pin(cpus[0])) return;
+    RingReader* readers[] = {&r};
+    for (int i = 0; i <= kRounds; ++i) {
+      waiting_since = Clock::now().time_since_epoch().count();
+      std::optional<Message> m;
+      while (!(m = r.TryRead())) WaitForMessages(*s, readers, 5s);
+      if (i > 0) latencies.push_back(Clock::now() - sent[i]);  // round 0: warm-up
+    }
+  });
+  ASSERT_TRUE(pin(cpus[1]));
+  for (int i = 0; i <= kRounds; ++i) {
+    // Write 100 µs after the consumer started waiting: past its spin, within a yield.
+    const auto deadline = Clock::now() + 5s;
+    while (waiting_since.load() == 0 && Clock::now() < deadline) {
+    }
+    const auto since = Clock::time_point(Clock::duration(waiting_since.exchange(0)));
+    while (Clock::now() < since + 100us) {
+    }
+    sent[i] = Clock::now();
+    ASSERT_TRUE(w.TryWrite(MessageType::kRangeRead, i + 1, "ping").ok());
+  }
+  consumer.join();
+  stop = true;
+  hog.join();
+  ASSERT_EQ(latencies.size(), static_cast<size_t>(kRounds));
+  std::sort(latencies.begin(), latencies.end());
+  const auto median = latencies[latencies.size() / 2];
+  // A yield to the hog costs a time slice (≥ 0.75 ms); a futex wake-up tens of µs.
+  EXPECT_LT(median, 400us) << "median wake latency "
+                           << std::chrono::duration_cast<std::chrono::microseconds>(median).count()
+                           << " µs";
 }
 
 }  // namespace
