@@ -140,21 +140,29 @@ GrpcConnection::~GrpcConnection() {
   if (fd_ >= 0) close(fd_);
 }
 
-bool GrpcConnection::Start(UnaryCall* call) {
-  if (!usable()) return false;
-  call->Reset();
+int32_t GrpcConnection::SubmitRequest(Method method, void* body_source,
+                                      nghttp2_data_source_read_callback read_body,
+                                      void* stream_user_data) {
   nghttp2_data_provider body;
-  body.source.ptr = call;
-  body.read_callback = &GrpcConnection::ReadRequest;
-  const auto& nv = headers_->nv[static_cast<int>(call->method)];
-  int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), &body, call);
+  body.source.ptr = body_source;
+  body.read_callback = read_body;
+  const auto& nv = headers_->nv[static_cast<int>(method)];
+  const int32_t id =
+      nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), &body, stream_user_data);
   if (id < 0) {
     // Out of stream ids, or the session will not start streams any more (GOAWAY).
     goaway_ = true;
     if (dead_reason_.empty())
       dead_reason_ = std::string("cannot start a stream: ") + nghttp2_strerror(id);
-    return false;
   }
+  return id;
+}
+
+bool GrpcConnection::Start(UnaryCall* call) {
+  if (!usable()) return false;
+  call->Reset();
+  const int32_t id = SubmitRequest(call->method, call, &GrpcConnection::ReadRequest, call);
+  if (id < 0) return false;
   call->stream_id_ = id;
   call->active_index_ = active_.size();
   active_.push_back(call);
@@ -163,17 +171,8 @@ bool GrpcConnection::Start(UnaryCall* call) {
 
 bool GrpcConnection::StartStream(StreamCall* call, Method method) {
   if (!usable()) return false;
-  nghttp2_data_provider body;
-  body.source.ptr = call;
-  body.read_callback = &GrpcConnection::ReadStreamData;
-  const auto& nv = headers_->nv[static_cast<int>(method)];
-  int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), &body, nullptr);
-  if (id < 0) {
-    goaway_ = true;
-    if (dead_reason_.empty())
-      dead_reason_ = std::string("cannot start a stream: ") + nghttp2_strerror(id);
-    return false;
-  }
+  const int32_t id = SubmitRequest(method, call, &GrpcConnection::ReadStreamData, nullptr);
+  if (id < 0) return false;
   call->stream_id_ = id;
   call->closed_ = false;
   streams_.push_back(call);

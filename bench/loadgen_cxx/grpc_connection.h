@@ -161,6 +161,10 @@ class GrpcConnection {
   void DeliverCompleted();
   void Fail(const std::string& reason);  // connection lost: every active call fails
   void Finish(UnaryCall* call);          // stream closed: validate, queue for delivery
+  // Starts a request stream of `method` whose body `read_body` reads from `body_source`;
+  // the stream id, or < 0 (the connection will start no more streams: goaway_ is set).
+  int32_t SubmitRequest(Method method, void* body_source,
+                        nghttp2_data_source_read_callback read_body, void* stream_user_data);
 
   static ssize_t ReadRequest(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
                              nghttp2_data_source*, void*);
