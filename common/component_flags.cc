@@ -208,8 +208,8 @@ std::vector<std::string> ComponentFlags::ToArgs() const {
       "--log-format=" + log_format,
       "--watch-progress-notify-interval=" + watch_progress_notify_interval,
   };
-  // Only when set: without it every component's command line is what it always was.
-  if (experimental_native_grpc) args.push_back("--experimental-native-grpc=true");
+  // Only when not the default: without it every component's command line is what it was.
+  if (!experimental_native_grpc) args.push_back("--experimental-native-grpc=false");
   return args;
 }
 

@@ -47,9 +47,10 @@ struct ComponentFlags {
   // frontend: etcd's watch progress notify interval, a Go duration (parsed by the frontend).
   std::string watch_progress_notify_interval = "10m0s";
   // frontend: serve gRPC client connections with rusd's own HTTP/2 server
-  // (frontend/native_grpc/) instead of gRPC C++. Experimental, off by default; passed (as
-  // --experimental-native-grpc=true) only when set, and by the supervisor to the frontend only.
-  bool experimental_native_grpc = false;
+  // (frontend/native_grpc/: KV natively, every other method forwarded in process to gRPC
+  // C++) instead of gRPC C++ alone. On by default; false (passed as
+  // --experimental-native-grpc=false, by the supervisor to the frontend only) is the way back.
+  bool experimental_native_grpc = true;
 
   // Parses `--key=value` arguments (argv[0] skipped). Keys are the field names with '_'
   // written as '-': --segment, --data-dir, --member-id (hex), --cluster-id (hex), ...

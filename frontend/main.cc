@@ -85,7 +85,8 @@ int Run(int argc, char** argv) {
   }
 
   frontend::ConnectionCork grpc_connections;
-  // --experimental-native-grpc only (nothing of the native server exists without the flag).
+  // With --experimental-native-grpc (the default; nothing of the native server exists with
+  // --experimental-native-grpc=false).
   std::optional<frontend::native_grpc::NativeGrpcBatchFlush> native_flush;  // before the ring
   frontend::RingClientOptions ring_options;
   ring_options.cork = &grpc_connections;  // see connection_cork.h

@@ -88,8 +88,9 @@ const std::vector<FlagSpec>& Specs() {
        "Duration of periodic watch progress notifications (etcd 3.6 spelling).",
        "progress notifications: issue 'watch progress notify'"},
       {"experimental-native-grpc", "server", Syntax::kBool, &Config::experimental_native_grpc,
-       "false",
-       "Serve gRPC clients with rusd's own HTTP/2 server (rusd, experimental: KV only)."},
+       "true",
+       "Serve gRPC clients with rusd's own HTTP/2 server (rusd: KV natively, the rest "
+       "forwarded in process to gRPC C++); false serves them with gRPC C++ alone."},
       {"auto-compaction-mode", "server", Syntax::kString, &Config::auto_compaction_mode,
        "periodic", "Interpret 'auto-compaction-retention' one of: periodic|revision.",
        "auto compaction: issue 'auto compaction'", {"periodic", "revision"}},

@@ -36,7 +36,7 @@ struct Config {
   bool experimental_initial_corrupt_check = false;
   std::string experimental_watch_progress_notify_interval = "10m0s";
   std::string watch_progress_notify_interval = "10m0s";
-  bool experimental_native_grpc = false;  // rusd only: frontend/native_grpc/
+  bool experimental_native_grpc = true;  // rusd only: frontend/native_grpc/
   std::string auto_compaction_mode = "periodic";
   std::string auto_compaction_retention = "0";
   // [network]

@@ -135,7 +135,7 @@ TEST(Config, EveryFlagIsAcceptedOnTheCommandLine) {
       {"peer-cert-file", "pc"}, {"peer-key-file", "pk"}, {"peer-trusted-ca-file", "pca"},
       {"peer-client-cert-auth", "true"}, {"initial-cluster", "n=http://127.0.0.1:2"},
       {"initial-cluster-state", "existing"}, {"initial-cluster-token", "tok"},
-      {"strict-reconfig-check", "false"}, {"experimental-native-grpc", "true"},
+      {"strict-reconfig-check", "false"}, {"experimental-native-grpc", "false"},
       {"heartbeat-interval", "20"}, {"election-timeout", "200"}, {"snapshot-count", "3"},
       {"max-request-bytes", "4"}, {"quota-backend-bytes", "5"}, {"max-txn-ops", "6"},
       {"config-file", ""}};
@@ -148,7 +148,7 @@ TEST(Config, EveryFlagIsAcceptedOnTheCommandLine) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->config.max_txn_ops, 6u);
   EXPECT_EQ(loaded->config.initial_cluster_token, "tok");
-  EXPECT_TRUE(loaded->config.ToComponentFlags().experimental_native_grpc);
+  EXPECT_FALSE(loaded->config.ToComponentFlags().experimental_native_grpc);
 }
 
 // etcd's --strict-reconfig-check: true by default; a flag, ETCD_STRICT_RECONFIG_CHECK or
@@ -290,14 +290,14 @@ TEST(ComponentFlags, MembersRoundTripWithAwkwardNames) {
   EXPECT_EQ(back->members, f.members);
   EXPECT_EQ(back->listen_peer_urls, f.listen_peer_urls);
   EXPECT_EQ(back->advertise_client_urls, f.advertise_client_urls);
-  EXPECT_FALSE(back->experimental_native_grpc);
-  f.experimental_native_grpc = true;
+  EXPECT_TRUE(back->experimental_native_grpc);  // the default: nothing on the command line
+  f.experimental_native_grpc = false;
   args = f.ToArgs();
   argv.resize(1);
   for (auto& a : args) argv.push_back(a.data());
   back = ComponentFlags::Parse(static_cast<int>(argv.size()), argv.data());
   ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_TRUE(back->experimental_native_grpc);
+  EXPECT_FALSE(back->experimental_native_grpc);
   char bad0[] = "x", bad1[] = "--segment=s", bad2[] = "--data-dir=d", bad3[] = "--members=zz=a=b";
   char* bad[] = {bad0, bad1, bad2, bad3};
   EXPECT_FALSE(ComponentFlags::Parse(4, bad).ok());

@@ -90,7 +90,9 @@ struct NodeSupervisor::State {
     const std::string path = options.bin_dir + "/" + BinaryName(c.component);
     ComponentFlags flags = options.flags;
     // The frontend's alone: raftd and stored keep the command line they always had.
-    if (c.component != ipc::Component::kFrontend) flags.experimental_native_grpc = false;
+    if (c.component != ipc::Component::kFrontend) {
+      flags.experimental_native_grpc = ComponentFlags{}.experimental_native_grpc;
+    }
     auto pid = SpawnChild(path, flags.ToArgs(), self);
     c.started = now;
     if (!pid.ok()) {

@@ -218,3 +218,35 @@ func TestNativeGrpcForwardsWatchAndKeepAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The way back: --experimental-native-grpc=false serves every client connection with gRPC
+// C++ alone (KV, a watch, a keep-alive).
+func TestGrpcCppAloneWithNativeGrpcOff(t *testing.T) {
+	if harness.TargetKind() != harness.Rusd {
+		t.Skip("--experimental-native-grpc is rusd's")
+	}
+	s := harness.Start(t, harness.Options{ExtraArgs: []string{"--experimental-native-grpc=false"}})
+	cli := s.Client()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wch := cli.Watch(ctx, "off/", clientv3.WithPrefix())
+	mustPut(t, cli, "off/a", "1")
+	select {
+	case wr := <-wch:
+		if wr.Err() != nil || len(wr.Events) != 1 || string(wr.Events[0].Kv.Key) != "off/a" {
+			t.Fatalf("watch: %v %+v", wr.Err(), wr.Events)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch: no event")
+	}
+	g, err := cli.Grant(ctx10s(t), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.KeepAliveOnce(ctx10s(t), g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if out := s.MustEtcdctl("", "get", "off/a"); out != "off/a\n1\n" {
+		t.Fatalf("etcdctl get: %q", out)
+	}
+}

@@ -11,7 +11,8 @@
 //	          tests/e2e). A binary whose base name is "etcd" is driven as real etcd, so the
 //	          whole suite can be proven against etcd: RUSD_BIN=$(command -v etcd) go test ./...
 //	RUSD_E2E_EXTRA_ARGS  flags (split on spaces) added to every rusd the tests start, e.g.
-//	          --experimental-native-grpc to run KV tests against rusd's native gRPC server.
+//	          --experimental-native-grpc=false to run them against gRPC C++ alone (rusd's
+//	          native gRPC server is the default).
 //
 // etcd for differential tests (E2E_ETCD_BIN overrides, see EtcdBin) and etcdctl are taken
 // from PATH.
