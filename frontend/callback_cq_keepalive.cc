@@ -51,11 +51,11 @@ void CallbackCqKeepAlive::Run() {
     lock.unlock();
     stub.UnaryCall(&call->context, kCallbackCqKeepAliveMethod, grpc::StubOptions(), &call->request,
                    &call->response, [this](grpc::Status) {
-                     {
-                       std::lock_guard l(mu_);
-                       in_flight_ = false;
-                       ++completed_;
-                     }
+                     // Notified under the lock: once Run sees in_flight_ false it may
+                     // return and `this` go; we touch nothing of it after unlocking.
+                     std::lock_guard l(mu_);
+                     in_flight_ = false;
+                     ++completed_;
                      cv_.notify_all();
                    });
     lock.lock();

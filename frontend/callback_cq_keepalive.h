@@ -14,8 +14,8 @@
 // nobody serves (the server answers UNIMPLEMENTED through its callback path); its
 // completions reach the nexting threads, so none polls a whole second without an event.
 // That is enough: for every nexting thread to sleep at once, all would have had to poll
-// the same ~900 ms without an event, and one call completes in any such window. Cost: a few
-// µs of CPU `1 s / interval` times a second.
+// the same ~900 ms without an event, and one call completes in any such window. Cost: an
+// idle frontend measured ~1 ms of CPU a second more (30 s, noisy: 9 vs 6 ticks of 10 ms).
 //
 // Threads: Start and Stop from one thread; Stop before the server shuts down.
 #pragma once
