@@ -17,6 +17,7 @@
 #include "frontend/client_listener.h"
 #include "frontend/connection_cork.h"
 #include "frontend/gateway.h"
+#include "frontend/callback_cq_keepalive.h"
 #include "frontend/health_probe.h"
 #include "frontend/http_handler.h"
 #include "common/exit_codes.h"
@@ -174,13 +175,19 @@ int Run(int argc, char** argv) {
   // KV and LeaseKeepAlive (the hot paths) count their own calls (kv_options.grpc_metrics,
   // MakeLeaseService): no interceptor there.
   interceptors.push_back(frontend::MakeGrpcMetricsInterceptor(
-      (*ctx)->segment().metrics(), {"etcdserverpb.KV", "etcdserverpb.Lease/LeaseKeepAlive"}));
+      (*ctx)->segment().metrics(),
+      {"etcdserverpb.KV", "etcdserverpb.Lease/LeaseKeepAlive",
+       frontend::kCallbackCqKeepAliveMethod + 1}));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
     spdlog::error("the gRPC server did not start");
     return 1;
   }
+
+  // gRPC's callback threads must not all nap after an idle second (callback_cq_keepalive.h).
+  frontend::CallbackCqKeepAlive callback_cq_keepalive(*server);
+  callback_cq_keepalive.Start();
 
   frontend::RingHealthProbe probe(ring);
   frontend::KvDispatcher gateway_dispatcher(ring, kv_options);
@@ -230,6 +237,7 @@ int Run(int argc, char** argv) {
   // before server->Shutdown, which would otherwise wait for those calls.
   if (native) native->Shutdown();
   lease_forwarder.Stop();  // cancels keep-alives forwarded to the leader
+  callback_cq_keepalive.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;
 }

@@ -959,3 +959,56 @@ func TestWatchBusyStreamKeepsOrderAndTxnsWhole(t *testing.T) {
 	}
 	t.Logf("%d events in %d responses", total, responses)
 }
+
+// A put after an idle second reaches its watchers at once. gRPC C++'s callback threads
+// (which run every reaction of rusd-frontend's gRPC C++ server and of the native server's
+// forwarded Watch calls) each poll with a 1 s deadline and then nap 100 ms without
+// polling: a frontend idle for a second delivered the next events (and, without
+// --experimental-native-grpc, answered the next puts) up to 100 ms late
+// (frontend/callback_cq_keepalive.h). Each round: one put delivered to several streams
+// (a burst of completions, so that every callback thread last polled then), an idle pause
+// that ends inside the nap window the bug left (1.03 s), then the measured put. The bug
+// gave ~70 ms every round; the median must stay far below.
+func TestWatchEventAfterAnIdleSecondIsNotDelayed(t *testing.T) {
+	s := harness.Start(t, harness.Options{})
+	cli := s.Client()
+	const streams = 8
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var chans []clientv3.WatchChan
+	for i := 0; i < streams; i++ {
+		// One client (connection) per stream: every stream's writes are their own calls.
+		chans = append(chans, s.Client().Watch(ctx, "idle/k"))
+	}
+	time.Sleep(300 * time.Millisecond) // the watches are registered
+	// awaitAll: every stream got the event of revision rev; returns when the last did.
+	awaitAll := func(rev int64) time.Time {
+		for i, ch := range chans {
+			select {
+			case r, ok := <-ch:
+				if !ok || len(r.Events) != 1 || r.Events[0].Kv.ModRevision != rev {
+					t.Fatalf("stream %d: %v (ok %v), want the event of revision %d", i, r, ok, rev)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("stream %d: no event of revision %d", i, rev)
+			}
+		}
+		return time.Now()
+	}
+	const rounds = 9
+	var lat []time.Duration
+	awaitAll(putRev(t, cli, "idle/k", "burst"))
+	for i := 0; i < rounds; i++ {
+		time.Sleep(1030 * time.Millisecond)
+		start := time.Now()
+		rev := putRev(t, cli, "idle/k", fmt.Sprint(i))
+		lat = append(lat, awaitAll(rev).Sub(start))
+	}
+	sorted := append([]time.Duration(nil), lat...)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a] < sorted[b] })
+	t.Logf("put-to-last-event after 1.03 s idle: %v (median %v)", lat, sorted[rounds/2])
+	if sorted[rounds/2] > 25*time.Millisecond {
+		t.Errorf("median put-to-event latency after an idle second %v (rounds %v), want < 25 ms",
+			sorted[rounds/2], lat)
+	}
+}
