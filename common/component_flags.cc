@@ -149,6 +149,7 @@ Result<ComponentFlags> ComponentFlags::Parse(int argc, char** argv) {
       {"max-txn-ops", u32(&f.max_txn_ops)},
       {"quota-backend-bytes", u64(&f.quota_backend_bytes, 10)},
       {"snapshot-count", u64(&f.snapshot_count, 10)},
+      {"snapshot-bytes", u64(&f.snapshot_bytes, 10)},
       {"strict-reconfig-check", Setter([&f](const std::string& v) {
          if (v != "true" && v != "false") {
            return Status::InvalidArgument("want true or false: " + v);
@@ -201,6 +202,7 @@ std::vector<std::string> ComponentFlags::ToArgs() const {
       "--max-txn-ops=" + std::to_string(max_txn_ops),
       "--quota-backend-bytes=" + std::to_string(quota_backend_bytes),
       "--snapshot-count=" + std::to_string(snapshot_count),
+      "--snapshot-bytes=" + std::to_string(snapshot_bytes),
       std::string("--strict-reconfig-check=") + (strict_reconfig_check ? "true" : "false"),
       "--heartbeat-interval-ms=" + std::to_string(heartbeat_interval_ms),
       "--election-timeout-ms=" + std::to_string(election_timeout_ms),

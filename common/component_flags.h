@@ -38,6 +38,10 @@ struct ComponentFlags {
   uint32_t max_txn_ops = 128;
   uint64_t quota_backend_bytes = 2147483648ull;
   uint64_t snapshot_count = 100000;
+  // stored (rusd only, not a user flag): a snapshot also after this many bytes of applied
+  // entry data, so that raftd's in-memory log (compacted at snapshots) stays bounded by
+  // bytes, not only by entries: 100,000 large txns would otherwise stay in memory.
+  uint64_t snapshot_bytes = 32u << 20;
   // raftd: etcd's --strict-reconfig-check (refuse member changes that could lose quorum).
   bool strict_reconfig_check = true;
   uint32_t heartbeat_interval_ms = 100;

@@ -209,6 +209,7 @@ Status ApplyLoop::ApplyBatch() {
   }
   const size_t count = batch_.size();
   batch_.clear();
+  bytes_since_snapshot_ += batch_bytes_;
   batch_bytes_ = 0;
   applied_ = out->applied_index;
   if (applied_ != last) {
@@ -272,10 +273,16 @@ void ApplyLoop::OnInstallOrder(const std::string& payload) {
 
 Status ApplyLoop::MaybeSnapshot() {
   if (snapshots_ == nullptr || options_.snapshot_count == 0) return Status::Ok();
-  if (applied_ < last_snapshot_index_ + options_.snapshot_count) return Status::Ok();
+  const bool by_bytes = options_.snapshot_bytes != 0 &&
+                        bytes_since_snapshot_ >= options_.snapshot_bytes &&
+                        applied_ > last_snapshot_index_;
+  if (applied_ < last_snapshot_index_ + options_.snapshot_count && !by_bytes) {
+    return Status::Ok();
+  }
   const Clock::time_point start = Clock::now();
   Result<SnapshotInfo> made = snapshots_->Create(store_);
   last_snapshot_index_ = applied_;  // a failure is not retried at every batch
+  bytes_since_snapshot_ = 0;
   if (!made.ok()) {
     spdlog::error("snapshot at applied index {} failed: {}", applied_, made.status().ToString());
     return Status::Ok();  // the log keeps growing in raftd; not fatal to serving

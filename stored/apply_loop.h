@@ -68,6 +68,8 @@ struct ApplyLoopOptions {
   std::chrono::milliseconds gap_resend_interval{500};
   // A snapshot (checkpoint) every this many applied entries; 0: never.
   uint64_t snapshot_count = 0;
+  // With snapshots on, also one after this many bytes of applied entry data; 0: by count only.
+  uint64_t snapshot_bytes = 0;
 };
 
 class ApplyLoop {
@@ -115,6 +117,7 @@ class ApplyLoop {
   LeaseKeeper* leases_ = nullptr;
   SnapshotDirectory* snapshots_ = nullptr;
   uint64_t last_snapshot_index_ = 0;   // applied index of the newest snapshot (or start)
+  uint64_t bytes_since_snapshot_ = 0;  // entry data applied since then (this incarnation)
   // kSnapshotReady owed to raftd, oldest first: each new snapshot, and every kept one again
   // after each kResumeFrom (raftd compacts at the older of the two kept, see raftd).
   std::vector<uint64_t> snapshot_ready_owed_;

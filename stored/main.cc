@@ -159,6 +159,7 @@ int Run(const ComponentFlags& flags) {
   // durable index, and a checkpoint would only stall applying.
   const bool may_have_peers = flags.members.size() > 1 || !flags.listen_peer_urls.empty();
   apply_options.snapshot_count = may_have_peers ? flags.snapshot_count : 0;
+  apply_options.snapshot_bytes = flags.snapshot_bytes;
   ApplyLoop apply(ctx, *store, gate, replies, events, control, apply_options);
   ReadDispatcher dispatcher(segment, gate, workers, *store);
   LeaseKeeperOptions lease_options;

@@ -177,10 +177,11 @@ class StoredTest : public ::testing::Test {
   }
 
   // Starts rusd-stored as the supervisor would: bump its epoch, then spawn.
-  void StartStored(uint64_t snapshot_count = 100000) {
+  void StartStored(uint64_t snapshot_count = 100000, uint64_t snapshot_bytes = 32u << 20) {
     segment_->component(Component::kStored).epoch.fetch_add(1);
     ComponentFlags flags;
     flags.snapshot_count = snapshot_count;
+    flags.snapshot_bytes = snapshot_bytes;
     // Snapshots are made only in a cluster of more than one member.
     flags.members = {ClusterMember{kMember, "self", {"http://127.0.0.1:1"}},
                      ClusterMember{kOtherMember, "other", {"http://127.0.0.1:2"}}};
@@ -834,6 +835,30 @@ TEST_F(StoredTest, MissingSegmentIsFatal) {
 // store-control; an install order on the committed ring swaps a received checkpoint in
 // as the store, the process exits (75) and its next incarnation resumes after the
 // snapshot's index with the snapshot's data.
+// Large entries far below --snapshot-count still make a snapshot once their bytes add up,
+// so raftd's in-memory log (compacted at snapshots) is bounded by bytes too.
+TEST_F(StoredTest, SnapshotAfterSnapshotBytesOfEntriesBeforeSnapshotCount) {
+  StartStored(/*snapshot_count=*/100000, /*snapshot_bytes=*/600);
+  ASSERT_EQ(NextResumeFrom(), 0u);
+  SendPuts(1, 5, "a", 1000);  // well under 600 bytes of entry data
+  ASSERT_TRUE(WaitReply(1005).has_value());
+  SendPuts(6, 40, "a", 1000);  // well over it
+  ASSERT_TRUE(WaitReply(1040).has_value());
+  internal::SnapshotReady ready;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (ready.index() == 0 && std::chrono::steady_clock::now() < deadline) {
+    auto m = ReadWithin(*segment_, *control_, 1s);
+    if (!m) continue;
+    if (m->type == MessageType::kSnapshotReady) {
+      ASSERT_TRUE(ready.ParseFromString(m->payload));
+    }
+    NoteControl(*m);
+  }
+  ASSERT_GT(ready.index(), 5u) << "no snapshot after the bytes added up";
+  EXPECT_LE(ready.index(), 40u);
+  EXPECT_TRUE(std::filesystem::exists(ready.dir() + "/RUSD_SNAPSHOT"));
+}
+
 TEST_F(StoredTest, SnapshotEverySnapshotCountAndInstallOrderSwapsTheStore) {
   StartStored(/*snapshot_count=*/10);
   ASSERT_EQ(NextResumeFrom(), 0u);
