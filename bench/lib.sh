@@ -143,7 +143,7 @@ build_loadgen() {
 # pick_matrix_loadgen KIND: sets mlg, the program that runs the request matrix's cells
 # (`matrix` subcommand, same flags and records for both): "go" = the Go loadgen ($lg, call
 # build_loadgen first), "cxx" = rusd-loadgen (bench/loadgen_cxx; the C++ gRPC client built
-# with rusd: this repository's build/bin or build-bench/bin, else beside --rusd, or
+# with rusd: beside --rusd, else this repository's build/bin or build-bench/bin, or
 # --loadgen-bin PATH). Loading keys, start-up probes, RSS and failover always use $lg.
 pick_matrix_loadgen() {
   case "$1" in
@@ -152,8 +152,10 @@ pick_matrix_loadgen() {
       if [[ -z "${cxx_loadgen_bin:-}" ]]; then
         local repo_dir b
         repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-        for b in "$repo_dir/build/bin/rusd-loadgen" "$repo_dir/build-bench/bin/rusd-loadgen" \
-          "$(dirname "${rusd_bin:-.}")/rusd-loadgen"; do
+        # Beside --rusd first: the same build as the server under test (a repository's own
+        # build/ may be older and lack a mode the script needs).
+        for b in "$(dirname "${rusd_bin:-.}")/rusd-loadgen" "$repo_dir/build/bin/rusd-loadgen" \
+          "$repo_dir/build-bench/bin/rusd-loadgen"; do
           [[ -x "$b" ]] && { cxx_loadgen_bin="$b"; break; }
         done
       fi
@@ -161,7 +163,7 @@ pick_matrix_loadgen() {
       mlg="$cxx_loadgen_bin" ;;
     *) die "--loadgen must be go or cxx, not $1" ;;
   esac
-  log "request matrix client: $1 ($mlg)"
+  log "load generator: $1 ($mlg)"
 }
 
 # start_server SYS BIN: spawns BIN as a one-member cluster named bench-SYS on cport[SYS] and
