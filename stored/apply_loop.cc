@@ -10,6 +10,7 @@
 #include "rusd/internal.pb.h"
 #include "rusd/snapshot.pb.h"
 #include "stored/applied_index_gate.h"
+#include "stored/entry_batch_decoder.h"
 #include "stored/error_reply.h"
 #include "stored/event_publisher.h"
 #include "stored/metrics_ops.h"
@@ -93,7 +94,7 @@ Status ApplyLoop::Run() {
     replies_.Drain();
 
     const size_t frames = Collect(committed);
-    if (!batch_.empty()) RUSD_RETURN_IF_ERROR(ApplyBatch());
+    if (batch_size_ != 0) RUSD_RETURN_IF_ERROR(ApplyBatch());
     RUSD_RETURN_IF_ERROR(MaybeSnapshot());
 
     const Clock::time_point now = Clock::now();
@@ -131,41 +132,55 @@ Status ApplyLoop::Run() {
 
 size_t ApplyLoop::Collect(ipc::RingReader& committed) {
   size_t frames = 0;
-  uint64_t expected = applied_ + 1 + batch_.size();
-  while (batch_.size() < options_.max_batch_entries && batch_bytes_ < options_.max_batch_bytes) {
-    std::optional<ipc::Message> msg = committed.TryRead();
-    if (!msg) break;
+  uint64_t expected = applied_ + 1 + batch_size_;
+  ipc::MessageView msg;
+  while (batch_size_ < options_.max_batch_entries && batch_bytes_ < options_.max_batch_bytes) {
+    // Read in place: a frame is decoded straight from the ring, then its space is released.
+    if (!committed.Peek(&msg)) break;
     ++frames;
-    if (msg->type == ipc::MessageType::kInstallSnapshot) {
-      OnInstallOrder(msg->payload);
+    if (msg.type == ipc::MessageType::kInstallSnapshot) {
+      OnInstallOrder(msg.payload);
+      committed.Consume();
       if (install_order_) break;  // nothing after it applies to the old store
       continue;
     }
-    if (msg->type == ipc::MessageType::kLeaderState) {
-      if (leases_ != nullptr) leases_->OnLeaderState(msg->payload);
+    if (msg.type == ipc::MessageType::kLeaderState) {
+      if (leases_ != nullptr) leases_->OnLeaderState(msg.payload);
+      committed.Consume();
       continue;
     }
-    if (msg->type != ipc::MessageType::kCommittedEntries) {
+    if (msg.type != ipc::MessageType::kCommittedEntries) {
       spdlog::warn("committed ring: ignoring frame of unknown type {} (id {})",
-                   static_cast<int>(msg->type), msg->id);
+                   static_cast<int>(msg.type), msg.id);
+      committed.Consume();
       continue;
     }
-    internal::EntryBatch incoming;
-    if (!incoming.ParseFromString(msg->payload)) {
+    // Into the slots after the batch so far; only the contiguous ones join it below.
+    const std::optional<size_t> decoded = DecodeEntryBatch(msg.payload, &batch_, batch_size_);
+    const uint64_t frame_id = msg.id;
+    const size_t frame_bytes = msg.payload.size();
+    committed.Consume();  // msg.payload is gone from here on
+    if (!decoded) {
       // The entries are lost to us; raftd still has them. Ask for them again.
-      spdlog::error("committed ring: unparsable EntryBatch at index {} ({} bytes)", msg->id,
-                    msg->payload.size());
-      NoteGap(msg->id, expected);
+      spdlog::error("committed ring: unparsable EntryBatch at index {} ({} bytes)", frame_id,
+                    frame_bytes);
+      slots_touched_ = batch_.size();  // the decoder may have written any slot
+      NoteGap(frame_id, expected);
       continue;
     }
-    for (internal::Entry& entry : *incoming.mutable_entries()) {
-      if (entry.index() < expected) continue;  // already applied (or already in batch_)
-      if (entry.index() > expected) {
-        NoteGap(entry.index(), expected);
+    const size_t end = batch_size_ + *decoded;
+    slots_touched_ = std::max(slots_touched_, end);
+    for (size_t i = batch_size_; i < end; ++i) {
+      const uint64_t index = batch_[i].index();
+      if (index < expected) continue;  // already applied (or already in the batch)
+      if (index > expected) {
+        NoteGap(index, expected);
         break;  // the rest of this frame follows the hole
       }
-      batch_bytes_ += entry.data().size();
-      batch_.push_back(std::move(entry));
+      // Slots between batch_size_ and i hold skipped entries: swap this one down.
+      if (i != batch_size_) batch_[batch_size_].Swap(&batch_[i]);
+      batch_bytes_ += batch_[batch_size_].data().size();
+      ++batch_size_;
       ++expected;
     }
   }
@@ -187,16 +202,16 @@ void ApplyLoop::NoteGap(uint64_t index, uint64_t expected) {
 }
 
 Status ApplyLoop::ApplyBatch() {
-  const uint64_t first = batch_.front().index();
-  const uint64_t last = batch_.back().index();
+  const std::span<const internal::Entry> batch(batch_.data(), batch_size_);
+  const uint64_t first = batch.front().index();
+  const uint64_t last = batch.back().index();
   ipc::MetricsArea& metrics = context_.segment().metrics();
-  for (const internal::Entry& e : batch_) {
+  for (const internal::Entry& e : batch) {
     if (e.type() == internal::Entry::NORMAL) CountMvccOps(e.data(), metrics);
   }
   // etcd_disk_backend_commit_duration_seconds: here one RocksDB write batch (apply + write).
   const Clock::time_point apply_start = Clock::now();
-  Result<ApplyOutput> out =
-      store_.ApplyEntries(std::span<const internal::Entry>(batch_.data(), batch_.size()));
+  Result<ApplyOutput> out = store_.ApplyEntries(batch);
   const Clock::time_point apply_end = Clock::now();
   metrics.histogram(ipc::Histogram::kBackendCommit)
       .Observe(static_cast<uint64_t>(
@@ -207,8 +222,9 @@ Status ApplyLoop::ApplyBatch() {
                                            std::to_string(last) + ": " +
                                            out.status().message());
   }
-  const size_t count = batch_.size();
-  batch_.clear();
+  const size_t count = batch_size_;
+  batch_size_ = 0;
+  ReleaseLargeSlots();
   bytes_since_snapshot_ += batch_bytes_;
   batch_bytes_ = 0;
   applied_ = out->applied_index;
@@ -252,13 +268,20 @@ Status ApplyLoop::SyncIfDue(Clock::time_point now, bool force) {
   return Status::Ok();
 }
 
-void ApplyLoop::OnInstallOrder(const std::string& payload) {
+void ApplyLoop::ReleaseLargeSlots() {
+  for (size_t i = 0; i < slots_touched_; ++i) {
+    if (batch_[i].data().capacity() > kMaxKeptSlotBytes) batch_[i] = internal::Entry();
+  }
+  slots_touched_ = 0;
+}
+
+void ApplyLoop::OnInstallOrder(std::string_view payload) {
   internal::InstallSnapshot order;
-  if (!order.ParseFromString(payload)) {
+  if (!order.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     spdlog::error("committed ring: unparsable InstallSnapshot");
     return;
   }
-  if (order.index() <= applied_ + batch_.size()) {
+  if (order.index() <= applied_ + batch_size_) {
     // Already there (a repeat, or an install the previous incarnation finished): confirm.
     spdlog::info("install order for index {} ignored: applied index is {}", order.index(),
                  applied_);

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -104,7 +105,11 @@ class ApplyLoop {
   void NoteGap(uint64_t index, uint64_t expected);
   void SendControl();
   Status MaybeSnapshot();
-  void OnInstallOrder(const std::string& payload);
+  void OnInstallOrder(std::string_view payload);
+  // Frees the slots whose data string grew beyond kMaxKeptSlotBytes (a large entry), so that
+  // what the reused slots hold stays bounded by about max_batch_entries * that.
+  void ReleaseLargeSlots();
+  static constexpr size_t kMaxKeptSlotBytes = 4096;
 
   ipc::ComponentContext& context_;
   KvStore& store_;
@@ -123,7 +128,13 @@ class ApplyLoop {
   std::vector<uint64_t> snapshot_ready_owed_;
   std::optional<InstallOrder> install_order_;
 
+  // The batch is batch_[0, batch_size_). The Entry objects (and their data strings) stay for
+  // reuse: the next frames are decoded into them in place (entry_batch_decoder.h), so the
+  // steady state allocates nothing per entry. Slots below slots_touched_ were written since
+  // the last ReleaseLargeSlots.
   std::vector<internal::Entry> batch_;
+  size_t batch_size_ = 0;
+  size_t slots_touched_ = 0;
   size_t batch_bytes_ = 0;
   uint64_t applied_ = 0;         // the store's applied index
   uint64_t raftd_epoch_ = 0;     // last raftd epoch seen

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <random>
 #include <thread>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
@@ -13,6 +14,7 @@
 #include "ipc/test_segment.h"
 #include "rusd/internal.pb.h"
 #include "stored/applied_index_gate.h"
+#include "stored/entry_batch_decoder.h"
 #include "stored/event_publisher.h"
 #include "stored/hash_read.h"
 #include "stored/metrics_ops.h"
@@ -474,6 +476,98 @@ TEST(MetricsOpsTest, MvccOpsCountedByCommandType) {
   EXPECT_EQ(m.Get(ipc::Metric::kMvccPut), 2u);
   EXPECT_EQ(m.Get(ipc::Metric::kMvccDelete), 1u);
   EXPECT_EQ(m.Get(ipc::Metric::kMvccTxn), 1u);
+}
+
+// The decoder must take exactly what EntryBatch::ParseFromString takes, with the same entries.
+void ExpectDecodesAsProtobuf(const std::string& payload, std::vector<internal::Entry>* slots) {
+  internal::EntryBatch reference;
+  const bool reference_ok = reference.ParseFromString(payload);
+  const size_t first = slots->size() / 2;  // slots below `first` must stay untouched
+  std::vector<std::string> below;
+  for (size_t i = 0; i < first; ++i) below.push_back((*slots)[i].SerializeAsString());
+  const std::optional<size_t> n = DecodeEntryBatch(payload, slots, first);
+  ASSERT_EQ(n.has_value(), reference_ok) << "payload of " << payload.size() << " bytes";
+  for (size_t i = 0; i < first; ++i) ASSERT_EQ((*slots)[i].SerializeAsString(), below[i]);
+  if (!n) return;
+  ASSERT_EQ(*n, static_cast<size_t>(reference.entries_size()));
+  for (size_t i = 0; i < *n; ++i) {
+    const internal::Entry& got = (*slots)[first + i];
+    const internal::Entry& want = reference.entries(static_cast<int>(i));
+    EXPECT_EQ(got.index(), want.index());
+    EXPECT_EQ(got.term(), want.term());
+    EXPECT_EQ(got.type(), want.type());
+    EXPECT_EQ(got.data(), want.data());
+  }
+}
+
+internal::EntryBatch SampleBatch(uint64_t first_index, int count, size_t value_bytes) {
+  internal::EntryBatch batch;
+  for (int i = 0; i < count; ++i) {
+    internal::Entry* e = batch.add_entries();
+    e->set_index(first_index + static_cast<uint64_t>(i));
+    e->set_term(3);
+    if (i % 5 == 4) e->set_type(internal::Entry::EMPTY);
+    else e->set_data(std::string(value_bytes + static_cast<size_t>(i), static_cast<char>('a' + i % 26)));
+  }
+  return batch;
+}
+
+TEST(EntryBatchDecoderTest, DecodesEntriesIntoReusedSlotsAsProtobufDoes) {
+  std::vector<internal::Entry> slots;
+  ExpectDecodesAsProtobuf(SampleBatch(10, 7, 100).SerializeAsString(), &slots);
+  ASSERT_GE(slots.size(), 7u);
+  // A second, smaller batch into the same slots: no stale field of the bigger one remains
+  // (an EMPTY entry's type, a longer data string).
+  internal::EntryBatch second;
+  internal::Entry* e = second.add_entries();
+  e->set_index(40);
+  e->set_data("x");
+  const std::optional<size_t> n = DecodeEntryBatch(second.SerializeAsString(), &slots, 4);
+  ASSERT_EQ(n, std::optional<size_t>(1));
+  EXPECT_EQ(slots[4].index(), 40u);
+  EXPECT_EQ(slots[4].term(), 0u);
+  EXPECT_EQ(slots[4].type(), internal::Entry::NORMAL);
+  EXPECT_EQ(slots[4].data(), "x");
+  ExpectDecodesAsProtobuf("", &slots);  // an empty batch is valid
+}
+
+TEST(EntryBatchDecoderTest, RejectsMalformedBatchesAsProtobufDoes) {
+  std::vector<internal::Entry> slots(6);
+  const std::string good = SampleBatch(1, 4, 20).SerializeAsString();
+  // Truncated anywhere; a length running past the end; a bad nested entry; a zero tag;
+  // field number 0; a lone end-group; unknown fields (valid); field 1 as a varint (valid,
+  // unknown to protobuf).
+  for (size_t cut = 0; cut < good.size(); ++cut) ExpectDecodesAsProtobuf(good.substr(0, cut), &slots);
+  const std::string cases[] = {
+      std::string("\x0a\x7f", 2) + "abc",
+      std::string("\x0a\x02\x08", 3),
+      std::string("\x0a\x02\x22\x05", 4),
+      good + std::string("\x00", 1),
+      std::string("\x00", 1) + good,
+      std::string("\x02\x00", 2),
+      std::string("\x0c", 1),
+      good + std::string("\x10\x05\x1a\x01z", 5),
+      std::string("\x08\x05", 2) + good,
+      std::string("\x0b\x08\x01\x0c", 4) + good,
+      std::string("\x0a\xff\xff\xff\xff\x0f", 6),
+  };
+  for (const std::string& c : cases) ExpectDecodesAsProtobuf(c, &slots);
+}
+
+TEST(EntryBatchDecoderTest, RandomGarbageIsAcceptedOnlyWhenProtobufAcceptsIt) {
+  std::mt19937 rng(12345);
+  const std::string good = SampleBatch(1, 6, 8).SerializeAsString();
+  std::vector<internal::Entry> slots;
+  for (int round = 0; round < 20000; ++round) {
+    std::string payload = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) {
+      payload[rng() % payload.size()] = static_cast<char>(rng() & 0xff);
+    }
+    if (round % 3 == 0) payload.resize(rng() % (payload.size() + 1));
+    ExpectDecodesAsProtobuf(payload, &slots);
+    if (HasFatalFailure()) return;
+  }
 }
 
 }  // namespace
