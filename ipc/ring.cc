@@ -174,6 +174,15 @@ void RingWriter::WakeConsumer() {
 }
 
 Status RingWriter::TryWrite(MessageType type, uint64_t id, std::string_view payload) {
+  return TryWriteImpl(type, id, payload, /*wake=*/true);
+}
+
+Status RingWriter::TryWriteWithoutWake(MessageType type, uint64_t id, std::string_view payload) {
+  return TryWriteImpl(type, id, payload, /*wake=*/false);
+}
+
+Status RingWriter::TryWriteImpl(MessageType type, uint64_t id, std::string_view payload,
+                                bool wake) {
   if (payload.size() > kMaxMessageBytes) {
     return Status::InvalidArgument("ipc: message of " + std::to_string(payload.size()) +
                                    " bytes exceeds the ring message limit");
@@ -231,7 +240,7 @@ Status RingWriter::TryWrite(MessageType type, uint64_t id, std::string_view payl
     Publish();
   }
   stats_.messages.fetch_add(1, std::memory_order_relaxed);
-  WakeConsumer();
+  if (wake) WakeConsumer();
   return Status::Ok();
 }
 

@@ -69,6 +69,17 @@ class RingWriter {
   // later, or fails the request). Used by raftd, which must never block on a ring.
   Status TryWrite(MessageType type, uint64_t id, std::string_view payload);
 
+  // As TryWrite, but leaves the wake-up to the caller: the message is published (a consumer
+  // that looks sees it) but a sleeping consumer is not woken. For a producer writing several
+  // messages in a row (stored's replies to one apply batch): one doorbell check, a fence and a
+  // load of the consumer's cache line, and at most one futex wake for all of them instead of
+  // one check per message. The caller MUST call WakeConsumer() after its last such write, or
+  // a consumer asleep may see the messages only at its wait's timeout.
+  Status TryWriteWithoutWake(MessageType type, uint64_t id, std::string_view payload);
+  // Wakes the consumer if it sleeps (one futex wake; nothing when it is awake). Covers every
+  // message published before the call.
+  void WakeConsumer();
+
   // Writes one message of any size, in chunks, waiting for space as the consumer drains
   // (bounded polling, not a futex). Fails with DeadlineExceeded if `timeout` passes first;
   // the chunks already written are then cancelled by an abort frame, so the reader never
@@ -106,7 +117,7 @@ class RingWriter {
                         uint64_t total_prefix, const char* data, uint64_t len);
   bool FlushAbortsLocked();
   void Publish();
-  void WakeConsumer();
+  Status TryWriteImpl(MessageType type, uint64_t id, std::string_view payload, bool wake);
 
   Segment& segment_;
   Ring& ring_;

@@ -59,6 +59,37 @@ TEST(WakeTest, SleepingConsumerIsWokenPromptlyByOneFutexWake) {
   EXPECT_TRUE(r.TryRead().has_value());
 }
 
+TEST(WakeTest, WritesWithoutWakeLeaveTheConsumerAsleepUntilOneWakeConsumer) {
+  ScopedSegment s("deferwake");
+  ASSERT_TRUE(s.ok());
+  Doorbell& bell = s->doorbell(DoorbellOf(kRing));
+  RingWriter w(*s, kRing, 1);
+  RingReader r(*s, kRing);
+  std::atomic<bool> woke{false};
+  std::thread consumer([&] {
+    RingReader* readers[] = {&r};
+    WaitForMessages(*s, readers, 10s);
+    woke = true;
+  });
+  ASSERT_TRUE(AwaitSleeping(bell));
+  for (uint64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(w.TryWriteWithoutWake(MessageType::kRangeRead, id, "batch").ok());
+  }
+  std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(woke.load());
+  EXPECT_EQ(bell.wakes.load(), 0u);
+  w.WakeConsumer();
+  consumer.join();
+  EXPECT_EQ(bell.wakes.load(), 1u);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    auto m = r.TryRead();
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->id, id);
+  }
+  w.WakeConsumer();  // the consumer is awake now: no futex wake
+  EXPECT_EQ(bell.wakes.load(), 1u);
+}
+
 TEST(WakeTest, ProducerDoesNotIssueWakesWhileConsumerIsAwake) {
   ScopedSegment s("nowake");
   ASSERT_TRUE(s.ok());

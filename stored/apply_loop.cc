@@ -250,6 +250,7 @@ Status ApplyLoop::ApplyBatch() {
                     EncodeErrorReply(reply.error_code, reply.error_message));
     }
   }
+  replies_.WakeFrontend();  // once for the whole batch (reply_sender.h)
   return Status::Ok();
 }
 

@@ -17,8 +17,11 @@ void ReplySender::Send(ipc::MessageType type, uint64_t request_id, std::string p
     return;
   }
   if (queue_.empty()) {
-    Status st = replies_.TryWrite(type, request_id, payload);
-    if (st.ok()) return;
+    Status st = replies_.TryWriteWithoutWake(type, request_id, payload);
+    if (st.ok()) {
+      wake_owed_ = true;
+      return;
+    }
     if (st.code() != StatusCode::kResourceExhausted) {
       // Not a full ring: a message the ring can never take. Let a worker try (and log).
       workers_.SendReply(type, request_id, std::move(payload));
@@ -44,19 +47,32 @@ void ReplySender::Queue(Pending pending) {
   }
 }
 
+void ReplySender::WakeFrontend() {
+  if (!wake_owed_) return;
+  wake_owed_ = false;
+  replies_.WakeConsumer();
+}
+
 bool ReplySender::Drain() {
+  bool empty = true;
   while (!queue_.empty()) {
     Pending& next = queue_.front();
     const size_t bytes = next.payload.size();
-    Status st = replies_.TryWrite(next.type, next.request_id, next.payload);
-    if (!st.ok()) {
-      if (st.code() == StatusCode::kResourceExhausted) return false;
+    Status st = replies_.TryWriteWithoutWake(next.type, next.request_id, next.payload);
+    if (st.ok()) {
+      wake_owed_ = true;
+    } else {
+      if (st.code() == StatusCode::kResourceExhausted) {
+        empty = false;
+        break;
+      }
       workers_.SendReply(next.type, next.request_id, std::move(next.payload));
     }
     queued_bytes_ -= bytes;
     queue_.pop_front();
   }
-  return true;
+  WakeFrontend();
+  return empty;
 }
 
 }  // namespace rusd::stored

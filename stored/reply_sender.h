@@ -9,6 +9,11 @@
 // times out with an unknown outcome, as etcd's do when a reply is lost. A reply too large to
 // ever fit through TryWrite is handed to the read workers, which may wait for space.
 //
+// Wake-ups: Send and Drain publish replies without waking the frontend; WakeFrontend() then
+// wakes it once (if it sleeps) for all of them, so an apply batch of N replies costs one
+// doorbell check instead of N. The apply thread calls it after each batch's replies; Drain
+// wakes by itself.
+//
 // Threads: the apply thread only.
 #pragma once
 
@@ -39,11 +44,16 @@ class ReplySender {
   ReplySender(ipc::RingWriter& replies, ReadWorkerPool& workers,
               const ReplySenderOptions& options = {});
 
-  // Sends the reply now, or queues it. Never blocks.
+  // Sends the reply now, or queues it. Never blocks. A reply written now reaches a sleeping
+  // frontend only with the next WakeFrontend() (or Drain).
   void Send(ipc::MessageType type, uint64_t request_id, std::string payload);
 
-  // Retries queued replies, oldest first, until the ring is full again. Returns true when
-  // nothing is left queued.
+  // Wakes the frontend if a reply went out since the last wake and it sleeps. Call after the
+  // last Send of a batch.
+  void WakeFrontend();
+
+  // Retries queued replies, oldest first, until the ring is full again, then wakes the
+  // frontend for every reply written so far. Returns true when nothing is left queued.
   bool Drain();
 
   bool has_backlog() const { return !queue_.empty(); }
@@ -65,6 +75,7 @@ class ReplySender {
   std::deque<Pending> queue_;
   size_t queued_bytes_ = 0;
   uint64_t dropped_ = 0;
+  bool wake_owed_ = false;  // a reply was written without waking the frontend
 };
 
 }  // namespace rusd::stored

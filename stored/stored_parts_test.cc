@@ -157,6 +157,30 @@ TEST(ReplySenderTest, QueuesRepliesWhenRingIsFullAndDeliversThemInOrder) {
   EXPECT_FALSE(sender.has_backlog());
 }
 
+TEST(ReplySenderTest, RepliesOfABatchWakeASleepingFrontendOnceAtWakeFrontend) {
+  ScopedSegment segment("stored-replies-wake", UniformLayout(4096));
+  ASSERT_TRUE(segment.ok());
+  FakeStore store;
+  ipc::RingWriter writer(*segment, RingId::kStoreReplies, 1);
+  ReadWorkerPool workers(store, writer, *segment, 1);
+  ReplySender sender(writer, workers);
+  ipc::Doorbell& bell = segment->doorbell(ipc::DoorbellOf(RingId::kStoreReplies));
+  bell.sleeping.store(1);  // the frontend's reply thread sleeps on its doorbell
+  for (uint64_t id = 1; id <= 5; ++id) sender.Send(MessageType::kResult, id, "reply");
+  EXPECT_EQ(bell.wakes.load(), 0u);  // no doorbell check per reply
+  sender.WakeFrontend();
+  EXPECT_EQ(bell.wakes.load(), 1u);
+  EXPECT_EQ(bell.sleeping.load(), 0u);
+  sender.WakeFrontend();  // nothing written since: nothing to do
+  EXPECT_EQ(bell.wakes.load(), 1u);
+  ipc::RingReader reader(*segment, RingId::kStoreReplies);
+  for (uint64_t id = 1; id <= 5; ++id) {
+    auto m = reader.TryRead();
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->id, id);
+  }
+}
+
 TEST(ReplySenderTest, FullOverflowQueueDropsTheOldestReply) {
   ScopedSegment segment("stored-drop", UniformLayout(4096));
   ASSERT_TRUE(segment.ok());
