@@ -66,8 +66,11 @@ void ProposeChecked(RingClient& ring, const KvServiceOptions& options, char op_t
     return;
   }
   const uint64_t id = ring.NextRequestId();
-  std::string command;
-  command.reserve(request.size() + 32);
+  // A per-thread buffer: no allocation per request once it is large enough. Nothing runs
+  // on this thread between building it and Propose copying it into the frame (a callback
+  // that proposes again runs only after that copy, or instead of it).
+  thread_local std::string command;
+  command.clear();
   command.push_back(kTagRequestId);
   AppendVarint(&command, id);
   if (options.member_id != 0) {
@@ -78,10 +81,13 @@ void ProposeChecked(RingClient& ring, const KvServiceOptions& options, char op_t
   AppendVarint(&command, request.size());
   command.append(request);
   if (command.size() > options.max_request_bytes) {
+    std::string().swap(command);  // must not pin its memory in the thread for good
     done(etcd_errors::RequestTooLarge(), std::string());
     return;
   }
   ring.Propose(id, command, std::move(done));
+  // A rare huge request must not pin its memory in the thread for good.
+  if (command.capacity() > (1u << 20)) std::string().swap(command);
 }
 
 }  // namespace

@@ -68,7 +68,15 @@ class PendingTable {
   void Insert(uint64_t id, Pending p) {
     Shard& s = shard(id);
     std::lock_guard lock(s.mu);
-    s.map.emplace(id, std::move(p));
+    if (s.spare.empty()) {
+      s.map.emplace(id, std::move(p));
+      return;
+    }
+    Map::node_type node = std::move(s.spare.back());
+    s.spare.pop_back();
+    node.key() = id;
+    node.mapped() = std::move(p);
+    s.map.insert(std::move(node));  // ids are unique; a duplicate is dropped, as by emplace
   }
 
   // Removes and returns the request, if still pending.
@@ -78,7 +86,13 @@ class PendingTable {
     auto it = s.map.find(id);
     if (it == s.map.end()) return std::nullopt;
     Pending p = std::move(it->second);
-    s.map.erase(it);
+    if (s.spare.size() < kSpareNodes) {
+      Map::node_type node = s.map.extract(it);
+      node.mapped() = Pending();  // holds nothing while spare
+      s.spare.push_back(std::move(node));
+    } else {
+      s.map.erase(it);
+    }
     return p;
   }
 
@@ -129,9 +143,15 @@ class PendingTable {
   }
 
  private:
+  using Map = std::unordered_map<uint64_t, Pending>;
+  // Map nodes of taken requests, reused by the next inserts: a node is allocated on the
+  // thread that registers a request and was freed on the reply thread, which glibc's
+  // per-thread caches do not serve.
+  static constexpr size_t kSpareNodes = 16;
   struct alignas(64) Shard {
     std::mutex mu;
-    std::unordered_map<uint64_t, Pending> map;
+    Map map;
+    std::vector<Map::node_type> spare;
   };
   // Request ids are consecutive: the low bits spread them evenly.
   Shard& shard(uint64_t id) { return shards_[id % kShards]; }

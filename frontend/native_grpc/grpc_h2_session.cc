@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "frontend/native_grpc/session_allocator.h"
+
 namespace rusd::frontend::native_grpc {
 namespace {
 
@@ -110,13 +112,55 @@ struct GrpcH2Session::Impl {
     char prefix[kPrefixBytes] = {};
     std::string message;
     size_t sent = 0;
+
+    // Back to a fresh call's state for stream `id`, keeping the small buffers' capacity
+    // (a pooled call: see `spare`); large ones are released.
+    void Reset(int32_t id) {
+      stream_id = id;
+      path.clear();
+      content_type.clear();
+      encoding.clear();
+      timeout.clear();
+      ClearOrRelease(&body);
+      answered = refused_early = reset_after_answer = headers_sent = false;
+      streaming = refused_path = started = response_started = finished = deferred = false;
+      if (metadata.capacity() > 16) {
+        GrpcMetadata().swap(metadata);
+      } else {
+        metadata.clear();
+      }
+      out_q.clear();  // libstdc++ keeps its map and one node: no allocation on reuse
+      out_off = 0;
+      queued = 0;
+      unconsumed = 0;
+      ClearOrRelease(&message);
+      sent = 0;
+    }
+
+    static void ClearOrRelease(std::string* s) {
+      if (s->capacity() > kKeepBytes) {
+        std::string().swap(*s);
+      } else {
+        s->clear();
+      }
+    }
+    static constexpr size_t kKeepBytes = 4096;
   };
 
+  // nghttp2's memory (session_allocator.h); outlives the session (deleted in ~Impl's body).
+  SessionAllocator allocator;
   nghttp2_session* session = nullptr;  // null if its setup failed (init_error)
   int init_error = 0;
   size_t max_message;
   GrpcH2Session::ServedPath serves;
-  std::unordered_map<int32_t, std::unique_ptr<Call>> calls;
+  using CallMap = std::unordered_map<int32_t, std::unique_ptr<Call>>;
+  CallMap calls;
+  // Closed streams' calls with their map nodes, reused by the next streams: a call's
+  // objects (the call, its deque's blocks, its strings, the map node) are allocated on the
+  // thread that reads requests and were freed on the one that writes the answers, which
+  // glibc's per-thread caches do not serve (~5 allocations per call).
+  static constexpr size_t kSpareCalls = 16;
+  std::vector<CallMap::node_type> spare;
   GrpcH2Session::ServedPath streams;
   std::vector<GrpcRequest>* requests = nullptr;  // set during Receive
   std::vector<GrpcRequest> later;  // events raised outside Receive (TakeEvents)
@@ -402,9 +446,22 @@ struct GrpcH2Session::Impl {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
       return 0;
     }
-    auto call = std::make_unique<Call>();
-    call->stream_id = frame->hd.stream_id;
-    self->calls[frame->hd.stream_id] = std::move(call);
+    const int32_t id = frame->hd.stream_id;
+    if (auto it = self->calls.find(id); it != self->calls.end()) {
+      it->second->Reset(id);  // a fresh call, as a replaced one would be
+      return 0;
+    }
+    if (self->spare.empty()) {
+      auto call = std::make_unique<Call>();
+      call->stream_id = id;
+      self->calls.emplace(id, std::move(call));
+      return 0;
+    }
+    CallMap::node_type node = std::move(self->spare.back());
+    self->spare.pop_back();
+    node.key() = id;
+    node.mapped()->stream_id = id;  // Reset when it was spared
+    self->calls.insert(std::move(node));
     return 0;
   }
 
@@ -528,7 +585,13 @@ struct GrpcH2Session::Impl {
     if (it->second->unconsumed > 0) {
       nghttp2_session_consume_connection(self->session, it->second->unconsumed);
     }
-    self->calls.erase(it);
+    if (self->spare.size() >= kSpareCalls) {
+      self->calls.erase(it);
+      return 0;
+    }
+    CallMap::node_type node = self->calls.extract(it);
+    node.mapped()->Reset(0);
+    self->spare.push_back(std::move(node));
     return 0;
   }
 
@@ -585,7 +648,8 @@ GrpcH2Session::GrpcH2Session(size_t max_receive_message_bytes, ServedPath serves
   // (nghttp2_session_consume), not on arrival: a client streaming requests faster than the
   // owner takes them (MessageDone) runs out of window instead of growing our memory.
   nghttp2_option_set_no_auto_window_update(option, 1);
-  int rv = nghttp2_session_server_new2(&impl_->session, cb, impl_.get(), option);
+  int rv = nghttp2_session_server_new3(&impl_->session, cb, impl_.get(), option,
+                                       impl_->allocator.mem());
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(cb);
   if (rv != 0) {

@@ -242,6 +242,59 @@ TEST(GrpcH2Session, WrongContentTypeIsRefusedWith415) {
   EXPECT_EQ(p.requests[0].stream_id, ok);
 }
 
+// Closed streams' calls are reused (kept capacity, reset state): nothing of a refused or
+// answered call leaks into a later one on the same connection.
+TEST(GrpcH2Session, ReusedCallsStartFresh) {
+  Pair p;
+  for (int round = 0; round < 40; ++round) {
+    std::vector<int32_t> ok;
+    for (int i = 0; i < 5; ++i) {
+      ok.push_back(p.client.Call("/etcdserverpb.KV/Put", Framed("req" + std::to_string(i))));
+    }
+    int32_t bad_type = p.client.Call("/etcdserverpb.KV/Put", Framed("x"),
+                                     {{"grpc-timeout", "5S"}}, "text/plain");
+    int32_t compressed =
+        p.client.Call("/etcdserverpb.KV/Range", Framed("x"), {{"grpc-encoding", "gzip"}});
+    int32_t unserved = p.client.Call("/etcdserverpb.Watch/Watch", Framed("w"), {},
+                                     "application/grpc", /*end_stream=*/false);
+    int32_t two = p.client.Call("/etcdserverpb.KV/Txn", Framed("a") + Framed("b"));
+    p.requests.clear();
+    p.Pump();
+    ASSERT_EQ(p.requests.size(), ok.size()) << round;
+    for (size_t i = 0; i < ok.size(); ++i) {
+      EXPECT_EQ(p.requests[i].stream_id, ok[i]);
+      EXPECT_EQ(p.requests[i].path, "/etcdserverpb.KV/Put");
+      EXPECT_EQ(p.requests[i].message, "req" + std::to_string(i));
+      EXPECT_TRUE(p.requests[i].timeout.empty());
+      EXPECT_TRUE(p.requests[i].metadata.empty());
+      // One answered with an error, the others with their message.
+      Status st = i == 2 ? Status::NotFound("gone") : Status::Ok();
+      ASSERT_TRUE(p.server.Respond(ok[i], st, "resp" + std::to_string(i)));
+    }
+    p.Pump();
+    EXPECT_EQ(p.server.open_calls(), 0u);
+    for (size_t i = 0; i < ok.size(); ++i) {
+      const ClientStream& s = p.client.streams[ok[i]];
+      EXPECT_TRUE(s.closed);
+      EXPECT_EQ(s.headers.at(":status"), "200");
+      if (i == 2) {
+        EXPECT_EQ(s.header_frames, 1);
+        EXPECT_EQ(s.headers.at("grpc-status"), "5");
+        EXPECT_EQ(s.headers.at("grpc-message"), "gone");
+      } else {
+        EXPECT_EQ(s.header_frames, 2);
+        EXPECT_EQ(s.headers.count("grpc-status"), 0u);
+        EXPECT_EQ(s.data, Framed("resp" + std::to_string(i)));
+        EXPECT_EQ(s.trailers.at("grpc-status"), "0");
+      }
+    }
+    EXPECT_EQ(p.client.streams[bad_type].headers.at(":status"), "415");
+    EXPECT_EQ(p.client.streams[compressed].headers.at("grpc-status"), "12");
+    EXPECT_EQ(p.client.streams[unserved].headers.at("grpc-status"), "12");
+    EXPECT_EQ(p.client.streams[two].headers.at("grpc-status"), "13");
+  }
+}
+
 TEST(GrpcH2Session, CompressionIsUnimplementedAndCompressedFlagIsAnError) {
   Pair p;
   int32_t gz = p.client.Call("/etcdserverpb.KV/Put", Framed("x"), {{"grpc-encoding", "gzip"}});
