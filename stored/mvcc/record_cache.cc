@@ -1,5 +1,6 @@
 // CLOCK over a deque of slots, indexed by a hash map of views of the slots' keys. A hit is
-// one hash look-up and a bit set; an update that fits the slot's record buffer reuses it.
+// one hash look-up and a bit set; an update that fits the slot's record buffer reuses it,
+// and so does an insert into a full cache (the victim's buffers).
 #include "stored/mvcc/record_cache.h"
 
 namespace rusd::stored {
@@ -27,8 +28,19 @@ void RecordCache::Put(std::string_view key, std::string_view record) {
   }
   if (record.size() > kMaxRecordBytes) return;
   // The cost once stored, at least (capacities may round up; checked again after).
-  if (!MakeRoom(key.size() + record.size() + kEntryOverheadBytes)) return;
-  const uint32_t slot = TakeFreeSlot();
+  const size_t need = key.size() + record.size() + kEntryOverheadBytes;
+  if (need > capacity_) return;
+  uint32_t slot;
+  if (bytes_ + need > capacity_ && !index_.empty()) {
+    // Full: the CLOCK victim's slot takes the new entry, its buffers reused (records of a
+    // workload are of similar sizes, so a miss neither frees nor allocates them).
+    slot = ClockVictim();
+    Slot& victim = slots_[slot];
+    index_.erase(std::string_view(victim.key));
+    bytes_ -= Cost(victim);
+  } else {
+    slot = TakeFreeSlot();
+  }
   Slot& s = slots_[slot];
   s.key.assign(key.data(), key.size());
   s.record.assign(record.data(), record.size());
@@ -75,22 +87,23 @@ void RecordCache::Release(uint32_t slot) {
   free_.push_back(slot);
 }
 
+uint32_t RecordCache::ClockVictim() {
+  // At most two sweeps: the first clears every reference bit it passes.
+  for (;;) {
+    if (hand_ >= slots_.size()) hand_ = 0;
+    Slot& s = slots_[hand_];
+    const uint32_t slot = static_cast<uint32_t>(hand_++);
+    if (!s.used) continue;
+    if (!s.referenced) return slot;
+    s.referenced = false;
+  }
+}
+
 bool RecordCache::MakeRoom(size_t need) {
   if (need > capacity_) return false;
   // Two sweeps clear every reference bit, so this ends once enough is evicted or the cache
   // is empty.
-  while (bytes_ + need > capacity_ && !index_.empty()) {
-    if (hand_ >= slots_.size()) hand_ = 0;
-    Slot& s = slots_[hand_];
-    if (s.used) {
-      if (s.referenced) {
-        s.referenced = false;
-      } else {
-        Release(static_cast<uint32_t>(hand_));
-      }
-    }
-    ++hand_;
-  }
+  while (bytes_ + need > capacity_ && !index_.empty()) Release(ClockVictim());
   return bytes_ + need <= capacity_;
 }
 

@@ -81,6 +81,8 @@ class RecordCache {
     return s.key.capacity() + s.record.capacity() + kEntryOverheadBytes;
   }
   void Release(uint32_t slot);
+  // The next unreferenced entry under the hand (clearing bits on the way). Needs entries.
+  uint32_t ClockVictim();
   // Evicts (CLOCK) until `need` more bytes fit; false if they cannot.
   bool MakeRoom(size_t need);
   uint32_t TakeFreeSlot();
