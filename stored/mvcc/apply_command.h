@@ -80,7 +80,9 @@ struct ApplyState {
   // and the record cache must follow them.
   rocksdb::Status PutKv(const rocksdb::Slice& key, const rocksdb::Slice& value) {
     view.NoteKvWrite(key);
-    records->Put(std::string_view(key.data(), key.size()), std::string_view(value.data(), value.size()));
+    // Cached keys only: a put's GetCurrent has just cached its key if it existed, and a
+    // new key enters on its next read (so a load of new keys costs one look-up each).
+    records->Update(std::string_view(key.data(), key.size()), std::string_view(value.data(), value.size()));
     return batch.Put(families.kv, key, value);
   }
   rocksdb::Status DeleteKv(const rocksdb::Slice& key) {

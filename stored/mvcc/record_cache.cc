@@ -54,6 +54,10 @@ void RecordCache::Put(std::string_view key, std::string_view record) {
   if (bytes_ > capacity_) MakeRoom(0);
 }
 
+void RecordCache::Update(std::string_view key, std::string_view record) {
+  if (index_.find(key) != index_.end()) Put(key, record);
+}
+
 void RecordCache::Erase(std::string_view key) {
   auto it = index_.find(key);
   if (it != index_.end()) Release(it->second);

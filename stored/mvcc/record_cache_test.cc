@@ -35,6 +35,16 @@ TEST(RecordCacheTest, FindsWhatWasPutAndUpdatesInPlace) {
   EXPECT_EQ(cache.entries(), 0u);
 }
 
+TEST(RecordCacheTest, UpdateChangesCachedKeysOnly) {
+  RecordCache cache(1 << 20);
+  cache.Update("absent", "1");
+  EXPECT_EQ(cache.Find("absent"), nullptr);
+  cache.Put("k", "1");
+  cache.Update("k", "a longer record than before");
+  ASSERT_NE(cache.Find("k"), nullptr);
+  EXPECT_EQ(*cache.Find("k"), "a longer record than before");
+}
+
 TEST(RecordCacheTest, StaysWithinItsByteBoundWhateverTheNumberOfKeys) {
   const size_t capacity = 64 << 10;
   RecordCache cache(capacity);
