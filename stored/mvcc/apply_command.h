@@ -80,9 +80,9 @@ struct ApplyState {
   // and the record cache must follow them.
   rocksdb::Status PutKv(const rocksdb::Slice& key, const rocksdb::Slice& value) {
     view.NoteKvWrite(key);
-    // Cached keys only: a put's GetCurrent has just cached its key if it existed, and a
-    // new key enters on its next read (so a load of new keys costs one look-up each).
-    records->Update(std::string_view(key.data(), key.size()), std::string_view(value.data(), value.size()));
+    // Inserts only while there is room: a put's GetCurrent has just cached its key if it
+    // existed, and when full a new key enters on its next read (record_cache.h Offer).
+    records->Offer(std::string_view(key.data(), key.size()), std::string_view(value.data(), value.size()));
     return batch.Put(families.kv, key, value);
   }
   rocksdb::Status DeleteKv(const rocksdb::Slice& key) {

@@ -54,8 +54,11 @@ void RecordCache::Put(std::string_view key, std::string_view record) {
   if (bytes_ > capacity_) MakeRoom(0);
 }
 
-void RecordCache::Update(std::string_view key, std::string_view record) {
-  if (index_.find(key) != index_.end()) Put(key, record);
+void RecordCache::Offer(std::string_view key, std::string_view record) {
+  if (bytes_ + key.size() + record.size() + kEntryOverheadBytes <= capacity_ ||
+      index_.find(key) != index_.end()) {
+    Put(key, record);
+  }
 }
 
 void RecordCache::Erase(std::string_view key) {

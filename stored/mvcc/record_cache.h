@@ -52,9 +52,10 @@ class RecordCache {
   // kMaxRecordBytes erases the key instead.
   void Put(std::string_view key, std::string_view record);
 
-  // Sets `key`'s record only if it is cached (a write-through that does not insert: keys
-  // written once, as by a bulk load, would only churn the cache).
-  void Update(std::string_view key, std::string_view record);
+  // Sets `key`'s record if it is cached, or inserts it if that evicts nothing (a
+  // write-through that does not churn: when full, keys written once, as by a bulk load,
+  // would only push out others and cost look-ups; a key enters on its next read).
+  void Offer(std::string_view key, std::string_view record);
 
   // Forgets `key` (it was deleted, or its state is unknown).
   void Erase(std::string_view key);

@@ -35,14 +35,20 @@ TEST(RecordCacheTest, FindsWhatWasPutAndUpdatesInPlace) {
   EXPECT_EQ(cache.entries(), 0u);
 }
 
-TEST(RecordCacheTest, UpdateChangesCachedKeysOnly) {
-  RecordCache cache(1 << 20);
-  cache.Update("absent", "1");
-  EXPECT_EQ(cache.Find("absent"), nullptr);
-  cache.Put("k", "1");
-  cache.Update("k", "a longer record than before");
-  ASSERT_NE(cache.Find("k"), nullptr);
-  EXPECT_EQ(*cache.Find("k"), "a longer record than before");
+TEST(RecordCacheTest, OfferInsertsOnlyWithoutEvictingButAlwaysUpdates) {
+  // Room for exactly two entries of short (in-place, 15-byte capacity) strings.
+  RecordCache cache(2 * (std::string().capacity() * 2 + RecordCache::kEntryOverheadBytes));
+  cache.Offer("a", "1");
+  cache.Offer("b", "1");
+  ASSERT_NE(cache.Find("a"), nullptr);
+  ASSERT_NE(cache.Find("b"), nullptr);
+  for (int i = 0; i < 10; ++i) cache.Offer(Key(i), "1");  // full: not inserted
+  EXPECT_NE(cache.Find("a"), nullptr);
+  EXPECT_NE(cache.Find("b"), nullptr);
+  EXPECT_EQ(cache.Find(Key(0)), nullptr);
+  cache.Offer("a", "2");  // cached: updated
+  ASSERT_NE(cache.Find("a"), nullptr);
+  EXPECT_EQ(*cache.Find("a"), "2");
 }
 
 TEST(RecordCacheTest, StaysWithinItsByteBoundWhateverTheNumberOfKeys) {
