@@ -7,11 +7,13 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include "etcd/etcdserverpb/rpc.pb.h"
 #include "etcd/mvccpb/kv.pb.h"
 #include "rusd/internal.pb.h"
 #include "stored/mvcc/kv_errors.h"
+#include "stored/mvcc/storage_format.h"
 #include "stored/mvcc/store_test_fixture.h"
 
 namespace rusd::stored {
@@ -307,6 +309,42 @@ TEST_F(RecordCacheStoreTest, IgnoreValueIgnoreLeaseAndPrevKvComeFromTheCurrentRe
   const mvccpb::KeyValue now = Read("k");
   EXPECT_EQ(now.value(), "orig");
   EXPECT_EQ(now.version(), 3);
+}
+
+// An ApplyEntries call that fails (here: a malformed record met by a later put, an
+// Internal error) writes nothing; what its earlier puts cached must go too.
+TEST_F(RecordCacheStoreTest, AFailedApplyEntriesCallLeavesNoTraceInTheCache) {
+  PutResp(PutCmd("k", "1"));
+  PutResp(PutCmd("k", "2"));
+  store_.reset();
+  {
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {format::kKvFamily, {}},
+        {format::kHistoryFamily, {}},            {format::kRevlogFamily, {}},
+        {format::kMetaFamily, {}},               {format::kKeysFamily, {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open({}, dir_.string(), descs, &handles, &db).ok());
+    ASSERT_TRUE(db->Put({}, handles[1], "bad", "\xff\xff not a KeyValue").ok());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  Reopen();
+  std::vector<internal::Entry> entries;
+  for (const internal::Command& cmd : {PutCmd("k", "3"), PutCmd("bad", "x")}) {
+    internal::Entry& e = entries.emplace_back();
+    e.set_index(next_index_ + entries.size() - 1);
+    e.set_term(3);
+    e.set_type(internal::Entry::NORMAL);
+    e.set_data(cmd.SerializeAsString());
+  }
+  auto failed = store_->ApplyEntries(entries);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kInternal);
+  const mvccpb::KeyValue prev = PrevOfPut("k", "4");
+  EXPECT_EQ(prev.value(), "2");
+  EXPECT_EQ(prev.version(), 2);
+  EXPECT_EQ(Read("k").version(), 3);
 }
 
 class TinyRecordCacheStoreTest : public RecordCacheStoreTest {
