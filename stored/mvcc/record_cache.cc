@@ -1,42 +1,45 @@
-// CLOCK over a deque of slots, indexed by a hash map of views of the slots' keys. A hit is
+// CLOCK over a deque of slots, indexed by an open-addressing table of (hash, slot) cells. A hit is
 // one hash look-up and a bit set; an update that fits the slot's record buffer reuses it,
 // and so does an insert into a full cache (the victim's buffers).
 #include "stored/mvcc/record_cache.h"
 
+#include <functional>
+
 namespace rusd::stored {
 
 const std::string* RecordCache::Find(std::string_view key) {
-  auto it = index_.find(key);
-  if (it == index_.end()) return nullptr;
-  Slot& s = slots_[it->second];
+  const size_t cell = FindCell(key, Hash(key));
+  if (cell == cells_.size()) return nullptr;
+  Slot& s = slots_[static_cast<uint32_t>(cells_[cell]) - 1];
   s.referenced = true;
   return &s.record;
 }
 
 void RecordCache::Put(std::string_view key, std::string_view record) {
   if (capacity_ == 0) return;
-  auto it = index_.find(key);
-  if (it != index_.end()) {
-    Slot& s = slots_[it->second];
+  const uint32_t hash = Hash(key);
+  if (const size_t cell = FindCell(key, hash); cell != cells_.size()) {
+    const uint32_t slot = static_cast<uint32_t>(cells_[cell]) - 1;
+    Slot& s = slots_[slot];
     if (record.size() <= s.record.capacity() && record.size() <= kMaxRecordBytes) {
       s.record.assign(record.data(), record.size());  // no allocation, same cost
       s.referenced = true;
-      written_.push_back(it->second);
+      written_.push_back(slot);
       return;
     }
-    Release(it->second);
+    Release(slot);
   }
   if (record.size() > kMaxRecordBytes) return;
   // The cost once stored, at least (capacities may round up; checked again after).
   const size_t need = key.size() + record.size() + kEntryOverheadBytes;
   if (need > capacity_) return;
   uint32_t slot;
-  if (bytes_ + need > capacity_ && !index_.empty()) {
+  if (bytes_ + need > capacity_ && count_ > 0) {
     // Full: the CLOCK victim's slot takes the new entry, its buffers reused (records of a
     // workload are of similar sizes, so a miss neither frees nor allocates them).
     slot = ClockVictim();
     Slot& victim = slots_[slot];
-    index_.erase(std::string_view(victim.key));
+    EraseCell(FindCell(victim.key, Hash(victim.key)));
     bytes_ -= Cost(victim);
   } else {
     slot = TakeFreeSlot();
@@ -46,28 +49,34 @@ void RecordCache::Put(std::string_view key, std::string_view record) {
   s.record.assign(record.data(), record.size());
   s.used = true;
   s.referenced = false;  // a new entry earns its bit by a second use
-  index_.emplace(std::string_view(s.key), slot);
+  InsertCell(hash, slot);
   bytes_ += Cost(s);
   written_.push_back(slot);
-  // Allocators round capacities up: evict a little more if that overshot the budget (maybe
-  // the new entry itself; the log's slot is then checked at EraseSince).
-  if (bytes_ > capacity_) MakeRoom(0);
+  // Allocators round capacities up, and a victim may be smaller than the new entry: evict
+  // more if that overshot the budget, sparing the new entry for a sweep (its caller is
+  // about to use it; if it goes anyway, EraseSince checks the log's slots).
+  if (bytes_ > capacity_) {
+    s.referenced = true;
+    MakeRoom(0);
+  }
 }
 
 void RecordCache::Offer(std::string_view key, std::string_view record) {
   if (bytes_ + key.size() + record.size() + kEntryOverheadBytes <= capacity_ ||
-      index_.find(key) != index_.end()) {
+      FindCell(key, Hash(key)) != cells_.size()) {
     Put(key, record);
   }
 }
 
 void RecordCache::Erase(std::string_view key) {
-  auto it = index_.find(key);
-  if (it != index_.end()) Release(it->second);
+  const size_t cell = FindCell(key, Hash(key));
+  if (cell != cells_.size()) Release(static_cast<uint32_t>(cells_[cell]) - 1);
 }
 
 void RecordCache::Clear() {
-  index_.clear();
+  cells_.clear();
+  mask_ = 0;
+  count_ = 0;
   slots_.clear();
   free_.clear();
   written_.clear();
@@ -84,7 +93,7 @@ void RecordCache::EraseSince(size_t mark) {
 
 void RecordCache::Release(uint32_t slot) {
   Slot& s = slots_[slot];
-  index_.erase(std::string_view(s.key));
+  EraseCell(FindCell(s.key, Hash(s.key)));
   bytes_ -= Cost(s);
   // Freed, not kept: an idle slot must not hold memory the bound no longer counts.
   std::string().swap(s.key);
@@ -110,8 +119,57 @@ bool RecordCache::MakeRoom(size_t need) {
   if (need > capacity_) return false;
   // Two sweeps clear every reference bit, so this ends once enough is evicted or the cache
   // is empty.
-  while (bytes_ + need > capacity_ && !index_.empty()) Release(ClockVictim());
+  while (bytes_ + need > capacity_ && count_ > 0) Release(ClockVictim());
   return bytes_ + need <= capacity_;
+}
+
+uint32_t RecordCache::Hash(std::string_view key) {
+  return static_cast<uint32_t>(std::hash<std::string_view>()(key));
+}
+
+size_t RecordCache::FindCell(std::string_view key, uint32_t hash) const {
+  if (cells_.empty()) return 0;
+  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const uint64_t c = cells_[i];
+    if (c == 0) return cells_.size();
+    if (static_cast<uint32_t>(c >> 32) == hash &&
+        slots_[static_cast<uint32_t>(c) - 1].key == key) {
+      return i;
+    }
+  }
+}
+
+void RecordCache::InsertCell(uint32_t hash, uint32_t slot) {
+  if (cells_.empty()) {
+    // Room for every entry the bound allows (each costs at least the overhead and two
+    // in-place string buffers of 15 bytes; one more transiently, see Put), at load 3/4.
+    const size_t most = capacity_ / (kEntryOverheadBytes + 30) + 2;
+    size_t n = 16;
+    while (n < most * 4 / 3 + 1) n *= 2;
+    cells_.assign(n, 0);
+    mask_ = n - 1;
+  }
+  size_t i = hash & mask_;
+  while (cells_[i] != 0) i = (i + 1) & mask_;
+  cells_[i] = (static_cast<uint64_t>(hash) << 32) | (static_cast<uint64_t>(slot) + 1);
+  ++count_;
+}
+
+void RecordCache::EraseCell(size_t cell) {
+  // Backward shift: move later cells of the probe run into the hole unless that would put
+  // one before its home cell.
+  size_t hole = cell;
+  for (size_t j = (hole + 1) & mask_; cells_[j] != 0; j = (j + 1) & mask_) {
+    const size_t home = static_cast<uint32_t>(cells_[j] >> 32) & mask_;
+    // Whether `home` lies cyclically in (hole, j]: then cell j must stay.
+    const bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+    if (!stays) {
+      cells_[hole] = cells_[j];
+      hole = j;
+    }
+  }
+  cells_[hole] = 0;
+  --count_;
 }
 
 uint32_t RecordCache::TakeFreeSlot() {
