@@ -47,12 +47,19 @@ class WriteTxn {
   StoreView& view() { return s_.view; }
 
   // The current KeyValue of `key` as the request sees it; false if absent.
+  // The record cache first (it holds what the view would return); a record read from
+  // the view is cached.
   Result<bool> GetCurrent(const std::string& key, mvccpb::KeyValue* kv) {
+    if (const std::string* cached = s_.records->Find(key); cached != nullptr) {
+      if (!ParseKeyValue(key, *cached, kv)) return Status::Internal("mvcc: malformed kv record");
+      return true;
+    }
     std::string& bytes = s_.read_buffer;
     rocksdb::Status st = s_.view.Get(s_.families.kv, key, &bytes);
     if (st.IsNotFound()) return false;
     RUSD_RETURN_IF_ERROR(FromRocks(st, "get"));
     if (!ParseKeyValue(key, bytes, kv)) return Status::Internal("mvcc: malformed kv record");
+    s_.records->Put(key, bytes);
     return true;
   }
 

@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "stored/mvcc/kv_store.h"
+#include "stored/mvcc/record_cache.h"
 #include "stored/mvcc/storage_format.h"
 #include "stored/mvcc/store_view.h"
 
@@ -25,11 +26,15 @@ class Command;
 
 namespace rusd::stored {
 
-// The mutable state of one ApplyEntries call.
+// The mutable state of one ApplyEntries call. `records` (owned by the store, outlives
+// this) caches current kv records as this state's view sees them (DB + batch): every kv
+// write goes through PutKv/DeleteKv, a rollback forgets what the request touched, and the
+// caller clears it if the batch is not written (kv_store.cc ApplyEntries).
 struct ApplyState {
-  ApplyState(rocksdb::DB* db, const Families& families)
+  ApplyState(rocksdb::DB* db, const Families& families, RecordCache* records)
       : batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
         view(db, &batch, families, &history_generation),
+        records(records),
         families(families) {}
 
   // Changes whenever the batch's history records do (a write or a rollback); declared
@@ -38,17 +43,30 @@ struct ApplyState {
   rocksdb::WriteBatchWithIndex batch;
   BatchView view;
 
+  RecordCache* records;
+
   void Clear() {
     batch.Clear();
     view.Reset();
     ++history_generation;
+    records->ForgetLog();
   }
-  void SetSavePoint() { batch.SetSavePoint(); }
+  // Save points nest only one deep here (one per request): the cache's log of written
+  // records starts empty at each and is forgotten when the request's writes become final.
+  void SetSavePoint() {
+    batch.SetSavePoint();
+    records->ForgetLog();
+  }
   rocksdb::Status RollbackToSavePoint() {
     ++history_generation;
+    // The request's kv writes leave the cache (a miss reads the rolled-back batch + DB).
+    records->EraseSince(0);
     return batch.RollbackToSavePoint();
   }
-  rocksdb::Status PopSavePoint() { return batch.PopSavePoint(); }
+  rocksdb::Status PopSavePoint() {
+    records->ForgetLog();
+    return batch.PopSavePoint();
+  }
 
   // Writes a history record into the batch without indexing it (as PutRevlog). The rare
   // read of history through `view` indexes the batch's history records on demand
@@ -58,13 +76,18 @@ struct ApplyState {
     return batch.GetWriteBatch()->Put(families.history, key, value);
   }
 
-  // The only writers of the kv family: the view must know every key written (store_view.h).
+  // The only writers of the kv family: the view must know every key written (store_view.h)
+  // and the record cache must follow them.
   rocksdb::Status PutKv(const rocksdb::Slice& key, const rocksdb::Slice& value) {
     view.NoteKvWrite(key);
+    // Inserts only while there is room: a put's GetCurrent has just cached its key if it
+    // existed, and when full a new key enters on its next read (record_cache.h Offer).
+    records->Offer(std::string_view(key.data(), key.size()), std::string_view(value.data(), value.size()));
     return batch.Put(families.kv, key, value);
   }
   rocksdb::Status DeleteKv(const rocksdb::Slice& key) {
     view.NoteKvWrite(key);
+    records->Erase(std::string_view(key.data(), key.size()));
     return batch.Delete(families.kv, key);
   }
 

@@ -38,6 +38,7 @@
 #include "stored/mvcc/kv_range.h"
 #include "stored/mvcc/kv_store.h"
 #include "stored/mvcc/lease_records.h"
+#include "stored/mvcc/record_cache.h"
 #include "stored/mvcc/request_validation.h"
 #include "stored/mvcc/storage_format.h"
 #include "stored/mvcc/store_view.h"
@@ -52,7 +53,8 @@ bool IsInternal(const Status& s) {
 
 class RocksKvStore final : public KvStore {
  public:
-  explicit RocksKvStore(const KvStoreOptions& options) : options_(options) {}
+  explicit RocksKvStore(const KvStoreOptions& options)
+      : options_(options), records_(options.record_cache_bytes) {}
 
   ~RocksKvStore() override {
     if (db_ == nullptr) return;
@@ -126,7 +128,10 @@ class RocksKvStore final : public KvStore {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   Families fam_;
 
-  std::unique_ptr<ApplyState> apply_state_;  // apply thread only
+  // Apply thread only. records_ outlives apply_state_ (which points to it) and survives
+  // its reset; it holds exactly what the DB holds between ApplyEntries calls.
+  RecordCache records_;
+  std::unique_ptr<ApplyState> apply_state_;
 
   // Pairs a reader's snapshot with the revisions it reports (see top of file).
   std::mutex publish_mu_;
@@ -274,9 +279,20 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
   uint64_t term = raft_term();
   // Reused across calls: a fresh WriteBatchWithIndex per call costs more than the write of
   // a one-entry batch.
-  if (apply_state_ == nullptr) apply_state_ = std::make_unique<ApplyState>(db_.get(), fam_);
+  if (apply_state_ == nullptr) {
+    apply_state_ = std::make_unique<ApplyState>(db_.get(), fam_, &records_);
+  }
   ApplyState& state = *apply_state_;
   state.Clear();
+  // The record cache follows the batch as it is built; if the batch is not written (any
+  // error return), what it cached of the batch is wrong: forget everything.
+  struct ForgetUnlessWritten {
+    RecordCache& records;
+    bool written = false;
+    ~ForgetUnlessWritten() {
+      if (!written) records.Clear();
+    }
+  } cache_guard{records_};
   state.compaction_scheduled = false;
   state.revision = current_revision();
   state.compacted = compact_revision();
@@ -332,7 +348,10 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
     }
   }
   out.applied_index = applied;
-  if (!any) return out;
+  if (!any) {
+    cache_guard.written = true;  // nothing applied, nothing cached
+    return out;
+  }
 
   auto& b = state.batch;
   RUSD_RETURN_IF_ERROR(FromRocks(b.Put(fam_.meta, format::kMetaAppliedIndex, format::EncodeU64(applied)), "batch"));
@@ -345,6 +364,7 @@ Result<ApplyOutput> RocksKvStore::ApplyEntries(std::span<const internal::Entry> 
     rocksdb::WriteOptions wo;
     wo.sync = false;
     RUSD_RETURN_IF_ERROR(FromRocks(db_->Write(wo, b.GetWriteBatch()), "write"));
+    cache_guard.written = true;
     applied_index_.store(applied, std::memory_order_release);
     raft_term_.store(term, std::memory_order_release);
     current_rev_.store(state.revision, std::memory_order_release);

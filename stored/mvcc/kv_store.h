@@ -10,7 +10,7 @@
 //   sub-revisions inside a txn), versions, create/mod revisions, Range options, Txn compares,
 //   compaction, and etcd's error texts (see kv_errors.h).
 // - The key index lives in RocksDB, not in memory: memory does not grow with the number of
-//   keys.
+//   keys (the apply path's record cache is bounded by bytes, record_cache_bytes).
 // - Writes are not synced one by one; SyncWal() makes everything applied so far durable and
 //   returns the index it covers (stored reports it to raftd as the durable applied index).
 //
@@ -45,6 +45,9 @@ struct KvStoreOptions {
   // Budget for RocksDB's block cache and memtables, so RSS stays small and flat.
   uint64_t block_cache_bytes = 64ull << 20;
   int background_threads = 1;  // machines have two cores
+  // The apply path's cache of current key records (record_cache.h), in bytes: a put reads
+  // its key's record from it instead of RocksDB. Bounded; 0 disables it.
+  uint64_t record_cache_bytes = 32ull << 20;
   // etcd's minimum lease TTL in seconds: ceil(1.5 x election timeout) (2 s by default). A
   // grant asking for less gets this.
   int64_t min_lease_ttl = 2;
