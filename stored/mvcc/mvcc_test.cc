@@ -575,20 +575,8 @@ TEST_F(MvccTest, MalformedRecordsYieldInternalErrors) {
   Put("a", "1");
   Put("b", "1");
   Put("a", "2");
-  store_.reset();
-  {
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
-        {rocksdb::kDefaultColumnFamilyName, {}}, {format::kKvFamily, {}},
-        {format::kHistoryFamily, {}},            {format::kRevlogFamily, {}},
-        {format::kMetaFamily, {}},               {format::kKeysFamily, {}}};
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open({}, dir_.string(), descs, &handles, &db).ok());
-    ASSERT_TRUE(db->Put({}, handles[1], "b", "\xff\xff not a KeyValue").ok());
-    ASSERT_TRUE(db->Put({}, handles[2], "c-without-terminator-and-revision", "p").ok());
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
-  }
+  WriteRawRecords({{format::kKvFamily, "b", "\xff\xff not a KeyValue"},
+                   {format::kHistoryFamily, "c-without-terminator-and-revision", "p"}});
   Reopen();
   RangeRequest cur;
   cur.set_key("a");

@@ -351,19 +351,7 @@ TEST_F(RecordCacheStoreTest, IgnoreValueIgnoreLeaseAndPrevKvComeFromTheCurrentRe
 TEST_F(RecordCacheStoreTest, AFailedApplyEntriesCallLeavesNoTraceInTheCache) {
   PutResp(PutCmd("k", "1"));
   PutResp(PutCmd("k", "2"));
-  store_.reset();
-  {
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs = {
-        {rocksdb::kDefaultColumnFamilyName, {}}, {format::kKvFamily, {}},
-        {format::kHistoryFamily, {}},            {format::kRevlogFamily, {}},
-        {format::kMetaFamily, {}},               {format::kKeysFamily, {}}};
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open({}, dir_.string(), descs, &handles, &db).ok());
-    ASSERT_TRUE(db->Put({}, handles[1], "bad", "\xff\xff not a KeyValue").ok());
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
-  }
+  WriteRawRecords({{format::kKvFamily, "bad", "\xff\xff not a KeyValue"}});
   Reopen();
   std::vector<internal::Entry> entries;
   for (const internal::Command& cmd : {PutCmd("k", "3"), PutCmd("bad", "x")}) {

@@ -11,8 +11,11 @@
 #include <string>
 #include <vector>
 
+#include <rocksdb/db.h>
+
 #include "rusd/internal.pb.h"
 #include "stored/mvcc/kv_store.h"
+#include "stored/mvcc/storage_format.h"
 
 namespace rusd::stored {
 
@@ -66,6 +69,34 @@ class StoreTestFixture : public ::testing::Test {
     auto out = store_->ApplyEntries(entries);
     EXPECT_TRUE(out.ok()) << out.status().ToString();
     return out.ok() ? std::move(out).value() : ApplyOutput{};
+  }
+
+  // One raw record written straight into a column family, past the store's format checks.
+  struct RawRecord {
+    const char* family;  // a format::k*Family name
+    std::string key;
+    std::string value;
+  };
+  // Closes the store, writes `records` with RocksDB directly (e.g. malformed ones), and
+  // leaves the store closed: the test reopens it.
+  void WriteRawRecords(const std::vector<RawRecord>& records) {
+    store_.reset();
+    const std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName, format::kKvFamily,
+                                            format::kHistoryFamily, format::kRevlogFamily,
+                                            format::kMetaFamily, format::kKeysFamily};
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const auto& name : names) descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open({}, dir_.string(), descs, &handles, &db).ok());
+    for (const RawRecord& r : records) {
+      size_t i = 0;
+      while (i < names.size() && names[i] != r.family) ++i;
+      ASSERT_LT(i, names.size()) << r.family;
+      EXPECT_TRUE(db->Put({}, handles[i], r.key, r.value).ok());
+    }
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
   }
 
   std::filesystem::path dir_;
