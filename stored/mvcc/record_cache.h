@@ -11,8 +11,9 @@
 //   array sized from the bound (see cells_). This is a cache of the
 //   recently written/read keys, not an index; a miss falls back to RocksDB.
 // - Exact only if the owner keeps it so: the owner (ApplyState) writes through every kv
-//   write (Put / Erase) and erases every key touched by a rolled-back request (Mark /
-//   EraseSince), and clears it when a batch is not written. The cache itself knows nothing
+//   write (Put / Erase) and erases every key touched by a rolled-back request
+//   (EraseSince from the request's start: ApplyState keeps one mark per request, so save
+//   points must not nest), and clears it when a batch is not written. The cache itself knows nothing
 //   of RocksDB.
 // - Eviction is CLOCK (a reference bit per entry, a hand over the slots): a hit sets a bit,
 //   allocates nothing.
@@ -35,8 +36,8 @@ class RecordCache {
   // Records above this are not cached: a few large values must not push out many small
   // ones, and their Get is dominated by the copy anyway.
   static constexpr size_t kMaxRecordBytes = 16 << 10;
-  // Accounted per entry on top of the key's and record's heap bytes: the slot and the
-  // hash map's node and bucket (measured order of magnitude; a bound, not exact).
+  // Accounted per entry on top of the key's and record's heap bytes: the slot and its
+  // share of the index (measured order of magnitude; a bound, not exact).
   static constexpr size_t kEntryOverheadBytes = 128;
 
   // capacity_bytes 0 disables the cache (every Find misses, Put stores nothing).

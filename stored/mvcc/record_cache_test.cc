@@ -96,6 +96,17 @@ TEST(RecordCacheTest, LargeRecordsAreNotCachedAndReplaceNothing) {
   EXPECT_EQ(off.Find("k"), nullptr);
 }
 
+TEST(RecordCacheTest, EraseSinceKeepsWhatWasWrittenBeforeTheMark) {
+  RecordCache cache(1 << 20);
+  cache.Put("before", "1");
+  const size_t mark = cache.Mark();
+  cache.Put("after", "2");
+  cache.EraseSince(mark);
+  EXPECT_EQ(cache.Find("after"), nullptr);
+  ASSERT_NE(cache.Find("before"), nullptr);
+  EXPECT_EQ(*cache.Find("before"), "1");
+}
+
 TEST(RecordCacheTest, EraseSinceForgetsWritesAfterTheMark) {
   RecordCache cache(1 << 20);
   cache.Put("kept", "1");
