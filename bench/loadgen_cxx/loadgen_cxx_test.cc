@@ -115,6 +115,19 @@ class LoadgenAgainstRusd : public ::testing::TestWithParam<std::vector<std::stri
     conns_.clear();
     node_.reset();
   }
+  // A small watch run against the node: 10 prefix watchers, 2 connections, 4 putters at
+  // 200 puts/s in the steady phase; the test sets watchers, streams, fan-out and duration.
+  WatchBenchSpec SmallWatchSpec() const {
+    WatchBenchSpec spec;
+    spec.name = "rusd";
+    spec.host = "127.0.0.1";
+    spec.port = node_->port();
+    spec.prefix_watchers = 10;
+    spec.conns = 2;
+    spec.rate = 200;
+    spec.putters = 4;
+    return spec;
+  }
   std::vector<GrpcConnection*> Conns(size_t n) {
     std::vector<GrpcConnection*> out;
     for (size_t i = 0; i < n; ++i) out.push_back(conns_[i].get());
@@ -224,19 +237,12 @@ TEST_P(LoadgenAgainstRusd, NonZeroGrpcStatusIsAnError) {
 }
 
 TEST_P(LoadgenAgainstRusd, WatchModeDeliversEveryEventAndReportsLatency) {
-  WatchBenchSpec spec;
-  spec.name = "rusd";
-  spec.host = "127.0.0.1";
-  spec.port = node_->port();
+  WatchBenchSpec spec = SmallWatchSpec();
   spec.cpu_pid = node_->pid();
   spec.watchers = 200;
-  spec.prefix_watchers = 10;
   spec.fanout_prefix_watchers = 30;
   spec.streams = 20;
-  spec.conns = 2;
   spec.duration = 600ms;
-  spec.rate = 200;
-  spec.putters = 4;
   // Run returns an error unless every watcher was created and the delivery checks (after
   // max, before fanout, and at the end) found each watcher's events equal to the puts.
   auto rs = RunWatchBench(spec);
@@ -269,18 +275,11 @@ TEST_P(LoadgenAgainstRusd, WatchModeDeliversEveryEventAndReportsLatency) {
 }
 
 TEST_P(LoadgenAgainstRusd, WatchModeFailsWhenTheServerGoesAway) {
-  WatchBenchSpec spec;
-  spec.name = "rusd";
-  spec.host = "127.0.0.1";
-  spec.port = node_->port();
+  WatchBenchSpec spec = SmallWatchSpec();
   spec.watchers = 100;
-  spec.prefix_watchers = 10;
   spec.fanout_prefix_watchers = 0;
   spec.streams = 10;
-  spec.conns = 2;
   spec.duration = 1500ms;
-  spec.rate = 200;
-  spec.putters = 4;
   std::thread stopper([&] {
     std::this_thread::sleep_for(1500ms);  // in the steady phase
     node_.reset();
